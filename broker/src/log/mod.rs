@@ -1,0 +1,1 @@
+//! Durable partitioned log storage (filled in by the storage work).
