@@ -1,0 +1,330 @@
+//! `LogManager`: the broker's data directories (`log.dirs`). Locks each directory against a
+//! second broker, discovers and opens (recovers) the partition logs found in them, places
+//! new partitions in the least-loaded directory, and deletes partitions.
+//!
+//! Logs are handed out as [`SharedLog`] = `Arc<parking_lot::Mutex<PartitionLog>>`. Every
+//! operation holds the lock briefly (a read is one pread into one buffer); the slow part,
+//! the fsync, runs with no lock at all (see `PartitionLog::flush_job`).
+//! The manager keeps its own map of hosted partitions, behind a mutex, so it can be shared.
+
+use super::partition_log::{LogConfig, PartitionLog};
+use super::LogError;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A partition log shared between request handlers.
+pub type SharedLog = Arc<Mutex<PartitionLog>>;
+
+/// Kafka's limit on topic name length.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+const LOCK_FILE: &str = ".lock";
+const DELETE_SUFFIX: &str = "-delete";
+
+/// A partition found on disk by [`LogManager::open`]: (topic, partition, log).
+pub type LoadedPartition = (String, i32, SharedLog);
+
+#[derive(Debug)]
+struct DataDir {
+    path: PathBuf,
+    /// Holds the flock for the manager's lifetime.
+    _lock: File,
+}
+
+#[derive(Debug)]
+struct Hosted {
+    dir_index: usize,
+    log: SharedLog,
+}
+
+#[derive(Debug)]
+pub struct LogManager {
+    dirs: Vec<DataDir>,
+    default_config: LogConfig,
+    partitions: Mutex<HashMap<(String, i32), Hosted>>,
+}
+
+/// Checks a topic name as Kafka does (it becomes a directory name, so this also keeps
+/// paths inside the data directory): 1-249 characters of `[a-zA-Z0-9._-]`, not `.`/`..`.
+pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
+    let invalid = |reason| Err(LogError::InvalidTopic { name: name.to_string(), reason });
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are not allowed");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid("it is longer than 249 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Splits a partition directory name `<topic>-<partition>` at the last '-'.
+pub fn parse_partition_dir_name(name: &str) -> Option<(String, i32)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let partition = partition.parse::<i32>().ok()?;
+    validate_topic_name(topic).ok()?;
+    Some((topic.to_string(), partition))
+}
+
+fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Takes an exclusive, non-blocking flock on `<dir>/.lock`.
+fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(LogError::io("opening lock file", &path))?;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for this call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(LogError::DirLocked { dir: dir.to_path_buf() });
+        }
+        return Err(LogError::io("locking", &path)(err));
+    }
+    Ok(file)
+}
+
+impl LogManager {
+    /// Locks every directory in `dirs` (creating missing ones), removes partition
+    /// directories left over from interrupted deletions (`*-delete`), and opens every
+    /// `<topic>-<partition>` directory with `default_config` (running recovery). Other
+    /// entries (files like meta.properties, unrelated directories) are ignored. Returns the
+    /// manager and what it loaded; apply per-topic configs with `PartitionLog::set_config`.
+    pub fn open(dirs: &[PathBuf], default_config: LogConfig) -> Result<(LogManager, Vec<LoadedPartition>), LogError> {
+        if dirs.is_empty() {
+            return Err(LogError::NoLogDirs);
+        }
+        let mut data_dirs = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            fs::create_dir_all(dir).map_err(LogError::io("creating data directory", dir))?;
+            data_dirs.push(DataDir { path: dir.clone(), _lock: lock_dir(dir)? });
+        }
+        let mut hosted: HashMap<(String, i32), Hosted> = HashMap::new();
+        let mut loaded = Vec::new();
+        for (dir_index, data_dir) in data_dirs.iter().enumerate() {
+            let dir = &data_dir.path;
+            let mut entries = Vec::new();
+            for entry in fs::read_dir(dir).map_err(LogError::io("listing data directory", dir))? {
+                let entry = entry.map_err(LogError::io("listing data directory", dir))?;
+                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                if is_dir {
+                    entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+                }
+            }
+            entries.sort();
+            for (name, path) in entries {
+                if name.ends_with(DELETE_SUFFIX) {
+                    tracing::info!(dir = %path.display(), "removing partition directory left by an interrupted deletion");
+                    fs::remove_dir_all(&path).map_err(LogError::io("removing deleted partition", &path))?;
+                    continue;
+                }
+                let Some((topic, partition)) = parse_partition_dir_name(&name) else { continue };
+                if let Some(existing) = hosted.get(&(topic.clone(), partition)) {
+                    return Err(LogError::DuplicatePartition {
+                        name,
+                        first: data_dirs[existing.dir_index].path.clone(),
+                        second: dir.clone(),
+                    });
+                }
+                let log = Arc::new(Mutex::new(PartitionLog::open(&path, default_config.clone())?));
+                loaded.push((topic.clone(), partition, Arc::clone(&log)));
+                hosted.insert((topic, partition), Hosted { dir_index, log });
+            }
+        }
+        tracing::info!(partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
+        let manager = LogManager { dirs: data_dirs, default_config, partitions: Mutex::new(hosted) };
+        Ok((manager, loaded))
+    }
+
+    /// Creates a new, empty partition log in the data directory holding the fewest
+    /// partitions (the first such directory on ties).
+    pub fn create_partition(&self, topic: &str, partition: i32, config: LogConfig) -> Result<SharedLog, LogError> {
+        validate_topic_name(topic)?;
+        let name = partition_dir_name(topic, partition);
+        if partition < 0 {
+            return Err(LogError::UnknownPartition { name });
+        }
+        let mut partitions = self.partitions.lock();
+        if partitions.contains_key(&(topic.to_string(), partition)) {
+            return Err(LogError::PartitionExists { name });
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for hosted in partitions.values() {
+            counts[hosted.dir_index] += 1;
+        }
+        let dir_index = (0..self.dirs.len()).min_by_key(|&i| (counts[i], i)).unwrap_or(0);
+        let path = self.dirs[dir_index].path.join(&name);
+        let log = Arc::new(Mutex::new(PartitionLog::open(&path, config)?));
+        partitions.insert((topic.to_string(), partition), Hosted { dir_index, log: Arc::clone(&log) });
+        Ok(log)
+    }
+
+    /// Deletes a partition: later operations on outstanding handles fail with
+    /// `LogDeleted`; the directory is renamed to `<topic>-<n>.<uuid>-delete` (so a crash
+    /// mid-way finishes the deletion at the next start) and then removed.
+    pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let name = partition_dir_name(topic, partition);
+        let hosted = self
+            .partitions
+            .lock()
+            .remove(&(topic.to_string(), partition))
+            .ok_or_else(|| LogError::UnknownPartition { name: name.clone() })?;
+        let path = {
+            let mut log = hosted.log.lock();
+            log.mark_deleted();
+            log.dir().to_path_buf()
+        };
+        let doomed = self.dirs[hosted.dir_index]
+            .path
+            .join(format!("{name}.{}{DELETE_SUFFIX}", uuid::Uuid::new_v4().simple()));
+        fs::rename(&path, &doomed).map_err(LogError::io("renaming for deletion", &path))?;
+        fs::remove_dir_all(&doomed).map_err(LogError::io("removing", &doomed))
+    }
+
+    /// The log of a hosted partition.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        self.partitions.lock().get(&(topic.to_string(), partition)).map(|h| Arc::clone(&h.log))
+    }
+
+    /// All hosted partitions.
+    pub fn partitions(&self) -> Vec<LoadedPartition> {
+        self.partitions
+            .lock()
+            .iter()
+            .map(|((topic, partition), h)| (topic.clone(), *partition, Arc::clone(&h.log)))
+            .collect()
+    }
+
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    pub fn default_config(&self) -> &LogConfig {
+        &self.default_config
+    }
+
+    /// Clean shutdown: flushes and writes index files of every log. Tries all logs and
+    /// returns the first error.
+    pub fn close_all(&self) -> Result<(), LogError> {
+        let mut first_error = None;
+        for hosted in self.partitions.lock().values() {
+            if let Err(e) = hosted.log.lock().close() {
+                tracing::error!(error = %e, "closing a partition log failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record_batch::validate_produce_records;
+    use crate::log::test_util::{encode_batch, BatchSpec};
+
+    fn append_one(log: &SharedLog) {
+        let mut bytes = encode_batch(&BatchSpec::values(&[b"x"]));
+        let headers = validate_produce_records(&bytes, 1 << 20).unwrap();
+        log.lock().append(&mut bytes, &headers, 0, 0).unwrap();
+    }
+
+    #[test]
+    fn parses_partition_directory_names() {
+        assert_eq!(parse_partition_dir_name("my-topic.v2-13"), Some(("my-topic.v2".to_string(), 13)));
+        assert_eq!(parse_partition_dir_name("t-0"), Some(("t".to_string(), 0)));
+        for bad in ["t-", "-3", "t-+1", "t-x", "topic", "t-0.abc-delete", "a b-1", "t-99999999999"] {
+            assert_eq!(parse_partition_dir_name(bad), None, "{bad}");
+        }
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+        assert_eq!(validate_topic_name("../etc").unwrap_err().kafka_error_code(), 17);
+    }
+
+    #[test]
+    fn places_partitions_and_reloads_them() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().join("d1"), root.path().join("d2")];
+        let (manager, loaded) = LogManager::open(&dirs, LogConfig::default()).unwrap();
+        assert!(loaded.is_empty());
+        for p in 0..3 {
+            append_one(&manager.create_partition("orders.eu-west", p, LogConfig::default()).unwrap());
+        }
+        assert!(dirs[0].join("orders.eu-west-0").is_dir());
+        assert!(dirs[1].join("orders.eu-west-1").is_dir());
+        assert!(dirs[0].join("orders.eu-west-2").is_dir());
+        assert!(matches!(
+            manager.create_partition("orders.eu-west", 1, LogConfig::default()),
+            Err(LogError::PartitionExists { .. })
+        ));
+        assert!(matches!(manager.create_partition("bad/name", 0, LogConfig::default()), Err(LogError::InvalidTopic { .. })));
+        manager.close_all().unwrap();
+        drop(manager);
+
+        fs::write(dirs[0].join("meta.properties"), b"broker.id=1").unwrap();
+        fs::create_dir(dirs[1].join("not a partition")).unwrap();
+        fs::create_dir(dirs[1].join("gone-7.0123abcd-delete")).unwrap();
+        let (manager, mut loaded) = LogManager::open(&dirs, LogConfig::default()).unwrap();
+        loaded.sort_by_key(|l| l.1);
+        let found: Vec<_> = loaded.iter().map(|(t, p, log)| (t.as_str(), *p, log.lock().log_end_offset())).collect();
+        assert_eq!(found, vec![("orders.eu-west", 0, 1), ("orders.eu-west", 1, 1), ("orders.eu-west", 2, 1)]);
+        assert!(!dirs[1].join("gone-7.0123abcd-delete").exists());
+        assert!(manager.get("orders.eu-west", 2).is_some());
+        assert_eq!(manager.partitions().len(), 3);
+    }
+
+    #[test]
+    fn a_locked_directory_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let (_manager, _) = LogManager::open(&dirs, LogConfig::default()).unwrap();
+        let err = LogManager::open(&dirs, LogConfig::default()).unwrap_err();
+        assert!(matches!(&err, LogError::DirLocked { dir } if dir == root.path()));
+        assert!(err.to_string().contains(&root.path().display().to_string()));
+    }
+
+    #[test]
+    fn delete_partition_removes_the_directory_and_fences_handles() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, _) = LogManager::open(&[root.path().to_path_buf()], LogConfig::default()).unwrap();
+        let log = manager.create_partition("t", 0, LogConfig::default()).unwrap();
+        append_one(&log);
+        manager.delete_partition("t", 0).unwrap();
+        assert!(!root.path().join("t-0").exists());
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "only .lock remains");
+        assert!(matches!(log.lock().read(0, 10, i64::MAX), Err(LogError::LogDeleted { .. })));
+        assert!(manager.get("t", 0).is_none());
+        assert!(matches!(manager.delete_partition("t", 0), Err(LogError::UnknownPartition { .. })));
+        // The name can be reused.
+        assert_eq!(manager.create_partition("t", 0, LogConfig::default()).unwrap().lock().log_end_offset(), 0);
+    }
+
+    #[test]
+    fn the_same_partition_in_two_directories_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().join("a"), root.path().join("b")];
+        fs::create_dir_all(dirs[0].join("t-0")).unwrap();
+        fs::create_dir_all(dirs[1].join("t-0")).unwrap();
+        assert!(matches!(LogManager::open(&dirs, LogConfig::default()), Err(LogError::DuplicatePartition { .. })));
+    }
+}

@@ -1,0 +1,464 @@
+//! `PartitionLog`: the log of one partition in its own directory (`<log.dir>/<topic>-<n>`),
+//! an ordered run of segments of which the last is the active one.
+//!
+//! This file owns opening (with crash recovery), appending (producer checks, rolling,
+//! offset assignment) and flushing. Reads and ListOffsets lookups are in `fetch.rs`;
+//! retention, time-based rolling and truncation in `retention.rs`.
+//!
+//! Concurrency: a `PartitionLog` is plain data (`&self` to read, `&mut self` to change);
+//! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`. Durability is group-committed:
+//! [`PartitionLog::flush_job`] hands out the active file so the fsync runs outside the lock.
+
+use super::producer_state::{ProducerStateManager, SequenceCheck};
+use super::record_batch::{stamp_batch, BatchError, BatchHeader};
+use super::segment::{Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, MAX_SEGMENT_BYTES, TIME_INDEX_SUFFIX};
+use super::LogError;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Per-partition storage settings (Kafka topic configs of the same names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// segment.bytes: roll when the active segment would exceed this (capped at 2 GiB - 1).
+    pub segment_bytes: u64,
+    /// segment.ms: roll a non-empty active segment older than this.
+    pub segment_ms: u64,
+    /// retention.ms: delete segments whose newest record is older; -1 keeps forever.
+    pub retention_ms: i64,
+    /// retention.bytes: delete oldest segments while the log is bigger; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// max.message.bytes: largest accepted batch (enforced by `validate_produce_records`).
+    pub max_message_bytes: usize,
+    /// index.interval.bytes: log bytes between sparse index entries.
+    pub index_interval_bytes: usize,
+    /// flush.messages: report a flush as due after this many unflushed messages.
+    pub flush_interval_messages: u64,
+    /// flush.ms: report a flush as due when the last flush is this old.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            index_interval_bytes: 4096,
+            flush_interval_messages: u64::MAX,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+/// What an append reports back to the producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Broker timestamp for LogAppendTime topics; always -1 (CreateTime) for now.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// Records in the appended (or duplicate) batches.
+    pub record_count: i64,
+    /// Unflushed messages reached flush.messages: run a [`FlushJob`] before acknowledging.
+    pub flush_due: bool,
+}
+
+/// Result of [`PartitionLog::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batches were written at `base_offset..=last_offset`.
+    Appended(AppendInfo),
+    /// A retried idempotent batch already stored at these offsets; nothing was written
+    /// (`flush_due` is false, `log_append_time` -1).
+    Duplicate(AppendInfo),
+}
+
+impl AppendOutcome {
+    pub fn info(&self) -> &AppendInfo {
+        match self {
+            AppendOutcome::Appended(info) | AppendOutcome::Duplicate(info) => info,
+        }
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.info().base_offset
+    }
+
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, AppendOutcome::Duplicate(_))
+    }
+}
+
+/// An fsync to run without holding the log's lock; then call
+/// [`PartitionLog::mark_flushed`] with [`FlushJob::upto_offset`].
+#[derive(Debug, Clone)]
+pub struct FlushJob {
+    file: Arc<File>,
+    path: PathBuf,
+    upto_offset: i64,
+}
+
+impl FlushJob {
+    /// fdatasync of the active segment. Blocking: run it on a blocking thread.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The segment file being synced (for error messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every offset below this is durable once `sync` succeeds.
+    pub fn upto_offset(&self) -> i64 {
+        self.upto_offset
+    }
+}
+
+/// The log of one partition.
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is active.
+    pub(super) segments: Vec<Segment>,
+    pub(super) log_start_offset: i64,
+    pub(super) producers: ProducerStateManager,
+    pub(super) flushed_offset: i64,
+    /// When the oldest unflushed append happened (approximately, see `mark_flushed`).
+    pub(super) unflushed_since_ms: Option<i64>,
+    pub(super) last_append_ms: i64,
+    pub(super) deleted: bool,
+}
+
+/// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
+pub(super) fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogError::io("syncing directory", dir))
+}
+
+impl PartitionLog {
+    /// Opens (creating if missing) the log in `dir`: loads segments by base offset,
+    /// recovers the active segment and any segment without usable index files, removes
+    /// leftovers of interrupted deletions, and rebuilds the producer state.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        let now_ms = wall_clock_ms();
+        fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).map_err(LogError::io("listing log directory", dir))? {
+            let entry = entry.map_err(LogError::io("listing log directory", dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.ends_with(DELETED_SUFFIX) || name.ends_with(".tmp") {
+                fs::remove_file(&path).map_err(LogError::io("removing leftover", &path))?;
+            } else if let Some(stem) = name.strip_suffix(LOG_SUFFIX) {
+                match stem.parse::<i64>() {
+                    Ok(base) if base >= 0 && stem.len() == 20 => bases.push(base),
+                    _ => tracing::warn!(file = %path.display(), "ignoring a .log file whose name is not a 20-digit base offset"),
+                }
+            } else if let Some(stem) = name.strip_suffix(INDEX_SUFFIX).or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX)) {
+                if !dir.join(format!("{stem}{LOG_SUFFIX}")).exists() {
+                    fs::remove_file(&path).map_err(LogError::io("removing orphaned index", &path))?;
+                }
+            }
+        }
+        bases.sort_unstable();
+        let interval = config.index_interval_bytes;
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let (mut segment, needs_recovery) = Segment::open(dir, base, interval, now_ms)?;
+            if needs_recovery || i + 1 == bases.len() {
+                segment.recover(now_ms)?;
+            }
+            if let Some(prev) = segments.last() {
+                let prev: &Segment = prev;
+                if segment.base_offset() < prev.next_offset() {
+                    return Err(LogError::CorruptSegment {
+                        path: segment.path().to_path_buf(),
+                        position: 0,
+                        reason: format!(
+                            "segment starts at offset {} but the previous one ends at {}",
+                            segment.base_offset(),
+                            prev.next_offset()
+                        ),
+                    });
+                }
+            }
+            segments.push(segment);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, 0, interval, now_ms)?);
+            sync_dir(dir)?;
+        }
+        let log_start_offset = segments[0].base_offset();
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            producers: ProducerStateManager::new(),
+            flushed_offset: 0,
+            unflushed_since_ms: None,
+            last_append_ms: now_ms,
+            deleted: false,
+        };
+        log.flushed_offset = log.log_end_offset();
+        log.rebuild_producer_state(now_ms)?;
+        Ok(log)
+    }
+
+    /// Replays every batch header into a fresh producer state. A closed segment whose
+    /// headers do not scan is recovered (truncated) first.
+    pub(super) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.producers.clear();
+        for segment in &mut self.segments {
+            let scan: Result<Vec<BatchHeader>, LogError> =
+                segment.headers_from(0).map(|item| item.map(|(_, h)| h)).collect();
+            let headers = match scan {
+                Ok(headers) => headers,
+                Err(e) => {
+                    tracing::warn!(error = %e, "segment failed a header scan; recovering it");
+                    segment.recover(now_ms)?;
+                    segment.headers_from(0).map(|item| item.map(|(_, h)| h)).collect::<Result<_, _>>()?
+                }
+            };
+            for header in headers.iter().filter(|h| !h.is_control()) {
+                self.producers.update(header, header.base_offset);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn ensure_live(&self) -> Result<(), LogError> {
+        if self.deleted {
+            return Err(LogError::LogDeleted { dir: self.dir.clone() });
+        }
+        Ok(())
+    }
+
+    pub(super) fn active(&self) -> &Segment {
+        // `segments` is never empty: open and every deletion path keep one.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Appends the validated record set of one produce partition (`headers` as returned by
+    /// `validate_produce_records` for these bytes). Assigns offsets from the log end,
+    /// stamping `leader_epoch`; rolls first if the active segment is full or old.
+    /// Producer checks run before anything is written: a retried batch (only as the sole
+    /// batch of the request) returns [`AppendOutcome::Duplicate`].
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, LogError> {
+        self.ensure_live()?;
+        if headers.is_empty() {
+            return Err(BatchError::EmptyRecordSet.into());
+        }
+        let total: usize = headers.iter().map(BatchHeader::total_size).sum();
+        if total != records.len() {
+            return Err(LogError::InvalidAppend { reason: "record set length differs from its batch headers" });
+        }
+        let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
+        if let SequenceCheck::Duplicate { base_offset, last_offset, .. } = self.producers.check_all(headers)? {
+            return Ok(AppendOutcome::Duplicate(AppendInfo {
+                base_offset,
+                last_offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset,
+                record_count: count,
+                flush_due: false,
+            }));
+        }
+        self.maybe_roll(records.len(), count, now_ms)?;
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut at = 0;
+        for h in headers {
+            let size = h.total_size();
+            stamp_batch(&mut records[at..at + size], next, leader_epoch);
+            next += i64::from(h.last_offset_delta) + 1;
+            at += size;
+        }
+        self.active_mut().append(records)?;
+        let mut batch_base = base_offset;
+        for h in headers {
+            self.producers.update(h, batch_base);
+            batch_base += i64::from(h.last_offset_delta) + 1;
+        }
+        self.unflushed_since_ms.get_or_insert(now_ms);
+        self.last_append_ms = now_ms;
+        Ok(AppendOutcome::Appended(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            record_count: count,
+            flush_due: self.flush_due(),
+        }))
+    }
+
+    /// Rolls before an append of `bytes` bytes / `count` offsets if the active segment is
+    /// non-empty and would grow past segment.bytes, is older than segment.ms, or its
+    /// relative offsets would overflow the index.
+    fn maybe_roll(&mut self, bytes: usize, count: i64, now_ms: i64) -> Result<(), LogError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let limit = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let full = active.size().saturating_add(bytes as u64) > limit;
+        let old = now_ms.saturating_sub(active.rolling_base_ms()) > i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let last_offset = active.next_offset().saturating_add(count).saturating_sub(1);
+        let overflow = last_offset.saturating_sub(active.base_offset()) > i64::from(i32::MAX);
+        if full || old || overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsync, index files) and starts a new one at the log end.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.ensure_live()?;
+        let end = self.log_end_offset();
+        self.active_mut().seal()?;
+        self.mark_flushed(end);
+        let segment = Segment::create(&self.dir, end, self.config.index_interval_bytes, now_ms)?;
+        sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled to a new segment");
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// The pending fsync, if anything appended is not yet durable.
+    pub fn flush_job(&self) -> Option<FlushJob> {
+        let end = self.log_end_offset();
+        (self.flushed_offset < end && !self.deleted).then(|| FlushJob {
+            file: self.active().file(),
+            path: self.active().path().to_path_buf(),
+            upto_offset: end,
+        })
+    }
+
+    /// Records that a [`FlushJob`] covering offsets below `upto_offset` completed. If data
+    /// arrived during the fsync, its age is counted from the latest append (the exact time
+    /// of the first one is not kept), which can delay a time-based flush by one fsync.
+    pub fn mark_flushed(&mut self, upto_offset: i64) {
+        let end = self.log_end_offset();
+        self.flushed_offset = self.flushed_offset.max(upto_offset.min(end));
+        self.unflushed_since_ms = (self.flushed_offset < end).then_some(self.last_append_ms);
+    }
+
+    /// Flushes synchronously under the caller's lock (shutdown, tests).
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        if let Some(job) = self.flush_job() {
+            job.sync().map_err(LogError::io("syncing", job.path()))?;
+            self.mark_flushed(job.upto_offset());
+        }
+        Ok(())
+    }
+
+    /// Offsets below this are durable (the recovery point).
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    /// Unflushed messages reached flush.messages (Kafka's flush.messages policy).
+    pub fn flush_due(&self) -> bool {
+        let unflushed = u64::try_from(self.log_end_offset() - self.flushed_offset).unwrap_or(0);
+        unflushed > 0 && unflushed >= self.config.flush_interval_messages
+    }
+
+    /// The oldest unflushed append is at least flush.ms old.
+    pub fn flush_due_by_time(&self, now_ms: i64) -> bool {
+        let flush_ms = i64::try_from(self.config.flush_interval_ms).unwrap_or(i64::MAX);
+        self.flushed_offset < self.log_end_offset()
+            && self.unflushed_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= flush_ms)
+    }
+
+    /// Changes the configuration; takes effect for the next append, roll or retention run.
+    pub fn set_config(&mut self, config: LogConfig) {
+        let interval = config.index_interval_bytes;
+        self.config = config;
+        self.active_mut().set_index_interval(interval);
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Flushes and writes the active segment's index files (clean shutdown).
+    pub fn close(&mut self) -> Result<(), LogError> {
+        if self.deleted {
+            return Ok(());
+        }
+        let end = self.log_end_offset();
+        self.active_mut().seal()?;
+        self.mark_flushed(end);
+        sync_dir(&self.dir)
+    }
+
+    /// Removes the partition's directory and everything in it.
+    pub fn delete(mut self) -> Result<(), LogError> {
+        self.mark_deleted();
+        fs::remove_dir_all(&self.dir).map_err(LogError::io("deleting log directory", &self.dir))
+    }
+
+    /// Makes every later operation fail with [`LogError::LogDeleted`] (for holders of a
+    /// shared handle when the partition is deleted underneath them).
+    pub fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    /// Bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size).sum()
+    }
+    pub fn num_segments(&self) -> usize {
+        self.segments.len()
+    }
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.iter().map(Segment::base_offset).collect()
+    }
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+    /// Forgets idle producers (Kafka's producer.id.expiration.ms, default 86400000).
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.remove_expired(now_ms, expiration_ms);
+    }
+}
+
+#[cfg(test)]
+#[path = "partition_log_tests.rs"]
+mod tests;
