@@ -191,7 +191,7 @@ impl SegmentIndex {
             .collect();
         let offsets_ok = offsets.windows(2).all(|w| {
             w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
-        }) && offsets.iter().all(|e| u64::from(e.position) < log_size && e.position > 0);
+        }) && offsets.iter().all(|e| u64::from(e.position) < log_size);
         let times_ok = times.windows(2).all(|w| {
             w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
         }) && times.iter().all(|t| t.timestamp >= 0);

@@ -179,8 +179,13 @@ impl PartitionLog {
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let (mut segment, needs_recovery) = Segment::open(dir, base, interval, now_ms)?;
-            if needs_recovery || i + 1 == bases.len() {
+            let is_active = i + 1 == bases.len();
+            if needs_recovery || is_active {
                 segment.recover(now_ms)?;
+            }
+            if needs_recovery && !is_active {
+                // Persist the rebuilt index so the next open can skip the scan.
+                segment.seal()?;
             }
             if let Some(prev) = segments.last() {
                 let prev: &Segment = prev;

@@ -532,6 +532,32 @@ mod tests {
         assert!(needs);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn recovery_of_random_files_never_panics_and_leaves_a_scannable_log(
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in 0usize..400,
+            keep_valid in proptest::prelude::any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut seg = Segment::create(dir.path(), 0, 64, 0).unwrap();
+            if keep_valid {
+                fill(&mut seg, 3);
+            }
+            let valid = seg.size();
+            seg.file.write_all_at(&garbage, valid).unwrap();
+            seg.file.set_len(valid + (cut.min(garbage.len())) as u64).unwrap();
+            drop(seg);
+            let (mut seg, _) = Segment::open(dir.path(), 0, 64, 0).unwrap();
+            let report = seg.recover(0).unwrap();
+            proptest::prop_assert!(report.valid_bytes >= valid);
+            for item in seg.headers_from(0) {
+                proptest::prop_assert!(item.is_ok());
+            }
+            let _ = seg.find_batch(2);
+        }
+    }
+
     #[test]
     fn delete_removes_all_files() {
         let dir = tempfile::tempdir().unwrap();
