@@ -22,7 +22,9 @@ pub struct FetchSlice {
 
 impl PartitionLog {
     fn segment_index_for(&self, offset: i64) -> usize {
-        self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1)
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
     }
 
     fn empty_slice(&self) -> FetchSlice {
@@ -54,7 +56,12 @@ impl PartitionLog {
         }
         // The first batch that ends at or after the fetch offset, in this or a later segment.
         let mut first = None;
-        for (i, segment) in self.segments.iter().enumerate().skip(self.segment_index_for(fetch_offset)) {
+        for (i, segment) in self
+            .segments
+            .iter()
+            .enumerate()
+            .skip(self.segment_index_for(fetch_offset))
+        {
             if let Some((pos, header)) = segment.find_batch(fetch_offset)? {
                 first = Some((i, pos, header));
                 break;
@@ -169,7 +176,10 @@ impl PartitionLog {
                     error = %e,
                     "cannot decode records for a timestamp lookup; answering with the batch's base offset"
                 );
-                Ok(Some((header.base_offset.max(self.log_start_offset), header.max_timestamp)))
+                Ok(Some((
+                    header.base_offset.max(self.log_start_offset),
+                    header.max_timestamp,
+                )))
             }
         }
     }
@@ -180,7 +190,9 @@ impl PartitionLog {
 fn whole_batches_below(buf: &[u8], max_offset_exclusive: i64) -> usize {
     let mut at = 0;
     while buf.len() - at >= HEADER_SIZE {
-        let Ok(header) = BatchHeader::parse(&buf[at..]) else { break };
+        let Ok(header) = BatchHeader::parse(&buf[at..]) else {
+            break;
+        };
         if header.base_offset >= max_offset_exclusive || header.total_size() > buf.len() - at {
             break;
         }

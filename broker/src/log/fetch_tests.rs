@@ -27,10 +27,17 @@ fn batches(bytes: &[u8]) -> Vec<(i64, i64)> {
 /// 10 batches of 3 records (offsets 3i..3i+2), ~120 bytes each, 3 per segment.
 fn filled() -> (tempfile::TempDir, PartitionLog) {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 400, index_interval_bytes: 150, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 400,
+        index_interval_bytes: 150,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     for i in 0..10i64 {
-        append(&mut log, &BatchSpec::timestamps(&[1000 + 10 * i, 1001 + 10 * i, 1002 + 10 * i]));
+        append(
+            &mut log,
+            &BatchSpec::timestamps(&[1000 + 10 * i, 1001 + 10 * i, 1002 + 10 * i]),
+        );
     }
     assert!(log.num_segments() >= 3);
     (dir, log)
@@ -40,8 +47,14 @@ fn filled() -> (tempfile::TempDir, PartitionLog) {
 fn reads_everything_across_segments() {
     let (_dir, log) = filled();
     let slice = log.read(0, 1 << 20, i64::MAX).unwrap();
-    assert_eq!(batches(&slice.records), (0..10).map(|i| (3 * i, 3 * i + 2)).collect::<Vec<_>>());
-    assert_eq!((slice.log_start_offset, slice.log_end_offset, slice.first_batch_offset), (0, 30, Some(0)));
+    assert_eq!(
+        batches(&slice.records),
+        (0..10).map(|i| (3 * i, 3 * i + 2)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (slice.log_start_offset, slice.log_end_offset, slice.first_batch_offset),
+        (0, 30, Some(0))
+    );
 }
 
 #[test]
@@ -82,9 +95,19 @@ fn offsets_out_of_range() {
     let end = log.read(30, 100, i64::MAX).unwrap();
     assert!(end.records.is_empty() && end.first_batch_offset.is_none());
     let err = log.read(31, 100, i64::MAX).unwrap_err();
-    assert!(matches!(err, LogError::OffsetOutOfRange { offset: 31, log_start_offset: 0, log_end_offset: 30 }));
+    assert!(matches!(
+        err,
+        LogError::OffsetOutOfRange {
+            offset: 31,
+            log_start_offset: 0,
+            log_end_offset: 30
+        }
+    ));
     assert_eq!(err.kafka_error_code(), 1);
-    assert!(matches!(log.read(-1, 100, i64::MAX), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(-1, 100, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -98,14 +121,27 @@ fn empty_log_reads_empty() {
 
 #[test]
 fn offset_for_timestamp_is_exact_for_every_codec() {
-    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_bytes: 500, index_interval_bytes: 100, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 500,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
         let mut log = PartitionLog::open(dir.path(), config).unwrap();
         // Non-monotonic timestamps inside batches: 10 batches of [b+5, b+1, b+9, b+3], b = 100*i.
         for i in 0..10i64 {
             let b = 100 * i;
-            append(&mut log, &BatchSpec::timestamps(&[b + 5, b + 1, b + 9, b + 3]).with_compression(codec));
+            append(
+                &mut log,
+                &BatchSpec::timestamps(&[b + 5, b + 1, b + 9, b + 3]).with_compression(codec),
+            );
         }
         assert!(log.num_segments() > 1, "{codec:?}");
         let find = |ts| log.offset_for_timestamp(ts).unwrap();

@@ -73,7 +73,10 @@ impl SegmentIndex {
         self.max_timestamp = self.max_timestamp.max(max_timestamp);
         self.last_offset = Some(last_offset);
         if self.bytes_since_last_entry >= self.interval_bytes {
-            self.offsets.push(OffsetEntry { relative_offset: self.relative(base_offset), position });
+            self.offsets.push(OffsetEntry {
+                relative_offset: self.relative(base_offset),
+                position,
+            });
             self.push_time_entry(last_offset);
             self.bytes_since_last_entry = 0;
         }
@@ -84,7 +87,10 @@ impl SegmentIndex {
         let newer = self.times.last().is_none_or(|t| self.max_timestamp > t.timestamp);
         if self.max_timestamp >= 0 && newer {
             let relative_offset = self.relative(last_offset);
-            self.times.push(TimeEntry { timestamp: self.max_timestamp, relative_offset });
+            self.times.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset,
+            });
         }
     }
 
@@ -189,12 +195,14 @@ impl SegmentIndex {
                 relative_offset: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
             })
             .collect();
-        let offsets_ok = offsets.windows(2).all(|w| {
-            w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
-        }) && offsets.iter().all(|e| u64::from(e.position) < log_size);
-        let times_ok = times.windows(2).all(|w| {
-            w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
-        }) && times.iter().all(|t| t.timestamp >= 0);
+        let offsets_ok = offsets
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position)
+            && offsets.iter().all(|e| u64::from(e.position) < log_size);
+        let times_ok = times
+            .windows(2)
+            .all(|w| w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset)
+            && times.iter().all(|t| t.timestamp >= 0);
         if !offsets_ok || !times_ok {
             return Ok(None);
         }
@@ -257,7 +265,13 @@ mod tests {
         let positions: Vec<u32> = idx.offset_entries().iter().map(|e| e.position).collect();
         assert_eq!(positions, vec![300, 600, 900]);
         assert_eq!(idx.offset_entries()[0].relative_offset, 9);
-        assert_eq!(idx.time_entries()[0], TimeEntry { timestamp: 1030, relative_offset: 11 });
+        assert_eq!(
+            idx.time_entries()[0],
+            TimeEntry {
+                timestamp: 1030,
+                relative_offset: 11
+            }
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub struct LogManager {
 /// Checks a topic name as Kafka does (it becomes a directory name, so this also keeps
 /// paths inside the data directory): 1-249 characters of `[a-zA-Z0-9._-]`, not `.`/`..`.
 pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
-    let invalid = |reason| Err(LogError::InvalidTopic { name: name.to_string(), reason });
+    let invalid = |reason| {
+        Err(LogError::InvalidTopic {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() {
         return invalid("it is empty");
     }
@@ -61,7 +66,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
     if name.len() > MAX_TOPIC_NAME_LEN {
         return invalid("it is longer than 249 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -117,7 +125,10 @@ impl LogManager {
         let mut data_dirs = Vec::with_capacity(dirs.len());
         for dir in dirs {
             fs::create_dir_all(dir).map_err(LogError::io("creating data directory", dir))?;
-            data_dirs.push(DataDir { path: dir.clone(), _lock: lock_dir(dir)? });
+            data_dirs.push(DataDir {
+                path: dir.clone(),
+                _lock: lock_dir(dir)?,
+            });
         }
         let mut hosted: HashMap<(String, i32), Hosted> = HashMap::new();
         let mut loaded = Vec::new();
@@ -138,7 +149,9 @@ impl LogManager {
                     fs::remove_dir_all(&path).map_err(LogError::io("removing deleted partition", &path))?;
                     continue;
                 }
-                let Some((topic, partition)) = parse_partition_dir_name(&name) else { continue };
+                let Some((topic, partition)) = parse_partition_dir_name(&name) else {
+                    continue;
+                };
                 if let Some(existing) = hosted.get(&(topic.clone(), partition)) {
                     return Err(LogError::DuplicatePartition {
                         name,
@@ -152,7 +165,11 @@ impl LogManager {
             }
         }
         tracing::info!(partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
-        let manager = LogManager { dirs: data_dirs, default_config, partitions: Mutex::new(hosted) };
+        let manager = LogManager {
+            dirs: data_dirs,
+            default_config,
+            partitions: Mutex::new(hosted),
+        };
         Ok((manager, loaded))
     }
 
@@ -175,7 +192,13 @@ impl LogManager {
         let dir_index = (0..self.dirs.len()).min_by_key(|&i| (counts[i], i)).unwrap_or(0);
         let path = self.dirs[dir_index].path.join(&name);
         let log = Arc::new(Mutex::new(PartitionLog::open(&path, config)?));
-        partitions.insert((topic.to_string(), partition), Hosted { dir_index, log: Arc::clone(&log) });
+        partitions.insert(
+            (topic.to_string(), partition),
+            Hosted {
+                dir_index,
+                log: Arc::clone(&log),
+            },
+        );
         Ok(log)
     }
 
@@ -203,7 +226,10 @@ impl LogManager {
 
     /// The log of a hosted partition.
     pub fn get(&self, topic: &str, partition: i32) -> Option<SharedLog> {
-        self.partitions.lock().get(&(topic.to_string(), partition)).map(|h| Arc::clone(&h.log))
+        self.partitions
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .map(|h| Arc::clone(&h.log))
     }
 
     /// All hosted partitions.
@@ -251,9 +277,21 @@ mod tests {
 
     #[test]
     fn parses_partition_directory_names() {
-        assert_eq!(parse_partition_dir_name("my-topic.v2-13"), Some(("my-topic.v2".to_string(), 13)));
+        assert_eq!(
+            parse_partition_dir_name("my-topic.v2-13"),
+            Some(("my-topic.v2".to_string(), 13))
+        );
         assert_eq!(parse_partition_dir_name("t-0"), Some(("t".to_string(), 0)));
-        for bad in ["t-", "-3", "t-+1", "t-x", "topic", "t-0.abc-delete", "a b-1", "t-99999999999"] {
+        for bad in [
+            "t-",
+            "-3",
+            "t-+1",
+            "t-x",
+            "topic",
+            "t-0.abc-delete",
+            "a b-1",
+            "t-99999999999",
+        ] {
             assert_eq!(parse_partition_dir_name(bad), None, "{bad}");
         }
         assert!(validate_topic_name("..").is_err());
@@ -268,7 +306,11 @@ mod tests {
         let (manager, loaded) = LogManager::open(&dirs, LogConfig::default()).unwrap();
         assert!(loaded.is_empty());
         for p in 0..3 {
-            append_one(&manager.create_partition("orders.eu-west", p, LogConfig::default()).unwrap());
+            append_one(
+                &manager
+                    .create_partition("orders.eu-west", p, LogConfig::default())
+                    .unwrap(),
+            );
         }
         assert!(dirs[0].join("orders.eu-west-0").is_dir());
         assert!(dirs[1].join("orders.eu-west-1").is_dir());
@@ -277,7 +319,10 @@ mod tests {
             manager.create_partition("orders.eu-west", 1, LogConfig::default()),
             Err(LogError::PartitionExists { .. })
         ));
-        assert!(matches!(manager.create_partition("bad/name", 0, LogConfig::default()), Err(LogError::InvalidTopic { .. })));
+        assert!(matches!(
+            manager.create_partition("bad/name", 0, LogConfig::default()),
+            Err(LogError::InvalidTopic { .. })
+        ));
         manager.close_all().unwrap();
         drop(manager);
 
@@ -286,8 +331,18 @@ mod tests {
         fs::create_dir(dirs[1].join("gone-7.0123abcd-delete")).unwrap();
         let (manager, mut loaded) = LogManager::open(&dirs, LogConfig::default()).unwrap();
         loaded.sort_by_key(|l| l.1);
-        let found: Vec<_> = loaded.iter().map(|(t, p, log)| (t.as_str(), *p, log.lock().log_end_offset())).collect();
-        assert_eq!(found, vec![("orders.eu-west", 0, 1), ("orders.eu-west", 1, 1), ("orders.eu-west", 2, 1)]);
+        let found: Vec<_> = loaded
+            .iter()
+            .map(|(t, p, log)| (t.as_str(), *p, log.lock().log_end_offset()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("orders.eu-west", 0, 1),
+                ("orders.eu-west", 1, 1),
+                ("orders.eu-west", 2, 1)
+            ]
+        );
         assert!(!dirs[1].join("gone-7.0123abcd-delete").exists());
         assert!(manager.get("orders.eu-west", 2).is_some());
         assert_eq!(manager.partitions().len(), 3);
@@ -312,11 +367,24 @@ mod tests {
         manager.delete_partition("t", 0).unwrap();
         assert!(!root.path().join("t-0").exists());
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "only .lock remains");
-        assert!(matches!(log.lock().read(0, 10, i64::MAX), Err(LogError::LogDeleted { .. })));
+        assert!(matches!(
+            log.lock().read(0, 10, i64::MAX),
+            Err(LogError::LogDeleted { .. })
+        ));
         assert!(manager.get("t", 0).is_none());
-        assert!(matches!(manager.delete_partition("t", 0), Err(LogError::UnknownPartition { .. })));
+        assert!(matches!(
+            manager.delete_partition("t", 0),
+            Err(LogError::UnknownPartition { .. })
+        ));
         // The name can be reused.
-        assert_eq!(manager.create_partition("t", 0, LogConfig::default()).unwrap().lock().log_end_offset(), 0);
+        assert_eq!(
+            manager
+                .create_partition("t", 0, LogConfig::default())
+                .unwrap()
+                .lock()
+                .log_end_offset(),
+            0
+        );
     }
 
     #[test]
@@ -325,6 +393,9 @@ mod tests {
         let dirs = vec![root.path().join("a"), root.path().join("b")];
         fs::create_dir_all(dirs[0].join("t-0")).unwrap();
         fs::create_dir_all(dirs[1].join("t-0")).unwrap();
-        assert!(matches!(LogManager::open(&dirs, LogConfig::default()), Err(LogError::DuplicatePartition { .. })));
+        assert!(matches!(
+            LogManager::open(&dirs, LogConfig::default()),
+            Err(LogError::DuplicatePartition { .. })
+        ));
     }
 }

@@ -29,9 +29,7 @@ pub use fetch::FetchSlice;
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
 pub use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
-pub use record_batch::{
-    stamp_batch, validate_produce_records, BatchError, BatchHeader, Compression, TimestampType,
-};
+pub use record_batch::{stamp_batch, validate_produce_records, BatchError, BatchHeader, Compression, TimestampType};
 pub use records::{BatchRecords, Record, RecordError};
 
 use std::io;
@@ -55,7 +53,9 @@ pub mod error_code {
 /// Everything that can go wrong in the storage layer.
 #[derive(Debug, Error)]
 pub enum LogError {
-    #[error("I/O error while {action} {path}: {source}; check the disk, free space and permissions of the log directory")]
+    #[error(
+        "I/O error while {action} {path}: {source}; check the disk, free space and permissions of the log directory"
+    )]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -69,13 +69,27 @@ pub enum LogError {
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error("offset {offset} is out of range: the log holds [{log_start_offset}, {log_end_offset}]; the consumer should reset its position (auto.offset.reset)")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
-    #[error("segment {path} is corrupt at byte {position}: {reason}; restart the broker so log recovery can truncate it")]
-    CorruptSegment { path: PathBuf, position: u64, reason: String },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error(
+        "segment {path} is corrupt at byte {position}: {reason}; restart the broker so log recovery can truncate it"
+    )]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
     #[error("log directory {dir} is locked by another process; another broker is using it, so stop that broker or give this one a different log.dirs entry")]
     DirLocked { dir: PathBuf },
     #[error("partition {name} exists in both {first} and {second}; remove the stale copy before starting the broker")]
-    DuplicatePartition { name: String, first: PathBuf, second: PathBuf },
+    DuplicatePartition {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopic { name: String, reason: &'static str },
     #[error("partition {name} already exists on this broker")]

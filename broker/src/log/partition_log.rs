@@ -166,9 +166,14 @@ impl PartitionLog {
             } else if let Some(stem) = name.strip_suffix(LOG_SUFFIX) {
                 match stem.parse::<i64>() {
                     Ok(base) if base >= 0 && stem.len() == 20 => bases.push(base),
-                    _ => tracing::warn!(file = %path.display(), "ignoring a .log file whose name is not a 20-digit base offset"),
+                    _ => {
+                        tracing::warn!(file = %path.display(), "ignoring a .log file whose name is not a 20-digit base offset")
+                    }
                 }
-            } else if let Some(stem) = name.strip_suffix(INDEX_SUFFIX).or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX)) {
+            } else if let Some(stem) = name
+                .strip_suffix(INDEX_SUFFIX)
+                .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
+            {
                 if !dir.join(format!("{stem}{LOG_SUFFIX}")).exists() {
                     fs::remove_file(&path).map_err(LogError::io("removing orphaned index", &path))?;
                 }
@@ -236,7 +241,10 @@ impl PartitionLog {
                 Err(e) => {
                     tracing::warn!(error = %e, "segment failed a header scan; recovering it");
                     segment.recover(now_ms)?;
-                    segment.headers_from(0).map(|item| item.map(|(_, h)| h)).collect::<Result<_, _>>()?
+                    segment
+                        .headers_from(0)
+                        .map(|item| item.map(|(_, h)| h))
+                        .collect::<Result<_, _>>()?
                 }
             };
             for header in headers.iter().filter(|h| !h.is_control()) {
@@ -281,10 +289,17 @@ impl PartitionLog {
         }
         let total: usize = headers.iter().map(BatchHeader::total_size).sum();
         if total != records.len() {
-            return Err(LogError::InvalidAppend { reason: "record set length differs from its batch headers" });
+            return Err(LogError::InvalidAppend {
+                reason: "record set length differs from its batch headers",
+            });
         }
         let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
-        if let SequenceCheck::Duplicate { base_offset, last_offset, .. } = self.producers.check_all(headers)? {
+        if let SequenceCheck::Duplicate {
+            base_offset,
+            last_offset,
+            ..
+        } = self.producers.check_all(headers)?
+        {
             return Ok(AppendOutcome::Duplicate(AppendInfo {
                 base_offset,
                 last_offset,
@@ -332,7 +347,8 @@ impl PartitionLog {
         }
         let limit = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = active.size().saturating_add(bytes as u64) > limit;
-        let old = now_ms.saturating_sub(active.rolling_base_ms()) > i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let old =
+            now_ms.saturating_sub(active.rolling_base_ms()) > i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
         let last_offset = active.next_offset().saturating_add(count).saturating_sub(1);
         let overflow = last_offset.saturating_sub(active.base_offset()) > i64::from(i32::MAX);
         if full || old || overflow {
@@ -397,7 +413,9 @@ impl PartitionLog {
     pub fn flush_due_by_time(&self, now_ms: i64) -> bool {
         let flush_ms = i64::try_from(self.config.flush_interval_ms).unwrap_or(i64::MAX);
         self.flushed_offset < self.log_end_offset()
-            && self.unflushed_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= flush_ms)
+            && self
+                .unflushed_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= flush_ms)
     }
 
     /// Changes the configuration; takes effect for the next append, roll or retention run.

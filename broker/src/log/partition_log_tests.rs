@@ -24,7 +24,11 @@ fn batch_offsets(log: &PartitionLog) -> Vec<(i64, i64)> {
 }
 
 fn small() -> LogConfig {
-    LogConfig { segment_bytes: 300, index_interval_bytes: 100, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 300,
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    }
 }
 
 #[test]
@@ -32,7 +36,10 @@ fn new_log_has_one_empty_segment_at_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("topic-0");
     let log = PartitionLog::open(&path, LogConfig::default()).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments()), (0, 0, 1));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset(), log.num_segments()),
+        (0, 0, 1)
+    );
     assert!(path.join("00000000000000000000.log").exists());
     assert!(log.flush_job().is_none());
 }
@@ -43,13 +50,24 @@ fn appends_assign_consecutive_offsets_across_rolls() {
     let mut log = PartitionLog::open(dir.path(), small()).unwrap();
     for i in 0..10i64 {
         let outcome = append_spec(&mut log, &BatchSpec::timestamps(&[i, i + 1])).unwrap();
-        let AppendOutcome::Appended(info) = outcome else { panic!("expected an append") };
-        assert_eq!((info.base_offset, info.last_offset, info.record_count), (2 * i, 2 * i + 1, 2));
-        assert_eq!((info.log_append_time, info.log_start_offset, info.flush_due), (-1, 0, false));
+        let AppendOutcome::Appended(info) = outcome else {
+            panic!("expected an append")
+        };
+        assert_eq!(
+            (info.base_offset, info.last_offset, info.record_count),
+            (2 * i, 2 * i + 1, 2)
+        );
+        assert_eq!(
+            (info.log_append_time, info.log_start_offset, info.flush_due),
+            (-1, 0, false)
+        );
     }
     assert_eq!(log.log_end_offset(), 20);
     assert_eq!(log.segment_base_offsets(), vec![0, 6, 12, 18]);
-    assert_eq!(batch_offsets(&log), (0..10).map(|i| (2 * i, 2 * i + 1)).collect::<Vec<_>>());
+    assert_eq!(
+        batch_offsets(&log),
+        (0..10).map(|i| (2 * i, 2 * i + 1)).collect::<Vec<_>>()
+    );
     // Rolled segments were sealed: fsynced and their index files written.
     assert!(log.flushed_offset() >= 18);
     assert!(dir.path().join("00000000000000000006.timeindex").exists());
@@ -66,12 +84,26 @@ fn multi_batch_append_is_one_write_with_consecutive_offsets() {
     bytes.extend(encode_batch(&BatchSpec::values(&[b"d"])));
     let headers = validate_produce_records(&bytes, 1 << 20).unwrap();
     let outcome = log.append(&mut bytes, &headers, 0, 0).unwrap();
-    assert!(matches!(outcome, AppendOutcome::Appended(AppendInfo { base_offset: 0, last_offset: 3, record_count: 4, .. })));
+    assert!(matches!(
+        outcome,
+        AppendOutcome::Appended(AppendInfo {
+            base_offset: 0,
+            last_offset: 3,
+            record_count: 4,
+            ..
+        })
+    ));
     assert_eq!(batch_offsets(&log), vec![(0, 2), (3, 3)]);
     // Headers that do not describe the bytes are refused.
     let mut other = encode_batch(&BatchSpec::values(&[b"x"]));
-    assert!(matches!(log.append(&mut other, &headers, 0, 0), Err(LogError::InvalidAppend { .. })));
-    assert!(matches!(log.append(&mut other, &[], 0, 0), Err(LogError::Batch(BatchError::EmptyRecordSet))));
+    assert!(matches!(
+        log.append(&mut other, &headers, 0, 0),
+        Err(LogError::InvalidAppend { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut other, &[], 0, 0),
+        Err(LogError::Batch(BatchError::EmptyRecordSet))
+    ));
 }
 
 #[test]
@@ -79,7 +111,11 @@ fn reopen_after_clean_close_gives_identical_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), small()).unwrap();
     for i in 0..8i64 {
-        append_spec(&mut log, &BatchSpec::timestamps(&[100 * i, 100 * i + 50]).idempotent(7, 0, 2 * i as i32)).unwrap();
+        append_spec(
+            &mut log,
+            &BatchSpec::timestamps(&[100 * i, 100 * i + 50]).idempotent(7, 0, 2 * i as i32),
+        )
+        .unwrap();
     }
     log.close().unwrap();
     let before = (
@@ -121,7 +157,12 @@ fn recovery_truncates_garbage_and_torn_batches() {
     drop(log); // crash: no close
 
     // Garbage appended to the tail.
-    std::fs::OpenOptions::new().append(true).open(&active).unwrap().write_all(&[0x5A; 77]).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap()
+        .write_all(&[0x5A; 77])
+        .unwrap();
     let mut log = PartitionLog::open(dir.path(), small()).unwrap();
     assert_eq!(log.log_end_offset(), 8);
     assert_eq!(std::fs::metadata(&active).unwrap().len(), good_len);
@@ -130,7 +171,12 @@ fn recovery_truncates_garbage_and_torn_batches() {
     append_spec(&mut log, &BatchSpec::timestamps(&[9, 9])).unwrap();
     drop(log);
     let len = std::fs::metadata(&active).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&active).unwrap().set_len(len - 20).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(len - 20)
+        .unwrap();
     let mut log = PartitionLog::open(dir.path(), small()).unwrap();
     assert_eq!(log.log_end_offset(), 8, "last valid batch ends at 7");
     assert_eq!(batch_offsets(&log).last(), Some(&(6, 7)));
@@ -163,7 +209,14 @@ fn idempotent_retry_returns_original_offsets_without_storing_twice() {
     append_spec(&mut log, &BatchSpec::values(&[b"other"])).unwrap();
     let batch = BatchSpec::values(&[b"a", b"b"]).idempotent(42, 1, 0);
     let first = append_spec(&mut log, &batch).unwrap();
-    assert!(matches!(first, AppendOutcome::Appended(AppendInfo { base_offset: 1, last_offset: 2, .. })));
+    assert!(matches!(
+        first,
+        AppendOutcome::Appended(AppendInfo {
+            base_offset: 1,
+            last_offset: 2,
+            ..
+        })
+    ));
     let size = log.size_bytes();
     let retry = append_spec(&mut log, &batch).unwrap();
     let expected = AppendInfo {
@@ -180,7 +233,10 @@ fn idempotent_retry_returns_original_offsets_without_storing_twice() {
     // Duplicate detection survives a restart (state rebuilt from the headers).
     drop(log);
     let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
-    assert!(matches!(append_spec(&mut log, &batch).unwrap(), AppendOutcome::Duplicate(AppendInfo { base_offset: 1, .. })));
+    assert!(matches!(
+        append_spec(&mut log, &batch).unwrap(),
+        AppendOutcome::Duplicate(AppendInfo { base_offset: 1, .. })
+    ));
 }
 
 #[test]
@@ -189,7 +245,14 @@ fn out_of_order_sequence_and_stale_epoch_are_rejected() {
     let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     append_spec(&mut log, &BatchSpec::values(&[b"a"]).idempotent(5, 2, 0)).unwrap();
     let gap = append_spec(&mut log, &BatchSpec::values(&[b"b"]).idempotent(5, 2, 3)).unwrap_err();
-    assert!(matches!(gap, LogError::Sequence(SequenceError::OutOfOrder { expected: 1, received: 3, .. })));
+    assert!(matches!(
+        gap,
+        LogError::Sequence(SequenceError::OutOfOrder {
+            expected: 1,
+            received: 3,
+            ..
+        })
+    ));
     assert_eq!(gap.kafka_error_code(), 45);
     let stale = append_spec(&mut log, &BatchSpec::values(&[b"b"]).idempotent(5, 1, 1)).unwrap_err();
     assert_eq!(stale.kafka_error_code(), 47);
@@ -199,7 +262,11 @@ fn out_of_order_sequence_and_stale_epoch_are_rejected() {
 #[test]
 fn group_commit_flush_protocol() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { flush_interval_messages: 3, flush_interval_ms: 1000, ..LogConfig::default() };
+    let config = LogConfig {
+        flush_interval_messages: 3,
+        flush_interval_ms: 1000,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     let append_at = |log: &mut PartitionLog, values: &[&[u8]], now_ms| {
         let mut bytes = encode_batch(&BatchSpec::values(values));
@@ -211,7 +278,10 @@ fn group_commit_flush_protocol() {
     assert!(append_at(&mut log, &[b"b", b"c"], 5_100));
     assert!(log.flush_due());
     assert!(!log.flush_due_by_time(5_999));
-    assert!(log.flush_due_by_time(6_000), "the oldest unflushed append is 1000 ms old");
+    assert!(
+        log.flush_due_by_time(6_000),
+        "the oldest unflushed append is 1000 ms old"
+    );
     let job = log.flush_job().unwrap();
     assert_eq!(job.upto_offset(), 3);
     // More data arrives while the fsync runs without the lock.
@@ -236,7 +306,10 @@ fn deleted_log_refuses_operations() {
     append_spec(&mut log, &BatchSpec::values(&[b"a"])).unwrap();
     log.mark_deleted();
     assert!(matches!(log.read(0, 100, i64::MAX), Err(LogError::LogDeleted { .. })));
-    assert!(matches!(append_spec(&mut log, &BatchSpec::values(&[b"a"])), Err(LogError::LogDeleted { .. })));
+    assert!(matches!(
+        append_spec(&mut log, &BatchSpec::values(&[b"a"])),
+        Err(LogError::LogDeleted { .. })
+    ));
     log.delete().unwrap();
     assert!(!path.exists());
 }

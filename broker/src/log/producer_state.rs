@@ -7,8 +7,8 @@
 //! segments holding its batches were deleted by retention. The state is rebuilt from the
 //! batch headers when a log is opened.
 
-use super::record_batch::BatchHeader;
 use super::error_code;
+use super::record_batch::BatchHeader;
 use std::collections::{HashMap, VecDeque};
 use thiserror::Error;
 
@@ -19,10 +19,20 @@ pub const RETAINED_BATCHES: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SequenceError {
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {received}; the producer lost a batch and must reset (it will bump its epoch)")]
-    OutOfOrder { producer_id: i64, expected: i32, received: i32 },
+    OutOfOrder {
+        producer_id: i64,
+        expected: i32,
+        received: i32,
+    },
     #[error("producer {producer_id} used epoch {received} but epoch {current} is current; a newer instance of this producer fenced it")]
-    InvalidEpoch { producer_id: i64, current: i16, received: i16 },
-    #[error("duplicate batch of producer {producer_id} inside a multi-batch produce; send retried batches on their own")]
+    InvalidEpoch {
+        producer_id: i64,
+        current: i16,
+        received: i16,
+    },
+    #[error(
+        "duplicate batch of producer {producer_id} inside a multi-batch produce; send retried batches on their own"
+    )]
     DuplicateInMultiBatch { producer_id: i64 },
 }
 
@@ -42,7 +52,11 @@ pub enum SequenceCheck {
     /// New data: append it.
     Append,
     /// A retry of a batch already in the log at these offsets: acknowledge, do not store.
-    Duplicate { base_offset: i64, last_offset: i64, timestamp: i64 },
+    Duplicate {
+        base_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    },
 }
 
 /// One appended batch of a producer.
@@ -119,7 +133,9 @@ impl ProducerStateManager {
                 None => self.check(h)?,
             };
             if outcome != SequenceCheck::Append {
-                return Err(SequenceError::DuplicateInMultiBatch { producer_id: h.producer_id });
+                return Err(SequenceError::DuplicateInMultiBatch {
+                    producer_id: h.producer_id,
+                });
             }
             pending.insert(h.producer_id, (h.producer_epoch, last_seq_of(h)));
         }
@@ -170,7 +186,9 @@ impl ProducerStateManager {
 
     /// Current epoch and remembered batches of a producer.
     pub fn producer(&self, producer_id: i64) -> Option<(i16, Vec<BatchMetadata>)> {
-        self.producers.get(&producer_id).map(|e| (e.epoch, e.batches.iter().copied().collect()))
+        self.producers
+            .get(&producer_id)
+            .map(|e| (e.epoch, e.batches.iter().copied().collect()))
     }
 }
 
@@ -183,7 +201,10 @@ fn check_against(
         return Ok(SequenceCheck::Append);
     }
     let last_seq = last_seq_of(h);
-    if let Some(dup) = batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq) {
+    if let Some(dup) = batches
+        .iter()
+        .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+    {
         return Ok(SequenceCheck::Duplicate {
             base_offset: dup.base_offset,
             last_offset: dup.last_offset,
@@ -198,11 +219,19 @@ fn check_against(
 /// batch continues the current epoch (and so needs the sequence checks).
 fn check_epoch(epoch: i16, h: &BatchHeader) -> Result<bool, SequenceError> {
     if h.producer_epoch < epoch {
-        return Err(SequenceError::InvalidEpoch { producer_id: h.producer_id, current: epoch, received: h.producer_epoch });
+        return Err(SequenceError::InvalidEpoch {
+            producer_id: h.producer_id,
+            current: epoch,
+            received: h.producer_epoch,
+        });
     }
     if h.producer_epoch > epoch {
         if h.base_sequence != 0 {
-            return Err(SequenceError::OutOfOrder { producer_id: h.producer_id, expected: 0, received: h.base_sequence });
+            return Err(SequenceError::OutOfOrder {
+                producer_id: h.producer_id,
+                expected: 0,
+                received: h.base_sequence,
+            });
         }
         return Ok(false);
     }
@@ -241,11 +270,22 @@ mod tests {
         s.update(&b1, 103);
         assert_eq!(
             s.check(&b0),
-            Ok(SequenceCheck::Duplicate { base_offset: 100, last_offset: 102, timestamp: 1002 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102,
+                timestamp: 1002
+            })
         );
         let gap = header(1, 0, 9, 1);
         let err = s.check(&gap).unwrap_err();
-        assert_eq!(err, SequenceError::OutOfOrder { producer_id: 1, expected: 5, received: 9 });
+        assert_eq!(
+            err,
+            SequenceError::OutOfOrder {
+                producer_id: 1,
+                expected: 5,
+                received: 9
+            }
+        );
         assert_eq!(err.kafka_error_code(), 45);
     }
 
@@ -255,8 +295,14 @@ mod tests {
         for i in 0..7 {
             s.update(&header(1, 0, i, 1), i64::from(i));
         }
-        assert!(matches!(s.check(&header(1, 0, 2, 1)), Ok(SequenceCheck::Duplicate { base_offset: 2, .. })));
-        assert!(matches!(s.check(&header(1, 0, 1, 1)), Err(SequenceError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(&header(1, 0, 2, 1)),
+            Ok(SequenceCheck::Duplicate { base_offset: 2, .. })
+        ));
+        assert!(matches!(
+            s.check(&header(1, 0, 1, 1)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
     }
 
     #[test]
@@ -265,7 +311,10 @@ mod tests {
         s.update(&header(1, 5, 0, 1), 0);
         let err = s.check(&header(1, 4, 1, 1)).unwrap_err();
         assert_eq!(err.kafka_error_code(), 47);
-        assert!(matches!(s.check(&header(1, 6, 3, 1)), Err(SequenceError::OutOfOrder { expected: 0, .. })));
+        assert!(matches!(
+            s.check(&header(1, 6, 3, 1)),
+            Err(SequenceError::OutOfOrder { expected: 0, .. })
+        ));
         assert_eq!(s.check(&header(1, 6, 0, 1)), Ok(SequenceCheck::Append));
         s.update(&header(1, 6, 0, 1), 1);
         assert_eq!(s.producer(1).unwrap().1.len(), 1, "new epoch forgets old batches");
@@ -296,9 +345,15 @@ mod tests {
         let ok = [header(1, 0, 2, 2), header(1, 0, 4, 1), header(2, 0, 0, 1)];
         assert_eq!(s.check_all(&ok), Ok(SequenceCheck::Append));
         let gap = [header(1, 0, 2, 2), header(1, 0, 5, 1)];
-        assert!(matches!(s.check_all(&gap), Err(SequenceError::OutOfOrder { expected: 4, .. })));
+        assert!(matches!(
+            s.check_all(&gap),
+            Err(SequenceError::OutOfOrder { expected: 4, .. })
+        ));
         let dup = [header(1, 0, 0, 2), header(1, 0, 2, 1)];
-        assert!(matches!(s.check_all(&dup), Err(SequenceError::DuplicateInMultiBatch { .. })));
+        assert!(matches!(
+            s.check_all(&dup),
+            Err(SequenceError::DuplicateInMultiBatch { .. })
+        ));
     }
 
     #[test]

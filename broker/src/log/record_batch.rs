@@ -85,9 +85,9 @@ impl BatchError {
     pub fn kafka_error_code(&self) -> i16 {
         use error_code::*;
         match self {
-            BatchError::Truncated { .. }
-            | BatchError::InvalidLength { .. }
-            | BatchError::CrcMismatch { .. } => CORRUPT_MESSAGE,
+            BatchError::Truncated { .. } | BatchError::InvalidLength { .. } | BatchError::CrcMismatch { .. } => {
+                CORRUPT_MESSAGE
+            }
             BatchError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
             BatchError::UnsupportedMagic { .. } => UNSUPPORTED_FOR_MESSAGE_FORMAT,
             BatchError::InvalidRecordCount { .. }
@@ -165,14 +165,20 @@ impl BatchHeader {
     /// the records, so the CRC is verified separately by [`verify_crc`].
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         if buf.len() <= MAGIC_AT {
-            return Err(BatchError::Truncated { needed: HEADER_SIZE, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: HEADER_SIZE,
+                available: buf.len(),
+            });
         }
         let magic = buf[MAGIC_AT] as i8;
         if magic != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic { magic });
         }
         if buf.len() < HEADER_SIZE {
-            return Err(BatchError::Truncated { needed: HEADER_SIZE, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: HEADER_SIZE,
+                available: buf.len(),
+            });
         }
         let batch_length = be_i32(buf, BATCH_LENGTH_AT);
         if batch_length < MIN_BATCH_LENGTH {
@@ -241,11 +247,17 @@ impl BatchHeader {
 /// Checks the CRC-32C of a complete batch (`batch.len()` must be the batch's total size).
 pub fn verify_crc(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
     if batch.len() < HEADER_SIZE {
-        return Err(BatchError::Truncated { needed: HEADER_SIZE, available: batch.len() });
+        return Err(BatchError::Truncated {
+            needed: HEADER_SIZE,
+            available: batch.len(),
+        });
     }
     let computed = crc32c::crc32c(&batch[CRC_START..]);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
     }
     Ok(())
 }
@@ -257,10 +269,7 @@ pub fn verify_crc(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> 
 /// the producer, already covers them); readers tolerate malformed records with errors.
 ///
 /// Kafka >= 3 only accepts exactly one batch per partition; several are accepted here.
-pub fn validate_produce_records(
-    records: &[u8],
-    max_batch_bytes: usize,
-) -> Result<Vec<BatchHeader>, BatchError> {
+pub fn validate_produce_records(records: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
     if records.is_empty() {
         return Err(BatchError::EmptyRecordSet);
     }
@@ -270,17 +279,21 @@ pub fn validate_produce_records(
         let header = BatchHeader::parse(rest)?;
         let size = header.total_size();
         if size > max_batch_bytes {
-            return Err(BatchError::MessageTooLarge { size, max: max_batch_bytes });
+            return Err(BatchError::MessageTooLarge {
+                size,
+                max: max_batch_bytes,
+            });
         }
         if size > rest.len() {
-            return Err(BatchError::Truncated { needed: size, available: rest.len() });
+            return Err(BatchError::Truncated {
+                needed: size,
+                available: rest.len(),
+            });
         }
         let (batch, tail) = rest.split_at(size);
         verify_crc(&header, batch)?;
         header.compression()?;
-        if header.records_count < 1
-            || i64::from(header.last_offset_delta) != i64::from(header.records_count) - 1
-        {
+        if header.records_count < 1 || i64::from(header.last_offset_delta) != i64::from(header.records_count) - 1 {
             return Err(BatchError::InvalidRecordCount {
                 count: header.records_count,
                 last_offset_delta: header.last_offset_delta,
@@ -309,8 +322,7 @@ pub fn stamp_batch(batch: &mut [u8], base_offset: i64, partition_leader_epoch: i
         return;
     }
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4]
-        .copy_from_slice(&partition_leader_epoch.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&partition_leader_epoch.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -325,7 +337,12 @@ mod tests {
 
     #[test]
     fn parses_header_fields() {
-        let spec = BatchSpec { producer_id: 7, producer_epoch: 2, base_sequence: 10, ..BatchSpec::values(&[b"x", b"y"]) };
+        let spec = BatchSpec {
+            producer_id: 7,
+            producer_epoch: 2,
+            base_sequence: 10,
+            ..BatchSpec::values(&[b"x", b"y"])
+        };
         let bytes = encode_batch(&spec);
         let h = BatchHeader::parse(&bytes).unwrap();
         assert_eq!(h.total_size(), bytes.len());
@@ -381,18 +398,34 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_count() {
-        let spec = BatchSpec { last_offset_delta: Some(5), ..BatchSpec::values(&[b"a", b"b"]) };
+        let spec = BatchSpec {
+            last_offset_delta: Some(5),
+            ..BatchSpec::values(&[b"a", b"b"])
+        };
         let e = validate_produce_records(&encode_batch(&spec), 1 << 20).unwrap_err();
-        assert!(matches!(e, BatchError::InvalidRecordCount { count: 2, last_offset_delta: 5 }));
+        assert!(matches!(
+            e,
+            BatchError::InvalidRecordCount {
+                count: 2,
+                last_offset_delta: 5
+            }
+        ));
         assert_eq!(e.kafka_error_code(), error_code::INVALID_RECORD);
     }
 
     #[test]
     fn rejects_control_batches_and_negative_sequences() {
-        let control = BatchSpec { attributes_extra: 0x20, ..BatchSpec::values(&[b"a"]) };
+        let control = BatchSpec {
+            attributes_extra: 0x20,
+            ..BatchSpec::values(&[b"a"])
+        };
         let e = validate_produce_records(&encode_batch(&control), 1 << 20).unwrap_err();
         assert_eq!(e, BatchError::ControlBatchFromClient);
-        let seq = BatchSpec { producer_id: 3, base_sequence: -5, ..BatchSpec::values(&[b"a"]) };
+        let seq = BatchSpec {
+            producer_id: 3,
+            base_sequence: -5,
+            ..BatchSpec::values(&[b"a"])
+        };
         let e = validate_produce_records(&encode_batch(&seq), 1 << 20).unwrap_err();
         assert!(matches!(e, BatchError::InvalidSequence { .. }));
     }

@@ -65,7 +65,11 @@ impl<'a> BatchRecords<'a> {
         let header = BatchHeader::parse(batch)?;
         let size = header.total_size();
         if batch.len() < size {
-            return Err(BatchError::Truncated { needed: size, available: batch.len() }.into());
+            return Err(BatchError::Truncated {
+                needed: size,
+                available: batch.len(),
+            }
+            .into());
         }
         let section = &batch[HEADER_SIZE..size];
         let data = match header.compression()? {
@@ -128,33 +132,51 @@ impl<'a> Iterator for RecordIter<'a> {
 
 impl<'a> RecordIter<'a> {
     fn parse_one(&mut self) -> Result<Record<'a>, RecordError> {
-        let mut cur = Cursor { data: self.data, pos: self.pos };
+        let mut cur = Cursor {
+            data: self.data,
+            pos: self.pos,
+        };
         let length = cur.varint("record length")?;
-        let length = usize::try_from(length)
-            .map_err(|_| RecordError::Malformed { what: "negative record length", at: self.pos })?;
+        let length = usize::try_from(length).map_err(|_| RecordError::Malformed {
+            what: "negative record length",
+            at: self.pos,
+        })?;
         let start = cur.pos;
         let end = start
             .checked_add(length)
             .filter(|end| *end <= self.data.len())
-            .ok_or(RecordError::Malformed { what: "record length past the end", at: self.pos })?;
-        let mut body = Cursor { data: &self.data[..end], pos: start };
+            .ok_or(RecordError::Malformed {
+                what: "record length past the end",
+                at: self.pos,
+            })?;
+        let mut body = Cursor {
+            data: &self.data[..end],
+            pos: start,
+        };
         body.take(1, "attributes")?;
         let timestamp_delta = body.varlong("timestamp delta")?;
         let offset_delta = body.varint("offset delta")?;
         let key = body.nullable_bytes("key")?;
         let value = body.nullable_bytes("value")?;
         let header_count = body.varint("header count")?;
-        let header_count = usize::try_from(header_count)
-            .map_err(|_| RecordError::Malformed { what: "negative header count", at: body.pos })?;
+        let header_count = usize::try_from(header_count).map_err(|_| RecordError::Malformed {
+            what: "negative header count",
+            at: body.pos,
+        })?;
         for _ in 0..header_count {
             let key_len = body.varint("header key length")?;
-            let key_len = usize::try_from(key_len)
-                .map_err(|_| RecordError::Malformed { what: "negative header key length", at: body.pos })?;
+            let key_len = usize::try_from(key_len).map_err(|_| RecordError::Malformed {
+                what: "negative header key length",
+                at: body.pos,
+            })?;
             body.take(key_len, "header key")?;
             body.nullable_bytes("header value")?;
         }
         if body.pos != end {
-            return Err(RecordError::Malformed { what: "record length disagrees with its fields", at: start });
+            return Err(RecordError::Malformed {
+                what: "record length disagrees with its fields",
+                at: start,
+            });
         }
         self.pos = end;
         let timestamp = match self.header.timestamp_type() {
@@ -193,7 +215,10 @@ impl<'a> Cursor<'a> {
     fn zigzag(&mut self, max_bytes: usize, what: &'static str) -> Result<i64, RecordError> {
         let mut raw: u64 = 0;
         for i in 0..max_bytes {
-            let byte = *self.data.get(self.pos).ok_or(RecordError::Malformed { what, at: self.pos })?;
+            let byte = *self
+                .data
+                .get(self.pos)
+                .ok_or(RecordError::Malformed { what, at: self.pos })?;
             self.pos += 1;
             raw |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
@@ -234,14 +259,18 @@ pub fn decompress(codec: Compression, input: &[u8], cap: usize) -> Result<Vec<u8
         Compression::Snappy => decompress_snappy(input, cap),
         Compression::Lz4 => read_capped(lz4_flex::frame::FrameDecoder::new(input), cap, "lz4"),
         Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| {
-                RecordError::Decompress { codec: "zstd", reason: e.to_string() }
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| RecordError::Decompress {
+                codec: "zstd",
+                reason: e.to_string(),
             })?;
             // Bound the window the decoder may allocate by the output cap.
             let window_log = (usize::BITS - cap.max(1).leading_zeros()).clamp(10, 27);
             decoder
                 .window_log_max(window_log)
-                .map_err(|e| RecordError::Decompress { codec: "zstd", reason: e.to_string() })?;
+                .map_err(|e| RecordError::Decompress {
+                    codec: "zstd",
+                    reason: e.to_string(),
+                })?;
             read_capped(decoder, cap, "zstd")
         }
     }
@@ -254,7 +283,10 @@ fn read_capped<R: Read>(reader: R, cap: usize, codec: &'static str) -> Result<Ve
     reader
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| RecordError::Decompress { codec, reason: e.to_string() })?;
+        .map_err(|e| RecordError::Decompress {
+            codec,
+            reason: e.to_string(),
+        })?;
     if out.len() > cap {
         return Err(RecordError::TooLarge { limit: cap });
     }
@@ -291,14 +323,19 @@ fn decompress_snappy(input: &[u8], cap: usize) -> Result<Vec<u8>, RecordError> {
 }
 
 fn append_snappy_block(block: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), RecordError> {
-    let snappy_err = |e: snap::Error| RecordError::Decompress { codec: "snappy", reason: e.to_string() };
+    let snappy_err = |e: snap::Error| RecordError::Decompress {
+        codec: "snappy",
+        reason: e.to_string(),
+    };
     let n = snap::raw::decompress_len(block).map_err(snappy_err)?;
     let start = out.len();
     if n > cap.saturating_sub(start) {
         return Err(RecordError::TooLarge { limit: cap });
     }
     out.resize(start + n, 0);
-    let written = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(snappy_err)?;
+    let written = snap::raw::Decoder::new()
+        .decompress(block, &mut out[start..])
+        .map_err(snappy_err)?;
     out.truncate(start + written);
     Ok(())
 }
@@ -309,8 +346,13 @@ mod tests {
     use crate::log::test_util::{compress, encode_batch, encode_batch_with_payload, BatchSpec};
     use proptest::prelude::*;
 
-    const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
 
     #[test]
     fn iterates_records_for_every_codec() {
@@ -360,11 +402,19 @@ mod tests {
     #[test]
     fn decompression_bombs_are_capped() {
         let zeros = vec![0u8; 4 << 20];
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let compressed = compress(codec, &zeros);
             assert!(compressed.len() < 1 << 20, "{codec:?} should compress zeros well");
             let err = decompress(codec, &compressed, 1 << 20).unwrap_err();
-            assert!(matches!(err, RecordError::TooLarge { limit } if limit == 1 << 20), "{codec:?}: {err}");
+            assert!(
+                matches!(err, RecordError::TooLarge { limit } if limit == 1 << 20),
+                "{codec:?}: {err}"
+            );
             assert_eq!(decompress(codec, &compressed, 8 << 20).unwrap().len(), zeros.len());
         }
         // A raw snappy block that claims a huge length is refused before allocating.
@@ -375,7 +425,10 @@ mod tests {
             n >>= 7;
         }
         claim.push(n as u8);
-        assert!(matches!(decompress(Compression::Snappy, &claim, 1 << 20), Err(RecordError::TooLarge { .. })));
+        assert!(matches!(
+            decompress(Compression::Snappy, &claim, 1 << 20),
+            Err(RecordError::TooLarge { .. })
+        ));
     }
 
     #[test]

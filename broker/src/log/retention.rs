@@ -97,7 +97,12 @@ impl PartitionLog {
                 segment.delete()?;
             }
             let start = offset.max(0);
-            self.segments.push(Segment::create(&self.dir, start, self.config.index_interval_bytes, now_ms)?);
+            self.segments.push(Segment::create(
+                &self.dir,
+                start,
+                self.config.index_interval_bytes,
+                now_ms,
+            )?);
             sync_dir(&self.dir)?;
             self.log_start_offset = start;
         } else {
@@ -132,7 +137,11 @@ mod tests {
 
     fn small_segments() -> LogConfig {
         // Each 2-record test batch is ~100 bytes: 3 batches per segment.
-        LogConfig { segment_bytes: 300, index_interval_bytes: 100, ..LogConfig::default() }
+        LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        }
     }
 
     #[test]
@@ -144,26 +153,40 @@ mod tests {
         }
         assert_eq!(log.num_segments(), 4);
         let segment_size = log.segments[0].size() as i64;
-        log.set_config(LogConfig { retention_bytes: segment_size, ..small_segments() });
+        log.set_config(LogConfig {
+            retention_bytes: segment_size,
+            ..small_segments()
+        });
         // 3 full segments + 1 batch; deleting stops once the excess is below the oldest segment.
         assert_eq!(log.apply_retention(0).unwrap(), 2);
         assert_eq!(log.num_segments(), 2);
         assert!((log.size_bytes() as i64) - segment_size < segment_size);
         assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
         assert_eq!(log.log_start_offset(), 12);
-        assert!(matches!(log.read(0, 1000, i64::MAX), Err(LogError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(0, 1000, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
         assert_eq!(log.read(12, 1000, i64::MAX).unwrap().first_batch_offset, Some(12));
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.starts_with("00000000000000000000") && !n.ends_with(".deleted")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with("00000000000000000000") && !n.ends_with(".deleted")),
+            "{names:?}"
+        );
     }
 
     #[test]
     fn retention_by_time_rolls_and_deletes_expired_active_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { retention_ms: 1000, ..small_segments() };
+        let config = LogConfig {
+            retention_ms: 1000,
+            ..small_segments()
+        };
         let mut log = PartitionLog::open(dir.path(), config).unwrap();
         for i in 0..5 {
             append_ts(&mut log, &[100 * i, 100 * i + 1], 0);
@@ -187,7 +210,10 @@ mod tests {
     #[test]
     fn time_based_roll() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_ms: 100, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_ms: 100,
+            ..LogConfig::default()
+        };
         let mut log = PartitionLog::open(dir.path(), config).unwrap();
         assert!(!log.maybe_roll_by_time(i64::MAX).unwrap(), "empty segments do not roll");
         let now = log.active().rolling_base_ms();
@@ -217,7 +243,10 @@ mod tests {
         append_ts(&mut log, &[1], 0);
         assert_eq!(log.log_end_offset(), 5);
         log.truncate_to(0, 0).unwrap();
-        assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments()), (0, 0, 1));
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset(), log.num_segments()),
+            (0, 0, 1)
+        );
         drop(log);
         let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
         assert_eq!(log.log_end_offset(), 0);

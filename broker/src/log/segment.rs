@@ -90,7 +90,10 @@ impl Segment {
             .write(true)
             .open(&log_path)
             .map_err(LogError::io("opening segment", &log_path))?;
-        let size = file.metadata().map_err(LogError::io("reading size of", &log_path))?.len();
+        let size = file
+            .metadata()
+            .map_err(LogError::io("reading size of", &log_path))?
+            .len();
         let loaded = SegmentIndex::load(&index_path, &time_path, base_offset, index_interval, size)
             .map_err(LogError::io("loading index of", &log_path))?;
         let mut segment = Segment {
@@ -158,10 +161,16 @@ impl Segment {
     /// strictly increasing offsets), rebuilds the index, and truncates the file at the first
     /// invalid byte.
     pub fn recover(&mut self, now_ms: i64) -> Result<RecoveryReport, LogError> {
-        let file_len = self.file.metadata().map_err(LogError::io("reading size of", &self.log_path))?.len();
+        let file_len = self
+            .file
+            .metadata()
+            .map_err(LogError::io("reading size of", &self.log_path))?
+            .len();
         let mut index = SegmentIndex::new(self.base_offset, self.index_interval());
         let mut reader = BufReader::with_capacity(64 * 1024, &*self.file);
-        reader.seek(SeekFrom::Start(0)).map_err(LogError::io("seeking in", &self.log_path))?;
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(LogError::io("seeking in", &self.log_path))?;
         let mut pos = 0u64;
         let mut last: Option<i64> = None;
         let mut batches = 0usize;
@@ -174,7 +183,9 @@ impl Segment {
             if file_len - pos < HEADER_SIZE as u64 {
                 break Some(format!("partial batch header ({} bytes)", file_len - pos));
             }
-            reader.read_exact(&mut head).map_err(LogError::io("reading", &self.log_path))?;
+            reader
+                .read_exact(&mut head)
+                .map_err(LogError::io("reading", &self.log_path))?;
             let header = match BatchHeader::parse(&head) {
                 Ok(h) => h,
                 Err(e) => break Some(e.to_string()),
@@ -203,14 +214,22 @@ impl Segment {
             let mut left = size - HEADER_SIZE as u64;
             while left > 0 {
                 let n = left.min(chunk.len() as u64) as usize;
-                reader.read_exact(&mut chunk[..n]).map_err(LogError::io("reading", &self.log_path))?;
+                reader
+                    .read_exact(&mut chunk[..n])
+                    .map_err(LogError::io("reading", &self.log_path))?;
                 crc = crc32c::crc32c_append(crc, &chunk[..n]);
                 left -= n as u64;
             }
             if crc != header.crc {
                 break Some(format!("CRC mismatch in batch at offset {}", header.base_offset));
             }
-            index.on_batch(header.base_offset, header.last_offset(), header.max_timestamp, pos as u32, size as usize);
+            index.on_batch(
+                header.base_offset,
+                header.last_offset(),
+                header.max_timestamp,
+                pos as u32,
+                size as usize,
+            );
             last = Some(header.last_offset());
             batches += 1;
             pos += size;
@@ -224,14 +243,21 @@ impl Segment {
                 reason = reason.as_deref().unwrap_or("unknown"),
                 "log recovery truncated an invalid segment tail (torn write or garbage)"
             );
-            self.file.set_len(pos).map_err(LogError::io("truncating", &self.log_path))?;
+            self.file
+                .set_len(pos)
+                .map_err(LogError::io("truncating", &self.log_path))?;
             self.file.sync_all().map_err(LogError::io("syncing", &self.log_path))?;
         }
         self.size = pos;
         self.index = index;
         self.next_offset = last.map_or(self.base_offset, |l| l.saturating_add(1));
         self.set_rolling_base(now_ms)?;
-        Ok(RecoveryReport { valid_bytes: pos, truncated_bytes: truncated, batches, reason: reason.filter(|_| truncated > 0) })
+        Ok(RecoveryReport {
+            valid_bytes: pos,
+            truncated_bytes: truncated,
+            batches,
+            reason: reason.filter(|_| truncated > 0),
+        })
     }
 
     fn index_interval(&self) -> usize {
@@ -245,17 +271,23 @@ impl Segment {
     /// Appends validated, offset-stamped batches with one positional write.
     pub fn append(&mut self, data: &[u8]) -> Result<(), LogError> {
         if self.size + data.len() as u64 > MAX_SEGMENT_BYTES {
-            return Err(LogError::InvalidAppend { reason: "segment would exceed 2 GiB; it must roll first" });
+            return Err(LogError::InvalidAppend {
+                reason: "segment would exceed 2 GiB; it must roll first",
+            });
         }
         let mut at = 0;
         let mut next = self.next_offset;
         while at < data.len() {
             let header = BatchHeader::parse(&data[at..])?;
             if at + header.total_size() > data.len() {
-                return Err(LogError::InvalidAppend { reason: "batch length runs past the record set" });
+                return Err(LogError::InvalidAppend {
+                    reason: "batch length runs past the record set",
+                });
             }
             if header.base_offset < next {
-                return Err(LogError::InvalidAppend { reason: "batch offsets must follow the log end offset" });
+                return Err(LogError::InvalidAppend {
+                    reason: "batch offsets must follow the log end offset",
+                });
             }
             next = header.next_offset();
             at += header.total_size();
@@ -270,7 +302,13 @@ impl Segment {
             let header = BatchHeader::parse(&data[at..])?;
             let size = header.total_size();
             let position = (self.size + at as u64) as u32;
-            self.index.on_batch(header.base_offset, header.last_offset(), header.max_timestamp, position, size);
+            self.index.on_batch(
+                header.base_offset,
+                header.last_offset(),
+                header.max_timestamp,
+                position,
+                size,
+            );
             at += size;
         }
         self.size += data.len() as u64;
@@ -280,12 +318,18 @@ impl Segment {
 
     /// Reads exactly `buf.len()` bytes at `position`.
     pub fn read_exact_at(&self, position: u64, buf: &mut [u8]) -> Result<(), LogError> {
-        self.file.read_exact_at(buf, position).map_err(LogError::io("reading", &self.log_path))
+        self.file
+            .read_exact_at(buf, position)
+            .map_err(LogError::io("reading", &self.log_path))
     }
 
     /// Iterates batch headers from `position` (a batch boundary) to the end of the segment.
     pub fn headers_from(&self, position: u64) -> HeaderScan<'_> {
-        HeaderScan { segment: self, position, failed: false }
+        HeaderScan {
+            segment: self,
+            position,
+            failed: false,
+        }
     }
 
     /// The first batch whose last offset is >= `offset`, with its position.
@@ -322,7 +366,9 @@ impl Segment {
 
     /// Cuts the segment at `position` (a batch boundary) and rebuilds its state.
     pub fn truncate_to_position(&mut self, position: u64, now_ms: i64) -> Result<(), LogError> {
-        self.file.set_len(position).map_err(LogError::io("truncating", &self.log_path))?;
+        self.file
+            .set_len(position)
+            .map_err(LogError::io("truncating", &self.log_path))?;
         self.recover(now_ms).map(|_| ())
     }
 
@@ -470,7 +516,10 @@ mod tests {
         fill(&mut seg, 1);
         let b = encode_batch(&BatchSpec::values(&[b"x"]));
         assert!(matches!(seg.append(&b), Err(LogError::InvalidAppend { .. })));
-        assert_eq!(seg.size() as usize, seg.headers_from(0).next().unwrap().unwrap().1.total_size());
+        assert_eq!(
+            seg.size() as usize,
+            seg.headers_from(0).next().unwrap().unwrap().1.total_size()
+        );
     }
 
     #[test]
@@ -488,7 +537,10 @@ mod tests {
         let (mut seg, needs) = Segment::open(dir.path(), 0, 100, 0).unwrap();
         assert!(needs, "no index files yet");
         let report = seg.recover(0).unwrap();
-        assert_eq!((report.valid_bytes, report.truncated_bytes, report.batches), (good, 100, 5));
+        assert_eq!(
+            (report.valid_bytes, report.truncated_bytes, report.batches),
+            (good, 100, 5)
+        );
         assert_eq!(seg.next_offset(), 10);
         assert_eq!(fs::metadata(&path).unwrap().len(), good);
 
@@ -521,7 +573,10 @@ mod tests {
         drop(seg);
         let (seg, needs) = Segment::open(dir.path(), 0, 150, 1_000).unwrap();
         assert!(!needs);
-        assert_eq!((seg.next_offset(), seg.size(), seg.max_timestamp()), (next, size, max_ts));
+        assert_eq!(
+            (seg.next_offset(), seg.size(), seg.max_timestamp()),
+            (next, size, max_ts)
+        );
         assert_eq!(seg.index().offset_entries(), &entries[..]);
         assert_eq!(seg.rolling_base_ms(), 5, "first batch's max timestamp");
 

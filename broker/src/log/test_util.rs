@@ -33,7 +33,11 @@ impl BatchSpec {
         let records = values
             .iter()
             .enumerate()
-            .map(|(i, v)| TestRecord { timestamp: 1000 + i as i64, key: None, value: Some(v.to_vec()) })
+            .map(|(i, v)| TestRecord {
+                timestamp: 1000 + i as i64,
+                key: None,
+                value: Some(v.to_vec()),
+            })
             .collect();
         BatchSpec {
             base_offset: 0,
