@@ -1,6 +1,16 @@
 //! Lantern broker: a Kafka-wire-compatible broker with a durable partitioned log.
 //!
 //! Layers, top-down: `network` (accept, framing, size caps) -> `protocol` (decode, encode,
-//! version negotiation) -> `api` (one module per Kafka API) -> `cluster` (topic metadata,
-//! partitions) -> `log` (segments, indexes, recovery, retention).
+//! version negotiation) -> `api` (one module per Kafka API) -> `cluster` (hosted partitions)
+//! and `controller` (cluster metadata) -> `log` (segments, indexes, recovery, retention).
+pub mod api;
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod controller;
+pub mod http;
 pub mod log;
+pub mod metrics;
+pub mod network;
+pub mod protocol;
+pub mod server;

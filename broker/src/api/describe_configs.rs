@@ -1,0 +1,112 @@
+//! DescribeConfigs for topics (every honoured topic config with its effective value and
+//! source) and for this broker (every property with its effective value).
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::{error, str_bytes};
+use crate::broker::Broker;
+use crate::cluster::topic_config::{broker_default, TOPIC_CONFIGS};
+use crate::config::{Origin, PROPERTIES};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Config sources as Kafka numbers them.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// One topic config with its effective value.
+pub struct Entry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub synonym: &'static str,
+    pub broker_value: String,
+    pub broker_source: i8,
+}
+
+fn broker_source(broker: &Broker, property: &str) -> i8 {
+    match broker.config.effective.get(property) {
+        Some((_, origin)) if *origin != Origin::Default => SOURCE_STATIC_BROKER,
+        _ => SOURCE_DEFAULT,
+    }
+}
+
+/// Every topic config of a topic with the given overrides.
+pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let broker_value = broker_default(&broker.config, def.name);
+            let broker_src = broker_source(broker, def.broker_synonym);
+            match overrides.get(def.name) {
+                Some(v) => Entry { name: def.name, value: v.clone(), source: SOURCE_TOPIC, synonym: def.broker_synonym, broker_value, broker_source: broker_src },
+                None => Entry { name: def.name, value: broker_value.clone(), source: broker_src, synonym: def.broker_synonym, broker_value, broker_source: broker_src },
+            }
+        })
+        .collect()
+}
+
+pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let image = broker.image();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|res| {
+            let name = res.resource_name.to_string();
+            let keys: Option<Vec<String>> = res.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
+            let wanted = |n: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == n));
+            let result = DescribeConfigsResult::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
+            match res.resource_type {
+                RESOURCE_TOPIC => match image.topic(&name) {
+                    None => result.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(str_bytes(&format!("topic '{name}' does not exist")))),
+                    Some(t) => {
+                        let configs = topic_entries(broker, &t.configs)
+                            .into_iter()
+                            .filter(|e| wanted(e.name))
+                            .map(|e| {
+                                let mut synonyms = Vec::new();
+                                if request.include_synonyms {
+                                    if e.source == SOURCE_TOPIC {
+                                        synonyms.push(DescribeConfigsSynonym::default().with_name(str_bytes(e.name)).with_value(Some(str_bytes(&e.value))).with_source(SOURCE_TOPIC));
+                                    }
+                                    synonyms.push(DescribeConfigsSynonym::default().with_name(str_bytes(e.synonym)).with_value(Some(str_bytes(&e.broker_value))).with_source(e.broker_source));
+                                }
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(e.name))
+                                    .with_value(Some(str_bytes(&e.value)))
+                                    .with_config_source(e.source)
+                                    .with_synonyms(synonyms)
+                            })
+                            .collect();
+                        result.with_configs(configs)
+                    }
+                },
+                RESOURCE_BROKER if name.is_empty() || name == broker.node_id().to_string() => {
+                    let configs = PROPERTIES
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let value = broker.config.effective.get(d.name).map(|(v, _)| v.clone());
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(d.name))
+                                .with_value(value.as_deref().map(str_bytes))
+                                .with_read_only(true)
+                                .with_config_source(broker_source(broker, d.name))
+                                .with_documentation(request.include_documentation.then(|| str_bytes(d.doc)))
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_BROKER => result.with_error_code(error::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("this is broker {}, not '{name}'", broker.node_id())))),
+                other => result.with_error_code(error::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("resource type {other} is not supported")))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,52 @@
+//! IncrementalAlterConfigs for topic configs (SET and DELETE). Broker configs are static.
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{error, str_bytes};
+use crate::broker::Broker;
+use crate::controller::ConfigOp;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut changed = false;
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|res| {
+            let r = AlterConfigsResourceResponse::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
+            let fail = |code: i16, msg: String| r.clone().with_error_code(code).with_error_message(Some(str_bytes(&msg)));
+            match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let mut ops = Vec::with_capacity(res.configs.len());
+                    for c in &res.configs {
+                        let name = c.name.to_string();
+                        match (c.config_operation, &c.value) {
+                            (OP_SET, Some(v)) => ops.push(ConfigOp::Set(name, v.to_string())),
+                            (OP_SET, None) => return fail(error::INVALID_CONFIG, format!("SET of '{name}' needs a value")),
+                            (OP_DELETE, _) => ops.push(ConfigOp::Delete(name)),
+                            (op, _) => return fail(error::INVALID_CONFIG, format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}': no list-valued topic config is honoured yet")),
+                        }
+                    }
+                    match broker.controller.alter_topic_configs(&res.resource_name, &ops, request.validate_only) {
+                        Ok(_) => {
+                            changed |= !request.validate_only;
+                            r
+                        }
+                        Err(e) => fail(e.code(), e.to_string()),
+                    }
+                }
+                RESOURCE_BROKER => fail(error::INVALID_REQUEST, "broker configs are static in Lantern: set them with flags, LANTERN_* variables or the config file and restart".into()),
+                other => fail(error::INVALID_REQUEST, format!("resource type {other} is not supported")),
+            }
+        })
+        .collect();
+    if changed {
+        if let Err(e) = broker.apply_metadata() {
+            tracing::error!(target: "state.change.logger", error = %e, "could not apply new topic configs");
+        }
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,93 @@
+//! Metadata: brokers, controller and topic/partition leadership, with topic auto-creation.
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+
+use super::{error, str_bytes};
+use crate::broker::Broker;
+use crate::controller::{validate_topic_name, ControllerError, TopicImage};
+
+pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let image = broker.image();
+    let topics: Vec<MetadataResponseTopic> = match request.topics {
+        // v0: an empty list means every topic; v1+: null means every topic.
+        None => image.topics.values().map(|t| topic_response(t)).collect(),
+        Some(list) if list.is_empty() && version == 0 => image.topics.values().map(|t| topic_response(t)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|wanted| match wanted.name {
+                Some(name) => {
+                    let name = name.0.to_string();
+                    match image.topic(&name) {
+                        Some(t) => topic_response(t),
+                        None => missing_topic(broker, &name, request.allow_auto_topic_creation),
+                    }
+                }
+                None => match image.topic_by_id(wanted.topic_id) {
+                    Some(t) => topic_response(t),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(wanted.topic_id)
+                        .with_error_code(error::UNKNOWN_TOPIC_ID),
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(brokers(broker))
+        .with_cluster_id(Some(str_bytes(&image.cluster_id)))
+        .with_controller_id(BrokerId(broker.controller.controller_id()))
+        .with_topics(topics)
+}
+
+pub(crate) fn brokers(broker: &Broker) -> Vec<MetadataResponseBroker> {
+    let l = &broker.config.advertised_listeners[0];
+    vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.node_id()))
+        .with_host(str_bytes(&l.host))
+        .with_port(l.port as i32)
+        .with_rack(broker.config.rack.as_deref().map(str_bytes))]
+}
+
+fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
+    let named = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
+    if let Err(ControllerError::InvalidTopic { .. }) = validate_topic_name(name) {
+        return named.with_error_code(error::INVALID_TOPIC_EXCEPTION);
+    }
+    if !(allow_auto_create && broker.config.auto_create_topics) {
+        return named.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    match broker.auto_create_topic(name) {
+        Ok(t) => topic_response(&t),
+        // Another request created it meanwhile.
+        Err(ControllerError::TopicExists(_)) => match broker.image().topic(name) {
+            Some(t) => topic_response(t),
+            None => named.with_error_code(error::LEADER_NOT_AVAILABLE),
+        },
+        Err(e) => {
+            tracing::warn!(target: "state.change.logger", topic = name, error = %e, "auto-creation failed");
+            named.with_error_code(e.code())
+        }
+    }
+}
+
+fn topic_response(t: &TopicImage) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+}

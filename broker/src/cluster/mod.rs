@@ -1,0 +1,8 @@
+//! The broker's side of cluster state: the partitions it hosts (`ReplicaManager`), each with
+//! its log, leader epoch and high watermark, kept in step with the controller's metadata image.
+pub mod partition;
+pub mod replica_manager;
+pub mod topic_config;
+
+pub use partition::{Partition, PartitionError};
+pub use replica_manager::{AppendResult, FetchedData, ReplicaManager};

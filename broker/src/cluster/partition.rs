@@ -1,0 +1,168 @@
+//! One hosted partition: its log behind a lock, leader epoch, high watermark and the
+//! group-commit flush that makes acknowledged writes durable.
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::log::{validate_produce_records, AppendOutcome, BatchError, LogConfig, LogError, PartitionLog};
+
+/// Why a partition operation failed; `code()` is the Kafka error code to answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("fsync of {0} failed: {1}")]
+    Flush(String, std::io::Error),
+    #[error("the flush task for {0} did not complete")]
+    FlushAborted(String),
+}
+
+impl PartitionError {
+    pub fn code(&self) -> i16 {
+        match self {
+            PartitionError::Log(e) => e.kafka_error_code(),
+            PartitionError::Batch(e) => e.kafka_error_code(),
+            PartitionError::Flush(..) | PartitionError::FlushAborted(_) => 56, // KAFKA_STORAGE_ERROR
+        }
+    }
+}
+
+/// What a successful append reports to the producer.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    pub records: u64,
+    pub duplicate: bool,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub leader_epoch: i32,
+    log: Arc<Mutex<PartitionLog>>,
+    high_watermark: AtomicI64,
+    /// Held while an fsync runs, so concurrent producers share one (group commit).
+    flush_gate: tokio::sync::Mutex<()>,
+}
+
+impl Partition {
+    pub fn new(topic: &str, topic_id: Uuid, index: i32, leader_epoch: i32, log: Arc<Mutex<PartitionLog>>) -> Self {
+        let leo = log.lock().log_end_offset();
+        Self {
+            topic: topic.to_string(),
+            topic_id,
+            index,
+            leader_epoch,
+            log,
+            high_watermark: AtomicI64::new(leo),
+            flush_gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.topic, self.index)
+    }
+
+    pub fn log(&self) -> &Arc<Mutex<PartitionLog>> {
+        &self.log
+    }
+
+    /// The offset after the last record consumers may read. With a single replica it is the
+    /// log end offset once the append is done.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.lock().log_start_offset()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.log.lock().set_config(config);
+    }
+
+    /// Validates and appends one produce partition's records, then fsyncs when the flush
+    /// policy says so, before the caller acknowledges.
+    pub async fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
+        let mut owned = BytesMut::from(&records[..]);
+        let (outcome, flush_due) = {
+            let mut log = self.log.lock();
+            let headers = validate_produce_records(&owned, log.config().max_message_bytes)?;
+            let outcome = log.append(&mut owned, &headers, self.leader_epoch, now_ms)?;
+            let due = log.flush_due();
+            (outcome, due)
+        };
+        let appended = match outcome {
+            AppendOutcome::Appended(info) => Appended {
+                base_offset: info.base_offset,
+                last_offset: info.last_offset,
+                log_append_time: info.log_append_time,
+                log_start_offset: info.log_start_offset,
+                records: info.record_count as u64,
+                duplicate: false,
+            },
+            AppendOutcome::Duplicate(info) => Appended {
+                base_offset: info.base_offset,
+                last_offset: info.last_offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset(),
+                records: 0,
+                duplicate: true,
+            },
+        };
+        if flush_due {
+            self.flush_upto(appended.last_offset + 1).await?;
+        }
+        self.high_watermark.fetch_max(appended.last_offset + 1, Ordering::AcqRel);
+        Ok(appended)
+    }
+
+    /// Makes everything below `upto` durable. Whoever holds the gate fsyncs for everyone who
+    /// appended meanwhile; later arrivals find their data already flushed.
+    pub async fn flush_upto(&self, upto: i64) -> Result<(), PartitionError> {
+        let _gate = self.flush_gate.lock().await;
+        let job = {
+            let log = self.log.lock();
+            if log.flushed_offset() >= upto {
+                return Ok(());
+            }
+            log.flush_job()
+        };
+        let Some(job) = job else { return Ok(()) };
+        let name = self.name();
+        let covered = job.upto_offset();
+        let result = tokio::task::spawn_blocking(move || job.sync())
+            .await
+            .map_err(|_| PartitionError::FlushAborted(name.clone()))?;
+        result.map_err(|e| PartitionError::Flush(name, e))?;
+        self.log.lock().mark_flushed(covered);
+        Ok(())
+    }
+
+    /// Flushes if data older than the flush interval is waiting.
+    pub async fn flush_if_due_by_time(&self, now_ms: i64) -> Result<(), PartitionError> {
+        let due = self.log.lock().flush_due_by_time(now_ms);
+        if due {
+            let leo = self.log.lock().log_end_offset();
+            self.flush_upto(leo).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset`, at most up to the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Bytes, i64, i64), PartitionError> {
+        let hw = self.high_watermark();
+        let log = self.log.lock();
+        let slice = log.read(offset, max_bytes, hw)?;
+        Ok((slice.records, hw, log.log_start_offset()))
+    }
+}

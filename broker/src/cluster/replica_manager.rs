@@ -1,0 +1,131 @@
+//! The partitions this broker hosts, created and removed as the metadata image changes, and
+//! the wake-up signal that long-polling fetches wait on.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use super::partition::{Partition, PartitionError};
+use super::topic_config::log_config;
+use crate::config::BrokerConfig;
+use crate::controller::MetadataImage;
+use crate::log::{LogConfig, LogManager};
+
+pub use super::partition::Appended as AppendResult;
+
+/// Data read for one fetch partition.
+pub struct FetchedData {
+    pub records: bytes::Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+type Key = (String, i32);
+
+pub struct ReplicaManager {
+    logs: Mutex<LogManager>,
+    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    /// Bumped after every append; fetches waiting for min_bytes watch it.
+    appends: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    /// Opens every log found in the data directories (recovering torn tails).
+    pub fn open(config: &BrokerConfig) -> Result<(Self, Vec<(String, i32)>), PartitionError> {
+        let default = log_config(config, &Default::default());
+        let (logs, loaded) = LogManager::open(&config.log_dirs, default)?;
+        let mut partitions = HashMap::new();
+        let mut found = Vec::new();
+        for (topic, index, log) in loaded {
+            found.push((topic.clone(), index));
+            // Topic id and epoch are filled in by apply_image; a log without a topic in the
+            // image is deleted there.
+            partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, uuid::Uuid::nil(), index, 0, log)));
+        }
+        let (appends, _) = watch::channel(0);
+        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), appends }, found))
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions.read().get(&(topic.to_string(), index)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// A receiver that changes whenever any partition gets new data.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appends.subscribe()
+    }
+
+    pub fn notify_append(&self) {
+        self.appends.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Creates missing partitions of the image, deletes those it no longer has, and applies
+    /// topic configs and ids to the ones that stay.
+    pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
+        let mut partitions = self.partitions.write();
+        let logs = self.logs.lock();
+        // Remove what is gone (deleted topic, or a topic re-created with a new id).
+        let gone: Vec<Key> = partitions
+            .iter()
+            .filter(|((t, i), p)| match image.topic(t) {
+                None => true,
+                Some(topic) => *i as usize >= topic.partitions.len() || (!p.topic_id.is_nil() && p.topic_id != topic.id),
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(p) = partitions.remove(&key) {
+                tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the log of a partition no longer in the metadata");
+                logs.delete_partition(&key.0, key.1)?;
+            }
+        }
+        for topic in image.topics.values() {
+            let cfg: LogConfig = log_config(config, &topic.configs);
+            for (index, pimage) in topic.partitions.iter().enumerate() {
+                let index = index as i32;
+                if !pimage.replicas.contains(&config.node_id) {
+                    continue;
+                }
+                let key = (topic.name.clone(), index);
+                match partitions.get(&key) {
+                    Some(p) if p.topic_id == topic.id && p.leader_epoch == pimage.leader_epoch => p.set_config(cfg.clone()),
+                    Some(p) => {
+                        // Loaded from disk at start-up: attach the id and epoch from the image.
+                        let log = p.log().clone();
+                        log.lock().set_config(cfg.clone());
+                        let p = Partition::new(&topic.name, topic.id, index, pimage.leader_epoch, log);
+                        partitions.insert(key, Arc::new(p));
+                    }
+                    None => {
+                        let log = logs.create_partition(&topic.name, index, cfg.clone())?;
+                        tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, "created log");
+                        let p = Partition::new(&topic.name, topic.id, index, pimage.leader_epoch, log);
+                        partitions.insert(key, Arc::new(p));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes every log (graceful shutdown).
+    pub fn close_all(&self) {
+        for p in self.all() {
+            if let Err(e) = p.log().lock().close() {
+                tracing::error!(partition = %p.name(), error = %e, "could not close log cleanly; it will be recovered at next start");
+            }
+        }
+    }
+}
+
+impl ReplicaManager {
+    /// Stops hosting a partition without touching its files.
+    pub fn forget(&self, topic: &str, index: i32) {
+        self.partitions.write().remove(&(topic.to_string(), index));
+    }
+}

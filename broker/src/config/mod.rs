@@ -1,0 +1,272 @@
+//! Broker configuration: Kafka property names from flags, environment and a properties file.
+//!
+//! Precedence: `--<property>=<value>` flags win over `LANTERN_<PROPERTY>` environment variables
+//! (dots as underscores), which win over the file given by `--config`. An unknown property or
+//! a value that does not parse stops start-up with an error naming it.
+mod properties;
+mod sources;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use properties::{lookup, Kind, PropertyDef, PROPERTIES};
+pub use sources::{load as load_config, parse_command_line, CommandLine, LogFormat};
+
+/// A configuration problem found at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown property '{name}' (from {source_name}); see the README for accepted properties")]
+    Unknown { name: String, source_name: String },
+    #[error("bad value '{value}' for property '{name}' (from {source_name}): {reason}")]
+    BadValue { name: String, value: String, source_name: String, reason: String },
+    #[error("cannot read config file {path}: {err}")]
+    File { path: String, err: std::io::Error },
+    #[error("bad command-line argument '{0}': expected --<property>=<value>, --config <file> or --log-format json|text")]
+    BadArgument(String),
+}
+
+/// One PLAINTEXT listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// The broker's typed configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub rack: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub http_listener: SocketAddr,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub message_max_bytes: usize,
+    pub fetch_max_bytes: usize,
+    pub segment_bytes: u64,
+    pub roll_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub retention_check_interval_ms: u64,
+    pub index_interval_bytes: usize,
+    pub flush_interval_messages: u64,
+    pub flush_interval_ms: u64,
+    pub cluster_id: Option<String>,
+    /// Every property with its effective value and where it came from (for DescribeConfigs).
+    pub effective: BTreeMap<String, (String, Origin)>,
+}
+
+/// Where a property's effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from raw `name -> (value, origin)` pairs, already merged by
+    /// precedence; unknown names and bad values are errors.
+    pub fn from_properties(raw: BTreeMap<String, (String, Origin)>) -> Result<Self, ConfigError> {
+        let mut effective = BTreeMap::new();
+        for def in PROPERTIES {
+            if let Some(d) = def.default {
+                effective.insert(def.name.to_string(), (d.to_string(), Origin::Default));
+            }
+        }
+        for (name, (value, origin)) in raw {
+            let def = lookup(&name).ok_or_else(|| ConfigError::Unknown {
+                name: name.clone(),
+                source_name: origin_name(origin).into(),
+            })?;
+            validate(def, &value).map_err(|reason| ConfigError::BadValue {
+                name: name.clone(),
+                value: value.clone(),
+                source_name: origin_name(origin).into(),
+                reason,
+            })?;
+            effective.insert(name, (value, origin));
+        }
+        let get = |n: &str| effective.get(n).map(|(v, _)| v.as_str());
+        let int = |n: &str| get(n).and_then(|v| v.trim().parse::<i64>().ok());
+        let bad = |n: &str, v: &str, reason: &str| ConfigError::BadValue {
+            name: n.into(),
+            value: v.into(),
+            source_name: effective.get(n).map(|(_, o)| origin_name(*o)).unwrap_or("default").into(),
+            reason: reason.into(),
+        };
+
+        let listeners = parse_listeners("listeners", get("listeners").unwrap_or_default())
+            .map_err(|r| bad("listeners", get("listeners").unwrap_or_default(), &r))?;
+        let advertised_listeners = match get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)
+                .map_err(|r| bad("advertised.listeners", v, &r))?,
+            None => listeners
+                .iter()
+                .map(|l| Listener {
+                    host: if l.host == "0.0.0.0" || l.host.is_empty() { "localhost".into() } else { l.host.clone() },
+                    ..l.clone()
+                })
+                .collect(),
+        };
+        let http = get("http.listener").unwrap_or_default();
+        let http_listener: SocketAddr =
+            http.parse().map_err(|_| bad("http.listener", http, "expected host:port, e.g. 0.0.0.0:9404"))?;
+        let log_dirs: Vec<PathBuf> = match get("log.dirs") {
+            Some(v) => split_list(v).map(PathBuf::from).collect(),
+            None => vec![PathBuf::from(get("log.dir").unwrap_or("./data"))],
+        };
+        if log_dirs.is_empty() {
+            return Err(bad("log.dirs", get("log.dirs").unwrap_or_default(), "at least one directory is needed"));
+        }
+        let metadata_log_dir = get("metadata.log.dir").map(PathBuf::from).unwrap_or_else(|| log_dirs[0].clone());
+        let retention_ms = int("log.retention.ms")
+            .or_else(|| int("log.retention.minutes").map(|m| if m < 0 { -1 } else { m * 60_000 }))
+            .or_else(|| int("log.retention.hours").map(|h| if h < 0 { -1 } else { h * 3_600_000 }))
+            .unwrap_or(7 * 24 * 3_600_000);
+        let roll_ms = int("log.roll.ms")
+            .or_else(|| int("log.roll.hours").map(|h| h * 3_600_000))
+            .unwrap_or(7 * 24 * 3_600_000);
+        let num = |n: &str| int(n).unwrap_or(0);
+        Ok(BrokerConfig {
+            node_id: num("node.id") as i32,
+            rack: get("broker.rack").map(str::to_string),
+            listeners,
+            advertised_listeners,
+            http_listener,
+            log_dirs,
+            metadata_log_dir,
+            num_partitions: num("num.partitions") as i32,
+            default_replication_factor: num("default.replication.factor") as i16,
+            auto_create_topics: get("auto.create.topics.enable") == Some("true"),
+            delete_topic_enable: get("delete.topic.enable") == Some("true"),
+            socket_request_max_bytes: num("socket.request.max.bytes") as usize,
+            message_max_bytes: num("message.max.bytes") as usize,
+            fetch_max_bytes: num("fetch.max.bytes") as usize,
+            segment_bytes: num("log.segment.bytes") as u64,
+            roll_ms,
+            retention_ms,
+            retention_bytes: num("log.retention.bytes"),
+            retention_check_interval_ms: num("log.retention.check.interval.ms") as u64,
+            index_interval_bytes: num("log.index.interval.bytes") as usize,
+            flush_interval_messages: num("log.flush.interval.messages") as u64,
+            flush_interval_ms: num("log.flush.interval.ms") as u64,
+            cluster_id: get("cluster.id").map(str::to_string),
+            effective,
+        })
+    }
+}
+
+pub(crate) fn origin_name(o: Origin) -> &'static str {
+    match o {
+        Origin::Default => "default",
+        Origin::File => "config file",
+        Origin::Env => "environment",
+        Origin::Flag => "command line",
+    }
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Checks a raw value against its property definition.
+fn validate(def: &PropertyDef, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    match def.kind {
+        Kind::Int | Kind::Long => {
+            let n: i64 = v.parse().map_err(|_| format!("expected an integer, got '{v}'"))?;
+            if def.kind == Kind::Int && (n < i32::MIN as i64 || n > i32::MAX as i64) {
+                return Err(format!("{n} does not fit in a 32-bit integer"));
+            }
+            if let Some(min) = def.min {
+                if n < min {
+                    return Err(format!("must be at least {min}"));
+                }
+            }
+        }
+        Kind::Bool => {
+            if v != "true" && v != "false" {
+                return Err("expected true or false".into());
+            }
+        }
+        Kind::Choice(words) => {
+            if !words.contains(&v) {
+                return Err(format!("expected one of {}", words.join(", ")));
+            }
+        }
+        Kind::Str | Kind::List => {}
+    }
+    Ok(())
+}
+
+/// Parses `NAME://host:port,...`; only PLAINTEXT listeners are supported.
+pub fn parse_listeners(_prop: &str, value: &str) -> Result<Vec<Listener>, String> {
+    let mut out = Vec::new();
+    for item in split_list(value) {
+        let (name, rest) = item.split_once("://").ok_or_else(|| format!("'{item}' is not NAME://host:port"))?;
+        if name != "PLAINTEXT" {
+            return Err(format!("listener '{name}' is not supported; only PLAINTEXT is"));
+        }
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("'{item}' has no port"))?;
+        let port: u16 = port.parse().map_err(|_| format!("'{port}' is not a port number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        out.push(Listener { name: name.to_string(), host, port });
+    }
+    if out.is_empty() {
+        return Err("at least one listener is needed".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, (String, Origin)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), (v.to_string(), Origin::Flag))).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = BrokerConfig::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(c.retention_ms, 168 * 3_600_000);
+        assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
+        assert!(c.auto_create_topics);
+    }
+
+    #[test]
+    fn unknown_property_is_named() {
+        let e = BrokerConfig::from_properties(raw(&[("no.such.thing", "1")])).unwrap_err();
+        assert!(e.to_string().contains("no.such.thing"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (k, v) in [("num.partitions", "abc"), ("num.partitions", "0"), ("auto.create.topics.enable", "yes"),
+            ("listeners", "SSL://x:1"), ("http.listener", "nope"), ("node.id", "99999999999")] {
+            let e = BrokerConfig::from_properties(raw(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn retention_ms_overrides_hours() {
+        let c = BrokerConfig::from_properties(raw(&[("log.retention.hours", "1"), ("log.retention.ms", "5")])).unwrap();
+        assert_eq!(c.retention_ms, 5);
+        let c = BrokerConfig::from_properties(raw(&[("log.retention.hours", "2")])).unwrap();
+        assert_eq!(c.retention_ms, 7_200_000);
+    }
+}

@@ -1,0 +1,142 @@
+//! The table of broker properties Lantern accepts: Kafka's names, defaults and value kinds.
+//!
+//! Every property listed here is honoured by the broker; a property that is not listed is
+//! refused at start-up rather than silently ignored.
+
+/// How a property's value is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Long,
+    Bool,
+    Str,
+    /// Comma-separated list.
+    List,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+}
+
+/// One accepted property.
+#[derive(Debug)]
+pub struct PropertyDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// `None`: no default (derived from other properties or optional).
+    pub default: Option<&'static str>,
+    /// Smallest accepted value for numeric kinds.
+    pub min: Option<i64>,
+    pub doc: &'static str,
+}
+
+const fn p(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    min: Option<i64>,
+    doc: &'static str,
+) -> PropertyDef {
+    PropertyDef { name, kind, default, min, doc }
+}
+
+/// Every property the broker accepts.
+pub const PROPERTIES: &[PropertyDef] = &[
+    p("node.id", Kind::Int, Some("1"), Some(0), "This broker's id in the cluster."),
+    p("broker.rack", Kind::Str, None, None, "Rack of this broker, reported in Metadata."),
+    p(
+        "listeners",
+        Kind::List,
+        Some("PLAINTEXT://0.0.0.0:9092"),
+        None,
+        "Kafka listeners, NAME://host:port. Only PLAINTEXT is supported.",
+    ),
+    p(
+        "advertised.listeners",
+        Kind::List,
+        None,
+        None,
+        "Addresses given to clients; defaults to listeners, with 0.0.0.0 advertised as localhost.",
+    ),
+    p(
+        "http.listener",
+        Kind::Str,
+        Some("0.0.0.0:9404"),
+        None,
+        "host:port of the HTTP endpoints (/metrics, /health/live, /health/ready).",
+    ),
+    p("log.dirs", Kind::List, None, None, "Data directories; partitions are spread across them."),
+    p("log.dir", Kind::Str, Some("./data"), None, "Single data directory, used when log.dirs is unset."),
+    p(
+        "metadata.log.dir",
+        Kind::Str,
+        None,
+        None,
+        "Where cluster metadata is kept; defaults to the first of log.dirs.",
+    ),
+    p("num.partitions", Kind::Int, Some("1"), Some(1), "Partitions of an auto-created topic."),
+    p(
+        "default.replication.factor",
+        Kind::Int,
+        Some("1"),
+        Some(1),
+        "Replication factor of auto-created topics and of CreateTopics asking for -1.",
+    ),
+    p(
+        "auto.create.topics.enable",
+        Kind::Bool,
+        Some("true"),
+        None,
+        "Create a topic when a client asks Metadata for one that does not exist.",
+    ),
+    p("delete.topic.enable", Kind::Bool, Some("true"), None, "Allow DeleteTopics."),
+    p(
+        "socket.request.max.bytes",
+        Kind::Int,
+        Some("104857600"),
+        Some(64),
+        "Largest request frame accepted; a larger length prefix closes the connection before any allocation.",
+    ),
+    p("message.max.bytes", Kind::Int, Some("1048588"), Some(0), "Largest record batch accepted (topic max.message.bytes)."),
+    p("fetch.max.bytes", Kind::Int, Some("57671680"), Some(1024), "Largest Fetch response, whatever the client asks."),
+    p("log.segment.bytes", Kind::Int, Some("1073741824"), Some(1024), "Segment size before a roll."),
+    p("log.roll.ms", Kind::Long, None, Some(1), "Segment age before a roll; overrides log.roll.hours."),
+    p("log.roll.hours", Kind::Int, Some("168"), Some(1), "Segment age before a roll, in hours."),
+    p("log.retention.ms", Kind::Long, None, Some(-1), "Time retention; -1 keeps forever. Overrides minutes and hours."),
+    p("log.retention.minutes", Kind::Int, None, Some(-1), "Time retention in minutes."),
+    p("log.retention.hours", Kind::Int, Some("168"), Some(-1), "Time retention in hours."),
+    p("log.retention.bytes", Kind::Long, Some("-1"), Some(-1), "Size retention per partition; -1 unlimited."),
+    p(
+        "log.retention.check.interval.ms",
+        Kind::Long,
+        Some("300000"),
+        Some(1),
+        "How often retention and time-based rolls are checked.",
+    ),
+    p("log.index.interval.bytes", Kind::Int, Some("4096"), Some(0), "Bytes between offset index entries."),
+    p(
+        "log.flush.interval.messages",
+        Kind::Long,
+        Some("9223372036854775807"),
+        Some(1),
+        "fsync after this many messages; 1 means fsync every batch before acknowledging it.",
+    ),
+    p(
+        "log.flush.interval.ms",
+        Kind::Long,
+        Some("1000"),
+        Some(1),
+        "fsync data older than this many milliseconds (Lantern's default: 1000).",
+    ),
+    p(
+        "log.cleanup.policy",
+        Kind::Choice(&["delete"]),
+        Some("delete"),
+        None,
+        "Default cleanup.policy of topics.",
+    ),
+    p("cluster.id", Kind::Str, None, None, "Cluster id; generated and stored in meta.properties when unset."),
+];
+
+/// Looks a property up by its Kafka name.
+pub fn lookup(name: &str) -> Option<&'static PropertyDef> {
+    PROPERTIES.iter().find(|d| d.name == name)
+}

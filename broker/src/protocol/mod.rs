@@ -1,0 +1,92 @@
+//! Kafka wire protocol: request decoding and response encoding on whole frames, no I/O.
+//!
+//! `network` hands a frame (the bytes after the 4-byte length prefix) to [`decode_request`];
+//! the API layer answers with a [`ResponseKind`] that [`encode_response`] frames again.
+mod versions;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+pub use versions::{supported, Supported, SUPPORTED};
+
+/// A decoded request.
+#[derive(Debug)]
+pub struct Request {
+    pub api_key: ApiKey,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+impl Request {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+    pub fn correlation_id(&self) -> i32 {
+        self.header.correlation_id
+    }
+}
+
+/// Why a frame could not be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{api:?} is not implemented by this broker")]
+    NotImplemented { api: ApiKey, correlation_id: i32 },
+    #[error("{api:?} version {version} is not supported (supported: {min}..={max})")]
+    UnsupportedVersion { api: ApiKey, version: i16, min: i16, max: i16, correlation_id: i32 },
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed { api: ApiKey, version: i16, reason: String },
+}
+
+/// Decodes a request frame. Errors say whether the protocol has an answer for the client
+/// (`UnsupportedVersion` of ApiVersions) or the connection must be closed.
+pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
+    if frame.len() < 8 {
+        return Err(DecodeError::TooShort(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| DecodeError::UnknownApiKey(raw_key))?;
+    let range = supported(api_key).ok_or(DecodeError::NotImplemented { api: api_key, correlation_id })?;
+    if version < range.decode_min || version > range.max {
+        return Err(DecodeError::UnsupportedVersion {
+            api: api_key,
+            version,
+            min: range.min,
+            max: range.max,
+            correlation_id,
+        });
+    }
+    let malformed = |e: anyhow::Error| DecodeError::Malformed { api: api_key, version, reason: format!("{e:#}") };
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version)).map_err(malformed)?;
+    let body = RequestKind::decode(api_key, &mut frame, version).map_err(malformed)?;
+    Ok(Request { api_key, header, body })
+}
+
+/// Encodes a response, length prefix included, ready to write to the socket.
+pub fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<BytesMut> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    let mut buf = BytesMut::with_capacity(
+        4 + header.compute_size(header_version)? + 64,
+    );
+    buf.put_i32(0);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    let len = i32::try_from(buf.len() - 4)?;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests;
