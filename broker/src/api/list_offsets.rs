@@ -12,7 +12,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub fn handle(broker: &Broker, request: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -38,7 +38,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, _version: i16) -> Li
                         Ok((offset, timestamp)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 { partition.leader_epoch } else { -1 }),
+                            .with_leader_epoch(if offset >= 0 && version >= 4 { partition.leader_epoch } else { -1 }),
                         Err(code) => base.with_error_code(code).with_offset(-1).with_timestamp(-1),
                     }
                 })
