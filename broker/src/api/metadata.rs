@@ -8,9 +8,36 @@ use super::{error, str_bytes};
 use crate::broker::Broker;
 use crate::controller::{validate_topic_name, ControllerError, TopicImage};
 
+/// With no authorizer every operation is allowed; these are the bit sets Kafka reports then
+/// (bit n set = ACL operation n: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), as Kafka's
+/// AclEntry.supportedOperations lists them per resource type.
+const TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// Kafka's value when authorized operations were not asked for.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut response = topics_and_brokers(broker, &request, version);
+    let cluster_ops = if request.include_cluster_authorized_operations && (8..=10).contains(&version) {
+        CLUSTER_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let topic_ops = if request.include_topic_authorized_operations && version >= 8 {
+        TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    for t in response.topics.iter_mut().filter(|t| t.error_code == error::NONE) {
+        t.topic_authorized_operations = topic_ops;
+    }
+    response.with_cluster_authorized_operations(cluster_ops)
+}
+
+fn topics_and_brokers(broker: &Broker, request: &MetadataRequest, version: i16) -> MetadataResponse {
     let image = broker.image();
-    let topics: Vec<MetadataResponseTopic> = match request.topics {
+    let topics: Vec<MetadataResponseTopic> = match request.topics.clone() {
         // v0: an empty list means every topic; v1+: null means every topic.
         None => image.topics.values().map(|t| topic_response(t)).collect(),
         Some(list) if list.is_empty() && version == 0 => image.topics.values().map(|t| topic_response(t)).collect(),
