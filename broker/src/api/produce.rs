@@ -7,7 +7,10 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error, now_ms, str_bytes};
 use crate::broker::Broker;
+use crate::cluster::partition::Appended;
+use crate::cluster::PartitionError;
 use crate::metrics::BrokerMetrics;
+use tokio::task::JoinSet;
 
 pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
@@ -18,45 +21,60 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
     } else {
         None
     };
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    let mut appended_any = false;
-    for topic in request.topic_data {
+    // Responses are built in request order; appends to different partitions run concurrently
+    // so that their fsyncs (with log.flush.interval.messages=1) overlap.
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
+    let mut appends: JoinSet<(usize, usize, Result<Appended, PartitionError>, usize)> = JoinSet::new();
+    for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for pd in topic.partition_data {
+        for (pi, pd) in topic.partition_data.into_iter().enumerate() {
             let base = PartitionProduceResponse::default().with_index(pd.index);
-            if let Some((code, message)) = refuse_all {
-                partitions.push(base.with_error_code(code).with_error_message(Some(str_bytes(message))));
-                continue;
-            }
-            let Some(partition) = broker.replicas.partition(&name, pd.index) else {
-                partitions.push(base.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION));
-                continue;
-            };
-            let Some(records) = pd.records else {
-                partitions.push(base.with_error_code(error::INVALID_REQUEST));
-                continue;
-            };
-            match partition.append(&records, now_ms()).await {
-                Ok(a) => {
-                    if !a.duplicate {
-                        appended_any = true;
-                        BrokerMetrics::add(&broker.metrics.messages_in, a.records);
-                        BrokerMetrics::add(&broker.metrics.bytes_in, records.len() as u64);
-                    }
-                    partitions.push(
-                        base.with_base_offset(a.base_offset)
-                            .with_log_append_time_ms(a.log_append_time)
-                            .with_log_start_offset(a.log_start_offset),
-                    );
+            let refusal = match (refuse_all, broker.replicas.partition(&name, pd.index), pd.records) {
+                (Some((code, message)), _, _) => Some((code, Some(message))),
+                (None, None, _) => Some((error::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                (None, Some(_), None) => Some((error::INVALID_REQUEST, Some("a produce partition needs records"))),
+                (None, Some(partition), Some(records)) => {
+                    appends.spawn(async move {
+                        let result = partition.append(&records, now_ms()).await;
+                        if let Err(e) = &result {
+                            tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
+                        }
+                        (ti, pi, result, records.len())
+                    });
+                    None
                 }
-                Err(e) => {
-                    tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
-                    partitions.push(base.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))));
-                }
-            }
+            };
+            partitions.push(match refusal {
+                Some((code, message)) => base.with_error_code(code).with_error_message(message.map(str_bytes)),
+                None => base,
+            });
         }
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+    }
+    let mut appended_any = false;
+    while let Some(joined) = appends.join_next().await {
+        let Ok((ti, pi, result, bytes)) = joined else {
+            tracing::error!("a produce append task failed to complete");
+            continue;
+        };
+        let slot = &mut responses[ti].partition_responses[pi];
+        match result {
+            Ok(a) => {
+                if !a.duplicate {
+                    appended_any = true;
+                    BrokerMetrics::add(&broker.metrics.messages_in, a.records);
+                    BrokerMetrics::add(&broker.metrics.bytes_in, bytes as u64);
+                }
+                slot.base_offset = a.base_offset;
+                slot.log_append_time_ms = a.log_append_time;
+                slot.log_start_offset = a.log_start_offset;
+            }
+            Err(e) => {
+                slot.error_code = e.code();
+                slot.error_message = Some(str_bytes(&e.to_string()));
+            }
+        }
     }
     if appended_any {
         broker.replicas.notify_append();
