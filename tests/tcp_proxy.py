@@ -1,11 +1,27 @@
-"""A small threaded TCP proxy for fault injection: forwards 127.0.0.1:<port> to a target
-and, while `chaos` is on, cuts every open connection every `cut_interval` seconds,
-wherever the byte streams happen to be."""
+"""A small threaded TCP proxy for fault injection.
+
+Forwards 127.0.0.1:<port> to a target. While `chaos` is set, every `cut_interval`
+seconds it arms one fault, alternating between two kinds, and fires it on the next bytes
+that pass through any connection:
+
+- "drop-response": bytes coming back from the broker after a Produce request are thrown
+  away and every connection is cut -- the broker has written a batch whose
+  acknowledgement the client never sees, so the client must retry it (the case
+  idempotence exists for);
+- "tear-request": only the first half of bytes going to the broker is forwarded and every
+  connection is cut -- the broker sees a partial request.
+
+Arming on a timer and firing on traffic makes every cut land mid-stream, even when the
+broker answers within microseconds (a blind timer would nearly always hit an idle
+connection).
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
+
+MODES = ("drop-response", "tear-request")
 
 
 class ChaosProxy:
@@ -21,10 +37,11 @@ class ChaosProxy:
         self.stopped = threading.Event()
         self.lock = threading.Lock()
         self.conns: list[tuple[socket.socket, socket.socket]] = []
-        self.cuts = 0           # connections cut
+        self.armed: str | None = None
+        self._next_mode = 0
+        self.faults = {m: 0 for m in MODES}  # faults fired, per kind
+        self.cuts = 0                         # connections cut
         self.accepted = 0
-        self.bytes_up = 0
-        self.bytes_down = 0
         self.threads = [threading.Thread(target=self._accept_loop, daemon=True),
                         threading.Thread(target=self._chaos_loop, daemon=True)]
 
@@ -32,9 +49,6 @@ class ChaosProxy:
         for t in self.threads:
             t.start()
         return self
-
-    def set_target_port(self, port: int) -> None:
-        self.target = ("127.0.0.1", port)
 
     def _accept_loop(self):
         while not self.stopped.is_set():
@@ -53,21 +67,33 @@ class ChaosProxy:
             with self.lock:
                 self.conns.append((c, u))
                 self.accepted += 1
-            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+            state = {"produce_sent": False}
+            threading.Thread(target=self._pump, args=(c, u, True, state), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False, state), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, up: bool):
+    def _pump(self, src: socket.socket, dst: socket.socket, up: bool, state: dict):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                fault = None
                 with self.lock:
-                    if up:
-                        self.bytes_up += len(data)
-                    else:
-                        self.bytes_down += len(data)
+                    if up and len(data) >= 6:
+                        # a chunk that starts a Kafka request: 4-byte size, then int16 api_key (0 = Produce)
+                        state["produce_sent"] = data[4:6] == b"\x00\x00"
+                    if not self.chaos.is_set():
+                        pass
+                    elif up and self.armed == "tear-request" or \
+                            not up and self.armed == "drop-response" and state["produce_sent"]:
+                        fault, self.armed = self.armed, None
+                        self.faults[fault] += 1
+                if fault == "tear-request":
+                    dst.sendall(data[:max(1, len(data) // 2)])
+                if fault:
+                    self.cut_all()
+                    break
+                dst.sendall(data)
         except OSError:
             pass
         finally:
@@ -77,20 +103,23 @@ class ChaosProxy:
     def _chaos_loop(self):
         while not self.stopped.wait(self.cut_interval):
             if self.chaos.is_set():
-                self.cut_all()
+                with self.lock:
+                    if self.armed is None:
+                        self.armed = MODES[self._next_mode % len(MODES)]
+                        self._next_mode += 1
 
     def cut_all(self) -> int:
         with self.lock:
             conns, self.conns = self.conns, []
+            self.cuts += len(conns)
         for c, u in conns:
             _close(c, rst=True)
             _close(u, rst=True)
-        with self.lock:
-            self.cuts += len(conns)
         return len(conns)
 
     def stop(self):
         self.stopped.set()
+        self.chaos.clear()
         _close(self.lsock)
         self.cut_all()
 
