@@ -112,5 +112,10 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         index_interval_bytes: num("index.interval.bytes", config.index_interval_bytes as i64) as usize,
         flush_interval_messages: num("flush.messages", config.flush_interval_messages as i64) as u64,
         flush_interval_ms: num("flush.ms", config.flush_interval_ms as i64) as u64,
+        cleanup_policy_delete: true,
+        cleanup_policy_compact: false,
+        delete_retention_ms: 86_400_000,
+        min_compaction_lag_ms: 0,
+        min_cleanable_dirty_ratio: 0.5,
     }
 }

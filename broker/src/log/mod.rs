@@ -10,11 +10,19 @@
 //! - `partition_log`: `PartitionLog`, a partition's segments: open, append, roll, flush.
 //! - `fetch`: `PartitionLog` reads and ListOffsets lookups.
 //! - `retention`: `PartitionLog` retention by time/size and truncation.
+//! - `offset_map`: the cleaner's key digest -> latest offset map.
+//! - `batch_filter`: rewriting one batch with only the records compaction keeps.
+//! - `cleaner`: `PartitionLog` compaction (cleanup.policy=compact).
+//! - `cleaner_files`: the cleaner's segment swap, its crash recovery, its checkpoint file.
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
 
+pub mod batch_filter;
+pub mod cleaner;
+pub mod cleaner_files;
 pub mod fetch;
 pub mod index;
 pub mod log_manager;
+pub mod offset_map;
 pub mod partition_log;
 pub mod producer_state;
 pub mod record_batch;
@@ -25,12 +33,13 @@ pub mod segment;
 #[cfg(test)]
 pub(crate) mod test_util;
 
+pub use cleaner::CleanStats;
 pub use fetch::FetchSlice;
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
 pub use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 pub use record_batch::{stamp_batch, validate_produce_records, BatchError, BatchHeader, Compression, TimestampType};
-pub use records::{BatchRecords, Record, RecordError};
+pub use records::{validate_keys_for_compaction, BatchRecords, Record, RecordError};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -3,14 +3,16 @@
 //!
 //! This file owns opening (with crash recovery), appending (producer checks, rolling,
 //! offset assignment) and flushing. Reads and ListOffsets lookups are in `fetch.rs`;
-//! retention, time-based rolling and truncation in `retention.rs`.
+//! retention, time-based rolling and truncation in `retention.rs`; compaction in `cleaner.rs`.
 //!
 //! Concurrency: a `PartitionLog` is plain data (`&self` to read, `&mut self` to change);
 //! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`. Durability is group-committed:
 //! [`PartitionLog::flush_job`] hands out the active file so the fsync runs outside the lock.
 
+use super::cleaner_files;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::record_batch::{stamp_batch, BatchError, BatchHeader};
+use super::records::{validate_keys_for_compaction, DEFAULT_MAX_DECOMPRESSED};
 use super::segment::{Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, MAX_SEGMENT_BYTES, TIME_INDEX_SUFFIX};
 use super::LogError;
 use std::fs::{self, File};
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Per-partition storage settings (Kafka topic configs of the same names).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes: roll when the active segment would exceed this (capped at 2 GiB - 1).
     pub segment_bytes: u64,
@@ -37,6 +39,17 @@ pub struct LogConfig {
     pub flush_interval_messages: u64,
     /// flush.ms: report a flush as due when the last flush is this old.
     pub flush_interval_ms: u64,
+    /// cleanup.policy contains "delete": retention by time and size applies.
+    pub cleanup_policy_delete: bool,
+    /// cleanup.policy contains "compact": keyless records are refused and the cleaner
+    /// keeps only the latest record of each key (see `cleaner.rs`).
+    pub cleanup_policy_compact: bool,
+    /// delete.retention.ms: how long compaction keeps tombstones (null values).
+    pub delete_retention_ms: i64,
+    /// min.compaction.lag.ms: segments with a record newer than this are not cleaned yet.
+    pub min_compaction_lag_ms: i64,
+    /// min.cleanable.dirty.ratio: clean only when this share of the cleanable bytes is new.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -50,6 +63,11 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_interval_messages: u64::MAX,
             flush_interval_ms: 1000,
+            cleanup_policy_delete: true,
+            cleanup_policy_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -134,6 +152,9 @@ pub struct PartitionLog {
     pub(super) unflushed_since_ms: Option<i64>,
     pub(super) last_append_ms: i64,
     pub(super) deleted: bool,
+    /// The cleaner's first dirty offset (Kafka's cleaner checkpoint): everything below it
+    /// has been compacted. `None` until the first clean: the whole log is dirty.
+    pub(super) cleaner_checkpoint: Option<i64>,
 }
 
 /// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
@@ -156,6 +177,7 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         let now_ms = wall_clock_ms();
         fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
+        cleaner_files::finish_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(LogError::io("listing log directory", dir))? {
             let entry = entry.map_err(LogError::io("listing log directory", dir))?;
@@ -223,6 +245,7 @@ impl PartitionLog {
             unflushed_since_ms: None,
             last_append_ms: now_ms,
             deleted: false,
+            cleaner_checkpoint: cleaner_files::load_checkpoint(dir)?,
         };
         log.flushed_offset = log.log_end_offset();
         log.rebuild_producer_state(now_ms)?;
@@ -292,6 +315,9 @@ impl PartitionLog {
             return Err(LogError::InvalidAppend {
                 reason: "record set length differs from its batch headers",
             });
+        }
+        if self.config.cleanup_policy_compact {
+            validate_keys_for_compaction(records, headers, DEFAULT_MAX_DECOMPRESSED)?;
         }
         let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
         if let SequenceCheck::Duplicate {

@@ -184,6 +184,15 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Base offset of a producer's latest batch (the cleaner keeps that batch, possibly
+    /// emptied, so the producer's sequence survives compaction and a restart).
+    pub fn last_batch_offset(&self, producer_id: i64) -> Option<i64> {
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.batches.back())
+            .map(|b| b.base_offset)
+    }
+
     /// Current epoch and remembered batches of a producer.
     pub fn producer(&self, producer_id: i64) -> Option<(i16, Vec<BatchMetadata>)> {
         self.producers

@@ -42,7 +42,7 @@ const LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
@@ -78,6 +78,10 @@ pub enum BatchError {
     InvalidSequence { producer_id: i64, base_sequence: i32 },
     #[error("produce request carries no record batch for this partition; send at least one batch")]
     EmptyRecordSet,
+    #[error("compacted topic cannot accept a record without a key; give every record a key, or produce to a topic with cleanup.policy=delete")]
+    RecordWithoutKey,
+    #[error("records of a batch for a compacted topic cannot be read to check their keys: {reason}")]
+    UnreadableRecords { reason: String },
 }
 
 impl BatchError {
@@ -85,16 +89,18 @@ impl BatchError {
     pub fn kafka_error_code(&self) -> i16 {
         use error_code::*;
         match self {
-            BatchError::Truncated { .. } | BatchError::InvalidLength { .. } | BatchError::CrcMismatch { .. } => {
-                CORRUPT_MESSAGE
-            }
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength { .. }
+            | BatchError::CrcMismatch { .. }
+            | BatchError::UnreadableRecords { .. } => CORRUPT_MESSAGE,
             BatchError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
             BatchError::UnsupportedMagic { .. } => UNSUPPORTED_FOR_MESSAGE_FORMAT,
             BatchError::InvalidRecordCount { .. }
             | BatchError::UnknownCompression { .. }
             | BatchError::ControlBatchFromClient
             | BatchError::InvalidSequence { .. }
-            | BatchError::EmptyRecordSet => INVALID_RECORD,
+            | BatchError::EmptyRecordSet
+            | BatchError::RecordWithoutKey => INVALID_RECORD,
         }
     }
 }

@@ -48,6 +48,12 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub header_count: usize,
+    /// The stored timestamp delta (relative to the batch's base timestamp), whatever the
+    /// batch's timestamp type; the cleaner re-bases it when it rewrites a batch.
+    pub timestamp_delta: i64,
+    /// Key, value and headers exactly as encoded (everything after the offset delta), so a
+    /// record can be copied into a new batch without re-encoding its payload.
+    pub encoded_fields: &'a [u8],
 }
 
 /// A batch with its records section ready to iterate (decompressed if needed).
@@ -93,6 +99,39 @@ impl<'a> BatchRecords<'a> {
             done: false,
         }
     }
+}
+
+/// Produce-time check for compacted topics (Kafka refuses keyless records there, since
+/// compaction keeps one record per key): every record of every batch must have a non-null
+/// key. `headers` are `validate_produce_records`'s output for `records`; compressed batches
+/// are decompressed under `max_decompressed`.
+pub fn validate_keys_for_compaction(
+    records: &[u8],
+    headers: &[BatchHeader],
+    max_decompressed: usize,
+) -> Result<(), BatchError> {
+    let unreadable = |e: RecordError| match e {
+        RecordError::Batch(e) => e,
+        other => BatchError::UnreadableRecords {
+            reason: other.to_string(),
+        },
+    };
+    let mut at = 0usize;
+    for header in headers {
+        let end = at.saturating_add(header.total_size());
+        let batch = records.get(at..end).ok_or(BatchError::Truncated {
+            needed: end,
+            available: records.len(),
+        })?;
+        let decoded = BatchRecords::decode(batch, max_decompressed).map_err(unreadable)?;
+        for record in decoded.iter() {
+            if record.map_err(unreadable)?.key.is_none() {
+                return Err(BatchError::RecordWithoutKey);
+            }
+        }
+        at = end;
+    }
+    Ok(())
 }
 
 /// Iterator over the records of a [`BatchRecords`].
@@ -156,6 +195,7 @@ impl<'a> RecordIter<'a> {
         body.take(1, "attributes")?;
         let timestamp_delta = body.varlong("timestamp delta")?;
         let offset_delta = body.varint("offset delta")?;
+        let fields_start = body.pos;
         let key = body.nullable_bytes("key")?;
         let value = body.nullable_bytes("value")?;
         let header_count = body.varint("header count")?;
@@ -189,6 +229,8 @@ impl<'a> RecordIter<'a> {
             key,
             value,
             header_count,
+            timestamp_delta,
+            encoded_fields: &self.data[fields_start..end],
         })
     }
 }
@@ -446,6 +488,23 @@ mod tests {
         let results: Vec<_> = batch.iter().collect();
         assert_eq!(results.len(), 4);
         assert!(results[3].is_err());
+    }
+
+    #[test]
+    fn compaction_key_check() {
+        let keyed = encode_batch(&BatchSpec::timestamps(&[1, 2]).with_compression(Compression::Gzip));
+        let mut set = keyed.clone();
+        set.extend(encode_batch(&BatchSpec::values(&[b"no key"])));
+        let headers = crate::log::validate_produce_records(&set, 1 << 20).unwrap();
+        validate_keys_for_compaction(&keyed, &headers[..1], 1 << 20).unwrap();
+        let err = validate_keys_for_compaction(&set, &headers, 1 << 20).unwrap_err();
+        assert_eq!(err, BatchError::RecordWithoutKey);
+        assert_eq!(err.kafka_error_code(), crate::log::error_code::INVALID_RECORD);
+        // Records that cannot be decompressed are corrupt, not keyless.
+        let mut garbled = keyed.clone();
+        garbled[HEADER_SIZE + 2] ^= 0xff;
+        let err = validate_keys_for_compaction(&garbled, &headers[..1], 1 << 20).unwrap_err();
+        assert_eq!(err.kafka_error_code(), crate::log::error_code::CORRUPT_MESSAGE, "{err}");
     }
 
     proptest! {

@@ -14,8 +14,14 @@ impl PartitionLog {
     /// minus the oldest segment is still at least retention.bytes. An expired non-empty
     /// active segment is rolled first so it can go too; the log start offset moves to the
     /// first remaining segment. Returns how many segments were deleted.
+    ///
+    /// Only for cleanup.policy "delete" (alone or with "compact"): a compact-only log is
+    /// never shortened by retention.ms or retention.bytes, as in Kafka.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         self.ensure_live()?;
+        if !self.config.cleanup_policy_delete {
+            return Ok(0);
+        }
         let mut deleted = 0;
         if self.config.retention_ms >= 0 {
             let cutoff = now_ms.saturating_sub(self.config.retention_ms);
@@ -118,6 +124,10 @@ impl PartitionLog {
         }
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
         self.mark_flushed(self.flushed_offset);
+        // Offsets past the new end may be reused: they are dirty again for the cleaner.
+        if self.cleaner_checkpoint.is_some_and(|c| c > self.log_end_offset()) {
+            self.store_cleaner_checkpoint(self.log_end_offset())?;
+        }
         self.rebuild_producer_state(now_ms)
     }
 }
