@@ -1,10 +1,12 @@
 //! The broker's shared state, handed to every request handler.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cluster::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, MetadataImage, TopicImage};
+use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::metrics::BrokerMetrics;
 
 /// Everything a request handler may use.
@@ -12,13 +14,29 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub controller: Controller,
     pub replicas: ReplicaManager,
+    pub coordinator: GroupCoordinator,
     pub metrics: BrokerMetrics,
     ready: AtomicBool,
 }
 
 impl Broker {
     pub fn new(config: BrokerConfig, controller: Controller, replicas: ReplicaManager) -> Arc<Self> {
-        Arc::new(Self { config, controller, replicas, metrics: BrokerMetrics::default(), ready: AtomicBool::new(false) })
+        let coordinator = GroupCoordinator::new(CoordinatorConfig {
+            offsets_partitions: config.offsets_topic_num_partitions,
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+            offsets_retention: Duration::from_secs(config.offsets_retention_minutes * 60),
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        });
+        Arc::new(Self {
+            config,
+            controller,
+            replicas,
+            coordinator,
+            metrics: BrokerMetrics::default(),
+            ready: AtomicBool::new(false),
+        })
     }
 
     pub fn node_id(&self) -> i32 {

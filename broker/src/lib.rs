@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod http;
 pub mod log;
 pub mod metrics;

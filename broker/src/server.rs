@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::cluster::ReplicaManager;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
+use crate::coordinator::offsets_topic::TOPIC as OFFSETS_TOPIC;
 use crate::http::{self, BrokerSlot};
 use crate::network;
 
@@ -33,6 +34,10 @@ pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyho
     }
     tasks.push(tokio::spawn(flush_loop(broker.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(retention_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(group_loop(broker.clone(), shutdown.clone())));
+    if broker.config.log_cleaner_enable {
+        tasks.push(tokio::spawn(cleaner_loop(broker.clone(), shutdown.clone())));
+    }
     broker.set_ready(true);
     tracing::info!(node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
 
@@ -70,9 +75,85 @@ fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             replicas.forget(topic, *index);
         }
     }
+    ensure_offsets_topic(&controller, &config)?;
     let broker = Broker::new(config, controller, replicas);
     broker.apply_metadata().context("cannot create the logs the metadata lists")?;
+    let started = std::time::Instant::now();
+    let (groups, offsets) = broker.coordinator.load(&broker.replicas).context("cannot load consumer groups from __consumer_offsets")?;
+    tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", groups, offsets, elapsed_ms = started.elapsed().as_millis() as u64, "loaded consumer groups");
     Ok(broker)
+}
+
+/// Creates the compacted `__consumer_offsets` topic on first start.
+fn ensure_offsets_topic(controller: &Controller, config: &BrokerConfig) -> anyhow::Result<()> {
+    if controller.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let configs = [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), config.offsets_topic_segment_bytes.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    controller
+        .create_topic(OFFSETS_TOPIC, config.offsets_topic_num_partitions, 1, configs, false)
+        .context("cannot create __consumer_offsets")?;
+    Ok(())
+}
+
+/// Compacts logs with cleanup.policy=compact every log.cleaner.backoff.ms (Kafka's
+/// LogCleaner, one thread).
+async fn cleaner_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        let b = broker.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            for p in b.replicas.all() {
+                if !p.log().lock().config().cleanup_policy_compact {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let result = p.log().lock().clean(now_ms());
+                match result {
+                    Ok(s) if s.segments_cleaned > 0 => tracing::info!(
+                        target: "kafka.log.LogCleaner",
+                        partition = %p.name(),
+                        segments = s.segments_cleaned,
+                        bytes_before = s.bytes_before,
+                        bytes_after = s.bytes_after,
+                        records_removed = s.records_removed,
+                        tombstones_removed = s.tombstones_removed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "cleaned log"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(target: "kafka.log.LogCleaner", partition = %p.name(), error = %e, "cleaning failed"),
+                }
+            }
+        });
+        let _ = work.await;
+    }
+}
+
+/// Group session expiry, rebalance deadlines and offset expiry.
+async fn group_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let expiry_every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
+    let mut last_expiry = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return,
+        }
+        broker.coordinator.tick(&broker.replicas).await;
+        if last_expiry.elapsed() >= expiry_every {
+            last_expiry = tokio::time::Instant::now();
+            broker.coordinator.expire_offsets(&broker.replicas).await;
+        }
+    }
 }
 
 /// Flushes partitions whose oldest unflushed data is older than their flush.ms.

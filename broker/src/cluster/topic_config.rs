@@ -33,10 +33,17 @@ fn v_non_negative(v: &str) -> Result<(), String> {
     long_at_least(0)(v)
 }
 fn v_cleanup(v: &str) -> Result<(), String> {
-    if v.trim() == "delete" {
+    let words: Vec<&str> = v.split(',').map(str::trim).collect();
+    if !words.is_empty() && words.iter().all(|w| *w == "delete" || *w == "compact") {
         Ok(())
     } else {
-        Err(format!("cleanup.policy '{v}' is not supported yet; only 'delete' is"))
+        Err(format!("cleanup.policy '{v}' must be delete, compact or compact,delete"))
+    }
+}
+fn v_ratio(v: &str) -> Result<(), String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err(format!("'{v}' is not a ratio between 0 and 1")),
     }
 }
 fn v_compression(v: &str) -> Result<(), String> {
@@ -66,6 +73,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "flush.messages", broker_synonym: "log.flush.interval.messages", validate: v_positive },
     TopicConfigDef { name: "flush.ms", broker_synonym: "log.flush.interval.ms", validate: v_positive },
     TopicConfigDef { name: "cleanup.policy", broker_synonym: "log.cleanup.policy", validate: v_cleanup },
+    TopicConfigDef { name: "delete.retention.ms", broker_synonym: "log.cleaner.delete.retention.ms", validate: v_non_negative },
+    TopicConfigDef { name: "min.compaction.lag.ms", broker_synonym: "log.cleaner.min.compaction.lag.ms", validate: v_non_negative },
+    TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_synonym: "log.cleaner.min.cleanable.ratio", validate: v_ratio },
     TopicConfigDef { name: "compression.type", broker_synonym: "compression.type", validate: v_compression },
     TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", validate: v_timestamp_type },
 ];
@@ -91,7 +101,10 @@ pub fn broker_default(config: &BrokerConfig, name: &str) -> String {
         "max.message.bytes" => config.message_max_bytes.to_string(),
         "flush.messages" => config.flush_interval_messages.to_string(),
         "flush.ms" => config.flush_interval_ms.to_string(),
-        "cleanup.policy" => "delete".into(),
+        "cleanup.policy" => config.cleanup_policy.clone(),
+        "delete.retention.ms" => config.delete_retention_ms.to_string(),
+        "min.compaction.lag.ms" => config.min_compaction_lag_ms.to_string(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
         "compression.type" => "producer".into(),
         "message.timestamp.type" => "CreateTime".into(),
         _ => String::new(),
@@ -103,6 +116,7 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
     let num = |name: &str, default: i64| -> i64 {
         overrides.get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
     };
+    let policy = overrides.get("cleanup.policy").cloned().unwrap_or_else(|| config.cleanup_policy.clone());
     LogConfig {
         segment_bytes: num("segment.bytes", config.segment_bytes as i64) as u64,
         segment_ms: num("segment.ms", config.roll_ms) as u64,
@@ -112,10 +126,13 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         index_interval_bytes: num("index.interval.bytes", config.index_interval_bytes as i64) as usize,
         flush_interval_messages: num("flush.messages", config.flush_interval_messages as i64) as u64,
         flush_interval_ms: num("flush.ms", config.flush_interval_ms as i64) as u64,
-        cleanup_policy_delete: true,
-        cleanup_policy_compact: false,
-        delete_retention_ms: 86_400_000,
-        min_compaction_lag_ms: 0,
-        min_cleanable_dirty_ratio: 0.5,
+        cleanup_policy_delete: policy.split(',').any(|w| w.trim() == "delete"),
+        cleanup_policy_compact: policy.split(',').any(|w| w.trim() == "compact"),
+        delete_retention_ms: num("delete.retention.ms", config.delete_retention_ms),
+        min_compaction_lag_ms: num("min.compaction.lag.ms", config.min_compaction_lag_ms),
+        min_cleanable_dirty_ratio: overrides
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.5),
     }
 }

@@ -40,7 +40,7 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, broker: A
             Ok(f) => f,
             Err(c) => break c,
         };
-        match respond(&broker, frame).await {
+        match respond(&broker, peer, frame).await {
             Ok(Some(bytes)) => {
                 if let Err(e) = stream.write_all(&bytes).await {
                     break Close::Io(e);
@@ -94,7 +94,7 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, max: usize) -> R
 }
 
 /// Decodes and handles one frame; `Ok(None)` when no response is owed.
-async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<BytesMut>, Close> {
+async fn respond(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<BytesMut>, Close> {
     let request = match decode_request(frame) {
         Ok(r) => r,
         // The protocol's answer to an ApiVersions version we do not know: error 35 in v0 form.
@@ -108,7 +108,7 @@ async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<BytesMut>,
     };
     BrokerMetrics::inc(&broker.metrics.requests);
     let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
-    let Some(response) = api::handle(broker, request).await else { return Ok(None) };
+    let Some(response) = api::handle(broker, peer, request).await else { return Ok(None) };
     encode_response(api_key, version, correlation_id, &response)
         .map(Some)
         .map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))

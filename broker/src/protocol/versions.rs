@@ -35,6 +35,18 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::CreatePartitions, 0, 0, 3),
     s(ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     s(ApiKey::DescribeCluster, 0, 0, 1),
+    s(ApiKey::FindCoordinator, 0, 0, 4),
+    s(ApiKey::JoinGroup, 0, 0, 9),
+    s(ApiKey::SyncGroup, 0, 0, 5),
+    s(ApiKey::Heartbeat, 0, 0, 4),
+    s(ApiKey::LeaveGroup, 0, 0, 5),
+    // OffsetCommit/OffsetFetch 10 address topics by id.
+    s(ApiKey::OffsetCommit, 2, 2, 9),
+    s(ApiKey::OffsetFetch, 1, 1, 9),
+    s(ApiKey::ListGroups, 0, 0, 5),
+    s(ApiKey::DescribeGroups, 0, 0, 5),
+    s(ApiKey::DeleteGroups, 0, 0, 2),
+    s(ApiKey::OffsetDelete, 0, 0, 0),
 ];
 
 /// The supported range of an API, if it is implemented.

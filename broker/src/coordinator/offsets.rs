@@ -1,0 +1,231 @@
+//! Committed offsets: OffsetCommit (durable in `__consumer_offsets` before it is
+//! acknowledged), OffsetFetch, OffsetDelete and expiry of an empty group's offsets after
+//! offsets.retention.minutes.
+use bytes::{Buf, Bytes};
+
+use super::group::{Committed, GroupState, ILLEGAL_GENERATION, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID};
+use super::schema::{group_key, offset_key, offset_value, OffsetValue};
+use super::{offsets_topic, Group, GroupCoordinator, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, INVALID_GROUP_ID};
+use crate::api::now_ms;
+use crate::cluster::ReplicaManager;
+
+const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// An OffsetCommit request, version differences resolved.
+pub struct CommitRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// (topic, partition, offset, leader epoch, metadata)
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+}
+
+/// One row of an OffsetFetch answer.
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Checks that a commit comes from the current generation of a live member (or is a
+/// "simple" commit, generation -1 with no member, to a group without members).
+fn check_commit(group: &Group, req: &CommitRequest) -> i16 {
+    if req.generation < 0 && req.member_id.is_empty() {
+        return if group.members.is_empty() { NONE } else { UNKNOWN_MEMBER_ID };
+    }
+    if let Some(i) = &req.instance_id {
+        if group.static_members.get(i).is_some_and(|m| *m != req.member_id) {
+            return FENCED_INSTANCE_ID;
+        }
+    }
+    if !group.members.contains_key(&req.member_id) {
+        return UNKNOWN_MEMBER_ID;
+    }
+    if req.generation != group.generation {
+        return ILLEGAL_GENERATION;
+    }
+    match group.state {
+        GroupState::PreparingRebalance | GroupState::CompletingRebalance => REBALANCE_IN_PROGRESS,
+        GroupState::Stable => NONE,
+        GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
+    }
+}
+
+impl GroupCoordinator {
+    /// Commits offsets; returns one code per requested offset, in request order.
+    /// `partition_exists` tells whether a topic partition exists in the cluster.
+    pub async fn commit_offsets(
+        &self,
+        replicas: &ReplicaManager,
+        req: CommitRequest,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> Vec<i16> {
+        if req.group_id.is_empty() {
+            return vec![INVALID_GROUP_ID; req.offsets.len()];
+        }
+        let now_ms = now_ms();
+        let (mut codes, entries, to_store) = {
+            let mut groups = self.groups.lock();
+            let group = groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id, now_ms));
+            let code = check_commit(group, &req);
+            if code != NONE {
+                return vec![code; req.offsets.len()];
+            }
+            let mut codes = Vec::with_capacity(req.offsets.len());
+            let mut entries = Vec::new();
+            let mut to_store = Vec::new();
+            for (topic, partition, offset, leader_epoch, metadata) in &req.offsets {
+                let metadata = metadata.clone().unwrap_or_default();
+                if !partition_exists(topic, *partition) {
+                    codes.push(UNKNOWN_TOPIC_OR_PARTITION);
+                } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                    codes.push(OFFSET_METADATA_TOO_LARGE);
+                } else {
+                    let value = OffsetValue { offset: *offset, leader_epoch: *leader_epoch, metadata, commit_timestamp: now_ms };
+                    entries.push((offset_key(&req.group_id, topic, *partition), Some(offset_value(&value))));
+                    to_store.push((codes.len(), topic.clone(), *partition, value));
+                    codes.push(NONE);
+                }
+            }
+            (codes, entries, to_store)
+        };
+        if let Err(e) = offsets_topic::append(replicas, self.partition_for(&req.group_id), &entries, now_ms).await {
+            tracing::error!(group = %req.group_id, error = %e, "could not persist committed offsets");
+            for (i, ..) in &to_store {
+                codes[*i] = e.code();
+            }
+            return codes;
+        }
+        let mut groups = self.groups.lock();
+        if let Some(group) = groups.get_mut(&req.group_id) {
+            for (_, topic, partition, v) in to_store {
+                group.offsets.insert(
+                    (topic, partition),
+                    Committed { offset: v.offset, leader_epoch: v.leader_epoch, metadata: v.metadata, commit_timestamp: v.commit_timestamp },
+                );
+            }
+        }
+        codes
+    }
+
+    /// Committed offsets of a group: for the requested partitions (-1 where none), or all.
+    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Vec<FetchedOffset> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id);
+        let row = |t: &str, p: i32| match group.and_then(|g| g.offsets.get(&(t.to_string(), p))) {
+            Some(c) => FetchedOffset { topic: t.to_string(), partition: p, offset: c.offset, leader_epoch: c.leader_epoch, metadata: Some(c.metadata.clone()) },
+            None => FetchedOffset { topic: t.to_string(), partition: p, offset: -1, leader_epoch: -1, metadata: Some(String::new()) },
+        };
+        match wanted {
+            Some(topics) => topics.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t, *p))).map(|(t, p)| row(t, p)).collect(),
+            None => group
+                .map(|g| g.offsets.keys().map(|(t, p)| row(t, *p)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// OffsetDelete: refused while the group is subscribed to the topic. Returns the
+    /// group-level error and a code per requested partition.
+    pub async fn delete_offsets(&self, replicas: &ReplicaManager, group_id: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
+        let (codes, entries) = {
+            let groups = self.groups.lock();
+            let Some(group) = groups.get(group_id) else { return (GROUP_ID_NOT_FOUND, Vec::new()) };
+            let subscribed: Vec<String> = group
+                .members
+                .values()
+                .flat_map(|m| m.protocols.iter().flat_map(|(_, meta)| subscription_topics(meta)))
+                .collect();
+            let mut codes = Vec::with_capacity(partitions.len());
+            let mut entries = Vec::new();
+            for (t, p) in partitions {
+                if !group.is(GroupState::Empty) && subscribed.iter().any(|s| s == t) {
+                    codes.push(GROUP_SUBSCRIBED_TO_TOPIC);
+                } else {
+                    entries.push((offset_key(group_id, t, *p), None));
+                    codes.push(NONE);
+                }
+            }
+            (codes, entries)
+        };
+        if let Err(e) = offsets_topic::append(replicas, self.partition_for(group_id), &entries, now_ms()).await {
+            return (e.code(), Vec::new());
+        }
+        let mut groups = self.groups.lock();
+        if let Some(group) = groups.get_mut(group_id) {
+            for ((t, p), code) in partitions.iter().zip(&codes) {
+                if *code == NONE {
+                    group.offsets.remove(&(t.clone(), *p));
+                }
+            }
+        }
+        (NONE, codes)
+    }
+
+    /// Expires the offsets of groups that have been empty for offsets.retention.minutes, and
+    /// removes empty groups left with no offsets (tombstones for both).
+    pub async fn expire_offsets(&self, replicas: &ReplicaManager) {
+        let now = now_ms();
+        let retention = self.config.offsets_retention.as_millis() as i64;
+        let mut writes: Vec<(String, Vec<(Bytes, Option<Bytes>)>)> = Vec::new();
+        {
+            let mut groups = self.groups.lock();
+            let mut gone = Vec::new();
+            for g in groups.values_mut().filter(|g| g.is(GroupState::Empty)) {
+                let since = g.state_since_ms;
+                let expired: Vec<(String, i32)> = g
+                    .offsets
+                    .iter()
+                    .filter(|(_, c)| since.max(c.commit_timestamp) + retention <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let mut entries: Vec<(Bytes, Option<Bytes>)> = expired.iter().map(|(t, p)| (offset_key(&g.id, t, *p), None)).collect();
+                for k in &expired {
+                    g.offsets.remove(k);
+                }
+                if g.offsets.is_empty() && since + retention <= now {
+                    entries.push((group_key(&g.id), None));
+                    gone.push(g.id.clone());
+                }
+                if !entries.is_empty() {
+                    tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", group = %g.id, offsets = expired.len(), "expired offsets of an empty group");
+                    writes.push((g.id.clone(), entries));
+                }
+            }
+            for id in gone {
+                groups.remove(&id);
+            }
+        }
+        for (id, entries) in writes {
+            if let Err(e) = offsets_topic::append(replicas, self.partition_for(&id), &entries, now).await {
+                tracing::error!(group = %id, error = %e, "could not write offset expiry tombstones");
+            }
+        }
+    }
+}
+
+/// Topics of a ConsumerProtocolSubscription (version i16, topics [string], ...); empty when
+/// the metadata is not a consumer subscription.
+fn subscription_topics(meta: &Bytes) -> Vec<String> {
+    let mut b = meta.clone();
+    if b.remaining() < 6 {
+        return Vec::new();
+    }
+    let _version = b.get_i16();
+    let n = b.get_i32();
+    let mut out = Vec::new();
+    for _ in 0..n.max(0) {
+        if b.remaining() < 2 {
+            break;
+        }
+        let len = b.get_i16();
+        if len < 0 || b.remaining() < len as usize {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&b.split_to(len as usize)).into_owned());
+    }
+    out
+}

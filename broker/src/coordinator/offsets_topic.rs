@@ -1,0 +1,124 @@
+//! Writing to and replaying `__consumer_offsets`: the durable home of committed offsets and
+//! group metadata. Each group lives in one partition (Kafka's hash), written as ordinary
+//! record batches with Kafka's key and value schemas; the topic is compacted.
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use crate::cluster::{Partition, ReplicaManager};
+use crate::log::records::{BatchRecords, DEFAULT_MAX_DECOMPRESSED};
+use crate::log::BatchHeader;
+
+pub const TOPIC: &str = "__consumer_offsets";
+
+/// Why a write to `__consumer_offsets` failed; `code()` is the Kafka error to answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsTopicError {
+    #[error("partition {0} of __consumer_offsets is not hosted here")]
+    NotHosted(i32),
+    #[error("could not encode offsets records: {0}")]
+    Encode(String),
+    #[error("could not append to __consumer_offsets: {0}")]
+    Append(#[from] crate::cluster::PartitionError),
+}
+
+impl OffsetsTopicError {
+    pub fn code(&self) -> i16 {
+        match self {
+            // COORDINATOR_NOT_AVAILABLE: the client retries.
+            OffsetsTopicError::NotHosted(_) => 15,
+            OffsetsTopicError::Encode(_) => 56,
+            OffsetsTopicError::Append(e) => match e.code() {
+                10 => 12, // a batch too large for the topic: OFFSET_METADATA_TOO_LARGE
+                _ => 56,
+            },
+        }
+    }
+}
+
+/// Encodes `(key, value)` pairs (None = tombstone) as one uncompressed record batch.
+pub fn encode_batch(entries: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, OffsetsTopicError> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .map_err(|e| OffsetsTopicError::Encode(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// Appends entries to one partition, durably per the flush policy, before returning.
+pub async fn append(
+    replicas: &ReplicaManager,
+    partition: i32,
+    entries: &[(Bytes, Option<Bytes>)],
+    now_ms: i64,
+) -> Result<(), OffsetsTopicError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let p = replicas.partition(TOPIC, partition).ok_or(OffsetsTopicError::NotHosted(partition))?;
+    let batch = encode_batch(entries, now_ms)?;
+    p.append(&batch, now_ms).await?;
+    replicas.notify_append();
+    Ok(())
+}
+
+/// Every record of a partition from its log start, in offset order.
+pub fn replay(partition: &Partition, mut apply: impl FnMut(Bytes, Option<Bytes>)) -> Result<u64, crate::cluster::PartitionError> {
+    let mut offset = partition.log_start_offset();
+    let end = partition.high_watermark();
+    let mut count = 0u64;
+    while offset < end {
+        let (data, _, _) = partition.read(offset, 1 << 20)?;
+        if data.is_empty() {
+            break;
+        }
+        let mut pos = 0usize;
+        let mut next = offset;
+        while pos < data.len() {
+            let Ok(header) = BatchHeader::parse(&data[pos..]) else { break };
+            let size = header.total_size();
+            if pos + size > data.len() {
+                break;
+            }
+            let batch = &data[pos..pos + size];
+            match BatchRecords::decode(batch, DEFAULT_MAX_DECOMPRESSED) {
+                Ok(records) => {
+                    for r in records.iter().flatten() {
+                        if r.offset < offset {
+                            continue;
+                        }
+                        if let Some(k) = r.key {
+                            apply(Bytes::copy_from_slice(k), r.value.map(Bytes::copy_from_slice));
+                            count += 1;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(partition = %partition.name(), base_offset = header.base_offset, error = %e, "skipping unreadable batch while loading groups"),
+            }
+            next = header.last_offset() + 1;
+            pos += size;
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(count)
+}
