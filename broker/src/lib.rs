@@ -4,6 +4,7 @@
 //! version negotiation) -> `api` (one module per Kafka API) -> `cluster` (hosted partitions)
 //! and `controller` (cluster metadata) -> `log` (segments, indexes, recovery, retention).
 pub mod api;
+pub mod background;
 pub mod broker;
 pub mod cluster;
 pub mod config;

@@ -1,12 +1,11 @@
 //! Start-up and shutdown: HTTP first (so liveness answers during recovery), then metadata and
 //! log recovery, then the Kafka listeners, then readiness; background flush and retention.
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::api::now_ms;
+use crate::background;
 use crate::broker::Broker;
 use crate::cluster::ReplicaManager;
 use crate::config::BrokerConfig;
@@ -32,11 +31,11 @@ pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyho
         tracing::info!(listener = %l.name, address = %local, "Kafka listener ready");
         tasks.push(tokio::spawn(network::run_listener(listener, broker.clone(), shutdown.clone())));
     }
-    tasks.push(tokio::spawn(flush_loop(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(retention_loop(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(group_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(background::flush_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(background::retention_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(background::group_loop(broker.clone(), shutdown.clone())));
     if broker.config.log_cleaner_enable {
-        tasks.push(tokio::spawn(cleaner_loop(broker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), shutdown.clone())));
     }
     broker.set_ready(true);
     tracing::info!(node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
@@ -99,103 +98,4 @@ fn ensure_offsets_topic(controller: &Controller, config: &BrokerConfig) -> anyho
         .create_topic(OFFSETS_TOPIC, config.offsets_topic_num_partitions, 1, configs, false)
         .context("cannot create __consumer_offsets")?;
     Ok(())
-}
-
-/// Compacts logs with cleanup.policy=compact every log.cleaner.backoff.ms (Kafka's
-/// LogCleaner, one thread).
-async fn cleaner_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let tick = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => return,
-        }
-        let b = broker.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            for p in b.replicas.all() {
-                if !p.log().lock().config().cleanup_policy_compact {
-                    continue;
-                }
-                let started = std::time::Instant::now();
-                let result = p.log().lock().clean(now_ms());
-                match result {
-                    Ok(s) if s.segments_cleaned > 0 => tracing::info!(
-                        target: "kafka.log.LogCleaner",
-                        partition = %p.name(),
-                        segments = s.segments_cleaned,
-                        bytes_before = s.bytes_before,
-                        bytes_after = s.bytes_after,
-                        records_removed = s.records_removed,
-                        tombstones_removed = s.tombstones_removed,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "cleaned log"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(target: "kafka.log.LogCleaner", partition = %p.name(), error = %e, "cleaning failed"),
-                }
-            }
-        });
-        let _ = work.await;
-    }
-}
-
-/// Group session expiry, rebalance deadlines and offset expiry.
-async fn group_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let expiry_every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
-    let mut last_expiry = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = shutdown.changed() => return,
-        }
-        broker.coordinator.tick(&broker.replicas).await;
-        if last_expiry.elapsed() >= expiry_every {
-            last_expiry = tokio::time::Instant::now();
-            broker.coordinator.expire_offsets(&broker.replicas).await;
-        }
-    }
-}
-
-/// Flushes partitions whose oldest unflushed data is older than their flush.ms.
-async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let tick = Duration::from_millis(broker.config.flush_interval_ms.clamp(10, 1000));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => return,
-        }
-        let now = now_ms();
-        for p in broker.replicas.all() {
-            if let Err(e) = p.flush_if_due_by_time(now).await {
-                tracing::error!(partition = %p.name(), error = %e, "scheduled flush failed");
-            }
-        }
-    }
-}
-
-/// Applies retention and time-based segment rolls every log.retention.check.interval.ms.
-async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let tick = Duration::from_millis(broker.config.retention_check_interval_ms);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => return,
-        }
-        let b = broker.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            for p in b.replicas.all() {
-                let mut log = p.log().lock();
-                if let Err(e) = log.maybe_roll_by_time(now) {
-                    tracing::error!(partition = %p.name(), error = %e, "time-based segment roll failed");
-                }
-                match log.apply_retention(now) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(target: "kafka.log.LogManager", partition = %p.name(), segments = n, log_start_offset = log.log_start_offset(), "deleted segments past retention"),
-                    Err(e) => tracing::error!(partition = %p.name(), error = %e, "retention failed"),
-                }
-            }
-        });
-        let _ = work.await;
-    }
 }

@@ -1,0 +1,106 @@
+//! The broker's periodic work: time-based flushes, retention and segment rolls, log
+//! cleaning, and group coordinator housekeeping. Each loop stops when `shutdown` turns true.
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::now_ms;
+use crate::broker::Broker;
+use crate::cluster::Partition;
+
+/// Sleeps `tick`; false once shutdown is signalled.
+async fn wait(tick: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(tick) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+/// Runs `work` for every hosted partition every `tick`, on a blocking thread (it does disk
+/// I/O under the partition's lock).
+async fn every_partition(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, tick: Duration, work: fn(&Partition, i64)) {
+    while wait(tick, &mut shutdown).await {
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in b.replicas.all() {
+                work(&p, now);
+            }
+        })
+        .await;
+    }
+}
+
+/// Flushes partitions whose oldest unflushed data is older than their flush.ms.
+pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.flush_interval_ms.clamp(10, 1000));
+    while wait(tick, &mut shutdown).await {
+        let now = now_ms();
+        for p in broker.replicas.all() {
+            if let Err(e) = p.flush_if_due_by_time(now).await {
+                tracing::error!(partition = %p.name(), error = %e, "scheduled flush failed");
+            }
+        }
+    }
+}
+
+/// Applies retention and time-based segment rolls every log.retention.check.interval.ms.
+pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.retention_check_interval_ms);
+    every_partition(broker, shutdown, tick, |p, now| {
+        let mut log = p.log().lock();
+        if let Err(e) = log.maybe_roll_by_time(now) {
+            tracing::error!(partition = %p.name(), error = %e, "time-based segment roll failed");
+        }
+        match log.apply_retention(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(target: "kafka.log.LogManager", partition = %p.name(), segments = n, log_start_offset = log.log_start_offset(), "deleted segments past retention"),
+            Err(e) => tracing::error!(partition = %p.name(), error = %e, "retention failed"),
+        }
+    })
+    .await
+}
+
+/// Compacts logs with cleanup.policy=compact every log.cleaner.backoff.ms (Kafka's
+/// LogCleaner, one thread).
+pub async fn cleaner_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    every_partition(broker, shutdown, tick, |p, now| {
+        let mut log = p.log().lock();
+        if !log.config().cleanup_policy_compact {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match log.clean(now) {
+            Ok(s) if s.segments_cleaned > 0 => tracing::info!(
+                target: "kafka.log.LogCleaner",
+                partition = %p.name(),
+                segments = s.segments_cleaned,
+                bytes_before = s.bytes_before,
+                bytes_after = s.bytes_after,
+                records_removed = s.records_removed,
+                tombstones_removed = s.tombstones_removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cleaned log"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(target: "kafka.log.LogCleaner", partition = %p.name(), error = %e, "cleaning failed"),
+        }
+    })
+    .await
+}
+
+/// Group session expiry and rebalance deadlines (every 100 ms) and offset expiry (every
+/// offsets.retention.check.interval.ms).
+pub async fn group_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let expiry_every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
+    let mut last_expiry = tokio::time::Instant::now();
+    while wait(Duration::from_millis(100), &mut shutdown).await {
+        broker.coordinator.tick(&broker.replicas).await;
+        if last_expiry.elapsed() >= expiry_every {
+            last_expiry = tokio::time::Instant::now();
+            broker.coordinator.expire_offsets(&broker.replicas).await;
+        }
+    }
+}
