@@ -49,8 +49,11 @@ fn check_commit(group: &Group, req: &CommitRequest) -> i16 {
         return ILLEGAL_GENERATION;
     }
     match group.state {
-        GroupState::PreparingRebalance | GroupState::CompletingRebalance => REBALANCE_IN_PROGRESS,
-        GroupState::Stable => NONE,
+        // Kafka refuses commits only between the join and the sync: a member of the current
+        // generation may commit while a rebalance is being prepared (eager clients commit in
+        // their revoke callback, exactly then).
+        GroupState::CompletingRebalance => REBALANCE_IN_PROGRESS,
+        GroupState::PreparingRebalance | GroupState::Stable => NONE,
         GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
     }
 }
@@ -228,4 +231,52 @@ fn subscription_topics(meta: &Bytes) -> Vec<String> {
         out.push(String::from_utf8_lossy(&b.split_to(len as usize)).into_owned());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(member: &str, generation: i32) -> CommitRequest {
+        CommitRequest { group_id: "g".into(), generation, member_id: member.into(), instance_id: None, offsets: vec![] }
+    }
+
+    #[test]
+    fn commits_are_refused_only_between_join_and_sync() {
+        let mut g = Group::new("g", 0);
+        assert_eq!(check_commit(&g, &commit("", -1)), NONE, "simple commit to an empty group");
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let now = std::time::Instant::now();
+        let seq = g.next_join_seq();
+        g.members.insert(
+            "a".into(),
+            super::super::group::Member {
+                id: "a".into(),
+                instance_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                session_timeout: std::time::Duration::from_secs(10),
+                rebalance_timeout: std::time::Duration::from_secs(10),
+                protocols: vec![],
+                assignment: Bytes::new(),
+                join_waiter: Some(tx),
+                sync_waiter: None,
+                heartbeat_deadline: now,
+                joined_seq: seq,
+            },
+        );
+        g.generation = 2;
+        for (state, want) in [
+            (GroupState::Stable, NONE),
+            (GroupState::PreparingRebalance, NONE),
+            (GroupState::CompletingRebalance, REBALANCE_IN_PROGRESS),
+        ] {
+            g.state = state;
+            assert_eq!(check_commit(&g, &commit("a", 2)), want, "{state:?}");
+        }
+        g.state = GroupState::Stable;
+        assert_eq!(check_commit(&g, &commit("a", 1)), ILLEGAL_GENERATION);
+        assert_eq!(check_commit(&g, &commit("b", 2)), UNKNOWN_MEMBER_ID);
+        assert_eq!(check_commit(&g, &commit("", -1)), UNKNOWN_MEMBER_ID, "simple commit to a live group");
+    }
 }
