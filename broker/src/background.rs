@@ -38,8 +38,10 @@ pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     while wait(tick, &mut shutdown).await {
         let now = now_ms();
         for p in broker.replicas.all() {
-            if let Err(e) = p.flush_if_due_by_time(now).await {
-                tracing::error!(partition = %p.name(), error = %e, "scheduled flush failed");
+            match p.flush_if_due_by_time(now).await {
+                Ok(Some(d)) => broker.metrics.log_flush.record(d.as_micros() as u64),
+                Ok(None) => {}
+                Err(e) => tracing::error!(partition = %p.name(), error = %e, "scheduled flush failed"),
             }
         }
     }

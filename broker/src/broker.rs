@@ -21,6 +21,8 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(config: BrokerConfig, controller: Controller, replicas: ReplicaManager) -> Arc<Self> {
+        let profile = config.metrics_naming;
+        let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let coordinator = GroupCoordinator::new(CoordinatorConfig {
             offsets_partitions: config.offsets_topic_num_partitions,
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
@@ -34,7 +36,7 @@ impl Broker {
             controller,
             replicas,
             coordinator,
-            metrics: BrokerMetrics::default(),
+            metrics: BrokerMetrics::new(profile, worker_threads),
             ready: AtomicBool::new(false),
         })
     }

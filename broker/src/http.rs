@@ -29,9 +29,25 @@ async fn ready(State(slot): State<BrokerSlot>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(slot): State<BrokerSlot>) -> impl IntoResponse {
-    let body = slot.get().map(|b| b.metrics.render()).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+async fn metrics(State(slot): State<BrokerSlot>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    // OpenMetrics when the scraper asks for it (Prometheus does, in its Accept header).
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let body = match slot.get() {
+        Some(b) => {
+            let b = b.clone();
+            tokio::task::spawn_blocking(move || crate::metrics::render::render(&b, openmetrics)).await.unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 /// Serves until `shutdown` turns true.

@@ -29,7 +29,7 @@ pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyho
         let addr = format!("{}:{}", l.host, l.port);
         let (listener, local) = network::bind(&addr).await?;
         tracing::info!(listener = %l.name, address = %local, "Kafka listener ready");
-        tasks.push(tokio::spawn(network::run_listener(listener, broker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(network::run_listener(listener, l.name.clone(), broker.clone(), shutdown.clone())));
     }
     tasks.push(tokio::spawn(background::flush_loop(broker.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(background::retention_loop(broker.clone(), shutdown.clone())));

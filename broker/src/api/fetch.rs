@@ -8,12 +8,14 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::error;
 use crate::broker::Broker;
-use crate::metrics::BrokerMetrics;
+use super::RequestContext;
+use crate::metrics::TopicStats;
+use std::sync::atomic::Ordering;
 
 /// Longest wait honoured, whatever the client asks.
 const MAX_WAIT_CAP_MS: u64 = 30_000;
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -21,22 +23,39 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let max_bytes = request_max.min(broker.config.fetch_max_bytes);
     // Subscribe before the first read so an append in between is not missed.
     let mut appends = broker.replicas.subscribe();
-    loop {
+    let mut waited = std::time::Duration::ZERO;
+    let response = loop {
         let (response, total, errored) = read_once(broker, &request, max_bytes);
         let now = tokio::time::Instant::now();
         if total >= min_bytes || errored || now >= deadline {
-            BrokerMetrics::add(&broker.metrics.bytes_out, total as u64);
-            return response;
+            break response;
         }
-        match tokio::time::timeout_at(deadline, appends.changed()).await {
+        // In the purgatory: waiting for min_bytes or max_wait_ms.
+        broker.metrics.purgatory_fetch.fetch_add(1, Ordering::Relaxed);
+        let woke = tokio::time::timeout_at(deadline, appends.changed()).await;
+        broker.metrics.purgatory_fetch.fetch_sub(1, Ordering::Relaxed);
+        waited += now.elapsed();
+        match woke {
             Ok(Ok(())) => continue,
             // Timed out, or the broker is shutting down: answer with what there is.
-            _ => {
-                let (response, total, _) = read_once(broker, &request, max_bytes);
-                BrokerMetrics::add(&broker.metrics.bytes_out, total as u64);
-                return response;
-            }
+            _ => break read_once(broker, &request, max_bytes).0,
         }
+    };
+    ctx.add_remote(waited);
+    record_topic_stats(broker, &response);
+    response
+}
+
+/// BytesOut, TotalFetchRequests and FailedFetchRequests per topic (counted per partition, as
+/// Kafka does).
+fn record_topic_stats(broker: &Broker, response: &FetchResponse) {
+    for t in &response.responses {
+        let stats = broker.metrics.topic(&t.topic.0);
+        let bytes: usize = t.partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+        let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
+        TopicStats::add(&stats.bytes_out, bytes as u64);
+        TopicStats::add(&stats.fetch_requests, t.partitions.len() as u64);
+        TopicStats::add(&stats.failed_fetch, failed);
     }
 }
 

@@ -19,7 +19,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: JoinGroupReq
         protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: version >= 4,
     };
+    let started = std::time::Instant::now();
+    broker.metrics.purgatory_rebalance.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let r = broker.coordinator.join(&broker.replicas, req).await;
+    broker.metrics.purgatory_rebalance.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.add_remote(started.elapsed());
     let members = r
         .members
         .into_iter()

@@ -24,6 +24,9 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod error_codes;
+
+pub use error_codes::error_codes;
 
 use std::sync::Arc;
 
@@ -58,24 +61,40 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-/// Who sent a request.
+/// Who sent a request, and what the handler reports back about it.
 pub struct RequestContext {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
+    /// Time spent waiting on others (long poll, rebalance), for RemoteTimeMs.
+    remote_micros: std::sync::atomic::AtomicU64,
+}
+
+impl RequestContext {
+    pub fn new(peer: std::net::SocketAddr, header: &kafka_protocol::messages::RequestHeader) -> Self {
+        Self {
+            peer,
+            client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+            remote_micros: Default::default(),
+        }
+    }
+
+    pub fn add_remote(&self, d: std::time::Duration) {
+        self.remote_micros.fetch_add(d.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn remote_micros(&self) -> u64 {
+        self.remote_micros.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Handles a decoded request. `None` means no response is sent (Produce with acks=0).
-pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: Request) -> Option<ResponseKind> {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request) -> Option<ResponseKind> {
     let version = request.version();
-    let ctx = RequestContext {
-        peer,
-        client_id: request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-    };
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
         RequestKind::Produce(r) => return produce::handle(broker, r, version).await.map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r, version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, version)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, version)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version)),
@@ -90,8 +109,8 @@ pub async fn handle(broker: &Arc<Broker>, peer: std::net::SocketAddr, request: R
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)),
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, &ctx, r, version).await),
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, ctx, r, version).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, ctx, r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, version).await),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r).await),

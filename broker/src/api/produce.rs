@@ -9,7 +9,8 @@ use super::{error, now_ms, str_bytes};
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
-use crate::metrics::BrokerMetrics;
+use crate::metrics::TopicStats;
+use std::sync::atomic::Ordering;
 use tokio::task::JoinSet;
 
 pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
@@ -53,18 +54,44 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
     let mut appended_any = false;
+    // Kafka counts TotalProduceRequests per topic-partition a request addresses.
+    for t in &responses {
+        let stats = broker.metrics.topic(&t.name.0);
+        TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
+        let refused = t.partition_responses.iter().filter(|p| p.error_code != 0).count() as u64;
+        TopicStats::add(&stats.failed_produce, refused);
+    }
+    let waiting = appends.len() as i64;
+    broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
     while let Some(joined) = appends.join_next().await {
         let Ok((ti, pi, result, bytes)) = joined else {
             tracing::error!("a produce append task failed to complete");
             continue;
         };
+        let stats = broker.metrics.topic(&responses[ti].name.0);
         let slot = &mut responses[ti].partition_responses[pi];
+        match &result {
+            Ok(a) => {
+                if let Some(d) = a.flushed_in {
+                    broker.metrics.log_flush.record(d.as_micros() as u64);
+                }
+            }
+            Err(e) => {
+                TopicStats::add(&stats.failed_produce, 1);
+                TopicStats::add(&stats.bytes_rejected, bytes as u64);
+                match e.code() {
+                    2 => TopicStats::add(&stats.invalid_crc, 1),
+                    45 => TopicStats::add(&stats.invalid_sequence, 1),
+                    _ => {}
+                }
+            }
+        }
         match result {
             Ok(a) => {
                 if !a.duplicate {
                     appended_any = true;
-                    BrokerMetrics::add(&broker.metrics.messages_in, a.records);
-                    BrokerMetrics::add(&broker.metrics.bytes_in, bytes as u64);
+                    TopicStats::add(&stats.messages_in, a.records);
+                    TopicStats::add(&stats.bytes_in, bytes as u64);
                 }
                 slot.base_offset = a.base_offset;
                 slot.log_append_time_ms = a.log_append_time;
@@ -76,6 +103,7 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
             }
         }
     }
+    broker.metrics.purgatory_produce.fetch_sub(waiting, Ordering::Relaxed);
     if appended_any {
         broker.replicas.notify_append();
     }

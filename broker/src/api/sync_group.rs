@@ -1,10 +1,12 @@
 //! SyncGroup: the leader hands out assignments; every member receives its own.
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::str_bytes;
+use super::{str_bytes, RequestContext};
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let started = std::time::Instant::now();
+    broker.metrics.purgatory_rebalance.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
     let r = broker
         .coordinator
@@ -19,6 +21,8 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
             assignments,
         )
         .await;
+    broker.metrics.purgatory_rebalance.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.add_remote(started.elapsed());
     let mut response = SyncGroupResponse::default().with_error_code(r.error).with_assignment(r.assignment);
     if version >= 5 {
         response = response.with_protocol_type(r.protocol_type.as_deref().map(str_bytes)).with_protocol_name(r.protocol.as_deref().map(str_bytes));

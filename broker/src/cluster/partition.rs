@@ -41,6 +41,8 @@ pub struct Appended {
     pub log_start_offset: i64,
     pub records: u64,
     pub duplicate: bool,
+    /// How long the fsync this append waited for took, when it ran one.
+    pub flushed_in: Option<std::time::Duration>,
 }
 
 pub struct Partition {
@@ -101,7 +103,7 @@ impl Partition {
             let due = log.flush_due();
             (outcome, due)
         };
-        let appended = match outcome {
+        let mut appended = match outcome {
             AppendOutcome::Appended(info) => Appended {
                 base_offset: info.base_offset,
                 last_offset: info.last_offset,
@@ -109,6 +111,7 @@ impl Partition {
                 log_start_offset: info.log_start_offset,
                 records: info.record_count as u64,
                 duplicate: false,
+                flushed_in: None,
             },
             AppendOutcome::Duplicate(info) => Appended {
                 base_offset: info.base_offset,
@@ -117,10 +120,11 @@ impl Partition {
                 log_start_offset: self.log_start_offset(),
                 records: 0,
                 duplicate: true,
+                flushed_in: None,
             },
         };
         if flush_due {
-            self.flush_upto(appended.last_offset + 1).await?;
+            appended.flushed_in = self.flush_upto(appended.last_offset + 1).await?;
         }
         self.high_watermark.fetch_max(appended.last_offset + 1, Ordering::AcqRel);
         Ok(appended)
@@ -128,16 +132,18 @@ impl Partition {
 
     /// Makes everything below `upto` durable. Whoever holds the gate fsyncs for everyone who
     /// appended meanwhile; later arrivals find their data already flushed.
-    pub async fn flush_upto(&self, upto: i64) -> Result<(), PartitionError> {
+    /// Returns the duration of the fsync it ran, if it ran one.
+    pub async fn flush_upto(&self, upto: i64) -> Result<Option<std::time::Duration>, PartitionError> {
         let _gate = self.flush_gate.lock().await;
         let job = {
             let log = self.log.lock();
             if log.flushed_offset() >= upto {
-                return Ok(());
+                return Ok(None);
             }
             log.flush_job()
         };
-        let Some(job) = job else { return Ok(()) };
+        let Some(job) = job else { return Ok(None) };
+        let started = std::time::Instant::now();
         let name = self.name();
         let covered = job.upto_offset();
         let result = tokio::task::spawn_blocking(move || job.sync())
@@ -145,17 +151,17 @@ impl Partition {
             .map_err(|_| PartitionError::FlushAborted(name.clone()))?;
         result.map_err(|e| PartitionError::Flush(name, e))?;
         self.log.lock().mark_flushed(covered);
-        Ok(())
+        Ok(Some(started.elapsed()))
     }
 
-    /// Flushes if data older than the flush interval is waiting.
-    pub async fn flush_if_due_by_time(&self, now_ms: i64) -> Result<(), PartitionError> {
+    /// Flushes if data older than the flush interval is waiting; returns the fsync's duration.
+    pub async fn flush_if_due_by_time(&self, now_ms: i64) -> Result<Option<std::time::Duration>, PartitionError> {
         let due = self.log.lock().flush_due_by_time(now_ms);
-        if due {
-            let leo = self.log.lock().log_end_offset();
-            self.flush_upto(leo).await?;
+        if !due {
+            return Ok(None);
         }
-        Ok(())
+        let leo = self.log.lock().log_end_offset();
+        self.flush_upto(leo).await
     }
 
     /// Reads whole batches from `offset`, at most up to the high watermark.

@@ -73,6 +73,7 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
+    pub metrics_naming: crate::metrics::Profile,
     /// Every property with its effective value and where it came from (for DescribeConfigs).
     pub effective: BTreeMap<String, (String, Origin)>,
 }
@@ -187,6 +188,7 @@ impl BrokerConfig {
             log_cleaner_backoff_ms: num("log.cleaner.backoff.ms") as u64,
             delete_retention_ms: num("log.cleaner.delete.retention.ms"),
             min_compaction_lag_ms: num("log.cleaner.min.compaction.lag.ms"),
+            metrics_naming: crate::metrics::Profile::parse(get("metrics.naming").unwrap_or("strimzi")).unwrap_or_default(),
             effective,
         })
     }

@@ -169,6 +169,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// For /metrics: (group, state, members) and (group, topic, partition, committed offset).
+    #[allow(clippy::type_complexity)]
+    pub fn metrics_snapshot(&self) -> (Vec<(String, GroupState, usize)>, Vec<(String, String, i32, i64)>) {
+        let groups = self.groups.lock();
+        let mut g: Vec<_> = groups.values().map(|g| (g.id.clone(), g.state, g.members.len())).collect();
+        let mut o: Vec<_> = groups
+            .values()
+            .flat_map(|g| g.offsets.iter().map(move |((t, p), c)| (g.id.clone(), t.clone(), *p, c.offset)))
+            .collect();
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        o.sort();
+        (g, o)
+    }
+
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<ListedGroup> {
         let groups = self.groups.lock();
         let mut out: Vec<ListedGroup> = groups

@@ -1,21 +1,26 @@
-//! One client connection: read a frame, decode, handle, write the response, repeat.
+//! One client connection: read a frame, decode, handle, write the response, repeat; each
+//! request's timings and outcome are recorded in RequestMetrics.
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::api;
 use crate::broker::Broker;
-use crate::metrics::BrokerMetrics;
+use crate::metrics::{self, BrokerMetrics, Gauge};
 use crate::protocol::{decode_request, encode_response, DecodeError};
 
 /// Frames are read in steps of at most this much, so a large length prefix costs memory only
 /// as its bytes actually arrive.
 const READ_CHUNK: usize = 256 * 1024;
+/// Kafka's network processor label; Lantern has one accept loop per listener.
+const NETWORK_PROCESSOR: &str = "0";
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -28,39 +33,51 @@ enum Close {
     Shutdown,
 }
 
-pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+/// Per-connection state the request path needs.
+struct Conn {
+    peer: SocketAddr,
+    listener: String,
+    /// The open-connections gauge of the client software this connection announced.
+    software: Option<Arc<Gauge>>,
+}
+
+pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let m = &broker.metrics;
+    m.connections_created.with(&[&listener, NETWORK_PROCESSOR]).fetch_add(1, Ordering::Relaxed);
+    let open = m.connections_open.with(&[&listener, NETWORK_PROCESSOR]);
+    open.fetch_add(1, Ordering::Relaxed);
     let max = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::new();
+    let mut conn = Conn { peer, listener, software: None };
     let close = loop {
         let frame = tokio::select! {
             f = read_frame(&mut stream, &mut buf, max) => f,
             _ = shutdown.changed() => Err(Close::Shutdown),
         };
-        let frame = match frame {
-            Ok(f) => f,
+        let (frame, read_done) = match frame {
+            Ok(f) => (f, Instant::now()),
             Err(c) => break c,
         };
-        match respond(&broker, peer, frame).await {
-            Ok(Some(bytes)) => {
-                if let Err(e) = stream.write_all(&bytes).await {
-                    break Close::Io(e);
-                }
-            }
-            Ok(None) => {}
-            Err(c) => break c,
+        if let Err(c) = serve_request(&broker, &mut conn, &mut stream, frame, read_done).await {
+            break c;
         }
     };
+    open.fetch_sub(1, Ordering::Relaxed);
+    if let Some(g) = &conn.software {
+        g.fetch_sub(1, Ordering::Relaxed);
+    }
+    m.connections_closed.with(&[&conn.listener, NETWORK_PROCESSOR]).fetch_add(1, Ordering::Relaxed);
     match close {
         Close::Eof | Close::Shutdown => tracing::debug!(%peer, "connection closed"),
         Close::Io(e) => tracing::debug!(%peer, error = %e, "connection closed on I/O error"),
         Close::Oversized(n) => {
-            BrokerMetrics::inc(&broker.metrics.oversized_requests);
+            metrics::inc(&m.oversized_requests);
             tracing::warn!(target: "kafka.network.Processor", %peer, size = n, max, "closing connection: request size {n} is outside 0..={max} (socket.request.max.bytes)");
         }
         Close::Refused(e) => {
             match e {
-                DecodeError::Malformed { .. } | DecodeError::TooShort(_) => BrokerMetrics::inc(&broker.metrics.malformed_requests),
-                _ => BrokerMetrics::inc(&broker.metrics.unsupported_requests),
+                DecodeError::Malformed { .. } | DecodeError::TooShort(_) => metrics::inc(&m.malformed_requests),
+                _ => metrics::inc(&m.unsupported_requests),
             }
             tracing::warn!(target: "kafka.network.Processor", %peer, error = %e, "closing connection after a request that cannot be served");
         }
@@ -93,23 +110,66 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, max: usize) -> R
     Ok(buf.split().freeze())
 }
 
-/// Decodes and handles one frame; `Ok(None)` when no response is owed.
-async fn respond(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<BytesMut>, Close> {
-    let request = match decode_request(frame) {
+fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+/// Decodes, handles and answers one frame, recording its metrics.
+async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpStream, frame: Bytes, read_done: Instant) -> Result<(), Close> {
+    let m: &BrokerMetrics = &broker.metrics;
+    let request_bytes = frame.len() as u64;
+    m.request_queue.fetch_add(1, Ordering::Relaxed);
+    let decoded = decode_request(frame);
+    m.request_queue.fetch_sub(1, Ordering::Relaxed);
+    let request = match decoded {
         Ok(r) => r,
         // The protocol's answer to an ApiVersions version we do not know: error 35 in v0 form.
         Err(DecodeError::UnsupportedVersion { api: ApiKey::ApiVersions, correlation_id, version, .. }) => {
-            BrokerMetrics::inc(&broker.metrics.unsupported_requests);
+            metrics::inc(&m.unsupported_requests);
             tracing::info!(target: "kafka.request.logger", version, "answering ApiVersions of unknown version with UNSUPPORTED_VERSION");
             let body = ResponseKind::ApiVersions(api::unsupported_version_response());
-            return encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).map(Some).map_err(|e| Close::Encode(e.to_string()));
+            let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).map_err(|e| Close::Encode(e.to_string()))?;
+            return stream.write_all(&bytes).await.map_err(Close::Io);
         }
         Err(e) => return Err(Close::Refused(e)),
     };
-    BrokerMetrics::inc(&broker.metrics.requests);
     let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
-    let Some(response) = api::handle(broker, peer, request).await else { return Ok(None) };
-    encode_response(api_key, version, correlation_id, &response)
-        .map(Some)
-        .map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))
+    if let RequestKind::ApiVersions(r) = &request.body {
+        if version >= 3 && conn.software.is_none() {
+            let g = m.connections_by_software.with(&[&r.client_software_name, &r.client_software_version, &conn.listener, NETWORK_PROCESSOR]);
+            g.fetch_add(1, Ordering::Relaxed);
+            conn.software = Some(g);
+        }
+    }
+    let follower = matches!(&request.body, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
+    let handles = m.request_handles.api(m, api_key, follower);
+    handles.count_version(m, version);
+    let started = Instant::now();
+    let ctx = api::RequestContext::new(conn.peer, &request.header);
+    let response = api::handle(broker, &ctx, request).await;
+    let handled = Instant::now();
+    let handling = handled - started;
+    let remote = std::time::Duration::from_micros(ctx.remote_micros());
+    metrics::add(&m.handler_busy_ns, handling.saturating_sub(remote).as_nanos() as u64);
+    let times = &handles.times;
+    times.request_bytes.record(request_bytes);
+    times.request_queue.record(micros(started - read_done));
+    times.remote.record(micros(remote));
+    times.local.record(micros(handling.saturating_sub(remote)));
+    let Some(response) = response else {
+        times.response_queue.record(0);
+        times.response_send.record(0);
+        times.total.record(micros(read_done.elapsed()));
+        return Ok(());
+    };
+    api::error_codes(&response, |code, n| handles.count_error(m, code, n));
+    let bytes = encode_response(api_key, version, correlation_id, &response).map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
+    let send_start = Instant::now();
+    times.response_queue.record(micros(send_start - handled));
+    stream.write_all(&bytes).await.map_err(Close::Io)?;
+    let sent = send_start.elapsed();
+    metrics::add(&m.network_busy_ns, sent.as_nanos() as u64);
+    times.response_send.record(micros(sent));
+    times.total.record(micros(read_done.elapsed()));
+    Ok(())
 }

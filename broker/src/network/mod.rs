@@ -10,24 +10,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::metrics::BrokerMetrics;
 
 pub use connection::serve_connection;
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn run_listener(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_listener(listener: TcpListener, name: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    BrokerMetrics::inc(&broker.metrics.connections_created);
                     let _ = stream.set_nodelay(true);
-                    let broker = broker.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
-                        serve_connection(stream, peer, broker.clone(), shutdown).await;
-                        BrokerMetrics::inc(&broker.metrics.connections_closed);
-                    });
+                    tokio::spawn(serve_connection(stream, peer, name.clone(), broker.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

@@ -1,0 +1,186 @@
+//! The metric catalogue: every metric the broker knows, with its Kafka MBean identity
+//! (domain, type, name, keys), shape, help and status. `/metrics`, the naming profiles and
+//! docs/metrics.md are all generated from this one table.
+//!
+//! Metrics of parts not built yet are listed with `Status::Planned` and never exported.
+
+/// How the metric behaves, as Kafka's metrics library models it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A Yammer Meter (`…PerSec`), exported from its Count attribute: a counter.
+    Meter,
+    /// A Yammer Gauge (Value attribute).
+    Gauge,
+    /// A Yammer Histogram or Timer: percentiles plus Count, exported as a summary.
+    Histogram,
+    /// An attribute of a Kafka-metrics bean without `name=` (socket-server-metrics); `name`
+    /// is the attribute, e.g. `connection-count`. Attributes ending in `-total` are counters.
+    Attribute,
+    /// A native Prometheus metric named as-is (process metrics, kafka_exporter's names).
+    NativeCounter,
+    NativeGauge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Exported,
+    /// Listed for completeness; not exported until the named work lands.
+    Planned(&'static str),
+}
+
+#[derive(Debug)]
+pub struct MetricDef {
+    /// `kafka.server`, `kafka.network`, …; empty for native metrics.
+    pub domain: &'static str,
+    /// The MBean `type=`.
+    pub bean_type: &'static str,
+    /// The MBean `name=` (or attribute, or native name).
+    pub name: &'static str,
+    /// MBean keys after name, in Kafka's order; they become labels.
+    pub keys: &'static [&'static str],
+    /// Meters with a `topic` key also exist without it (the all-topics MBean).
+    pub also_without_keys: bool,
+    pub shape: Shape,
+    pub help: &'static str,
+    pub status: Status,
+}
+
+const fn m(domain: &'static str, bean_type: &'static str, name: &'static str, keys: &'static [&'static str], shape: Shape, help: &'static str) -> MetricDef {
+    MetricDef { domain, bean_type, name, keys, also_without_keys: false, shape, help, status: Status::Exported }
+}
+const fn topic_meter(name: &'static str, help: &'static str) -> MetricDef {
+    MetricDef { domain: "kafka.server", bean_type: "BrokerTopicMetrics", name, keys: &["topic"], also_without_keys: true, shape: Shape::Meter, help, status: Status::Exported }
+}
+const fn planned(domain: &'static str, bean_type: &'static str, name: &'static str, keys: &'static [&'static str], shape: Shape, help: &'static str, why: &'static str) -> MetricDef {
+    MetricDef { domain, bean_type, name, keys, also_without_keys: false, shape, help, status: Status::Planned(why) }
+}
+const fn request_hist(name: &'static str, help: &'static str) -> MetricDef {
+    m("kafka.network", "RequestMetrics", name, &["request"], Shape::Histogram, help)
+}
+
+use Shape::*;
+
+// BrokerTopicMetrics
+pub static MESSAGES_IN: MetricDef = topic_meter("MessagesInPerSec", "Messages appended to logs.");
+pub static BYTES_IN: MetricDef = topic_meter("BytesInPerSec", "Record batch bytes received from producers.");
+pub static BYTES_OUT: MetricDef = topic_meter("BytesOutPerSec", "Record batch bytes sent to consumers.");
+pub static BYTES_REJECTED: MetricDef = topic_meter("BytesRejectedPerSec", "Record batch bytes refused (too large, corrupt, out of order).");
+pub static TOTAL_PRODUCE_REQUESTS: MetricDef = topic_meter("TotalProduceRequestsPerSec", "Produce requests, counted per topic-partition they address.");
+pub static TOTAL_FETCH_REQUESTS: MetricDef = topic_meter("TotalFetchRequestsPerSec", "Fetch requests, counted per topic-partition they address.");
+pub static FAILED_PRODUCE_REQUESTS: MetricDef = topic_meter("FailedProduceRequestsPerSec", "Produce partitions answered with an error.");
+pub static FAILED_FETCH_REQUESTS: MetricDef = topic_meter("FailedFetchRequestsPerSec", "Fetch partitions answered with an error.");
+pub static INVALID_CRC: MetricDef = topic_meter("InvalidMessageCrcRecordsPerSec", "Batches refused because their CRC did not match.");
+pub static INVALID_OFFSET_OR_SEQUENCE: MetricDef = topic_meter("InvalidOffsetOrSequenceRecordsPerSec", "Batches refused for an out-of-order idempotent sequence.");
+pub static REPLICATION_BYTES_IN: MetricDef = planned("kafka.server", "BrokerTopicMetrics", "ReplicationBytesInPerSec", &["topic"], Meter, "Bytes fetched from leaders by this follower.", "replication");
+pub static REPLICATION_BYTES_OUT: MetricDef = planned("kafka.server", "BrokerTopicMetrics", "ReplicationBytesOutPerSec", &["topic"], Meter, "Bytes sent to followers.", "replication");
+
+// RequestMetrics
+pub static REQUESTS: MetricDef = m("kafka.network", "RequestMetrics", "RequestsPerSec", &["request", "version"], Meter, "Requests received, by API and version.");
+pub static ERRORS: MetricDef = m("kafka.network", "RequestMetrics", "ErrorsPerSec", &["request", "error"], Meter, "Error codes in responses, by API and error name (NONE counts successes).");
+pub static TOTAL_TIME: MetricDef = request_hist("TotalTimeMs", "Time from the request being read to its response being sent, ms.");
+pub static REQUEST_QUEUE_TIME: MetricDef = request_hist("RequestQueueTimeMs", "Time a read request waited before handling, ms.");
+pub static LOCAL_TIME: MetricDef = request_hist("LocalTimeMs", "Time the broker spent handling the request itself, ms.");
+pub static REMOTE_TIME: MetricDef = request_hist("RemoteTimeMs", "Time a request waited on others (long-poll fetch wait, group rebalance), ms.");
+pub static RESPONSE_QUEUE_TIME: MetricDef = request_hist("ResponseQueueTimeMs", "Time a response waited before sending, ms.");
+pub static RESPONSE_SEND_TIME: MetricDef = request_hist("ResponseSendTimeMs", "Time to write the response to the socket, ms.");
+pub static REQUEST_BYTES: MetricDef = request_hist("RequestBytes", "Size of requests, bytes.");
+pub static REQUEST_QUEUE_SIZE: MetricDef = m("kafka.network", "RequestChannel", "RequestQueueSize", &[], Gauge, "Requests read and not yet being handled.");
+pub static NETWORK_IDLE: MetricDef = m("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", &[], Gauge, "Share of time the network layer was not reading or writing, 0..1.");
+pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent", &[], Gauge, "Share of handler capacity (worker threads) not spent handling requests, 0..1.");
+
+// socket-server-metrics
+pub static CONNECTION_COUNT: MetricDef = m("kafka.server", "socket-server-metrics", "connection-count", &["listener", "networkProcessor"], Attribute, "Open client connections.");
+pub static CONNECTION_CREATION_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-creation-total", &["listener", "networkProcessor"], Attribute, "Connections accepted.");
+pub static CONNECTION_CLOSE_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-close-total", &["listener", "networkProcessor"], Attribute, "Connections closed.");
+pub static CONNECTIONS_BY_SOFTWARE: MetricDef = m("kafka.server", "socket-server-metrics", "connections", &["clientSoftwareName", "clientSoftwareVersion", "listener", "networkProcessor"], Attribute, "Open connections by the client software they announced (ApiVersions v3+).");
+
+// ReplicaManager and partitions
+pub static PARTITION_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "PartitionCount", &[], Gauge, "Partitions hosted by this broker.");
+pub static LEADER_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "LeaderCount", &[], Gauge, "Partitions this broker leads.");
+pub static UNDER_REPLICATED: MetricDef = m("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", &[], Gauge, "Led partitions whose ISR is smaller than their replica set.");
+pub static UNDER_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR is below min.insync.replicas.");
+pub static AT_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR equals min.insync.replicas (1).");
+pub static OFFLINE_REPLICA_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "OfflineReplicaCount", &[], Gauge, "Replicas whose log could not be opened.");
+pub static ISR_SHRINKS: MetricDef = planned("kafka.server", "ReplicaManager", "IsrShrinksPerSec", &[], Meter, "ISR shrinks.", "replication");
+pub static ISR_EXPANDS: MetricDef = planned("kafka.server", "ReplicaManager", "IsrExpandsPerSec", &[], Meter, "ISR expansions.", "replication");
+pub static PARTITION_UNDER_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "UnderMinIsr", &["topic", "partition"], Gauge, "1 when the partition's ISR is below min.insync.replicas.");
+pub static PARTITION_AT_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "AtMinIsr", &["topic", "partition"], Gauge, "1 when the partition's ISR equals min.insync.replicas.");
+pub static PARTITION_REPLICAS_COUNT: MetricDef = m("kafka.cluster", "Partition", "ReplicasCount", &["topic", "partition"], Gauge, "Replicas of the partition.");
+pub static PARTITION_UNDER_REPLICATED: MetricDef = m("kafka.cluster", "Partition", "UnderReplicated", &["topic", "partition"], Gauge, "1 when the partition's ISR is smaller than its replicas.");
+
+// Controller
+pub static ACTIVE_CONTROLLER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveControllerCount", &[], Gauge, "1 on the active controller.");
+pub static OFFLINE_PARTITIONS: MetricDef = m("kafka.controller", "KafkaController", "OfflinePartitionsCount", &[], Gauge, "Partitions without a leader.");
+pub static GLOBAL_TOPIC_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalTopicCount", &[], Gauge, "Topics in the cluster.");
+pub static GLOBAL_PARTITION_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalPartitionCount", &[], Gauge, "Partitions in the cluster.");
+pub static ACTIVE_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveBrokerCount", &[], Gauge, "Brokers registered and unfenced.");
+pub static FENCED_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "FencedBrokerCount", &[], Gauge, "Brokers registered but fenced.");
+
+// Log
+pub static LOG_SIZE: MetricDef = m("kafka.log", "Log", "Size", &["topic", "partition"], Gauge, "Bytes on disk of the partition's log.");
+pub static LOG_SEGMENTS: MetricDef = m("kafka.log", "Log", "NumLogSegments", &["topic", "partition"], Gauge, "Segments of the partition's log.");
+pub static LOG_START_OFFSET: MetricDef = m("kafka.log", "Log", "LogStartOffset", &["topic", "partition"], Gauge, "First offset in the log.");
+pub static LOG_END_OFFSET: MetricDef = m("kafka.log", "Log", "LogEndOffset", &["topic", "partition"], Gauge, "Offset after the last record in the log.");
+pub static OFFLINE_LOG_DIRS: MetricDef = planned("kafka.log", "LogManager", "OfflineLogDirectoryCount", &[], Gauge, "Data directories taken offline after I/O errors.", "log directory failure handling");
+pub static LOG_FLUSH: MetricDef = m("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", &[], Histogram, "fsync calls of log segments and their duration, ms.");
+pub static PURGATORY_SIZE: MetricDef = m("kafka.server", "DelayedOperationPurgatory", "PurgatorySize", &["delayedOperation"], Gauge, "Requests waiting: Fetch (long poll), Produce (fsync), Rebalance (JoinGroup/SyncGroup).");
+
+// Group coordinator
+pub static NUM_GROUPS: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroups", &[], Gauge, "Consumer groups known to the coordinator.");
+pub static NUM_GROUPS_STABLE: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsStable", &[], Gauge, "Groups in state Stable.");
+pub static NUM_GROUPS_PREPARING: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsPreparingRebalance", &[], Gauge, "Groups in state PreparingRebalance.");
+pub static NUM_GROUPS_COMPLETING: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsCompletingRebalance", &[], Gauge, "Groups in state CompletingRebalance.");
+pub static NUM_GROUPS_EMPTY: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsEmpty", &[], Gauge, "Groups in state Empty.");
+pub static NUM_GROUPS_DEAD: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsDead", &[], Gauge, "Groups in state Dead.");
+pub static NUM_OFFSETS: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumOffsets", &[], Gauge, "Committed offsets held by the coordinator.");
+
+// KafkaServer
+pub static BROKER_STATE: MetricDef = m("kafka.server", "KafkaServer", "BrokerState", &[], Gauge, "Kafka's broker state: 1 starting, 2 recovering logs, 3 running, 7 shutting down.");
+pub static DISK_READ_BYTES: MetricDef = m("kafka.server", "KafkaServer", "linux-disk-read-bytes", &[], Gauge, "Bytes the broker process read from disk (/proc/self/io).");
+pub static DISK_WRITE_BYTES: MetricDef = m("kafka.server", "KafkaServer", "linux-disk-write-bytes", &[], Gauge, "Bytes the broker process wrote to disk (/proc/self/io).");
+
+// Lantern's own network refusals (no Kafka MBean exists for these).
+pub static MALFORMED_REQUESTS: MetricDef = m("", "", "lantern_network_malformed_requests_total", &[], NativeCounter, "Requests that could not be decoded; each closed its connection.");
+pub static OVERSIZED_REQUESTS: MetricDef = m("", "", "lantern_network_oversized_requests_total", &[], NativeCounter, "Length prefixes outside 0..=socket.request.max.bytes; each closed its connection.");
+pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsupported_requests_total", &[], NativeCounter, "Requests for unknown APIs or unsupported versions.");
+
+// kafka_exporter's names
+pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Brokers in the cluster (kafka_exporter).");
+pub static KE_TOPIC_PARTITIONS: MetricDef = m("", "", "kafka_topic_partitions", &["topic"], NativeGauge, "Partitions of a topic (kafka_exporter).");
+pub static KE_PARTITION_CURRENT_OFFSET: MetricDef = m("", "", "kafka_topic_partition_current_offset", &["topic", "partition"], NativeGauge, "Latest offset of a partition (kafka_exporter).");
+pub static KE_PARTITION_OLDEST_OFFSET: MetricDef = m("", "", "kafka_topic_partition_oldest_offset", &["topic", "partition"], NativeGauge, "Oldest offset of a partition (kafka_exporter).");
+pub static KE_GROUP_CURRENT_OFFSET: MetricDef = m("", "", "kafka_consumergroup_current_offset", &["consumergroup", "topic", "partition"], NativeGauge, "Committed offset of a group on a partition (kafka_exporter).");
+pub static KE_GROUP_LAG: MetricDef = m("", "", "kafka_consumergroup_lag", &["consumergroup", "topic", "partition"], NativeGauge, "Messages a group has not consumed on a partition (kafka_exporter).");
+pub static KE_GROUP_LAG_SUM: MetricDef = m("", "", "kafka_consumergroup_lag_sum", &["consumergroup", "topic"], NativeGauge, "Lag of a group summed over a topic's partitions (kafka_exporter).");
+pub static KE_GROUP_MEMBERS: MetricDef = m("", "", "kafka_consumergroup_members", &["consumergroup"], NativeGauge, "Members of a group (kafka_exporter).");
+
+// Process
+pub static PROCESS_CPU: MetricDef = m("", "", "process_cpu_seconds_total", &[], NativeCounter, "User and system CPU time of the broker process, seconds.");
+pub static PROCESS_RSS: MetricDef = m("", "", "process_resident_memory_bytes", &[], NativeGauge, "Resident memory of the broker process, bytes.");
+pub static PROCESS_VMS: MetricDef = m("", "", "process_virtual_memory_bytes", &[], NativeGauge, "Virtual memory of the broker process, bytes.");
+pub static PROCESS_OPEN_FDS: MetricDef = m("", "", "process_open_fds", &[], NativeGauge, "Open file descriptors.");
+pub static PROCESS_MAX_FDS: MetricDef = m("", "", "process_max_fds", &[], NativeGauge, "File descriptor limit.");
+pub static PROCESS_START_TIME: MetricDef = m("", "", "process_start_time_seconds", &[], NativeGauge, "Start time of the process since the Unix epoch, seconds.");
+
+/// Every metric, in the order /metrics renders them.
+pub static CATALOGUE: &[&MetricDef] = &[
+    &MESSAGES_IN, &BYTES_IN, &BYTES_OUT, &BYTES_REJECTED, &TOTAL_PRODUCE_REQUESTS, &TOTAL_FETCH_REQUESTS,
+    &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE,
+    &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT,
+    &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
+    &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
+    &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE,
+    &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
+    &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
+    &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_UNDER_REPLICATED,
+    &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT,
+    &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT,
+    &LOG_SIZE, &LOG_SEGMENTS, &LOG_START_OFFSET, &LOG_END_OFFSET, &OFFLINE_LOG_DIRS, &LOG_FLUSH, &PURGATORY_SIZE,
+    &NUM_GROUPS, &NUM_GROUPS_STABLE, &NUM_GROUPS_PREPARING, &NUM_GROUPS_COMPLETING, &NUM_GROUPS_EMPTY,
+    &NUM_GROUPS_DEAD, &NUM_OFFSETS,
+    &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
+    &MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS,
+    &KE_BROKERS, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
+    &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
+    &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,
+];

@@ -1,0 +1,52 @@
+//! The metric table of docs/metrics.md, generated from the catalogue; a test fails when the
+//! committed file drifts from it.
+use super::catalogue::{Shape, Status, CATALOGUE};
+use super::naming::{family, Profile};
+
+/// The whole docs/metrics.md.
+pub fn metrics_markdown() -> String {
+    let mut out = String::from(
+        "# Lantern broker metrics\n\n\
+         Generated from `broker/src/metrics/catalogue.rs` (a test fails when this file drifts: \
+         regenerate with `cargo run -p lantern-broker --example metrics_doc > docs/metrics.md`).\n\n\
+         `/metrics` on `http.listener` serves these. `metrics.naming=strimzi` (default) names them as the \
+         Prometheus JMX exporter does with Strimzi's kafka-metrics.yaml; `metrics.naming=confluent` as with \
+         confluentinc/jmx-monitoring-stacks. Planned metrics are not exported until the work they depend on lands.\n\n\
+         | MBean | Strimzi name | Confluent name | type | labels | status | meaning |\n|---|---|---|---|---|---|---|\n",
+    );
+    for def in CATALOGUE {
+        let s = family(def, Profile::Strimzi);
+        let c = family(def, Profile::Confluent);
+        let mbean = match def.shape {
+            Shape::NativeCounter | Shape::NativeGauge => "(native)".to_string(),
+            Shape::Attribute => format!("`{}:type={}` attribute `{}`", def.domain, def.bean_type, def.name),
+            _ => format!("`{}:type={},name={}`", def.domain, def.bean_type, def.name),
+        };
+        let status = match def.status {
+            Status::Exported => "exported".to_string(),
+            Status::Planned(why) => format!("planned ({why})"),
+        };
+        out.push_str(&format!(
+            "| {mbean} | `{}` | `{}` | {} | {} | {status} | {} |\n",
+            s.name,
+            c.name,
+            s.prom_type.as_str(),
+            s.labels.join(", "),
+            def.help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docs_metrics_md_matches_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == super::metrics_markdown(),
+            "docs/metrics.md is out of date: run `cargo run -p lantern-broker --example metrics_doc > docs/metrics.md`"
+        );
+    }
+}

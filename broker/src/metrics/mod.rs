@@ -1,0 +1,199 @@
+//! Broker metrics: event counters and histograms recorded on hot paths through cached
+//! handles, plus state gauges computed at scrape time. Names, types and help come from the
+//! [`catalogue`]; [`naming`] renders them under Strimzi's or Confluent's JMX exporter rules.
+pub mod catalogue;
+pub mod docs;
+pub mod histogram;
+pub mod naming;
+mod process;
+pub mod render;
+pub mod requests;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use histogram::Histogram;
+pub use naming::Profile;
+
+/// Series of one labelled metric, created on first use and then reused.
+pub struct Family<T> {
+    series: RwLock<BTreeMap<Vec<String>, Arc<T>>>,
+}
+
+impl<T: Default> Default for Family<T> {
+    fn default() -> Self {
+        Self { series: RwLock::new(BTreeMap::new()) }
+    }
+}
+
+impl<T: Default> Family<T> {
+    /// The series for these label values (get-or-create; callers cache the handle).
+    pub fn with(&self, labels: &[&str]) -> Arc<T> {
+        if let Some(s) = self.series.read().get(&labels.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
+            return s.clone();
+        }
+        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        self.series.write().entry(key).or_default().clone()
+    }
+
+    pub fn snapshot(&self) -> Vec<(Vec<String>, Arc<T>)> {
+        self.series.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn remove(&self, labels: &[&str]) {
+        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        self.series.write().remove(&key);
+    }
+}
+
+pub type Counter = AtomicU64;
+pub type Gauge = AtomicI64;
+
+pub fn inc(c: &Counter) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+pub fn add(c: &Counter, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The BrokerTopicMetrics meters of one topic, each paired with its all-topics twin, so a
+/// single call updates both (as Kafka's BrokerTopicStats does).
+#[derive(Default)]
+pub struct TopicStats {
+    pub messages_in: [Arc<Counter>; 2],
+    pub bytes_in: [Arc<Counter>; 2],
+    pub bytes_out: [Arc<Counter>; 2],
+    pub bytes_rejected: [Arc<Counter>; 2],
+    pub produce_requests: [Arc<Counter>; 2],
+    pub fetch_requests: [Arc<Counter>; 2],
+    pub failed_produce: [Arc<Counter>; 2],
+    pub failed_fetch: [Arc<Counter>; 2],
+    pub invalid_crc: [Arc<Counter>; 2],
+    pub invalid_sequence: [Arc<Counter>; 2],
+}
+
+impl TopicStats {
+    pub fn add(pair: &[Arc<Counter>; 2], n: u64) {
+        pair[0].fetch_add(n, Ordering::Relaxed);
+        pair[1].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The per-request-type histograms of RequestMetrics.
+#[derive(Default)]
+pub struct RequestTimes {
+    pub total: Histogram,
+    pub request_queue: Histogram,
+    pub local: Histogram,
+    pub remote: Histogram,
+    pub response_queue: Histogram,
+    pub response_send: Histogram,
+    pub request_bytes: Histogram,
+}
+
+/// Everything recorded as it happens.
+pub struct BrokerMetrics {
+    pub profile: Profile,
+    /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
+    pub topic_meters: [Family<Counter>; 10],
+    topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
+    pub requests: Family<Counter>,
+    pub errors: Family<Counter>,
+    pub request_times: Family<RequestTimes>,
+    pub connections_created: Family<Counter>,
+    pub connections_closed: Family<Counter>,
+    pub connections_open: Family<Gauge>,
+    pub connections_by_software: Family<Gauge>,
+    pub malformed_requests: Counter,
+    pub oversized_requests: Counter,
+    pub unsupported_requests: Counter,
+    pub log_flush: Histogram,
+    pub purgatory_fetch: Gauge,
+    pub purgatory_produce: Gauge,
+    pub purgatory_rebalance: Gauge,
+    pub request_queue: Gauge,
+    /// Nanoseconds spent handling requests / reading and writing sockets, for idle ratios.
+    pub handler_busy_ns: Counter,
+    pub network_busy_ns: Counter,
+    idle_window: Mutex<(Instant, u64, u64, f64, f64)>,
+    pub worker_threads: usize,
+    pub request_handles: requests::RequestMetrics,
+}
+
+impl BrokerMetrics {
+    pub fn new(profile: Profile, worker_threads: usize) -> Self {
+        Self {
+            profile,
+            topic_meters: Default::default(),
+            topics: RwLock::new(BTreeMap::new()),
+            requests: Family::default(),
+            errors: Family::default(),
+            request_times: Family::default(),
+            connections_created: Family::default(),
+            connections_closed: Family::default(),
+            connections_open: Family::default(),
+            connections_by_software: Family::default(),
+            malformed_requests: Counter::new(0),
+            oversized_requests: Counter::new(0),
+            unsupported_requests: Counter::new(0),
+            log_flush: Histogram::default(),
+            purgatory_fetch: Gauge::new(0),
+            purgatory_produce: Gauge::new(0),
+            purgatory_rebalance: Gauge::new(0),
+            request_queue: Gauge::new(0),
+            handler_busy_ns: Counter::new(0),
+            network_busy_ns: Counter::new(0),
+            idle_window: Mutex::new((Instant::now(), 0, 0, 1.0, 1.0)),
+            worker_threads: worker_threads.max(1),
+            request_handles: requests::RequestMetrics::default(),
+        }
+    }
+
+    /// The cached meters of a topic (created on first use).
+    pub fn topic(&self, topic: &str) -> Arc<TopicStats> {
+        if let Some(t) = self.topics.read().get(topic) {
+            return t.clone();
+        }
+        let pair = |i: usize| [self.topic_meters[i].with(&[topic]), self.topic_meters[i].with(&[])];
+        let stats = Arc::new(TopicStats {
+            messages_in: pair(0),
+            bytes_in: pair(1),
+            bytes_out: pair(2),
+            bytes_rejected: pair(3),
+            produce_requests: pair(4),
+            fetch_requests: pair(5),
+            failed_produce: pair(6),
+            failed_fetch: pair(7),
+            invalid_crc: pair(8),
+            invalid_sequence: pair(9),
+        });
+        self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
+    }
+
+    /// Drops a deleted topic's series, as Kafka removes its per-topic MBeans.
+    pub fn remove_topic(&self, topic: &str) {
+        self.topics.write().remove(topic);
+        for f in &self.topic_meters {
+            f.remove(&[topic]);
+        }
+    }
+
+    /// (network idle, handler idle) ratios since the previous call (at most once a second;
+    /// scrapes in between reuse the last values).
+    pub fn idle_ratios(&self) -> (f64, f64) {
+        let mut w = self.idle_window.lock();
+        let elapsed = w.0.elapsed();
+        if elapsed.as_millis() < 1000 {
+            return (w.3, w.4);
+        }
+        let (net, handler) = (self.network_busy_ns.load(Ordering::Relaxed), self.handler_busy_ns.load(Ordering::Relaxed));
+        let wall = elapsed.as_nanos() as f64 * self.worker_threads as f64;
+        let ratio = |busy: u64, before: u64| (1.0 - (busy.saturating_sub(before) as f64 / wall)).clamp(0.0, 1.0);
+        *w = (Instant::now(), net, handler, ratio(net, w.1), ratio(handler, w.2));
+        (w.3, w.4)
+    }
+}

@@ -1,0 +1,230 @@
+//! /metrics: every exported catalogue entry rendered under the configured naming profile, in
+//! Prometheus text format 0.0.4 or OpenMetrics 1.0.
+use std::fmt::Write;
+use std::ptr;
+use std::sync::atomic::Ordering;
+
+use super::catalogue::{self as c, MetricDef, Status, CATALOGUE};
+use super::histogram::{Histogram, QUANTILES};
+use super::naming::{family, PromType};
+use super::process;
+use crate::broker::Broker;
+use crate::coordinator::GroupState;
+
+/// One series' value.
+enum Value {
+    Number(f64),
+    /// Quantiles (already in the reported unit), count, sum.
+    Summary([f64; 6], u64, f64),
+}
+
+type Series = Vec<(Vec<String>, Value)>;
+
+fn counters(f: &super::Family<super::Counter>) -> Series {
+    f.snapshot().into_iter().map(|(l, v)| (l, Value::Number(v.load(Ordering::Relaxed) as f64))).collect()
+}
+
+fn gauges(f: &super::Family<super::Gauge>) -> Series {
+    f.snapshot().into_iter().map(|(l, v)| (l, Value::Number(v.load(Ordering::Relaxed) as f64))).collect()
+}
+
+fn one(v: f64) -> Series {
+    vec![(Vec::new(), Value::Number(v))]
+}
+
+fn summary(h: &Histogram, scale: f64) -> Value {
+    let q = h.quantiles();
+    Value::Summary(q.map(|v| v / scale), h.count(), h.sum() as f64 / scale)
+}
+
+/// State read once per scrape.
+struct Snapshot {
+    partitions: Vec<(String, i32, u64, usize, i64, i64)>,
+    groups: Vec<(String, GroupState, usize)>,
+    offsets: Vec<(String, String, i32, i64)>,
+    process: process::ProcessStats,
+}
+
+fn snapshot(broker: &Broker) -> Snapshot {
+    let mut partitions: Vec<_> = broker
+        .replicas
+        .all()
+        .into_iter()
+        .map(|p| {
+            let log = p.log().lock();
+            (p.topic.clone(), p.index, log.size_bytes(), log.num_segments(), log.log_start_offset(), log.log_end_offset())
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let (groups, offsets) = broker.coordinator.metrics_snapshot();
+    Snapshot { partitions, groups, offsets, process: process::read() }
+}
+
+fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
+    let m = &broker.metrics;
+    let image = broker.image();
+    let is = |d: &MetricDef| ptr::eq(def, d);
+    let topic_meters = [
+        &c::MESSAGES_IN, &c::BYTES_IN, &c::BYTES_OUT, &c::BYTES_REJECTED, &c::TOTAL_PRODUCE_REQUESTS,
+        &c::TOTAL_FETCH_REQUESTS, &c::FAILED_PRODUCE_REQUESTS, &c::FAILED_FETCH_REQUESTS, &c::INVALID_CRC,
+        &c::INVALID_OFFSET_OR_SEQUENCE,
+    ];
+    if let Some(i) = topic_meters.iter().position(|d| is(d)) {
+        return counters(&m.topic_meters[i]);
+    }
+    let hist = |pick: fn(&super::RequestTimes) -> &Histogram, scale: f64| -> Series {
+        m.request_times.snapshot().into_iter().map(|(l, t)| (l, summary(pick(&t), scale))).collect()
+    };
+    let per_partition = |f: fn(&(String, i32, u64, usize, i64, i64)) -> f64| -> Series {
+        s.partitions.iter().map(|p| (vec![p.0.clone(), p.1.to_string()], Value::Number(f(p)))).collect()
+    };
+    let partitions_of_image = || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p)));
+    let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
+    let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
+    let leo = |topic: &str, p: i32| s.partitions.iter().find(|x| x.0 == topic && x.1 == p).map(|x| x.5);
+
+    if is(&c::REQUESTS) { counters(&m.requests) }
+    else if is(&c::ERRORS) { counters(&m.errors) }
+    else if is(&c::TOTAL_TIME) { hist(|t| &t.total, 1000.0) }
+    else if is(&c::REQUEST_QUEUE_TIME) { hist(|t| &t.request_queue, 1000.0) }
+    else if is(&c::LOCAL_TIME) { hist(|t| &t.local, 1000.0) }
+    else if is(&c::REMOTE_TIME) { hist(|t| &t.remote, 1000.0) }
+    else if is(&c::RESPONSE_QUEUE_TIME) { hist(|t| &t.response_queue, 1000.0) }
+    else if is(&c::RESPONSE_SEND_TIME) { hist(|t| &t.response_send, 1000.0) }
+    else if is(&c::REQUEST_BYTES) { hist(|t| &t.request_bytes, 1.0) }
+    else if is(&c::REQUEST_QUEUE_SIZE) { one(m.request_queue.load(Ordering::Relaxed) as f64) }
+    else if is(&c::NETWORK_IDLE) { one(net_idle) }
+    else if is(&c::HANDLER_IDLE) { one(handler_idle) }
+    else if is(&c::CONNECTION_COUNT) { gauges(&m.connections_open) }
+    else if is(&c::CONNECTION_CREATION_TOTAL) { counters(&m.connections_created) }
+    else if is(&c::CONNECTION_CLOSE_TOTAL) { counters(&m.connections_closed) }
+    else if is(&c::CONNECTIONS_BY_SOFTWARE) { gauges(&m.connections_by_software) }
+    else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
+    else if is(&c::LEADER_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id()).count() as f64) }
+    else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() < p.replicas.len()).count() as f64) }
+    else if is(&c::UNDER_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.is_empty()).count() as f64) }
+    else if is(&c::AT_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() == 1).count() as f64) }
+    else if is(&c::OFFLINE_REPLICA_COUNT) { one(partitions_of_image().filter(|(t, i, _)| broker.replicas.partition(&t.name, *i as i32).is_none()).count() as f64) }
+    else if is(&c::PARTITION_UNDER_MIN_ISR) || is(&c::PARTITION_AT_MIN_ISR) || is(&c::PARTITION_REPLICAS_COUNT) || is(&c::PARTITION_UNDER_REPLICATED) {
+        partitions_of_image()
+            .map(|(t, i, p)| {
+                let v = if is(&c::PARTITION_UNDER_MIN_ISR) { p.isr.is_empty() as u8 as f64 }
+                    else if is(&c::PARTITION_AT_MIN_ISR) { (p.isr.len() == 1) as u8 as f64 }
+                    else if is(&c::PARTITION_REPLICAS_COUNT) { p.replicas.len() as f64 }
+                    else { (p.isr.len() < p.replicas.len()) as u8 as f64 };
+                (vec![t.name.clone(), i.to_string()], Value::Number(v))
+            })
+            .collect()
+    }
+    else if is(&c::ACTIVE_CONTROLLER_COUNT) { one((broker.controller.controller_id() == broker.node_id()) as u8 as f64) }
+    else if is(&c::OFFLINE_PARTITIONS) { one(partitions_of_image().filter(|(_, _, p)| p.leader < 0).count() as f64) }
+    else if is(&c::GLOBAL_TOPIC_COUNT) { one(image.topics.len() as f64) }
+    else if is(&c::GLOBAL_PARTITION_COUNT) { one(image.partition_count() as f64) }
+    else if is(&c::ACTIVE_BROKER_COUNT) { one(1.0) }
+    else if is(&c::FENCED_BROKER_COUNT) { one(0.0) }
+    else if is(&c::LOG_SIZE) { per_partition(|p| p.2 as f64) }
+    else if is(&c::LOG_SEGMENTS) { per_partition(|p| p.3 as f64) }
+    else if is(&c::LOG_START_OFFSET) { per_partition(|p| p.4 as f64) }
+    else if is(&c::LOG_END_OFFSET) { per_partition(|p| p.5 as f64) }
+    else if is(&c::LOG_FLUSH) { vec![(Vec::new(), summary(&m.log_flush, 1000.0))] }
+    else if is(&c::PURGATORY_SIZE) {
+        [("Fetch", &m.purgatory_fetch), ("Produce", &m.purgatory_produce), ("Rebalance", &m.purgatory_rebalance)]
+            .into_iter()
+            .map(|(n, g)| (vec![n.to_string()], Value::Number(g.load(Ordering::Relaxed) as f64)))
+            .collect()
+    }
+    else if is(&c::NUM_GROUPS) { one(s.groups.len() as f64) }
+    else if is(&c::NUM_GROUPS_STABLE) { count_groups(GroupState::Stable) }
+    else if is(&c::NUM_GROUPS_PREPARING) { count_groups(GroupState::PreparingRebalance) }
+    else if is(&c::NUM_GROUPS_COMPLETING) { count_groups(GroupState::CompletingRebalance) }
+    else if is(&c::NUM_GROUPS_EMPTY) { count_groups(GroupState::Empty) }
+    else if is(&c::NUM_GROUPS_DEAD) { count_groups(GroupState::Dead) }
+    else if is(&c::NUM_OFFSETS) { one(s.offsets.len() as f64) }
+    else if is(&c::BROKER_STATE) { one(if broker.is_ready() { 3.0 } else { 7.0 }) }
+    else if is(&c::DISK_READ_BYTES) { one(s.process.read_bytes) }
+    else if is(&c::DISK_WRITE_BYTES) { one(s.process.write_bytes) }
+    else if is(&c::MALFORMED_REQUESTS) { one(m.malformed_requests.load(Ordering::Relaxed) as f64) }
+    else if is(&c::OVERSIZED_REQUESTS) { one(m.oversized_requests.load(Ordering::Relaxed) as f64) }
+    else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
+    else if is(&c::KE_BROKERS) { one(1.0) }
+    else if is(&c::KE_TOPIC_PARTITIONS) { image.topics.values().map(|t| (vec![t.name.clone()], Value::Number(t.partitions.len() as f64))).collect() }
+    else if is(&c::KE_PARTITION_CURRENT_OFFSET) { per_partition(|p| p.5 as f64) }
+    else if is(&c::KE_PARTITION_OLDEST_OFFSET) { per_partition(|p| p.4 as f64) }
+    else if is(&c::KE_GROUP_CURRENT_OFFSET) {
+        s.offsets.iter().map(|(g, t, p, o)| (vec![g.clone(), t.clone(), p.to_string()], Value::Number(*o as f64))).collect()
+    }
+    else if is(&c::KE_GROUP_LAG) {
+        s.offsets.iter().filter_map(|(g, t, p, o)| leo(t, *p).map(|end| (vec![g.clone(), t.clone(), p.to_string()], Value::Number((end - o).max(0) as f64)))).collect()
+    }
+    else if is(&c::KE_GROUP_LAG_SUM) {
+        let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        for (g, t, p, o) in &s.offsets {
+            if let Some(end) = leo(t, *p) {
+                *sums.entry((g.clone(), t.clone())).or_default() += (end - o).max(0);
+            }
+        }
+        sums.into_iter().map(|((g, t), v)| (vec![g, t], Value::Number(v as f64))).collect()
+    }
+    else if is(&c::KE_GROUP_MEMBERS) { s.groups.iter().map(|(g, _, n)| (vec![g.clone()], Value::Number(*n as f64))).collect() }
+    else if is(&c::PROCESS_CPU) { one(s.process.cpu_seconds) }
+    else if is(&c::PROCESS_RSS) { one(s.process.rss_bytes) }
+    else if is(&c::PROCESS_VMS) { one(s.process.vms_bytes) }
+    else if is(&c::PROCESS_OPEN_FDS) { one(s.process.open_fds) }
+    else if is(&c::PROCESS_MAX_FDS) { one(s.process.max_fds) }
+    else if is(&c::PROCESS_START_TIME) { one(s.process.start_time_seconds) }
+    else { Vec::new() }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labels(names: &[String], values: &[String], extra: Option<(&str, &str)>) -> String {
+    let mut parts: Vec<String> = names.iter().zip(values).map(|(n, v)| format!("{n}=\"{}\"", escape(v))).collect();
+    if let Some((n, v)) = extra {
+        parts.push(format!("{n}=\"{v}\""));
+    }
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+/// Renders every exported metric. `openmetrics` selects OpenMetrics 1.0 text.
+pub fn render(broker: &Broker, openmetrics: bool) -> String {
+    let snap = snapshot(broker);
+    let mut out = String::with_capacity(32 * 1024);
+    for def in CATALOGUE.iter().copied().filter(|d| d.status == Status::Exported) {
+        let series = collect(def, broker, &snap);
+        if series.is_empty() {
+            continue;
+        }
+        let fam = family(def, broker.metrics.profile);
+        let (type_name, family_name) = match (openmetrics, fam.prom_type) {
+            (true, PromType::Counter) => ("counter", fam.name.strip_suffix("_total").unwrap_or(&fam.name).to_string()),
+            (true, PromType::Untyped) => ("unknown", fam.name.clone()),
+            (_, t) => (t.as_str(), fam.name.clone()),
+        };
+        let _ = writeln!(out, "# HELP {family_name} {}", def.help);
+        let _ = writeln!(out, "# TYPE {family_name} {type_name}");
+        for (values, value) in series {
+            match value {
+                Value::Number(v) => {
+                    let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, None), number(v));
+                }
+                Value::Summary(q, count, sum) => {
+                    for ((_, label), v) in QUANTILES.iter().zip(q) {
+                        let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, Some(("quantile", label))), number(v));
+                    }
+                    let _ = writeln!(out, "{}_count{} {count}", fam.name, labels(&fam.labels, &values, None));
+                    let _ = writeln!(out, "{}_sum{} {}", fam.name, labels(&fam.labels, &values, None), number(sum));
+                }
+            }
+        }
+    }
+    if openmetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
