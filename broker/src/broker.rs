@@ -16,11 +16,18 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub coordinator: GroupCoordinator,
     pub metrics: BrokerMetrics,
+    /// The request log, when request.log.path is set.
+    pub request_log: Option<crate::network::request_log::RequestLog>,
     ready: AtomicBool,
 }
 
 impl Broker {
-    pub fn new(config: BrokerConfig, controller: Controller, replicas: ReplicaManager) -> Arc<Self> {
+    pub fn new(
+        config: BrokerConfig,
+        controller: Controller,
+        replicas: ReplicaManager,
+        request_log: Option<crate::network::request_log::RequestLog>,
+    ) -> Arc<Self> {
         let profile = config.metrics_naming;
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let coordinator = GroupCoordinator::new(CoordinatorConfig {
@@ -37,6 +44,7 @@ impl Broker {
             replicas,
             coordinator,
             metrics: BrokerMetrics::new(profile, worker_threads),
+            request_log,
             ready: AtomicBool::new(false),
         })
     }

@@ -75,7 +75,14 @@ fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         }
     }
     ensure_offsets_topic(&controller, &config)?;
-    let broker = Broker::new(config, controller, replicas);
+    let request_log = match &config.request_log_path {
+        Some(path) => Some(
+            crate::network::request_log::RequestLog::open(path)
+                .with_context(|| format!("cannot open request.log.path {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let broker = Broker::new(config, controller, replicas, request_log);
     broker.apply_metadata().context("cannot create the logs the metadata lists")?;
     let started = std::time::Instant::now();
     let (groups, offsets) = broker.coordinator.load(&broker.replicas).context("cannot load consumer groups from __consumer_offsets")?;

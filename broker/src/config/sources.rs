@@ -23,6 +23,8 @@ pub struct CommandLine {
 }
 
 /// Parses the arguments after the program name.
+/// Command-line flags that are not properties: `--config`, `--log-format`, `--request-log`,
+/// `--help`.
 pub fn parse_command_line<I: IntoIterator<Item = String>>(args: I) -> Result<CommandLine, ConfigError> {
     let mut out = CommandLine::default();
     let mut args = args.into_iter();
@@ -36,6 +38,10 @@ pub fn parse_command_line<I: IntoIterator<Item = String>>(args: I) -> Result<Com
         };
         match name.as_str() {
             "help" => out.help = true,
+            // Shorthand for request.log.path, with a default file.
+            "request-log" => out
+                .properties
+                .push(("request.log.path".into(), inline.unwrap_or_else(|| "./logs/kafka-request.log".into()))),
             "config" | "log-format" => {
                 let value = match inline {
                     Some(v) => v,

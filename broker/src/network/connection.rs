@@ -15,6 +15,7 @@ use crate::api;
 use crate::broker::Broker;
 use crate::metrics::{self, BrokerMetrics, Gauge};
 use crate::protocol::{decode_request, encode_response, DecodeError};
+use super::request_log::{now_rfc3339, ClientInformation, CompletedRequest, RequestHeaderFields};
 
 /// Frames are read in steps of at most this much, so a large length prefix costs memory only
 /// as its bytes actually arrive.
@@ -37,8 +38,12 @@ enum Close {
 struct Conn {
     peer: SocketAddr,
     listener: String,
+    /// Kafka's connection id: `local-remote-index`.
+    id: String,
     /// The open-connections gauge of the client software this connection announced.
     software: Option<Arc<Gauge>>,
+    software_name: String,
+    software_version: String,
 }
 
 pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -48,7 +53,9 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
     open.fetch_add(1, Ordering::Relaxed);
     let max = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::new();
-    let mut conn = Conn { peer, listener, software: None };
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let id = format!("{local}-{peer}-0");
+    let mut conn = Conn { peer, listener, id, software: None, software_name: String::new(), software_version: String::new() };
     let close = loop {
         let frame = tokio::select! {
             f = read_frame(&mut stream, &mut buf, max) => f,
@@ -139,6 +146,8 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
             let g = m.connections_by_software.with(&[&r.client_software_name, &r.client_software_version, &conn.listener, NETWORK_PROCESSOR]);
             g.fetch_add(1, Ordering::Relaxed);
             conn.software = Some(g);
+            conn.software_name = r.client_software_name.to_string();
+            conn.software_version = r.client_software_version.to_string();
         }
     }
     let follower = matches!(&request.body, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
@@ -156,20 +165,52 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     times.request_queue.record(micros(started - read_done));
     times.remote.record(micros(remote));
     times.local.record(micros(handling.saturating_sub(remote)));
-    let Some(response) = response else {
-        times.response_queue.record(0);
-        times.response_send.record(0);
-        times.total.record(micros(read_done.elapsed()));
-        return Ok(());
+    let mut errors = std::collections::BTreeMap::new();
+    let (response_bytes, queued, sent) = match response {
+        None => (0, std::time::Duration::ZERO, std::time::Duration::ZERO),
+        Some(response) => {
+            api::error_codes(&response, |code, n| {
+                handles.count_error(m, code, n);
+                if broker.request_log.is_some() {
+                    *errors.entry(metrics::requests::error_name(code)).or_insert(0) += n;
+                }
+            });
+            let bytes = encode_response(api_key, version, correlation_id, &response)
+                .map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
+            let send_start = Instant::now();
+            stream.write_all(&bytes).await.map_err(Close::Io)?;
+            let sent = send_start.elapsed();
+            metrics::add(&m.network_busy_ns, sent.as_nanos() as u64);
+            (bytes.len() as u64, send_start - handled, sent)
+        }
     };
-    api::error_codes(&response, |code, n| handles.count_error(m, code, n));
-    let bytes = encode_response(api_key, version, correlation_id, &response).map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
-    let send_start = Instant::now();
-    times.response_queue.record(micros(send_start - handled));
-    stream.write_all(&bytes).await.map_err(Close::Io)?;
-    let sent = send_start.elapsed();
-    metrics::add(&m.network_busy_ns, sent.as_nanos() as u64);
+    let total = read_done.elapsed();
+    times.response_queue.record(micros(queued));
     times.response_send.record(micros(sent));
-    times.total.record(micros(read_done.elapsed()));
+    times.total.record(micros(total));
+    if let Some(log) = &broker.request_log {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        log.write(&CompletedRequest {
+            timestamp: now_rfc3339(),
+            message: "Completed request",
+            request_header: RequestHeaderFields { request_api_key: api_key as i16, request_api_version: version, correlation_id, client_id: &ctx.client_id },
+            api_name: handles.name,
+            connection: &conn.id,
+            listener: &conn.listener,
+            security_protocol: "PLAINTEXT",
+            principal: "User:ANONYMOUS",
+            client_information: ClientInformation { software_name: &conn.software_name, software_version: &conn.software_version },
+            total_time_ms: ms(total),
+            request_queue_time_ms: ms(started - read_done),
+            local_time_ms: ms(handling.saturating_sub(remote)),
+            remote_time_ms: ms(remote),
+            throttle_time_ms: 0.0,
+            response_queue_time_ms: ms(queued),
+            send_time_ms: ms(sent),
+            request_bytes,
+            response_bytes,
+            error_codes: errors,
+        });
+    }
     Ok(())
 }

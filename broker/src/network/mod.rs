@@ -2,6 +2,7 @@
 //! `socket.request.max.bytes` before any allocation, one request at a time per connection so
 //! responses go out in request order.
 mod connection;
+pub mod request_log;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
