@@ -177,19 +177,10 @@ impl GroupCoordinator {
         {
             let mut groups = self.groups.lock();
             let mut gone = Vec::new();
-            for g in groups.values_mut().filter(|g| g.is(GroupState::Empty)) {
-                let since = g.state_since_ms;
-                let expired: Vec<(String, i32)> = g
-                    .offsets
-                    .iter()
-                    .filter(|(_, c)| since.max(c.commit_timestamp) + retention <= now)
-                    .map(|(k, _)| k.clone())
-                    .collect();
+            for g in groups.values_mut() {
+                let (expired, group_gone) = expire_in_group(g, now, retention);
                 let mut entries: Vec<(Bytes, Option<Bytes>)> = expired.iter().map(|(t, p)| (offset_key(&g.id, t, *p), None)).collect();
-                for k in &expired {
-                    g.offsets.remove(k);
-                }
-                if g.offsets.is_empty() && since + retention <= now {
+                if group_gone {
                     entries.push((group_key(&g.id), None));
                     gone.push(g.id.clone());
                 }
@@ -208,6 +199,22 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Kafka's rule for an Empty group: each offset expires `retention` after the later of its
+/// commit and the group becoming empty; the group itself goes once it has no offsets left.
+/// Removes the expired offsets and returns them, and whether the group is gone.
+fn expire_in_group(g: &mut Group, now: i64, retention: i64) -> (Vec<(String, i32)>, bool) {
+    if !g.is(GroupState::Empty) {
+        return (Vec::new(), false);
+    }
+    let since = g.state_since_ms;
+    let expired: Vec<(String, i32)> =
+        g.offsets.iter().filter(|(_, c)| since.max(c.commit_timestamp) + retention <= now).map(|(k, _)| k.clone()).collect();
+    for k in &expired {
+        g.offsets.remove(k);
+    }
+    (expired, g.offsets.is_empty() && since + retention <= now)
 }
 
 /// Topics of a ConsumerProtocolSubscription (version i16, topics [string], ...); empty when
@@ -239,6 +246,22 @@ mod tests {
 
     fn commit(member: &str, generation: i32) -> CommitRequest {
         CommitRequest { group_id: "g".into(), generation, member_id: member.into(), instance_id: None, offsets: vec![] }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_retention() {
+        let mut g = Group::new("g", 1_000);
+        let c = |ts| Committed { offset: 5, leader_epoch: -1, metadata: String::new(), commit_timestamp: ts };
+        g.offsets.insert(("t".into(), 0), c(500));
+        g.offsets.insert(("t".into(), 1), c(5_000));
+        // Empty since 1_000, retention 10_000: p0 expires at 11_000, p1 at 15_000.
+        assert_eq!(expire_in_group(&mut g, 10_999, 10_000), (vec![], false));
+        assert_eq!(expire_in_group(&mut g, 11_000, 10_000), (vec![("t".to_string(), 0)], false));
+        assert_eq!(expire_in_group(&mut g, 15_000, 10_000), (vec![("t".to_string(), 1)], true));
+        let mut live = Group::new("h", 0);
+        live.state = GroupState::Stable;
+        live.offsets.insert(("t".into(), 0), c(0));
+        assert_eq!(expire_in_group(&mut live, i64::MAX / 2, 1), (vec![], false), "groups with members keep their offsets");
     }
 
     #[test]
