@@ -18,6 +18,8 @@ pub struct Broker {
     pub metrics: BrokerMetrics,
     /// The request log, when request.log.path is set.
     pub request_log: Option<crate::network::request_log::RequestLog>,
+    /// Starts spans, when tracing is on (OTEL_* environment variables).
+    pub tracer: Option<crate::telemetry::Tracer>,
     ready: AtomicBool,
 }
 
@@ -27,6 +29,7 @@ impl Broker {
         controller: Controller,
         replicas: ReplicaManager,
         request_log: Option<crate::network::request_log::RequestLog>,
+        tracer: Option<crate::telemetry::Tracer>,
     ) -> Arc<Self> {
         let profile = config.metrics_naming;
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -45,6 +48,7 @@ impl Broker {
             coordinator,
             metrics: BrokerMetrics::new(profile, worker_threads),
             request_log,
+            tracer,
             ready: AtomicBool::new(false),
         })
     }

@@ -3,6 +3,7 @@
 //! Layers, top-down: `network` (accept, framing, size caps) -> `protocol` (decode, encode,
 //! version negotiation) -> `api` (one module per Kafka API) -> `cluster` (hosted partitions)
 //! and `controller` (cluster metadata) -> `log` (segments, indexes, recovery, retention).
+//! `telemetry` traces requests across these layers (OpenTelemetry, opt-in).
 pub mod api;
 pub mod background;
 pub mod broker;
@@ -16,3 +17,4 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod server;
+pub mod telemetry;

@@ -3,12 +3,14 @@
 use std::process::ExitCode;
 
 use lantern_broker::config::{self, LogFormat};
+use lantern_broker::telemetry::TraceConfig;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: lantern-broker [--config <file>] [--log-format text|json] [--<kafka.property>=<value> ...]
 Properties may also be set as LANTERN_<PROPERTY> environment variables (dots as underscores).
-Precedence: flags > environment > config file > defaults. See README.md for the list.";
+Precedence: flags > environment > config file > defaults. See README.md for the list.
+Tracing: OpenTelemetry's OTEL_* variables (e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318).";
 
 fn main() -> ExitCode {
     let cmd = match config::parse_command_line(std::env::args().skip(1)) {
@@ -32,6 +34,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Non-UTF-8 variables cannot be OTEL_* settings; they are skipped rather than fatal.
+    let utf8_vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let tracing_config = match TraceConfig::from_env(utf8_vars) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lantern-broker: tracing configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(cmd.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -47,7 +58,7 @@ fn main() -> ExitCode {
             tracing::info!("received shutdown signal");
             let _ = tx.send(true);
         });
-        lantern_broker::server::run(cfg, rx).await
+        lantern_broker::server::run(cfg, tracing_config, rx).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,15 +13,29 @@ use crate::controller::Controller;
 use crate::coordinator::offsets_topic::TOPIC as OFFSETS_TOPIC;
 use crate::http::{self, BrokerSlot};
 use crate::network;
+use crate::telemetry::{TraceConfig, Tracer};
 
 /// Runs the broker until `shutdown` turns true, then flushes and closes every log.
-pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// `trace_config` (from the OTEL_* environment) turns on span export.
+pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let (tracer, exporter) = match trace_config {
+        Some(t) => {
+            tracing::info!(endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
+            let instance = vec![("service.instance.id".to_string(), config.node_id.to_string())];
+            let (tracer, exporter) = Tracer::start(t, instance);
+            (Some(tracer), Some(exporter))
+        }
+        None => {
+            tracing::debug!("tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)");
+            (None, None)
+        }
+    };
     let slot: BrokerSlot = Default::default();
     let (http_listener, http_addr) = network::bind(&config.http_listener.to_string()).await?;
     tracing::info!(address = %http_addr, "HTTP endpoints listening (/metrics, /health/live, /health/ready)");
     let http_task = tokio::spawn(http::serve(http_listener, slot.clone(), shutdown.clone()));
 
-    let broker = tokio::task::spawn_blocking(move || open(config)).await.context("start-up task failed")??;
+    let broker = tokio::task::spawn_blocking(move || open(config, tracer)).await.context("start-up task failed")??;
     let _ = slot.set(broker.clone());
 
     let mut tasks = Vec::new();
@@ -54,12 +68,15 @@ pub async fn run(config: BrokerConfig, shutdown: watch::Receiver<bool>) -> anyho
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.replicas.close_all()).await.context("closing logs")?;
     let _ = http_task.await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
 /// Opens metadata and recovers every log (blocking I/O).
-fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+fn open(config: BrokerConfig, tracer: Option<Tracer>) -> anyhow::Result<Arc<Broker>> {
     std::fs::create_dir_all(&config.metadata_log_dir)
         .with_context(|| format!("cannot create metadata.log.dir {}", config.metadata_log_dir.display()))?;
     let controller = Controller::open(&config.metadata_log_dir, config.node_id, config.cluster_id.clone())
@@ -82,7 +99,7 @@ fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         ),
         None => None,
     };
-    let broker = Broker::new(config, controller, replicas, request_log);
+    let broker = Broker::new(config, controller, replicas, request_log, tracer);
     broker.apply_metadata().context("cannot create the logs the metadata lists")?;
     let started = std::time::Instant::now();
     let (groups, offsets) = broker.coordinator.load(&broker.replicas).context("cannot load consumer groups from __consumer_offsets")?;

@@ -67,6 +67,9 @@ pub struct RequestContext {
     pub client_id: String,
     /// Time spent waiting on others (long poll, rebalance), for RemoteTimeMs.
     remote_micros: std::sync::atomic::AtomicU64,
+    /// The request's span, when tracing is on and the request sampled: handlers start
+    /// child spans from it.
+    pub trace: Option<crate::telemetry::TraceParent>,
 }
 
 impl RequestContext {
@@ -75,6 +78,7 @@ impl RequestContext {
             peer,
             client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
             remote_micros: Default::default(),
+            trace: None,
         }
     }
 
@@ -93,7 +97,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, version)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
-        RequestKind::Produce(r) => return produce::handle(broker, r, version).await.map(ResponseKind::Produce),
+        RequestKind::Produce(r) => return produce::handle(broker, ctx, r, version).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r, version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, version)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, version)),

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{error, now_ms, str_bytes};
+use super::{error, now_ms, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
 use crate::metrics::TopicStats;
+use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
 use tokio::task::JoinSet;
 
-pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, 0 | 1 | -1) {
         Some((error::INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)"))
@@ -36,8 +37,13 @@ pub async fn handle(broker: &Arc<Broker>, request: ProduceRequest, _version: i16
                 (None, None, _) => Some((error::UNKNOWN_TOPIC_OR_PARTITION, None)),
                 (None, Some(_), None) => Some((error::INVALID_REQUEST, Some("a produce partition needs records"))),
                 (None, Some(partition), Some(records)) => {
+                    let trace = ctx.trace.clone();
                     appends.spawn(async move {
+                        let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));
                         let result = partition.append(&records, now_ms()).await;
+                        if let Some(span) = span {
+                            spans::finish_log_append(span, &partition.topic, partition.index, result.as_ref());
+                        }
                         if let Err(e) = &result {
                             tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
                         }

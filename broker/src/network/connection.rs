@@ -1,5 +1,6 @@
 //! One client connection: read a frame, decode, handle, write the response, repeat; each
-//! request's timings and outcome are recorded in RequestMetrics.
+//! request's timings and outcome are recorded in RequestMetrics (and in a span when tracing
+//! is on).
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::api;
 use crate::broker::Broker;
 use crate::metrics::{self, BrokerMetrics, Gauge};
 use crate::protocol::{decode_request, encode_response, DecodeError};
+use crate::telemetry::kafka::{self as spans, RequestInfo};
 use super::request_log::{now_rfc3339, ClientInformation, CompletedRequest, RequestHeaderFields};
 
 /// Frames are read in steps of at most this much, so a large length prefix costs memory only
@@ -154,7 +156,24 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     let handles = m.request_handles.api(m, api_key, follower);
     handles.count_version(m, version);
     let started = Instant::now();
-    let ctx = api::RequestContext::new(conn.peer, &request.header);
+    let mut ctx = api::RequestContext::new(conn.peer, &request.header);
+    // Tracing off: `tracer` is None and this is the only cost.
+    let mut span = broker.tracer.as_ref().and_then(|tracer| {
+        let info = RequestInfo {
+            api_name: handles.name,
+            api_key: api_key as i16,
+            api_version: version,
+            correlation_id,
+            client_id: &ctx.client_id,
+            peer: conn.peer,
+            listener: &conn.listener,
+            request_bytes,
+        };
+        spans::request_span(tracer, info, read_done)
+    });
+    if let Some(s) = &span {
+        ctx.trace = s.parent();
+    }
     let response = api::handle(broker, &ctx, request).await;
     let handled = Instant::now();
     let handling = handled - started;
@@ -166,6 +185,7 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     times.remote.record(micros(remote));
     times.local.record(micros(handling.saturating_sub(remote)));
     let mut errors = std::collections::BTreeMap::new();
+    let mut first_error = None;
     let (response_bytes, queued, sent) = match response {
         None => (0, std::time::Duration::ZERO, std::time::Duration::ZERO),
         Some(response) => {
@@ -173,6 +193,9 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
                 handles.count_error(m, code, n);
                 if broker.request_log.is_some() {
                     *errors.entry(metrics::requests::error_name(code)).or_insert(0) += n;
+                }
+                if code != 0 && first_error.is_none() && span.is_some() {
+                    first_error = Some(code);
                 }
             });
             let bytes = encode_response(api_key, version, correlation_id, &response)
@@ -188,6 +211,9 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     times.response_queue.record(micros(queued));
     times.response_send.record(micros(sent));
     times.total.record(micros(total));
+    if let Some(span) = span.take() {
+        spans::finish_request(span, response_bytes, first_error);
+    }
     if let Some(log) = &broker.request_log {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         log.write(&CompletedRequest {
