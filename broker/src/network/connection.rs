@@ -46,7 +46,11 @@ struct Conn {
     software: Option<Arc<Gauge>>,
     software_name: String,
     software_version: String,
+    /// Whether the client has named its software yet.
+    named: bool,
 }
+
+const UNKNOWN: &str = "unknown";
 
 pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let m = &broker.metrics;
@@ -57,7 +61,10 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
     let mut buf = BytesMut::new();
     let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let id = format!("{local}-{peer}-0");
-    let mut conn = Conn { peer, listener, id, software: None, software_name: String::new(), software_version: String::new() };
+    // Until a client names itself (ApiVersions v3+) it counts as "unknown", as in Kafka.
+    let unknown = m.connections_by_software.with(&[UNKNOWN, UNKNOWN, &listener, NETWORK_PROCESSOR]);
+    unknown.fetch_add(1, Ordering::Relaxed);
+    let mut conn = Conn { peer, listener, id, software: Some(unknown), software_name: UNKNOWN.into(), software_version: UNKNOWN.into(), named: false };
     let close = loop {
         let frame = tokio::select! {
             f = read_frame(&mut stream, &mut buf, max) => f,
@@ -144,17 +151,19 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     };
     let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
     if let RequestKind::ApiVersions(r) = &request.body {
-        if version >= 3 && conn.software.is_none() {
+        if version >= 3 && !conn.named {
             let g = m.connections_by_software.with(&[&r.client_software_name, &r.client_software_version, &conn.listener, NETWORK_PROCESSOR]);
             g.fetch_add(1, Ordering::Relaxed);
-            conn.software = Some(g);
+            if let Some(old) = conn.software.replace(g) {
+                old.fetch_sub(1, Ordering::Relaxed);
+            }
+            conn.named = true;
             conn.software_name = r.client_software_name.to_string();
             conn.software_version = r.client_software_version.to_string();
         }
     }
     let follower = matches!(&request.body, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
     let handles = m.request_handles.api(m, api_key, follower);
-    handles.count_version(m, version);
     let started = Instant::now();
     let mut ctx = api::RequestContext::new(conn.peer, &request.header);
     // Tracing off: `tracer` is None and this is the only cost.
@@ -179,21 +188,13 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     let handling = handled - started;
     let remote = std::time::Duration::from_micros(ctx.remote_micros());
     metrics::add(&m.handler_busy_ns, handling.saturating_sub(remote).as_nanos() as u64);
-    let times = &handles.times;
-    times.request_bytes.record(request_bytes);
-    times.request_queue.record(micros(started - read_done));
-    times.remote.record(micros(remote));
-    times.local.record(micros(handling.saturating_sub(remote)));
-    let mut errors = std::collections::BTreeMap::new();
+    let mut error_counts: Vec<(i16, u64)> = Vec::new();
     let mut first_error = None;
     let (response_bytes, queued, sent) = match response {
         None => (0, std::time::Duration::ZERO, std::time::Duration::ZERO),
         Some(response) => {
             api::error_codes(&response, |code, n| {
-                handles.count_error(m, code, n);
-                if broker.request_log.is_some() {
-                    *errors.entry(metrics::requests::error_name(code)).or_insert(0) += n;
-                }
+                error_counts.push((code, n));
                 if code != 0 && first_error.is_none() && span.is_some() {
                     first_error = Some(code);
                 }
@@ -207,7 +208,21 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
             (bytes.len() as u64, send_start - handled, sent)
         }
     };
+    // Like Kafka, a request counts once its response is sent (or none was owed).
     let total = read_done.elapsed();
+    handles.count_version(m, version);
+    let mut errors = std::collections::BTreeMap::new();
+    for (code, n) in error_counts {
+        handles.count_error(m, code, n);
+        if broker.request_log.is_some() {
+            *errors.entry(metrics::requests::error_name(code)).or_insert(0) += n;
+        }
+    }
+    let times = &handles.times;
+    times.request_bytes.record(request_bytes);
+    times.request_queue.record(micros(started - read_done));
+    times.remote.record(micros(remote));
+    times.local.record(micros(handling.saturating_sub(remote)));
     times.response_queue.record(micros(queued));
     times.response_send.record(micros(sent));
     times.total.record(micros(total));
