@@ -32,6 +32,7 @@ impl Broker {
         tracer: Option<crate::telemetry::Tracer>,
     ) -> Arc<Self> {
         let profile = config.metrics_naming;
+        let metrics_enabled = config.metrics_enabled;
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let coordinator = GroupCoordinator::new(CoordinatorConfig {
             offsets_partitions: config.offsets_topic_num_partitions,
@@ -46,7 +47,7 @@ impl Broker {
             controller,
             replicas,
             coordinator,
-            metrics: BrokerMetrics::new(profile, worker_threads),
+            metrics: BrokerMetrics::new(metrics_enabled, profile, worker_threads),
             request_log,
             tracer,
             ready: AtomicBool::new(false),

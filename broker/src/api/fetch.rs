@@ -42,7 +42,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         }
     };
     ctx.add_remote(waited);
-    record_topic_stats(broker, &response);
+    if broker.metrics.enabled {
+        record_topic_stats(broker, &response);
+    }
     response
 }
 

@@ -9,7 +9,7 @@ use super::{error, now_ms, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
-use crate::metrics::TopicStats;
+use crate::metrics::{BrokerMetrics, TopicStats};
 use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
 use tokio::task::JoinSet;
@@ -60,8 +60,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
     let mut appended_any = false;
+    let recording = broker.metrics.enabled;
     // Kafka counts TotalProduceRequests per topic-partition a request addresses.
-    for t in &responses {
+    for t in responses.iter().filter(|_| recording) {
         let stats = broker.metrics.topic(&t.name.0);
         TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
         let refused = t.partition_responses.iter().filter(|p| p.error_code != 0).count() as u64;
@@ -74,31 +75,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
             tracing::error!("a produce append task failed to complete");
             continue;
         };
-        let stats = broker.metrics.topic(&responses[ti].name.0);
-        let slot = &mut responses[ti].partition_responses[pi];
-        match &result {
-            Ok(a) => {
-                if let Some(d) = a.flushed_in {
-                    broker.metrics.log_flush.record(d.as_micros() as u64);
-                }
-            }
-            Err(e) => {
-                TopicStats::add(&stats.failed_produce, 1);
-                TopicStats::add(&stats.bytes_rejected, bytes as u64);
-                match e.code() {
-                    2 => TopicStats::add(&stats.invalid_crc, 1),
-                    45 => TopicStats::add(&stats.invalid_sequence, 1),
-                    _ => {}
-                }
-            }
+        if recording {
+            record_append(&broker.metrics, &responses[ti].name.0, &result, bytes as u64);
         }
+        let slot = &mut responses[ti].partition_responses[pi];
         match result {
             Ok(a) => {
-                if !a.duplicate {
-                    appended_any = true;
-                    TopicStats::add(&stats.messages_in, a.records);
-                    TopicStats::add(&stats.bytes_in, bytes as u64);
-                }
+                appended_any |= !a.duplicate;
                 slot.base_offset = a.base_offset;
                 slot.log_append_time_ms = a.log_append_time;
                 slot.log_start_offset = a.log_start_offset;
@@ -117,4 +100,29 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// BrokerTopicMetrics and LogFlushStats for one partition append.
+fn record_append(metrics: &BrokerMetrics, topic: &str, result: &Result<Appended, PartitionError>, bytes: u64) {
+    let stats = metrics.topic(topic);
+    match result {
+        Ok(a) => {
+            if let Some(d) = a.flushed_in {
+                metrics.log_flush.record(d.as_micros() as u64);
+            }
+            if !a.duplicate {
+                TopicStats::add(&stats.messages_in, a.records);
+                TopicStats::add(&stats.bytes_in, bytes);
+            }
+        }
+        Err(e) => {
+            TopicStats::add(&stats.failed_produce, 1);
+            TopicStats::add(&stats.bytes_rejected, bytes);
+            match e.code() {
+                2 => TopicStats::add(&stats.invalid_crc, 1),
+                45 => TopicStats::add(&stats.invalid_sequence, 1),
+                _ => {}
+            }
+        }
+    }
 }

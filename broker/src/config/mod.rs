@@ -74,6 +74,7 @@ pub struct BrokerConfig {
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
     pub metrics_naming: crate::metrics::Profile,
+    pub metrics_enabled: bool,
     pub request_log_path: Option<PathBuf>,
     /// Every property with its effective value and where it came from (for DescribeConfigs).
     pub effective: BTreeMap<String, (String, Origin)>,
@@ -190,6 +191,7 @@ impl BrokerConfig {
             delete_retention_ms: num("log.cleaner.delete.retention.ms"),
             min_compaction_lag_ms: num("log.cleaner.min.compaction.lag.ms"),
             metrics_naming: crate::metrics::Profile::parse(get("metrics.naming").unwrap_or("strimzi")).unwrap_or_default(),
+            metrics_enabled: get("metrics.enabled") != Some("false"),
             request_log_path: get("request.log.path").filter(|p| !p.is_empty()).map(PathBuf::from),
             effective,
         })

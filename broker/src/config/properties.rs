@@ -145,6 +145,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("log.cleaner.backoff.ms", Kind::Long, Some("15000"), Some(1), "Pause between log cleaner passes."),
     p("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000"), Some(0), "Default delete.retention.ms: how long tombstones survive cleaning."),
     p("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0"), Some(0), "Default min.compaction.lag.ms."),
+    p("metrics.enabled", Kind::Bool, Some("true"), None, "Record request and topic metrics (false only to measure what recording costs)."),
     p("metrics.naming", Kind::Choice(&["strimzi", "confluent"]), Some("strimzi"), None, "Prometheus names of broker metrics: as Strimzi's or Confluent's JMX exporter rules produce them."),
     p("request.log.path", Kind::Str, None, None, "Write the request log (one JSON line per request) to this file; off when unset. `--request-log` sets ./logs/kafka-request.log."),
     p("cluster.id", Kind::Str, None, None, "Cluster id; generated and stored in meta.properties when unset."),

@@ -97,6 +97,9 @@ pub struct RequestTimes {
 
 /// Everything recorded as it happens.
 pub struct BrokerMetrics {
+    /// `metrics.enabled`: when false, request and topic metrics are not recorded (used to
+    /// measure what recording costs); state gauges are still served.
+    pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
     pub topic_meters: [Family<Counter>; 10],
@@ -125,8 +128,9 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
-    pub fn new(profile: Profile, worker_threads: usize) -> Self {
+    pub fn new(enabled: bool, profile: Profile, worker_threads: usize) -> Self {
         Self {
+            enabled,
             profile,
             topic_meters: Default::default(),
             topics: RwLock::new(BTreeMap::new()),

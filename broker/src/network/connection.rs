@@ -210,22 +210,26 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     };
     // Like Kafka, a request counts once its response is sent (or none was owed).
     let total = read_done.elapsed();
-    handles.count_version(m, version);
     let mut errors = std::collections::BTreeMap::new();
-    for (code, n) in error_counts {
-        handles.count_error(m, code, n);
-        if broker.request_log.is_some() {
+    if m.enabled {
+        handles.count_version(m, version);
+        for &(code, n) in &error_counts {
+            handles.count_error(m, code, n);
+        }
+        let times = &handles.times;
+        times.request_bytes.record(request_bytes);
+        times.request_queue.record(micros(started - read_done));
+        times.remote.record(micros(remote));
+        times.local.record(micros(handling.saturating_sub(remote)));
+        times.response_queue.record(micros(queued));
+        times.response_send.record(micros(sent));
+        times.total.record(micros(total));
+    }
+    if broker.request_log.is_some() {
+        for (code, n) in error_counts {
             *errors.entry(metrics::requests::error_name(code)).or_insert(0) += n;
         }
     }
-    let times = &handles.times;
-    times.request_bytes.record(request_bytes);
-    times.request_queue.record(micros(started - read_done));
-    times.remote.record(micros(remote));
-    times.local.record(micros(handling.saturating_sub(remote)));
-    times.response_queue.record(micros(queued));
-    times.response_send.record(micros(sent));
-    times.total.record(micros(total));
     if let Some(span) = span.take() {
         spans::finish_request(span, response_bytes, first_error);
     }
