@@ -41,7 +41,7 @@ pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             match p.flush_if_due_by_time(now).await {
                 Ok(Some(d)) => broker.metrics.log_flush.record(d.as_micros() as u64),
                 Ok(None) => {}
-                Err(e) => tracing::error!(partition = %p.name(), error = %e, "scheduled flush failed"),
+                Err(e) => tracing::error!(target: "kafka.log.LogManager", partition = %p.name(), error = %e, "scheduled flush failed"),
             }
         }
     }
@@ -53,12 +53,12 @@ pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>
     every_partition(broker, shutdown, tick, |p, now| {
         let mut log = p.log().lock();
         if let Err(e) = log.maybe_roll_by_time(now) {
-            tracing::error!(partition = %p.name(), error = %e, "time-based segment roll failed");
+            tracing::error!(target: "kafka.log.LogManager", partition = %p.name(), error = %e, "time-based segment roll failed");
         }
         match log.apply_retention(now) {
             Ok(0) => {}
             Ok(n) => tracing::info!(target: "kafka.log.LogManager", partition = %p.name(), segments = n, log_start_offset = log.log_start_offset(), "deleted segments past retention"),
-            Err(e) => tracing::error!(partition = %p.name(), error = %e, "retention failed"),
+            Err(e) => tracing::error!(target: "kafka.log.LogManager", partition = %p.name(), error = %e, "retention failed"),
         }
     })
     .await

@@ -58,6 +58,6 @@ pub async fn serve(listener: TcpListener, slot: BrokerSlot, mut shutdown: watch:
         })
         .await;
     if let Err(e) = result {
-        tracing::error!(error = %e, "HTTP endpoint stopped");
+        tracing::error!(target: "kafka.server.KafkaServer", error = %e, "HTTP endpoint stopped");
     }
 }

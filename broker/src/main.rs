@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("received shutdown signal");
+            tracing::info!(target: "kafka.server.KafkaServer", "received shutdown signal");
             let _ = tx.send(true);
         });
         lantern_broker::server::run(cfg, tracing_config, rx).await
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("fatal: {e:#}");
+            tracing::error!(target: "kafka.server.KafkaServer", "fatal: {e:#}");
             eprintln!("lantern-broker: {e:#}");
             ExitCode::FAILURE
         }

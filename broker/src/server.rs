@@ -20,19 +20,19 @@ use crate::telemetry::{TraceConfig, Tracer};
 pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let (tracer, exporter) = match trace_config {
         Some(t) => {
-            tracing::info!(endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
+            tracing::info!(target: "kafka.server.KafkaServer", endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
             let instance = vec![("service.instance.id".to_string(), config.node_id.to_string())];
             let (tracer, exporter) = Tracer::start(t, instance);
             (Some(tracer), Some(exporter))
         }
         None => {
-            tracing::debug!("tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)");
+            tracing::debug!(target: "kafka.server.KafkaServer", "tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)");
             (None, None)
         }
     };
     let slot: BrokerSlot = Default::default();
     let (http_listener, http_addr) = network::bind(&config.http_listener.to_string()).await?;
-    tracing::info!(address = %http_addr, "HTTP endpoints listening (/metrics, /health/live, /health/ready)");
+    tracing::info!(target: "kafka.server.KafkaServer", address = %http_addr, "HTTP endpoints listening (/metrics, /health/live, /health/ready)");
     let http_task = tokio::spawn(http::serve(http_listener, slot.clone(), shutdown.clone()));
 
     let broker = tokio::task::spawn_blocking(move || open(config, tracer)).await.context("start-up task failed")??;
@@ -42,7 +42,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     for l in &broker.config.listeners {
         let addr = format!("{}:{}", l.host, l.port);
         let (listener, local) = network::bind(&addr).await?;
-        tracing::info!(listener = %l.name, address = %local, "Kafka listener ready");
+        tracing::info!(target: "kafka.server.KafkaServer", listener = %l.name, address = %local, "Kafka listener ready");
         tasks.push(tokio::spawn(network::run_listener(listener, l.name.clone(), broker.clone(), shutdown.clone())));
     }
     tasks.push(tokio::spawn(background::flush_loop(broker.clone(), shutdown.clone())));
@@ -52,7 +52,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), shutdown.clone())));
     }
     broker.set_ready(true);
-    tracing::info!(node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
+    tracing::info!(target: "kafka.server.KafkaServer", node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
 
     let mut shutdown = shutdown;
     while !*shutdown.borrow() {
@@ -61,7 +61,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         }
     }
     broker.set_ready(false);
-    tracing::info!("shutting down: flushing and closing logs");
+    tracing::info!(target: "kafka.server.KafkaServer", "shutting down: flushing and closing logs");
     for t in tasks {
         let _ = t.await;
     }
@@ -71,7 +71,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     if let Some(exporter) = exporter {
         exporter.shutdown().await;
     }
-    tracing::info!("shut down cleanly");
+    tracing::info!(target: "kafka.server.KafkaServer", "shut down cleanly");
     Ok(())
 }
 
@@ -83,11 +83,11 @@ fn open(config: BrokerConfig, tracer: Option<Tracer>) -> anyhow::Result<Arc<Brok
         .context("cannot open cluster metadata")?;
     let started = std::time::Instant::now();
     let (replicas, loaded) = ReplicaManager::open(&config).context("cannot open the logs in log.dirs")?;
-    tracing::info!(partitions = loaded.len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs loaded and recovered");
+    tracing::info!(target: "kafka.server.KafkaServer", partitions = loaded.len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs loaded and recovered");
     let image = controller.image();
     for (topic, index) in &loaded {
         if image.topic(topic).is_none_or(|t| *index as usize >= t.partitions.len()) {
-            tracing::warn!(topic = %topic, partition = index, "a log on disk belongs to no known topic; it is left in place and not served");
+            tracing::warn!(target: "kafka.server.KafkaServer", topic = %topic, partition = index, "a log on disk belongs to no known topic; it is left in place and not served");
             replicas.forget(topic, *index);
         }
     }

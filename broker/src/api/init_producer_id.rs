@@ -17,7 +17,7 @@ pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerId
     match broker.controller.allocate_producer_id() {
         Ok(id) => r.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
-            tracing::error!(error = %e, "could not allocate a producer id");
+            tracing::error!(target: "kafka.coordinator.transaction.ProducerIdManager", error = %e, "could not allocate a producer id");
             r.with_error_code(error::KAFKA_STORAGE_ERROR)
         }
     }

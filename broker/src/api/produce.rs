@@ -72,7 +72,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
     while let Some(joined) = appends.join_next().await {
         let Ok((ti, pi, result, bytes)) = joined else {
-            tracing::error!("a produce append task failed to complete");
+            tracing::error!(target: "kafka.server.ReplicaManager", "a produce append task failed to complete");
             continue;
         };
         if recording {

@@ -117,7 +117,7 @@ impl ReplicaManager {
     pub fn close_all(&self) {
         for p in self.all() {
             if let Err(e) = p.log().lock().close() {
-                tracing::error!(partition = %p.name(), error = %e, "could not close log cleanly; it will be recovered at next start");
+                tracing::error!(target: "kafka.server.ReplicaManager", partition = %p.name(), error = %e, "could not close log cleanly; it will be recovered at next start");
             }
         }
     }

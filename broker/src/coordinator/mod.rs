@@ -100,7 +100,7 @@ impl GroupCoordinator {
                 Ok(OffsetsKey::Group { group }) => {
                     stored_groups.insert(group, value);
                 }
-                Err(e) => tracing::warn!(error = %e, "skipping unreadable __consumer_offsets key"),
+                Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", error = %e, "skipping unreadable __consumer_offsets key"),
             })?;
         }
         let (now, now_ms) = (Instant::now(), now_ms());
@@ -114,7 +114,7 @@ impl GroupCoordinator {
                     g.restore(v, now, now_ms);
                     groups.insert(id, g);
                 }
-                Err(e) => tracing::warn!(group = %id, error = %e, "skipping unreadable group metadata"),
+                Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", group = %id, error = %e, "skipping unreadable group metadata"),
             }
         }
         let mut n_offsets = 0;
@@ -129,7 +129,7 @@ impl GroupCoordinator {
                     );
                     n_offsets += 1;
                 }
-                Err(e) => tracing::warn!(group = %group, error = %e, "skipping unreadable committed offset"),
+                Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", group = %group, error = %e, "skipping unreadable committed offset"),
             }
         }
         Ok((groups.len(), n_offsets))
@@ -164,7 +164,7 @@ impl GroupCoordinator {
         for (id, value) in writes {
             let partition = self.partition_for(&id);
             if let Err(e) = offsets_topic::append(replicas, partition, &[(group_key(&id), Some(value))], now_ms()).await {
-                tracing::error!(group = %id, error = %e, "could not persist group metadata");
+                tracing::error!(target: "kafka.coordinator.group.GroupCoordinator", group = %id, error = %e, "could not persist group metadata");
             }
         }
     }
@@ -248,7 +248,7 @@ impl GroupCoordinator {
             entries
         };
         if let Err(e) = offsets_topic::append(replicas, self.partition_for(id), &entries, now_ms()).await {
-            tracing::error!(group = id, error = %e, "could not write tombstones for a deleted group");
+            tracing::error!(target: "kafka.coordinator.group.GroupCoordinator", group = id, error = %e, "could not write tombstones for a deleted group");
             return e.code();
         }
         let mut groups = self.groups.lock();

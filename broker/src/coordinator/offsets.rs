@@ -97,7 +97,7 @@ impl GroupCoordinator {
             (codes, entries, to_store)
         };
         if let Err(e) = offsets_topic::append(replicas, self.partition_for(&req.group_id), &entries, now_ms).await {
-            tracing::error!(group = %req.group_id, error = %e, "could not persist committed offsets");
+            tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", group = %req.group_id, error = %e, "could not persist committed offsets");
             for (i, ..) in &to_store {
                 codes[*i] = e.code();
             }
@@ -195,7 +195,7 @@ impl GroupCoordinator {
         }
         for (id, entries) in writes {
             if let Err(e) = offsets_topic::append(replicas, self.partition_for(&id), &entries, now).await {
-                tracing::error!(group = %id, error = %e, "could not write offset expiry tombstones");
+                tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", group = %id, error = %e, "could not write offset expiry tombstones");
             }
         }
     }

@@ -110,7 +110,7 @@ pub fn replay(partition: &Partition, mut apply: impl FnMut(Bytes, Option<Bytes>)
                         }
                     }
                 }
-                Err(e) => tracing::warn!(partition = %partition.name(), base_offset = header.base_offset, error = %e, "skipping unreadable batch while loading groups"),
+                Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupMetadataManager", partition = %partition.name(), base_offset = header.base_offset, error = %e, "skipping unreadable batch while loading groups"),
             }
             next = header.last_offset() + 1;
             pos += size;

@@ -99,7 +99,7 @@ impl PartitionLog {
             self.clean_segment(idx, &map, now_ms, &mut stats)?;
         }
         self.store_cleaner_checkpoint(plan.first_uncleanable)?;
-        tracing::info!(
+        tracing::info!(target: "kafka.log.LogCleaner", 
             dir = %self.dir.display(),
             segments = stats.segments_cleaned,
             bytes_before = stats.bytes_before,
@@ -184,7 +184,7 @@ impl PartitionLog {
                         Ok(())
                     });
                 if let Err(e) = mapped {
-                    tracing::warn!(
+                    tracing::warn!(target: "kafka.log.LogCleaner", 
                         segment = %segment.path().display(),
                         base_offset = header.base_offset,
                         error = %e,
@@ -226,7 +226,7 @@ impl PartitionLog {
             let keep_empty = header.has_producer_id()
                 && self.producers.last_batch_offset(header.producer_id) == Some(header.base_offset);
             let filtered = filter_batch(&buf, MAX_CLEANABLE_BATCH, keep_empty, retain).map_err(|e| {
-                tracing::warn!(
+                tracing::warn!(target: "kafka.log.LogCleaner", 
                     segment = %segment.path().display(),
                     base_offset = header.base_offset,
                     error = %e,
@@ -263,7 +263,7 @@ impl PartitionLog {
         if written == 0 && idx > 0 {
             discard(&cleaned)?;
             let emptied = self.segments.remove(idx);
-            tracing::debug!(segment = %emptied.path().display(), "deleting a segment compacted to nothing");
+            tracing::debug!(target: "kafka.log.LogCleaner", segment = %emptied.path().display(), "deleting a segment compacted to nothing");
             emptied.delete()?;
             return sync_dir(&self.dir);
         }

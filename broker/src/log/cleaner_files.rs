@@ -56,11 +56,11 @@ pub fn finish_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if name.ends_with(&cleaned_suffix) {
-            tracing::info!(file = %path.display(), "removing the output of an interrupted log clean");
+            tracing::info!(target: "kafka.log.LogCleaner", file = %path.display(), "removing the output of an interrupted log clean");
             remove_if_present(&path)?;
             changed = true;
         } else if let Some(stem) = name.strip_suffix(&swap_suffix) {
-            tracing::info!(file = %path.display(), "completing the segment swap of an interrupted log clean");
+            tracing::info!(target: "kafka.log.LogCleaner", file = %path.display(), "completing the segment swap of an interrupted log clean");
             remove_index_files(dir, stem)?;
             let log = dir.join(format!("{stem}{LOG_SUFFIX}"));
             fs::rename(&path, &log).map_err(LogError::io("renaming cleaned segment", &path))?;
@@ -89,7 +89,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<i64>, LogError> {
         _ => None,
     };
     if parsed.is_none() {
-        tracing::warn!(file = %path.display(), "ignoring an unreadable cleaner checkpoint; the whole log counts as dirty");
+        tracing::warn!(target: "kafka.log.LogCleaner", file = %path.display(), "ignoring an unreadable cleaner checkpoint; the whole log counts as dirty");
     }
     Ok(parsed)
 }

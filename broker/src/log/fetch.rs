@@ -170,7 +170,7 @@ impl PartitionLog {
         match decoded {
             Ok(found) => Ok(found),
             Err(e) => {
-                tracing::warn!(
+                tracing::warn!(target: "kafka.log.UnifiedLog", 
                     segment = %segment.path().display(),
                     base_offset = header.base_offset,
                     error = %e,

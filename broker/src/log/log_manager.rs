@@ -145,7 +145,7 @@ impl LogManager {
             entries.sort();
             for (name, path) in entries {
                 if name.ends_with(DELETE_SUFFIX) {
-                    tracing::info!(dir = %path.display(), "removing partition directory left by an interrupted deletion");
+                    tracing::info!(target: "kafka.log.LogManager", dir = %path.display(), "removing partition directory left by an interrupted deletion");
                     fs::remove_dir_all(&path).map_err(LogError::io("removing deleted partition", &path))?;
                     continue;
                 }
@@ -164,7 +164,7 @@ impl LogManager {
                 hosted.insert((topic, partition), Hosted { dir_index, log });
             }
         }
-        tracing::info!(partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
+        tracing::info!(target: "kafka.log.LogManager", partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
         let manager = LogManager {
             dirs: data_dirs,
             default_config,
@@ -255,7 +255,7 @@ impl LogManager {
         let mut first_error = None;
         for hosted in self.partitions.lock().values() {
             if let Err(e) = hosted.log.lock().close() {
-                tracing::error!(error = %e, "closing a partition log failed");
+                tracing::error!(target: "kafka.log.LogManager", error = %e, "closing a partition log failed");
                 first_error.get_or_insert(e);
             }
         }

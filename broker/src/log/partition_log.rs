@@ -189,7 +189,7 @@ impl PartitionLog {
                 match stem.parse::<i64>() {
                     Ok(base) if base >= 0 && stem.len() == 20 => bases.push(base),
                     _ => {
-                        tracing::warn!(file = %path.display(), "ignoring a .log file whose name is not a 20-digit base offset")
+                        tracing::warn!(target: "kafka.log.UnifiedLog", file = %path.display(), "ignoring a .log file whose name is not a 20-digit base offset")
                     }
                 }
             } else if let Some(stem) = name
@@ -262,7 +262,7 @@ impl PartitionLog {
             let headers = match scan {
                 Ok(headers) => headers,
                 Err(e) => {
-                    tracing::warn!(error = %e, "segment failed a header scan; recovering it");
+                    tracing::warn!(target: "kafka.log.UnifiedLog", error = %e, "segment failed a header scan; recovering it");
                     segment.recover(now_ms)?;
                     segment
                         .headers_from(0)
@@ -391,7 +391,7 @@ impl PartitionLog {
         self.mark_flushed(end);
         let segment = Segment::create(&self.dir, end, self.config.index_interval_bytes, now_ms)?;
         sync_dir(&self.dir)?;
-        tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled to a new segment");
+        tracing::debug!(target: "kafka.log.UnifiedLog", dir = %self.dir.display(), base_offset = end, "rolled to a new segment");
         self.segments.push(segment);
         Ok(())
     }

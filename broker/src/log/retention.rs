@@ -65,7 +65,7 @@ impl PartitionLog {
         let doomed: Vec<Segment> = self.segments.drain(..n).collect();
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset());
         for segment in doomed {
-            tracing::info!(
+            tracing::info!(target: "kafka.log.UnifiedLog", 
                 segment = %segment.path().display(),
                 size = segment.size(),
                 log_start_offset = self.log_start_offset,

@@ -236,7 +236,7 @@ impl Segment {
         };
         let truncated = file_len - pos;
         if truncated > 0 {
-            tracing::warn!(
+            tracing::warn!(target: "kafka.log.LogSegment", 
                 segment = %self.log_path.display(),
                 truncated_bytes = truncated,
                 valid_bytes = pos,

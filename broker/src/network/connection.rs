@@ -84,8 +84,8 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
     }
     m.connections_closed.with(&[&conn.listener, NETWORK_PROCESSOR]).fetch_add(1, Ordering::Relaxed);
     match close {
-        Close::Eof | Close::Shutdown => tracing::debug!(%peer, "connection closed"),
-        Close::Io(e) => tracing::debug!(%peer, error = %e, "connection closed on I/O error"),
+        Close::Eof | Close::Shutdown => tracing::debug!(target: "kafka.network.Processor", %peer, "connection closed"),
+        Close::Io(e) => tracing::debug!(target: "kafka.network.Processor", %peer, error = %e, "connection closed on I/O error"),
         Close::Oversized(n) => {
             metrics::inc(&m.oversized_requests);
             tracing::warn!(target: "kafka.network.Processor", %peer, size = n, max, "closing connection: request size {n} is outside 0..={max} (socket.request.max.bytes)");
@@ -97,7 +97,7 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
             }
             tracing::warn!(target: "kafka.network.Processor", %peer, error = %e, "closing connection after a request that cannot be served");
         }
-        Close::Encode(e) => tracing::error!(%peer, error = %e, "closing connection: could not encode a response"),
+        Close::Encode(e) => tracing::error!(target: "kafka.network.Processor", %peer, error = %e, "closing connection: could not encode a response"),
     }
 }
 

@@ -25,7 +25,7 @@ pub async fn run_listener(listener: TcpListener, name: String, broker: Arc<Broke
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(target: "kafka.network.SocketServer", error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
