@@ -1,0 +1,219 @@
+//! The machine's own limits, measured in the same run as the broker: loopback TCP, sequential
+//! writes with and without fsync, write+fdatasync latency.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::sys::free_port;
+
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[i.clamp(1, sorted.len()) - 1]
+}
+
+/// Single-stream loopback TCP throughput in bytes/s, and the tool that measured it.
+pub fn loopback_tcp(secs: u32) -> (f64, String) {
+    if let Some(bps) = iperf3(secs) {
+        return (bps, "iperf3 (1 stream)".into());
+    }
+    (
+        tcp_blaster(secs as f64),
+        "built-in TCP blaster (iperf3 unavailable)".into(),
+    )
+}
+
+fn iperf3(secs: u32) -> Option<f64> {
+    let port = free_port().to_string();
+    let mut server = Command::new("iperf3")
+        .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    thread::sleep(Duration::from_millis(500));
+    let out = Command::new("iperf3")
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            &secs.to_string(),
+            "-J",
+        ])
+        .output()
+        .ok();
+    let _ = server.kill();
+    let _ = server.wait();
+    let v: serde_json::Value = serde_json::from_slice(&out?.stdout).ok()?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 8.0)
+}
+
+fn tcp_blaster(secs: f64) -> f64 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let rx = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut n = 0u64;
+        let t0 = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k as u64,
+            }
+        }
+        n as f64 / t0.elapsed().as_secs_f64()
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    let buf = noise(128 * 1024, 7);
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        s.write_all(&buf).unwrap();
+    }
+    drop(s);
+    rx.join().unwrap()
+}
+
+/// Round trip of a 1 KiB message over loopback TCP (ping-pong): (p50, p99) in microseconds.
+pub fn tcp_rtt_us(secs: f64) -> (f64, f64) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let echo = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 1024];
+        while s.read_exact(&mut buf).is_ok() {
+            if s.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = [7u8; 1024];
+    let mut lat = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        s.write_all(&buf).unwrap();
+        s.read_exact(&mut buf).unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(s);
+    let _ = echo.join();
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 50.0), percentile(&lat, 99.0))
+}
+
+/// Sequential 1 MiB writes to a new file `name` in `dir` (up to `max_bytes` or `max_secs` of
+/// writing); with `fsync` the time includes an fdatasync at the end. Returns bytes/s. The file
+/// is left in place (its pages stay in the page cache, so the next pass gets fresh ones):
+/// the caller deletes it.
+pub fn seq_write(dir: &Path, name: &str, fsync: bool, max_bytes: u64, max_secs: f64) -> f64 {
+    let path = dir.join(name);
+    let buf = noise(1 << 20, 11);
+    let mut f = File::create(&path).unwrap();
+    let mut n = 0u64;
+    let t0 = Instant::now();
+    while n < max_bytes && t0.elapsed().as_secs_f64() < max_secs {
+        f.write_all(&buf).unwrap();
+        n += buf.len() as u64;
+    }
+    if fsync {
+        f.sync_data().unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    if !fsync {
+        // Untimed: write it back now so it does not compete with what is measured next.
+        f.sync_data().unwrap();
+    }
+    n as f64 / secs
+}
+
+/// Appends of `size` bytes, each followed by fdatasync (what the broker does per flushed
+/// batch), for `secs`: (p50, p99) latency in microseconds.
+pub fn write_fsync_us(dir: &Path, size: usize, secs: f64) -> (f64, f64) {
+    let path = dir.join(format!("fsync-{size}.bin"));
+    let buf = noise(size.max(1), 13);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut lat = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs || lat.len() < 20 {
+        let t = Instant::now();
+        f.write_all(&buf).unwrap();
+        f.sync_data().unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        if lat.len() >= 100_000 {
+            break;
+        }
+    }
+    drop(f);
+    let _ = fs::remove_file(&path);
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 50.0), percentile(&lat, 99.0))
+}
+
+/// Rewrites `size` bytes in place in a file whose pages are already cached, each time followed
+/// by fdatasync, for `secs`: (p50 of write+sync, p50 of the sync alone) in microseconds. No
+/// page-cache allocation is involved, so unlike an append this does not depend on how recently
+/// the VM's memory was used; the caller adds the cost of filling fresh pages.
+pub fn rewrite_fsync_us(dir: &Path, size: usize, secs: f64) -> (f64, f64) {
+    let path = dir.join(format!("rewrite-{size}.bin"));
+    let buf = noise(size.max(1), 17);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    f.write_all_at(&buf, 0).unwrap();
+    f.sync_data().unwrap();
+    let (mut total, mut sync) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs || total.len() < 20 {
+        let t = Instant::now();
+        f.write_all_at(&buf, 0).unwrap();
+        let ts = Instant::now();
+        f.sync_data().unwrap();
+        sync.push(ts.elapsed().as_secs_f64() * 1e6);
+        total.push(t.elapsed().as_secs_f64() * 1e6);
+        if total.len() >= 100_000 {
+            break;
+        }
+    }
+    drop(f);
+    let _ = fs::remove_file(&path);
+    total.sort_by(f64::total_cmp);
+    sync.sort_by(f64::total_cmp);
+    (percentile(&total, 50.0), percentile(&sync, 50.0))
+}
