@@ -9,6 +9,7 @@ use super::{error, now_ms, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
+use crate::log::error_code;
 use crate::metrics::{BrokerMetrics, TopicStats};
 use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
@@ -119,8 +120,8 @@ fn record_append(metrics: &BrokerMetrics, topic: &str, result: &Result<Appended,
             TopicStats::add(&stats.failed_produce, 1);
             TopicStats::add(&stats.bytes_rejected, bytes);
             match e.code() {
-                2 => TopicStats::add(&stats.invalid_crc, 1),
-                45 => TopicStats::add(&stats.invalid_sequence, 1),
+                error_code::CORRUPT_MESSAGE => TopicStats::add(&stats.invalid_crc, 1),
+                error_code::OUT_OF_ORDER_SEQUENCE_NUMBER => TopicStats::add(&stats.invalid_sequence, 1),
                 _ => {}
             }
         }

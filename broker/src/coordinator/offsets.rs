@@ -10,7 +10,7 @@ use crate::api::now_ms;
 use crate::cluster::ReplicaManager;
 
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+use crate::log::error_code::UNKNOWN_TOPIC_OR_PARTITION;
 
 /// An OffsetCommit request, version differences resolved.
 pub struct CommitRequest {

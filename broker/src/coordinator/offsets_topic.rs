@@ -6,7 +6,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 
 use crate::cluster::{Partition, ReplicaManager};
 use crate::log::records::{BatchRecords, DEFAULT_MAX_DECOMPRESSED};
-use crate::log::BatchHeader;
+use crate::log::{error_code, BatchHeader};
 
 pub const TOPIC: &str = "__consumer_offsets";
 
@@ -26,10 +26,11 @@ impl OffsetsTopicError {
         match self {
             // COORDINATOR_NOT_AVAILABLE: the client retries.
             OffsetsTopicError::NotHosted(_) => 15,
-            OffsetsTopicError::Encode(_) => 56,
+            OffsetsTopicError::Encode(_) => error_code::KAFKA_STORAGE_ERROR,
             OffsetsTopicError::Append(e) => match e.code() {
-                10 => 12, // a batch too large for the topic: OFFSET_METADATA_TOO_LARGE
-                _ => 56,
+                // A batch too large for the topic: OFFSET_METADATA_TOO_LARGE.
+                error_code::MESSAGE_TOO_LARGE => 12,
+                _ => error_code::KAFKA_STORAGE_ERROR,
             },
         }
     }
