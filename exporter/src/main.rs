@@ -1,0 +1,94 @@
+//! `lantern-exporter`: serves node metrics and the log pipeline's metrics on /metrics
+//! (default 127.0.0.1:9100), or with `logs` as its first argument, queries the log topic.
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lantern_exporter::cli::{self, USAGE};
+use lantern_exporter::http::{self, Exporter};
+use lantern_exporter::node;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match cli::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lantern-exporter: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(args.log_format_json);
+
+    let known: Vec<&str> = node::all_collectors().iter().map(|(c, _)| c.name()).collect();
+    if let Some(bad) = args.collector_overrides.keys().find(|k| !known.contains(&k.as_str())) {
+        eprintln!("lantern-exporter: unknown collector {bad:?}; collectors are: {}", known.join(", "));
+        return ExitCode::from(2);
+    }
+    let collectors: Vec<Box<dyn node::Collector>> = node::all_collectors()
+        .into_iter()
+        .filter(|(c, default_on)| {
+            args.collector_overrides.get(c.name()).copied().unwrap_or(*default_on && !args.disable_defaults)
+        })
+        .map(|(c, _)| c)
+        .collect();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lantern-exporter: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(target: "lantern.exporter", "received shutdown signal");
+            let _ = tx.send(true);
+        });
+        let exporter = Arc::new(Exporter { collectors, paths: args.paths.clone(), pipeline: None });
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        tracing::info!(target: "lantern.exporter", address = %args.listen, "listening");
+        http::serve(listener, http::router(exporter, &args.telemetry_path), rx).await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lantern-exporter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
