@@ -323,6 +323,44 @@ impl Segment {
             .map_err(LogError::io("reading", &self.log_path))
     }
 
+    /// Appends exactly `len` bytes read at `position` to `buf`, reading into its spare
+    /// capacity so the bytes are never zero-filled first (the fetch path's buffers are large).
+    pub fn append_exact_at(&self, position: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), LogError> {
+        use std::os::fd::AsRawFd;
+        buf.reserve(len);
+        let mut done = 0usize;
+        while done < len {
+            let spare = buf.spare_capacity_mut();
+            let want = len - done;
+            // SAFETY: `spare` has at least `want` bytes of writable (uninitialised) capacity
+            // (reserved above, and `done` of it is already counted in `buf.len()`); pread
+            // only writes into it, and only the bytes it reports are marked initialised.
+            let n = unsafe {
+                libc::pread(
+                    self.file.as_raw_fd(),
+                    spare.as_mut_ptr().cast::<libc::c_void>(),
+                    want,
+                    (position + done as u64) as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(LogError::io("reading", &self.log_path)(e));
+            }
+            if n == 0 {
+                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its index says");
+                return Err(LogError::io("reading", &self.log_path)(e));
+            }
+            // SAFETY: pread initialised `n` (<= want <= spare.len()) bytes after the old length.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            done += n as usize;
+        }
+        Ok(())
+    }
+
     /// Iterates batch headers from `position` (a batch boundary) to the end of the segment.
     pub fn headers_from(&self, position: u64) -> HeaderScan<'_> {
         HeaderScan {

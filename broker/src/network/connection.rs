@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::api;
 use crate::broker::Broker;
 use crate::metrics::{self, BrokerMetrics, Gauge};
-use crate::protocol::{decode_request, encode_response, DecodeError};
+use crate::protocol::{decode_request, encode_response, DecodeError, ResponseFrame};
 use crate::telemetry::kafka::{self as spans, RequestInfo};
 use super::request_log::{now_rfc3339, ClientInformation, CompletedRequest, RequestHeaderFields};
 
@@ -126,6 +126,22 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, max: usize) -> R
     Ok(buf.split().freeze())
 }
 
+/// Writes a whole response frame with vectored writes (record sets are separate chunks).
+async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> std::io::Result<()> {
+    const MAX_SLICES: usize = 64;
+    let total = frame.len();
+    let mut written = 0;
+    let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+    while written < total {
+        let n = frame.io_slices(written, &mut slices);
+        match stream.write_vectored(&slices[..n]).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            w => written += w,
+        }
+    }
+    Ok(())
+}
+
 fn micros(d: std::time::Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
 }
@@ -145,7 +161,7 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
             tracing::info!(target: "kafka.request.logger", version, "answering ApiVersions of unknown version with UNSUPPORTED_VERSION");
             let body = ResponseKind::ApiVersions(api::unsupported_version_response());
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).map_err(|e| Close::Encode(e.to_string()))?;
-            return stream.write_all(&bytes).await.map_err(Close::Io);
+            return write_frame(stream, &bytes).await.map_err(Close::Io);
         }
         Err(e) => return Err(Close::Refused(e)),
     };
@@ -202,7 +218,7 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
             let bytes = encode_response(api_key, version, correlation_id, &response)
                 .map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
             let send_start = Instant::now();
-            stream.write_all(&bytes).await.map_err(Close::Io)?;
+            write_frame(stream, &bytes).await.map_err(Close::Io)?;
             let sent = send_start.elapsed();
             metrics::add(&m.network_busy_ns, sent.as_nanos() as u64);
             (bytes.len() as u64, send_start - handled, sent)

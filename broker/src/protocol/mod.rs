@@ -2,12 +2,14 @@
 //!
 //! `network` hands a frame (the bytes after the 4-byte length prefix) to [`decode_request`];
 //! the API layer answers with a [`ResponseKind`] that [`encode_response`] frames again.
+mod response_frame;
 mod versions;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+pub use response_frame::ResponseFrame;
 pub use versions::{supported, Supported, SUPPORTED};
 
 /// A decoded request.
@@ -68,24 +70,23 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
     Ok(Request { api_key, header, body })
 }
 
-/// Encodes a response, length prefix included, ready to write to the socket.
+/// Encodes a response, length prefix included, ready to write to the socket. Record sets
+/// are referenced, not copied (see [`ResponseFrame`]).
 pub fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> anyhow::Result<BytesMut> {
+) -> anyhow::Result<ResponseFrame> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
-    let mut buf = BytesMut::with_capacity(
-        4 + header.compute_size(header_version)? + 64,
-    );
-    buf.put_i32(0);
-    header.encode(&mut buf, header_version)?;
-    body.encode(&mut buf, version)?;
-    let len = i32::try_from(buf.len() - 4)?;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+    let mut frame = ResponseFrame::new();
+    frame.put_i32(0);
+    header.encode(&mut frame, header_version)?;
+    body.encode(&mut frame, version)?;
+    let len = i32::try_from(frame.len() - 4)?;
+    frame.patch(0, &len.to_be_bytes());
+    Ok(frame)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Decoder tests: fixed cases plus a property test that arbitrary bytes never panic or
 //! allocate from unchecked wire lengths.
 use super::*;
+use bytes::BytesMut;
 use kafka_protocol::messages::{MetadataRequest, RequestHeader};
 use proptest::prelude::*;
 

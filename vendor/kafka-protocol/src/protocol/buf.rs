@@ -181,6 +181,13 @@ pub trait ByteBufMut: BufMut {
     /// Read a range from the buffer.
     fn range(&mut self, r: Range<usize>) -> &mut [u8];
 
+    /// Put a shared, reference-counted byte string (Lantern patch). The default copies it; a
+    /// buffer that keeps a list of chunks may keep a reference instead, so large record sets
+    /// are written to the socket without being copied into the response buffer.
+    fn put_shared_bytes(&mut self, bytes: &bytes::Bytes) {
+        self.put_slice(bytes)
+    }
+
     /// Put a gap of `len` at the current buffer offset.
     fn put_gap(&mut self, len: usize) -> Gap {
         let res = Gap {
@@ -243,5 +250,8 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+    fn put_shared_bytes(&mut self, bytes: &bytes::Bytes) {
+        (**self).put_shared_bytes(bytes)
     }
 }
