@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Writes lantern-alerts.test.yml, the `promtool test rules` unit tests of
+../rules/lantern-alerts.yml, from the scenarios below.
+
+promtool compares the annotations of a firing alert exactly, so the expected annotations are
+rendered here from the rule file's own templates ({{ $labels.x }}, {{ $value }} and
+{{ $value | humanizePercentage }}) with the value each scenario states; promtool then checks
+that rendering against Prometheus' own. Each scenario has a failing series (the alert must
+fire after its `for`, and not before) and healthy series beside it (which must never fire).
+
+    python3 deploy/prometheus/tests/make_alert_tests.py           # rewrites lantern-alerts.test.yml
+    python3 deploy/prometheus/tests/make_alert_tests.py --check   # exit 1 if it is out of date
+    promtool test rules deploy/prometheus/tests/lantern-alerts.test.yml
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+RULES = HERE.parent / "rules" / "lantern-alerts.yml"
+OUT = HERE / "lantern-alerts.test.yml"
+
+B1 = 'job="lantern-broker",cluster="lantern-1",instance="broker-1"'
+B2 = 'job="lantern-broker",cluster="lantern-2",instance="broker-2"'
+E1 = 'job="lantern-exporter",cluster="lantern-1",instance="broker-1"'
+E2 = 'job="lantern-exporter",cluster="lantern-2",instance="broker-2"'
+BROKER1 = {"job": "lantern-broker", "cluster": "lantern-1", "instance": "broker-1"}
+EXP1 = {"job": "lantern-exporter", "cluster": "lantern-1", "instance": "broker-1"}
+CI1 = {"cluster": "lantern-1", "instance": "broker-1"}
+
+# alert -> (input series, [(eval minute, [(labels, $value as rendered)])])
+# Every list of expected alerts is complete: a healthy series that fired would fail the test.
+SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dict, str]]]]]] = {
+    "LanternBrokerDown": (
+        [(f"up{{{B1}}}", "1 1 0x8"), (f"up{{{B2}}}", "1x10")],
+        [(1, []), (2, []), (4, [(BROKER1, "0")])],
+    ),
+    "LanternScrapeTargetDown": (
+        [(f"up{{{E1}}}", "1 0x9"), (f"up{{{E2}}}", "1x10"),
+         ('up{job="prometheus",cluster="monitoring",instance="prometheus"}', "1x10"),
+         (f"up{{{B1}}}", "0x10")],  # a broker down is LanternBrokerDown's, not this alert's
+        [(2, []), (4, [(EXP1, "0")])],
+    ),
+    "LanternUnderReplicatedPartitions": (
+        [(f"kafka_server_replicamanager_underreplicatedpartitions{{{B1}}}", "0 0 2x10"),
+         (f"kafka_server_replicamanager_underreplicatedpartitions{{{B2}}}", "0x12")],
+        [(5, []), (8, [(CI1, "2")])],
+    ),
+    "LanternUnderMinIsrPartitions": (
+        [(f"kafka_server_replicamanager_underminisrpartitioncount{{{B1}}}", "0 1x8"),
+         (f"kafka_server_replicamanager_underminisrpartitioncount{{{B2}}}", "0x9")],
+        [(1, []), (3, [(CI1, "1")])],
+    ),
+    "LanternOfflinePartitions": (
+        [(f"kafka_controller_kafkacontroller_offlinepartitionscount{{{B1}}}", "0 3x8"),
+         (f"kafka_controller_kafkacontroller_offlinepartitionscount{{{B2}}}", "0x9")],
+        [(1, []), (3, [({"cluster": "lantern-1"}, "3")])],
+    ),
+    "LanternActiveControllerCount": (
+        # lantern-1: a second broker claims the controller (split brain, 2);
+        # lantern-3: nobody is controller (0); lantern-2: exactly one (healthy).
+        [(f"kafka_controller_kafkacontroller_activecontrollercount{{{B1}}}", "1x9"),
+         ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-1",instance="broker-1b"}', "0 1x8"),
+         (f"kafka_controller_kafkacontroller_activecontrollercount{{{B2}}}", "1x9"),
+         ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-3",instance="broker-3"}', "1 0x8")],
+        [(1, []), (4, [({"cluster": "lantern-1"}, "2"), ({"cluster": "lantern-3"}, "0")])],
+    ),
+    "LanternOfflineLogDirectories": (
+        [(f"kafka_log_logmanager_offlinelogdirectorycount{{{B1}}}", "0 1x8"),
+         (f"kafka_log_logmanager_offlinelogdirectorycount{{{B2}}}", "0x9")],
+        [(1, []), (3, [(CI1, "1")])],
+    ),
+    "LanternDiskSpaceLow": (
+        [(f'node_filesystem_avail_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "50e9 5e9x10"),
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "100e9x11"),
+         (f'node_filesystem_avail_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "50e9x11"),
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "100e9x11"),
+         (f'node_filesystem_avail_bytes{{{E1},device="tmpfs",fstype="tmpfs",mountpoint="/run"}}', "0x11"),
+         (f'node_filesystem_size_bytes{{{E1},device="tmpfs",fstype="tmpfs",mountpoint="/run"}}', "1e9x11")],
+        [(4, []), (8, [({**EXP1, "device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"}, "0.05")])],
+    ),
+    "LanternDiskWillFillIn24h": (
+        # /data loses 100 MB a minute from 10 GB free: empty in under 2 hours; / is steady.
+        [(f'node_filesystem_avail_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "10e9-1e8x50"),
+         (f'node_filesystem_avail_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "50e9x50")],
+        [(20, []), (40, [({**EXP1, "device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"}, "")])],
+    ),
+    "LanternConsumerLagHighAndGrowing": (
+        # g1: high and growing; g2: high but steady; g3: growing but low.
+        [(f'kafka_consumergroup_lag_sum{{{B1},consumergroup="g1",topic="orders"}}', "20000+100x30"),
+         (f'kafka_consumergroup_lag_sum{{{B1},consumergroup="g2",topic="orders"}}', "50000x30"),
+         (f'kafka_consumergroup_lag_sum{{{B1},consumergroup="g3",topic="orders"}}', "10+5x30")],
+        [(5, []), (20, [({"cluster": "lantern-1", "consumergroup": "g1", "topic": "orders"}, "22000")])],
+    ),
+    "LanternTopicNoMessages": (
+        # orders stops at minute 60; events keeps going; internal and never-used topics are left alone.
+        [(f'kafka_server_brokertopicmetrics_messagesin_total{{{B1},topic="orders"}}', "0+60x60 3600x120"),
+         (f'kafka_server_brokertopicmetrics_messagesin_total{{{B1},topic="events"}}', "0+60x180"),
+         (f'kafka_server_brokertopicmetrics_messagesin_total{{{B1},topic="__consumer_offsets"}}', "0+6x60 360x120"),
+         (f'kafka_server_brokertopicmetrics_messagesin_total{{{B1},topic="unused"}}', "0x180"),
+         (f"kafka_server_brokertopicmetrics_messagesin_total{{{B1}}}", "0+120x180")],
+        [(60, []), (90, []), (120, [({"cluster": "lantern-1", "topic": "orders"}, "0")])],
+    ),
+    "LanternProduceLatencyHigh": (
+        [(f'kafka_network_requestmetrics_totaltimems{{{B1},request="Produce",quantile="0.99"}}', "5 250x15"),
+         (f'kafka_network_requestmetrics_totaltimems{{{B1},request="Produce",quantile="0.50"}}', "5x16"),
+         (f'kafka_network_requestmetrics_totaltimems{{{B2},request="Produce",quantile="0.99"}}', "20x16"),
+         (f'kafka_network_requestmetrics_totaltimems{{{B2},request="Fetch",quantile="0.99"}}', "600x16")],
+        [(5, []), (15, [(CI1, "250")])],
+    ),
+    "LanternFetchLatencyHigh": (
+        [(f'kafka_network_requestmetrics_totaltimems{{{B1},request="Fetch",quantile="0.99"}}', "500 1500x15"),
+         (f'kafka_network_requestmetrics_totaltimems{{{B2},request="Fetch",quantile="0.99"}}', "510x16"),
+         (f'kafka_network_requestmetrics_totaltimems{{{B2},request="Produce",quantile="0.99"}}', "20x16")],
+        [(5, []), (15, [(CI1, "1500")])],
+    ),
+    "LanternRequestHandlerIdleLow": (
+        [(f"kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent{{{B1}}}", "0.9 0.2x10"),
+         (f"kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent{{{B2}}}", "0.8x11")],
+        [(3, []), (8, [(CI1, "20%")])],
+    ),
+    "LanternNetworkProcessorIdleLow": (
+        [(f"kafka_network_socketserver_networkprocessoravgidle_percent{{{B1}}}", "0.9 0.1x10"),
+         (f"kafka_network_socketserver_networkprocessoravgidle_percent{{{B2}}}", "0.7x11")],
+        [(3, []), (8, [(CI1, "10%")])],
+    ),
+    "LanternRequestErrorRateHigh": (
+        # Produce: 10 of every 100 error codes are errors; Fetch: 1 in 101; Metadata: all errors
+        # but too few requests to mean anything.
+        [(f'kafka_network_requestmetrics_errors_total{{{B1},request="Produce",error="NONE"}}', "0+90x30"),
+         (f'kafka_network_requestmetrics_errors_total{{{B1},request="Produce",error="NOT_LEADER_OR_FOLLOWER"}}', "0+10x30"),
+         (f'kafka_network_requestmetrics_errors_total{{{B1},request="Fetch",error="NONE"}}', "0+100x30"),
+         (f'kafka_network_requestmetrics_errors_total{{{B1},request="Fetch",error="OFFSET_OUT_OF_RANGE"}}', "0+1x30"),
+         (f'kafka_network_requestmetrics_errors_total{{{B1},request="Metadata",error="UNKNOWN_TOPIC_OR_PARTITION"}}', "0+1x30")],
+        [(8, []), (20, [({**CI1, "request": "Produce"}, "10%")])],
+    ),
+    "LanternErrorLogSpike": (
+        # broker-1: no errors for an hour, then 20 a minute; broker-2: a steady 5 a minute.
+        [(f'lantern_log_events_total{{{E1},level="ERROR",logger="kafka.log.LogManager"}}', "0x60 20+20x20"),
+         (f'lantern_log_events_total{{{E1},level="INFO",logger="kafka.server.KafkaServer"}}', "0+100x80"),
+         (f'lantern_log_events_total{{{E2},level="ERROR",logger="kafka.network.Processor"}}', "0+5x80")],
+        [(60, []), (66, [(CI1, "")])],
+    ),
+    "LanternExporterCollectorFailing": (
+        [(f'node_scrape_collector_success{{{E1},collector="diskstats"}}', "1 0x10"),
+         (f'node_scrape_collector_success{{{E1},collector="cpu"}}', "1x11"),
+         (f'node_scrape_collector_success{{{E2},collector="diskstats"}}', "1x11")],
+        [(4, []), (8, [({**EXP1, "collector": "diskstats"}, "0")])],
+    ),
+}
+
+TEMPLATE = re.compile(r"\{\{\s*(\$labels\.(\w+)|\$value(\s*\|\s*humanizePercentage)?)\s*\}\}")
+
+
+def render(text: str, labels: dict, value: str) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(2):
+            return labels.get(m.group(2), "")
+        return value
+    return TEMPLATE.sub(sub, text)
+
+
+def main() -> int:
+    rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
+    missing = sorted(set(rules) - set(SCENARIOS))
+    extra = sorted(set(SCENARIOS) - set(rules))
+    if missing or extra:
+        print(f"scenarios missing for {missing}, scenarios for unknown alerts {extra}", file=sys.stderr)
+        return 1
+    tests = []
+    for alert, (series, evals) in SCENARIOS.items():
+        rule = rules[alert]
+        cases = []
+        for minute, firing in evals:
+            exp = []
+            for labels, value in firing:
+                full = {**labels, "severity": rule["labels"]["severity"]}
+                exp.append({
+                    "exp_labels": full,
+                    "exp_annotations": {k: render(v, full, value) for k, v in rule["annotations"].items()},
+                })
+            cases.append({"eval_time": f"{minute}m", "alertname": alert, "exp_alerts": exp})
+        tests.append({
+            "name": alert,
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series],
+            "alert_rule_test": cases,
+        })
+    header = ("# Generated by make_alert_tests.py from its scenarios and ../rules/lantern-alerts.yml's\n"
+              "# annotations; edit the scenarios there and rerun it. Run: promtool test rules <this file>\n")
+    doc = {"rule_files": ["../rules/lantern-alerts.yml"], "evaluation_interval": "1m", "tests": tests}
+    text = header + yaml.safe_dump(doc, sort_keys=False, width=200, allow_unicode=True)
+    if "--check" in sys.argv[1:]:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT.name} is out of date: run python3 {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT} ({len(tests)} alerts, {sum(len(t['alert_rule_test']) for t in tests)} evaluations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
