@@ -7,6 +7,12 @@ use lantern_broker::telemetry::TraceConfig;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc keeps freed memory for reuse instead of handing it back to the kernel at once:
+/// with glibc's malloc, every large fetch buffer was mapped, zero-paged and unmapped again
+/// (see docs/benchmarks.md, the 100-partition consume profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: lantern-broker [--config <file>] [--log-format text|json] [--<kafka.property>=<value> ...]
 Properties may also be set as LANTERN_<PROPERTY> environment variables (dots as underscores).
 Precedence: flags > environment > config file > defaults. See README.md for the list.
