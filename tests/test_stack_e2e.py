@@ -7,6 +7,8 @@ template variable (variables set to values the live Prometheus returns for them,
 $__rate_interval/$__interval/$__range substituted) returns at least one series; and
 `kill -9` of a broker makes LanternBrokerDown reach Alertmanager's webhook receiver within
 the rule's `for` plus two scrape intervals, then resolve after the broker is restarted.
+Broker-1's JSON log is also rotated (copytruncate) and given a non-JSON line, so the log
+pipeline's rotation and invalid-line panels have something real to show.
 
 Short intervals for the test only (run-stack options): scrape 2s, evaluation 1s, group_wait
 0s, group_interval 1s; the rules and their `for` are the production ones.
@@ -153,6 +155,18 @@ def drive_traffic(bootstrap: str, seconds: float, heavy: bool) -> None:
     assert consumed > 0, "the consumer group consumed nothing"
 
 
+def rotate_like_logrotate(log: Path) -> None:
+    """logrotate's copytruncate on the broker's JSON log (the broker keeps its O_APPEND stderr),
+    then a line that is not JSON, as a Rust panic message on stderr would be: the pipeline's
+    rotation and invalid-line counters (and their panels) get something real to count."""
+    log.with_name(log.name + ".1").write_bytes(log.read_bytes())
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    time.sleep(1.5)
+    with open(log, "ab") as f:
+        f.write(b"thread 'tokio-runtime-worker' panicked at broker/src/example.rs:1:1: not JSON (written by the test)\n")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     for binary in ("/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager"):
@@ -182,6 +196,7 @@ def stack(tmp_path_factory):
         for w in workers:
             w.join(120)
         assert not errors, errors
+        rotate_like_logrotate(Path(st["brokers"]["broker-1"]["log"]))
         # a few scrapes after the traffic so gauges (lag, offsets) and rates are recorded
         time.sleep(4 * SCRAPE_S)
         yield {"dir": d, "state": st, "hook": hook, "prom": st["prometheus"], "started": started}
