@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use crate::node::options::{option_kind, OptionKind};
 use crate::node::Paths;
 use crate::pipeline::PipelineArgs;
 
@@ -19,6 +20,9 @@ pub struct ExporterArgs {
     pub paths: Paths,
     /// `--collector.<name>` (true) and `--no-collector.<name>` (false), as given.
     pub collector_overrides: BTreeMap<String, bool>,
+    /// `--collector.<name>.<option>` flags, by full flag name; switches carry "true"/"false".
+    /// Checked and parsed by [`crate::node::NodeOptions::from_flags`].
+    pub collector_options: BTreeMap<String, String>,
     /// `--collector.disable-defaults`: only collectors named with `--collector.<name>` run.
     pub disable_defaults: bool,
     pub log_format_json: bool,
@@ -33,6 +37,7 @@ impl Default for ExporterArgs {
             telemetry_path: "/metrics".into(),
             paths: Paths::default(),
             collector_overrides: BTreeMap::new(),
+            collector_options: BTreeMap::new(),
             disable_defaults: false,
             log_format_json: false,
             pipeline: PipelineArgs::default(),
@@ -53,12 +58,19 @@ pub enum CliError {
     Positional(String),
 }
 
-/// Flags that take no value.
+/// Flags that take no value: `--help`, `--collector.disable-defaults`, a collector
+/// (`--[no-]collector.<name>`) or a collector's switch option (`--[no-]collector.cpu.guest`).
+/// A collector's value option (`--collector.<name>.<option>=v`) is not a switch.
 fn is_switch(name: &str) -> bool {
-    name == "help"
-        || name == "collector.disable-defaults"
-        || (name.starts_with("collector.") && !name.contains('='))
-        || name.starts_with("no-collector.")
+    if name == "help" || name == "collector.disable-defaults" {
+        return true;
+    }
+    let positive = name.strip_prefix("no-").unwrap_or(name);
+    match positive.strip_prefix("collector.") {
+        Some(rest) if !rest.contains('.') => true,
+        Some(_) => option_kind(positive) == Some(OptionKind::Switch),
+        None => false,
+    }
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ExporterArgs, CliError> {
@@ -91,6 +103,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ExporterArgs, Cli
                 out.help = on;
             } else if name == "collector.disable-defaults" {
                 out.disable_defaults = on;
+            } else if let Some(opt) = Some(name.strip_prefix("no-").unwrap_or(&name)).filter(|o| option_kind(o).is_some()) {
+                let value = if name.starts_with("no-") { !on } else { on };
+                out.collector_options.insert(opt.to_string(), value.to_string());
             } else if let Some(c) = name.strip_prefix("no-collector.") {
                 out.collector_overrides.insert(c.to_string(), !on);
             } else if let Some(c) = name.strip_prefix("collector.") {
@@ -112,6 +127,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ExporterArgs, Cli
             "path.procfs" => out.paths.procfs = value.into(),
             "path.sysfs" => out.paths.sysfs = value.into(),
             "path.rootfs" => out.paths.rootfs = value.into(),
+            "path.udev.data" => out.paths.udev_data = value.into(),
+            n if option_kind(n) == Some(OptionKind::Value) => {
+                out.collector_options.insert(name, value);
+            }
             "log.format" => {
                 out.log_format_json = match value.as_str() {
                     "json" => true,
@@ -131,9 +150,15 @@ pub const USAGE: &str = "usage: lantern-exporter [flags]           serve /metric
 Node flags (as node_exporter):
   --web.listen-address=127.0.0.1:9100   where /metrics is served
   --web.telemetry-path=/metrics
-  --path.procfs=/proc  --path.sysfs=/sys  --path.rootfs=/
+  --path.procfs=/proc  --path.sysfs=/sys  --path.rootfs=/  --path.udev.data=/run/udev/data
   --collector.<name> / --no-collector.<name>   switch one collector on or off
   --collector.disable-defaults          run only collectors named with --collector.<name>
+  --collector.<name>.<option>=value     a collector's option (as node_exporter 1.5), e.g.
+        --collector.diskstats.device-exclude=REGEX   --collector.netdev.device-include=REGEX
+        --collector.filesystem.mount-points-exclude=REGEX  --collector.filesystem.fs-types-exclude=REGEX
+        --collector.filesystem.mount-timeout=5s     --collector.netclass.ignored-devices=REGEX
+        --[no-]collector.netclass.ignore-invalid-speed   --[no-]collector.cpu.guest
+        --collector.vmstat.fields=REGEX
   --log.format=logfmt|json";
 
 #[cfg(test)]
@@ -150,6 +175,28 @@ mod tests {
         assert_eq!(a.listen.port(), 9999);
         assert_eq!(a.paths.procfs, std::path::PathBuf::from("/tmp/proc"));
         assert_eq!(a.collector_overrides.get("loadavg"), Some(&false));
+    }
+
+    #[test]
+    fn collector_options_take_values_and_switches_take_none() {
+        let a = p(&[
+            "--collector.diskstats.device-exclude=^loop",
+            "--collector.netdev.device-include",
+            "^eth",
+            "--no-collector.cpu.guest",
+            "--collector.netclass.ignore-invalid-speed",
+            "--collector.meminfo",
+            "--path.udev.data=/tmp/udev",
+        ])
+        .unwrap();
+        assert_eq!(a.collector_options.get("collector.diskstats.device-exclude").map(String::as_str), Some("^loop"));
+        assert_eq!(a.collector_options.get("collector.netdev.device-include").map(String::as_str), Some("^eth"));
+        assert_eq!(a.collector_options.get("collector.cpu.guest").map(String::as_str), Some("false"));
+        assert_eq!(a.collector_options.get("collector.netclass.ignore-invalid-speed").map(String::as_str), Some("true"));
+        assert_eq!(a.collector_overrides.get("meminfo"), Some(&true));
+        assert!(!a.collector_overrides.contains_key("diskstats.device-exclude"));
+        assert_eq!(a.paths.udev_data, std::path::PathBuf::from("/tmp/udev"));
+        assert_eq!(p(&["--collector.diskstats.nope=1"]).unwrap_err(), CliError::Unknown("collector.diskstats.nope".into()));
     }
 
     #[test]

@@ -24,12 +24,20 @@ fn main() -> ExitCode {
     }
     init_logging(args.log_format_json);
 
-    let known: Vec<&str> = node::all_collectors().iter().map(|(c, _)| c.name()).collect();
+    let node_opts = match node::NodeOptions::from_flags(&args.collector_options) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("lantern-exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let all = node::all_collectors(&node_opts);
+    let known: Vec<&str> = all.iter().map(|(c, _)| c.name()).collect();
     if let Some(bad) = args.collector_overrides.keys().find(|k| !known.contains(&k.as_str())) {
         eprintln!("lantern-exporter: unknown collector {bad:?}; collectors are: {}", known.join(", "));
         return ExitCode::from(2);
     }
-    let collectors: Vec<Box<dyn node::Collector>> = node::all_collectors()
+    let collectors: Vec<Box<dyn node::Collector>> = all
         .into_iter()
         .filter(|(c, default_on)| {
             args.collector_overrides.get(c.name()).copied().unwrap_or(*default_on && !args.disable_defaults)

@@ -10,7 +10,22 @@ use std::time::Instant;
 
 use crate::exposition::{MetricType, MetricWriter};
 
+pub mod cpu;
+pub mod diskstats;
+pub mod filefd;
+pub mod filesystem;
 pub mod loadavg;
+pub mod meminfo;
+pub mod netclass;
+pub mod netdev;
+pub mod options;
+pub mod sockstat;
+pub mod stat;
+pub mod time;
+pub mod uname;
+pub mod vmstat;
+
+pub use options::NodeOptions;
 
 /// Where the collectors look for the kernel's files.
 #[derive(Clone, Debug)]
@@ -18,11 +33,13 @@ pub struct Paths {
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub rootfs: PathBuf,
+    /// udev's device database (`--path.udev.data`), read by diskstats for `node_disk_info`.
+    pub udev_data: PathBuf,
 }
 
 impl Default for Paths {
     fn default() -> Self {
-        Paths { procfs: "/proc".into(), sysfs: "/sys".into(), rootfs: "/".into() }
+        Paths { procfs: "/proc".into(), sysfs: "/sys".into(), rootfs: "/".into(), udev_data: "/run/udev/data".into() }
     }
 }
 
@@ -65,10 +82,62 @@ pub trait Collector: Send + Sync {
     fn update(&self, paths: &Paths, out: &mut MetricWriter) -> Result<(), CollectError>;
 }
 
-/// Every collector Lantern has, with whether node_exporter enables it by default. `main`
-/// filters this list with the `--[no-]collector.<name>` flags.
-pub fn all_collectors() -> Vec<(Box<dyn Collector>, bool)> {
-    vec![(Box::new(loadavg::LoadavgCollector), true)]
+/// Every collector Lantern has, with whether node_exporter enables it by default (all of
+/// these are on by default there). `main` filters this list with the
+/// `--[no-]collector.<name>` flags.
+pub fn all_collectors(opts: &NodeOptions) -> Vec<(Box<dyn Collector>, bool)> {
+    vec![
+        (Box::new(cpu::CpuCollector::new(opts.cpu_guest)), true),
+        (Box::new(diskstats::DiskstatsCollector::new(opts.diskstats_devices.clone())), true),
+        (Box::new(filefd::FilefdCollector), true),
+        (Box::new(filesystem::FilesystemCollector::new(opts)), true),
+        (Box::new(loadavg::LoadavgCollector), true),
+        (Box::new(meminfo::MeminfoCollector), true),
+        (Box::new(netclass::NetclassCollector::new(opts)), true),
+        (Box::new(netdev::NetdevCollector::new(opts.netdev_devices.clone())), true),
+        (Box::new(sockstat::SockstatCollector), true),
+        (Box::new(stat::StatCollector), true),
+        (Box::new(time::TimeCollector), true),
+        (Box::new(uname::UnameCollector), true),
+        (Box::new(vmstat::VmstatCollector::new(opts.vmstat_fields.clone())), true),
+    ]
+}
+
+/// Reads a small sysfs/procfs attribute, trimmed. `Ok(None)` when the kernel refuses it the
+/// way node_exporter (procfs' `SysReadFile`) tolerates: missing, not permitted, or
+/// EINVAL/EOPNOTSUPP, which is how sysfs says "this device has no such value" (e.g. `speed`
+/// of a virtual NIC, `carrier` of a NIC that is down).
+pub fn read_attr(path: &Path) -> Result<Option<String>, CollectError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim().to_string())),
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+                || matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(CollectError::read(path, e)),
+    }
+}
+
+/// Writes one family only if it has samples (as the Go client does: a family without
+/// samples is not exposed). `samples` are (label values in `label_names` order, value).
+pub fn write_family(
+    out: &mut MetricWriter,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label_names: &[&str],
+    samples: &[(Vec<&str>, f64)],
+) {
+    if samples.is_empty() {
+        return;
+    }
+    out.family(name, help, kind);
+    for (values, v) in samples {
+        let labels: Vec<(&str, &str)> = label_names.iter().copied().zip(values.iter().copied()).collect();
+        out.sample(name, &labels, *v);
+    }
 }
 
 /// Runs each collector into its own writer and appends the successful ones, then the
