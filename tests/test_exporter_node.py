@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from lantern import REPO_ROOT, free_port
+from lantern import REPO_ROOT, broker_env, free_port
 
 EXPORTER_BIN = Path(os.environ.get("LANTERN_EXPORTER_BIN", REPO_ROOT / "target" / "release" / "lantern-exporter"))
 FIXTURES = REPO_ROOT / "exporter" / "tests" / "fixtures"
@@ -59,7 +59,7 @@ class Exporter:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([*argv, f"--web.listen-address=127.0.0.1:{self.port}"],
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                                     env={**os.environ, "TZ": "UTC", **(env or {})}, start_new_session=True)
+                                     env=broker_env({"TZ": "UTC", **(env or {})}), start_new_session=True)
         deadline = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None:
