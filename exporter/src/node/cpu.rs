@@ -1,5 +1,7 @@
 //! `cpu`: node_cpu_seconds_total{cpu,mode} and node_cpu_guest_seconds_total{cpu,mode} from
-//! the per-CPU lines of /proc/stat.
+//! the per-CPU lines of /proc/stat; node_cpu_isolated{cpu} from
+//! /sys/devices/system/cpu/isolated; node_cpu_{core,package}_throttles_total from each CPU's
+//! thermal_throttle/ counters in sysfs (x86 only; absent on most VMs).
 //!
 //! The kernel counts in USER_HZ ticks, which is 100 on every Linux ABI (it is fixed for
 //! userspace, unlike HZ), so a tick is 0.01 s, as node_exporter assumes.
@@ -11,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{read_text, CollectError, Collector, Paths};
+use super::{read_attr, read_text, write_family, CollectError, Collector, Paths};
 use crate::exposition::{MetricType, MetricWriter};
 
 const USER_HZ: f64 = 100.0;
@@ -86,8 +88,95 @@ impl Collector for CpuCollector {
                 out.sample("node_cpu_guest_seconds_total", &[("cpu", &cpu), ("mode", "user")], secs[8]);
             }
         }
-        Ok(())
+
+        if let Some(list) = read_attr(&paths.sys("devices/system/cpu/isolated"))? {
+            let isolated: Vec<String> = parse_cpu_list(&list)?.iter().map(u32::to_string).collect();
+            let samples: Vec<(Vec<&str>, f64)> = isolated.iter().map(|c| (vec![c.as_str()], 1.0)).collect();
+            write_family(
+                out,
+                "node_cpu_isolated",
+                "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
+                MetricType::Gauge,
+                &["cpu"],
+                &samples,
+            );
+        }
+        thermal_throttles(paths, out)
     }
+}
+
+/// node_exporter's thermal-throttle rule: CPUs without topology are skipped; the core count is
+/// read once per (package, core) and the package count once per package, from the first CPU
+/// that has them.
+fn thermal_throttles(paths: &Paths, out: &mut MetricWriter) -> Result<(), CollectError> {
+    let dir = paths.sys("devices/system/cpu");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut cpus: Vec<(u32, std::path::PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n: u32 = name.strip_prefix("cpu")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    cpus.sort();
+    let read_u64 = |p: std::path::PathBuf| -> Result<Option<u64>, CollectError> { Ok(read_attr(&p)?.and_then(|v| v.parse().ok())) };
+    let mut cores: BTreeMap<(u64, u64), Option<u64>> = BTreeMap::new();
+    let mut packages: BTreeMap<u64, Option<u64>> = BTreeMap::new();
+    for (_, cpu) in cpus {
+        let (Some(package), Some(core)) =
+            (read_u64(cpu.join("topology/physical_package_id"))?, read_u64(cpu.join("topology/core_id"))?)
+        else {
+            continue;
+        };
+        if cores.get(&(package, core)).map_or(true, Option::is_none) {
+            cores.insert((package, core), read_u64(cpu.join("thermal_throttle/core_throttle_count"))?);
+        }
+        if packages.get(&package).map_or(true, Option::is_none) {
+            packages.insert(package, read_u64(cpu.join("thermal_throttle/package_throttle_count"))?);
+        }
+    }
+    let labels: Vec<((String, String), f64)> =
+        cores.iter().filter_map(|((p, c), v)| v.map(|v| ((c.to_string(), p.to_string()), v as f64))).collect();
+    let samples: Vec<(Vec<&str>, f64)> = labels.iter().map(|((c, p), v)| (vec![c.as_str(), p.as_str()], *v)).collect();
+    write_family(
+        out,
+        "node_cpu_core_throttles_total",
+        "Number of times this CPU core has been throttled.",
+        MetricType::Counter,
+        &["core", "package"],
+        &samples,
+    );
+    let labels: Vec<(String, f64)> = packages.iter().filter_map(|(p, v)| v.map(|v| (p.to_string(), v as f64))).collect();
+    let samples: Vec<(Vec<&str>, f64)> = labels.iter().map(|(p, v)| (vec![p.as_str()], *v)).collect();
+    write_family(
+        out,
+        "node_cpu_package_throttles_total",
+        "Number of times this CPU package has been throttled.",
+        MetricType::Counter,
+        &["package"],
+        &samples,
+    );
+    Ok(())
+}
+
+/// A kernel CPU list such as `0-2,5` (empty when no CPU is listed).
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, CollectError> {
+    let bad = || CollectError::parse("cpu list", format!("{text:?}"));
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if b < a || b - a > 65536 {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(cpus)
 }
 
 /// The `cpuN` lines of /proc/stat (not the `cpu` total), in seconds. Older kernels have
@@ -142,6 +231,14 @@ ctxt 28693766
     fn old_kernels_with_fewer_columns_parse() {
         let cpus = parse_cpu_lines("cpu0 10 20 30 40 50 60 70\n").unwrap();
         assert_eq!(cpus[&0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn cpu_lists_expand_ranges() {
+        assert_eq!(parse_cpu_list("0-1,3\n").unwrap(), vec![0, 1, 3]);
+        assert_eq!(parse_cpu_list("\n").unwrap(), Vec::<u32>::new());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("a").is_err());
     }
 
     #[test]
