@@ -6,11 +6,16 @@ use std::sync::Arc;
 use lantern_exporter::cli::{self, USAGE};
 use lantern_exporter::http::{self, Exporter};
 use lantern_exporter::node;
+use lantern_exporter::pipeline::{query, Pipeline};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `logs` has its own flags, so it is dispatched before the exporter's flags are parsed.
+    if args.first().map(String::as_str) == Some("logs") {
+        return logs_command(&args[1..]);
+    }
     let args = match cli::parse(args) {
         Ok(a) => a,
         Err(e) => {
@@ -59,18 +64,58 @@ fn main() -> ExitCode {
             tracing::info!(target: "lantern.exporter", "received shutdown signal");
             let _ = tx.send(true);
         });
-        let exporter = Arc::new(Exporter { collectors, paths: args.paths.clone(), pipeline: None });
+        let pipeline = if args.pipeline.enabled() {
+            Some(Pipeline::start(&args.pipeline, rx.clone()).map_err(|e| anyhow::anyhow!("log pipeline: {e}"))?)
+        } else {
+            None
+        };
+        let exporter = Arc::new(Exporter { collectors, paths: args.paths.clone(), pipeline: pipeline.clone() });
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         tracing::info!(target: "lantern.exporter", address = %args.listen, "listening");
         http::serve(listener, http::router(exporter, &args.telemetry_path), rx).await?;
+        if let Some(p) = pipeline {
+            // A last checkpoint, so a clean stop re-reads nothing.
+            tokio::task::spawn_blocking(move || p.stop()).await.ok();
+        }
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lantern-exporter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `lantern-exporter logs ...`: query the log topic.
+fn logs_command(args: &[String]) -> ExitCode {
+    let q = match query::parse_args(args, lantern_exporter::pipeline::timefmt::now_ms()) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("lantern-exporter logs: {e}\n{}", query::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if q.help {
+        println!("{}", query::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lantern-exporter logs: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match runtime.block_on(query::run(&q, &mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lantern-exporter logs: {e}");
             ExitCode::FAILURE
         }
     }
