@@ -65,8 +65,11 @@ impl Reader {
 
     /// One pass over every file; returns (anything read, some file has more right away).
     fn round(&mut self) -> (bool, bool) {
-        if let Err(e) = self.spool.compact_if_shipped() {
-            tracing::warn!(target: "lantern.exporter.pipeline", error = %e, path = %self.spool.path().display(), "cannot empty the shipped spool");
+        let save = |marks| save_checkpoint(&self.checkpoint_path, &self.sources, &self.derived, marks);
+        match self.spool.compact_if_shipped(save) {
+            Ok(true) => self.last_saved = Some(SpoolMarks::default()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(target: "lantern.exporter.pipeline", error = %e, "cannot empty the shipped spool; it is retried"),
         }
         let (mut any, mut more) = (false, false);
         let mut lines: Vec<Line> = Vec::new();
@@ -117,11 +120,17 @@ impl Reader {
         if !read_any && self.last_saved == Some(marks) {
             return Ok(());
         }
-        let derived = self.derived.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let files = self.sources.iter().filter_map(|s| Some((s.name.clone(), s.tailer.position()?))).collect();
-        let c = Checkpoint { version: VERSION, files, derived, spool: marks };
-        c.save(&self.checkpoint_path).map_err(|e| e.to_string())?;
+        save_checkpoint(&self.checkpoint_path, &self.sources, &self.derived, marks)?;
         self.last_saved = Some(marks);
         Ok(())
     }
+}
+
+/// Writes the checkpoint: positions and counters as of now (the reader is between rounds, so
+/// they agree), with the given spool marks.
+fn save_checkpoint(path: &std::path::Path, sources: &[Source], derived: &Mutex<Derived>, marks: SpoolMarks) -> Result<(), String> {
+    let derived = derived.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let files = sources.iter().filter_map(|s| Some((s.name.clone(), s.tailer.position()?))).collect();
+    let c = Checkpoint { version: VERSION, files, derived, spool: marks };
+    c.save(path).map_err(|e| e.to_string())
 }

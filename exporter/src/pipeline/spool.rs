@@ -106,18 +106,23 @@ impl SpoolWriter {
         Ok(s.marks)
     }
 
-    /// Empties the file when every committed event was shipped and nothing is pending.
-    pub fn compact_if_shipped(&mut self) -> std::io::Result<()> {
+    /// Empties the file when every committed event was shipped and nothing is pending. The
+    /// emptied state is made durable by `save` (the checkpoint) before the file is cut, so a
+    /// kill -9 in between leaves either the old checkpoint with the old file (events shipped
+    /// again) or the new checkpoint with bytes that the next start cuts off.
+    pub fn compact_if_shipped(&mut self, save: impl FnOnce(SpoolMarks) -> Result<(), String>) -> Result<bool, String> {
         let mut s = lock(&self.shared);
         if self.len == 0 || s.marks.len != self.len || s.marks.shipped_offset != s.marks.len {
-            return Ok(());
+            return Ok(false);
         }
+        // Under the lock: the shipper cannot read between the reset and the truncation.
+        save(SpoolMarks::default())?;
         s.marks = SpoolMarks::default();
         s.generation += 1;
         self.len = 0;
         self.events = 0;
-        // Under the lock: the shipper cannot read between the reset and the truncation.
-        self.file.set_len(0)
+        self.file.set_len(0).map_err(|e| format!("cannot empty the spool {}: {e}", self.path.display()))?;
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {
@@ -210,7 +215,9 @@ mod tests {
         let b = r.read_batch(10, 1000).unwrap().unwrap();
         assert_eq!(b.events, vec!["a", "b"], "not acked in the checkpoint: shipped again");
         r.ack(&b, false);
-        w.compact_if_shipped().unwrap();
+        let mut saved = None;
+        assert!(w.compact_if_shipped(|m| { saved = Some(m); Ok(()) }).unwrap());
+        assert_eq!(saved, Some(SpoolMarks::default()));
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
         assert_eq!(w.commit().unwrap(), SpoolMarks::default());
     }
