@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     if args.help {
-        println!("{USAGE}");
+        println!("{USAGE}\n\n{}", lantern_exporter::pipeline::USAGE);
         return ExitCode::SUCCESS;
     }
     init_logging(args.log_format_json);

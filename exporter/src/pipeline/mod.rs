@@ -51,6 +51,7 @@ pub struct PipelineArgs {
     pub ship: bool,
     pub spool_max_bytes: u64,
     pub poll_interval: Duration,
+    pub linger: Duration,
 }
 
 impl Default for PipelineArgs {
@@ -66,6 +67,7 @@ impl Default for PipelineArgs {
             ship: true,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             poll_interval: Duration::from_millis(250),
+            linger: Duration::from_millis(1000),
         }
     }
 }
@@ -81,7 +83,8 @@ pub const USAGE: &str = "Log pipeline flags:
   --pipeline.topic=NAME             topic the events go to (default __lantern_logs)
   --pipeline.ship=false             derive metrics only, ship nothing
   --pipeline.spool-max-bytes=N      unshipped events kept on disk before dropping (default 256 MiB)
-  --pipeline.poll-interval-ms=N     how often files are checked for new lines (default 250)";
+  --pipeline.poll-interval-ms=N     how often files are checked for new lines (default 250)
+  --pipeline.linger-ms=N            pause after a produce that was not a full batch (default 1000)";
 
 impl PipelineArgs {
     /// Takes one `--pipeline.<name>=<value>` flag; an error names what is wrong with it.
@@ -104,6 +107,10 @@ impl PipelineArgs {
                 }
             }
             "spool-max-bytes" => self.spool_max_bytes = value.parse().map_err(|_| format!("expected a number of bytes, got {value:?}"))?,
+            "linger-ms" => {
+                let ms: u64 = value.parse().map_err(|_| format!("expected milliseconds, got {value:?}"))?;
+                self.linger = Duration::from_millis(ms);
+            }
             "poll-interval-ms" => {
                 let ms: u64 = value.parse().map_err(|_| format!("expected milliseconds, got {value:?}"))?;
                 self.poll_interval = Duration::from_millis(ms.max(1));
@@ -184,7 +191,7 @@ impl Pipeline {
             .map_err(PipelineError::Thread)?;
         let stats = Arc::new(ShipStats::default());
         if args.ship {
-            let cfg = ShipConfig { bootstrap: args.bootstrap.clone(), topic: args.topic.clone(), key: Some(Bytes::from(origin.host.clone())) };
+            let cfg = ShipConfig { bootstrap: args.bootstrap.clone(), topic: args.topic.clone(), key: Some(Bytes::from(origin.host.clone())), linger: args.linger };
             tokio::spawn(ship::run(cfg, spool_reader.clone(), stats.clone(), shutdown));
         }
         Ok(Arc::new(Pipeline { derived, spool: spool_reader, ship: stats, shipping: args.ship, stop, reader: Mutex::new(Some(handle)) }))

@@ -135,7 +135,7 @@ pub async fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let w = |r: std::io::Result<()>| r.map_err(|e| format!("cannot write the output: {e}"));
     if q.count_by.is_none() && !q.json {
-        w(writeln!(out, "{:<24} {:<5} {:<32} {:<12} MESSAGE", "TIMESTAMP", "LEVEL", "LOGGER", "HOST"))?;
+        w(writeln!(out, "{:<27} {:<5} {:<32} {:<12} MESSAGE", "TIMESTAMP", "LEVEL", "LOGGER", "HOST"))?;
     }
     for p in partitions {
         let earliest = list_offset(&mut conn, &q.topic, p, -2).await?;
@@ -159,7 +159,7 @@ pub async fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
                         let ts = event.get("timestamp").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| timefmt::format_rfc3339_ms(r.timestamp));
                         let level = field(&event, "level").unwrap_or_else(|| get("log_type"));
                         let logger = field(&event, "target").or_else(|| field(&event, "apiName")).unwrap_or_else(|| "-".into());
-                        w(writeln!(out, "{:<24} {:<5} {:<32} {:<12} {}", ts, level, logger, get("host"), get("message")))?;
+                        w(writeln!(out, "{:<27} {:<5} {:<32} {:<12} {}", ts, level, logger, get("host"), get("message")))?;
                     }
                 }
             }

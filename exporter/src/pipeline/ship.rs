@@ -25,6 +25,8 @@ pub struct ShipConfig {
     pub topic: String,
     /// Record key (the host name), which also picks the partition.
     pub key: Option<Bytes>,
+    /// Pause after a batch that was not full, so a trickle of events is sent in fewer produces.
+    pub linger: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +103,16 @@ pub async fn run(cfg: ShipConfig, spool: SpoolReader, stats: Arc<ShipStats>, mut
                 Ok(Outcome::Acked) => {
                     spool.ack(&batch, false);
                     stats.shipped.fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+                    let full = batch.events.len() >= max_events;
                     max_events = MAX_BATCH_EVENTS;
+                    if !full {
+                        // Let a trickle gather into one batch: fewer, larger produces (each of
+                        // which the broker's request log, if tailed, reports as one more line).
+                        tokio::select! {
+                            _ = tokio::time::sleep(cfg.linger) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
                 }
                 Ok(Outcome::Refused(code)) if batch.events.len() > 1 => {
                     // Find the event the broker refuses by shipping smaller batches.
