@@ -5,7 +5,8 @@ use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, Cr
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::topic_entries;
-use super::{error, str_bytes};
+use super::{str_bytes};
+use crate::error_code;
 use crate::broker::Broker;
 
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
@@ -25,7 +26,7 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         let fail = |code: i16, msg: String| result.clone().with_error_code(code).with_error_message(Some(str_bytes(&msg)));
         if duplicates.contains(&name) {
-            results.push(fail(error::INVALID_REQUEST, format!("topic '{name}' appears more than once in the request")));
+            results.push(fail(error_code::INVALID_REQUEST, format!("topic '{name}' appears more than once in the request")));
             continue;
         }
         let mut partitions = if topic.num_partitions == -1 { broker.config.num_partitions } else { topic.num_partitions };

@@ -2,7 +2,8 @@
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
-use super::{error, str_bytes};
+use super::{str_bytes};
+use crate::error_code;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
@@ -22,7 +23,7 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
                 None => match image.topic_by_id(id) {
                     Some(t) => t.name.clone(),
                     None => {
-                        return DeletableTopicResult::default().with_topic_id(id).with_error_code(error::UNKNOWN_TOPIC_ID)
+                        return DeletableTopicResult::default().with_topic_id(id).with_error_code(error_code::UNKNOWN_TOPIC_ID)
                     }
                 },
             };

@@ -7,7 +7,8 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::{error, str_bytes};
+use super::{str_bytes};
+use crate::error_code;
 use crate::broker::Broker;
 use crate::cluster::topic_config::{broker_default, TOPIC_CONFIGS};
 use crate::config::{Origin, PROPERTIES};
@@ -64,7 +65,7 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfi
             let result = DescribeConfigsResult::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
             match res.resource_type {
                 RESOURCE_TOPIC => match image.topic(&name) {
-                    None => result.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(str_bytes(&format!("topic '{name}' does not exist")))),
+                    None => result.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(str_bytes(&format!("topic '{name}' does not exist")))),
                     Some(t) => {
                         let configs = topic_entries(broker, &t.configs)
                             .into_iter()
@@ -103,8 +104,8 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfi
                         .collect();
                     result.with_configs(configs)
                 }
-                RESOURCE_BROKER => result.with_error_code(error::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("this is broker {}, not '{name}'", broker.node_id())))),
-                other => result.with_error_code(error::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("resource type {other} is not supported")))),
+                RESOURCE_BROKER => result.with_error_code(error_code::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("this is broker {}, not '{name}'", broker.node_id())))),
+                other => result.with_error_code(error_code::INVALID_REQUEST).with_error_message(Some(str_bytes(&format!("resource type {other} is not supported")))),
             }
         })
         .collect();

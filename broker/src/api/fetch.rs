@@ -6,7 +6,7 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
-use super::error;
+use crate::error_code;
 use crate::broker::Broker;
 use super::RequestContext;
 use crate::metrics::TopicStats;
@@ -74,13 +74,13 @@ fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (Fetc
             let base = PartitionData::default().with_partition_index(fp.partition);
             let Some(partition) = broker.replicas.partition(name, fp.partition) else {
                 errored = true;
-                partitions.push(base.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION).with_high_watermark(-1));
+                partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_high_watermark(-1));
                 continue;
             };
             let epoch = partition.leader_epoch;
             if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {
                 errored = true;
-                let code = if fp.current_leader_epoch > epoch { error::UNKNOWN_LEADER_EPOCH } else { error::FENCED_LEADER_EPOCH };
+                let code = if fp.current_leader_epoch > epoch { error_code::UNKNOWN_LEADER_EPOCH } else { error_code::FENCED_LEADER_EPOCH };
                 partitions.push(base.with_error_code(code).with_high_watermark(-1));
                 continue;
             }

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::coordinator::COORDINATOR_NOT_AVAILABLE;
+use crate::error_code::COORDINATOR_NOT_AVAILABLE;
 
 const KEY_TYPE_GROUP: i8 = 0;
 

@@ -3,7 +3,8 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{error, str_bytes};
+use super::{str_bytes};
+use crate::error_code;
 use crate::broker::Broker;
 use crate::controller::ConfigOp;
 
@@ -25,9 +26,9 @@ pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> Incre
                         let name = c.name.to_string();
                         match (c.config_operation, &c.value) {
                             (OP_SET, Some(v)) => ops.push(ConfigOp::Set(name, v.to_string())),
-                            (OP_SET, None) => return fail(error::INVALID_CONFIG, format!("SET of '{name}' needs a value")),
+                            (OP_SET, None) => return fail(error_code::INVALID_CONFIG, format!("SET of '{name}' needs a value")),
                             (OP_DELETE, _) => ops.push(ConfigOp::Delete(name)),
-                            (op, _) => return fail(error::INVALID_CONFIG, format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}': no list-valued topic config is honoured yet")),
+                            (op, _) => return fail(error_code::INVALID_CONFIG, format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}': no list-valued topic config is honoured yet")),
                         }
                     }
                     match broker.controller.alter_topic_configs(&res.resource_name, &ops, request.validate_only) {
@@ -38,8 +39,8 @@ pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> Incre
                         Err(e) => fail(e.code(), e.to_string()),
                     }
                 }
-                RESOURCE_BROKER => fail(error::INVALID_REQUEST, "broker configs are static in Lantern: set them with flags, LANTERN_* variables or the config file and restart".into()),
-                other => fail(error::INVALID_REQUEST, format!("resource type {other} is not supported")),
+                RESOURCE_BROKER => fail(error_code::INVALID_REQUEST, "broker configs are static in Lantern: set them with flags, LANTERN_* variables or the config file and restart".into()),
+                other => fail(error_code::INVALID_REQUEST, format!("resource type {other} is not supported")),
             }
         })
         .collect();

@@ -1,13 +1,13 @@
 //! InitProducerId for idempotent producers (transactions are not supported yet).
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::error;
+use crate::error_code;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let r = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if request.transactional_id.is_some() {
-        return r.with_error_code(error::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        return r.with_error_code(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
     // KIP-360: a producer that already has an id asks for a bumped epoch; the sequence
     // numbers of the new epoch start again at 0.
@@ -18,7 +18,7 @@ pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerId
         Ok(id) => r.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(target: "kafka.coordinator.transaction.ProducerIdManager", error = %e, "could not allocate a producer id");
-            r.with_error_code(error::KAFKA_STORAGE_ERROR)
+            r.with_error_code(error_code::KAFKA_STORAGE_ERROR)
         }
     }
 }

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::error;
+use crate::error_code;
 use crate::broker::Broker;
 use crate::cluster::Partition;
 
@@ -24,13 +24,13 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     let Some(partition) = broker.replicas.partition(&name, p.partition_index) else {
-                        return base.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION).with_offset(-1).with_timestamp(-1);
+                        return base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_offset(-1).with_timestamp(-1);
                     };
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
                         let code = if p.current_leader_epoch > partition.leader_epoch {
-                            error::UNKNOWN_LEADER_EPOCH
+                            error_code::UNKNOWN_LEADER_EPOCH
                         } else {
-                            error::FENCED_LEADER_EPOCH
+                            error_code::FENCED_LEADER_EPOCH
                         };
                         return base.with_error_code(code).with_offset(-1).with_timestamp(-1);
                     }
@@ -66,6 +66,6 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
                 _ => (-1, -1),
             })
         }
-        _ => Err(error::INVALID_REQUEST),
+        _ => Err(error_code::INVALID_REQUEST),
     }
 }

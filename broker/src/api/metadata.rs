@@ -4,7 +4,8 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
-use super::{error, str_bytes};
+use super::{str_bytes};
+use crate::error_code;
 use crate::broker::Broker;
 use crate::controller::{validate_topic_name, ControllerError, TopicImage};
 
@@ -29,7 +30,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    for t in response.topics.iter_mut().filter(|t| t.error_code == error::NONE) {
+    for t in response.topics.iter_mut().filter(|t| t.error_code == error_code::NONE) {
         t.topic_authorized_operations = topic_ops;
     }
     response.with_cluster_authorized_operations(cluster_ops)
@@ -55,7 +56,7 @@ fn topics_and_brokers(broker: &Broker, request: &MetadataRequest, version: i16) 
                     Some(t) => topic_response(t),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(wanted.topic_id)
-                        .with_error_code(error::UNKNOWN_TOPIC_ID),
+                        .with_error_code(error_code::UNKNOWN_TOPIC_ID),
                 },
             })
             .collect(),
@@ -79,17 +80,17 @@ pub(crate) fn brokers(broker: &Broker) -> Vec<MetadataResponseBroker> {
 fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
     let named = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     if let Err(ControllerError::InvalidTopic { .. }) = validate_topic_name(name) {
-        return named.with_error_code(error::INVALID_TOPIC_EXCEPTION);
+        return named.with_error_code(error_code::INVALID_TOPIC_EXCEPTION);
     }
     if !(allow_auto_create && broker.config.auto_create_topics) {
-        return named.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION);
+        return named.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     }
     match broker.auto_create_topic(name) {
         Ok(t) => topic_response(&t),
         // Another request created it meanwhile.
         Err(ControllerError::TopicExists(_)) => match broker.image().topic(name) {
             Some(t) => topic_response(t),
-            None => named.with_error_code(error::LEADER_NOT_AVAILABLE),
+            None => named.with_error_code(error_code::LEADER_NOT_AVAILABLE),
         },
         Err(e) => {
             tracing::warn!(target: "state.change.logger", topic = name, error = %e, "auto-creation failed");

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::error;
+use crate::error_code;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
@@ -18,11 +18,11 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetFo
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition);
                     let Some(partition) = broker.replicas.partition(&t.topic.0, p.partition) else {
-                        return base.with_error_code(error::UNKNOWN_TOPIC_OR_PARTITION).with_leader_epoch(-1).with_end_offset(-1);
+                        return base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_leader_epoch(-1).with_end_offset(-1);
                     };
                     let epoch = partition.leader_epoch;
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let code = if p.current_leader_epoch > epoch { error::UNKNOWN_LEADER_EPOCH } else { error::FENCED_LEADER_EPOCH };
+                        let code = if p.current_leader_epoch > epoch { error_code::UNKNOWN_LEADER_EPOCH } else { error_code::FENCED_LEADER_EPOCH };
                         return base.with_error_code(code).with_leader_epoch(-1).with_end_offset(-1);
                     }
                     if p.leader_epoch > epoch {

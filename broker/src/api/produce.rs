@@ -5,11 +5,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{error, now_ms, str_bytes, RequestContext};
+use super::{now_ms, str_bytes, RequestContext};
+use crate::error_code;
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
-use crate::log::error_code;
 use crate::metrics::{BrokerMetrics, TopicStats};
 use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, 0 | 1 | -1) {
-        Some((error::INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)"))
+        Some((error_code::INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)"))
     } else if request.transactional_id.is_some() {
-        Some((error::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported by this broker yet"))
+        Some((error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported by this broker yet"))
     } else {
         None
     };
@@ -35,8 +35,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
             let base = PartitionProduceResponse::default().with_index(pd.index);
             let refusal = match (refuse_all, broker.replicas.partition(&name, pd.index), pd.records) {
                 (Some((code, message)), _, _) => Some((code, Some(message))),
-                (None, None, _) => Some((error::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, Some(_), None) => Some((error::INVALID_REQUEST, Some("a produce partition needs records"))),
+                (None, None, _) => Some((error_code::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                (None, Some(_), None) => Some((error_code::INVALID_REQUEST, Some("a produce partition needs records"))),
                 (None, Some(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::schema::{GroupValue, MemberValue};
+use crate::error_code::{NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
 
 /// Kafka's group states, named as DescribeGroups and ListGroups report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,14 +430,6 @@ impl Group {
         self.set_state(state, if v.current_state_timestamp > 0 { v.current_state_timestamp } else { now_ms });
     }
 }
-
-pub const NONE: i16 = 0;
-pub const ILLEGAL_GENERATION: i16 = 22;
-pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-pub const MEMBER_ID_REQUIRED: i16 = 79;
-pub const FENCED_INSTANCE_ID: i16 = 82;
 
 #[cfg(test)]
 #[path = "group_tests.rs"]

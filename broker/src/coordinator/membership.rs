@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::group::{
-    Group, GroupState, JoinResult, Member, SyncResult, FENCED_INSTANCE_ID, ILLEGAL_GENERATION,
-    INCONSISTENT_GROUP_PROTOCOL, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+use super::group::{Group, GroupState, JoinResult, Member, SyncResult};
+use super::GroupCoordinator;
+use crate::error_code::{
+    COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
+    INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 };
-use super::{GroupCoordinator, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT};
 use crate::api::now_ms;
 use crate::cluster::ReplicaManager;
 

@@ -22,6 +22,7 @@ pub use offsets::{CommitRequest, FetchedOffset};
 
 use crate::api::now_ms;
 use crate::cluster::ReplicaManager;
+use crate::error_code::{GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP};
 use schema::{decode_group_value, decode_key, decode_offset_value, group_key, group_value, OffsetsKey};
 
 /// Coordinator settings, from the broker properties of the same names.
@@ -259,10 +260,3 @@ impl GroupCoordinator {
         0
     }
 }
-
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-pub const INVALID_GROUP_ID: i16 = 24;
-pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-pub const NON_EMPTY_GROUP: i16 = 68;
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;

@@ -3,14 +3,18 @@
 //! offsets.retention.minutes.
 use bytes::{Buf, Bytes};
 
-use super::group::{Committed, GroupState, ILLEGAL_GENERATION, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID};
+use super::group::{Committed, GroupState};
 use super::schema::{group_key, offset_key, offset_value, OffsetValue};
-use super::{offsets_topic, Group, GroupCoordinator, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, INVALID_GROUP_ID};
+use super::{offsets_topic, Group, GroupCoordinator};
+use crate::error_code::{
+    FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, ILLEGAL_GENERATION, INVALID_GROUP_ID, NONE,
+    REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
 use crate::api::now_ms;
 use crate::cluster::ReplicaManager;
 
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-use crate::log::error_code::UNKNOWN_TOPIC_OR_PARTITION;
+use crate::error_code::UNKNOWN_TOPIC_OR_PARTITION;
 
 /// An OffsetCommit request, version differences resolved.
 pub struct CommitRequest {

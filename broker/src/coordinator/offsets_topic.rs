@@ -6,7 +6,8 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 
 use crate::cluster::{Partition, ReplicaManager};
 use crate::log::records::{BatchRecords, DEFAULT_MAX_DECOMPRESSED};
-use crate::log::{error_code, BatchHeader};
+use crate::error_code;
+use crate::log::BatchHeader;
 
 pub const TOPIC: &str = "__consumer_offsets";
 

@@ -4,7 +4,8 @@
 use super::*;
 use crate::log::cleaner_files::{load_checkpoint, CHECKPOINT_FILE};
 use crate::log::partition_log::LogConfig;
-use crate::log::record_batch::{error_code, validate_produce_records, BatchError, Compression};
+use crate::error_code;
+use crate::log::record_batch::{validate_produce_records, BatchError, Compression};
 use crate::log::segment::file_stem;
 use crate::log::test_util::{encode_batch, BatchSpec, TestRecord};
 use proptest::prelude::*;

@@ -46,18 +46,6 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Kafka error codes produced by the storage layer.
-pub mod error_code {
-    pub use super::record_batch::error_code::*;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-}
 
 /// Everything that can go wrong in the storage layer.
 #[derive(Debug, Error)]
@@ -116,7 +104,7 @@ pub enum LogError {
 impl LogError {
     /// The Kafka protocol error code to answer a client with.
     pub fn kafka_error_code(&self) -> i16 {
-        use error_code::*;
+        use crate::error_code::*;
         match self {
             LogError::Batch(e) => e.kafka_error_code(),
             LogError::Records(e) => e.kafka_error_code(),

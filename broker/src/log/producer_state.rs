@@ -7,7 +7,7 @@
 //! segments holding its batches were deleted by retention. The state is rebuilt from the
 //! batch headers when a log is opened.
 
-use super::error_code;
+use crate::error_code;
 use super::record_batch::BatchHeader;
 use std::collections::{HashMap, VecDeque};
 use thiserror::Error;

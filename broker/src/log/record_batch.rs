@@ -47,13 +47,6 @@ const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
-/// Kafka error codes used by [`BatchError::kafka_error_code`].
-pub mod error_code {
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
-    pub const INVALID_RECORD: i16 = 87;
-}
 
 /// Why a record batch (from a client or from disk) is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -87,7 +80,7 @@ pub enum BatchError {
 impl BatchError {
     /// The Kafka protocol error code a broker returns for this failure.
     pub fn kafka_error_code(&self) -> i16 {
-        use error_code::*;
+        use crate::error_code::*;
         match self {
             BatchError::Truncated { .. }
             | BatchError::InvalidLength { .. }
@@ -334,6 +327,7 @@ pub fn stamp_batch(batch: &mut [u8], base_offset: i64, partition_leader_epoch: i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_code;
     use crate::log::test_util::{encode_batch, BatchSpec};
     use proptest::prelude::*;
 

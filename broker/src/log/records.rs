@@ -35,7 +35,7 @@ impl RecordError {
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             RecordError::Batch(e) => e.kafka_error_code(),
-            _ => super::record_batch::error_code::CORRUPT_MESSAGE,
+            _ => crate::error_code::CORRUPT_MESSAGE,
         }
     }
 }
@@ -499,12 +499,12 @@ mod tests {
         validate_keys_for_compaction(&keyed, &headers[..1], 1 << 20).unwrap();
         let err = validate_keys_for_compaction(&set, &headers, 1 << 20).unwrap_err();
         assert_eq!(err, BatchError::RecordWithoutKey);
-        assert_eq!(err.kafka_error_code(), crate::log::error_code::INVALID_RECORD);
+        assert_eq!(err.kafka_error_code(), crate::error_code::INVALID_RECORD);
         // Records that cannot be decompressed are corrupt, not keyless.
         let mut garbled = keyed.clone();
         garbled[HEADER_SIZE + 2] ^= 0xff;
         let err = validate_keys_for_compaction(&garbled, &headers[..1], 1 << 20).unwrap_err();
-        assert_eq!(err.kafka_error_code(), crate::log::error_code::CORRUPT_MESSAGE, "{err}");
+        assert_eq!(err.kafka_error_code(), crate::error_code::CORRUPT_MESSAGE, "{err}");
     }
 
     proptest! {
