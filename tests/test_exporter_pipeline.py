@@ -477,6 +477,11 @@ def test_logs_command_filters_and_counts(broker_factory, tmp_path, exporters):
     exporters.append(e)
     wait_for("all shipped", lambda: value(e.metrics(), "lantern_pipeline_events_shipped_total") >= 501 and
              value(e.metrics(), "lantern_pipeline_queue_events") == 0)
+    # promtool parses the exposition; its only lint is on the two names the dashboards use (_ms)
+    p = subprocess.run(["promtool", "check", "metrics"], input=e.metrics_text(), capture_output=True, text=True)
+    problems = sorted(l for l in (p.stdout + p.stderr).splitlines() if l.strip())
+    assert problems == [f"lantern_requestlog_{n}_ms metric names should not contain abbreviated units"
+                        for n in ("slowest_request", "total_time")], problems
     e.stop()  # no restarts here: the topic holds each event exactly once
 
     assert count_by(broker.bootstrap, "level") == dict(exp.levels)

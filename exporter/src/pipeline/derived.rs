@@ -5,7 +5,7 @@
 //! Label cardinality is capped: past [`MAX_VALUES`] distinct values of a label (per label:
 //! logger, request, error, client id, client software name or version), further values are
 //! counted under `other`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,10 @@ pub struct Derived {
     pub requests: BTreeMap<String, RequestStats>,
     /// (client id, software name, software version) -> stats, flattened as "id\u{0}name\u{0}version".
     pub clients: BTreeMap<String, ClientStats>,
+    /// Distinct values of each client label seen, for the cardinality caps.
+    pub client_ids: BTreeSet<String>,
+    pub client_software_names: BTreeSet<String>,
+    pub client_software_versions: BTreeSet<String>,
     pub slowest: Slowest,
 }
 
@@ -62,12 +66,13 @@ fn capped<'a, V>(map: &BTreeMap<String, V>, value: &'a str) -> &'a str {
     }
 }
 
-/// The capped-label check for a label that is one part of a compound key.
-fn capped_part<'a>(seen: &std::collections::BTreeSet<&str>, value: &'a str) -> &'a str {
+/// The capped-label check for a label that is one part of a compound key; records the value.
+fn capped_part(seen: &mut BTreeSet<String>, value: &str) -> String {
     if seen.contains(value) || seen.len() < MAX_VALUES {
-        value
+        seen.insert(value.to_string());
+        value.to_string()
     } else {
-        OTHER
+        OTHER.to_string()
     }
 }
 
@@ -115,10 +120,9 @@ impl Derived {
             *stats.errors.entry(name).or_default() += n;
         }
 
-        let (ids, names, versions) = self.client_label_sets();
-        let id = capped_part(&ids, &r.client_id).to_string();
-        let name = capped_part(&names, &r.software_name).to_string();
-        let version = capped_part(&versions, &r.software_version).to_string();
+        let id = capped_part(&mut self.client_ids, &r.client_id);
+        let name = capped_part(&mut self.client_software_names, &r.software_name);
+        let version = capped_part(&mut self.client_software_versions, &r.software_version);
         let c = self.clients.entry(format!("{id}\u{0}{name}\u{0}{version}")).or_default();
         c.requests += 1;
         c.bytes_in += r.request_bytes;
@@ -128,19 +132,6 @@ impl Derived {
             SlowRequest { total_time_ms: r.total_time_ms, request: api, client_id: id, correlation_id: r.correlation_id, timestamp_ms },
             now_ms,
         );
-    }
-
-    fn client_label_sets(&self) -> (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) {
-        let mut sets = (Default::default(), Default::default(), Default::default());
-        for key in self.clients.keys() {
-            let mut parts = key.split('\u{0}');
-            let (a, b, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (x, y, z): &mut (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) = &mut sets;
-            x.insert(a);
-            y.insert(b);
-            z.insert(c);
-        }
-        sets
     }
 
     /// Writes every derived family (always all families, so dashboards see them from the start).
