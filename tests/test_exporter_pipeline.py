@@ -497,3 +497,76 @@ def test_logs_command_filters_and_counts(broker_factory, tmp_path, exporters):
     table = run_logs(broker.bootstrap, "--level=WARN")
     assert table.splitlines()[0].split()[:3] == ["TIMESTAMP", "LEVEL", "LOGGER"]
     assert len(table.splitlines()) == exp.levels["WARN"] + 1
+
+
+class OtlpLogsReceiver:
+    """Accepts POST /v1/logs (OTLP/HTTP JSON) on a given port and keeps every log record."""
+
+    def __init__(self, port: int):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.records: list[tuple[dict, dict]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                ok = self.path == "/v1/logs" and self.headers.get("Content-Type", "").startswith("application/json")
+                if ok:
+                    with receiver.lock:
+                        for rl in body["resourceLogs"]:
+                            res = {a["key"]: a["value"]["stringValue"] for a in rl["resource"]["attributes"]}
+                            for sl in rl["scopeLogs"]:
+                                receiver.records.extend((res, r) for r in sl["logRecords"])
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_otlp_export_delivers_every_event_after_the_receiver_appears(broker_factory, tmp_path, exporters):
+    log_t, req_t = real_broker_lines(broker_factory, tmp_path)
+    blog, rlog, work = tmp_path / "broker.log", tmp_path / "request.log", tmp_path / "exporter"
+    work.mkdir()
+    exp = Expected()
+    w = LogWriter(exp, log_t, req_t)
+    port = free_port()
+    # OTLP only (no topic); the receiver is not listening yet
+    e = Exporter(work, [f"--pipeline.log-file={blog}", f"--pipeline.request-log={rlog}", "--pipeline.ship=false",
+                        f"--pipeline.otlp-endpoint=http://127.0.0.1:{port}"]).start()
+    exporters.append(e)
+    append(blog, "".join(w.broker_line(str(blog)) for _ in range(3000)))
+    append(rlog, "".join(w.request_line(str(rlog)) for _ in range(1000)))
+    wait_for("OTLP export failing while nobody listens", lambda: value(e.metrics(), "lantern_pipeline_otlp_errors_total") >= 1
+             and value(e.metrics(), "lantern_pipeline_otlp_queue_events") == 4000)
+    receiver = OtlpLogsReceiver(port)
+    try:
+        m = wait_for("OTLP queue drained", lambda: (lambda m: value(m, "lantern_pipeline_otlp_queue_events") == 0 and m)(e.metrics()), timeout=90)
+        assert_metrics_equal(m, exp)
+        assert value(m, "lantern_pipeline_events_dropped_total") == 0
+        assert value(m, "lantern_pipeline_broker_up") == 0  # shipping to Kafka is off
+        with receiver.lock:
+            records = list(receiver.records)
+    finally:
+        receiver.close()
+    ids = collections.Counter()
+    for res, r in records:
+        attrs = {a["key"]: a["value"] for a in r["attributes"]}
+        ids[attrs["test_id"]["stringValue"]] += 1
+        assert res["host.name"] == "test-host" and res["service.instance.id"] == "1"
+        if "severityText" in r:
+            want = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}[r["severityText"]]
+            assert r["severityNumber"] == want and int(r["timeUnixNano"]) > 0
+    missing = exp.ids - set(ids)
+    assert not missing, f"{len(missing)} events never reached the OTLP receiver"
+    print(f"OTLP: {len(records)} log records for {len(exp.ids)} events")

@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::derived::Derived;
 use super::tail::FilePosition;
 
+/// How far one sink has had the spool: byte offset, and events before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub offset: u64,
+    pub events: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpoolMarks {
     /// Bytes of the spool file that belong to this checkpoint (beyond: from a run that died).
@@ -21,6 +28,15 @@ pub struct SpoolMarks {
     /// Spool offset up to which the broker acknowledged (acks=all).
     pub shipped_offset: u64,
     pub shipped_events: u64,
+    /// Up to where the OTLP receiver acknowledged.
+    #[serde(default)]
+    pub otlp: Cursor,
+}
+
+impl SpoolMarks {
+    pub fn shipped(&self) -> Cursor {
+        Cursor { offset: self.shipped_offset, events: self.shipped_events }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -91,7 +107,7 @@ mod tests {
         let mut c = Checkpoint { version: VERSION, ..Default::default() };
         c.files.insert("/var/log/b.log".into(), FilePosition { dev: 1, ino: 2, offset: 3 });
         c.derived.event(&Facts::Log { level: "ERROR".into(), logger: "kafka.server.KafkaServer".into() }, None, 0);
-        c.spool = SpoolMarks { len: 10, events: 2, shipped_offset: 5, shipped_events: 1 };
+        c.spool = SpoolMarks { len: 10, events: 2, shipped_offset: 5, shipped_events: 1, otlp: Cursor { offset: 10, events: 2 } };
         c.save(&p).unwrap();
         c.spool.len = 20;
         c.save(&p).unwrap();

@@ -152,7 +152,7 @@ impl Derived {
         per_file(out, "lantern_log_lines_invalid_total", "Lines that are not a JSON object of the expected shape (shipped as log_type=invalid).", &self.lines_invalid);
         per_file(out, "lantern_pipeline_lines_read_total", "Complete lines read, per configured file.", &self.lines_read);
         per_file(out, "lantern_pipeline_file_rotations_total", "Rotations (rename+create) and truncations seen, per configured file.", &self.rotations);
-        out.single("lantern_pipeline_events_dropped_total", "Events not shipped because the spool was full (still counted in the derived metrics).", Counter, self.events_dropped as f64);
+        out.single("lantern_pipeline_events_dropped_total", "Events not delivered: the spool was full, or a receiver refused them for good (still counted in the derived metrics).", Counter, self.events_dropped as f64);
 
         out.family("lantern_requestlog_requests_total", "Requests in the request log, by API.", Counter);
         for (api, s) in &self.requests {

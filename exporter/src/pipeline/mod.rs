@@ -1,13 +1,15 @@
 //! The log-analytics pipeline: tails the broker's JSON logs and request log, derives metrics,
-//! and ships every event to a topic on the broker.
+//! and ships every event to a topic on the broker (and optionally to an OTLP receiver).
 //!
 //! tail (files by inode, rotation) -> event (parse, enrich) -> derived (metrics) -> spool
-//! (disk queue) -> ship (Produce acks=all); reader runs the first four on one thread and writes
-//! the checkpoint; query is the `lantern-exporter logs` command reading the topic back.
+//! (disk queue) -> ship (Produce acks=all) and otlp (OTLP/HTTP JSON logs), each with its own
+//! spool cursor; reader runs the first four on one thread and writes the checkpoint; kafka is
+//! the minimal client; query is the `lantern-exporter logs` command reading the topic back.
 pub mod checkpoint;
 pub mod derived;
 pub mod event;
 pub mod kafka;
+pub mod otlp;
 pub mod query;
 pub mod reader;
 pub mod ship;
@@ -30,6 +32,7 @@ use derived::Derived;
 use event::{Origin, SourceKind};
 use reader::{Reader, Source};
 use ship::{ShipConfig, ShipStats};
+use otlp::{OtlpConfig, OtlpStats};
 use spool::SpoolReader;
 
 pub const DEFAULT_TOPIC: &str = "__lantern_logs";
@@ -52,6 +55,8 @@ pub struct PipelineArgs {
     pub spool_max_bytes: u64,
     pub poll_interval: Duration,
     pub linger: Duration,
+    /// `--pipeline.otlp-endpoint`: also export events as OTLP/HTTP JSON logs.
+    pub otlp_endpoint: Option<otlp::Endpoint>,
 }
 
 impl Default for PipelineArgs {
@@ -68,6 +73,7 @@ impl Default for PipelineArgs {
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             poll_interval: Duration::from_millis(250),
             linger: Duration::from_millis(1000),
+            otlp_endpoint: None,
         }
     }
 }
@@ -84,7 +90,9 @@ pub const USAGE: &str = "Log pipeline flags:
   --pipeline.ship=false             derive metrics only, ship nothing
   --pipeline.spool-max-bytes=N      unshipped events kept on disk before dropping (default 256 MiB)
   --pipeline.poll-interval-ms=N     how often files are checked for new lines (default 250)
-  --pipeline.linger-ms=N            pause after a produce that was not a full batch (default 1000)";
+  --pipeline.linger-ms=N            pause after a produce that was not a full batch (default 1000)
+  --pipeline.otlp-endpoint=URL      also export events as OTLP/HTTP JSON logs to URL/v1/logs
+                                    (http:// only), e.g. http://127.0.0.1:4318";
 
 impl PipelineArgs {
     /// Takes one `--pipeline.<name>=<value>` flag; an error names what is wrong with it.
@@ -107,6 +115,7 @@ impl PipelineArgs {
                 }
             }
             "spool-max-bytes" => self.spool_max_bytes = value.parse().map_err(|_| format!("expected a number of bytes, got {value:?}"))?,
+            "otlp-endpoint" => self.otlp_endpoint = Some(otlp::parse_endpoint(value)?),
             "linger-ms" => {
                 let ms: u64 = value.parse().map_err(|_| format!("expected milliseconds, got {value:?}"))?;
                 self.linger = Duration::from_millis(ms);
@@ -148,6 +157,7 @@ pub struct Pipeline {
     spool: SpoolReader,
     ship: Arc<ShipStats>,
     shipping: bool,
+    otlp: Option<(SpoolReader, Arc<OtlpStats>)>,
     stop: Arc<AtomicBool>,
     reader: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -158,8 +168,9 @@ impl Pipeline {
     pub fn start(args: &PipelineArgs, shutdown: watch::Receiver<bool>) -> Result<Arc<Pipeline>, PipelineError> {
         let ck = Checkpoint::load(&args.checkpoint)?.unwrap_or_default();
         let spool_path = args.spool_path();
-        let (writer, spool_reader, lost) = spool::open(&spool_path, ck.spool, args.spool_max_bytes)
-            .map_err(|source| PipelineError::Spool { path: spool_path.clone(), source })?;
+        let spool::Opened { writer, kafka: spool_reader, otlp: otlp_reader, lost } =
+            spool::open(&spool_path, ck.spool, args.spool_max_bytes, args.ship, args.otlp_endpoint.is_some())
+                .map_err(|source| PipelineError::Spool { path: spool_path.clone(), source })?;
         let mut derived = ck.derived.clone();
         derived.events_dropped += lost;
         let derived = Arc::new(Mutex::new(derived));
@@ -192,9 +203,22 @@ impl Pipeline {
         let stats = Arc::new(ShipStats::default());
         if args.ship {
             let cfg = ShipConfig { bootstrap: args.bootstrap.clone(), topic: args.topic.clone(), key: Some(Bytes::from(origin.host.clone())), linger: args.linger };
-            tokio::spawn(ship::run(cfg, spool_reader.clone(), stats.clone(), shutdown));
+            tokio::spawn(ship::run(cfg, spool_reader.clone(), stats.clone(), shutdown.clone()));
         }
-        Ok(Arc::new(Pipeline { derived, spool: spool_reader, ship: stats, shipping: args.ship, stop, reader: Mutex::new(Some(handle)) }))
+        let otlp_stats = Arc::new(OtlpStats::default());
+        if let Some(endpoint) = &args.otlp_endpoint {
+            let cfg = OtlpConfig { endpoint: endpoint.clone(), host: origin.host.clone(), broker_id: origin.broker_id.clone() };
+            tokio::spawn(otlp::run(cfg, otlp_reader.clone(), otlp_stats.clone(), shutdown));
+        }
+        Ok(Arc::new(Pipeline {
+            derived,
+            spool: spool_reader,
+            ship: stats,
+            shipping: args.ship,
+            otlp: args.otlp_endpoint.as_ref().map(|_| (otlp_reader, otlp_stats)),
+            stop,
+            reader: Mutex::new(Some(handle)),
+        }))
     }
 
     /// Stops reading and writes a last checkpoint.
@@ -208,7 +232,7 @@ impl Pipeline {
     pub fn render(&self, out: &mut MetricWriter) {
         let derived = self.derived.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut d = derived;
-        d.events_dropped += self.spool.refused();
+        d.events_dropped += self.spool.refused() + self.otlp.as_ref().map_or(0, |(r, _)| r.refused());
         d.render(out, timefmt::now_ms());
         let ship = &self.ship;
         out.single("lantern_pipeline_events_shipped_total", "Events the broker acknowledged (acks=all) since this process started.", MetricType::Counter, ship.shipped.load(Ordering::Relaxed) as f64);
@@ -216,6 +240,11 @@ impl Pipeline {
         out.single("lantern_pipeline_queue_events", "Events read and spooled but not yet acknowledged by the broker.", MetricType::Gauge, self.spool.queued_events() as f64);
         let up = self.shipping && ship.broker_up.load(Ordering::Relaxed);
         out.single("lantern_pipeline_broker_up", "1 if the last attempt to reach the broker for shipping succeeded.", MetricType::Gauge, if up { 1.0 } else { 0.0 });
+        if let Some((reader, stats)) = &self.otlp {
+            out.single("lantern_pipeline_otlp_exported_total", "Events the OTLP receiver accepted since this process started.", MetricType::Counter, stats.exported.load(Ordering::Relaxed) as f64);
+            out.single("lantern_pipeline_otlp_errors_total", "Failed OTLP exports since this process started.", MetricType::Counter, stats.errors.load(Ordering::Relaxed) as f64);
+            out.single("lantern_pipeline_otlp_queue_events", "Events spooled but not yet accepted by the OTLP receiver.", MetricType::Gauge, reader.queued_events() as f64);
+        }
     }
 }
 

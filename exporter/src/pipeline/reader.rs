@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::checkpoint::{Checkpoint, SpoolMarks, VERSION};
 use super::derived::Derived;
 use super::event::{self, Origin, Parsed, SourceKind};
-use super::spool::SpoolWriter;
+use super::spool::{Appended, SpoolWriter};
 use super::tail::{Line, Tailer};
 use super::timefmt;
 
@@ -105,8 +105,8 @@ impl Reader {
             }
             let Some(json) = event::enrich(parsed, src.kind, &self.origin, &src.name) else { continue };
             match self.spool.append(&json) {
-                Ok(true) => {}
-                Ok(false) => derived.events_dropped += 1,
+                Ok(Appended::Spooled | Appended::NoSink) => {}
+                Ok(Appended::Full) => derived.events_dropped += 1,
                 Err(e) => {
                     derived.events_dropped += 1;
                     tracing::error!(target: "lantern.exporter.pipeline", error = %e, path = %self.spool.path().display(), "cannot write the spool; event dropped (counted)");
