@@ -77,6 +77,13 @@ fn capped_part(seen: &mut BTreeSet<String>, value: &str) -> String {
 }
 
 impl Derived {
+    /// Creates the per-file series of a configured file (at 0 until something happens).
+    pub fn watch_file(&mut self, file: &str) {
+        for m in [&mut self.lines_read, &mut self.lines_invalid, &mut self.rotations] {
+            m.entry(file.to_string()).or_default();
+        }
+    }
+
     pub fn line_read(&mut self, file: &str) {
         *self.lines_read.entry(file.to_string()).or_default() += 1;
     }

@@ -173,15 +173,19 @@ impl Pipeline {
                 .map_err(|source| PipelineError::Spool { path: spool_path.clone(), source })?;
         let mut derived = ck.derived.clone();
         derived.events_dropped += lost;
-        let derived = Arc::new(Mutex::new(derived));
         let named = |p: &Path| p.display().to_string();
         let sources: Vec<Source> = args
             .log_files
             .iter()
             .map(|p| (p, SourceKind::BrokerLog))
             .chain(args.request_logs.iter().map(|p| (p, SourceKind::RequestLog)))
-            .map(|(p, kind)| Source { tailer: tail::Tailer::new(p.clone(), ck.files.get(&named(p))), kind, name: named(p) })
+            .map(|(p, kind)| Source { tailer: tail::Tailer::new(p.clone(), ck.files.get(&named(p))), kind, name: named(p), failing: false })
             .collect();
+        for s in &sources {
+            // Every configured file has its series from the start, at 0.
+            derived.watch_file(&s.name);
+        }
+        let derived = Arc::new(Mutex::new(derived));
         let origin = Origin { host: args.host.clone().unwrap_or_else(hostname), broker_id: args.broker_id.clone() };
         tracing::info!(target: "lantern.exporter.pipeline", files = sources.len(), checkpoint = %args.checkpoint.display(),
             resumed = !ck.files.is_empty(), topic = %args.topic, bootstrap = %args.bootstrap, shipping = args.ship, "log pipeline starting");

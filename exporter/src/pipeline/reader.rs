@@ -23,6 +23,8 @@ pub struct Source {
     pub kind: SourceKind,
     /// The configured path as given: the `file` label and the checkpoint key.
     pub name: String,
+    /// Whether the last read failed (its error is logged once, not every round).
+    pub failing: bool,
 }
 
 pub struct Reader {
@@ -75,17 +77,27 @@ impl Reader {
         let mut lines: Vec<Line> = Vec::new();
         for i in 0..self.sources.len() {
             lines.clear();
-            let report = match self.sources[i].tailer.poll(MAX_READ_PER_ROUND, &mut lines) {
-                Ok(r) => r,
+            // Lines read before an error are past the tailer's offset: they are ingested too.
+            let rotations = match self.sources[i].tailer.poll(MAX_READ_PER_ROUND, &mut lines) {
+                Ok(r) => {
+                    if self.sources[i].failing {
+                        tracing::info!(target: "lantern.exporter.pipeline", file = %self.sources[i].name, "log file readable again");
+                        self.sources[i].failing = false;
+                    }
+                    r.rotations
+                }
                 Err(e) => {
-                    tracing::warn!(target: "lantern.exporter.pipeline", file = %self.sources[i].name, error = %e, "cannot read log file; retrying");
-                    continue;
+                    if !self.sources[i].failing {
+                        tracing::warn!(target: "lantern.exporter.pipeline", file = %self.sources[i].name, error = %e, "cannot read log file; retrying every round");
+                        self.sources[i].failing = true;
+                    }
+                    0
                 }
             };
             let bytes: usize = lines.iter().map(|l| l.text.len() + 1).sum();
             more |= bytes >= MAX_READ_PER_ROUND;
-            any |= !lines.is_empty() || report.rotations > 0;
-            self.ingest(i, &lines, report.rotations);
+            any |= !lines.is_empty() || rotations > 0;
+            self.ingest(i, &lines, rotations);
         }
         (any, more)
     }
