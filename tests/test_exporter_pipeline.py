@@ -502,6 +502,7 @@ def test_logs_command_filters_and_counts(broker_factory, tmp_path, exporters):
     cleaner = [json.loads(l) for l in run_logs(broker.bootstrap, "--logger=kafka.log", "--since=1h", "--output=json").splitlines()]
     assert cleaner and all(ev["target"].startswith("kafka.log.") for ev in cleaner)
     assert run_logs(broker.bootstrap, "--until=2000-01-01T00:00:00Z", "--output=json") == ""
+    assert run_logs(broker.bootstrap, "--since=2099-01-01T00:00:00Z", "--output=json") == ""
     table = run_logs(broker.bootstrap, "--level=WARN")
     assert table.splitlines()[0].split()[:3] == ["TIMESTAMP", "LEVEL", "LOGGER"]
     assert len(table.splitlines()) == exp.levels["WARN"] + 1

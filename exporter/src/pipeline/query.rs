@@ -140,7 +140,13 @@ pub async fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
     for p in partitions {
         let earliest = list_offset(&mut conn, &q.topic, p, -2).await?;
         let latest = list_offset(&mut conn, &q.topic, p, -1).await?;
-        let mut offset = earliest;
+        // Records are stamped when shipped, which is never before the event happened, so the
+        // first record stamped at or after --since is where matching events can begin.
+        let from_since = match q.since_ms {
+            Some(since) => list_offset(&mut conn, &q.topic, p, since).await?,
+            None => earliest,
+        };
+        let mut offset = if from_since < 0 { latest } else { from_since.max(earliest) };
         while offset < latest {
             let records = fetch(&mut conn, &q.topic, p, offset).await?;
             let Some(last) = records.last().map(|r| r.offset) else { break };

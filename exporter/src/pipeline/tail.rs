@@ -3,6 +3,7 @@
 //! survived both ways logrotate does it:
 //! - rename + create: the old inode is read to its end, then the new file from offset 0;
 //! - copytruncate: the same inode shrinking below our offset restarts it at 0.
+//!
 //! A missing file is waited for. The position is a [`FilePosition`] the checkpoint stores.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
