@@ -332,3 +332,31 @@ def test_every_dashboard_expression_parses(tmp_path):
     r = run(tool("promtool"), "check", "rules", path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(rules) > 100
+
+
+def test_compose_commands_use_flags_the_binaries_accept():
+    """Every --flag the compose file gives lantern-broker / lantern-exporter is one its --help lists."""
+    binaries = {"lantern-broker": REPO_ROOT / "target" / "release" / "lantern-broker",
+                "lantern-exporter": REPO_ROOT / "target" / "release" / "lantern-exporter"}
+    helps = {}
+    for name, path in binaries.items():
+        if not path.exists():
+            pytest.fail(f"{path} missing: cargo build --release --workspace")
+        r = run(path, "--help")
+        helps[name] = r.stdout + r.stderr
+    checked = 0
+    for svc_name, svc in yaml.safe_load(COMPOSE.read_text())["services"].items():
+        entry = svc.get("entrypoint") or []
+        binary = next((b for b in binaries if any(b in part for part in entry)), None)
+        if binary is None:
+            continue
+        for arg in svc.get("command", []):
+            if not arg.startswith("--"):
+                continue
+            flag = arg[2:].split("=", 1)[0]
+            if binary == "lantern-broker" and flag not in ("log-format", "config"):
+                assert re.search(rf"^\s+{re.escape(flag)}\s", helps[binary], re.M), f"{svc_name}: {binary} has no property {flag}"
+            else:
+                assert f"--{flag}" in helps[binary], f"{svc_name}: {binary} --help does not list --{flag}"
+            checked += 1
+    assert checked >= 20
