@@ -145,7 +145,7 @@ impl PipelineArgs {
 pub enum PipelineError {
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("cannot open the spool {path}: {source}; check that its directory exists and is writable")]
+    #[error("cannot open the spool {path} (kept beside --pipeline.checkpoint): {source}")]
     Spool { path: PathBuf, source: std::io::Error },
     #[error("cannot start the pipeline reader thread: {0}")]
     Thread(std::io::Error),

@@ -114,6 +114,13 @@ pub struct Opened {
 /// checkpointing them and are cut off; they will be read from the log files again.
 pub fn open(path: &Path, marks: SpoolMarks, max_bytes: u64, kafka: bool, otlp: bool) -> std::io::Result<Opened> {
     let file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    // One exporter per checkpoint: a second one would interleave spool writes and checkpoints.
+    // The lock goes with the process, kill -9 included.
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("it is locked by another lantern-exporter using the same --pipeline.checkpoint ({e})")));
+    }
     let on_disk = file.metadata()?.len();
     let mut shared = Shared { marks, active: [kafka, otlp], generation: 0, refused: [0; 2] };
     let mut lost = 0;
@@ -312,6 +319,14 @@ mod tests {
         assert_eq!(b.events, vec!["x"]);
         otlp.ack(&b, false);
         assert!(writer.compact_if_shipped(|_| Ok(())).unwrap());
+    }
+
+    #[test]
+    fn a_second_opener_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let _first = open(&d.path().join("s"), SpoolMarks::default(), 10, true, false).unwrap();
+        let e = open(&d.path().join("s"), SpoolMarks::default(), 10, true, false).err().unwrap();
+        assert!(e.to_string().contains("another lantern-exporter"), "{e}");
     }
 
     #[test]
