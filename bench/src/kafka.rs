@@ -330,18 +330,24 @@ impl ConsumeResult {
 /// Reads the whole topic from the beginning (assigned partitions, no group protocol): the data
 /// was just written, so it is served from the page cache.
 pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> ConsumeResult {
+    consume_all_with(bootstrap, topic, partitions, &[])
+}
+
+/// librdkafka allocates (and the kernel zero-fills) one receive buffer per Fetch response,
+/// and with many partitions the default fetch.max.bytes (50 MiB) makes every response that
+/// big: the consumer then spends its time in clear_page. This smaller limit is the setting a
+/// many-partition consumer would use; the harness reports it beside the default.
+pub const SMALL_FETCH_MAX_BYTES: &str = "8388608";
+
+/// [`consume_all`] with extra consumer settings.
+pub fn consume_all_with(bootstrap: &str, topic: &str, partitions: i32, settings: &[(&str, &str)]) -> ConsumeResult {
     // librdkafka 2.0 stops fetching a partition whose local queue holds queued.min.messages
     // (100000) or queued.max.messages.kbytes, and then waits a fixed 1000 ms before fetching it
     // again (fetch.queue.backoff.ms only arrived in 2.1): at 100 B records that caps a consumer
     // far below what it can do. Large thresholds keep it fetching.
-    let c = consumer(
-        bootstrap,
-        "bench-consume",
-        &[
-            ("queued.min.messages", "10000000"),
-            ("queued.max.messages.kbytes", "2097151"),
-        ],
-    );
+    let mut config = vec![("queued.min.messages", "10000000"), ("queued.max.messages.kbytes", "2097151")];
+    config.extend_from_slice(settings);
+    let c = consumer(bootstrap, "bench-consume", &config);
     let mut expected = 0i64;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {

@@ -105,6 +105,9 @@ struct ProduceRow {
     /// fdatasync alone, p50 us.
     batch_fsync_us: Option<(f64, f64)>,
     consume: Option<(ConsumeResult, Usage)>,
+    /// With 100 partitions: the same data consumed again with a consumer fetch.max.bytes of
+    /// [`kafka::SMALL_FETCH_MAX_BYTES`].
+    consume_small_fetch: Option<(ConsumeResult, Usage)>,
 }
 
 struct LatencyRow {
@@ -302,6 +305,19 @@ impl Bench {
                 );
                 (c, u)
             });
+            let consume_small_fetch = (consume.is_some() && spec.partitions >= 100).then(|| {
+                let m = Meter::start(broker.pid);
+                let settings = [("fetch.max.bytes", kafka::SMALL_FETCH_MAX_BYTES)];
+                let c = kafka::consume_all_with(&broker.bootstrap, topic, spec.partitions, &settings);
+                let u = m.stop();
+                eprintln!(
+                    "[bench]   consume (fetch.max.bytes={}) {:.1} MB/s {:.0} msg/s, {u:?}",
+                    kafka::SMALL_FETCH_MAX_BYTES,
+                    c.mb_s(),
+                    c.msg_s()
+                );
+                (c, u)
+            });
             broker.stop();
             b.produce.push(ProduceRow {
                 partitions_label: spec.partitions.to_string(),
@@ -311,6 +327,7 @@ impl Bench {
                 u,
                 batch_fsync_us,
                 consume,
+                consume_small_fetch,
             });
         });
     }
@@ -776,7 +793,9 @@ fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
                 "avg_batch_bytes": p.r.avg_batch_bytes, "avg_batch_msgs": p.r.avg_batch_msgs,
                 "batch_rewrite_fsync_p50_us": p.batch_fsync_us.map(|u| u.0), "batch_fdatasync_p50_us": p.batch_fsync_us.map(|u| u.1), "usage": usage_json(&p.u),
                 "consume": p.consume.as_ref().map(|(c, u)| json!({"msgs": c.msgs, "bytes": c.bytes, "secs": c.secs,
-                    "mb_s": c.mb_s(), "msg_s": c.msg_s(), "usage": usage_json(u)}))}));
+                    "mb_s": c.mb_s(), "msg_s": c.msg_s(), "usage": usage_json(u)})),
+                "consume_small_fetch": p.consume_small_fetch.as_ref().map(|(c, u)| json!({"fetch_max_bytes": kafka::SMALL_FETCH_MAX_BYTES,
+                    "msgs": c.msgs, "bytes": c.bytes, "secs": c.secs, "mb_s": c.mb_s(), "msg_s": c.msg_s(), "usage": usage_json(u)}))}));
         }
         let _ = writeln!(w);
     }
@@ -791,11 +810,12 @@ fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         let _ = writeln!(w, "| data set | msg/s | MB/s | x produce | of loopback TCP | broker CPU s (per GB) | broker peak RSS | client CPU s | other CPU s |");
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
         for p in &b.produce {
-            if let Some((c, u)) = &p.consume {
+            let small = p.consume_small_fetch.iter().map(|c| (format!(", consumer fetch.max.bytes={}", kafka::SMALL_FETCH_MAX_BYTES), c));
+            for (setting, (c, u)) in p.consume.iter().map(|c| (String::new(), c)).chain(small) {
                 let tcp = l.as_ref().map_or(f64::NAN, |l| l.tcp_bps);
                 let _ = writeln!(
                     w,
-                    "| {} B x {} partitions, acks={}, {} ({:.2} GB) | {:.0} | {:.1} | {:.2}x | {} | {:.2} ({:.2}) | {:.0} MiB | {:.2} | {:.2} |",
+                    "| {} B x {} partitions, acks={}, {}{setting} ({:.2} GB) | {:.0} | {:.1} | {:.2}x | {} | {:.2} ({:.2}) | {:.0} MiB | {:.2} | {:.2} |",
                     p.spec.size, p.partitions_label, p.spec.acks, p.spec.compression, c.bytes as f64 / 1e9, c.msg_s(), c.mb_s(),
                     c.mb_s() / p.r.mb_s(), pct(c.mb_s() * MB / tcp), u.broker_cpu_s, u.broker_cpu_s / (c.bytes as f64 / 1e9),
                     u.broker_peak_rss_mib, u.client_cpu_s, u.other_cpu_s
@@ -962,11 +982,12 @@ fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         });
     }
     for p in b.produce.iter().filter(|p| p.spec.compression == "none") {
-        if let Some((c, _)) = &p.consume {
+        let small = p.consume_small_fetch.iter().map(|c| (format!(", consumer fetch.max.bytes={}", kafka::SMALL_FETCH_MAX_BYTES), c));
+        for (setting, (c, _)) in p.consume.iter().map(|c| (String::new(), c)).chain(small) {
             let x = c.mb_s() / p.r.mb_s();
             t.push(Target {
                 name: format!(
-                    "consume vs produce, {} B x {} partition(s)",
+                    "consume vs produce, {} B x {} partition(s){setting}",
                     p.spec.size, p.spec.partitions
                 ),
                 measured: format!("{:.0} vs {:.0} MB/s = {:.2}x", c.mb_s(), p.r.mb_s(), x),
@@ -983,6 +1004,7 @@ fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         .flat_map(|p| {
             std::iter::once(p.u.broker_peak_rss_mib)
                 .chain(p.consume.as_ref().map(|c| c.1.broker_peak_rss_mib))
+                .chain(p.consume_small_fetch.as_ref().map(|c| c.1.broker_peak_rss_mib))
         })
         .chain(
             b.latency
