@@ -39,9 +39,15 @@ pub fn router(exporter: Arc<Exporter>, telemetry_path: &str) -> Router {
         .with_state(exporter)
 }
 
-async fn metrics(State(exporter): State<Arc<Exporter>>) -> impl IntoResponse {
-    let body = tokio::task::spawn_blocking(move || exporter.scrape()).await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+async fn metrics(State(exporter): State<Arc<Exporter>>) -> axum::response::Response {
+    match tokio::task::spawn_blocking(move || exporter.scrape()).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        // An empty 200 would read as "up, no series" and silence the scrape alerts.
+        Err(e) => {
+            tracing::error!(target: "lantern.exporter", error = %e, "scrape failed");
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("scrape failed: {e}\n")).into_response()
+        }
+    }
 }
 
 /// Serves until `shutdown` turns true.

@@ -147,13 +147,20 @@ pub fn scrape(collectors: &[Box<dyn Collector>], paths: &Paths, out: &mut Metric
     for c in collectors {
         let start = Instant::now();
         let mut w = MetricWriter::new();
-        let ok = match c.update(paths, &mut w) {
-            Ok(()) => {
+        // A panic in one collector (a parse bug on some kernel's file) costs that collector,
+        // not the scrape: it is reported like any other failure.
+        let updated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.update(paths, &mut w)));
+        let ok = match updated {
+            Ok(Ok(())) => {
                 out.append(w);
                 true
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::error!(target: "lantern.exporter.node", collector = c.name(), error = %e, "collector failed");
+                false
+            }
+            Err(_) => {
+                tracing::error!(target: "lantern.exporter.node", collector = c.name(), "collector panicked; reported as failed");
                 false
             }
         };

@@ -130,7 +130,12 @@ impl Derived {
         let id = capped_part(&mut self.client_ids, &r.client_id);
         let name = capped_part(&mut self.client_software_names, &r.software_name);
         let version = capped_part(&mut self.client_software_versions, &r.software_version);
-        let c = self.clients.entry(format!("{id}\u{0}{name}\u{0}{version}")).or_default();
+        let mut key = format!("{id}\u{0}{name}\u{0}{version}");
+        // Each part is capped, but their combinations could still reach MAX_VALUES^3 series.
+        if !self.clients.contains_key(&key) && self.clients.len() >= MAX_VALUES {
+            key = format!("{OTHER}\u{0}{OTHER}\u{0}{OTHER}");
+        }
+        let c = self.clients.entry(key).or_default();
         c.requests += 1;
         c.bytes_in += r.request_bytes;
         c.bytes_out += r.response_bytes;
@@ -282,7 +287,25 @@ mod tests {
             d.event(&req("Produce", 1.0, &format!("client-{i}")), Some(0), 0);
         }
         assert_eq!(d.clients.len(), MAX_VALUES + 1);
-        assert_eq!(d.clients.get("other\u{0}librdkafka\u{0}2.0.2").map(|c| c.requests), Some(5));
+        assert_eq!(d.clients.get("other\u{0}other\u{0}other").map(|c| c.requests), Some(5));
+    }
+
+    #[test]
+    fn client_combinations_are_capped_too() {
+        // 30 ids x 30 software names stay under the per-label cap, but not their product.
+        let mut d = Derived::default();
+        for i in 0..30 {
+            for n in 0..30 {
+                let mut f = req("Produce", 1.0, &format!("client-{i}"));
+                if let Facts::Request(r) = &mut f {
+                    r.software_name = format!("sw-{n}");
+                }
+                d.event(&f, Some(0), 0);
+            }
+        }
+        assert_eq!(d.clients.len(), MAX_VALUES + 1);
+        let total: u64 = d.clients.values().map(|c| c.requests).sum();
+        assert_eq!(total, 900, "every request is still counted");
     }
 
     #[test]

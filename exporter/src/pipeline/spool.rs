@@ -170,7 +170,15 @@ impl SpoolWriter {
         let mut line = Vec::with_capacity(event.len() + 1);
         line.extend_from_slice(event.as_bytes());
         line.push(b'\n');
-        self.file.write_all(&line)?;
+        if let Err(e) = self.file.write_all(&line) {
+            // Part of the line may be in the file (ENOSPC, EIO): cut it off so the next event
+            // starts at `len` again and every committed offset stays on a line boundary.
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::error!(target: "lantern.exporter.pipeline", error = %cut, len = self.len,
+                    "cannot cut a failed spool write back; events after it may be unreadable until restart");
+            }
+            return Err(e);
+        }
         self.len += line.len() as u64;
         self.events += 1;
         Ok(Appended::Spooled)

@@ -52,8 +52,9 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     }
     let offset_s = match s.get(i..)? {
         "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
-            let v = tz[1..3].parse::<i64>().ok()? * 3600 + tz[4..6].parse::<i64>().ok()? * 60;
+        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && tz.as_bytes()[3] == b':' => {
+            // get(): a multi-byte character must give None, not a panic on a char boundary.
+            let v = tz.get(1..3)?.parse::<i64>().ok()? * 3600 + tz.get(4..6)?.parse::<i64>().ok()? * 60;
             if tz.starts_with('-') {
                 -v
             } else {
@@ -113,6 +114,10 @@ mod tests {
         assert_eq!(format_rfc3339_ms(1_795_315_097_136), "2026-11-22T02:38:17.136Z");
         assert_eq!(parse_rfc3339_ms("2024-02-29T12:00:00Z").map(format_rfc3339_ms).as_deref(), Some("2024-02-29T12:00:00.000Z"));
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        // Hostile text (from any producer to the log topic) is refused, never a panic.
+        assert_eq!(parse_rfc3339_ms("2026-11-22T02:38:17+\u{e9}\u{e9}0"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-22T02:38:17+0\u{e9}:0"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-22T02:38:17+\u{e9}:00"), None);
     }
 
     #[test]
