@@ -35,6 +35,8 @@ CI1 = {"cluster": "lantern-1", "instance": "broker-1"}
 
 # alert -> (input series, [(eval minute, [(labels, $value as rendered)])])
 # Every list of expected alerts is complete: a healthy series that fired would fail the test.
+# "Alert/what" is a further scenario (its own promtool test group) of the alert before the "/".
+# A value "_" is a missing sample (the series does not exist then).
 SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dict, str]]]]]] = {
     "LanternBrokerDown": (
         [(f"up{{{B1}}}", "1 1 0x8"), (f"up{{{B2}}}", "1x10")],
@@ -85,10 +87,26 @@ SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dic
         [(4, []), (8, [({**EXP1, "device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"}, "0.05")])],
     ),
     "LanternDiskWillFillIn24h": (
-        # /data loses 100 MB a minute from 10 GB free: empty in under 2 hours; / is steady.
+        # /data (100 GB) loses 100 MB a minute from 10 GB free: empty in under 2 hours; / is
+        # steady; /ro drains as fast and is as full but is mounted read-only.
         [(f'node_filesystem_avail_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "10e9-1e8x50"),
-         (f'node_filesystem_avail_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "50e9x50")],
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "100e9x50"),
+         (f'node_filesystem_readonly{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "0x50"),
+         (f'node_filesystem_avail_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "50e9x50"),
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "100e9x50"),
+         (f'node_filesystem_readonly{{{E1},device="/dev/vda1",fstype="ext4",mountpoint="/"}}', "0x50"),
+         (f'node_filesystem_avail_bytes{{{E1},device="/dev/vdc",fstype="ext4",mountpoint="/ro"}}', "10e9-1e8x50"),
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vdc",fstype="ext4",mountpoint="/ro"}}', "100e9x50"),
+         (f'node_filesystem_readonly{{{E1},device="/dev/vdc",fstype="ext4",mountpoint="/ro"}}', "1x50")],
         [(20, []), (40, [({**EXP1, "device": "/dev/vdb", "fstype": "ext4", "mountpoint": "/data"}, "")])],
+    ),
+    "LanternDiskWillFillIn24h/burst-on-empty-disk": (
+        # /data (1 TB, 90% free) loses 5 GB a minute for 40 minutes, then stays at 70% free: the
+        # 6h linear prediction is below 0 for well over 30 minutes, but the disk is mostly empty.
+        [(f'node_filesystem_avail_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "900e9x60 895e9-5e9x39 700e9x60"),
+         (f'node_filesystem_size_bytes{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "1000e9x160"),
+         (f'node_filesystem_readonly{{{E1},device="/dev/vdb",fstype="ext4",mountpoint="/data"}}', "0x160")],
+        [(60, []), (100, []), (130, []), (160, [])],
     ),
     "LanternConsumerLagHighAndGrowing": (
         # g1: high and growing; g2: high but steady; g3: growing but low.
@@ -146,10 +164,24 @@ SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dic
          (f'lantern_log_events_total{{{E2},level="ERROR",logger="kafka.network.Processor"}}', "0+5x80")],
         [(60, []), (66, [(CI1, "")])],
     ),
+    "LanternErrorLogSpike/new-logger": (
+        # A logger's first ERRORs: its series does not exist for an hour, then appears at 500
+        # and stays flat. broker-1 has no other ERROR series; broker-2 also has a logger with a
+        # steady 1 a minute. broker-3's new logger appears at 5 (under the threshold); broker-4's
+        # old one misses 8 scrapes and comes back at the same count (not new).
+        [(f'lantern_log_events_total{{{E1},level="ERROR",logger="kafka.log.LogManager"}}', "_x60 500x20"),
+         (f'lantern_log_events_total{{{E2},level="ERROR",logger="kafka.network.Processor"}}', "0+1x80"),
+         (f'lantern_log_events_total{{{E2},level="ERROR",logger="kafka.log.LogManager"}}', "_x60 500x20"),
+         ('lantern_log_events_total{job="lantern-exporter",cluster="lantern-3",instance="broker-3",level="ERROR",logger="kafka.log.LogManager"}', "_x60 5x20"),
+         ('lantern_log_events_total{job="lantern-exporter",cluster="lantern-4",instance="broker-4",level="ERROR",logger="kafka.log.LogManager"}', "300x52 _x8 300x20")],
+        [(59, []), (61, []), (63, [(CI1, ""), ({"cluster": "lantern-2", "instance": "broker-2"}, "")]), (70, [])],
+    ),
     "LanternExporterCollectorFailing": (
         [(f'node_scrape_collector_success{{{E1},collector="diskstats"}}', "1 0x10"),
          (f'node_scrape_collector_success{{{E1},collector="cpu"}}', "1x11"),
-         (f'node_scrape_collector_success{{{E2},collector="diskstats"}}', "1x11")],
+         (f'node_scrape_collector_success{{{E2},collector="diskstats"}}', "1x11"),
+         # the same metric from another job (a node_exporter scraped beside it) is not this alert's
+         ('node_scrape_collector_success{job="node",cluster="monitoring",instance="host-1",collector="diskstats"}', "1 0x10")],
         [(4, []), (8, [({**EXP1, "collector": "diskstats"}, "0")])],
     ),
 }
@@ -167,13 +199,15 @@ def render(text: str, labels: dict, value: str) -> str:
 
 def main() -> int:
     rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
-    missing = sorted(set(rules) - set(SCENARIOS))
-    extra = sorted(set(SCENARIOS) - set(rules))
+    scenario_alerts = {name.split("/", 1)[0] for name in SCENARIOS}
+    missing = sorted(set(rules) - scenario_alerts)
+    extra = sorted(scenario_alerts - set(rules))
     if missing or extra:
         print(f"scenarios missing for {missing}, scenarios for unknown alerts {extra}", file=sys.stderr)
         return 1
     tests = []
-    for alert, (series, evals) in SCENARIOS.items():
+    for name, (series, evals) in SCENARIOS.items():
+        alert = name.split("/", 1)[0]
         rule = rules[alert]
         cases = []
         for minute, firing in evals:
@@ -186,7 +220,7 @@ def main() -> int:
                 })
             cases.append({"eval_time": f"{minute}m", "alertname": alert, "exp_alerts": exp})
         tests.append({
-            "name": alert,
+            "name": name,
             "interval": "1m",
             "input_series": [{"series": s, "values": v} for s, v in series],
             "alert_rule_test": cases,
@@ -201,7 +235,7 @@ def main() -> int:
             return 1
         return 0
     OUT.write_text(text)
-    print(f"wrote {OUT} ({len(tests)} alerts, {sum(len(t['alert_rule_test']) for t in tests)} evaluations)")
+    print(f"wrote {OUT} ({len(tests)} scenarios of {len(rules)} alerts, {sum(len(t['alert_rule_test']) for t in tests)} evaluations)")
     return 0
 
 
