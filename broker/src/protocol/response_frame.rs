@@ -72,6 +72,7 @@ impl ResponseFrame {
     }
 
     /// How many chunks there are (shared record sets count one each).
+    #[cfg(test)]
     pub fn chunk_count(&self) -> usize {
         self.chunks().count()
     }
@@ -95,7 +96,8 @@ impl ResponseFrame {
         n
     }
 
-    /// The whole frame in one buffer (tests and small responses).
+    /// The whole frame in one buffer.
+    #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len());
         for c in self.chunks() {
