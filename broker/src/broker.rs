@@ -3,17 +3,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::lifecycle::LifecycleState;
 use crate::cluster::ReplicaManager;
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError, MetadataImage, TopicImage};
+use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint, MetadataImage, TopicImage};
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::metrics::BrokerMetrics;
 
 /// Everything a request handler may use.
 pub struct Broker {
     pub config: BrokerConfig,
-    pub controller: Controller,
-    pub replicas: ReplicaManager,
+    pub controller: Arc<Controller>,
+    /// This broker's registration with the controller.
+    pub lifecycle: Arc<LifecycleState>,
+    pub replicas: Arc<ReplicaManager>,
     pub coordinator: GroupCoordinator,
     pub metrics: BrokerMetrics,
     /// The request log, when request.log.path is set.
@@ -26,8 +29,8 @@ pub struct Broker {
 impl Broker {
     pub fn new(
         config: BrokerConfig,
-        controller: Controller,
-        replicas: ReplicaManager,
+        controller: Arc<Controller>,
+        replicas: Arc<ReplicaManager>,
         request_log: Option<crate::network::request_log::RequestLog>,
         tracer: Option<crate::telemetry::Tracer>,
     ) -> Arc<Self> {
@@ -45,6 +48,7 @@ impl Broker {
         Arc::new(Self {
             config,
             controller,
+            lifecycle: Arc::new(LifecycleState::new()),
             replicas,
             coordinator,
             metrics: BrokerMetrics::new(metrics_enabled, profile, worker_threads),
@@ -71,23 +75,84 @@ impl Broker {
         self.ready.store(ready, Ordering::Release)
     }
 
-    /// Brings local partitions in line with the controller's current image.
+    /// Brings local partitions in line with the metadata image this node has applied.
     pub fn apply_metadata(&self) -> Result<(), crate::cluster::PartitionError> {
         self.replicas.apply_image(&self.controller.image(), &self.config)
     }
 
-    /// Creates a topic with the broker defaults (auto-creation on Metadata/Produce).
-    pub fn auto_create_topic(&self, name: &str) -> Result<TopicImage, ControllerError> {
-        let topic = self.controller.create_topic(
-            name,
-            self.config.num_partitions,
-            self.config.default_replication_factor,
-            Default::default(),
-            false,
-        )?;
-        if let Err(e) = self.apply_metadata() {
-            tracing::error!(target: "state.change.logger", topic = name, error = %e, "could not create the logs of an auto-created topic");
+    /// The partition if this broker leads it; otherwise the Kafka error to answer with:
+    /// NOT_LEADER_OR_FOLLOWER when the partition exists elsewhere (the client refreshes its
+    /// metadata and retries), UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
+    pub fn leader_partition(&self, topic: &str, index: i32) -> Result<Arc<crate::cluster::Partition>, i16> {
+        match self.replicas.partition(topic, index) {
+            Some(p) if p.is_leader() => Ok(p),
+            Some(_) => Err(crate::error_code::NOT_LEADER_OR_FOLLOWER),
+            None if self.image().partition(topic, index).is_some() => Err(crate::error_code::NOT_LEADER_OR_FOLLOWER),
+            None => Err(crate::error_code::UNKNOWN_TOPIC_OR_PARTITION),
         }
+    }
+
+    /// Where clients reach broker `id` on `listener` (the listener the request came in on),
+    /// falling back to its first endpoint.
+    pub fn endpoint(&self, image: &MetadataImage, id: i32, listener: &str) -> Option<Endpoint> {
+        let reg = image.brokers.get(&id)?;
+        reg.endpoint(listener).or_else(|| reg.endpoints.first()).cloned()
+    }
+
+    /// Creates a topic with the broker defaults (auto-creation on Metadata), through the
+    /// active controller, and opens the logs this broker hosts.
+    pub async fn auto_create_topic(&self, name: &str) -> Result<TopicImage, ControllerError> {
+        self.create_topic(name, self.config.num_partitions, self.config.default_replication_factor, Default::default()).await
+    }
+
+    /// Creates a topic through the active controller and applies the result locally.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<TopicImage, ControllerError> {
+        let reply = self
+            .controller
+            .submit(ControllerRequest::CreateTopic {
+                name: name.to_string(),
+                partitions,
+                replication_factor,
+                assignments: None,
+                configs,
+                validate_only: false,
+            })
+            .await?;
+        let ControllerReply::Topic(topic) = reply else {
+            return Err(ControllerError::Storage(format!("unexpected answer to CreateTopics: {reply:?}")));
+        };
+        self.apply_metadata_after_write(topic.id).await;
         Ok(topic)
+    }
+
+    /// Waits (briefly) until this node has applied a change the controller committed, then
+    /// opens or closes logs, so a client that gets the answer can use the result here.
+    pub async fn apply_metadata_after_write(&self, topic_id: uuid::Uuid) {
+        let mut rx = self.controller.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.cluster.request_timeout_ms);
+        while self.controller.image().topic_by_id(topic_id).is_none() && !topic_id.is_nil() {
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                break;
+            }
+        }
+        self.apply_metadata_now().await;
+    }
+
+    /// Applies the current image on a blocking thread (log directories are created there).
+    pub async fn apply_metadata_now(&self) {
+        let image = self.controller.image();
+        let replicas = self.replicas.clone();
+        let config = self.config.clone();
+        match tokio::task::spawn_blocking(move || replicas.apply_image(&image, &config)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(target: "state.change.logger", error = %e, "could not apply the metadata to the local logs"),
+            Err(e) => tracing::error!(target: "state.change.logger", error = %e, "the metadata apply task failed"),
+        }
     }
 }

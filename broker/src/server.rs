@@ -1,23 +1,31 @@
-//! Start-up and shutdown: HTTP first (so liveness answers during recovery), then metadata and
-//! log recovery, then the Kafka listeners, then readiness; background flush and retention.
+//! Start-up and shutdown: HTTP first (so liveness answers while the node waits for its quorum
+//! and recovers logs), then the controller and its listener, registration with the active
+//! controller, log recovery and the metadata, then the Kafka listeners; ready once the
+//! controller has unfenced this broker.
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::background;
 use crate::broker::Broker;
-use crate::cluster::ReplicaManager;
+use crate::cluster::{lifecycle, meta_properties, ReplicaManager};
 use crate::config::BrokerConfig;
-use crate::controller::Controller;
-use crate::coordinator::offsets_topic::TOPIC as OFFSETS_TOPIC;
+use crate::controller::{quorum, Controller, SharedController};
 use crate::http::{self, BrokerSlot};
 use crate::network;
 use crate::telemetry::{TraceConfig, Tracer};
 
-/// Runs the broker until `shutdown` turns true, then flushes and closes every log.
+/// Runs the node until `shutdown` turns true, then flushes and closes every log.
 /// `trace_config` (from the OTEL_* environment) turns on span export.
 pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    if !(config.cluster.roles.broker && config.cluster.roles.controller) {
+        anyhow::bail!(
+            "process.roles={} is not supported yet: every Lantern node is both broker and controller (process.roles=broker,controller)",
+            config.effective.get("process.roles").map(|(v, _)| v.as_str()).unwrap_or("")
+        );
+    }
     let (tracer, exporter) = match trace_config {
         Some(t) => {
             tracing::info!(target: "kafka.server.KafkaServer", endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
@@ -35,11 +43,66 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     tracing::info!(target: "kafka.server.KafkaServer", address = %http_addr, "HTTP endpoints listening (/metrics, /health/live, /health/ready)");
     let http_task = tokio::spawn(http::serve(http_listener, slot.clone(), shutdown.clone()));
 
-    let broker = tokio::task::spawn_blocking(move || open(config, tracer)).await.context("start-up task failed")??;
-    let _ = slot.set(broker.clone());
+    // Directories of another node or cluster stop start-up before anything touches them.
+    let dirs = data_dirs(&config);
+    let found = meta_properties::read_all(&dirs).map_err(anyhow::Error::msg)?;
+    meta_properties::check(&found, config.node_id, config.cluster_id.as_deref()).map_err(anyhow::Error::msg)?;
 
+    let controller = Controller::start(&config).await?;
     let mut tasks = Vec::new();
-    for l in &broker.config.listeners {
+    if let Some(l) = config.listeners.iter().find(|l| config.cluster.controller_listener_names.contains(&l.name)) {
+        let (listener, local) = network::bind(&format!("{}:{}", l.host, l.port)).await?;
+        tracing::info!(target: "kafka.server.ControllerServer", listener = %l.name, address = %local, voters = ?quorum::voters(&config).keys().collect::<Vec<_>>(), "controller listener ready");
+        let handler = Arc::new(SharedController(controller.clone()));
+        tasks.push(tokio::spawn(quorum::rpc::serve(listener, handler, controller.stats.rpc.clone(), shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
+
+    // Register, then wait until this node has applied the metadata up to its registration:
+    // only then is the image complete enough to decide which logs to keep.
+    let incarnation = uuid::Uuid::new_v4();
+    let state = Arc::new(lifecycle::LifecycleState::new());
+    let epoch = {
+        let mut stop = shutdown.clone();
+        tokio::select! {
+            r = lifecycle::register(&controller, &config, incarnation, &state) => r.context("cannot join the cluster")?,
+            _ = stop.changed() => {
+                controller.shutdown().await;
+                return Ok(());
+            }
+        }
+    };
+    let mut images = controller.subscribe();
+    while controller.image().last_offset < epoch {
+        if images.changed().await.is_err() {
+            anyhow::bail!("the metadata quorum stopped during start-up");
+        }
+    }
+    let cluster_id = controller.image().cluster_id.clone();
+    if let Some(configured) = config.cluster_id.as_deref().filter(|c| *c != cluster_id) {
+        anyhow::bail!("cluster.id={configured} but the metadata quorum belongs to cluster {cluster_id}; fix cluster.id or controller.quorum.voters");
+    }
+    meta_properties::check(&found, config.node_id, Some(&cluster_id)).map_err(anyhow::Error::msg)?;
+    let meta = meta_properties::MetaProperties { node_id: config.node_id, cluster_id: cluster_id.clone() };
+    meta_properties::write_missing(&dirs, &meta).context("cannot write meta.properties")?;
+
+    let broker = {
+        let config = config.clone();
+        let controller = controller.clone();
+        tokio::task::spawn_blocking(move || open(config, controller, tracer)).await.context("start-up task failed")??
+    };
+    broker.lifecycle.epoch.store(epoch, std::sync::atomic::Ordering::Release);
+    let _ = slot.set(broker.clone());
+    tasks.push(tokio::spawn(lifecycle::heartbeat_loop(
+        controller.clone(),
+        config.clone(),
+        incarnation,
+        broker.lifecycle.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(follow_metadata(broker.clone(), shutdown.clone())));
+
+    for l in broker.config.listeners.iter().filter(|l| !broker.config.cluster.controller_listener_names.contains(&l.name)) {
         let addr = format!("{}:{}", l.host, l.port);
         let (listener, local) = network::bind(&addr).await?;
         tracing::info!(target: "kafka.server.KafkaServer", listener = %l.name, address = %local, "Kafka listener ready");
@@ -51,8 +114,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     if broker.config.log_cleaner_enable {
         tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), shutdown.clone())));
     }
-    broker.set_ready(true);
-    tracing::info!(target: "kafka.server.KafkaServer", node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
+    tasks.push(tokio::spawn(ready_when_unfenced(broker.clone(), shutdown.clone())));
 
     let mut shutdown = shutdown;
     while !*shutdown.borrow() {
@@ -67,6 +129,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.replicas.close_all()).await.context("closing logs")?;
+    controller.shutdown().await;
     let _ = http_task.await;
     if let Some(exporter) = exporter {
         exporter.shutdown().await;
@@ -75,12 +138,45 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     Ok(())
 }
 
-/// Opens metadata and recovers every log (blocking I/O).
-fn open(config: BrokerConfig, tracer: Option<Tracer>) -> anyhow::Result<Arc<Broker>> {
-    std::fs::create_dir_all(&config.metadata_log_dir)
-        .with_context(|| format!("cannot create metadata.log.dir {}", config.metadata_log_dir.display()))?;
-    let controller = Controller::open(&config.metadata_log_dir, config.node_id, config.cluster_id.clone())
-        .context("cannot open cluster metadata")?;
+fn data_dirs(config: &BrokerConfig) -> Vec<std::path::PathBuf> {
+    let mut dirs = config.log_dirs.clone();
+    if !dirs.contains(&config.metadata_log_dir) {
+        dirs.push(config.metadata_log_dir.clone());
+    }
+    dirs
+}
+
+/// Marks the broker ready once the controller has unfenced it (it is then in Metadata).
+async fn ready_when_unfenced(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let unfenced = broker.lifecycle.unfenced.load(std::sync::atomic::Ordering::Acquire);
+        if unfenced != broker.is_ready() {
+            broker.set_ready(unfenced);
+            if unfenced {
+                tracing::info!(target: "kafka.server.KafkaServer", node_id = broker.node_id(), cluster_id = %broker.image().cluster_id, "broker started");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Applies every new metadata image to the local logs.
+async fn follow_metadata(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut images = broker.controller.subscribe();
+    loop {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        broker.apply_metadata_now().await;
+    }
+}
+
+/// Recovers every log and applies the metadata (blocking I/O).
+fn open(config: BrokerConfig, controller: Arc<Controller>, tracer: Option<Tracer>) -> anyhow::Result<Arc<Broker>> {
     let started = std::time::Instant::now();
     let (replicas, loaded) = ReplicaManager::open(&config).context("cannot open the logs in log.dirs")?;
     tracing::info!(target: "kafka.server.KafkaServer", partitions = loaded.len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs loaded and recovered");
@@ -91,7 +187,6 @@ fn open(config: BrokerConfig, tracer: Option<Tracer>) -> anyhow::Result<Arc<Brok
             replicas.forget(topic, *index);
         }
     }
-    ensure_offsets_topic(&controller, &config)?;
     let request_log = match &config.request_log_path {
         Some(path) => Some(
             crate::network::request_log::RequestLog::open(path)
@@ -99,27 +194,10 @@ fn open(config: BrokerConfig, tracer: Option<Tracer>) -> anyhow::Result<Arc<Brok
         ),
         None => None,
     };
-    let broker = Broker::new(config, controller, replicas, request_log, tracer);
+    let broker = Broker::new(config, controller, Arc::new(replicas), request_log, tracer);
     broker.apply_metadata().context("cannot create the logs the metadata lists")?;
     let started = std::time::Instant::now();
     let (groups, offsets) = broker.coordinator.load(&broker.replicas).context("cannot load consumer groups from __consumer_offsets")?;
     tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", groups, offsets, elapsed_ms = started.elapsed().as_millis() as u64, "loaded consumer groups");
     Ok(broker)
-}
-
-/// Creates the compacted `__consumer_offsets` topic on first start.
-fn ensure_offsets_topic(controller: &Controller, config: &BrokerConfig) -> anyhow::Result<()> {
-    if controller.image().topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let configs = [
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), config.offsets_topic_segment_bytes.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    controller
-        .create_topic(OFFSETS_TOPIC, config.offsets_topic_num_partitions, 1, configs, false)
-        .context("cannot create __consumer_offsets")?;
-    Ok(())
 }

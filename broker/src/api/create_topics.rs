@@ -8,10 +8,9 @@ use super::describe_configs::topic_entries;
 use super::{str_bytes};
 use crate::error_code;
 use crate::broker::Broker;
+use crate::controller::{ControllerReply, ControllerRequest};
 
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-
-pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -29,28 +28,46 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
             results.push(fail(error_code::INVALID_REQUEST, format!("topic '{name}' appears more than once in the request")));
             continue;
         }
-        let mut partitions = if topic.num_partitions == -1 { broker.config.num_partitions } else { topic.num_partitions };
-        let replication =
-            if topic.replication_factor == -1 { broker.config.default_replication_factor } else { topic.replication_factor };
-        if !topic.assignments.is_empty() {
-            let ours = topic.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
-            if !ours || topic.num_partitions != -1 || topic.replication_factor != -1 {
+        let assignments: Option<Vec<Vec<i32>>> = if topic.assignments.is_empty() {
+            None
+        } else {
+            if topic.num_partitions != -1 || topic.replication_factor != -1 {
                 results.push(fail(
-                    INVALID_REPLICA_ASSIGNMENT,
-                    format!("manual assignments must name only broker {} once per partition, with num_partitions and replication_factor -1", broker.node_id()),
+                    error_code::INVALID_REQUEST,
+                    "with replica assignments, num_partitions and replication_factor must both be -1".into(),
                 ));
                 continue;
             }
-            partitions = topic.assignments.len() as i32;
-        }
+            let mut lists: Vec<(i32, Vec<i32>)> =
+                topic.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+            lists.sort_by_key(|(i, _)| *i);
+            if lists.iter().enumerate().any(|(n, (i, _))| *i != n as i32) {
+                results.push(fail(
+                    error_code::INVALID_REPLICA_ASSIGNMENT,
+                    "replica assignments must cover partitions 0..n exactly once".into(),
+                ));
+                continue;
+            }
+            Some(lists.into_iter().map(|(_, l)| l).collect())
+        };
         let configs: BTreeMap<String, String> = topic
             .configs
             .iter()
             .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
             .collect();
-        match broker.controller.create_topic(&name, partitions, replication, configs, request.validate_only) {
-            Ok(t) => {
+        let asked = ControllerRequest::CreateTopic {
+            name: name.clone(),
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments,
+            configs,
+            validate_only: request.validate_only,
+        };
+        match broker.controller.submit(asked).await {
+            Ok(ControllerReply::Topic(t)) => {
                 created |= !request.validate_only;
+                let partitions = t.partitions.len() as i32;
+                let replication = t.partitions.first().map_or(0, |p| p.replicas.len() as i16);
                 let mut r = result.with_topic_id(t.id).with_num_partitions(partitions).with_replication_factor(replication);
                 if version >= 5 {
                     let entries = topic_entries(broker, &t.configs)
@@ -64,16 +81,17 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
                         .collect();
                     r = r.with_configs(Some(entries));
                 }
-                tracing::info!(target: "state.change.logger", topic = %name, partitions, "created topic");
+                if !request.validate_only {
+                    tracing::info!(target: "state.change.logger", topic = %name, partitions, replication_factor = replication, "created topic");
+                }
                 results.push(r);
             }
+            Ok(other) => results.push(fail(error_code::UNKNOWN_SERVER_ERROR, format!("unexpected controller answer {other:?}"))),
             Err(e) => results.push(fail(e.code(), e.to_string())),
         }
     }
     if created {
-        if let Err(e) = broker.apply_metadata() {
-            tracing::error!(target: "state.change.logger", error = %e, "could not create logs for new topics");
-        }
+        broker.apply_metadata_now().await;
     }
     CreateTopicsResponse::default().with_topics(results)
 }

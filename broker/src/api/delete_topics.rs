@@ -5,8 +5,9 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use super::{str_bytes};
 use crate::error_code;
 use crate::broker::Broker;
+use crate::controller::{ControllerError, ControllerReply, ControllerRequest};
 
-pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     // v6 names topics in `topics` (by name or id); older versions in `topic_names`.
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
@@ -14,34 +15,37 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
     };
     let mut deleted = false;
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
-            let image = broker.image();
-            let name = match name {
-                Some(n) => n,
-                None => match image.topic_by_id(id) {
-                    Some(t) => t.name.clone(),
-                    None => {
-                        return DeletableTopicResult::default().with_topic_id(id).with_error_code(error_code::UNKNOWN_TOPIC_ID)
-                    }
-                },
-            };
-            let result = DeletableTopicResult::default().with_name(Some(TopicName(str_bytes(&name))));
-            match broker.controller.delete_topic(&name, broker.config.delete_topic_enable) {
-                Ok(t) => {
-                    deleted = true;
-                    tracing::info!(target: "state.change.logger", topic = %name, "deleted topic");
-                    result.with_topic_id(t.id)
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let image = broker.image();
+        let name = match name {
+            Some(n) => n,
+            None => match image.topic_by_id(id) {
+                Some(t) => t.name.clone(),
+                None => {
+                    responses.push(DeletableTopicResult::default().with_topic_id(id).with_error_code(error_code::UNKNOWN_TOPIC_ID));
+                    continue;
                 }
-                Err(e) => result.with_topic_id(id).with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+            },
+        };
+        let result = DeletableTopicResult::default().with_name(Some(TopicName(str_bytes(&name))));
+        let outcome = if broker.config.delete_topic_enable {
+            broker.controller.submit(ControllerRequest::DeleteTopic { name: name.clone() }).await
+        } else {
+            Err(ControllerError::DeletionDisabled)
+        };
+        responses.push(match outcome {
+            Ok(ControllerReply::TopicDeleted(t)) => {
+                deleted = true;
+                tracing::info!(target: "state.change.logger", topic = %name, "deleted topic");
+                result.with_topic_id(t.id)
             }
-        })
-        .collect();
+            Ok(other) => result.with_topic_id(id).with_error_code(error_code::UNKNOWN_SERVER_ERROR).with_error_message(Some(str_bytes(&format!("unexpected controller answer {other:?}")))),
+            Err(e) => result.with_topic_id(id).with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+        });
+    }
     if deleted {
-        if let Err(e) = broker.apply_metadata() {
-            tracing::error!(target: "state.change.logger", error = %e, "could not delete logs of deleted topics");
-        }
+        broker.apply_metadata_now().await;
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -1,20 +1,28 @@
-//! DescribeCluster: cluster id, controller and brokers.
+//! DescribeCluster: cluster id, the active controller and the live brokers.
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::str_bytes;
+use super::{str_bytes, RequestContext};
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let l = &broker.config.advertised_listeners[0];
-    let brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(&l.host))
-        .with_port(l.port as i32)
-        .with_rack(broker.config.rack.as_deref().map(str_bytes))];
+pub fn handle(broker: &Broker, ctx: &RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let image = broker.image();
+    let brokers = image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = broker.endpoint(&image, b.id, &ctx.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(str_bytes(&e.host))
+                    .with_port(e.port as i32)
+                    .with_rack(b.rack.as_deref().map(str_bytes)),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(str_bytes(&broker.image().cluster_id))
+        .with_cluster_id(str_bytes(&image.cluster_id))
         .with_controller_id(BrokerId(broker.controller.controller_id()))
         .with_brokers(brokers)
 }

@@ -72,10 +72,13 @@ fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (Fetc
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
             let base = PartitionData::default().with_partition_index(fp.partition);
-            let Some(partition) = broker.replicas.partition(name, fp.partition) else {
-                errored = true;
-                partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_high_watermark(-1));
-                continue;
+            let partition = match broker.leader_partition(name, fp.partition) {
+                Ok(p) => p,
+                Err(code) => {
+                    errored = true;
+                    partitions.push(base.with_error_code(code).with_high_watermark(-1));
+                    continue;
+                }
             };
             let epoch = partition.leader_epoch;
             if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {

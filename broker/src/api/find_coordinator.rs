@@ -1,25 +1,35 @@
-//! FindCoordinator: this broker coordinates every group (single node). Transaction
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition,
+//! which is created (through the controller) on the first request, as Kafka does. Transaction
 //! coordinators are not available until transactions are implemented.
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::str_bytes;
+use super::{str_bytes, RequestContext};
 use crate::broker::Broker;
+use crate::controller::ControllerError;
+use crate::coordinator::offsets_topic::TOPIC as OFFSETS_TOPIC;
 use crate::error_code::COORDINATOR_NOT_AVAILABLE;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(broker: &Broker, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let l = &broker.config.advertised_listeners[0];
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    let ready = if request.key_type == KEY_TYPE_GROUP { ensure_offsets_topic(broker).await } else { Ok(()) };
+    let image = broker.image();
     let answer = |key: &str| -> Coordinator {
-        let c = Coordinator::default().with_key(str_bytes(key));
+        let c = Coordinator::default().with_key(str_bytes(key)).with_node_id(BrokerId(-1));
+        let unavailable = |why: String| c.clone().with_error_code(COORDINATOR_NOT_AVAILABLE).with_error_message(Some(str_bytes(&why)));
         if request.key_type != KEY_TYPE_GROUP {
-            return c
-                .with_node_id(BrokerId(-1))
-                .with_error_code(COORDINATOR_NOT_AVAILABLE)
-                .with_error_message(Some(str_bytes("transactions are not supported by this broker yet")));
+            return unavailable("transactions are not supported by this broker yet".into());
         }
-        c.with_node_id(BrokerId(broker.node_id())).with_host(str_bytes(&l.host)).with_port(l.port as i32)
+        if let Err(e) = &ready {
+            return unavailable(format!("{OFFSETS_TOPIC} cannot be created yet: {e}"));
+        }
+        let partition = broker.coordinator.partition_for(key);
+        let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);
+        match broker.endpoint(&image, leader, &ctx.listener).filter(|_| image.is_live(leader)) {
+            Some(e) => c.with_node_id(BrokerId(leader)).with_host(str_bytes(&e.host)).with_port(e.port as i32),
+            None => unavailable(format!("{OFFSETS_TOPIC}-{partition} has no live leader")),
+        }
     };
     if version >= 4 {
         let coordinators = request.coordinator_keys.iter().map(|k| answer(k)).collect();
@@ -32,4 +42,26 @@ pub fn handle(broker: &Broker, request: FindCoordinatorRequest, version: i16) ->
         .with_node_id(c.node_id)
         .with_host(c.host)
         .with_port(c.port)
+}
+
+/// Creates the compacted `__consumer_offsets` topic if it does not exist yet.
+async fn ensure_offsets_topic(broker: &Broker) -> Result<(), ControllerError> {
+    if broker.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let configs = [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), broker.config.offsets_topic_segment_bytes.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let c = &broker.config;
+    match broker.create_topic(OFFSETS_TOPIC, c.offsets_topic_num_partitions, c.offsets_topic_replication_factor, configs).await {
+        Ok(_) => {
+            tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
+            Ok(())
+        }
+        Err(ControllerError::TopicExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

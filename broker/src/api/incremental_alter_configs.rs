@@ -6,17 +6,16 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{str_bytes};
 use crate::error_code;
 use crate::broker::Broker;
-use crate::controller::ConfigOp;
+use crate::controller::{ConfigOp, ControllerRequest};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     let mut changed = false;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|res| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for res in request.resources {
+        let response = async {
             let r = AlterConfigsResourceResponse::default().with_resource_type(res.resource_type).with_resource_name(res.resource_name.clone());
             let fail = |code: i16, msg: String| r.clone().with_error_code(code).with_error_message(Some(str_bytes(&msg)));
             match res.resource_type {
@@ -31,7 +30,8 @@ pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> Incre
                             (op, _) => return fail(error_code::INVALID_CONFIG, format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}': no list-valued topic config is honoured yet")),
                         }
                     }
-                    match broker.controller.alter_topic_configs(&res.resource_name, &ops, request.validate_only) {
+                    let asked = ControllerRequest::AlterTopicConfigs { name: res.resource_name.to_string(), ops, validate_only: request.validate_only };
+                    match broker.controller.submit(asked).await {
                         Ok(_) => {
                             changed |= !request.validate_only;
                             r
@@ -42,12 +42,12 @@ pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) -> Incre
                 RESOURCE_BROKER => fail(error_code::INVALID_REQUEST, "broker configs are static in Lantern: set them with flags, LANTERN_* variables or the config file and restart".into()),
                 other => fail(error_code::INVALID_REQUEST, format!("resource type {other} is not supported")),
             }
-        })
-        .collect();
-    if changed {
-        if let Err(e) = broker.apply_metadata() {
-            tracing::error!(target: "state.change.logger", error = %e, "could not apply new topic configs");
         }
+        .await;
+        responses.push(response);
+    }
+    if changed {
+        broker.apply_metadata_now().await;
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

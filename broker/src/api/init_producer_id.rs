@@ -4,7 +4,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::error_code;
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let r = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         return r.with_error_code(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
@@ -14,11 +14,12 @@ pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerId
     if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
         return r.with_producer_id(request.producer_id).with_producer_epoch(request.producer_epoch + 1);
     }
-    match broker.controller.allocate_producer_id() {
+    match broker.controller.allocate_producer_id().await {
         Ok(id) => r.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(target: "kafka.coordinator.transaction.ProducerIdManager", error = %e, "could not allocate a producer id");
-            r.with_error_code(error_code::KAFKA_STORAGE_ERROR)
+            // NOT_CONTROLLER / REQUEST_TIMED_OUT are retriable for the producer.
+            r.with_error_code(e.code())
         }
     }
 }

@@ -23,8 +23,9 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                 .into_iter()
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = broker.replicas.partition(&name, p.partition_index) else {
-                        return base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_offset(-1).with_timestamp(-1);
+                    let partition = match broker.leader_partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return base.with_error_code(code).with_offset(-1).with_timestamp(-1),
                     };
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
                         let code = if p.current_leader_epoch > partition.leader_epoch {

@@ -4,10 +4,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
-use super::{str_bytes};
+use super::{str_bytes, RequestContext};
 use crate::error_code;
 use crate::broker::Broker;
-use crate::controller::{validate_topic_name, ControllerError, TopicImage};
+use crate::controller::{validate_topic_name, ControllerError, MetadataImage, TopicImage};
 
 /// With no authorizer every operation is allowed; these are the bit sets Kafka reports then
 /// (bit n set = ACL operation n: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
@@ -18,8 +18,8 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 <
 /// Kafka's value when authorized operations were not asked for.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let mut response = topics_and_brokers(broker, &request, version);
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut response = topics_and_brokers(broker, ctx, &request, version).await;
     let cluster_ops = if request.include_cluster_authorized_operations && (8..=10).contains(&version) {
         CLUSTER_OPERATIONS
     } else {
@@ -36,48 +36,62 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     response.with_cluster_authorized_operations(cluster_ops)
 }
 
-fn topics_and_brokers(broker: &Broker, request: &MetadataRequest, version: i16) -> MetadataResponse {
-    let image = broker.image();
-    let topics: Vec<MetadataResponseTopic> = match request.topics.clone() {
+async fn topics_and_brokers(broker: &Broker, ctx: &RequestContext, request: &MetadataRequest, version: i16) -> MetadataResponse {
+    let mut image = broker.image();
+    let mut topics: Vec<MetadataResponseTopic> = Vec::new();
+    match request.topics.clone() {
         // v0: an empty list means every topic; v1+: null means every topic.
-        None => image.topics.values().map(|t| topic_response(t)).collect(),
-        Some(list) if list.is_empty() && version == 0 => image.topics.values().map(|t| topic_response(t)).collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|wanted| match wanted.name {
-                Some(name) => {
-                    let name = name.0.to_string();
-                    match image.topic(&name) {
-                        Some(t) => topic_response(t),
-                        None => missing_topic(broker, &name, request.allow_auto_topic_creation),
+        None => topics.extend(image.topics.values().map(|t| topic_response(&image, t))),
+        Some(list) if list.is_empty() && version == 0 => topics.extend(image.topics.values().map(|t| topic_response(&image, t))),
+        Some(list) => {
+            for wanted in list {
+                topics.push(match wanted.name {
+                    Some(name) => {
+                        let name = name.0.to_string();
+                        match image.topic(&name) {
+                            Some(t) => topic_response(&image, t),
+                            None => {
+                                let r = missing_topic(broker, &name, request.allow_auto_topic_creation).await;
+                                image = broker.image();
+                                r
+                            }
+                        }
                     }
-                }
-                None => match image.topic_by_id(wanted.topic_id) {
-                    Some(t) => topic_response(t),
-                    None => MetadataResponseTopic::default()
-                        .with_topic_id(wanted.topic_id)
-                        .with_error_code(error_code::UNKNOWN_TOPIC_ID),
-                },
-            })
-            .collect(),
+                    None => match image.topic_by_id(wanted.topic_id) {
+                        Some(t) => topic_response(&image, t),
+                        None => MetadataResponseTopic::default()
+                            .with_topic_id(wanted.topic_id)
+                            .with_error_code(error_code::UNKNOWN_TOPIC_ID),
+                    },
+                });
+            }
+        }
     };
     MetadataResponse::default()
-        .with_brokers(brokers(broker))
+        .with_brokers(brokers(broker, &image, &ctx.listener))
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
         .with_controller_id(BrokerId(broker.controller.controller_id()))
         .with_topics(topics)
 }
 
-pub(crate) fn brokers(broker: &Broker) -> Vec<MetadataResponseBroker> {
-    let l = &broker.config.advertised_listeners[0];
-    vec![MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(&l.host))
-        .with_port(l.port as i32)
-        .with_rack(broker.config.rack.as_deref().map(str_bytes))]
+/// The live (unfenced) brokers, with their endpoints on `listener`.
+pub(crate) fn brokers(broker: &Broker, image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = broker.endpoint(image, b.id, listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(str_bytes(&e.host))
+                    .with_port(e.port as i32)
+                    .with_rack(b.rack.as_deref().map(str_bytes)),
+            )
+        })
+        .collect()
 }
 
-fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
+async fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
     let named = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     if let Err(ControllerError::InvalidTopic { .. }) = validate_topic_name(name) {
         return named.with_error_code(error_code::INVALID_TOPIC_EXCEPTION);
@@ -85,28 +99,38 @@ fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> Metada
     if !(allow_auto_create && broker.config.auto_create_topics) {
         return named.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match broker.auto_create_topic(name) {
-        Ok(t) => topic_response(&t),
+    match broker.auto_create_topic(name).await {
+        Ok(t) => topic_response(&broker.image(), &t),
         // Another request created it meanwhile.
         Err(ControllerError::TopicExists(_)) => match broker.image().topic(name) {
-            Some(t) => topic_response(t),
+            Some(t) => topic_response(&broker.image(), t),
             None => named.with_error_code(error_code::LEADER_NOT_AVAILABLE),
         },
         Err(e) => {
             tracing::warn!(target: "state.change.logger", topic = name, error = %e, "auto-creation failed");
-            named.with_error_code(e.code())
+            // Kafka answers LEADER_NOT_AVAILABLE while a topic cannot be created yet (no
+            // controller, not enough brokers): clients retry.
+            let code = match e {
+                ControllerError::NotController(_) | ControllerError::Timeout(_) => error_code::LEADER_NOT_AVAILABLE,
+                other => other.code(),
+            };
+            named.with_error_code(code)
         }
     }
 }
 
-fn topic_response(t: &TopicImage) -> MetadataResponseTopic {
+fn topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            let offline: Vec<BrokerId> = p.replicas.iter().filter(|r| !image.is_live(**r)).map(|&r| BrokerId(r)).collect();
+            let code = if p.leader < 0 { error_code::LEADER_NOT_AVAILABLE } else { error_code::NONE };
             MetadataResponsePartition::default()
+                .with_error_code(code)
                 .with_partition_index(i as i32)
+                .with_offline_replicas(offline)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())

@@ -46,6 +46,8 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
 /// Who sent a request, and what the handler reports back about it.
 pub struct RequestContext {
     pub peer: std::net::SocketAddr,
+    /// The listener the request came in on: Metadata answers with endpoints on it.
+    pub listener: String,
     pub client_id: String,
     /// Time spent waiting on others (long poll, rebalance), for RemoteTimeMs.
     remote_micros: std::sync::atomic::AtomicU64,
@@ -55,9 +57,10 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(peer: std::net::SocketAddr, header: &kafka_protocol::messages::RequestHeader) -> Self {
+    pub fn new(peer: std::net::SocketAddr, listener: &str, header: &kafka_protocol::messages::RequestHeader) -> Self {
         Self {
             peer,
+            listener: listener.to_string(),
             client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
             remote_micros: Default::default(),
             trace: None,
@@ -78,23 +81,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
     let version = request.version();
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, version)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r, version).await),
         RequestKind::Produce(r) => return produce::handle(broker, ctx, r, version).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r, version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r, version)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, version)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version)),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, version).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version).await),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r))
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(broker, ctx, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, ctx, r, version).await),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, ctx, r, version).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, ctx, r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),

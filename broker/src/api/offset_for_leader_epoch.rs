@@ -17,8 +17,9 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetFo
                 .iter()
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = broker.replicas.partition(&t.topic.0, p.partition) else {
-                        return base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION).with_leader_epoch(-1).with_end_offset(-1);
+                    let partition = match broker.leader_partition(&t.topic.0, p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => return base.with_error_code(code).with_leader_epoch(-1).with_end_offset(-1),
                     };
                     let epoch = partition.leader_epoch;
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

@@ -33,11 +33,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, pd) in topic.partition_data.into_iter().enumerate() {
             let base = PartitionProduceResponse::default().with_index(pd.index);
-            let refusal = match (refuse_all, broker.replicas.partition(&name, pd.index), pd.records) {
+            let refusal = match (refuse_all, broker.leader_partition(&name, pd.index), pd.records) {
                 (Some((code, message)), _, _) => Some((code, Some(message))),
-                (None, None, _) => Some((error_code::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, Some(_), None) => Some((error_code::INVALID_REQUEST, Some("a produce partition needs records"))),
-                (None, Some(partition), Some(records)) => {
+                (None, Err(code), _) => Some((code, None)),
+                (None, Ok(_), None) => Some((error_code::INVALID_REQUEST, Some("a produce partition needs records"))),
+                (None, Ok(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {
                         let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));

@@ -50,6 +50,11 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
     pub leader_epoch: i32,
+    /// The partition's leader as of `leader_epoch` (-1: none); only the leader serves
+    /// produce and consumer fetches.
+    pub leader: i32,
+    /// This broker's id.
+    local: i32,
     log: Arc<Mutex<PartitionLog>>,
     high_watermark: AtomicI64,
     /// Held while an fsync runs, so concurrent producers share one (group commit).
@@ -58,16 +63,28 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(topic: &str, topic_id: Uuid, index: i32, leader_epoch: i32, log: Arc<Mutex<PartitionLog>>) -> Self {
+        Self::with_leader(topic, topic_id, index, leader_epoch, -1, -1, log)
+    }
+
+    /// A partition hosted by broker `local` whose leader is `leader`.
+    pub fn with_leader(topic: &str, topic_id: Uuid, index: i32, leader_epoch: i32, leader: i32, local: i32, log: Arc<Mutex<PartitionLog>>) -> Self {
         let leo = log.lock().log_end_offset();
         Self {
             topic: topic.to_string(),
             topic_id,
             index,
             leader_epoch,
+            leader,
+            local,
             log,
             high_watermark: AtomicI64::new(leo),
             flush_gate: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader >= 0 && self.leader == self.local
     }
 
     pub fn name(&self) -> String {

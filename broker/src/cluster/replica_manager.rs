@@ -64,9 +64,14 @@ impl ReplicaManager {
         self.appends.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Creates missing partitions of the image, deletes those it no longer has, and applies
-    /// topic configs and ids to the ones that stay.
+    /// Creates the logs of partitions the image assigns to this broker, deletes those of
+    /// topics it no longer has, stops serving partitions assigned elsewhere (their files stay),
+    /// and applies topic configs, ids, leaders and epochs to the ones that stay.
+    ///
+    /// `image` must be caught up at least to this broker's registration: an empty image would
+    /// delete every log.
     pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
+        let local = config.node_id;
         let mut partitions = self.partitions.write();
         let logs = self.logs.lock();
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
@@ -84,28 +89,44 @@ impl ReplicaManager {
                 logs.delete_partition(&key.0, key.1)?;
             }
         }
+        let elsewhere: Vec<Key> = partitions
+            .keys()
+            .filter(|(t, i)| image.partition(t, *i).is_some_and(|p| !p.replicas.contains(&local)))
+            .cloned()
+            .collect();
+        for key in elsewhere {
+            if let Some(p) = partitions.remove(&key) {
+                tracing::info!(target: "state.change.logger", partition = %p.name(), "stopped hosting a partition assigned to other brokers; its files are left in place");
+            }
+        }
         for topic in image.topics.values() {
             let cfg: LogConfig = log_config(config, &topic.configs);
             for (index, pimage) in topic.partitions.iter().enumerate() {
                 let index = index as i32;
-                if !pimage.replicas.contains(&config.node_id) {
+                if !pimage.replicas.contains(&local) {
                     continue;
                 }
                 let key = (topic.name.clone(), index);
+                let fresh = |log| Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
                 match partitions.get(&key) {
-                    Some(p) if p.topic_id == topic.id && p.leader_epoch == pimage.leader_epoch => p.set_config(cfg.clone()),
+                    Some(p) if p.topic_id == topic.id && p.leader_epoch == pimage.leader_epoch && p.leader == pimage.leader => {
+                        p.set_config(cfg.clone())
+                    }
                     Some(p) => {
-                        // Loaded from disk at start-up: attach the id and epoch from the image.
+                        // Loaded from disk at start-up, or a new leader: attach id, leader and epoch.
                         let log = p.log().clone();
                         log.lock().set_config(cfg.clone());
-                        let p = Partition::new(&topic.name, topic.id, index, pimage.leader_epoch, log);
-                        partitions.insert(key, Arc::new(p));
+                        let next = fresh(log);
+                        if next.leader != p.leader {
+                            tracing::info!(target: "state.change.logger", partition = %next.name(), leader = next.leader, leader_epoch = next.leader_epoch,
+                                "partition leadership changed");
+                        }
+                        partitions.insert(key, Arc::new(next));
                     }
                     None => {
                         let log = logs.create_partition(&topic.name, index, cfg.clone())?;
-                        tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, "created log");
-                        let p = Partition::new(&topic.name, topic.id, index, pimage.leader_epoch, log);
-                        partitions.insert(key, Arc::new(p));
+                        tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
+                        partitions.insert(key, Arc::new(fresh(log)));
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! Precedence: `--<property>=<value>` flags win over `LANTERN_<PROPERTY>` environment variables
 //! (dots as underscores), which win over the file given by `--config`. An unknown property or
 //! a value that does not parse stops start-up with an error naming it.
+pub mod cluster;
 mod properties;
 mod sources;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use cluster::{ClusterConfig, Roles, Voter};
 pub use properties::{lookup, Kind, PropertyDef, PROPERTIES};
 pub use sources::{load as load_config, parse_command_line, CommandLine, LogFormat};
 
@@ -26,7 +28,7 @@ pub enum ConfigError {
     BadArgument(String),
 }
 
-/// One PLAINTEXT listener.
+/// One listener (all PLAINTEXT; the name says what it is for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub name: String,
@@ -66,6 +68,7 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: u64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
+    pub offsets_topic_replication_factor: i16,
     pub offsets_retention_minutes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub offset_metadata_max_bytes: usize,
@@ -76,6 +79,8 @@ pub struct BrokerConfig {
     pub metrics_naming: crate::metrics::Profile,
     pub metrics_enabled: bool,
     pub request_log_path: Option<PathBuf>,
+    /// Roles, quorum and listener purposes.
+    pub cluster: ClusterConfig,
     /// Every property with its effective value and where it came from (for DescribeConfigs).
     pub effective: BTreeMap<String, (String, Origin)>,
 }
@@ -153,8 +158,17 @@ impl BrokerConfig {
             .or_else(|| int("log.roll.hours").map(|h| h * 3_600_000))
             .unwrap_or(7 * 24 * 3_600_000);
         let num = |n: &str| int(n).unwrap_or(0);
+        let node_id = num("node.id") as i32;
+        let cluster = cluster::parse(&|n: &str| get(n).map(str::to_string), node_id, &listeners)
+            .map_err(|(name, value, reason)| ConfigError::BadValue {
+                source_name: effective.get(&name).map(|(_, o)| origin_name(*o)).unwrap_or("default").into(),
+                name,
+                value,
+                reason,
+            })?;
         Ok(BrokerConfig {
-            node_id: num("node.id") as i32,
+            cluster,
+            node_id,
             rack: get("broker.rack").map(str::to_string),
             listeners,
             advertised_listeners,
@@ -183,6 +197,7 @@ impl BrokerConfig {
             group_max_session_timeout_ms: num("group.max.session.timeout.ms") as u64,
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes") as u64,
+            offsets_topic_replication_factor: num("offsets.topic.replication.factor") as i16,
             offsets_retention_minutes: num("offsets.retention.minutes") as u64,
             offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms") as u64,
             offset_metadata_max_bytes: num("offset.metadata.max.bytes") as usize,
@@ -241,13 +256,17 @@ fn validate(def: &PropertyDef, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `NAME://host:port,...`; only PLAINTEXT listeners are supported.
+/// Parses `NAME://host:port,...`; names are checked against listener.security.protocol.map
+/// (only PLAINTEXT is supported) in [`cluster::parse`].
 pub fn parse_listeners(_prop: &str, value: &str) -> Result<Vec<Listener>, String> {
-    let mut out = Vec::new();
+    let mut out: Vec<Listener> = Vec::new();
     for item in split_list(value) {
         let (name, rest) = item.split_once("://").ok_or_else(|| format!("'{item}' is not NAME://host:port"))?;
-        if name != "PLAINTEXT" {
-            return Err(format!("listener '{name}' is not supported; only PLAINTEXT is"));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("'{name}' is not a listener name (letters, digits and _)"));
+        }
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listener name {name} is used twice"));
         }
         let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("'{item}' has no port"))?;
         let port: u16 = port.parse().map_err(|_| format!("'{port}' is not a port number"))?;
@@ -288,7 +307,7 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         for (k, v) in [("num.partitions", "abc"), ("num.partitions", "0"), ("auto.create.topics.enable", "yes"),
-            ("listeners", "SSL://x:1"), ("http.listener", "nope"), ("node.id", "99999999999")] {
+            ("listeners", "SSL://x:1"), ("listeners", "A://x:1,A://x:2"), ("http.listener", "nope"), ("node.id", "99999999999")] {
             let e = BrokerConfig::from_properties(raw(&[(k, v)])).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }

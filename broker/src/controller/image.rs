@@ -1,17 +1,23 @@
-//! The cluster metadata image: topics, their partitions and configs, as the controller owns
-//! them. Brokers read immutable snapshots (`Arc<MetadataImage>`) and never mutate them.
+//! The cluster metadata image: brokers, topics, their partitions and configs, built by applying
+//! the metadata log's records (see `records`). Brokers read immutable snapshots
+//! (`Arc<MetadataImage>`) and never mutate them.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One partition's placement and leadership.
+/// One partition's placement and leadership. `leader` is -1 while the partition has no live
+/// leader (offline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Bumped by every change of this partition (Kafka's partition epoch), so a change based on
+    /// an older state can be refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 /// One topic.
@@ -24,13 +30,52 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// One listener a broker registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A registered broker (Kafka's BrokerRegistration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    /// The metadata offset of the registration: a restarted broker gets a larger one, so
+    /// requests from its previous incarnation are recognised as stale.
+    pub epoch: i64,
+    /// Random per process start.
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// Fenced brokers are not in Metadata and lead nothing.
+    pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+}
+
 /// The whole cluster state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub cluster_id: String,
     pub topics: BTreeMap<String, TopicImage>,
+    /// Topic id -> name.
+    #[serde(default)]
+    pub topic_names: BTreeMap<Uuid, String>,
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// Next producer id block start: ids below it may be in logs already.
     pub next_producer_id: i64,
+    /// Offset (Raft log index) and time of the last record applied.
+    #[serde(default)]
+    pub last_offset: i64,
+    #[serde(default)]
+    pub last_timestamp_ms: i64,
 }
 
 impl MetadataImage {
@@ -39,10 +84,28 @@ impl MetadataImage {
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicImage> {
-        self.topics.values().find(|t| t.id == id)
+        self.topic_names.get(&id).and_then(|n| self.topics.get(n))
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionImage> {
+        self.topics.get(topic).and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
     }
 
     pub fn partition_count(&self) -> usize {
         self.topics.values().map(|t| t.partitions.len()).sum()
+    }
+
+    /// Registered brokers that are not fenced: the ones clients see and placement uses.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    pub fn is_live(&self, broker: i32) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// Partitions with no leader.
+    pub fn offline_partitions(&self) -> usize {
+        self.topics.values().flat_map(|t| &t.partitions).filter(|p| p.leader < 0).count()
     }
 }

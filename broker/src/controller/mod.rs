@@ -1,317 +1,513 @@
-//! The controller: the single owner of cluster metadata (topics, partitions, configs,
-//! producer id blocks). Every change is validated, made durable, then published as a new
-//! immutable [`MetadataImage`] that brokers apply.
+//! The controller: the owner of cluster metadata (brokers, topics, partitions, configs,
+//! producer id blocks). Every change goes through the active controller, which checks it
+//! against the current image (`decide`), writes the resulting records to the metadata log that
+//! the Raft quorum replicates (`quorum`), and answers once they are committed and applied.
+//! Every node applies the same records and publishes each new [`MetadataImage`].
 //!
-//! Single node today: the controller runs inside the broker and persists a snapshot file.
-//! The operations are the ones a KRaft quorum controller would replicate as records.
+//! A node that is not the active controller forwards requests to it over the controller
+//! listener; `submit` hides where the active controller is and retries while an election runs.
+mod decide;
+pub mod election;
+pub mod heartbeats;
 mod image;
-mod store;
+mod legacy;
+pub mod placement;
+pub mod quorum;
+pub mod records;
+pub mod requests;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
+use tokio::sync::watch;
 use uuid::Uuid;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use store::{MetadataStore, StoreError};
+pub use decide::{validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
+pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
+pub use requests::{ConfigOp, ControllerError, ControllerReply, ControllerRequest};
 
-use crate::cluster::topic_config::validate_topic_config;
+use heartbeats::BrokerHeartbeats;
+use placement::Seed;
+use quorum::rpc::{RpcClient, RpcHandler, RpcRequest, RpcResponse};
+use quorum::state_machine::StateMachine;
+use quorum::{MetadataBatch, MetadataRaft};
+use records::MetadataRecord;
 
-/// Partitions one topic may have; a CreateTopics asking for more is refused rather than
-/// creating millions of directories.
-pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
-/// Producer ids handed out per persisted block.
+use crate::config::BrokerConfig;
+
+/// Producer ids a broker reserves per request to the controller.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Why a metadata change was refused; each maps to a Kafka error code.
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error("topic '{0}' already exists")]
-    TopicExists(String),
-    #[error("topic '{0}' does not exist")]
-    UnknownTopic(String),
-    #[error("invalid topic name '{name}': {reason}")]
-    InvalidTopic { name: String, reason: String },
-    #[error("{0}")]
-    InvalidPartitions(String),
-    #[error("{0}")]
-    InvalidReplicationFactor(String),
-    #[error("{0}")]
-    InvalidConfig(String),
-    #[error("topic deletion is disabled (delete.topic.enable=false)")]
-    DeletionDisabled,
-    #[error("could not persist metadata: {0}")]
-    Storage(#[from] StoreError),
+/// Counters for the controller metrics.
+#[derive(Default)]
+pub struct ControllerStats {
+    pub elections_won: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub fenced: AtomicU64,
+    pub commit_latency_us_total: AtomicU64,
+    pub commits: AtomicU64,
+    pub rpc: Arc<quorum::rpc::RpcStats>,
 }
 
-impl ControllerError {
-    pub fn code(&self) -> i16 {
-        match self {
-            ControllerError::TopicExists(_) => 36,
-            ControllerError::UnknownTopic(_) => 3,
-            ControllerError::InvalidTopic { .. } => 17,
-            ControllerError::InvalidPartitions(_) => 37,
-            ControllerError::InvalidReplicationFactor(_) => 38,
-            ControllerError::InvalidConfig(_) => 40,
-            ControllerError::DeletionDisabled => 73,
-            ControllerError::Storage(_) => 56,
-        }
-    }
+/// Where the active controller is, as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveController {
+    Local,
+    Remote(i32),
+    Unknown,
 }
 
-/// An IncrementalAlterConfigs operation on one topic config.
-#[derive(Debug, Clone)]
-pub enum ConfigOp {
-    Set(String, String),
-    Delete(String),
-}
-
-/// The metadata owner.
 pub struct Controller {
     node_id: i32,
-    live_brokers: Vec<i32>,
-    store: MetadataStore,
-    image: RwLock<Arc<MetadataImage>>,
-    /// Serialises changes so each one validates against the image it replaces.
-    change: Mutex<()>,
-    /// Next producer id to hand out and the end of the persisted block it comes from.
-    producer_ids: Mutex<(i64, i64)>,
+    config: BrokerConfig,
+    raft: MetadataRaft,
+    sm: StateMachine,
+    /// Serialises decisions on the active controller, so each validates against the image
+    /// the previous one produced.
+    write_lock: tokio::sync::Mutex<()>,
+    heartbeats: Mutex<BrokerHeartbeats>,
+    /// Idle connections to other controllers, for forwarding.
+    pool: Mutex<Vec<RpcClient>>,
+    /// This broker's reserved producer ids: next, end.
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    pub stats: ControllerStats,
 }
 
 impl Controller {
-    /// Loads the stored image or starts a new cluster with `cluster_id` (generated if `None`).
-    pub fn open(dir: &Path, node_id: i32, cluster_id: Option<String>) -> Result<Self, ControllerError> {
-        let store = MetadataStore::new(dir);
-        let image = match store.load()? {
-            Some(image) => image,
-            None => {
-                let image = MetadataImage {
-                    cluster_id: cluster_id.unwrap_or_else(new_cluster_id),
-                    ..Default::default()
-                };
-                store.save(&image)?;
-                image
+    /// Starts this node's part of the metadata quorum from `metadata.log.dir`.
+    pub async fn start(config: &BrokerConfig) -> anyhow::Result<Arc<Self>> {
+        let dir = config.metadata_log_dir.join(crate::log::log_manager::METADATA_LOG_DIR);
+        let (raft, sm) = quorum::start(config, &dir).await?;
+        let session = Duration::from_millis(config.cluster.session_timeout_ms);
+        let c = Arc::new(Self {
+            node_id: config.node_id,
+            config: config.clone(),
+            raft,
+            sm,
+            write_lock: Default::default(),
+            heartbeats: Mutex::new(BrokerHeartbeats::new(session)),
+            pool: Default::default(),
+            producer_ids: Default::default(),
+            stats: Default::default(),
+        });
+        if config.cluster.voter_ids(config.node_id).len() == 1 {
+            // Alone in the quorum: no need to wait an election timeout to lead.
+            let _ = c.raft.trigger().elect().await;
+        }
+        Ok(c)
+    }
+
+    /// The current metadata image (what this node has applied).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.sm.image()
+    }
+
+    /// Changes whenever this node applies metadata records.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.sm.subscribe()
+    }
+
+    pub fn raft(&self) -> &MetadataRaft {
+        &self.raft
+    }
+
+    pub fn apply_errors(&self) -> u64 {
+        self.sm.apply_errors()
+    }
+
+    /// Where the active controller is.
+    pub fn active(&self) -> ActiveController {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(id) if id == self.node_id as u64 && m.state == openraft::ServerState::Leader => ActiveController::Local,
+            Some(id) if id != self.node_id as u64 => ActiveController::Remote(id as i32),
+            _ => ActiveController::Unknown,
+        }
+    }
+
+    /// The active controller's id, or -1 while none is known.
+    pub fn controller_id(&self) -> i32 {
+        match self.active() {
+            ActiveController::Local => self.node_id,
+            ActiveController::Remote(id) => id,
+            ActiveController::Unknown => -1,
+        }
+    }
+
+    /// True while this node is the active controller and a quorum has acknowledged it within
+    /// an election timeout (a leader cut off from its quorum stops counting itself).
+    pub fn is_active(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let lease = self.config.cluster.election_timeout_ms;
+        m.state == openraft::ServerState::Leader
+            && m.current_leader == Some(self.node_id as u64)
+            && m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease)
+    }
+
+    /// Sends `request` to the active controller, wherever it is, retrying while there is none
+    /// (an election) for up to `controller.quorum.request.timeout.ms`.
+    pub async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply, ControllerError> {
+        let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
+        self.submit_within(request, timeout).await
+    }
+
+    pub async fn submit_within(&self, request: ControllerRequest, timeout: Duration) -> Result<ControllerReply, ControllerError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let outcome = match self.active() {
+                ActiveController::Local => self.execute(request.clone()).await,
+                ActiveController::Remote(id) => self.forward(id, &request, deadline).await,
+                ActiveController::Unknown => Err(ControllerError::NotController("no controller is elected".into())),
+            };
+            match outcome {
+                Ok((reply, offset)) => {
+                    self.wait_applied(offset, deadline).await;
+                    return Ok(reply);
+                }
+                Err(ControllerError::NotController(why)) => {
+                    if Instant::now() >= deadline {
+                        return Err(ControllerError::NotController(why));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until this node has applied the metadata log up to `offset` (read your writes),
+    /// or until `deadline`.
+    async fn wait_applied(&self, offset: i64, deadline: Instant) {
+        let mut rx = self.subscribe();
+        while self.image().last_offset < offset {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn forward(&self, id: i32, request: &ControllerRequest, deadline: Instant) -> Result<(ControllerReply, i64), ControllerError> {
+        let Some(voter) = self.config.cluster.voter(id) else {
+            return Err(ControllerError::NotController(format!("controller {id} is not in controller.quorum.voters")));
+        };
+        let addr = voter.address();
+        let mut client = {
+            let mut pool = self.pool.lock();
+            match pool.iter().position(|c| c.address() == addr) {
+                Some(i) => pool.swap_remove(i),
+                None => RpcClient::new(addr.clone(), Duration::from_millis(self.config.cluster.request_timeout_ms)),
             }
         };
-        let next = image.next_producer_id;
-        Ok(Self {
-            node_id,
-            live_brokers: vec![node_id],
-            store,
-            image: RwLock::new(Arc::new(image)),
-            change: Mutex::new(()),
-            producer_ids: Mutex::new((next, next)),
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let result = client.call(&RpcRequest::Controller(request.clone()), Some(left)).await;
+        match result {
+            Ok(RpcResponse::Controller(r)) => {
+                self.pool.lock().push(client);
+                r
+            }
+            Ok(other) => Err(ControllerError::NotController(format!("controller {id} answered {other:?}"))),
+            Err(e) => Err(ControllerError::NotController(format!("controller {id} at {addr} is unreachable: {e}"))),
+        }
+    }
+
+    /// Runs a request on this node, which must be the active controller; answers with the
+    /// metadata offset the reply reflects.
+    pub async fn execute(&self, request: ControllerRequest) -> Result<(ControllerReply, i64), ControllerError> {
+        let reply = self.decide_and_write(request).await?;
+        Ok((reply, self.image().last_offset))
+    }
+
+    async fn decide_and_write(&self, request: ControllerRequest) -> Result<ControllerReply, ControllerError> {
+        if !self.is_active() {
+            return Err(ControllerError::NotController(format!("node {} is not the active controller", self.node_id)));
+        }
+        if let ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset, want_shutdown } = request {
+            return self.heartbeat(broker_id, broker_epoch, metadata_offset, want_shutdown).await;
+        }
+        let _guard = self.write_lock.lock().await;
+        if self.image().cluster_id.is_empty() {
+            // The first record of a new cluster is its id: nothing is decided before it.
+            self.initialise_cluster_locked().await?;
+        }
+        let image = self.image();
+        let seed = random_seed();
+        let decided = match &request {
+            ControllerRequest::CreateTopic { name, partitions, replication_factor, assignments, configs, .. } => {
+                let partitions = if *partitions == -1 { self.config.num_partitions } else { *partitions };
+                let rf = if *replication_factor == -1 { self.config.default_replication_factor } else { *replication_factor };
+                decide::create_topic(&image, name, partitions, rf, assignments.as_deref(), configs, Uuid::new_v4(), seed)
+            }
+            ControllerRequest::DeleteTopic { name } => decide::delete_topic(&image, name),
+            ControllerRequest::CreatePartitions { name, count, assignments, .. } => {
+                decide::create_partitions(&image, name, *count, assignments.as_deref(), seed)
+            }
+            ControllerRequest::AlterTopicConfigs { name, ops, .. } => decide::alter_topic_configs(&image, name, ops),
+            ControllerRequest::AllocateProducerIds { broker_id, count } => Ok(vec![MetadataRecord::ProducerIds {
+                broker_id: *broker_id,
+                next_producer_id: image.next_producer_id + (*count).clamp(1, 1_000_000),
+            }]),
+            ControllerRequest::RegisterBroker { broker_id, incarnation_id, endpoints, rack } => {
+                if let Some(existing) = image.brokers.get(broker_id) {
+                    if existing.incarnation_id == *incarnation_id {
+                        // A retry whose first answer was lost.
+                        return Ok(ControllerReply::Registered { broker_epoch: existing.epoch });
+                    }
+                    if !existing.fenced && self.heartbeats.lock().is_alive(*broker_id, Instant::now()) {
+                        return Err(ControllerError::DuplicateBrokerRegistration(*broker_id, existing.incarnation_id));
+                    }
+                }
+                // The previous incarnation's leaderships move away, as when it is fenced.
+                let mut recs = election::on_broker_fenced(&image, *broker_id);
+                recs.push(MetadataRecord::RegisterBroker {
+                    broker_id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    endpoints: endpoints.clone(),
+                    rack: rack.clone(),
+                });
+                Ok(recs)
+            }
+            // Answered above, before any decision.
+            ControllerRequest::BrokerHeartbeat { .. } => Ok(Vec::new()),
+        };
+        let records = decided?;
+        let validate_only = matches!(
+            &request,
+            ControllerRequest::CreateTopic { validate_only: true, .. }
+                | ControllerRequest::CreatePartitions { validate_only: true, .. }
+                | ControllerRequest::AlterTopicConfigs { validate_only: true, .. }
+        );
+        if validate_only {
+            return Ok(match &request {
+                ControllerRequest::CreateTopic { .. } => ControllerReply::Topic(preview_topic(&image, &records)),
+                ControllerRequest::CreatePartitions { name, .. } | ControllerRequest::AlterTopicConfigs { name, .. } => {
+                    let mut img = (*image).clone();
+                    for r in &records {
+                        let _ = img.apply(r, image.last_offset, 0);
+                    }
+                    ControllerReply::Topic(img.topic(name).cloned().ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?)
+                }
+                _ => ControllerReply::Topic(preview_topic(&image, &records)),
+            });
+        }
+        let deleted = match &request {
+            ControllerRequest::DeleteTopic { name } => image.topic(name).cloned(),
+            _ => None,
+        };
+        let offset = self.write(records).await?;
+        let image = self.image();
+        let topic = |name: &str| image.topic(name).cloned().ok_or_else(|| ControllerError::UnknownTopic(name.to_string()));
+        Ok(match request {
+            ControllerRequest::CreateTopic { name, .. }
+            | ControllerRequest::CreatePartitions { name, .. }
+            | ControllerRequest::AlterTopicConfigs { name, .. } => ControllerReply::Topic(topic(&name)?),
+            ControllerRequest::DeleteTopic { name } => ControllerReply::TopicDeleted(deleted.ok_or(ControllerError::UnknownTopic(name))?),
+            ControllerRequest::AllocateProducerIds { count, .. } => {
+                ControllerReply::ProducerIds { start: image.next_producer_id - count.clamp(1, 1_000_000), count: count.clamp(1, 1_000_000) }
+            }
+            ControllerRequest::RegisterBroker { broker_id, .. } => {
+                self.heartbeats.lock().touch(broker_id, Instant::now());
+                tracing::info!(target: "state.change.logger", broker = broker_id, broker_epoch = offset, "registered broker");
+                ControllerReply::Registered { broker_epoch: offset as i64 }
+            }
+            ControllerRequest::BrokerHeartbeat { .. } => ControllerReply::Heartbeat { fenced: true, should_shut_down: false },
         })
     }
 
-    /// The current metadata image.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().clone()
-    }
-
-    pub fn controller_id(&self) -> i32 {
-        self.node_id
-    }
-
-    /// Applies `f` to a copy of the image; persists and publishes the result if `f` succeeds
-    /// and `commit` is true.
-    fn change<T>(
-        &self,
-        commit: bool,
-        f: impl FnOnce(&mut MetadataImage) -> Result<T, ControllerError>,
-    ) -> Result<(T, Arc<MetadataImage>), ControllerError> {
-        let _guard = self.change.lock();
-        let mut next = (**self.image.read()).clone();
-        let out = f(&mut next)?;
-        if !commit {
-            return Ok((out, self.image()));
-        }
-        self.store.save(&next)?;
-        let next = Arc::new(next);
-        *self.image.write() = next.clone();
-        Ok((out, next))
-    }
-
-    /// Creates a topic. `partitions`/`replication_factor` of -1 mean the broker defaults.
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<TopicImage, ControllerError> {
-        validate_topic_name(name)?;
-        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
-            return Err(ControllerError::InvalidPartitions(format!(
-                "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {partitions}"
-            )));
-        }
-        let live = self.live_brokers.len() as i16;
-        if replication_factor < 1 || replication_factor > live {
-            return Err(ControllerError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor} is larger than the {live} available broker(s); \
-                 use at most {live} or add brokers"
-            )));
-        }
-        for (k, v) in &configs {
-            validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
-        }
-        let node = self.node_id;
-        let (topic, _) = self.change(!validate_only, |image| {
-            if image.topics.contains_key(name) {
-                return Err(ControllerError::TopicExists(name.to_string()));
+    /// Writes records as one batch and waits until they are committed and applied here.
+    async fn write(&self, records: Vec<MetadataRecord>) -> Result<u64, ControllerError> {
+        let batch = MetadataBatch { records, timestamp_ms: now_ms() };
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
+        let written = tokio::time::timeout(timeout, self.raft.client_write(batch)).await;
+        let response = match written {
+            Err(_) => return Err(ControllerError::Timeout(format!("no quorum acknowledged it within {timeout:?}"))),
+            Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
+                return Err(ControllerError::NotController(format!("leadership moved to {:?}", f.leader_id)))
             }
-            if let Some(other) = image.topics.keys().find(|t| collides(t, name)) {
-                return Err(ControllerError::InvalidTopic {
-                    name: name.to_string(),
-                    reason: format!("it collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"),
-                });
-            }
-            let topic = TopicImage {
-                name: name.to_string(),
-                id: Uuid::new_v4(),
-                partitions: (0..partitions).map(|_| new_partition(node)).collect(),
-                configs,
-            };
-            image.topics.insert(name.to_string(), topic.clone());
-            Ok(topic)
-        })?;
-        Ok(topic)
+            Ok(Err(e)) => return Err(ControllerError::Storage(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.commit_latency_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(response.data.offset)
     }
 
-    /// Deletes a topic, returning what it was.
-    pub fn delete_topic(&self, name: &str, allowed: bool) -> Result<TopicImage, ControllerError> {
-        if !allowed {
-            return Err(ControllerError::DeletionDisabled);
-        }
-        let (topic, _) = self.change(true, |image| {
-            image.topics.remove(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))
-        })?;
-        Ok(topic)
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<TopicImage, ControllerError> {
-        let node = self.node_id;
-        let (topic, _) = self.change(!validate_only, |image| {
-            let topic = image.topics.get_mut(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
-            let current = topic.partitions.len() as i32;
-            if count <= current {
-                return Err(ControllerError::InvalidPartitions(format!(
-                    "topic '{name}' has {current} partitions; the new count {count} must be larger (partitions cannot be removed)"
-                )));
-            }
-            if count > MAX_PARTITIONS_PER_TOPIC {
-                return Err(ControllerError::InvalidPartitions(format!(
-                    "at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic, asked for {count}"
-                )));
-            }
-            topic.partitions.extend((current..count).map(|_| new_partition(node)));
-            Ok(topic.clone())
-        })?;
-        Ok(topic)
-    }
-
-    /// Applies config operations to a topic atomically.
-    pub fn alter_topic_configs(&self, name: &str, ops: &[ConfigOp], validate_only: bool) -> Result<TopicImage, ControllerError> {
-        for op in ops {
-            if let ConfigOp::Set(k, v) = op {
-                validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+    async fn heartbeat(&self, broker_id: i32, epoch: i64, metadata_offset: i64, want_shutdown: bool) -> Result<ControllerReply, ControllerError> {
+        let image = self.image();
+        let Some(reg) = image.brokers.get(&broker_id).filter(|b| b.epoch == epoch) else {
+            return Err(ControllerError::StaleBrokerEpoch { broker_id, broker_epoch: epoch });
+        };
+        self.heartbeats.lock().touch(broker_id, Instant::now());
+        if reg.fenced && metadata_offset >= epoch && !want_shutdown {
+            let _guard = self.write_lock.lock().await;
+            let image = self.image();
+            if image.brokers.get(&broker_id).is_some_and(|b| b.epoch == epoch && b.fenced) {
+                let mut recs = vec![MetadataRecord::UnfenceBroker { broker_id, broker_epoch: epoch }];
+                recs.extend(election::on_broker_unfenced(&image, broker_id));
+                self.write(recs).await?;
+                tracing::info!(target: "state.change.logger", broker = broker_id, broker_epoch = epoch, "unfenced broker: it has caught up with the metadata");
             }
         }
-        let (topic, _) = self.change(!validate_only, |image| {
-            let topic = image.topics.get_mut(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
-            for op in ops {
-                match op {
-                    ConfigOp::Set(k, v) => {
-                        topic.configs.insert(k.clone(), v.clone());
-                    }
-                    ConfigOp::Delete(k) => {
-                        topic.configs.remove(k);
-                    }
+        let fenced = self.image().brokers.get(&broker_id).is_none_or(|b| b.fenced);
+        Ok(ControllerReply::Heartbeat { fenced, should_shut_down: false })
+    }
+
+    /// Fences brokers whose session expired; run periodically by the active controller.
+    async fn fence_expired(&self) {
+        let image = self.image();
+        let unfenced: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
+        let expired = self.heartbeats.lock().expired(unfenced, Instant::now());
+        for broker_id in expired {
+            let _guard = self.write_lock.lock().await;
+            let image = self.image();
+            let Some(b) = image.brokers.get(&broker_id).filter(|b| !b.fenced) else { continue };
+            let mut recs = vec![MetadataRecord::FenceBroker { broker_id, broker_epoch: b.epoch }];
+            recs.extend(election::on_broker_fenced(&image, broker_id));
+            let moved = recs.len() - 1;
+            match self.write(recs).await {
+                Ok(_) => {
+                    self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(target: "state.change.logger", broker = broker_id, partitions_changed = moved,
+                        session_timeout_ms = self.config.cluster.session_timeout_ms, "fenced broker: no heartbeat within its session");
                 }
+                Err(e) => tracing::warn!(target: "state.change.logger", broker = broker_id, error = %e, "could not fence broker"),
             }
-            Ok(topic.clone())
-        })?;
-        Ok(topic)
+        }
     }
 
-    /// Hands out a new producer id; ids come from durably reserved blocks so a restart never
-    /// reuses one that may already be in a log.
-    pub fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
-        let mut ids = self.producer_ids.lock();
+    /// The active controller's periodic work: notice a new term, write the cluster id (or
+    /// import a pre-quorum metadata file) once, fence brokers whose session expired.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let tick = Duration::from_millis((self.config.cluster.heartbeat_interval_ms / 2).clamp(20, 200));
+        let mut was_active = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => return,
+            }
+            let active = self.is_active();
+            if active && !was_active {
+                self.stats.elections_won.fetch_add(1, Ordering::Relaxed);
+                self.heartbeats.lock().reset();
+                let term = self.raft.metrics().borrow().current_term;
+                tracing::info!(target: "org.apache.kafka.controller.QuorumController", node = self.node_id, term, "became the active controller");
+                if let Err(e) = self.initialise_cluster().await {
+                    tracing::warn!(target: "org.apache.kafka.controller.QuorumController", error = %e, "could not write the cluster id; will retry");
+                    continue;
+                }
+            } else if !active && was_active {
+                tracing::info!(target: "org.apache.kafka.controller.QuorumController", node = self.node_id, "no longer the active controller");
+            }
+            was_active = active;
+            if active {
+                self.fence_expired().await;
+            }
+        }
+    }
+
+    /// Writes the cluster id into a new metadata log, importing the metadata file of a
+    /// single-node Lantern from before the quorum if there is one.
+    async fn initialise_cluster(&self) -> Result<(), ControllerError> {
+        let _guard = self.write_lock.lock().await;
+        self.initialise_cluster_locked().await
+    }
+
+    async fn initialise_cluster_locked(&self) -> Result<(), ControllerError> {
+        let image = self.image();
+        if !image.cluster_id.is_empty() {
+            return Ok(());
+        }
+        let mut records = match legacy::import(&self.config.metadata_log_dir, self.node_id) {
+            Ok(Some(recs)) => {
+                tracing::info!(target: "org.apache.kafka.controller.QuorumController", records = recs.len(), "importing the metadata of a single-node Lantern from before the quorum");
+                recs
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => return Err(ControllerError::Storage(e)),
+        };
+        if !records.iter().any(|r| matches!(r, MetadataRecord::ClusterId { .. })) {
+            let id = self.config.cluster_id.clone().unwrap_or_else(new_cluster_id);
+            records.insert(0, MetadataRecord::ClusterId { cluster_id: id });
+        }
+        self.write(records).await.map(|_| ())
+    }
+
+    /// A producer id from this broker's reserved block, reserving a new block when it runs out.
+    pub async fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let (block_start, _) = self.change(true, |image| {
-                let start = image.next_producer_id;
-                image.next_producer_id = start + PRODUCER_ID_BLOCK;
-                Ok(start)
-            })?;
-            *ids = (block_start, block_start + PRODUCER_ID_BLOCK);
+            let reply = self.submit(ControllerRequest::AllocateProducerIds { broker_id: self.node_id, count: PRODUCER_ID_BLOCK }).await?;
+            let ControllerReply::ProducerIds { start, count } = reply else {
+                return Err(ControllerError::Storage("unexpected answer to AllocateProducerIds".into()));
+            };
+            *ids = (start, start + count);
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
     }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
 }
 
-fn new_partition(node: i32) -> PartitionImage {
-    PartitionImage { leader: node, leader_epoch: 0, replicas: vec![node], isr: vec![node] }
+impl RpcHandler for Controller {
+    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        match request {
+            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(self.raft.append_entries(r).await),
+            RpcRequest::Vote(r) => RpcResponse::Vote(self.raft.vote(r).await),
+            RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(self.raft.install_snapshot(r).await),
+            // Forwarded requests are served only by the active controller (no chains).
+            RpcRequest::Controller(r) => RpcResponse::Controller(self.execute(r).await),
+        }
+    }
 }
 
-fn new_cluster_id() -> String {
+/// RPC handler bound to a shared controller.
+pub struct SharedController(pub Arc<Controller>);
+
+impl RpcHandler for SharedController {
+    async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        self.0.handle(request).await
+    }
+}
+
+/// The topic a CreateTopics with validate_only would create.
+fn preview_topic(image: &MetadataImage, records: &[MetadataRecord]) -> TopicImage {
+    let mut img = image.clone();
+    for r in records {
+        let _ = img.apply(r, image.last_offset, 0);
+    }
+    let name = records.iter().find_map(|r| match r {
+        MetadataRecord::Topic { name, .. } => Some(name.clone()),
+        _ => None,
+    });
+    name.and_then(|n| img.topics.remove(&n)).unwrap_or(TopicImage {
+        name: String::new(),
+        id: Uuid::nil(),
+        partitions: Vec::new(),
+        configs: BTreeMap::new(),
+    })
+}
+
+fn random_seed() -> Seed {
+    let n = Uuid::new_v4().as_u128();
+    Seed { start_index: (n & 0xffff) as usize, replica_shift: ((n >> 16) & 0xffff) as usize }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub fn new_cluster_id() -> String {
     // Kafka's cluster ids are URL-safe base64 of a UUID (22 characters).
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let n = Uuid::new_v4().as_u128();
     (0..22).map(|i| ALPHABET[((n >> (i * 6)) & 63) as usize] as char).collect()
-}
-
-fn collides(a: &str, b: &str) -> bool {
-    a != b && a.replace('.', "_") == b.replace('.', "_")
-}
-
-/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
-    let bad = |reason: &str| Err(ControllerError::InvalidTopic { name: name.to_string(), reason: reason.to_string() });
-    if name.is_empty() {
-        return bad("it is empty");
-    }
-    if name == "." || name == ".." {
-        return bad("'.' and '..' are not allowed");
-    }
-    if name.len() > 249 {
-        return bad("it is longer than 249 characters");
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_and_producer_ids_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Controller::open(dir.path(), 1, None).unwrap();
-        c.create_topic("orders", 6, 1, BTreeMap::new(), false).unwrap();
-        assert!(matches!(c.create_topic("orders", 1, 1, BTreeMap::new(), false), Err(ControllerError::TopicExists(_))));
-        assert!(matches!(c.create_topic("x", 1, 3, BTreeMap::new(), false), Err(ControllerError::InvalidReplicationFactor(_))));
-        assert!(matches!(c.create_topic("a/b", 1, 1, BTreeMap::new(), false), Err(ControllerError::InvalidTopic { .. })));
-        assert!(matches!(c.create_topic("big", i32::MAX, 1, BTreeMap::new(), false), Err(ControllerError::InvalidPartitions(_))));
-        c.create_topic("dry", 1, 1, BTreeMap::new(), true).unwrap();
-        assert!(c.image().topic("dry").is_none());
-        let first = c.allocate_producer_id().unwrap();
-        c.create_partitions("orders", 8, false).unwrap();
-        let cluster = c.image().cluster_id.clone();
-        drop(c);
-        let c = Controller::open(dir.path(), 1, None).unwrap();
-        assert_eq!(c.image().cluster_id, cluster);
-        assert_eq!(c.image().topic("orders").unwrap().partitions.len(), 8);
-        assert!(c.allocate_producer_id().unwrap() > first);
-    }
 }

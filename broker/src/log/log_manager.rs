@@ -21,6 +21,9 @@ use std::sync::Arc;
 pub type SharedLog = Arc<Mutex<PartitionLog>>;
 
 /// Kafka's limit on topic name length.
+/// The quorum's metadata log directory inside `metadata.log.dir`; never a partition here.
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 const LOCK_FILE: &str = ".lock";
 const DELETE_SUFFIX: &str = "-delete";
@@ -147,6 +150,10 @@ impl LogManager {
                 if name.ends_with(DELETE_SUFFIX) {
                     tracing::info!(target: "kafka.log.LogManager", dir = %path.display(), "removing partition directory left by an interrupted deletion");
                     fs::remove_dir_all(&path).map_err(LogError::io("removing deleted partition", &path))?;
+                    continue;
+                }
+                // The metadata log lives beside the partitions (as in Kafka) but is the quorum's.
+                if name == METADATA_LOG_DIR {
                     continue;
                 }
                 let Some((topic, partition)) = parse_partition_dir_name(&name) else {

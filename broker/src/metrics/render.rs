@@ -78,7 +78,14 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     let per_partition = |f: fn(&(String, i32, u64, usize, i64, i64)) -> f64| -> Series {
         s.partitions.iter().map(|p| (vec![p.0.clone(), p.1.to_string()], Value::Number(f(p)))).collect()
     };
-    let partitions_of_image = || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p)));
+    // The partitions assigned to this broker (Kafka registers partition metrics where they
+    // are hosted).
+    let node = broker.node_id();
+    let partitions_of_image =
+        || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p))).filter(move |(_, _, p)| p.replicas.contains(&node));
+    // Cluster-wide counts come from the active controller only, so sums over brokers are right.
+    let active = broker.controller.is_active();
+    let from_controller = |v: f64| one(if active { v } else { 0.0 });
     let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
     let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
     let leo = |topic: &str, p: i32| s.partitions.iter().find(|x| x.0 == topic && x.1 == p).map(|x| x.5);
@@ -116,12 +123,12 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
             })
             .collect()
     }
-    else if is(&c::ACTIVE_CONTROLLER_COUNT) { one((broker.controller.controller_id() == broker.node_id()) as u8 as f64) }
-    else if is(&c::OFFLINE_PARTITIONS) { one(partitions_of_image().filter(|(_, _, p)| p.leader < 0).count() as f64) }
-    else if is(&c::GLOBAL_TOPIC_COUNT) { one(image.topics.len() as f64) }
-    else if is(&c::GLOBAL_PARTITION_COUNT) { one(image.partition_count() as f64) }
-    else if is(&c::ACTIVE_BROKER_COUNT) { one(1.0) }
-    else if is(&c::FENCED_BROKER_COUNT) { one(0.0) }
+    else if is(&c::ACTIVE_CONTROLLER_COUNT) { one(active as u8 as f64) }
+    else if is(&c::OFFLINE_PARTITIONS) { from_controller(image.offline_partitions() as f64) }
+    else if is(&c::GLOBAL_TOPIC_COUNT) { from_controller(image.topics.len() as f64) }
+    else if is(&c::GLOBAL_PARTITION_COUNT) { from_controller(image.partition_count() as f64) }
+    else if is(&c::ACTIVE_BROKER_COUNT) { from_controller(image.live_brokers().count() as f64) }
+    else if is(&c::FENCED_BROKER_COUNT) { from_controller(image.brokers.values().filter(|b| b.fenced).count() as f64) }
     else if is(&c::LOG_SIZE) { per_partition(|p| p.2 as f64) }
     else if is(&c::LOG_SEGMENTS) { per_partition(|p| p.3 as f64) }
     else if is(&c::LOG_START_OFFSET) { per_partition(|p| p.4 as f64) }

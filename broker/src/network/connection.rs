@@ -191,7 +191,7 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     let follower = matches!(&request.body, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
     let handles = m.request_handles.api(m, api_key, follower);
     let started = Instant::now();
-    let mut ctx = api::RequestContext::new(conn.peer, &request.header);
+    let mut ctx = api::RequestContext::new(conn.peer, &conn.listener, &request.header);
     // Tracing off: `tracer` is None and this is the only cost.
     let mut span = broker.tracer.as_ref().and_then(|tracer| {
         let info = RequestInfo {

@@ -1,0 +1,255 @@
+//! The active controller's decisions: a request checked against the current image becomes the
+//! records to write, or a refusal. Pure: the image, the random seed and the new ids come in,
+//! records go out; nothing here does I/O.
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::image::MetadataImage;
+use super::placement::{self, Candidate, Seed};
+use super::records::{ConfigResource, MetadataRecord};
+use super::requests::{ConfigOp, ControllerError};
+use crate::cluster::topic_config::validate_topic_config;
+
+/// Partitions one topic may have; a CreateTopics asking for more is refused rather than
+/// creating millions of directories.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+fn candidates(image: &MetadataImage) -> Vec<Candidate> {
+    image.live_brokers().map(|b| Candidate { id: b.id, rack: b.rack.clone() }).collect()
+}
+
+/// Checks explicit replica assignments: every list the same length, distinct, registered
+/// brokers.
+fn check_assignments(image: &MetadataImage, lists: &[Vec<i32>]) -> Result<usize, ControllerError> {
+    let bad = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
+    let Some(first) = lists.first() else { return bad("the replica assignment lists no partitions".into()) };
+    let rf = first.len();
+    for (i, l) in lists.iter().enumerate() {
+        if l.is_empty() || l.len() != rf {
+            return bad(format!("partition {i} lists {} replicas; every partition needs the same number (at least 1)", l.len()));
+        }
+        if l.iter().collect::<BTreeSet<_>>().len() != l.len() {
+            return bad(format!("partition {i} lists a broker twice: {l:?}"));
+        }
+        if let Some(b) = l.iter().find(|b| !image.brokers.contains_key(b)) {
+            return bad(format!("partition {i} names broker {b}, which is not registered"));
+        }
+    }
+    Ok(rf)
+}
+
+fn partition_records(topic_id: Uuid, first: usize, lists: Vec<Vec<i32>>, image: &MetadataImage) -> impl Iterator<Item = MetadataRecord> + '_ {
+    lists.into_iter().enumerate().map(move |(i, replicas)| {
+        // The first live replica leads; the ISR starts as the leader alone until followers
+        // replicate (they have nothing to copy yet, but Lantern claims only what it does).
+        let leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
+        let isr = if leader >= 0 { vec![leader] } else { vec![replicas[0]] };
+        MetadataRecord::Partition { topic_id, partition: (first + i) as i32, replicas, isr, leader }
+    })
+}
+
+/// CreateTopics for one topic (partitions and replication factor already defaulted).
+#[allow(clippy::too_many_arguments)]
+pub fn create_topic(
+    image: &MetadataImage,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignments: Option<&[Vec<i32>]>,
+    configs: &BTreeMap<String, String>,
+    topic_id: Uuid,
+    seed: Seed,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    validate_topic_name(name)?;
+    if image.topics.contains_key(name) {
+        return Err(ControllerError::TopicExists(name.to_string()));
+    }
+    if let Some(other) = image.topics.keys().find(|t| collides(t, name)) {
+        return Err(ControllerError::InvalidTopic {
+            name: name.to_string(),
+            reason: format!("it collides with existing topic '{other}' ('.' and '_' are treated alike in metric names)"),
+        });
+    }
+    for (k, v) in configs {
+        validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+    }
+    let lists = match assignments {
+        Some(lists) => {
+            check_assignments(image, lists)?;
+            if lists.len() > MAX_PARTITIONS_PER_TOPIC as usize {
+                return Err(ControllerError::InvalidPartitions(format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic")));
+            }
+            lists.to_vec()
+        }
+        None => {
+            if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+                return Err(ControllerError::InvalidPartitions(format!(
+                    "number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, got {partitions}"
+                )));
+            }
+            let brokers = candidates(image);
+            let live = brokers.len();
+            if replication_factor < 1 || replication_factor as usize > live {
+                return Err(ControllerError::InvalidReplicationFactor(format!(
+                    "replication factor {replication_factor} is larger than the {live} available broker(s); use at most {live} or add brokers"
+                )));
+            }
+            placement::assign(&brokers, partitions as usize, replication_factor as usize, 0, seed)
+        }
+    };
+    let mut records = vec![MetadataRecord::Topic { name: name.to_string(), topic_id }];
+    records.extend(partition_records(topic_id, 0, lists, image));
+    for (k, v) in configs {
+        records.push(MetadataRecord::Config { resource: ConfigResource::Topic, name: name.to_string(), key: k.clone(), value: Some(v.clone()) });
+    }
+    Ok(records)
+}
+
+pub fn delete_topic(image: &MetadataImage, name: &str) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+    Ok(vec![MetadataRecord::RemoveTopic { topic_id: topic.id }])
+}
+
+/// CreatePartitions: grows `name` to `count` partitions with the replication factor it has.
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    seed: Seed,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "topic '{name}' has {current} partitions; the new count {count} must be larger (partitions cannot be removed)"
+        )));
+    }
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(ControllerError::InvalidPartitions(format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic, asked for {count}")));
+    }
+    let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let added = (count - current) as usize;
+    let lists = match assignments {
+        Some(lists) => {
+            if lists.len() != added {
+                return Err(ControllerError::InvalidReplicaAssignment(format!(
+                    "{} assignments given for {added} new partitions",
+                    lists.len()
+                )));
+            }
+            if check_assignments(image, lists)? != rf {
+                return Err(ControllerError::InvalidReplicaAssignment(format!("the topic's replication factor is {rf}")));
+            }
+            lists.to_vec()
+        }
+        None => {
+            let brokers = candidates(image);
+            if rf > brokers.len() {
+                return Err(ControllerError::InvalidReplicationFactor(format!(
+                    "the topic's replication factor {rf} is larger than the {} available broker(s)",
+                    brokers.len()
+                )));
+            }
+            placement::assign(&brokers, added, rf, current as usize, seed)
+        }
+    };
+    Ok(partition_records(topic.id, current as usize, lists, image).collect())
+}
+
+pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if image.topic(name).is_none() {
+        return Err(ControllerError::UnknownTopic(name.to_string()));
+    }
+    let mut records = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (key, value) = match op {
+            ConfigOp::Set(k, v) => {
+                validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+                (k.clone(), Some(v.clone()))
+            }
+            ConfigOp::Delete(k) => (k.clone(), None),
+        };
+        records.push(MetadataRecord::Config { resource: ConfigResource::Topic, name: name.to_string(), key, value });
+    }
+    Ok(records)
+}
+
+fn collides(a: &str, b: &str) -> bool {
+    a != b && a.replace('.', "_") == b.replace('.', "_")
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    let bad = |reason: &str| Err(ControllerError::InvalidTopic { name: name.to_string(), reason: reason.to_string() });
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return bad("it is longer than 249 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::image::BrokerRegistration;
+
+    const SEED: Seed = Seed { start_index: 0, replica_shift: 0 };
+
+    fn cluster(n: i32) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 1..=n {
+            img.brokers.insert(id, BrokerRegistration { id, epoch: 1, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: false });
+        }
+        img
+    }
+
+    fn apply(img: &mut MetadataImage, recs: Vec<MetadataRecord>) {
+        for r in recs {
+            img.apply(&r, 1, 0).unwrap();
+        }
+    }
+
+    #[test]
+    fn create_spreads_leaders_and_refuses_what_kafka_refuses() {
+        let mut img = cluster(3);
+        let recs = create_topic(&img, "orders", 12, 1, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let leaders: BTreeSet<i32> = img.topic("orders").unwrap().partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, [1, 2, 3].into());
+        let e = |r: Result<Vec<MetadataRecord>, ControllerError>| r.unwrap_err().code();
+        let none = BTreeMap::new();
+        assert_eq!(e(create_topic(&img, "orders", 1, 1, None, &none, Uuid::new_v4(), SEED)), 36);
+        assert_eq!(e(create_topic(&img, "x", 1, 4, None, &none, Uuid::new_v4(), SEED)), 38);
+        assert_eq!(e(create_topic(&img, "a/b", 1, 1, None, &none, Uuid::new_v4(), SEED)), 17);
+        assert_eq!(e(create_topic(&img, "big", i32::MAX, 1, None, &none, Uuid::new_v4(), SEED)), 37);
+        assert_eq!(e(create_topic(&img, "x", 1, 1, Some(&[vec![1, 1]]), &none, Uuid::new_v4(), SEED)), 39);
+        assert_eq!(e(create_topic(&img, "x", 1, 1, Some(&[vec![9]]), &none, Uuid::new_v4(), SEED)), 39);
+        assert_eq!(e(create_partitions(&img, "orders", 12, None, SEED)), 37);
+        let recs = create_partitions(&img, "orders", 14, None, SEED).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(img.topic("orders").unwrap().partitions.len(), 14);
+    }
+
+    #[test]
+    fn explicit_assignments_are_honoured_and_fenced_brokers_are_not_placed_on() {
+        let mut img = cluster(3);
+        img.brokers.get_mut(&3).unwrap().fenced = true;
+        let recs = create_topic(&img, "t", 0, 0, Some(&[vec![3, 1], vec![2, 3]]), &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let p0 = img.partition("t", 0).unwrap();
+        assert_eq!((p0.replicas.clone(), p0.leader), (vec![3, 1], 1));
+        let recs = create_topic(&img, "u", 6, 2, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        assert!(img.topic("u").unwrap().partitions.iter().all(|p| !p.replicas.contains(&3)));
+    }
+}

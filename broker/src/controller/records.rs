@@ -1,0 +1,208 @@
+//! The metadata log's records, named as KRaft names them, and how each changes the image.
+//!
+//! The active controller decides (validates a request against the image, picks placements)
+//! and writes records; every node applies the same records in the same order, so applying must
+//! be deterministic: a record that does not fit the image (a controller bug) is skipped and
+//! reported the same way on every node, so the images stay identical.
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
+
+/// Which kind of resource a ConfigRecord is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic,
+}
+
+/// One metadata change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// Lantern's: the cluster id, written once by the first active controller.
+    ClusterId { cluster_id: String },
+    Topic { name: String, topic_id: Uuid },
+    Partition { topic_id: Uuid, partition: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32 },
+    /// A change of leader, ISR or replicas. A new leader bumps the leader epoch; every change
+    /// bumps the partition epoch.
+    PartitionChange { topic_id: Uuid, partition: i32, leader: Option<i32>, isr: Option<Vec<i32>>, replicas: Option<Vec<i32>> },
+    RemoveTopic { topic_id: Uuid },
+    /// `value: None` deletes the override.
+    Config { resource: ConfigResource, name: String, key: String, value: Option<String> },
+    /// The broker's epoch is the offset of this record.
+    RegisterBroker { broker_id: i32, incarnation_id: Uuid, endpoints: Vec<Endpoint>, rack: Option<String> },
+    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
+    FenceBroker { broker_id: i32, broker_epoch: i64 },
+    UnfenceBroker { broker_id: i32, broker_epoch: i64 },
+    /// Reserves producer ids below `next_producer_id` for `broker_id`.
+    ProducerIds { broker_id: i32, next_producer_id: i64 },
+}
+
+/// Why a record was skipped; logged by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("topic id {0} is not in the image")]
+    UnknownTopicId(Uuid),
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("partition {1} of topic id {0} does not exist")]
+    UnknownPartition(Uuid, i32),
+    #[error("broker {0} is not registered with epoch {1}")]
+    StaleBroker(i32, i64),
+    #[error("the cluster id is already {0}")]
+    ClusterIdSet(String),
+}
+
+impl MetadataImage {
+    /// Applies one record written at `offset` (its Raft log index) at `timestamp_ms`.
+    pub fn apply(&mut self, record: &MetadataRecord, offset: i64, timestamp_ms: i64) -> Result<(), ApplyError> {
+        self.last_offset = offset;
+        self.last_timestamp_ms = timestamp_ms;
+        match record {
+            MetadataRecord::ClusterId { cluster_id } => {
+                if !self.cluster_id.is_empty() && self.cluster_id != *cluster_id {
+                    return Err(ApplyError::ClusterIdSet(self.cluster_id.clone()));
+                }
+                self.cluster_id = cluster_id.clone();
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) {
+                    return Err(ApplyError::TopicExists(name.clone()));
+                }
+                self.topic_names.insert(*topic_id, name.clone());
+                let topic = TopicImage { name: name.clone(), id: *topic_id, partitions: Vec::new(), configs: Default::default() };
+                self.topics.insert(name.clone(), topic);
+            }
+            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader } => {
+                let topic = self.topic_mut(*topic_id)?;
+                // Partitions are written in order, so the index is the next one.
+                if *partition as usize != topic.partitions.len() {
+                    return Err(ApplyError::UnknownPartition(*topic_id, *partition));
+                }
+                topic.partitions.push(PartitionImage {
+                    leader: *leader,
+                    leader_epoch: 0,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    partition_epoch: 0,
+                });
+            }
+            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
+                let topic = self.topic_mut(*topic_id)?;
+                let p = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get_mut(i))
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                if let Some(l) = leader {
+                    if *l != p.leader {
+                        p.leader = *l;
+                        p.leader_epoch += 1;
+                    }
+                }
+                if let Some(isr) = isr {
+                    p.isr = isr.clone();
+                }
+                if let Some(r) = replicas {
+                    p.replicas = r.clone();
+                }
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let name = self.topic_names.remove(topic_id).ok_or(ApplyError::UnknownTopicId(*topic_id))?;
+                self.topics.remove(&name);
+            }
+            MetadataRecord::Config { resource: ConfigResource::Topic, name, key, value } => {
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return Err(ApplyError::TopicExists(format!("{name} (missing)")));
+                };
+                match value {
+                    Some(v) => topic.configs.insert(key.clone(), v.clone()),
+                    None => topic.configs.remove(key),
+                };
+            }
+            MetadataRecord::RegisterBroker { broker_id, incarnation_id, endpoints, rack } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        id: *broker_id,
+                        epoch: offset,
+                        incarnation_id: *incarnation_id,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::UnregisterBroker { broker_id, broker_epoch } => {
+                self.broker_mut(*broker_id, *broker_epoch)?;
+                self.brokers.remove(broker_id);
+            }
+            MetadataRecord::FenceBroker { broker_id, broker_epoch } => self.broker_mut(*broker_id, *broker_epoch)?.fenced = true,
+            MetadataRecord::UnfenceBroker { broker_id, broker_epoch } => self.broker_mut(*broker_id, *broker_epoch)?.fenced = false,
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+        }
+        Ok(())
+    }
+
+    fn topic_mut(&mut self, id: Uuid) -> Result<&mut TopicImage, ApplyError> {
+        let name = self.topic_names.get(&id).ok_or(ApplyError::UnknownTopicId(id))?;
+        self.topics.get_mut(name).ok_or(ApplyError::UnknownTopicId(id))
+    }
+
+    fn broker_mut(&mut self, id: i32, epoch: i64) -> Result<&mut BrokerRegistration, ApplyError> {
+        match self.brokers.get_mut(&id) {
+            Some(b) if b.epoch == epoch => Ok(b),
+            _ => Err(ApplyError::StaleBroker(id, epoch)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(port: u16) -> Vec<Endpoint> {
+        vec![Endpoint { name: "PLAINTEXT".into(), host: "h".into(), port }]
+    }
+
+    #[test]
+    fn topic_partitions_and_changes() {
+        let mut img = MetadataImage::default();
+        let id = Uuid::new_v4();
+        img.apply(&MetadataRecord::Topic { name: "t".into(), topic_id: id }, 1, 0).unwrap();
+        for p in 0..2 {
+            img.apply(&MetadataRecord::Partition { topic_id: id, partition: p, replicas: vec![1, 2], isr: vec![1, 2], leader: 1 }, 2, 0)
+                .unwrap();
+        }
+        assert_eq!(img.topic_by_id(id).unwrap().partitions.len(), 2);
+        let change = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2]), replicas: None };
+        img.apply(&change, 3, 0).unwrap();
+        let p = img.partition("t", 1).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()), (2, 1, 1, vec![2]));
+        // An ISR-only change bumps the partition epoch, not the leader epoch.
+        let isr = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2, 1]), replicas: None };
+        img.apply(&isr, 4, 0).unwrap();
+        let p = img.partition("t", 1).unwrap();
+        assert_eq!((p.leader_epoch, p.partition_epoch), (1, 2));
+        assert_eq!(img.apply(&MetadataRecord::Topic { name: "t".into(), topic_id: Uuid::new_v4() }, 5, 0), Err(ApplyError::TopicExists("t".into())));
+        img.apply(&MetadataRecord::RemoveTopic { topic_id: id }, 6, 0).unwrap();
+        assert!(img.topic("t").is_none() && img.topic_by_id(id).is_none());
+        assert_eq!(img.last_offset, 6);
+    }
+
+    #[test]
+    fn broker_epoch_is_the_registration_offset_and_fences_stale_incarnations() {
+        let mut img = MetadataImage::default();
+        let reg = |inc| MetadataRecord::RegisterBroker { broker_id: 2, incarnation_id: inc, endpoints: endpoint(9092), rack: None };
+        img.apply(&reg(Uuid::new_v4()), 10, 0).unwrap();
+        assert!(img.brokers[&2].fenced);
+        img.apply(&MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 10 }, 11, 0).unwrap();
+        assert!(img.is_live(2));
+        // Restarted: a new registration at offset 20; the old epoch no longer applies.
+        img.apply(&reg(Uuid::new_v4()), 20, 0).unwrap();
+        assert_eq!(img.brokers[&2].epoch, 20);
+        assert_eq!(img.apply(&MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 10 }, 21, 0), Err(ApplyError::StaleBroker(2, 10)));
+        assert!(!img.is_live(2));
+    }
+}

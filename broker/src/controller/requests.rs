@@ -1,0 +1,97 @@
+//! What brokers ask the active controller, what it answers, and why it refuses. These travel
+//! between nodes (a broker forwards to the active controller), so they are plain data.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::image::{Endpoint, TopicImage};
+use crate::error_code;
+
+/// An IncrementalAlterConfigs operation on one topic config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        /// Explicit replica lists per partition (CreateTopics `assignments`); overrides the counts.
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic { name: String },
+    CreatePartitions { name: String, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
+    AlterTopicConfigs { name: String, ops: Vec<ConfigOp>, validate_only: bool },
+    AllocateProducerIds { broker_id: i32, count: i64 },
+    RegisterBroker { broker_id: i32, incarnation_id: Uuid, endpoints: Vec<Endpoint>, rack: Option<String> },
+    /// `metadata_offset`: how far the broker has applied the metadata log; a fenced broker is
+    /// unfenced only once it has caught up to its own registration.
+    BrokerHeartbeat { broker_id: i32, broker_epoch: i64, metadata_offset: i64, want_shutdown: bool },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerReply {
+    Topic(TopicImage),
+    TopicDeleted(TopicImage),
+    ProducerIds { start: i64, count: i64 },
+    Registered { broker_epoch: i64 },
+    Heartbeat { fenced: bool, should_shut_down: bool },
+}
+
+/// Why the controller refused; each maps to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControllerError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopic { name: String, reason: String },
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("topic deletion is disabled (delete.topic.enable=false)")]
+    DeletionDisabled,
+    #[error("no active controller: {0}; retry shortly")]
+    NotController(String),
+    #[error("the metadata change was not committed in time: {0}")]
+    Timeout(String),
+    #[error("broker {broker_id} with epoch {broker_epoch} is not registered (a newer or no registration exists); register again")]
+    StaleBrokerEpoch { broker_id: i32, broker_epoch: i64 },
+    #[error("node id {0} is already registered by a live broker (incarnation {1}); give every node a unique node.id")]
+    DuplicateBrokerRegistration(i32, Uuid),
+    #[error("could not store metadata: {0}")]
+    Storage(String),
+}
+
+impl ControllerError {
+    pub fn code(&self) -> i16 {
+        match self {
+            ControllerError::TopicExists(_) => error_code::TOPIC_ALREADY_EXISTS,
+            ControllerError::UnknownTopic(_) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            ControllerError::InvalidTopic { .. } => error_code::INVALID_TOPIC_EXCEPTION,
+            ControllerError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
+            ControllerError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
+            ControllerError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
+            ControllerError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+            ControllerError::DeletionDisabled => error_code::TOPIC_DELETION_DISABLED,
+            ControllerError::NotController(_) => error_code::NOT_CONTROLLER,
+            ControllerError::Timeout(_) => error_code::REQUEST_TIMED_OUT,
+            ControllerError::StaleBrokerEpoch { .. } => error_code::STALE_BROKER_EPOCH,
+            ControllerError::DuplicateBrokerRegistration(..) => error_code::DUPLICATE_BROKER_REGISTRATION,
+            ControllerError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        }
+    }
+}
