@@ -80,7 +80,7 @@ fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (Fetc
                     continue;
                 }
             };
-            let epoch = partition.leader_epoch;
+            let epoch = partition.leader_epoch();
             if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {
                 errored = true;
                 let code = if fp.current_leader_epoch > epoch { error_code::UNKNOWN_LEADER_EPOCH } else { error_code::FENCED_LEADER_EPOCH };

@@ -27,8 +27,8 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         Ok(partition) => partition,
                         Err(code) => return base.with_error_code(code).with_offset(-1).with_timestamp(-1),
                     };
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
-                        let code = if p.current_leader_epoch > partition.leader_epoch {
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch() {
+                        let code = if p.current_leader_epoch > partition.leader_epoch() {
                             error_code::UNKNOWN_LEADER_EPOCH
                         } else {
                             error_code::FENCED_LEADER_EPOCH
@@ -39,7 +39,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         Ok((offset, timestamp)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 && version >= 4 { partition.leader_epoch } else { -1 }),
+                            .with_leader_epoch(if offset >= 0 && version >= 4 { partition.leader_epoch() } else { -1 }),
                         Err(code) => base.with_error_code(code).with_offset(-1).with_timestamp(-1),
                     }
                 })

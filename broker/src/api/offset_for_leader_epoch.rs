@@ -21,7 +21,7 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetFo
                         Ok(partition) => partition,
                         Err(code) => return base.with_error_code(code).with_leader_epoch(-1).with_end_offset(-1),
                     };
-                    let epoch = partition.leader_epoch;
+                    let epoch = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
                         let code = if p.current_leader_epoch > epoch { error_code::UNKNOWN_LEADER_EPOCH } else { error_code::FENCED_LEADER_EPOCH };
                         return base.with_error_code(code).with_leader_epoch(-1).with_end_offset(-1);

@@ -1,6 +1,6 @@
 //! One hosted partition: its log behind a lock, leader epoch, high watermark and the
 //! group-commit flush that makes acknowledged writes durable.
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -49,10 +49,10 @@ pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
-    /// The partition's leader as of `leader_epoch` (-1: none); only the leader serves
-    /// produce and consumer fetches.
-    pub leader: i32,
+    /// Leader epoch (high 32 bits) and leader id (low 32 bits, -1: none), changed in place
+    /// when the metadata moves leadership, so every holder of this partition sees the change
+    /// (and the high watermark stays one value).
+    leadership: AtomicU64,
     /// This broker's id.
     local: i32,
     log: Arc<Mutex<PartitionLog>>,
@@ -73,8 +73,7 @@ impl Partition {
             topic: topic.to_string(),
             topic_id,
             index,
-            leader_epoch,
-            leader,
+            leadership: AtomicU64::new(pack(leader_epoch, leader)),
             local,
             log,
             high_watermark: AtomicI64::new(leo),
@@ -84,7 +83,22 @@ impl Partition {
 
     /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
-        self.leader >= 0 && self.leader == self.local
+        let leader = self.leader();
+        leader >= 0 && leader == self.local
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        (self.leadership.load(Ordering::Acquire) >> 32) as i32
+    }
+
+    /// The leader as of `leader_epoch()`; -1 while the partition has none.
+    pub fn leader(&self) -> i32 {
+        self.leadership.load(Ordering::Acquire) as u32 as i32
+    }
+
+    /// Applies a leadership change from the metadata; returns whether anything changed.
+    pub fn set_leadership(&self, leader_epoch: i32, leader: i32) -> bool {
+        self.leadership.swap(pack(leader_epoch, leader), Ordering::AcqRel) != pack(leader_epoch, leader)
     }
 
     pub fn name(&self) -> String {
@@ -116,7 +130,7 @@ impl Partition {
         let (outcome, flush_due) = {
             let mut log = self.log.lock();
             let headers = validate_produce_records(&owned, log.config().max_message_bytes)?;
-            let outcome = log.append(&mut owned, &headers, self.leader_epoch, now_ms)?;
+            let outcome = log.append(&mut owned, &headers, self.leader_epoch(), now_ms)?;
             let due = log.flush_due();
             (outcome, due)
         };
@@ -188,4 +202,8 @@ impl Partition {
         let slice = log.read(offset, max_bytes, hw)?;
         Ok((slice.records, hw, log.log_start_offset()))
     }
+}
+
+fn pack(leader_epoch: i32, leader: i32) -> u64 {
+    ((leader_epoch as u32 as u64) << 32) | (leader as u32 as u64)
 }

@@ -109,19 +109,18 @@ impl ReplicaManager {
                 let key = (topic.name.clone(), index);
                 let fresh = |log| Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
                 match partitions.get(&key) {
-                    Some(p) if p.topic_id == topic.id && p.leader_epoch == pimage.leader_epoch && p.leader == pimage.leader => {
-                        p.set_config(cfg.clone())
-                    }
-                    Some(p) => {
-                        // Loaded from disk at start-up, or a new leader: attach id, leader and epoch.
-                        let log = p.log().clone();
-                        log.lock().set_config(cfg.clone());
-                        let next = fresh(log);
-                        if next.leader != p.leader {
-                            tracing::info!(target: "state.change.logger", partition = %next.name(), leader = next.leader, leader_epoch = next.leader_epoch,
+                    Some(p) if p.topic_id == topic.id => {
+                        p.set_config(cfg.clone());
+                        if p.set_leadership(pimage.leader_epoch, pimage.leader) {
+                            tracing::info!(target: "state.change.logger", partition = %p.name(), leader = pimage.leader, leader_epoch = pimage.leader_epoch,
                                 "partition leadership changed");
                         }
-                        partitions.insert(key, Arc::new(next));
+                    }
+                    Some(p) => {
+                        // Loaded from disk at start-up (no id yet): attach id, leader and epoch.
+                        let log = p.log().clone();
+                        log.lock().set_config(cfg.clone());
+                        partitions.insert(key, Arc::new(fresh(log)));
                     }
                     None => {
                         let log = logs.create_partition(&topic.name, index, cfg.clone())?;
@@ -148,5 +147,45 @@ impl ReplicaManager {
     /// Stops hosting a partition without touching its files.
     pub fn forget(&self, topic: &str, index: i32) {
         self.partitions.write().remove(&(topic.to_string(), index));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{PartitionImage, TopicImage};
+    use crate::log::test_util::{encode_batch, BatchSpec};
+
+    fn config(dir: &std::path::Path) -> BrokerConfig {
+        let raw = [("log.dirs".to_string(), (dir.display().to_string(), crate::config::Origin::Flag))].into_iter().collect();
+        BrokerConfig::from_properties(raw).unwrap()
+    }
+
+    fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
+        let id = uuid::Uuid::from_u128(7);
+        let mut img = MetadataImage::default();
+        let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch };
+        img.topic_names.insert(id, "t".into());
+        img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions: vec![p], configs: Default::default() });
+        img
+    }
+
+    /// A produce that picked up the partition before a leadership change must not leave the
+    /// high watermark behind: the change is applied in place, not by a new partition object.
+    #[tokio::test]
+    async fn leadership_changes_in_place_so_in_flight_appends_advance_the_same_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        rm.apply_image(&image(1, 0), &cfg).unwrap();
+        let held = rm.partition("t", 0).unwrap();
+        assert!(held.is_leader());
+        rm.apply_image(&image(-1, 1), &cfg).unwrap();
+        assert!(!held.is_leader(), "a holder sees the leader go away");
+        rm.apply_image(&image(1, 2), &cfg).unwrap();
+        let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b"])));
+        held.append(&batch, 0).await.unwrap();
+        let now = rm.partition("t", 0).unwrap();
+        assert_eq!((now.leader_epoch(), now.high_watermark()), (2, 2));
     }
 }
