@@ -92,6 +92,21 @@ impl Broker {
         }
     }
 
+    /// Why this broker cannot serve `group` now, if it cannot: the group's coordinator is the
+    /// leader of its `__consumer_offsets` partition (NOT_COORDINATOR sends the client back to
+    /// FindCoordinator; COORDINATOR_NOT_AVAILABLE while the partition has no leader or the topic
+    /// does not exist yet).
+    pub fn coordinator_error(&self, group: &str) -> Option<i16> {
+        let image = self.image();
+        let partition = self.coordinator.partition_for(group);
+        match image.partition(crate::coordinator::offsets_topic::TOPIC, partition) {
+            None => Some(crate::error_code::COORDINATOR_NOT_AVAILABLE),
+            Some(p) if p.leader == self.node_id() => None,
+            Some(p) if p.leader < 0 => Some(crate::error_code::COORDINATOR_NOT_AVAILABLE),
+            Some(_) => Some(crate::error_code::NOT_COORDINATOR),
+        }
+    }
+
     /// Where clients reach broker `id` on `listener` (the listener the request came in on),
     /// falling back to its first endpoint.
     pub fn endpoint(&self, image: &MetadataImage, id: i32, listener: &str) -> Option<Endpoint> {

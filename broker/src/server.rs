@@ -20,10 +20,9 @@ use crate::telemetry::{TraceConfig, Tracer};
 /// Runs the node until `shutdown` turns true, then flushes and closes every log.
 /// `trace_config` (from the OTEL_* environment) turns on span export.
 pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    if !(config.cluster.roles.broker && config.cluster.roles.controller) {
+    if !config.cluster.roles.broker {
         anyhow::bail!(
-            "process.roles={} is not supported yet: every Lantern node is both broker and controller (process.roles=broker,controller)",
-            config.effective.get("process.roles").map(|(v, _)| v.as_str()).unwrap_or("")
+            "process.roles=controller is not supported yet: a Lantern node is a broker, or both broker and controller (process.roles=broker or broker,controller)"
         );
     }
     let (tracer, exporter) = match trace_config {

@@ -10,6 +10,9 @@ pub fn handle(broker: &Broker, request: DescribeGroupsRequest, version: i16) -> 
         .groups
         .into_iter()
         .map(|id| {
+            if let Some(code) = broker.coordinator_error(&id.0) {
+                return DescribedGroup::default().with_group_id(id).with_error_code(code);
+            }
             let d = broker.coordinator.describe_group(&id.0);
             let members = d
                 .members

@@ -4,6 +4,9 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let code = broker.coordinator.heartbeat(
         &request.group_id.0,
         request.generation_id,

@@ -7,6 +7,9 @@ use crate::broker::Broker;
 use crate::coordinator::JoinRequest;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, request: JoinGroupRequest, version: i16) -> JoinGroupResponse {
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        return JoinGroupResponse::default().with_error_code(code).with_generation_id(-1);
+    }
     let req = JoinRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),

@@ -6,6 +6,9 @@ use super::str_bytes;
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()
     } else {

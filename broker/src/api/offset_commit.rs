@@ -30,7 +30,10 @@ pub async fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetComm
     };
     let image = broker.image();
     let exists = |t: &str, p: i32| image.topic(t).is_some_and(|t| p >= 0 && (p as usize) < t.partitions.len());
-    let codes = broker.coordinator.commit_offsets(&broker.replicas, req, exists).await;
+    let codes = match broker.coordinator_error(&req.group_id) {
+        Some(code) => vec![code; req.offsets.len()],
+        None => broker.coordinator.commit_offsets(&broker.replicas, req, exists).await,
+    };
     let mut codes = codes.into_iter();
     let topics = request
         .topics

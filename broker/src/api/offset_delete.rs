@@ -5,6 +5,9 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()

@@ -29,6 +29,9 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             .groups
             .into_iter()
             .map(|g| {
+                if let Some(code) = broker.coordinator_error(&g.group_id.0) {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(code);
+                }
                 let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
                 let topics = by_topic(broker.coordinator.fetch_offsets(&g.group_id.0, wanted))
                     .into_iter()
@@ -50,6 +53,23 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        // v0/v1 have no top-level error code: Kafka answers with it on every partition asked.
+        let topics = request
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partition_indexes
+                    .iter()
+                    .map(|p| OffsetFetchResponsePartition::default().with_partition_index(*p).with_committed_offset(-1).with_error_code(code))
+                    .collect();
+                OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_error_code(code).with_topics(topics);
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let topics = by_topic(broker.coordinator.fetch_offsets(&request.group_id.0, wanted))

@@ -5,6 +5,9 @@ use super::{str_bytes, RequestContext};
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    if let Some(code) = broker.coordinator_error(&request.group_id.0) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let started = std::time::Instant::now();
     broker.metrics.purgatory_rebalance.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();

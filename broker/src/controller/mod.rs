@@ -11,6 +11,7 @@ pub mod election;
 pub mod heartbeats;
 mod image;
 mod legacy;
+pub mod observer;
 pub mod placement;
 pub mod quorum;
 pub mod records;
@@ -60,11 +61,18 @@ pub enum ActiveController {
     Unknown,
 }
 
+/// What this node is in the metadata quorum.
+enum Role {
+    /// A voter: runs Raft on its own copy of the metadata log.
+    Voter { raft: MetadataRaft, sm: StateMachine, log: quorum::log_store::LogStore },
+    /// A broker that is not a controller: follows the active controller's log.
+    Observer(observer::Observer),
+}
+
 pub struct Controller {
     node_id: i32,
     config: BrokerConfig,
-    raft: MetadataRaft,
-    sm: StateMachine,
+    role: Role,
     /// Serialises decisions on the active controller, so each validates against the image
     /// the previous one produced.
     write_lock: tokio::sync::Mutex<()>,
@@ -80,47 +88,73 @@ impl Controller {
     /// Starts this node's part of the metadata quorum from `metadata.log.dir`.
     pub async fn start(config: &BrokerConfig) -> anyhow::Result<Arc<Self>> {
         let dir = config.metadata_log_dir.join(crate::log::log_manager::METADATA_LOG_DIR);
-        let (raft, sm) = quorum::start(config, &dir).await?;
+        let role = if config.cluster.roles.controller {
+            let (raft, sm, log) = quorum::start(config, &dir).await?;
+            Role::Voter { raft, sm, log }
+        } else {
+            Role::Observer(observer::Observer::new(config.cluster.voters.iter().map(|v| v.id).collect()))
+        };
         let session = Duration::from_millis(config.cluster.session_timeout_ms);
         let c = Arc::new(Self {
             node_id: config.node_id,
             config: config.clone(),
-            raft,
-            sm,
+            role,
             write_lock: Default::default(),
             heartbeats: Mutex::new(BrokerHeartbeats::new(session)),
             pool: Default::default(),
             producer_ids: Default::default(),
             stats: Default::default(),
         });
-        if config.cluster.voter_ids(config.node_id).len() == 1 {
+        if let (Role::Voter { raft, .. }, 1) = (&c.role, config.cluster.voter_ids(config.node_id).len()) {
             // Alone in the quorum: no need to wait an election timeout to lead.
-            let _ = c.raft.trigger().elect().await;
+            let _ = raft.trigger().elect().await;
         }
         Ok(c)
     }
 
     /// The current metadata image (what this node has applied).
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.sm.image()
+        match &self.role {
+            Role::Voter { sm, .. } => sm.image(),
+            Role::Observer(o) => o.image(),
+        }
     }
 
     /// Changes whenever this node applies metadata records.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.sm.subscribe()
+        match &self.role {
+            Role::Voter { sm, .. } => sm.subscribe(),
+            Role::Observer(o) => o.subscribe(),
+        }
     }
 
-    pub fn raft(&self) -> &MetadataRaft {
-        &self.raft
+    /// This node's Raft instance; `None` on a broker that is not a controller.
+    pub fn raft(&self) -> Option<&MetadataRaft> {
+        match &self.role {
+            Role::Voter { raft, .. } => Some(raft),
+            Role::Observer(_) => None,
+        }
     }
 
     pub fn apply_errors(&self) -> u64 {
-        self.sm.apply_errors()
+        match &self.role {
+            Role::Voter { sm, .. } => sm.apply_errors(),
+            Role::Observer(o) => o.apply_errors(),
+        }
     }
 
     /// Where the active controller is.
     pub fn active(&self) -> ActiveController {
-        let m = self.raft.metrics().borrow().clone();
+        let raft = match &self.role {
+            Role::Voter { raft, .. } => raft,
+            Role::Observer(o) => {
+                return match o.target() {
+                    id if id >= 0 => ActiveController::Remote(id),
+                    _ => ActiveController::Unknown,
+                }
+            }
+        };
+        let m = raft.metrics().borrow().clone();
         match m.current_leader {
             Some(id) if id == self.node_id as u64 && m.state == openraft::ServerState::Leader => ActiveController::Local,
             Some(id) if id != self.node_id as u64 => ActiveController::Remote(id as i32),
@@ -130,6 +164,9 @@ impl Controller {
 
     /// The active controller's id, or -1 while none is known.
     pub fn controller_id(&self) -> i32 {
+        if let Role::Observer(o) = &self.role {
+            return o.leader();
+        }
         match self.active() {
             ActiveController::Local => self.node_id,
             ActiveController::Remote(id) => id,
@@ -140,7 +177,8 @@ impl Controller {
     /// True while this node is the active controller and a quorum has acknowledged it within
     /// an election timeout (a leader cut off from its quorum stops counting itself).
     pub fn is_active(&self) -> bool {
-        let m = self.raft.metrics().borrow().clone();
+        let Role::Voter { raft, .. } = &self.role else { return false };
+        let m = raft.metrics().borrow().clone();
         let lease = self.config.cluster.election_timeout_ms;
         m.state == openraft::ServerState::Leader
             && m.current_leader == Some(self.node_id as u64)
@@ -159,12 +197,26 @@ impl Controller {
         loop {
             let outcome = match self.active() {
                 ActiveController::Local => self.execute(request.clone()).await,
-                ActiveController::Remote(id) => self.forward(id, &request, deadline).await,
+                ActiveController::Remote(id) => {
+                    let r = self.forward(id, &request, deadline).await;
+                    if let Role::Observer(o) = &self.role {
+                        match &r {
+                            Err(ControllerError::NotController(_)) => o.refused(id),
+                            _ => o.answered(id),
+                        }
+                    }
+                    r
+                }
                 ActiveController::Unknown => Err(ControllerError::NotController("no controller is elected".into())),
             };
             match outcome {
                 Ok((reply, offset)) => {
-                    self.wait_applied(offset, deadline).await;
+                    // Read your writes: a change is visible here before it is answered.
+                    // Heartbeats and fetches change nothing, and a fetch's answer is what
+                    // brings this node up to date, so they do not wait.
+                    if !matches!(request, ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. }) {
+                        self.wait_applied(offset, deadline).await;
+                    }
                     return Ok(reply);
                 }
                 Err(ControllerError::NotController(why)) => {
@@ -229,6 +281,9 @@ impl Controller {
         if let ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset, want_shutdown } = request {
             return self.heartbeat(broker_id, broker_epoch, metadata_offset, want_shutdown).await;
         }
+        if let ControllerRequest::FetchMetadata { after_offset } = request {
+            return self.fetch_metadata(after_offset).await;
+        }
         let _guard = self.write_lock.lock().await;
         if self.image().cluster_id.is_empty() {
             // The first record of a new cluster is its id: nothing is decided before it.
@@ -272,7 +327,7 @@ impl Controller {
                 Ok(recs)
             }
             // Answered above, before any decision.
-            ControllerRequest::BrokerHeartbeat { .. } => Ok(Vec::new()),
+            ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. } => Ok(Vec::new()),
         };
         let records = decided?;
         let validate_only = matches!(
@@ -315,15 +370,83 @@ impl Controller {
                 ControllerReply::Registered { broker_epoch: offset as i64 }
             }
             ControllerRequest::BrokerHeartbeat { .. } => ControllerReply::Heartbeat { fenced: true, should_shut_down: false },
+            ControllerRequest::FetchMetadata { .. } => ControllerReply::Metadata(observer::MetadataDelta::Batches(Vec::new())),
         })
+    }
+
+    /// An observer's fetch: the entries after `after_offset`, waiting up to half a second for
+    /// new ones, or the whole image when the observer is new or behind the log's start.
+    async fn fetch_metadata(&self, after_offset: i64) -> Result<ControllerReply, ControllerError> {
+        let Role::Voter { log, .. } = &self.role else {
+            return Err(ControllerError::NotController("not a controller".into()));
+        };
+        let mut rx = self.subscribe();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.image().last_offset <= after_offset {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                break;
+            }
+        }
+        let image = self.image();
+        if after_offset >= image.last_offset {
+            return Ok(ControllerReply::Metadata(observer::MetadataDelta::Batches(Vec::new())));
+        }
+        let full = || Ok(ControllerReply::Metadata(observer::MetadataDelta::Image((*image).clone())));
+        if after_offset < 0 {
+            return full();
+        }
+        let mut reader = log.clone();
+        let from = (after_offset + 1) as u64;
+        let entries = openraft::RaftLogReader::try_get_log_entries(&mut reader, from..=image.last_offset as u64)
+            .await
+            .map_err(|e| ControllerError::Storage(e.to_string()))?;
+        if entries.first().map(|e| e.log_id.index) != Some(from) {
+            // The entries the observer needs are only in the snapshot now.
+            return full();
+        }
+        let batches = entries
+            .into_iter()
+            .filter_map(|e| match e.payload {
+                openraft::EntryPayload::Normal(b) => Some((e.log_id.index as i64, b)),
+                _ => None,
+            })
+            .collect();
+        Ok(ControllerReply::Metadata(observer::MetadataDelta::Batches(batches)))
+    }
+
+    /// An observer's loop: fetch the metadata from the active controller until shutdown.
+    async fn follow(&self, mut shutdown: watch::Receiver<bool>) {
+        let Role::Observer(o) = &self.role else { return };
+        loop {
+            let after = if self.image().cluster_id.is_empty() { -1 } else { self.image().last_offset };
+            let fetched = tokio::select! {
+                r = self.submit_within(ControllerRequest::FetchMetadata { after_offset: after }, Duration::from_millis(self.config.cluster.request_timeout_ms)) => r,
+                _ = shutdown.changed() => return,
+            };
+            match fetched {
+                Ok(ControllerReply::Metadata(delta)) => o.apply(delta),
+                Ok(other) => tracing::warn!(target: "org.apache.kafka.image.loader.MetadataLoader", reply = ?other, "unexpected answer to a metadata fetch"),
+                Err(e) => {
+                    tracing::debug!(target: "org.apache.kafka.image.loader.MetadataLoader", error = %e, "metadata fetch failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
     }
 
     /// Writes records as one batch and waits until they are committed and applied here.
     async fn write(&self, records: Vec<MetadataRecord>) -> Result<u64, ControllerError> {
+        let Role::Voter { raft, .. } = &self.role else {
+            return Err(ControllerError::NotController("not a controller".into()));
+        };
         let batch = MetadataBatch { records, timestamp_ms: now_ms() };
         let started = Instant::now();
         let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
-        let written = tokio::time::timeout(timeout, self.raft.client_write(batch)).await;
+        let written = tokio::time::timeout(timeout, raft.client_write(batch)).await;
         let response = match written {
             Err(_) => return Err(ControllerError::Timeout(format!("no quorum acknowledged it within {timeout:?}"))),
             Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
@@ -383,6 +506,9 @@ impl Controller {
     /// The active controller's periodic work: notice a new term, write the cluster id (or
     /// import a pre-quorum metadata file) once, fence brokers whose session expired.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if let Role::Observer(_) = &self.role {
+            return self.follow(shutdown).await;
+        }
         let tick = Duration::from_millis((self.config.cluster.heartbeat_interval_ms / 2).clamp(20, 200));
         let mut was_active = false;
         loop {
@@ -394,7 +520,7 @@ impl Controller {
             if active && !was_active {
                 self.stats.elections_won.fetch_add(1, Ordering::Relaxed);
                 self.heartbeats.lock().reset();
-                let term = self.raft.metrics().borrow().current_term;
+                let term = self.raft().map_or(0, |r| r.metrics().borrow().current_term);
                 tracing::info!(target: "org.apache.kafka.controller.QuorumController", node = self.node_id, term, "became the active controller");
                 if let Err(e) = self.initialise_cluster().await {
                     tracing::warn!(target: "org.apache.kafka.controller.QuorumController", error = %e, "could not write the cluster id; will retry");
@@ -453,16 +579,21 @@ impl Controller {
     }
 
     pub async fn shutdown(&self) {
-        let _ = self.raft.shutdown().await;
+        if let Some(raft) = self.raft() {
+            let _ = raft.shutdown().await;
+        }
     }
 }
 
 impl RpcHandler for Controller {
     async fn handle(&self, request: RpcRequest) -> RpcResponse {
+        let Some(raft) = self.raft() else {
+            return RpcResponse::Controller(Err(ControllerError::NotController(format!("node {} is not a controller", self.node_id))));
+        };
         match request {
-            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(self.raft.append_entries(r).await),
-            RpcRequest::Vote(r) => RpcResponse::Vote(self.raft.vote(r).await),
-            RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(self.raft.install_snapshot(r).await),
+            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
+            RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
+            RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
             // Forwarded requests are served only by the active controller (no chains).
             RpcRequest::Controller(r) => RpcResponse::Controller(self.execute(r).await),
         }

@@ -34,6 +34,9 @@ pub enum ControllerRequest {
     /// `metadata_offset`: how far the broker has applied the metadata log; a fenced broker is
     /// unfenced only once it has caught up to its own registration.
     BrokerHeartbeat { broker_id: i32, broker_epoch: i64, metadata_offset: i64, want_shutdown: bool },
+    /// An observer (a broker that is not a controller) asks for the metadata after the
+    /// offset it has applied; -1 for the whole image.
+    FetchMetadata { after_offset: i64 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +46,7 @@ pub enum ControllerReply {
     ProducerIds { start: i64, count: i64 },
     Registered { broker_epoch: i64 },
     Heartbeat { fenced: bool, should_shut_down: bool },
+    Metadata(super::observer::MetadataDelta),
 }
 
 /// Why the controller refused; each maps to a Kafka error code.

@@ -53,7 +53,7 @@ pub type MetadataRaft = Raft<TypeConfig>;
 pub async fn start(
     config: &BrokerConfig,
     dir: &Path,
-) -> anyhow::Result<(MetadataRaft, state_machine::StateMachine)> {
+) -> anyhow::Result<(MetadataRaft, state_machine::StateMachine, log_store::LogStore)> {
     use anyhow::Context;
     let cluster = &config.cluster;
     let election = cluster.election_timeout_ms.max(50);
@@ -83,7 +83,7 @@ pub async fn start(
             tracing::info!(target: "org.apache.kafka.raft.KafkaRaftClient", error = %e, "quorum already initialised");
         }
     }
-    Ok((raft, sm))
+    Ok((raft, sm, log))
 }
 
 /// Voter id -> address of its controller listener; a standalone node is its own single voter
