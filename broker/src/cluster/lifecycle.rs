@@ -36,8 +36,13 @@ pub fn endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
-/// Registers until the controller accepts, logging while the quorum is not there yet. A
-/// duplicate node id is an error: the caller stops start-up.
+/// Registers until the controller accepts, logging while the quorum is not there yet.
+///
+/// DUPLICATE_BROKER_REGISTRATION means a live session holds this node id. After a quick
+/// restart that is this node's previous incarnation, whose session expires within
+/// `broker.session.timeout.ms`: wait for it (as Kafka's brokers retry). If another process
+/// keeps heartbeating with this id for two sessions, it is a real duplicate: an error, and the
+/// caller stops start-up.
 pub async fn register(controller: &Controller, config: &BrokerConfig, incarnation: Uuid, state: &LifecycleState) -> Result<i64, ControllerError> {
     let request = ControllerRequest::RegisterBroker {
         broker_id: config.node_id,
@@ -47,6 +52,8 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
     };
     let started = std::time::Instant::now();
     let mut warned = 0u64;
+    let mut duplicate_since: Option<std::time::Instant> = None;
+    let patience = Duration::from_millis(2 * config.cluster.session_timeout_ms + 1000);
     loop {
         match controller.submit(request.clone()).await {
             Ok(ControllerReply::Registered { broker_epoch }) => {
@@ -55,7 +62,17 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
                 return Ok(broker_epoch);
             }
             Ok(other) => tracing::warn!(target: "kafka.server.BrokerLifecycleManager", reply = ?other, "unexpected answer to the registration"),
-            Err(e @ ControllerError::DuplicateBrokerRegistration(..)) => return Err(e),
+            Err(e @ ControllerError::DuplicateBrokerRegistration(..)) => {
+                let since = *duplicate_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= patience {
+                    return Err(e);
+                }
+                if since.elapsed() < Duration::from_millis(150) {
+                    tracing::info!(target: "kafka.server.BrokerLifecycleManager", error = %e,
+                        "node id still registered by a live session (a previous incarnation of this node?); waiting for it to expire");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             Err(e) => {
                 let waited = started.elapsed().as_secs();
                 if waited / 5 > warned {
