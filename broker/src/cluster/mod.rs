@@ -1,5 +1,6 @@
 //! The broker's side of cluster state: the partitions it hosts (`ReplicaManager`), each with
 //! its log, leader epoch and high watermark, kept in step with the controller's metadata image.
+pub mod leader_epochs;
 pub mod lifecycle;
 pub mod meta_properties;
 pub mod partition;
