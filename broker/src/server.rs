@@ -72,9 +72,16 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         }
     };
     let mut images = controller.subscribe();
+    let mut stop = shutdown.clone();
     while controller.image().last_offset < epoch {
-        if images.changed().await.is_err() {
-            anyhow::bail!("the metadata quorum stopped during start-up");
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() {
+                anyhow::bail!("the metadata quorum stopped during start-up");
+            },
+            _ = stop.changed() => {
+                controller.shutdown().await;
+                return Ok(());
+            }
         }
     }
     let cluster_id = controller.image().cluster_id.clone();

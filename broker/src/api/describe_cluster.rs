@@ -23,6 +23,6 @@ pub fn handle(broker: &Broker, ctx: &RequestContext, request: DescribeClusterReq
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(&image.cluster_id))
-        .with_controller_id(BrokerId(broker.controller.controller_id()))
+        .with_controller_id(BrokerId(broker.controller.client_controller_id()))
         .with_brokers(brokers)
 }

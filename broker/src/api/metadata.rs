@@ -70,7 +70,7 @@ async fn topics_and_brokers(broker: &Broker, ctx: &RequestContext, request: &Met
     MetadataResponse::default()
         .with_brokers(brokers(broker, &image, &ctx.listener))
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
-        .with_controller_id(BrokerId(broker.controller.controller_id()))
+        .with_controller_id(BrokerId(broker.controller.client_controller_id()))
         .with_topics(topics)
 }
 
@@ -93,8 +93,10 @@ pub(crate) fn brokers(broker: &Broker, image: &MetadataImage, listener: &str) ->
 
 async fn missing_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> MetadataResponseTopic {
     let named = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
-    if let Err(ControllerError::InvalidTopic { .. }) = validate_topic_name(name) {
-        return named.with_error_code(error_code::INVALID_TOPIC_EXCEPTION);
+    match validate_topic_name(name) {
+        Err(ControllerError::InvalidTopic { .. }) => return named.with_error_code(error_code::INVALID_TOPIC_EXCEPTION),
+        Err(e) => return named.with_error_code(e.code()),
+        Ok(()) => {}
     }
     if !(allow_auto_create && broker.config.auto_create_topics) {
         return named.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);

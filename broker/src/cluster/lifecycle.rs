@@ -98,6 +98,8 @@ pub async fn heartbeat_loop(
     let interval = Duration::from_millis(config.cluster.heartbeat_interval_ms);
     // An answer that takes longer than the session is useless: the broker is fenced anyway.
     let timeout = Duration::from_millis(config.cluster.session_timeout_ms / 2).max(interval);
+    let session = Duration::from_millis(config.cluster.session_timeout_ms);
+    let mut last_answer = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -112,6 +114,7 @@ pub async fn heartbeat_loop(
         };
         match controller.submit_within(request, timeout).await {
             Ok(ControllerReply::Heartbeat { fenced, .. }) => {
+                last_answer = std::time::Instant::now();
                 let was = state.unfenced.swap(!fenced, Ordering::AcqRel);
                 if was == fenced {
                     tracing::info!(target: "kafka.server.BrokerLifecycleManager", fenced, broker_epoch = epoch, "controller changed this broker's state");
@@ -121,11 +124,23 @@ pub async fn heartbeat_loop(
             Err(ControllerError::StaleBrokerEpoch { .. }) => {
                 state.unfenced.store(false, Ordering::Release);
                 tracing::warn!(target: "kafka.server.BrokerLifecycleManager", broker_epoch = epoch, "the controller no longer knows this registration; registering again");
-                if let Err(e) = register(&controller, &config, incarnation, &state).await {
+                let registered = tokio::select! {
+                    r = register(&controller, &config, incarnation, &state) => r,
+                    _ = shutdown.changed() => return,
+                };
+                if let Err(e) = registered {
                     tracing::error!(target: "kafka.server.BrokerLifecycleManager", error = %e, "cannot register again");
                 }
             }
-            Err(e) => tracing::debug!(target: "kafka.server.BrokerLifecycleManager", error = %e, "heartbeat failed; retrying"),
+            Err(e) => {
+                tracing::debug!(target: "kafka.server.BrokerLifecycleManager", error = %e, "heartbeat failed; retrying");
+                // No answer for a whole session: the controller has fenced this broker by now,
+                // so stop claiming to be ready (clients are told to go elsewhere).
+                if last_answer.elapsed() >= session && state.unfenced.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(target: "kafka.server.BrokerLifecycleManager", session_ms = session.as_millis() as u64,
+                        "no heartbeat answer for a whole session: considering this broker fenced");
+                }
+            }
         }
     }
 }

@@ -45,6 +45,17 @@ pub fn read_all(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, MetaProperties)>, Stri
 /// Refuses directories that belong to another node or cluster. `cluster_id` is the configured
 /// or replicated cluster id when known.
 pub fn check(found: &[(PathBuf, MetaProperties)], node_id: i32, cluster_id: Option<&str>) -> Result<(), String> {
+    // Directories that disagree with each other (one copied from another cluster's node) are
+    // refused before the metadata quorum starts on any of them.
+    if let (Some((d1, m1)), Some((d2, m2))) = (found.first(), found.iter().find(|(_, m)| m.cluster_id != found[0].1.cluster_id)) {
+        return Err(format!(
+            "{} belongs to cluster {} but {} to cluster {}; every data directory of a node must belong to the same cluster",
+            d1.display(),
+            m1.cluster_id,
+            d2.display(),
+            m2.cluster_id
+        ));
+    }
     for (dir, m) in found {
         if m.node_id != node_id {
             return Err(format!(
@@ -112,5 +123,9 @@ mod tests {
         assert!(check(&found, 2, None).is_ok());
         assert!(check(&found, 1, None).unwrap_err().contains("node.id=1"));
         assert!(check(&found, 2, Some("xyz")).unwrap_err().contains("cluster xyz"));
+        let other = tempfile::tempdir().unwrap();
+        write_missing(&[other.path().to_path_buf()], &MetaProperties { node_id: 2, cluster_id: "def".into() }).unwrap();
+        let both = read_all(&[dir.path().to_path_buf(), other.path().to_path_buf()]).unwrap();
+        assert!(check(&both, 2, None).unwrap_err().contains("same cluster"));
     }
 }

@@ -28,6 +28,9 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     /// Bumped after every append; fetches waiting for min_bytes watch it.
     appends: watch::Sender<u64>,
+    /// The metadata offset of the newest image applied: an older one (two applies racing)
+    /// is skipped, or it would delete the logs of topics created since.
+    applied_offset: std::sync::atomic::AtomicI64,
 }
 
 impl ReplicaManager {
@@ -44,7 +47,7 @@ impl ReplicaManager {
             partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, uuid::Uuid::nil(), index, 0, log)));
         }
         let (appends, _) = watch::channel(0);
-        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), appends }, found))
+        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), appends, applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -73,6 +76,11 @@ impl ReplicaManager {
     pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
         let local = config.node_id;
         let mut partitions = self.partitions.write();
+        let applied = self.applied_offset.load(std::sync::atomic::Ordering::Acquire);
+        if image.last_offset < applied {
+            return Ok(());
+        }
+        self.applied_offset.store(image.last_offset, std::sync::atomic::Ordering::Release);
         let logs = self.logs.lock();
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
         let gone: Vec<Key> = partitions
@@ -123,7 +131,17 @@ impl ReplicaManager {
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
                     None => {
-                        let log = logs.create_partition(&topic.name, index, cfg.clone())?;
+                        let log = match logs.create_partition(&topic.name, index, cfg.clone()) {
+                            Err(crate::log::LogError::PartitionExists { .. }) => {
+                                // A log left on disk by a topic deleted while this broker was
+                                // down (it was not served): the new topic starts empty.
+                                tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
+                                    "deleting a leftover log of an earlier topic with the same name");
+                                logs.delete_partition(&topic.name, index)?;
+                                logs.create_partition(&topic.name, index, cfg.clone())?
+                            }
+                            other => other?,
+                        };
                         tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
@@ -151,17 +169,16 @@ impl ReplicaManager {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::controller::{PartitionImage, TopicImage};
-    use crate::log::test_util::{encode_batch, BatchSpec};
 
-    fn config(dir: &std::path::Path) -> BrokerConfig {
+    pub fn config(dir: &std::path::Path) -> BrokerConfig {
         let raw = [("log.dirs".to_string(), (dir.display().to_string(), crate::config::Origin::Flag))].into_iter().collect();
         BrokerConfig::from_properties(raw).unwrap()
     }
 
-    fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
+    pub fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
         let id = uuid::Uuid::from_u128(7);
         let mut img = MetadataImage::default();
         let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch };
@@ -169,6 +186,13 @@ mod tests {
         img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions: vec![p], configs: Default::default() });
         img
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::log::test_util::{encode_batch, BatchSpec};
 
     /// A produce that picked up the partition before a leadership change must not leave the
     /// high watermark behind: the change is applied in place, not by a new partition object.
@@ -187,5 +211,52 @@ mod tests {
         held.append(&batch, 0).await.unwrap();
         let now = rm.partition("t", 0).unwrap();
         assert_eq!((now.leader_epoch(), now.high_watermark()), (2, 2));
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    /// Two applies race (a handler's and the metadata follower's): the older image, applied
+    /// last, must not delete the log of a topic the newer one created.
+    #[tokio::test]
+    async fn an_older_image_applied_late_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        let mut newer = image(1, 0);
+        newer.last_offset = 10;
+        rm.apply_image(&newer, &cfg).unwrap();
+        let older = MetadataImage { last_offset: 5, ..Default::default() };
+        rm.apply_image(&older, &cfg).unwrap();
+        assert!(rm.partition("t", 0).is_some());
+    }
+
+    /// A log left from a deleted topic (forgotten at start-up) does not block a new topic of
+    /// the same name, and none of its records are served under the new topic.
+    #[tokio::test]
+    async fn a_leftover_log_of_a_deleted_topic_does_not_block_or_leak_into_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            let batch = bytes::Bytes::from(crate::log::test_util::encode_batch(&crate::log::test_util::BatchSpec::values(&[b"old"])));
+            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
+            rm.close_all();
+        }
+        let (rm, loaded) = ReplicaManager::open(&cfg).unwrap();
+        assert_eq!(loaded.len(), 1);
+        rm.forget("t", 0); // start-up: no topic t in the metadata
+        let mut recreated = image(1, 0);
+        let id = uuid::Uuid::from_u128(8);
+        let t = recreated.topics.get_mut("t").unwrap();
+        t.id = id;
+        recreated.topic_names = [(id, "t".to_string())].into();
+        rm.apply_image(&recreated, &cfg).unwrap();
+        let p = rm.partition("t", 0).unwrap();
+        assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
     }
 }

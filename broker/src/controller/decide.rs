@@ -183,6 +183,10 @@ fn collides(a: &str, b: &str) -> bool {
 /// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     let bad = |reason: &str| Err(ControllerError::InvalidTopic { name: name.to_string(), reason: reason.to_string() });
+    if name == crate::log::log_manager::METADATA_TOPIC {
+        // Kafka refuses it too: it is the metadata quorum's own log.
+        return Err(ControllerError::InvalidRequest(format!("creation of the internal topic {name} is prohibited")));
+    }
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -231,6 +235,7 @@ mod tests {
         assert_eq!(e(create_topic(&img, "orders", 1, 1, None, &none, Uuid::new_v4(), SEED)), 36);
         assert_eq!(e(create_topic(&img, "x", 1, 4, None, &none, Uuid::new_v4(), SEED)), 38);
         assert_eq!(e(create_topic(&img, "a/b", 1, 1, None, &none, Uuid::new_v4(), SEED)), 17);
+        assert_eq!(e(create_topic(&img, "__cluster_metadata", 1, 1, None, &none, Uuid::new_v4(), SEED)), 42);
         assert_eq!(e(create_topic(&img, "big", i32::MAX, 1, None, &none, Uuid::new_v4(), SEED)), 37);
         assert_eq!(e(create_topic(&img, "x", 1, 1, Some(&[vec![1, 1]]), &none, Uuid::new_v4(), SEED)), 39);
         assert_eq!(e(create_topic(&img, "x", 1, 1, Some(&[vec![9]]), &none, Uuid::new_v4(), SEED)), 39);

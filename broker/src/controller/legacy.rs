@@ -8,6 +8,14 @@ use super::records::{ConfigResource, MetadataRecord};
 
 const FILE_NAME: &str = "lantern-metadata.json";
 
+/// Renames the old file once its records are committed, so it is never imported twice.
+pub fn mark_imported(dir: &Path) {
+    let path = dir.join(FILE_NAME);
+    if let Err(e) = std::fs::rename(&path, dir.join(format!("{FILE_NAME}.imported"))) {
+        tracing::warn!(target: "org.apache.kafka.controller.QuorumController", error = %e, path = %path.display(), "could not rename the imported metadata file");
+    }
+}
+
 /// The records that recreate the old file's metadata, or `None` when there is no such file.
 pub fn import(dir: &Path, node_id: i32) -> Result<Option<Vec<MetadataRecord>>, String> {
     let path = dir.join(FILE_NAME);

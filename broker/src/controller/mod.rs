@@ -81,6 +81,9 @@ pub struct Controller {
     pool: Mutex<Vec<RpcClient>>,
     /// This broker's reserved producer ids: next, end.
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// The Raft term in which this node, as leader, has applied everything committed before
+    /// it; decisions in a new term wait for that (a new leader's image can lag its log).
+    caught_up_term: std::sync::atomic::AtomicU64,
     pub stats: ControllerStats,
 }
 
@@ -103,6 +106,7 @@ impl Controller {
             heartbeats: Mutex::new(BrokerHeartbeats::new(session)),
             pool: Default::default(),
             producer_ids: Default::default(),
+            caught_up_term: std::sync::atomic::AtomicU64::new(u64::MAX),
             stats: Default::default(),
         });
         if let (Role::Voter { raft, .. }, 1) = (&c.role, config.cluster.voter_ids(config.node_id).len()) {
@@ -159,6 +163,18 @@ impl Controller {
             Some(id) if id == self.node_id as u64 && m.state == openraft::ServerState::Leader => ActiveController::Local,
             Some(id) if id != self.node_id as u64 => ActiveController::Remote(id as i32),
             _ => ActiveController::Unknown,
+        }
+    }
+
+    /// The controller id to give clients (Metadata, DescribeCluster): the active controller
+    /// when it is a live broker, else this broker, since every broker forwards admin requests
+    /// (a client must never be told to wait for a node it cannot reach).
+    pub fn client_controller_id(&self) -> i32 {
+        let image = self.image();
+        match self.controller_id() {
+            id if id >= 0 && image.is_live(id) => id,
+            _ if image.is_live(self.node_id) => self.node_id,
+            _ => -1,
         }
     }
 
@@ -278,6 +294,7 @@ impl Controller {
         if !self.is_active() {
             return Err(ControllerError::NotController(format!("node {} is not the active controller", self.node_id)));
         }
+        self.ensure_caught_up().await?;
         if let ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset, want_shutdown } = request {
             return self.heartbeat(broker_id, broker_epoch, metadata_offset, want_shutdown).await;
         }
@@ -374,6 +391,30 @@ impl Controller {
         })
     }
 
+    /// Waits, once per term, until this leader's state machine has applied every entry
+    /// committed before the term (openraft applies asynchronously, and a new leader applies the
+    /// previous term's tail only after its own first entry commits). Decisions read the image:
+    /// without this, a new controller could decide against a stale one (hand out producer ids
+    /// twice, rewrite the cluster id, call live brokers stale).
+    async fn ensure_caught_up(&self) -> Result<(), ControllerError> {
+        let Role::Voter { raft, .. } = &self.role else {
+            return Err(ControllerError::NotController("not a controller".into()));
+        };
+        let term = raft.metrics().borrow().current_term;
+        if self.caught_up_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
+        match tokio::time::timeout(timeout, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => {
+                self.caught_up_term.store(term, Ordering::Release);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(ControllerError::NotController(format!("leadership not confirmed: {e}"))),
+            Err(_) => Err(ControllerError::NotController("a quorum did not confirm this controller in time".into())),
+        }
+    }
+
     /// An observer's fetch: the entries after `after_offset`, waiting up to half a second for
     /// new ones, or the whole image when the observer is new or behind the log's start.
     async fn fetch_metadata(&self, after_offset: i64) -> Result<ControllerReply, ControllerError> {
@@ -405,12 +446,22 @@ impl Controller {
             // The entries the observer needs are only in the snapshot now.
             return full();
         }
+        // Bounded answers: the observer asks again from where this one ends.
+        const MAX_FETCH_ENTRIES: usize = 500;
+        const MAX_FETCH_RECORDS: usize = 50_000;
+        let mut records = 0usize;
         let batches = entries
             .into_iter()
             .filter_map(|e| match e.payload {
                 openraft::EntryPayload::Normal(b) => Some((e.log_id.index as i64, b)),
                 _ => None,
             })
+            .enumerate()
+            .take_while(|(i, (_, b))| {
+                records += b.records.len();
+                *i == 0 || (*i < MAX_FETCH_ENTRIES && records <= MAX_FETCH_RECORDS)
+            })
+            .map(|(_, e)| e)
             .collect();
         Ok(ControllerReply::Metadata(observer::MetadataDelta::Batches(batches)))
     }
@@ -482,11 +533,18 @@ impl Controller {
 
     /// Fences brokers whose session expired; run periodically by the active controller.
     async fn fence_expired(&self) {
+        if self.ensure_caught_up().await.is_err() {
+            return;
+        }
         let image = self.image();
         let unfenced: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         let expired = self.heartbeats.lock().expired(unfenced, Instant::now());
         for broker_id in expired {
             let _guard = self.write_lock.lock().await;
+            // A heartbeat may have arrived while this waited for the lock.
+            if self.heartbeats.lock().is_alive(broker_id, Instant::now()) {
+                continue;
+            }
             let image = self.image();
             let Some(b) = image.brokers.get(&broker_id).filter(|b| !b.fenced) else { continue };
             let mut recs = vec![MetadataRecord::FenceBroker { broker_id, broker_epoch: b.epoch }];
@@ -516,6 +574,15 @@ impl Controller {
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => return,
             }
+            if let Some(raft) = self.raft() {
+                if let Err(fatal) = &raft.metrics().borrow().running_state {
+                    // Kafka halts on a metadata log I/O error: a node that cannot write its
+                    // metadata must not go on serving a frozen image.
+                    tracing::error!(target: "org.apache.kafka.raft.KafkaRaftClient", error = %fatal,
+                        "the metadata quorum stopped on a fatal error; halting (restart the node after fixing the cause, e.g. a full or failed disk)");
+                    std::process::exit(1);
+                }
+            }
             let active = self.is_active();
             if active && !was_active {
                 self.stats.elections_won.fetch_add(1, Ordering::Relaxed);
@@ -544,12 +611,15 @@ impl Controller {
     }
 
     async fn initialise_cluster_locked(&self) -> Result<(), ControllerError> {
+        self.ensure_caught_up().await?;
         let image = self.image();
         if !image.cluster_id.is_empty() {
             return Ok(());
         }
+        let mut imported = false;
         let mut records = match legacy::import(&self.config.metadata_log_dir, self.node_id) {
             Ok(Some(recs)) => {
+                imported = true;
                 tracing::info!(target: "org.apache.kafka.controller.QuorumController", records = recs.len(), "importing the metadata of a single-node Lantern from before the quorum");
                 recs
             }
@@ -560,7 +630,11 @@ impl Controller {
             let id = self.config.cluster_id.clone().unwrap_or_else(new_cluster_id);
             records.insert(0, MetadataRecord::ClusterId { cluster_id: id });
         }
-        self.write(records).await.map(|_| ())
+        self.write(records).await?;
+        if imported {
+            legacy::mark_imported(&self.config.metadata_log_dir);
+        }
+        Ok(())
     }
 
     /// A producer id from this broker's reserved block, reserving a new block when it runs out.

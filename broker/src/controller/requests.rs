@@ -66,6 +66,8 @@ pub enum ControllerError {
     InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("topic deletion is disabled (delete.topic.enable=false)")]
     DeletionDisabled,
     #[error("no active controller: {0}; retry shortly")]
@@ -90,6 +92,7 @@ impl ControllerError {
             ControllerError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
             ControllerError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
             ControllerError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+            ControllerError::InvalidRequest(_) => error_code::INVALID_REQUEST,
             ControllerError::DeletionDisabled => error_code::TOPIC_DELETION_DISABLED,
             ControllerError::NotController(_) => error_code::NOT_CONTROLLER,
             ControllerError::Timeout(_) => error_code::REQUEST_TIMED_OUT,

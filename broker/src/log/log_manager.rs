@@ -23,6 +23,8 @@ pub type SharedLog = Arc<Mutex<PartitionLog>>;
 /// Kafka's limit on topic name length.
 /// The quorum's metadata log directory inside `metadata.log.dir`; never a partition here.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+/// The topic name whose partition 0 directory that is: no client may create it.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 const LOCK_FILE: &str = ".lock";
@@ -65,6 +67,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
     }
     if name == "." || name == ".." {
         return invalid("'.' and '..' are not allowed");
+    }
+    if name == METADATA_TOPIC {
+        // Its directory is the metadata quorum's log.
+        return invalid("it is the cluster metadata topic");
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
         return invalid("it is longer than 249 characters");

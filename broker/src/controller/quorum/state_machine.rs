@@ -45,6 +45,10 @@ struct Inner {
     published: watch::Sender<Arc<MetadataImage>>,
     /// Records that did not fit the image (controller bugs), for metrics.
     apply_errors: std::sync::atomic::AtomicU64,
+    /// Serialises snapshot writes (openraft builds snapshots in a task of their own, which can
+    /// run while a snapshot from the leader is installed) and remembers the newest stored, so
+    /// an older snapshot never replaces a newer one.
+    stored: tokio::sync::Mutex<Option<LogId<NodeId>>>,
 }
 
 /// Cheap to clone; all clones are the same state machine.
@@ -70,7 +74,13 @@ impl StateMachine {
         };
         let (published, _) = watch::channel(state.image.clone());
         Ok(Self {
-            inner: Arc::new(Inner { dir: dir.to_path_buf(), state: Mutex::new(state), published, apply_errors: Default::default() }),
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                stored: tokio::sync::Mutex::new(state.last_applied),
+                state: Mutex::new(state),
+                published,
+                apply_errors: Default::default(),
+            }),
         })
     }
 
@@ -109,12 +119,20 @@ impl StateMachine {
         }
     }
 
-    async fn store(&self, bytes: Vec<u8>) -> Result<(), SE> {
+    /// Writes a snapshot covering up to `last_applied`, unless a newer one is already stored.
+    /// Returns whether it was written.
+    async fn store(&self, bytes: Vec<u8>, last_applied: Option<LogId<NodeId>>) -> Result<bool, SE> {
+        let mut stored = self.inner.stored.lock().await;
+        if *stored > last_applied {
+            return Ok(false);
+        }
         let path = self.inner.dir.join(SNAPSHOT_FILE);
         tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
             .await
             .map_err(|e| SE::from(StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string()))))?
-            .map_err(|e| SE::from(StorageIOError::write_snapshot(None, &e)))
+            .map_err(|e| SE::from(StorageIOError::write_snapshot(None, &e)))?;
+        *stored = last_applied;
+        Ok(true)
     }
 }
 
@@ -122,8 +140,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SE> {
         let file = self.snapshot_file();
         let bytes = serde_json::to_vec(&file).map_err(|e| SE::from(StorageIOError::write_snapshot(None, &e)))?;
-        self.store(bytes.clone()).await?;
-        tracing::info!(target: "org.apache.kafka.image.publisher.SnapshotGenerator", snapshot = %file.snapshot_id, bytes = bytes.len(), "wrote metadata snapshot");
+        if self.store(bytes.clone(), file.last_applied).await? {
+            tracing::info!(target: "org.apache.kafka.image.publisher.SnapshotGenerator", snapshot = %file.snapshot_id, bytes = bytes.len(), "wrote metadata snapshot");
+        }
         Ok(Self::to_snapshot(&file, bytes))
     }
 }
@@ -190,7 +209,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let bytes = snapshot.into_inner();
         let file: SnapshotFile =
             serde_json::from_slice(&bytes).map_err(|e| SE::from(StorageIOError::read_snapshot(Some(meta.signature()), &e)))?;
-        self.store(bytes).await?;
+        self.store(bytes, meta.last_log_id).await?;
         let img = Arc::new(file.image);
         {
             let mut s = self.inner.state.lock();
@@ -237,7 +256,7 @@ mod tests {
         a.apply((1..=5).map(|i| entry(i, &format!("t{i}")))).await.unwrap();
         let snap = a.build_snapshot().await.unwrap();
         let mut b = StateMachine::open(b_dir.path()).unwrap();
-        let mut rx = b.subscribe();
+        let rx = b.subscribe();
         b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
         assert!(rx.has_changed().unwrap(), "installing publishes the image");
         assert_eq!(*b.image(), *a.image());
@@ -249,5 +268,37 @@ mod tests {
         assert_eq!((b.image().topics.len(), b.image().last_offset), (5, 5));
         assert_eq!(b.applied_state().await.unwrap().0.map(|l| l.index), Some(5));
         assert!(b.get_current_snapshot().await.unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, RaftSnapshotBuilder};
+
+    fn blank(index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+    }
+
+    /// openraft may build a snapshot while one from the leader is installed: the older one
+    /// finishing last must not replace the newer on disk (the log before the newer is gone).
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        sm.apply((1..=5).map(blank)).await.unwrap();
+        let old = sm.snapshot_file();
+        let old_bytes = serde_json::to_vec(&old).unwrap();
+        // The leader's snapshot at 10 is installed first...
+        let other = tempfile::tempdir().unwrap();
+        let mut leader = StateMachine::open(other.path()).unwrap();
+        leader.apply((1..=10).map(blank)).await.unwrap();
+        let snap = leader.build_snapshot().await.unwrap();
+        sm.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        // ...then the build of 5 finishes.
+        assert!(!sm.store(old_bytes, old.last_applied).await.unwrap());
+        drop(sm);
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        assert_eq!(sm.applied_state().await.unwrap().0.map(|l| l.index), Some(10));
     }
 }
