@@ -164,10 +164,12 @@ impl Broker {
         let image = self.controller.image();
         let replicas = self.replicas.clone();
         let config = self.config.clone();
-        match tokio::task::spawn_blocking(move || replicas.apply_image(&image, &config)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(target: "state.change.logger", error = %e, "could not apply the metadata to the local logs"),
-            Err(e) => tracing::error!(target: "state.change.logger", error = %e, "the metadata apply task failed"),
-        }
+        let failed = match tokio::task::spawn_blocking(move || replicas.apply_image(&image, &config)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the metadata apply task failed: {e}"),
+        };
+        crate::metrics::inc(&self.metrics.metadata_apply_errors);
+        tracing::error!(target: "state.change.logger", error = %failed, "could not apply the metadata to the local logs");
     }
 }

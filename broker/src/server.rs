@@ -56,6 +56,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         tasks.push(tokio::spawn(quorum::rpc::serve(listener, handler, controller.stats.rpc.clone(), shutdown.clone())));
     }
     tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::controller::state_change::watch_quorum(controller.clone(), shutdown.clone())));
 
     // Register, then wait until this node has applied the metadata up to its registration:
     // only then is the image complete enough to decide which logs to keep.

@@ -16,6 +16,8 @@ pub mod placement;
 pub mod quorum;
 pub mod records;
 pub mod requests;
+pub mod state_change;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +53,10 @@ pub struct ControllerStats {
     pub commit_latency_us_total: AtomicU64,
     pub commits: AtomicU64,
     pub rpc: Arc<quorum::rpc::RpcStats>,
+    /// Requests this node sends other voters (Kafka's raft-channel-metrics).
+    pub channel: Arc<quorum::rpc::ChannelStats>,
+    pub raft: stats::RaftStats,
+    pub events: stats::EventStats,
 }
 
 /// Where the active controller is, as this node sees it.
@@ -91,8 +97,9 @@ impl Controller {
     /// Starts this node's part of the metadata quorum from `metadata.log.dir`.
     pub async fn start(config: &BrokerConfig) -> anyhow::Result<Arc<Self>> {
         let dir = config.metadata_log_dir.join(crate::log::log_manager::METADATA_LOG_DIR);
+        let stats = ControllerStats::default();
         let role = if config.cluster.roles.controller {
-            let (raft, sm, log) = quorum::start(config, &dir).await?;
+            let (raft, sm, log) = quorum::start(config, &dir, stats.channel.clone()).await?;
             Role::Voter { raft, sm, log }
         } else {
             Role::Observer(observer::Observer::new(config.cluster.voters.iter().map(|v| v.id).collect()))
@@ -107,7 +114,7 @@ impl Controller {
             pool: Default::default(),
             producer_ids: Default::default(),
             caught_up_term: std::sync::atomic::AtomicU64::new(u64::MAX),
-            stats: Default::default(),
+            stats,
         });
         if let (Role::Voter { raft, .. }, 1) = (&c.role, config.cluster.voter_ids(config.node_id).len()) {
             // Alone in the quorum: no need to wait an election timeout to lead.
@@ -301,7 +308,7 @@ impl Controller {
         if let ControllerRequest::FetchMetadata { after_offset } = request {
             return self.fetch_metadata(after_offset).await;
         }
-        let _guard = self.write_lock.lock().await;
+        let _guard = self.event_lock().await;
         if self.image().cluster_id.is_empty() {
             // The first record of a new cluster is its id: nothing is decided before it.
             self.initialise_cluster_locked().await?;
@@ -476,7 +483,10 @@ impl Controller {
                 _ = shutdown.changed() => return,
             };
             match fetched {
-                Ok(ControllerReply::Metadata(delta)) => o.apply(delta),
+                Ok(ControllerReply::Metadata(delta)) => {
+                    self.stats.raft.fetched(delta.records());
+                    o.apply(delta)
+                }
                 Ok(other) => tracing::warn!(target: "org.apache.kafka.image.loader.MetadataLoader", reply = ?other, "unexpected answer to a metadata fetch"),
                 Err(e) => {
                     tracing::debug!(target: "org.apache.kafka.image.loader.MetadataLoader", error = %e, "metadata fetch failed; retrying");
@@ -489,11 +499,19 @@ impl Controller {
         }
     }
 
+    /// Takes the write lock (Kafka's controller event queue), timing the wait and the hold.
+    async fn event_lock(&self) -> stats::EventTimer<'_, tokio::sync::MutexGuard<'_, ()>> {
+        let queued = Instant::now();
+        stats::EventTimer::started(self.write_lock.lock().await, queued, &self.stats.events)
+    }
+
     /// Writes records as one batch and waits until they are committed and applied here.
     async fn write(&self, records: Vec<MetadataRecord>) -> Result<u64, ControllerError> {
         let Role::Voter { raft, .. } = &self.role else {
             return Err(ControllerError::NotController("not a controller".into()));
         };
+        let moves = state_change::leader_moves(&self.image(), &records);
+        let count = records.len();
         let batch = MetadataBatch { records, timestamp_ms: now_ms() };
         let started = Instant::now();
         let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
@@ -508,6 +526,8 @@ impl Controller {
         };
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.commit_latency_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats.raft.committed(count, started.elapsed());
+        state_change::log_leader_moves(&moves, response.data.offset);
         Ok(response.data.offset)
     }
 
@@ -518,7 +538,7 @@ impl Controller {
         };
         self.heartbeats.lock().touch(broker_id, Instant::now());
         if reg.fenced && metadata_offset >= epoch && !want_shutdown {
-            let _guard = self.write_lock.lock().await;
+            let _guard = self.event_lock().await;
             let image = self.image();
             if image.brokers.get(&broker_id).is_some_and(|b| b.epoch == epoch && b.fenced) {
                 let mut recs = vec![MetadataRecord::UnfenceBroker { broker_id, broker_epoch: epoch }];
@@ -540,7 +560,7 @@ impl Controller {
         let unfenced: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         let expired = self.heartbeats.lock().expired(unfenced, Instant::now());
         for broker_id in expired {
-            let _guard = self.write_lock.lock().await;
+            let _guard = self.event_lock().await;
             // A heartbeat may have arrived while this waited for the lock.
             if self.heartbeats.lock().is_alive(broker_id, Instant::now()) {
                 continue;
@@ -606,7 +626,7 @@ impl Controller {
     /// Writes the cluster id into a new metadata log, importing the metadata file of a
     /// single-node Lantern from before the quorum if there is one.
     async fn initialise_cluster(&self) -> Result<(), ControllerError> {
-        let _guard = self.write_lock.lock().await;
+        let _guard = self.event_lock().await;
         self.initialise_cluster_locked().await
     }
 
@@ -665,7 +685,10 @@ impl RpcHandler for Controller {
             return RpcResponse::Controller(Err(ControllerError::NotController(format!("node {} is not a controller", self.node_id))));
         };
         match request {
-            RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
+            RpcRequest::AppendEntries(r) => {
+                self.stats.raft.fetched(r.entries.iter().map(quorum::records_in).sum());
+                RpcResponse::AppendEntries(raft.append_entries(r).await)
+            }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
             RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
             // Forwarded requests are served only by the active controller (no chains).

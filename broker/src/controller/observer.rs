@@ -20,6 +20,17 @@ pub enum MetadataDelta {
     Batches(Vec<(i64, MetadataBatch)>),
 }
 
+impl MetadataDelta {
+    /// Metadata records it carries (Kafka's observers count what they fetch in raft-metrics
+    /// fetch-records-rate; a whole image counts as none).
+    pub fn records(&self) -> usize {
+        match self {
+            MetadataDelta::Image(_) => 0,
+            MetadataDelta::Batches(b) => b.iter().map(|(_, batch)| batch.records.len()).sum(),
+        }
+    }
+}
+
 pub struct Observer {
     published: watch::Sender<Arc<MetadataImage>>,
     voters: Vec<i32>,

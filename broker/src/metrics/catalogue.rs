@@ -13,9 +13,15 @@ pub enum Shape {
     Gauge,
     /// A Yammer Histogram or Timer: percentiles plus Count, exported as a summary.
     Histogram,
-    /// An attribute of a Kafka-metrics bean without `name=` (socket-server-metrics); `name`
-    /// is the attribute, e.g. `connection-count`. Attributes ending in `-total` are counters.
+    /// An attribute of a Kafka-metrics bean without `name=` (socket-server-metrics,
+    /// raft-metrics, ...); `name` is the attribute, e.g. `connection-count`. Attributes ending
+    /// in `-total` are counters; `-avg`, `-max` and `-rate` ones are Kafka's sampled statistics
+    /// over the last 30 to 60 seconds (`metrics::windowed`), exported as gauges.
     Attribute,
+    /// A string-valued attribute (raft-metrics `current-state`): one series whose label, named
+    /// after the attribute, carries the value, and whose value is 1 (the JMX exporter's
+    /// `value: 1` rule in Strimzi's kafka-metrics.yaml).
+    StateAttribute,
     /// A native Prometheus metric named as-is (process metrics, kafka_exporter's names).
     NativeCounter,
     NativeGauge,
@@ -108,13 +114,56 @@ pub static PARTITION_AT_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "At
 pub static PARTITION_REPLICAS_COUNT: MetricDef = m("kafka.cluster", "Partition", "ReplicasCount", &["topic", "partition"], Gauge, "Replicas of the partition.");
 pub static PARTITION_UNDER_REPLICATED: MetricDef = m("kafka.cluster", "Partition", "UnderReplicated", &["topic", "partition"], Gauge, "1 when the partition's ISR is smaller than its replicas.");
 
-// Controller
-pub static ACTIVE_CONTROLLER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveControllerCount", &[], Gauge, "1 on the active controller.");
-pub static OFFLINE_PARTITIONS: MetricDef = m("kafka.controller", "KafkaController", "OfflinePartitionsCount", &[], Gauge, "Partitions without a leader.");
-pub static GLOBAL_TOPIC_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalTopicCount", &[], Gauge, "Topics in the cluster.");
-pub static GLOBAL_PARTITION_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalPartitionCount", &[], Gauge, "Partitions in the cluster.");
-pub static ACTIVE_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveBrokerCount", &[], Gauge, "Brokers registered and unfenced.");
-pub static FENCED_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "FencedBrokerCount", &[], Gauge, "Brokers registered but fenced.");
+// Controller. As in Kafka's KRaft controllers (ControllerMetadataMetrics), every controller
+// reports the cluster-wide counts from the metadata it has applied; only
+// ActiveControllerCount is 1 on the active controller alone.
+pub static ACTIVE_CONTROLLER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveControllerCount", &[], Gauge, "1 on the active controller (the quorum leader, while a majority acknowledges it), else 0.");
+pub static OFFLINE_PARTITIONS: MetricDef = m("kafka.controller", "KafkaController", "OfflinePartitionsCount", &[], Gauge, "Partitions without a leader, in the metadata this controller applied.");
+pub static GLOBAL_TOPIC_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalTopicCount", &[], Gauge, "Topics in the cluster, in the metadata this controller applied.");
+pub static GLOBAL_PARTITION_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalPartitionCount", &[], Gauge, "Partitions in the cluster, in the metadata this controller applied.");
+pub static ACTIVE_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveBrokerCount", &[], Gauge, "Brokers registered and unfenced, in the metadata this controller applied.");
+pub static FENCED_BROKER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "FencedBrokerCount", &[], Gauge, "Brokers registered but fenced (missed their session, or not caught up yet), in the metadata this controller applied.");
+pub static PREFERRED_REPLICA_IMBALANCE: MetricDef = m("kafka.controller", "KafkaController", "PreferredReplicaImbalanceCount", &[], Gauge, "Partitions whose leader is not their first replica.");
+pub static METADATA_ERROR_COUNT: MetricDef = m("kafka.controller", "KafkaController", "MetadataErrorCount", &[], Gauge, "Metadata records this node skipped because they did not fit its image (a controller bug; every node counts the same ones).");
+pub static LAST_APPLIED_RECORD_OFFSET: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordOffset", &[], Gauge, "Offset of the last metadata record this node applied.");
+pub static LAST_APPLIED_RECORD_TIMESTAMP: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordTimestamp", &[], Gauge, "Time the active controller wrote the last metadata record this node applied, ms since the epoch.");
+pub static LAST_APPLIED_RECORD_LAG_MS: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordLagMs", &[], Gauge, "Now minus LastAppliedRecordTimestamp, ms. Lantern writes no no-op records (as Kafka with metadata.max.idle.interval.ms=0), so on an idle cluster this is the time since the last metadata change; compare LastAppliedRecordOffset across nodes for a node that falls behind.");
+pub static EVENT_QUEUE_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueTimeMs", &[], Histogram, "Time a metadata decision waited for the active controller's write lock (its event queue), ms.");
+pub static EVENT_QUEUE_PROCESSING_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs", &[], Histogram, "Time a metadata decision held the active controller's write lock: deciding, committing through the quorum and applying, ms.");
+
+// The metadata quorum (Kafka's KafkaRaftMetrics and the raft client's channel).
+const fn raft(name: &'static str, help: &'static str) -> MetricDef {
+    m("kafka.server", "raft-metrics", name, &[], Attribute, help)
+}
+const fn raft_channel(name: &'static str, help: &'static str) -> MetricDef {
+    m("kafka.server", "raft-channel-metrics", name, &[], Attribute, help)
+}
+pub static RAFT_CURRENT_LEADER: MetricDef = raft("current-leader", "Id of the metadata quorum's leader (the active controller), -1 while unknown.");
+pub static RAFT_CURRENT_VOTE: MetricDef = raft("current-vote", "This node's id while it leads or campaigns, the candidate it voted for while no leader is known, else -1.");
+pub static RAFT_CURRENT_EPOCH: MetricDef = raft("current-epoch", "The quorum epoch (Raft term).");
+pub static RAFT_CURRENT_STATE: MetricDef = MetricDef { shape: StateAttribute, ..raft("current-state", "1, with this node's quorum state in the label: leader, candidate, voted, follower, unattached or observer.") };
+pub static RAFT_HIGH_WATERMARK: MetricDef = raft("high-watermark", "Offset after the last metadata log entry this node knows is committed, -1 while unknown.");
+pub static RAFT_LOG_END_OFFSET: MetricDef = raft("log-end-offset", "Offset after the last entry of this node's metadata log.");
+pub static RAFT_COMMIT_LATENCY_AVG: MetricDef = raft("commit-latency-avg", "Average time from handing a batch of records to the quorum to its commit and apply, as leader, over the last 30-60 s, ms (NaN when none).");
+pub static RAFT_COMMIT_LATENCY_MAX: MetricDef = raft("commit-latency-max", "Maximum commit latency as leader over the last 30-60 s, ms (NaN when none). A gauge: Strimzi's rule types -max attributes as counters, but the value falls.");
+pub static RAFT_ELECTION_LATENCY_AVG: MetricDef = raft("election-latency-avg", "Average time this node campaigned before a leader was known, over the last 30-60 s, ms (NaN when none).");
+pub static RAFT_ELECTION_LATENCY_MAX: MetricDef = raft("election-latency-max", "Maximum election time over the last 30-60 s, ms (NaN when none).");
+pub static RAFT_APPEND_RECORDS_RATE: MetricDef = raft("append-records-rate", "Metadata records appended per second as leader, over the last 30-60 s (Kafka's Rate: a gauge, the JMX exporter exports its value).");
+pub static RAFT_FETCH_RECORDS_RATE: MetricDef = raft("fetch-records-rate", "Metadata records received from the leader per second as follower, over the last 30-60 s.");
+pub static RAFT_CHANNEL_REQUESTS: MetricDef = raft_channel("request-total", "Requests this node sent other voters (append, vote, snapshot).");
+pub static RAFT_CHANNEL_RESPONSES: MetricDef = raft_channel("response-total", "Responses this node received from other voters.");
+pub static RAFT_CHANNEL_OUTGOING_BYTES: MetricDef = raft_channel("outgoing-byte-total", "Bytes of the requests this node sent other voters.");
+pub static RAFT_CHANNEL_INCOMING_BYTES: MetricDef = raft_channel("incoming-byte-total", "Bytes of the responses this node received from other voters.");
+
+// The broker's side of the metadata (Kafka's BrokerServerMetrics).
+const fn broker_metadata(name: &'static str, help: &'static str) -> MetricDef {
+    m("kafka.server", "broker-metadata-metrics", name, &[], Attribute, help)
+}
+pub static BROKER_LAST_APPLIED_OFFSET: MetricDef = broker_metadata("last-applied-record-offset", "Offset of the last metadata record this broker applied.");
+pub static BROKER_LAST_APPLIED_TIMESTAMP: MetricDef = broker_metadata("last-applied-record-timestamp", "Time the last metadata record this broker applied was written, ms since the epoch.");
+pub static BROKER_LAST_APPLIED_LAG_MS: MetricDef = broker_metadata("last-applied-record-lag-ms", "Now minus last-applied-record-timestamp, ms (see LastAppliedRecordLagMs).");
+pub static BROKER_METADATA_LOAD_ERRORS: MetricDef = broker_metadata("metadata-load-error-count", "Metadata records this broker could not apply to its image (skipped).");
+pub static BROKER_METADATA_APPLY_ERRORS: MetricDef = broker_metadata("metadata-apply-error-count", "Times this broker failed to bring its local logs in line with a new metadata image (creating, deleting or re-leading partitions).");
 
 // Log
 pub static LOG_SIZE: MetricDef = m("kafka.log", "Log", "Size", &["topic", "partition"], Gauge, "Bytes on disk of the partition's log.");
@@ -148,7 +197,7 @@ pub static OVERSIZED_REQUESTS: MetricDef = m("", "", "lantern_network_oversized_
 pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsupported_requests_total", &[], NativeCounter, "Requests for unknown APIs or unsupported versions.");
 
 // kafka_exporter's names
-pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Brokers in the cluster (kafka_exporter).");
+pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Live (registered, unfenced) brokers in the cluster (kafka_exporter).");
 pub static KE_TOPIC_PARTITIONS: MetricDef = m("", "", "kafka_topic_partitions", &["topic"], NativeGauge, "Partitions of a topic (kafka_exporter).");
 pub static KE_PARTITION_CURRENT_OFFSET: MetricDef = m("", "", "kafka_topic_partition_current_offset", &["topic", "partition"], NativeGauge, "Latest offset of a partition (kafka_exporter).");
 pub static KE_PARTITION_OLDEST_OFFSET: MetricDef = m("", "", "kafka_topic_partition_oldest_offset", &["topic", "partition"], NativeGauge, "Oldest offset of a partition (kafka_exporter).");
@@ -177,7 +226,15 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_UNDER_REPLICATED,
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT,
-    &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT,
+    &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
+    &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,
+    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME,
+    &RAFT_CURRENT_LEADER, &RAFT_CURRENT_VOTE, &RAFT_CURRENT_EPOCH, &RAFT_CURRENT_STATE, &RAFT_HIGH_WATERMARK,
+    &RAFT_LOG_END_OFFSET, &RAFT_COMMIT_LATENCY_AVG, &RAFT_COMMIT_LATENCY_MAX, &RAFT_ELECTION_LATENCY_AVG,
+    &RAFT_ELECTION_LATENCY_MAX, &RAFT_APPEND_RECORDS_RATE, &RAFT_FETCH_RECORDS_RATE,
+    &RAFT_CHANNEL_REQUESTS, &RAFT_CHANNEL_RESPONSES, &RAFT_CHANNEL_OUTGOING_BYTES, &RAFT_CHANNEL_INCOMING_BYTES,
+    &BROKER_LAST_APPLIED_OFFSET, &BROKER_LAST_APPLIED_TIMESTAMP, &BROKER_LAST_APPLIED_LAG_MS,
+    &BROKER_METADATA_LOAD_ERRORS, &BROKER_METADATA_APPLY_ERRORS,
     &LOG_SIZE, &LOG_SEGMENTS, &LOG_START_OFFSET, &LOG_END_OFFSET, &OFFLINE_LOG_DIRS, &LOG_FLUSH, &PURGATORY_SIZE,
     &NUM_GROUPS, &NUM_GROUPS_STABLE, &NUM_GROUPS_PREPARING, &NUM_GROUPS_COMPLETING, &NUM_GROUPS_EMPTY,
     &NUM_GROUPS_DEAD, &NUM_OFFSETS,

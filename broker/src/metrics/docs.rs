@@ -11,7 +11,12 @@ pub fn metrics_markdown() -> String {
          regenerate with `cargo run -p lantern-broker --example metrics_doc > docs/metrics.md`).\n\n\
          `/metrics` on `http.listener` serves these. `metrics.naming=strimzi` (default) names them as the \
          Prometheus JMX exporter does with Strimzi's kafka-metrics.yaml; `metrics.naming=confluent` as with \
-         confluentinc/jmx-monitoring-stacks. Planned metrics are not exported until the work they depend on lands.\n\n\
+         confluentinc/jmx-monitoring-stacks (whose rules name no `raft-channel-metrics` or \
+         `broker-metadata-metrics` attribute and drop the string `current-state`: Lantern names those by analogy with \
+         its `raft-metrics` rule). Planned metrics are not exported until the work they depend on lands.\n\n\
+         Every controller reports the `KafkaController` cluster-wide counts (topics, partitions, offline partitions, \
+         active and fenced brokers) from the metadata it has applied, as Kafka's KRaft controllers do: aggregate them \
+         across nodes with `max`, not `sum`. `ActiveControllerCount` is 1 on the active controller only.\n\n\
          | MBean | Strimzi name | Confluent name | type | labels | status | meaning |\n|---|---|---|---|---|---|---|\n",
     );
     for def in CATALOGUE {
@@ -19,7 +24,7 @@ pub fn metrics_markdown() -> String {
         let c = family(def, Profile::Confluent);
         let mbean = match def.shape {
             Shape::NativeCounter | Shape::NativeGauge => "(native)".to_string(),
-            Shape::Attribute => format!("`{}:type={}` attribute `{}`", def.domain, def.bean_type, def.name),
+            Shape::Attribute | Shape::StateAttribute => format!("`{}:type={}` attribute `{}`", def.domain, def.bean_type, def.name),
             _ => format!("`{}:type={},name={}`", def.domain, def.bean_type, def.name),
         };
         let status = match def.status {

@@ -8,6 +8,7 @@ pub mod naming;
 mod process;
 pub mod render;
 pub mod requests;
+pub mod windowed;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -114,6 +115,8 @@ pub struct BrokerMetrics {
     pub malformed_requests: Counter,
     pub oversized_requests: Counter,
     pub unsupported_requests: Counter,
+    /// Failures to bring the local logs in line with a new metadata image.
+    pub metadata_apply_errors: Counter,
     pub log_flush: Histogram,
     pub purgatory_fetch: Gauge,
     pub purgatory_produce: Gauge,
@@ -144,6 +147,7 @@ impl BrokerMetrics {
             malformed_requests: Counter::new(0),
             oversized_requests: Counter::new(0),
             unsupported_requests: Counter::new(0),
+            metadata_apply_errors: Counter::new(0),
             log_flush: Histogram::default(),
             purgatory_fetch: Gauge::new(0),
             purgatory_produce: Gauge::new(0),

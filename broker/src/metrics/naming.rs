@@ -3,8 +3,12 @@
 //!
 //! - `strimzi`: Strimzi's kafka-metrics.yaml (lowercased names, `_total` for meters,
 //!   `_percent` for idle ratios), e.g. `kafka_server_brokertopicmetrics_messagesin_total`.
-//! - `confluent`: confluentinc/jmx-monitoring-stacks kafka_broker.yml (names keep `PerSec`,
-//!   label names lowercased, untyped series), e.g. `kafka_server_brokertopicmetrics_messagesinpersec`.
+//! - `confluent`: confluentinc/jmx-monitoring-stacks kafka_broker.yml and kafka_controller.yml
+//!   (names keep `PerSec`, label names lowercased, untyped series), e.g.
+//!   `kafka_server_brokertopicmetrics_messagesinpersec`, `kafka_server_raft_metrics_current_leader`.
+//!   Its rules have none for `raft-channel-metrics` and `broker-metadata-metrics` and drop the
+//!   string attribute `current-state`; Lantern names those by analogy with its `raft-metrics`
+//!   rule (the type with `-` as `_`).
 use super::catalogue::{MetricDef, Shape};
 
 /// Which published rule set names the metrics (property `metrics.naming`).
@@ -63,6 +67,18 @@ fn domain_part(domain: &str) -> String {
     sanitize(domain.strip_prefix("kafka.").unwrap_or(domain))
 }
 
+/// The type part of a Kafka-metrics attribute's name.
+fn attribute_type_part(bean_type: &str, profile: Profile) -> String {
+    match (profile, bean_type) {
+        // Strimzi: socket-server-metrics falls under the generic listener rule (`kafka_server_$1_$4`,
+        // sanitised); the KRaft beans have their own rules that drop the dashes.
+        (Profile::Strimzi, "socket-server-metrics") => sanitize(bean_type),
+        (Profile::Strimzi, t) => t.replace('-', ""),
+        (Profile::Confluent, "socket-server-metrics") => "socketservermetrics".to_string(),
+        (Profile::Confluent, t) => sanitize(t),
+    }
+}
+
 /// The family a catalogue entry renders as under a profile.
 pub fn family(def: &MetricDef, profile: Profile) -> Family {
     let keys = |lower: bool| -> Vec<String> {
@@ -84,6 +100,7 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
         (Shape::Gauge, Profile::Strimzi) => Family { name: format!("kafka_{d}_{t}_{}", sanitize(def.name)), prom_type: PromType::Gauge, labels: keys(false) },
         (Shape::Histogram, Profile::Strimzi) => Family { name: format!("kafka_{d}_{t}_{}", sanitize(def.name)), prom_type: PromType::Summary, labels: keys(false) },
         (Shape::Attribute, Profile::Strimzi) => {
+            let t = attribute_type_part(def.bean_type, profile);
             let (name, prom_type) = if def.name == "connections" {
                 (format!("kafka_{d}_{t}_connections_software"), PromType::Gauge)
             } else if def.name.ends_with("-total") {
@@ -92,6 +109,11 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
                 (format!("kafka_{d}_{t}_{}", sanitize(def.name)), PromType::Gauge)
             };
             Family { name, prom_type, labels: keys(false) }
+        }
+        (Shape::StateAttribute, _) => {
+            let t = attribute_type_part(def.bean_type, profile);
+            let attr = sanitize(def.name);
+            Family { name: format!("kafka_{d}_{t}_{attr}"), prom_type: PromType::Untyped, labels: vec![attr] }
         }
         (Shape::Meter | Shape::Gauge, Profile::Confluent) => {
             let name = if def.name == "RequestHandlerAvgIdlePercent" {
@@ -115,7 +137,8 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
                     other => sanitize(other),
                 })
                 .collect();
-            Family { name: format!("kafka_{d}_socketservermetrics_{}", sanitize(def.name)), prom_type: PromType::Gauge, labels }
+            let t = attribute_type_part(def.bean_type, profile);
+            Family { name: format!("kafka_{d}_{t}_{}", sanitize(def.name)), prom_type: PromType::Gauge, labels }
         }
     }
 }
@@ -140,6 +163,17 @@ mod tests {
         assert_eq!(family(&ACTIVE_CONTROLLER_COUNT, Profile::Strimzi).name, "kafka_controller_kafkacontroller_activecontrollercount");
         assert_eq!(family(&NUM_GROUPS, Profile::Strimzi).name, "kafka_coordinator_group_groupmetadatamanager_numgroups");
         assert_eq!(family(&DISK_READ_BYTES, Profile::Strimzi).name, "kafka_server_kafkaserver_linux_disk_read_bytes");
+        // Strimzi's KRaft rules (as strimzi-kraft.json selects them)
+        assert_eq!(family(&RAFT_CURRENT_LEADER, Profile::Strimzi).name, "kafka_server_raftmetrics_current_leader");
+        assert_eq!(family(&RAFT_APPEND_RECORDS_RATE, Profile::Strimzi).name, "kafka_server_raftmetrics_append_records_rate");
+        assert_eq!(family(&RAFT_APPEND_RECORDS_RATE, Profile::Strimzi).prom_type, PromType::Gauge);
+        let state = family(&RAFT_CURRENT_STATE, Profile::Strimzi);
+        assert_eq!((state.name.as_str(), state.prom_type, state.labels.clone()), ("kafka_server_raftmetrics_current_state", PromType::Untyped, vec!["current_state".to_string()]));
+        let bytes = family(&RAFT_CHANNEL_INCOMING_BYTES, Profile::Strimzi);
+        assert_eq!((bytes.name.as_str(), bytes.prom_type), ("kafka_server_raftchannelmetrics_incoming_byte_total", PromType::Counter));
+        assert_eq!(family(&RAFT_COMMIT_LATENCY_MAX, Profile::Strimzi).prom_type, PromType::Gauge);
+        assert_eq!(family(&BROKER_METADATA_APPLY_ERRORS, Profile::Strimzi).name, "kafka_server_brokermetadatametrics_metadata_apply_error_count");
+        assert_eq!(family(&LAST_APPLIED_RECORD_LAG_MS, Profile::Strimzi).name, "kafka_controller_kafkacontroller_lastappliedrecordlagms");
     }
 
     #[test]
@@ -148,6 +182,13 @@ mod tests {
         assert_eq!(family(&REQUESTS, Profile::Confluent).name, "kafka_network_requestmetrics_requestspersec");
         assert_eq!(family(&CONNECTION_COUNT, Profile::Confluent).name, "kafka_server_socketservermetrics_connection_count");
         assert_eq!(family(&CONNECTIONS_BY_SOFTWARE, Profile::Confluent).labels[0], "client_software_name");
+        // kafka_controller.yml's raft-metrics rule and generic name=(.+) rule (as kraft.json selects them)
+        assert_eq!(family(&RAFT_HIGH_WATERMARK, Profile::Confluent).name, "kafka_server_raft_metrics_high_watermark");
+        assert_eq!(family(&RAFT_ELECTION_LATENCY_MAX, Profile::Confluent).name, "kafka_server_raft_metrics_election_latency_max");
+        assert_eq!(family(&METADATA_ERROR_COUNT, Profile::Confluent).name, "kafka_controller_kafkacontroller_metadataerrorcount");
+        assert_eq!(family(&EVENT_QUEUE_TIME, Profile::Confluent).name, "kafka_controller_controllereventmanager_eventqueuetimems");
+        assert_eq!(family(&RAFT_CHANNEL_REQUESTS, Profile::Confluent).name, "kafka_server_raft_channel_metrics_request_total");
+        assert_eq!(family(&BROKER_LAST_APPLIED_LAG_MS, Profile::Confluent).name, "kafka_server_broker_metadata_metrics_last_applied_record_lag_ms");
     }
 
     #[test]

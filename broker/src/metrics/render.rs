@@ -9,6 +9,7 @@ use super::histogram::{Histogram, QUANTILES};
 use super::naming::{family, PromType};
 use super::process;
 use crate::broker::Broker;
+use crate::controller::stats::{QuorumView, RaftStatsReading};
 use crate::coordinator::GroupState;
 
 /// One series' value.
@@ -43,6 +44,9 @@ struct Snapshot {
     groups: Vec<(String, GroupState, usize)>,
     offsets: Vec<(String, String, i32, i64)>,
     process: process::ProcessStats,
+    quorum: QuorumView,
+    raft: RaftStatsReading,
+    now_ms: i64,
 }
 
 fn snapshot(broker: &Broker) -> Snapshot {
@@ -57,7 +61,16 @@ fn snapshot(broker: &Broker) -> Snapshot {
         .collect();
     partitions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let (groups, offsets) = broker.coordinator.metrics_snapshot();
-    Snapshot { partitions, groups, offsets, process: process::read() }
+    let quorum = match broker.controller.raft() {
+        Some(raft) => QuorumView::of(&raft.metrics().borrow()),
+        None => {
+            let image = broker.image();
+            QuorumView::observer(broker.controller.controller_id(), (!image.cluster_id.is_empty()).then_some(image.last_offset))
+        }
+    };
+    let raft = broker.controller.stats.raft.read(std::time::Instant::now());
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Snapshot { partitions, groups, offsets, process: process::read(), quorum, raft, now_ms }
 }
 
 fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
@@ -83,9 +96,21 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     let node = broker.node_id();
     let partitions_of_image =
         || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p))).filter(move |(_, _, p)| p.replicas.contains(&node));
-    // Cluster-wide counts come from the active controller only, so sums over brokers are right.
+    // Cluster-wide counts come from every controller's applied image, as Kafka's KRaft
+    // controllers report them (ControllerMetadataMetricsPublisher): aggregate them with max,
+    // not sum. Only ActiveControllerCount is 1 on the active controller alone. As in Kafka, a
+    // broker that is not a controller has no kafka.controller beans.
     let active = broker.controller.is_active();
-    let from_controller = |v: f64| one(if active { v } else { 0.0 });
+    let controller_only = [
+        &c::ACTIVE_CONTROLLER_COUNT, &c::OFFLINE_PARTITIONS, &c::GLOBAL_TOPIC_COUNT, &c::GLOBAL_PARTITION_COUNT,
+        &c::ACTIVE_BROKER_COUNT, &c::FENCED_BROKER_COUNT, &c::PREFERRED_REPLICA_IMBALANCE, &c::METADATA_ERROR_COUNT,
+        &c::LAST_APPLIED_RECORD_OFFSET, &c::LAST_APPLIED_RECORD_TIMESTAMP, &c::LAST_APPLIED_RECORD_LAG_MS,
+        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME,
+    ];
+    if !broker.config.cluster.roles.controller && controller_only.iter().any(|d| is(d)) {
+        return Vec::new();
+    }
+    let ctr = |v: &std::sync::atomic::AtomicU64| one(v.load(Ordering::Relaxed) as f64);
     let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
     let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
     let leo = |topic: &str, p: i32| s.partitions.iter().find(|x| x.0 == topic && x.1 == p).map(|x| x.5);
@@ -124,11 +149,40 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
             .collect()
     }
     else if is(&c::ACTIVE_CONTROLLER_COUNT) { one(active as u8 as f64) }
-    else if is(&c::OFFLINE_PARTITIONS) { from_controller(image.offline_partitions() as f64) }
-    else if is(&c::GLOBAL_TOPIC_COUNT) { from_controller(image.topics.len() as f64) }
-    else if is(&c::GLOBAL_PARTITION_COUNT) { from_controller(image.partition_count() as f64) }
-    else if is(&c::ACTIVE_BROKER_COUNT) { from_controller(image.live_brokers().count() as f64) }
-    else if is(&c::FENCED_BROKER_COUNT) { from_controller(image.brokers.values().filter(|b| b.fenced).count() as f64) }
+    else if is(&c::OFFLINE_PARTITIONS) { one(image.offline_partitions() as f64) }
+    else if is(&c::GLOBAL_TOPIC_COUNT) { one(image.topics.len() as f64) }
+    else if is(&c::GLOBAL_PARTITION_COUNT) { one(image.partition_count() as f64) }
+    else if is(&c::ACTIVE_BROKER_COUNT) { one(image.live_brokers().count() as f64) }
+    else if is(&c::FENCED_BROKER_COUNT) { one(image.brokers.values().filter(|b| b.fenced).count() as f64) }
+    else if is(&c::PREFERRED_REPLICA_IMBALANCE) {
+        one(image.topics.values().flat_map(|t| &t.partitions).filter(|p| p.replicas.first() != Some(&p.leader)).count() as f64)
+    }
+    else if is(&c::METADATA_ERROR_COUNT) || is(&c::BROKER_METADATA_LOAD_ERRORS) { one(broker.controller.apply_errors() as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_OFFSET) || is(&c::BROKER_LAST_APPLIED_OFFSET) { one(image.last_offset as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_TIMESTAMP) || is(&c::BROKER_LAST_APPLIED_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_LAG_MS) || is(&c::BROKER_LAST_APPLIED_LAG_MS) {
+        // Nothing applied yet (a node still joining): no lag to report rather than 56 years.
+        if image.last_timestamp_ms > 0 { one((s.now_ms - image.last_timestamp_ms).max(0) as f64) } else { Vec::new() }
+    }
+    else if is(&c::BROKER_METADATA_APPLY_ERRORS) { ctr(&m.metadata_apply_errors) }
+    else if is(&c::EVENT_QUEUE_TIME) { vec![(Vec::new(), summary(&broker.controller.stats.events.queue_time_us, 1000.0))] }
+    else if is(&c::EVENT_QUEUE_PROCESSING_TIME) { vec![(Vec::new(), summary(&broker.controller.stats.events.processing_time_us, 1000.0))] }
+    else if is(&c::RAFT_CURRENT_LEADER) { one(s.quorum.current_leader as f64) }
+    else if is(&c::RAFT_CURRENT_VOTE) { one(s.quorum.current_vote as f64) }
+    else if is(&c::RAFT_CURRENT_EPOCH) { s.quorum.current_epoch.map_or_else(Vec::new, |e| one(e as f64)) }
+    else if is(&c::RAFT_CURRENT_STATE) { vec![(vec![s.quorum.current_state.to_string()], Value::Number(1.0))] }
+    else if is(&c::RAFT_HIGH_WATERMARK) { one(s.quorum.high_watermark as f64) }
+    else if is(&c::RAFT_LOG_END_OFFSET) { one(s.quorum.log_end_offset as f64) }
+    else if is(&c::RAFT_COMMIT_LATENCY_AVG) { one(s.raft.commit_latency_avg) }
+    else if is(&c::RAFT_COMMIT_LATENCY_MAX) { one(s.raft.commit_latency_max) }
+    else if is(&c::RAFT_ELECTION_LATENCY_AVG) { one(s.raft.election_latency_avg) }
+    else if is(&c::RAFT_ELECTION_LATENCY_MAX) { one(s.raft.election_latency_max) }
+    else if is(&c::RAFT_APPEND_RECORDS_RATE) { one(s.raft.append_records_rate) }
+    else if is(&c::RAFT_FETCH_RECORDS_RATE) { one(s.raft.fetch_records_rate) }
+    else if is(&c::RAFT_CHANNEL_REQUESTS) { ctr(&broker.controller.stats.channel.requests) }
+    else if is(&c::RAFT_CHANNEL_RESPONSES) { ctr(&broker.controller.stats.channel.responses) }
+    else if is(&c::RAFT_CHANNEL_OUTGOING_BYTES) { ctr(&broker.controller.stats.channel.outgoing_bytes) }
+    else if is(&c::RAFT_CHANNEL_INCOMING_BYTES) { ctr(&broker.controller.stats.channel.incoming_bytes) }
     else if is(&c::LOG_SIZE) { per_partition(|p| p.2 as f64) }
     else if is(&c::LOG_SEGMENTS) { per_partition(|p| p.3 as f64) }
     else if is(&c::LOG_START_OFFSET) { per_partition(|p| p.4 as f64) }
@@ -154,7 +208,7 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     else if is(&c::MALFORMED_REQUESTS) { one(m.malformed_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::OVERSIZED_REQUESTS) { one(m.oversized_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
-    else if is(&c::KE_BROKERS) { one(1.0) }
+    else if is(&c::KE_BROKERS) { one(image.live_brokers().count() as f64) }
     else if is(&c::KE_TOPIC_PARTITIONS) { image.topics.values().map(|t| (vec![t.name.clone()], Value::Number(t.partitions.len() as f64))).collect() }
     else if is(&c::KE_PARTITION_CURRENT_OFFSET) { per_partition(|p| p.5 as f64) }
     else if is(&c::KE_PARTITION_OLDEST_OFFSET) { per_partition(|p| p.4 as f64) }

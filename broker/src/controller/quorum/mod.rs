@@ -48,11 +48,21 @@ openraft::declare_raft_types!(
 
 pub type MetadataRaft = Raft<TypeConfig>;
 
+/// Metadata records in a log entry (none in openraft's blank and membership entries).
+pub fn records_in(entry: &openraft::Entry<TypeConfig>) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(batch) => batch.records.len(),
+        _ => 0,
+    }
+}
+
 /// Starts this node's Raft instance on the metadata log in `dir`, initialising the quorum on
 /// first start (every voter initialises with the same member list, which openraft allows).
+/// The RPCs it sends other voters count in `channel`.
 pub async fn start(
     config: &BrokerConfig,
     dir: &Path,
+    channel: Arc<rpc::ChannelStats>,
 ) -> anyhow::Result<(MetadataRaft, state_machine::StateMachine, log_store::LogStore)> {
     use anyhow::Context;
     let cluster = &config.cluster;
@@ -71,7 +81,7 @@ pub async fn start(
     let log = log_store::LogStore::open(dir).with_context(|| format!("cannot open the metadata log in {}", dir.display()))?;
     let sm = state_machine::StateMachine::open(dir)
         .with_context(|| format!("cannot open the metadata snapshot in {}", dir.display()))?;
-    let network = network::Network::new(std::time::Duration::from_millis(cluster.request_timeout_ms));
+    let network = network::Network::new(std::time::Duration::from_millis(cluster.request_timeout_ms), channel);
     let raft = Raft::new(config.node_id as u64, raft_config, network, log.clone(), sm.clone())
         .await
         .context("cannot start the metadata quorum")?;

@@ -1,6 +1,7 @@
 //! openraft's view of the other voters: one [`RpcClient`] per target, carrying append, vote
 //! and snapshot RPCs. A voter that cannot be reached is reported as unreachable, and openraft
 //! backs off and retries.
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -10,17 +11,18 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
-use super::rpc::{RpcClient, RpcRequest, RpcResponse};
+use super::rpc::{ChannelStats, RpcClient, RpcRequest, RpcResponse};
 use super::TypeConfig;
 
-/// Makes a connection per voter.
+/// Makes a connection per voter; their traffic counts in `stats`.
 pub struct Network {
     timeout: Duration,
+    stats: Arc<ChannelStats>,
 }
 
 impl Network {
-    pub fn new(timeout: Duration) -> Self {
-        Self { timeout }
+    pub fn new(timeout: Duration, stats: Arc<ChannelStats>) -> Self {
+        Self { timeout, stats }
     }
 }
 
@@ -28,7 +30,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
-        Connection { target, client: RpcClient::new(node.addr.clone(), self.timeout) }
+        Connection { target, client: RpcClient::counted(node.addr.clone(), self.timeout, self.stats.clone()) }
     }
 }
 

@@ -85,6 +85,17 @@ pub struct RpcStats {
     pub connections: AtomicU64,
 }
 
+/// Counters of the requests this node sends to other voters over the quorum's own channel
+/// (Kafka's `raft-channel-metrics`, the raft client's NetworkClient): frames written and read,
+/// with their bytes, length prefixes included.
+#[derive(Default)]
+pub struct ChannelStats {
+    pub requests: AtomicU64,
+    pub responses: AtomicU64,
+    pub outgoing_bytes: AtomicU64,
+    pub incoming_bytes: AtomicU64,
+}
+
 /// Accepts connections until shutdown; each is served by its own task.
 pub async fn serve<H: RpcHandler>(listener: TcpListener, handler: Arc<H>, stats: Arc<RpcStats>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -145,11 +156,17 @@ pub struct RpcClient {
     addr: String,
     conn: Option<TcpStream>,
     timeout: Duration,
+    stats: Option<Arc<ChannelStats>>,
 }
 
 impl RpcClient {
     pub fn new(addr: String, timeout: Duration) -> Self {
-        Self { addr, conn: None, timeout }
+        Self { addr, conn: None, timeout, stats: None }
+    }
+
+    /// A client whose traffic counts in `stats` (the quorum's channel between voters).
+    pub fn counted(addr: String, timeout: Duration, stats: Arc<ChannelStats>) -> Self {
+        Self { addr, conn: None, timeout, stats: Some(stats) }
     }
 
     pub fn address(&self) -> &str {
@@ -180,7 +197,15 @@ impl RpcClient {
         }
         let Some(stream) = self.conn.as_mut() else { return Err(std::io::ErrorKind::NotConnected.into()) };
         write_frame(stream, &body).await?;
+        if let Some(s) = &self.stats {
+            s.requests.fetch_add(1, Ordering::Relaxed);
+            s.outgoing_bytes.fetch_add(4 + body.len() as u64, Ordering::Relaxed);
+        }
         let frame = read_frame(stream).await?.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        if let Some(s) = &self.stats {
+            s.responses.fetch_add(1, Ordering::Relaxed);
+            s.incoming_bytes.fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+        }
         serde_json::from_slice(&frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
