@@ -63,14 +63,40 @@ SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dic
          (f"kafka_controller_kafkacontroller_offlinepartitionscount{{{B2}}}", "0x9")],
         [(1, []), (3, [({"cluster": "lantern-1"}, "3")])],
     ),
-    "LanternActiveControllerCount": (
-        # lantern-1: a second broker claims the controller (split brain, 2);
-        # lantern-3: nobody is controller (0); lantern-2: exactly one (healthy).
+    "LanternOfflinePartitions/every-controller-reports": (
+        # Three controllers of one cluster each report the same 2 offline partitions: 2, not 6.
+        [(f'kafka_controller_kafkacontroller_offlinepartitionscount{{job="lantern-broker",cluster="lantern-1",instance="broker-{i}"}}', "0 2x8")
+         for i in (1, 2, 3)],
+        [(1, []), (3, [({"cluster": "lantern-1"}, "2")])],
+    ),
+    "LanternNoActiveController": (
+        # lantern-1: the controller (broker-1) loses its quorum at minute 1: every broker reports
+        # 0. lantern-2: the controller moves from broker-a to broker-b at minute 3 (always one).
+        # lantern-3: healthy.
+        [(f'kafka_controller_kafkacontroller_activecontrollercount{{job="lantern-broker",cluster="lantern-1",instance="broker-{i}"}}',
+          "1 0x8" if i == 1 else "0x9") for i in (1, 2, 3)]
+        + [('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-2",instance="broker-a"}', "1 1 1 0x6"),
+           ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-2",instance="broker-b"}', "0 0 0 1x6"),
+           ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-3",instance="broker-3"}', "1x9")],
+        [(1, []), (2, [({"cluster": "lantern-1"}, "0")]), (5, [({"cluster": "lantern-1"}, "0")])],
+    ),
+    "LanternMultipleActiveControllers": (
+        # lantern-1: a second broker claims the controller from minute 1 on (split brain);
+        # lantern-2: exactly one; lantern-3: none (LanternNoActiveController's, not this alert's).
         [(f"kafka_controller_kafkacontroller_activecontrollercount{{{B1}}}", "1x9"),
          ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-1",instance="broker-1b"}', "0 1x8"),
          (f"kafka_controller_kafkacontroller_activecontrollercount{{{B2}}}", "1x9"),
-         ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-3",instance="broker-3"}', "1 0x8")],
-        [(1, []), (4, [({"cluster": "lantern-1"}, "2"), ({"cluster": "lantern-3"}, "0")])],
+         ('kafka_controller_kafkacontroller_activecontrollercount{job="lantern-broker",cluster="lantern-3",instance="broker-3"}', "0x9")],
+        [(1, []), (4, [({"cluster": "lantern-1"}, "2")])],
+    ),
+    "LanternFencedBrokers": (
+        # lantern-1: broker-3 is killed at minute 1; the two live controllers report it fenced (1
+        # each: 1, not 2) and broker-3's own series stop. lantern-2: a broker fenced for one
+        # scrape while it restarts (shorter than the `for`).
+        [(f'kafka_controller_kafkacontroller_fencedbrokercount{{job="lantern-broker",cluster="lantern-1",instance="broker-{i}"}}',
+          "0 1x8" if i < 3 else "0 _x8") for i in (1, 2, 3)]
+        + [('kafka_controller_kafkacontroller_fencedbrokercount{job="lantern-broker",cluster="lantern-2",instance="broker-a"}', "0 1 0x7")],
+        [(1, []), (3, [({"cluster": "lantern-1"}, "1")]), (8, [({"cluster": "lantern-1"}, "1")])],
     ),
     "LanternOfflineLogDirectories": (
         [(f"kafka_log_logmanager_offlinelogdirectorycount{{{B1}}}", "0 1x8"),
