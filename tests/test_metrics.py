@@ -311,19 +311,30 @@ PROMTOOL = shutil.which("promtool")
 # MBean keys as label names (networkProcessor, delayedOperation, clientSoftwareName,
 # clientSoftwareVersion); socket-server-metrics' attribute is literally `connection-count`;
 # Confluent's rules type every socket-server-metrics attribute as GAUGE, including
-# `connection-creation-total` / `connection-close-total`. A dashboard needs those exact
-# names, so these warnings are accepted, and only these.
+# `connection-creation-total` / `connection-close-total`, and Lantern types the
+# raft-channel-metrics `-total` attributes as gauges by analogy with Confluent's raft-metrics
+# rule (it has none for raft-channel-metrics). broker-metadata-metrics' attributes are literally
+# `metadata-apply-error-count`, `metadata-load-error-count` and `last-applied-record-lag-ms`.
+# A dashboard needs those exact names, so these warnings are accepted, and only these.
 KAFKA_CAMELCASE_LABELS = {"networkProcessor", "delayedOperation", "clientSoftwareName", "clientSoftwareVersion"}
 CAMEL_WARNING = "label names should be written in 'snake_case' not 'camelCase'"
 COUNT_SUFFIX_WARNING = 'non-histogram and non-summary metrics should not have "_count" suffix'
 TOTAL_SUFFIX_WARNING = 'non-counter metrics should not have "_total" suffix'
 KAFKA_COUNT_SUFFIX = {"kafka_server_socket_server_metrics_connection_count",
-                      "kafka_server_socketservermetrics_connection_count"}
+                      "kafka_server_socketservermetrics_connection_count",
+                      "kafka_server_brokermetadatametrics_metadata_apply_error_count",
+                      "kafka_server_brokermetadatametrics_metadata_load_error_count",
+                      "kafka_server_broker_metadata_metrics_metadata_apply_error_count",
+                      "kafka_server_broker_metadata_metrics_metadata_load_error_count"}
+UNIT_WARNING = "metric names should not contain abbreviated units"
+KAFKA_ABBREVIATED_UNITS = {"kafka_server_brokermetadatametrics_last_applied_record_lag_ms",
+                           "kafka_server_broker_metadata_metrics_last_applied_record_lag_ms"}
 # kafka_exporter's own name for the per-topic lag sum (a gauge)
 KAFKA_EXPORTER_SUM_SUFFIX = {"kafka_consumergroup_lag_sum"}
 SUM_SUFFIX_WARNING = 'non-histogram and non-summary metrics should not have "_sum" suffix'
 KAFKA_GAUGE_TOTAL_SUFFIX = {"kafka_server_socketservermetrics_connection_creation_total",
-                            "kafka_server_socketservermetrics_connection_close_total"}
+                            "kafka_server_socketservermetrics_connection_close_total",
+                            *(f"kafka_server_raft_channel_metrics_{a}_total" for a in ("request", "response", "incoming_byte", "outgoing_byte"))}
 
 
 def promtool_problems(text: str) -> tuple[int, list[str]]:
@@ -346,6 +357,8 @@ def unexpected_promtool_problems(s: Scrape, problems: list[str], *, openmetrics:
         elif msg == COUNT_SUFFIX_WARNING and family in KAFKA_COUNT_SUFFIX:
             continue
         elif msg == TOTAL_SUFFIX_WARNING and family in KAFKA_GAUGE_TOTAL_SUFFIX:
+            continue
+        elif msg == UNIT_WARNING and family in KAFKA_ABBREVIATED_UNITS:
             continue
         elif msg == SUM_SUFFIX_WARNING and family in KAFKA_EXPORTER_SUM_SUFFIX:
             continue
