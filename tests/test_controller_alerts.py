@@ -8,10 +8,14 @@ the promtool unit tests cover):
 - kill -9 of a broker that is not the controller: LanternFencedBrokers' expression returns 1
   for the cluster within broker.session.timeout.ms plus a scrape (and a second of slack for
   the controller's session check and the query), while the two controller expressions stay
-  empty;
+  empty; the partitions the dead broker led (replication factor 1) go offline, and
+  LanternOfflinePartitions' expression counts them;
 - kill -9 of a second broker: the survivor has lost its quorum and stops counting itself
   active, so LanternNoActiveController's expression returns 0 for the cluster;
   LanternMultipleActiveControllers' never returns anything.
+
+On the way, state.change.logger has said what happened: every node logged the controller
+election, the controller logged the fencing and each partition that went offline.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 import pytest
 import yaml
 
+import clients
 import quorum_stack
 from lantern import REPO_ROOT
 from test_metrics import scrape
@@ -51,6 +56,10 @@ def stack(tmp_path):
         quorum_stack.stop_all(nodes)
 
 
+def plain_log(node) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", node.log_text())
+
+
 def wait_result(prom, expr: str, timeout: float) -> tuple[float, list]:
     """Polls `expr` until it returns something; (seconds waited, result)."""
     started = time.monotonic()
@@ -78,6 +87,18 @@ def test_controller_alert_expressions_on_a_live_cluster(stack):
     controller = [b for b in nodes if scrape(b).value("kafka_controller_kafkacontroller_activecontrollercount") == 1]
     assert len(controller) == 1, "exactly one broker reports ActiveControllerCount 1"
     others = [b for b in nodes if b is not controller[0]]
+    leader_id = controller[0].props["node.id"]
+    for b in nodes:
+        assert re.search(rf"state\.change\.logger: controller elected: .*\bcontroller={leader_id}\b", plain_log(b)), \
+            f"{b.name} logged no controller election naming node {leader_id}"
+
+    # A topic whose partitions are spread over the three brokers (replication factor 1).
+    topic = "controller-alerts-probe"
+    clients.create_topic(nodes[0].bootstrap, topic, 6)
+    partitions = clients.admin(nodes[0].bootstrap).list_topics(topic, timeout=10).topics[topic].partitions
+    victim = others[0].props["node.id"]
+    led = sorted(p for p, m in partitions.items() if m.leader == victim)
+    assert led, f"broker {victim} leads none of {topic}'s partitions: {partitions}"
 
     # A broker dies: fenced once its session expires, seen at the next scrape.
     others[0].kill9()
@@ -87,9 +108,14 @@ def test_controller_alert_expressions_on_a_live_cluster(stack):
     assert [(r["metric"], r["value"][1]) for r in got] == [(cluster, "1")], got
     assert waited <= budget, f"FencedBrokerCount reached Prometheus {waited:.1f}s after the kill (budget {budget:.1f}s)"
     assert prom.query(no_controller) == [] and prom.query(many_controllers) == []
-    log = re.sub(r"\x1b\[[0-9;]*m", "", controller[0].log_text())
-    fence_line = rf"WARN state\.change\.logger: fenced broker: .*\bbroker={others[0].props['node.id']}\b"
-    assert re.search(fence_line, log), f"no state.change.logger line for the fencing in {controller[0].name}'s log"
+    waited, got = wait_result(prom, alert_expr("LanternOfflinePartitions"), 5)
+    assert [(r["metric"], r["value"][1]) for r in got] == [(cluster, str(len(led)))], (led, got)
+    log = plain_log(controller[0])
+    assert re.search(rf"WARN state\.change\.logger: fenced broker: .*\bbroker={victim}\b", log), \
+        f"no state.change.logger line for the fencing in {controller[0].name}'s log"
+    for p in led:
+        assert re.search(rf"state\.change\.logger: partition is offline: .*\bpartition={topic}-{p}\b.*\bprevious_leader={victim}\b", log), \
+            f"no state.change.logger line for {topic}-{p} going offline"
 
     # A second broker dies: one voter of three is no quorum; the survivor stops counting itself
     # active once no majority has acknowledged it within the election timeout.
