@@ -116,7 +116,8 @@ pub static PARTITION_UNDER_REPLICATED: MetricDef = m("kafka.cluster", "Partition
 
 // Controller. As in Kafka's KRaft controllers (ControllerMetadataMetrics), every controller
 // reports the cluster-wide counts from the metadata it has applied; only
-// ActiveControllerCount is 1 on the active controller alone.
+// ActiveControllerCount is 1 on the active controller alone. Brokers that are not controllers
+// have none of the kafka.controller metrics.
 pub static ACTIVE_CONTROLLER_COUNT: MetricDef = m("kafka.controller", "KafkaController", "ActiveControllerCount", &[], Gauge, "1 on the active controller (the quorum leader, while a majority acknowledges it), else 0.");
 pub static OFFLINE_PARTITIONS: MetricDef = m("kafka.controller", "KafkaController", "OfflinePartitionsCount", &[], Gauge, "Partitions without a leader, in the metadata this controller applied.");
 pub static GLOBAL_TOPIC_COUNT: MetricDef = m("kafka.controller", "KafkaController", "GlobalTopicCount", &[], Gauge, "Topics in the cluster, in the metadata this controller applied.");

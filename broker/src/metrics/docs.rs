@@ -16,7 +16,9 @@ pub fn metrics_markdown() -> String {
          its `raft-metrics` rule). Planned metrics are not exported until the work they depend on lands.\n\n\
          Every controller reports the `KafkaController` cluster-wide counts (topics, partitions, offline partitions, \
          active and fenced brokers) from the metadata it has applied, as Kafka's KRaft controllers do: aggregate them \
-         across nodes with `max`, not `sum`. `ActiveControllerCount` is 1 on the active controller only.\n\n\
+         across nodes with `max`, not `sum`. `ActiveControllerCount` is 1 on the active controller only. A \
+         broker that is not a controller (`process.roles=broker`) serves no `kafka.controller` metric, as in Kafka; its \
+         `raft-metrics` describe it as an `observer`.\n\n\
          | MBean | Strimzi name | Confluent name | type | labels | status | meaning |\n|---|---|---|---|---|---|---|\n",
     );
     for def in CATALOGUE {
