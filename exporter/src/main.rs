@@ -1,5 +1,6 @@
 //! `lantern-exporter`: serves node metrics and the log pipeline's metrics on /metrics
 //! (default 127.0.0.1:9100), or with `logs` as its first argument, queries the log topic.
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -103,16 +104,9 @@ fn logs_command(args: &[String]) -> ExitCode {
         println!("{}", query::USAGE);
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lantern-exporter logs: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match runtime.block_on(query::run(&q, &mut out)) {
+    match query::run(&q, &mut out).and_then(|()| out.flush().map_err(|e| format!("cannot write the output: {e}"))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lantern-exporter logs: {e}");

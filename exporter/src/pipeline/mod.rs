@@ -2,9 +2,10 @@
 //! and ships every event to a topic on the broker (and optionally to an OTLP receiver).
 //!
 //! tail (files by inode, rotation) -> event (parse, enrich) -> derived (metrics) -> spool
-//! (disk queue) -> ship (Produce acks=all) and otlp (OTLP/HTTP JSON logs), each with its own
-//! spool cursor; reader runs the first four on one thread and writes the checkpoint; kafka is
-//! the minimal client; query is the `lantern-exporter logs` command reading the topic back.
+//! (disk queue) -> ship (librdkafka, acks=all) and otlp (OTLP/HTTP JSON logs), each with its own
+//! spool cursor; reader runs the first four on one thread and writes the checkpoint; kafka holds
+//! the librdkafka settings both Kafka clients share; query is the `lantern-exporter logs`
+//! command reading the topic back.
 pub mod checkpoint;
 pub mod derived;
 pub mod event;
@@ -23,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::exposition::{MetricType, MetricWriter};
@@ -85,7 +85,9 @@ pub const USAGE: &str = "Log pipeline flags:
                                     the spool of unshipped events is PATH.spool)
   --pipeline.host=NAME              host added to every event (default: this machine's hostname)
   --pipeline.broker-id=ID           broker id added to every event
-  --pipeline.bootstrap-server=H:P   broker the events are shipped to (default 127.0.0.1:9092)
+  --pipeline.bootstrap-server=H:P[,H:P...]
+                                    brokers of the cluster the events are shipped to; the
+                                    partition leaders are found from them (default 127.0.0.1:9092)
   --pipeline.topic=NAME             topic the events go to (default __lantern_logs)
   --pipeline.ship=false             derive metrics only, ship nothing
   --pipeline.spool-max-bytes=N      unshipped events kept on disk before dropping (default 256 MiB)
@@ -206,7 +208,7 @@ impl Pipeline {
             .map_err(PipelineError::Thread)?;
         let stats = Arc::new(ShipStats::default());
         if args.ship {
-            let cfg = ShipConfig { bootstrap: args.bootstrap.clone(), topic: args.topic.clone(), key: Some(Bytes::from(origin.host.clone())), linger: args.linger };
+            let cfg = ShipConfig { bootstrap: args.bootstrap.clone(), topic: args.topic.clone(), key: Some(origin.host.clone()), linger: args.linger };
             tokio::spawn(ship::run(cfg, spool_reader.clone(), stats.clone(), shutdown.clone()));
         }
         let otlp_stats = Arc::new(OtlpStats::default());

@@ -1,22 +1,27 @@
-//! `lantern-exporter logs`: reads the log topic back over Kafka (ListOffsets, then Fetch from
-//! the earliest to the high watermark of every partition) and answers an operator's questions:
-//! events in a time range filtered by level, logger and text, as JSON lines or a table, or
-//! counts grouped by a field.
+//! `lantern-exporter logs`: reads the log topic back over Kafka (every partition, from its
+//! earliest offset, or the first at --since, to its high watermark, each from its leader) and
+//! answers an operator's questions: events in a time range filtered by level, logger and text,
+//! as JSON lines or a table, or counts grouped by a field.
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::*;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use super::kafka::{self, Connection};
+use super::kafka::{self, Context};
 use super::timefmt;
+
+/// How long reading may go without a record before the command gives up (a partition whose
+/// leader is down has nothing to give).
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const USAGE: &str = "usage: lantern-exporter logs [flags]
 Reads the events the pipeline shipped and prints those matching every filter given.
-  --bootstrap-server=H:P   broker to read from (default 127.0.0.1:9092)
+  --bootstrap-server=H:P[,H:P...]  brokers of the cluster to read from (default 127.0.0.1:9092)
   --topic=NAME             log topic (default __lantern_logs)
   --since=T --until=T      time range: RFC 3339 (2026-11-22T02:00:00Z) or a duration back
                            from now (90s, 15m, 2h, 7d); compared with the event's timestamp
@@ -118,60 +123,31 @@ impl Query {
 }
 
 /// Runs the command, printing to `out`.
-pub async fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
-    let mut conn = Connection::connect(&q.bootstrap).await.map_err(|e| e.to_string())?;
-    let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(kafka::topic_name(&q.topic)))]))
-        .with_allow_auto_topic_creation(false);
-    let md: MetadataResponse = conn.send(ApiKey::Metadata, &req).await.map_err(|e| e.to_string())?;
-    let topic = md.topics.first().ok_or("the broker returned no metadata for the topic")?;
-    if topic.error_code != 0 {
-        return Err(format!(
-            "topic {} is not readable (error code {}); has the pipeline shipped anything yet? (--topic names another topic)",
-            q.topic, topic.error_code
-        ));
-    }
-    let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
+pub fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
+    let reader = TopicReader::open(q)?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let w = |r: std::io::Result<()>| r.map_err(|e| format!("cannot write the output: {e}"));
     if q.count_by.is_none() && !q.json {
         w(writeln!(out, "{:<27} {:<5} {:<32} {:<12} MESSAGE", "TIMESTAMP", "LEVEL", "LOGGER", "HOST"))?;
     }
-    for p in partitions {
-        let earliest = list_offset(&mut conn, &q.topic, p, -2).await?;
-        let latest = list_offset(&mut conn, &q.topic, p, -1).await?;
-        // Records are stamped when shipped, which is never before the event happened, so the
-        // first record stamped at or after --since is where matching events can begin.
-        let from_since = match q.since_ms {
-            Some(since) => list_offset(&mut conn, &q.topic, p, since).await?,
-            None => earliest,
-        };
-        let mut offset = if from_since < 0 { latest } else { from_since.max(earliest) };
-        while offset < latest {
-            let records = fetch(&mut conn, &q.topic, p, offset).await?;
-            let Some(last) = records.last().map(|r| r.offset) else { break };
-            for r in records.iter().filter(|r| r.offset >= offset && r.offset < latest) {
-                let Some(value) = &r.value else { continue };
-                let raw = String::from_utf8_lossy(value);
-                let event: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                if !q.matches(&raw, &event, r.timestamp) {
-                    continue;
-                }
-                match &q.count_by {
-                    Some(f) => *counts.entry(field(&event, f).unwrap_or_else(|| "(none)".into())).or_default() += 1,
-                    None if q.json => w(writeln!(out, "{raw}"))?,
-                    None => {
-                        let get = |k: &str| field(&event, k).unwrap_or_else(|| "-".into());
-                        let ts = event.get("timestamp").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| timefmt::format_rfc3339_ms(r.timestamp));
-                        let level = field(&event, "level").unwrap_or_else(|| get("log_type"));
-                        let logger = field(&event, "target").or_else(|| field(&event, "apiName")).unwrap_or_else(|| "-".into());
-                        w(writeln!(out, "{:<27} {:<5} {:<32} {:<12} {}", ts, level, logger, get("host"), get("message")))?;
-                    }
-                }
-            }
-            offset = last + 1;
+    reader.read(|raw, record_ts| {
+        let event: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+        if !q.matches(raw, &event, record_ts) {
+            return Ok(());
         }
-    }
+        match &q.count_by {
+            Some(f) => *counts.entry(field(&event, f).unwrap_or_else(|| "(none)".into())).or_default() += 1,
+            None if q.json => w(writeln!(out, "{raw}"))?,
+            None => {
+                let get = |k: &str| field(&event, k).unwrap_or_else(|| "-".into());
+                let ts = event.get("timestamp").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| timefmt::format_rfc3339_ms(record_ts));
+                let level = field(&event, "level").unwrap_or_else(|| get("log_type"));
+                let logger = field(&event, "target").or_else(|| field(&event, "apiName")).unwrap_or_else(|| "-".into());
+                w(writeln!(out, "{:<27} {:<5} {:<32} {:<12} {}", ts, level, logger, get("host"), get("message")))?;
+            }
+        }
+        Ok(())
+    })?;
     if q.count_by.is_some() {
         let mut rows: Vec<(String, u64)> = counts.into_iter().collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -186,35 +162,106 @@ pub async fn run(q: &Query, out: &mut impl Write) -> Result<(), String> {
     Ok(())
 }
 
-async fn list_offset(conn: &mut Connection, topic: &str, partition: i32, timestamp: i64) -> Result<i64, String> {
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(kafka::topic_name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp)])]);
-    let resp: ListOffsetsResponse = conn.send(ApiKey::ListOffsets, &req).await.map_err(|e| e.to_string())?;
-    let p = resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|x| x.partition_index == partition).ok_or("ListOffsets answered no partition")?;
-    if p.error_code != 0 {
-        return Err(format!("ListOffsets for partition {partition} failed with error code {}", p.error_code));
-    }
-    Ok(p.offset)
+/// The topic's records from where the query starts to each partition's high watermark as it was
+/// when the command started, read by a librdkafka consumer from each partition's leader.
+struct TopicReader<'q> {
+    q: &'q Query,
+    consumer: BaseConsumer<Context>,
+    /// (partition, first offset to read, high watermark)
+    ranges: Vec<(i32, i64, i64)>,
 }
 
-async fn fetch(conn: &mut Connection, topic: &str, partition: i32, offset: i64) -> Result<Vec<kafka_protocol::records::Record>, String> {
-    let req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(8 * 1024 * 1024)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(kafka::topic_name(topic))
-            .with_partitions(vec![FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(4 * 1024 * 1024)])]);
-    let resp: FetchResponse = conn.send(ApiKey::Fetch, &req).await.map_err(|e| e.to_string())?;
-    let p = resp.responses.iter().flat_map(|t| t.partitions.iter()).find(|x| x.partition_index == partition).ok_or("Fetch answered no partition")?;
-    if p.error_code != 0 {
-        return Err(format!("Fetch of partition {partition} at offset {offset} failed with error code {}", p.error_code));
+impl<'q> TopicReader<'q> {
+    fn open(q: &'q Query) -> Result<TopicReader<'q>, String> {
+        let consumer: BaseConsumer<Context> = kafka::base_config(&q.bootstrap)
+            // librdkafka assigns partitions only to a consumer with a group id; this one never
+            // joins the group and never commits.
+            .set("group.id", "lantern-exporter-logs")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .create_with_context(Context::default())
+            .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        let md = consumer
+            .fetch_metadata(Some(&q.topic), kafka::REQUEST_TIMEOUT)
+            .map_err(|e| format!("cannot read the metadata of {} from {}: {e}", q.topic, q.bootstrap))?;
+        let topic = md.topics().iter().find(|t| t.name() == q.topic).ok_or("the brokers returned no metadata for the topic")?;
+        if let Some(err) = topic.error() {
+            return Err(format!(
+                "topic {} is not readable ({}); has the pipeline shipped anything yet? (--topic names another topic)",
+                q.topic,
+                RDKafkaErrorCode::from(err)
+            ));
+        }
+        let mut ranges = Vec::new();
+        let mut since = TopicPartitionList::new();
+        for p in topic.partitions() {
+            let (earliest, latest) = consumer
+                .fetch_watermarks(&q.topic, p.id(), kafka::REQUEST_TIMEOUT)
+                .map_err(|e| format!("cannot read the offsets of partition {}: {e}", p.id()))?;
+            ranges.push((p.id(), earliest, latest));
+            if let Some(ms) = q.since_ms {
+                since.add_partition_offset(&q.topic, p.id(), Offset::Offset(ms)).map_err(|e| e.to_string())?;
+            }
+        }
+        if q.since_ms.is_some() {
+            // Records are stamped when shipped, which is never before the event happened, so the
+            // first record stamped at or after --since is where matching events can begin.
+            let found = consumer.offsets_for_times(since, kafka::REQUEST_TIMEOUT).map_err(|e| format!("cannot look up offsets by time: {e}"))?;
+            for (p, from, latest) in &mut ranges {
+                *from = match found.find_partition(&q.topic, *p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o.max(*from),
+                    // No record at or after --since.
+                    _ => *latest,
+                };
+            }
+        }
+        Ok(TopicReader { q, consumer, ranges })
     }
-    match &p.records {
-        Some(r) => kafka::decode_batches(r.clone()),
-        None => Ok(Vec::new()),
+
+    /// Calls `each(value, record timestamp)` for every record of every partition's range.
+    fn read(&self, mut each: impl FnMut(&str, i64) -> Result<(), String>) -> Result<(), String> {
+        let mut assignment = TopicPartitionList::new();
+        let mut left: BTreeMap<i32, i64> = BTreeMap::new();
+        for &(p, from, latest) in &self.ranges {
+            if from < latest {
+                assignment.add_partition_offset(&self.q.topic, p, Offset::Offset(from)).map_err(|e| e.to_string())?;
+                left.insert(p, latest);
+            }
+        }
+        self.consumer.assign(&assignment).map_err(|e| format!("cannot assign the partitions: {e}"))?;
+        let mut last_progress = Instant::now();
+        while !left.is_empty() {
+            match self.consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    let Some(&latest) = left.get(&m.partition()) else { continue };
+                    if m.offset() < latest {
+                        if let Some(value) = m.payload() {
+                            each(&String::from_utf8_lossy(value), m.timestamp().to_millis().unwrap_or(0))?;
+                        }
+                    }
+                    if m.offset() + 1 >= latest {
+                        left.remove(&m.partition());
+                    }
+                }
+                // The partition's end as of this fetch: nothing more below its old high watermark.
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    left.remove(&p);
+                }
+                Some(Err(e)) => return Err(format!("cannot read {}: {e}", self.q.topic)),
+                None if last_progress.elapsed() > STALL_TIMEOUT => {
+                    let parts: Vec<String> = left.keys().map(i32::to_string).collect();
+                    return Err(format!(
+                        "no records from partition(s) {} of {} for {STALL_TIMEOUT:?}: is their leader down?",
+                        parts.join(", "),
+                        self.q.topic
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 }
 
