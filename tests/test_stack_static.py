@@ -217,7 +217,7 @@ def test_compose_schema_rejects_a_broken_file():
 def test_compose_stack_is_complete_and_mounts_what_exists():
     doc = yaml.safe_load(COMPOSE.read_text())
     services = doc["services"]
-    assert {"broker-1", "broker-2", "exporter-1", "exporter-2", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"broker-1", "broker-2", "broker-3", "exporter-1", "exporter-2", "exporter-3", "prometheus", "alertmanager", "grafana"} <= set(services)
     for name, svc in services.items():
         build = svc.get("build")
         if build:
@@ -234,6 +234,31 @@ def test_compose_stack_is_complete_and_mounts_what_exists():
                 assert t.split(":")[0] in services, f"{job['job_name']} scrapes {t}, not a compose service"
     hook = yaml.safe_load(AM.read_text())["receivers"][0]["webhook_configs"][0]["url"]
     assert hook.split("//")[1].split(":")[0] in services, "the webhook example points at a compose service"
+
+
+def test_both_stacks_run_one_cluster_of_three_brokers(tmp_path):
+    """Compose and run-stack: three nodes, each a broker and a controller with its own node id and
+    a CONTROLLER listener, all with the same voters (one per node); Prometheus gives every broker
+    and exporter the same cluster label."""
+    def props(cmd: list[str]) -> dict[str, str]:
+        return dict(a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a)
+
+    compose = yaml.safe_load(COMPOSE.read_text())["services"]
+    r = run(sys.executable, RUN_STACK, "render", "--dir", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    local = json.loads((tmp_path / "stack.json").read_text())["procs"]
+    for where, cmds in (("compose", [compose[f"broker-{i}"]["command"] for i in (1, 2, 3)]),
+                        ("run-stack", [local[f"broker-{i}"]["cmd"] for i in (1, 2, 3)])):
+        nodes = [props(c) for c in cmds]
+        assert [n["node.id"] for n in nodes] == ["1", "2", "3"], where
+        voters = {n["controller.quorum.voters"] for n in nodes}
+        assert len(voters) == 1 and [v.split("@")[0] for v in voters.pop().split(",")] == ["1", "2", "3"], where
+        assert all("CONTROLLER://" in n["listeners"] for n in nodes), where
+    prom = yaml.safe_load(PROM.read_text())
+    lantern = [sc for job in prom["scrape_configs"] if job["job_name"] in ("lantern-broker", "lantern-exporter")
+               for sc in job["static_configs"]]
+    assert {sc["labels"]["node"] for sc in lantern} == {"broker-1", "broker-2", "broker-3"}
+    assert len({sc["labels"]["cluster"] for sc in lantern}) == 1
 
 
 def test_dockerfile_is_multi_stage_and_builds_both_binaries():
