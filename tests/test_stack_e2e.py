@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lantern import REPO_ROOT
@@ -158,6 +158,20 @@ def drive_traffic(bootstrap: str, seconds: float, heavy: bool) -> None:
     assert consumed > 0, "the consumer group consumed nothing"
 
 
+def ask_every_broker_for_a_missing_topic(brokers: list[str]) -> None:
+    """A Metadata request for a topic that does not exist, answered UNKNOWN_TOPIC_OR_PARTITION, on
+    each broker (a consumer does not auto-create; its first request goes to its only bootstrap
+    broker). The duplicate CreateTopics above fails on the active controller only, and every
+    broker's error panels should have something to show."""
+    for b in brokers:
+        c = Consumer({"bootstrap.servers": b, "group.id": "stack-e2e-metadata", "client.id": "stack-e2e-metadata"})
+        try:
+            t = c.list_topics("stack-e2e-no-such-topic", timeout=30).topics["stack-e2e-no-such-topic"]
+            assert t.error is not None and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, (b, t.error)
+        finally:
+            c.close()
+
+
 def rotate_like_logrotate(log: Path) -> None:
     """logrotate's copytruncate on the broker's JSON log (the broker keeps its O_APPEND stderr),
     then a line that is not JSON, as a Rust panic message on stderr would be: the pipeline's
@@ -197,6 +211,7 @@ def stack(tmp_path_factory):
         worker.start()
         worker.join(120)
         assert not errors, errors
+        ask_every_broker_for_a_missing_topic([st["brokers"][b]["kafka"] for b in BROKERS])
         rotate_like_logrotate(Path(st["brokers"]["broker-1"]["log"]))
         # a few scrapes after the traffic so gauges (lag, offsets) and rates are recorded
         time.sleep(4 * SCRAPE_S)
@@ -280,7 +295,7 @@ def resolve_variables(prom: str, board: dict, range_s: int) -> tuple[dict[str, s
     return resolve(0, {})
 
 
-def check_dashboard(stack, name: str) -> tuple[int, list[str]]:
+def check_dashboard(stack, name: str) -> tuple[int, list[str], dict[str, str]]:
     board = json.loads((DASHBOARDS / name).read_text())
     prom = stack["prom"]
     end = time.time()
@@ -297,14 +312,14 @@ def check_dashboard(stack, name: str) -> tuple[int, list[str]]:
             checked += 1
             if not result:
                 problems.append(f"panel {p['id']} {p['title']!r} query {t['refId']}: no data for {expr}")
-    return checked, problems
+    return checked, problems, values
 
 
 @pytest.mark.parametrize("dashboard", ["lantern-cluster-overview.json", "lantern-topics.json",
                                        "lantern-consumer-groups.json", "lantern-node.json", "lantern-logs.json"])
 def test_every_dashboard_query_returns_data(stack, dashboard):
-    checked, problems = check_dashboard(stack, dashboard)
-    print(f"{dashboard}: {checked} panel queries checked, {len(problems)} without data")
+    checked, problems, values = check_dashboard(stack, dashboard)
+    print(f"{dashboard}: {checked} panel queries checked, {len(problems)} without data (variables {values})")
     assert checked > 0
     assert not problems, f"{dashboard}: {len(problems)} of {checked} queries/variables without data:\n" + "\n".join(problems)
 
