@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cluster::lifecycle::LifecycleState;
 use crate::cluster::ReplicaManager;
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint, MetadataImage, TopicImage};
+use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, MetadataImage, TopicImage};
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::metrics::BrokerMetrics;
 
@@ -107,13 +107,6 @@ impl Broker {
         }
     }
 
-    /// Where clients reach broker `id` on `listener` (the listener the request came in on),
-    /// falling back to its first endpoint.
-    pub fn endpoint(&self, image: &MetadataImage, id: i32, listener: &str) -> Option<Endpoint> {
-        let reg = image.brokers.get(&id)?;
-        reg.endpoint(listener).or_else(|| reg.endpoints.first()).cloned()
-    }
-
     /// Creates a topic with the broker defaults (auto-creation on Metadata), through the
     /// active controller, and opens the logs this broker hosts.
     pub async fn auto_create_topic(&self, name: &str) -> Result<TopicImage, ControllerError> {
@@ -142,21 +135,9 @@ impl Broker {
         let ControllerReply::Topic(topic) = reply else {
             return Err(ControllerError::Storage(format!("unexpected answer to CreateTopics: {reply:?}")));
         };
-        self.apply_metadata_after_write(topic.id).await;
-        Ok(topic)
-    }
-
-    /// Waits (briefly) until this node has applied a change the controller committed, then
-    /// opens or closes logs, so a client that gets the answer can use the result here.
-    pub async fn apply_metadata_after_write(&self, topic_id: uuid::Uuid) {
-        let mut rx = self.controller.subscribe();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.cluster.request_timeout_ms);
-        while self.controller.image().topic_by_id(topic_id).is_none() && !topic_id.is_nil() {
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-                break;
-            }
-        }
+        // `submit` answers once this node has applied the change: open its logs now.
         self.apply_metadata_now().await;
+        Ok(topic)
     }
 
     /// Applies the current image on a blocking thread (log directories are created there).

@@ -12,7 +12,7 @@ use crate::background;
 use crate::broker::Broker;
 use crate::cluster::{lifecycle, meta_properties, ReplicaManager};
 use crate::config::BrokerConfig;
-use crate::controller::{quorum, Controller, SharedController};
+use crate::controller::{quorum, Controller};
 use crate::http::{self, BrokerSlot};
 use crate::network;
 use crate::telemetry::{TraceConfig, Tracer};
@@ -52,8 +52,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     if let Some(l) = config.listeners.iter().find(|l| config.cluster.controller_listener_names.contains(&l.name)) {
         let (listener, local) = network::bind(&format!("{}:{}", l.host, l.port)).await?;
         tracing::info!(target: "kafka.server.ControllerServer", listener = %l.name, address = %local, voters = ?quorum::voters(&config).keys().collect::<Vec<_>>(), "controller listener ready");
-        let handler = Arc::new(SharedController(controller.clone()));
-        tasks.push(tokio::spawn(quorum::rpc::serve(listener, handler, controller.stats.rpc.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(quorum::rpc::serve(listener, controller.clone(), controller.stats.rpc.clone(), shutdown.clone())));
     }
     tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
     tasks.push(tokio::spawn(crate::controller::state_change::watch_quorum(controller.clone(), shutdown.clone())));

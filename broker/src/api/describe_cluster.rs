@@ -8,16 +8,13 @@ use crate::broker::Broker;
 pub fn handle(broker: &Broker, ctx: &RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let image = broker.image();
     let brokers = image
-        .live_brokers()
-        .filter_map(|b| {
-            let e = broker.endpoint(&image, b.id, &ctx.listener)?;
-            Some(
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(b.id))
-                    .with_host(str_bytes(&e.host))
-                    .with_port(e.port as i32)
-                    .with_rack(b.rack.as_deref().map(str_bytes)),
-            )
+        .live_endpoints(&ctx.listener)
+        .map(|(b, e)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(&e.host))
+                .with_port(e.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
     DescribeClusterResponse::default()

@@ -26,7 +26,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FindCoordina
         }
         let partition = broker.coordinator.partition_for(key);
         let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);
-        match broker.endpoint(&image, leader, &ctx.listener).filter(|_| image.is_live(leader)) {
+        match image.brokers.get(&leader).filter(|b| !b.fenced).and_then(|b| b.client_endpoint(&ctx.listener)) {
             Some(e) => c.with_node_id(BrokerId(leader)).with_host(str_bytes(&e.host)).with_port(e.port as i32),
             None => unavailable(format!("{OFFSETS_TOPIC}-{partition} has no live leader")),
         }

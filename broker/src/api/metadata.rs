@@ -68,25 +68,22 @@ async fn topics_and_brokers(broker: &Broker, ctx: &RequestContext, request: &Met
         }
     };
     MetadataResponse::default()
-        .with_brokers(brokers(broker, &image, &ctx.listener))
+        .with_brokers(brokers(&image, &ctx.listener))
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
         .with_controller_id(BrokerId(broker.controller.client_controller_id()))
         .with_topics(topics)
 }
 
 /// The live (unfenced) brokers, with their endpoints on `listener`.
-pub(crate) fn brokers(broker: &Broker, image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+pub(crate) fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
-        .live_brokers()
-        .filter_map(|b| {
-            let e = broker.endpoint(image, b.id, listener)?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(str_bytes(&e.host))
-                    .with_port(e.port as i32)
-                    .with_rack(b.rack.as_deref().map(str_bytes)),
-            )
+        .live_endpoints(listener)
+        .map(|(b, e)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&e.host))
+                .with_port(e.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect()
 }

@@ -169,16 +169,17 @@ impl ReplicaManager {
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use super::*;
     use crate::controller::{PartitionImage, TopicImage};
+    use crate::log::test_util::{encode_batch, BatchSpec};
 
-    pub fn config(dir: &std::path::Path) -> BrokerConfig {
+    fn config(dir: &std::path::Path) -> BrokerConfig {
         let raw = [("log.dirs".to_string(), (dir.display().to_string(), crate::config::Origin::Flag))].into_iter().collect();
         BrokerConfig::from_properties(raw).unwrap()
     }
 
-    pub fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
+    fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
         let id = uuid::Uuid::from_u128(7);
         let mut img = MetadataImage::default();
         let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch };
@@ -186,13 +187,6 @@ mod tests_support {
         img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions: vec![p], configs: Default::default() });
         img
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tests_support::*;
-    use super::*;
-    use crate::log::test_util::{encode_batch, BatchSpec};
 
     /// A produce that picked up the partition before a leadership change must not leave the
     /// high watermark behind: the change is applied in place, not by a new partition object.
@@ -212,12 +206,7 @@ mod tests {
         let now = rm.partition("t", 0).unwrap();
         assert_eq!((now.leader_epoch(), now.high_watermark()), (2, 2));
     }
-}
 
-#[cfg(test)]
-mod race_tests {
-    use super::tests_support::*;
-    use super::*;
 
     /// Two applies race (a handler's and the metadata follower's): the older image, applied
     /// last, must not delete the log of a topic the newer one created.
@@ -243,7 +232,7 @@ mod race_tests {
         {
             let (rm, _) = ReplicaManager::open(&cfg).unwrap();
             rm.apply_image(&image(1, 0), &cfg).unwrap();
-            let batch = bytes::Bytes::from(crate::log::test_util::encode_batch(&crate::log::test_util::BatchSpec::values(&[b"old"])));
+            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old"])));
             rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
             rm.close_all();
         }

@@ -57,6 +57,12 @@ impl BrokerRegistration {
     pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.name == listener)
     }
+
+    /// Where clients reach this broker when they came in on `listener`: its endpoint on that
+    /// listener, else its first one.
+    pub fn client_endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoint(listener).or_else(|| self.endpoints.first())
+    }
 }
 
 /// The whole cluster state.
@@ -98,6 +104,11 @@ impl MetadataImage {
     /// Registered brokers that are not fenced: the ones clients see and placement uses.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// The live brokers with the endpoint clients that came in on `listener` should use.
+    pub fn live_endpoints<'a>(&'a self, listener: &'a str) -> impl Iterator<Item = (&'a BrokerRegistration, &'a Endpoint)> {
+        self.live_brokers().filter_map(move |b| Some((b, b.client_endpoint(listener)?)))
     }
 
     pub fn is_live(&self, broker: i32) -> bool {

@@ -19,7 +19,6 @@ pub mod requests;
 pub mod state_change;
 pub mod stats;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -354,24 +353,16 @@ impl Controller {
             ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. } => Ok(Vec::new()),
         };
         let records = decided?;
-        let validate_only = matches!(
-            &request,
-            ControllerRequest::CreateTopic { validate_only: true, .. }
-                | ControllerRequest::CreatePartitions { validate_only: true, .. }
-                | ControllerRequest::AlterTopicConfigs { validate_only: true, .. }
-        );
-        if validate_only {
-            return Ok(match &request {
-                ControllerRequest::CreateTopic { .. } => ControllerReply::Topic(preview_topic(&image, &records)),
-                ControllerRequest::CreatePartitions { name, .. } | ControllerRequest::AlterTopicConfigs { name, .. } => {
-                    let mut img = (*image).clone();
-                    for r in &records {
-                        let _ = img.apply(r, image.last_offset, 0);
-                    }
-                    ControllerReply::Topic(img.topic(name).cloned().ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?)
-                }
-                _ => ControllerReply::Topic(preview_topic(&image, &records)),
-            });
+        if let ControllerRequest::CreateTopic { name, validate_only: true, .. }
+        | ControllerRequest::CreatePartitions { name, validate_only: true, .. }
+        | ControllerRequest::AlterTopicConfigs { name, validate_only: true, .. } = &request
+        {
+            // The topic as the change would leave it, from a copy of the image.
+            let mut img = (*image).clone();
+            for r in &records {
+                let _ = img.apply(r, image.last_offset, 0);
+            }
+            return img.topics.remove(name).map(ControllerReply::Topic).ok_or_else(|| ControllerError::UnknownTopic(name.clone()));
         }
         let deleted = match &request {
             ControllerRequest::DeleteTopic { name } => image.topic(name).cloned(),
@@ -695,33 +686,6 @@ impl RpcHandler for Controller {
             RpcRequest::Controller(r) => RpcResponse::Controller(self.execute(r).await),
         }
     }
-}
-
-/// RPC handler bound to a shared controller.
-pub struct SharedController(pub Arc<Controller>);
-
-impl RpcHandler for SharedController {
-    async fn handle(&self, request: RpcRequest) -> RpcResponse {
-        self.0.handle(request).await
-    }
-}
-
-/// The topic a CreateTopics with validate_only would create.
-fn preview_topic(image: &MetadataImage, records: &[MetadataRecord]) -> TopicImage {
-    let mut img = image.clone();
-    for r in records {
-        let _ = img.apply(r, image.last_offset, 0);
-    }
-    let name = records.iter().find_map(|r| match r {
-        MetadataRecord::Topic { name, .. } => Some(name.clone()),
-        _ => None,
-    });
-    name.and_then(|n| img.topics.remove(&n)).unwrap_or(TopicImage {
-        name: String::new(),
-        id: Uuid::nil(),
-        partitions: Vec::new(),
-        configs: BTreeMap::new(),
-    })
 }
 
 fn random_seed() -> Seed {

@@ -26,36 +26,14 @@ pub fn assign(brokers: &[Candidate], count: usize, replication_factor: usize, fi
     if sorted.is_empty() || replication_factor == 0 || replication_factor > sorted.len() {
         return Vec::new();
     }
-    if sorted.iter().any(|b| b.rack.is_some()) {
-        rack_aware(&sorted, count, replication_factor, first_partition, seed)
-    } else {
-        let ids: Vec<i32> = sorted.iter().map(|b| b.id).collect();
-        plain(&ids, count, replication_factor, first_partition, seed)
-    }
+    // Without racks every broker is on the same (empty) rack, and the rack-aware walk below
+    // reduces to Kafka's plain assignment.
+    rack_aware(&sorted, count, replication_factor, first_partition, seed)
 }
 
 fn replica_index(first: usize, shift: usize, j: usize, n: usize) -> usize {
     let shift = 1 + (shift + j) % (n - 1).max(1);
     (first + shift) % n
-}
-
-fn plain(ids: &[i32], count: usize, rf: usize, first_partition: usize, seed: Seed) -> Vec<Vec<i32>> {
-    let n = ids.len();
-    let start = seed.start_index % n;
-    let mut shift = seed.replica_shift % n;
-    let mut out = Vec::with_capacity(count);
-    for p in first_partition..first_partition + count {
-        if p > 0 && p % n == 0 {
-            shift += 1;
-        }
-        let first = (p + start) % n;
-        let mut replicas = vec![ids[first]];
-        for j in 0..rf - 1 {
-            replicas.push(ids[replica_index(first, shift, j, n)]);
-        }
-        out.push(replicas);
-    }
-    out
 }
 
 /// Brokers ordered so that consecutive ones are on different racks (Kafka's

@@ -269,12 +269,7 @@ mod tests {
         assert_eq!(b.applied_state().await.unwrap().0.map(|l| l.index), Some(5));
         assert!(b.get_current_snapshot().await.unwrap().is_some());
     }
-}
 
-#[cfg(test)]
-mod race_tests {
-    use super::*;
-    use openraft::{CommittedLeaderId, RaftSnapshotBuilder};
 
     fn blank(index: u64) -> Entry<TypeConfig> {
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
