@@ -36,13 +36,19 @@ pub fn endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
+/// How long a registration refused as a duplicate is retried before start-up stops: two
+/// sessions (a newly elected controller starts every session afresh) and a second.
+pub fn duplicate_patience(config: &BrokerConfig) -> Duration {
+    Duration::from_millis(2 * config.cluster.session_timeout_ms + 1000)
+}
+
 /// Registers until the controller accepts, logging while the quorum is not there yet.
 ///
 /// DUPLICATE_BROKER_REGISTRATION means a live session holds this node id. After a quick
 /// restart that is this node's previous incarnation, whose session expires within
 /// `broker.session.timeout.ms`: wait for it (as Kafka's brokers retry). If another process
-/// keeps heartbeating with this id for two sessions, it is a real duplicate: an error, and the
-/// caller stops start-up.
+/// keeps heartbeating with this id for [`duplicate_patience`], it is a real duplicate: an
+/// error, and the caller stops start-up.
 pub async fn register(controller: &Controller, config: &BrokerConfig, incarnation: Uuid, state: &LifecycleState) -> Result<i64, ControllerError> {
     let request = ControllerRequest::RegisterBroker {
         broker_id: config.node_id,
@@ -53,7 +59,7 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
     let started = std::time::Instant::now();
     let mut warned = 0u64;
     let mut duplicate_since: Option<std::time::Instant> = None;
-    let patience = Duration::from_millis(2 * config.cluster.session_timeout_ms + 1000);
+    let patience = duplicate_patience(config);
     loop {
         match controller.submit(request.clone()).await {
             Ok(ControllerReply::Registered { broker_epoch }) => {
@@ -142,5 +148,76 @@ pub async fn heartbeat_loop(
                 }
             }
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Origin;
+
+    const SESSION_MS: u64 = 300;
+
+    async fn standalone(dir: &std::path::Path) -> (BrokerConfig, Arc<Controller>) {
+        let raw: BTreeMap<String, (String, Origin)> = [
+            ("log.dirs", dir.to_str().unwrap().to_string()),
+            ("broker.heartbeat.interval.ms", "50".to_string()),
+            ("broker.session.timeout.ms", SESSION_MS.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), (v, Origin::Flag)))
+        .collect();
+        let config = BrokerConfig::from_properties(raw).unwrap();
+        let controller = Controller::start(&config).await.unwrap();
+        (config, controller)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_right_after_a_crash_registers_once_the_old_session_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, controller) = standalone(dir.path()).await;
+        let crashed = LifecycleState::new();
+        let old_epoch = register(&controller, &config, Uuid::new_v4(), &crashed).await.unwrap();
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id: 1, broker_epoch: old_epoch, metadata_offset: old_epoch, want_shutdown: false };
+        let unfenced = controller.submit(hb).await.unwrap();
+        assert!(matches!(unfenced, ControllerReply::Heartbeat { fenced: false, .. }), "{unfenced:?}");
+        // The incarnation crashes (no more heartbeats) and its successor starts at once.
+        let started = Instant::now();
+        let restarted = LifecycleState::new();
+        let epoch = register(&controller, &config, Uuid::new_v4(), &restarted)
+            .await
+            .expect("a restart after a crash must not be refused as a duplicate");
+        assert!(epoch > old_epoch);
+        assert!(started.elapsed() < duplicate_patience(&config), "took {:?}", started.elapsed());
+        controller.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_live_broker_with_the_same_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, controller) = standalone(dir.path()).await;
+        let live = LifecycleState::new();
+        let epoch = register(&controller, &config, Uuid::new_v4(), &live).await.unwrap();
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id: 1, broker_epoch: epoch, metadata_offset: epoch, want_shutdown: false };
+        assert!(matches!(controller.submit(hb).await.unwrap(), ControllerReply::Heartbeat { fenced: false, .. }));
+        let heartbeats = {
+            let controller = controller.clone();
+            let broker_id = config.node_id;
+            tokio::spawn(async move {
+                loop {
+                    let hb = ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch: epoch, metadata_offset: epoch, want_shutdown: false };
+                    let _ = controller.submit(hb).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let e = register(&controller, &config, Uuid::new_v4(), &LifecycleState::new()).await.unwrap_err();
+        assert!(matches!(e, ControllerError::DuplicateBrokerRegistration(1, _)), "{e:?}");
+        assert!(started.elapsed() >= duplicate_patience(&config));
+        heartbeats.abort();
+        controller.shutdown().await;
     }
 }
