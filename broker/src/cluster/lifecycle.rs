@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
+use crate::controller::{ActiveController, Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
 
 /// What the rest of the broker needs to know about its registration.
 #[derive(Default)]
@@ -61,7 +61,14 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
     let mut duplicate_since: Option<std::time::Instant> = None;
     let patience = duplicate_patience(config);
     loop {
-        match controller.submit(request.clone()).await {
+        let outcome = match controller.submit(request.clone()).await {
+            // No leader has contacted this node (yet): ask the voters themselves.
+            Err(ControllerError::NotController(_)) if controller.active() == ActiveController::Unknown => {
+                controller.ask_voters(&request, Duration::from_millis(config.cluster.election_timeout_ms)).await
+            }
+            other => other,
+        };
+        match outcome {
             Ok(ControllerReply::Registered { broker_epoch }) => {
                 state.epoch.store(broker_epoch, Ordering::Release);
                 tracing::info!(target: "kafka.server.BrokerLifecycleManager", broker_epoch, incarnation = %incarnation, "registered with the controller");
@@ -160,18 +167,42 @@ mod tests {
 
     const SESSION_MS: u64 = 300;
 
-    async fn standalone(dir: &std::path::Path) -> (BrokerConfig, Arc<Controller>) {
-        let raw: BTreeMap<String, (String, Origin)> = [
+    fn config(dir: &std::path::Path, extra: &[(&str, String)]) -> BrokerConfig {
+        let mut raw: BTreeMap<String, (String, Origin)> = [
             ("log.dirs", dir.to_str().unwrap().to_string()),
             ("broker.heartbeat.interval.ms", "50".to_string()),
             ("broker.session.timeout.ms", SESSION_MS.to_string()),
+            ("controller.quorum.election.timeout.ms", "200".to_string()),
+            ("controller.quorum.request.timeout.ms", "300".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), (v, Origin::Flag)))
         .collect();
-        let config = BrokerConfig::from_properties(raw).unwrap();
+        for (k, v) in extra {
+            raw.insert(k.to_string(), (v.clone(), Origin::Flag));
+        }
+        BrokerConfig::from_properties(raw).unwrap()
+    }
+
+    async fn standalone(dir: &std::path::Path) -> (BrokerConfig, Arc<Controller>) {
+        let config = config(dir, &[]);
         let controller = Controller::start(&config).await.unwrap();
         (config, controller)
+    }
+
+    /// Keeps `broker_id`'s registration alive (unfenced) on `controller` until aborted.
+    async fn live_broker(controller: &Arc<Controller>, broker_id: i32) -> tokio::task::JoinHandle<()> {
+        let reg = ControllerRequest::RegisterBroker { broker_id, incarnation_id: Uuid::new_v4(), endpoints: vec![], rack: None };
+        let Ok(ControllerReply::Registered { broker_epoch }) = controller.submit(reg).await else { panic!("registration failed") };
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset: broker_epoch, want_shutdown: false };
+        assert!(matches!(controller.submit(hb.clone()).await.unwrap(), ControllerReply::Heartbeat { fenced: false, .. }));
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = controller.submit(hb.clone()).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +223,39 @@ mod tests {
         assert!(epoch > old_epoch);
         assert!(started.elapsed() < duplicate_patience(&config), "took {:?}", started.elapsed());
         controller.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_no_leader_talks_to_learns_from_the_voters_that_its_id_is_taken() {
+        // The active controller (node 1) knows a live broker 2; a second "node 2" lists node 1
+        // among its voters, but no leader ever contacts it (its voter address is the first
+        // node 2's), so its own quorum never tells it who leads.
+        let dir = tempfile::tempdir().unwrap();
+        let (_, active) = standalone(&dir.path().join("active")).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let active_addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let handler = Arc::new(crate::controller::SharedController(active.clone()));
+        tokio::spawn(crate::controller::quorum::rpc::serve(listener, handler, active.stats.rpc.clone(), stopped));
+        let first = live_broker(&active, 2).await;
+
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let second = config(
+            &dir.path().join("second"),
+            &[
+                ("node.id", "2".into()),
+                ("listeners", format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{unused}")),
+                ("controller.quorum.voters", format!("1@{active_addr},2@127.0.0.1:{unused}")),
+            ],
+        );
+        let controller = Controller::start(&second).await.unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), register(&controller, &second, Uuid::new_v4(), &LifecycleState::new())).await;
+        let e = outcome.expect("the second node 2 was still waiting to register after 10 s").unwrap_err();
+        assert!(matches!(e, ControllerError::DuplicateBrokerRegistration(2, _)), "{e:?}");
+        first.abort();
+        let _ = stop.send(true);
+        controller.shutdown().await;
+        active.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
