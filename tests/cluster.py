@@ -36,10 +36,11 @@ ACTIVE_CONTROLLER_METRIC = "kafka_controller_kafkacontroller_activecontrollercou
 class ClusterNode(Broker):
     """One node (broker and controller) of a Cluster."""
 
-    def __init__(self, cluster: "Cluster", node_id: int, *, props: dict | None = None):
+    def __init__(self, cluster: "Cluster", node_id: int, *, props: dict | None = None, name: str | None = None):
         self.cluster = cluster
         self.node_id = node_id
-        super().__init__(cluster.workdir / f"node{node_id}", name=f"node{node_id}", props=props)
+        name = name or f"node{node_id}"
+        super().__init__(cluster.workdir / name, name=name, props=props)
         self.controller_port = cluster.unused_port()
         cluster.claim(self.port, self.http_port)
 
@@ -355,6 +356,19 @@ def find_coordinator(node: Broker, group: str, timeout: float = 5.0) -> tuple[in
     msg = r.string()
     node_id = r.take(">i")
     return err, node_id, msg
+
+
+def create_topic(node: Broker, name: str, partitions: int, replication_factor: int = 1,
+                 timeout: float = 5.0) -> tuple[int, str | None]:
+    """CreateTopics v2 asked of `node` (any broker forwards it to the active controller):
+    (error code, error message)."""
+    body = struct.pack(">i", 1) + _str16(name) + struct.pack(">ihii", partitions, replication_factor, 0, 0)
+    body += struct.pack(">ib", int(timeout * 1000), 0)
+    r = _Reader(request(("127.0.0.1", node.port), 19, 2, body, timeout + 1))
+    r.take(">i")  # throttle
+    assert r.take(">i") == 1
+    assert r.string() == name
+    return r.take(">h"), r.string()
 
 
 def java_string_hash(s: str) -> int:
