@@ -45,14 +45,21 @@ class ClusterNode(Broker):
         cluster.claim(self.port, self.http_port)
 
     @property
+    def is_voter(self) -> bool:
+        return self.node_id in getattr(self.cluster, "voter_ids", [self.node_id])
+
+    @property
     def controller_address(self) -> str:
         return f"127.0.0.1:{self.controller_port}"
 
     def args(self) -> list[str]:
+        # A voter listens for the quorum on its CONTROLLER listener; a node added later is a
+        # broker only and needs none.
+        controller = f",CONTROLLER://{self.controller_address}" if self.is_voter else ""
         props = {
             "node.id": str(self.node_id),
             "log.dirs": ",".join(str(d) for d in self.data_dirs),
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://{self.controller_address}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}{controller}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port}",
             "http.listener": f"127.0.0.1:{self.http_port}",
             "controller.quorum.voters": self.cluster.voters,
@@ -183,7 +190,8 @@ class Cluster:
 
     def add_node(self, node_id: int | None = None, *, props: dict | None = None, start: bool = True,
                  wait: bool = True) -> ClusterNode:
-        """A new node with the same quorum settings (not a voter: the voter list stays)."""
+        """A new node with the same quorum settings. It is not a voter (the voter list stays),
+        so it needs `process.roles=broker` in `props`."""
         node_id = node_id or max(self.nodes) + 1
         assert node_id not in self.nodes, f"node {node_id} exists"
         node = ClusterNode(self, node_id, props=props)

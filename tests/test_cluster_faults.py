@@ -11,7 +11,8 @@ controller.quorum.election.timeout.ms=1000):
   node's Metadata, its partitions go offline (leader -1, LEADER_NOT_AVAILABLE), placement and
   the replication-factor check count only live brokers; after SIGCONT it is back, with its
   partitions and data.
-- a fourth broker started later with the same quorum settings joins and gets partitions.
+- a fourth broker started later with the same quorum settings (process.roles=broker: it
+  is not a voter) joins, every node lists it, and new topics place partitions on it.
 
 The tests share one cluster and leave it whole (`heal` brings back a node a failure left
 down).
@@ -19,6 +20,7 @@ down).
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -226,25 +228,29 @@ def test_stopped_broker_is_fenced_and_returns_after_sigcont(cluster):
 
 
 # ------------------------------------------------------------ a new broker
-@pytest.mark.xfail(strict=True, reason=(
-    "a node that is not in controller.quorum.voters cannot run yet: with the default "
-    "process.roles=broker,controller config/cluster.rs refuses it ('has the controller role but is not one of the "
-    "voters'), and process.roles=broker is refused by server.rs ('process.roles=broker is not supported yet'): "
-    "a broker-only node would need to follow the metadata log without being a voter (an openraft learner or a "
-    "metadata fetch from the active controller)"))
 def test_fourth_broker_joins_and_gets_partitions(cluster):
     node = cluster.add_node(4, props={"process.roles": "broker"}, wait=False)
     try:
         node.wait_ready(timeout=20)
+        controller = cluster.wait_controller()
+        assert controller != 4, "a broker-only node became the controller"
         for i, n in cluster.nodes.items():
             md = wait_for(f"node {i} lists broker 4", lambda n=n: (lambda m: m if 4 in m.brokers else None)(metadata(n)),
                           timeout=10)
-            assert md.brokers[4][1] == node.port
+            assert {b: hp[1] for b, hp in md.brokers.items()} == {j: m.port for j, m in cluster.nodes.items()}, md.brokers
+        r = clients.kcat("debian", ["-L", "-J", "-b", cluster.node(1).bootstrap])
+        assert sorted(b["id"] for b in json.loads(r.stdout)["brokers"]) == [1, 2, 3, 4]
         err, msg = create_topic(cluster.node(1), "fourth-broker", 8)
         assert err == 0, msg
+        for n in cluster.nodes.values():
+            wait_for(f"node {n.node_id} sees fourth-broker led", lambda n=n: all(
+                b >= 0 for b in leaders(n, "fourth-broker").values()), timeout=10)
         lead = leaders(node, "fourth-broker")
+        assert all(leaders(n, "fourth-broker") == lead for n in cluster.nodes.values())
         assert sorted(lead.values()).count(4) == 2 and set(lead.values()) == {1, 2, 3, 4}, lead
-        produce_and_check(cluster.bootstrap, "fourth-broker", sorted(p for p, b in lead.items() if b == 4))
+        # Through the new broker alone, and through all.
+        produce_and_check(node.bootstrap, "fourth-broker", sorted(p for p, b in lead.items() if b == 4), tag="alone-")
+        produce_and_check(cluster.bootstrap, "fourth-broker", sorted(lead), tag="all-")
     finally:
         node.stop()
         del cluster.nodes[4]
