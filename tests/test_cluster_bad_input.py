@@ -29,7 +29,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
-from cluster import INVALID_REPLICATION_FACTOR, ClusterNode, create_topic, metadata, wait_for
+from cluster import INVALID_REPLICATION_FACTOR, ClusterNode, create_topic, metadata
 from lantern import free_port, run_broker_expect_exit
 
 
