@@ -13,31 +13,22 @@ fresh broker per case, runs the program, and also checks what the Java client ne
 own counters of malformed / unsupported requests.
 
 The jars (fetched and SHA-256-verified) and the compiled classes live in .cache/ (see
-tests/java/setup.sh, which tests/run calls and the session fixture below calls again:
+tests/java/setup.sh, which tests/run calls and the session fixture in conftest.py calls again:
 it is a no-op when everything is in place).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from lantern import REPO_ROOT
+from javacheck import CLIENTS, run_java  # the java_classpaths fixture is in conftest.py
 
-JAVA_DIR = REPO_ROOT / "tests" / "java"
 N_MESSAGES = int(os.environ.get("LANTERN_JAVA_MESSAGES", "20000"))
-JAVA_TIMEOUT_S = 150
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-
-# The kafka-clients versions tests/java/setup.sh provides, by major version.
-CLIENTS = {"3.x": "3.9.0", "4.x": "4.1.1"}
 
 # Highest version of each API the Java client itself speaks (its ApiKeys.latestVersion());
 # it uses min(this, the broker's advertised max).
@@ -65,24 +56,6 @@ META_APIS = ["ApiVersions", "Metadata", "DescribeCluster", "CreateTopics", "Desc
              "Produce", "ListOffsets", "Fetch", "DeleteTopics"]
 
 BROKER_PROPS = {"group.initial.rebalance.delay.ms": 0}
-
-
-@pytest.fixture(scope="session")
-def java_classpaths() -> dict[str, str]:
-    """{kafka-clients version: classpath}; runs tests/java/setup.sh (fetch + verify jars,
-    compile LanternClientCheck) once per session."""
-    assert shutil.which("java") and shutil.which("javac"), (
-        "java/javac not found: tests/run installs openjdk-17-jdk-headless (apt) when javac is missing")
-    r = subprocess.run(["bash", str(JAVA_DIR / "setup.sh")], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"tests/java/setup.sh failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    cps = {}
-    for line in r.stdout.splitlines():
-        if line.startswith("classpath "):
-            _, ver, cp = line.split(" ", 2)
-            cps[ver] = cp
-    missing = set(CLIENTS.values()) - set(cps)
-    assert not missing, f"setup.sh made no classpath for {missing}; its output:\n{r.stdout}"
-    return cps
 
 
 def negotiated_versions(stderr: str) -> dict[str, tuple[int, int, int | None]]:
@@ -129,37 +102,6 @@ def broker_counters(broker) -> dict[str, float]:
             except ValueError:
                 pass
     return out
-
-
-def _stderr_for_report(stderr: str, n: int = 80) -> str:
-    """The Java program's stderr minus the (long) negotiated-versions lines."""
-    lines = [ln for ln in stderr.splitlines() if "finalized features" not in ln]
-    return "\n".join(lines[-n:])
-
-
-def run_java(cp: str, broker, *args: str) -> tuple[dict, str]:
-    """Run LanternClientCheck; returns (summary, stderr). Fails with the Java error output,
-    the summary's errors and the broker's log tail unless it exited 0 with ok=true."""
-    cmd = ["java", "-Xmx512m", f"-Dlog4j2.configurationFile={JAVA_DIR / 'log4j2.xml'}", "-cp", cp,
-           "LanternClientCheck", f"--bootstrap={broker.bootstrap}", *args]
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise AssertionError(f"LanternClientCheck {args} still running after {JAVA_TIMEOUT_S}s; Java stderr tail:\n"
-                             f"{_stderr_for_report(err)}\nbroker log tail:\n{broker.log_tail(40)}")
-    took = time.monotonic() - t0
-    result_lines = [ln for ln in p.stdout.splitlines() if ln.startswith("LANTERN_RESULT ")]
-    summary = json.loads(result_lines[-1].split(" ", 1)[1]) if result_lines else None
-    print(f"LanternClientCheck {' '.join(args)}: exit {p.returncode} in {took:.1f}s\n{result_lines[-1] if result_lines else p.stdout[-2000:]}")
-    if p.returncode != 0 or not summary or not summary.get("ok"):
-        raise AssertionError(
-            f"LanternClientCheck {' '.join(args)} exited {p.returncode}; "
-            f"errors: {json.dumps(summary.get('errors') if summary else None, indent=1)}\n"
-            f"Java stderr tail:\n{_stderr_for_report(p.stderr)}\n"
-            f"broker log tail:\n{broker.log_tail(40)}")
-    return summary, p.stderr
 
 
 def assert_clean_broker(broker):

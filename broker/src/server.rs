@@ -47,7 +47,10 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     let found = meta_properties::read_all(&dirs).map_err(anyhow::Error::msg)?;
     meta_properties::check(&found, config.node_id, config.cluster_id.as_deref()).map_err(anyhow::Error::msg)?;
 
-    let controller = Controller::start(&config).await?;
+    let controller = Controller::start(&config).await.with_context(|| match found.first() {
+        Some((dir, m)) => format!("{} holds data of cluster {} (its meta.properties)", dir.display(), m.cluster_id),
+        None => "cannot start the metadata quorum".to_string(),
+    })?;
     let mut tasks = Vec::new();
     if let Some(l) = config.listeners.iter().find(|l| config.cluster.controller_listener_names.contains(&l.name)) {
         let (listener, local) = network::bind(&format!("{}:{}", l.host, l.port)).await?;

@@ -14,6 +14,15 @@
 //     fails, the exact error is reported and the records are read again with assign() so the
 //     produce/fetch path is still checked; the run fails either way.
 //
+//   java LanternClientCheck --bootstrap=H:P,... --topic=T1,T2 --mode=cluster
+//     What Admin sees of a cluster: describeCluster (cluster id, nodes, controller) and
+//     describeTopics of the listed topics (leader, replicas, ISR of each partition), reported
+//     in the summary for the caller to check.
+//
+//   java LanternClientCheck --bootstrap=H:P,... --topic=T --mode=produce --input=FILE
+//     An idempotent acks=all producer sends the records of FILE (one `key<TAB>value` line
+//     each, UTF-8) to T in file order; reports how many were acknowledged and the failures.
+//
 //   java LanternClientCheck --bootstrap=H:P --topic=T --mode=meta [--node-id=1]
 //     describeCluster, createTopics with a config, describeTopics, describeConfigs (topic and
 //     broker), records with chosen timestamps, Admin.listOffsets (earliest, latest,
@@ -116,6 +125,8 @@ public class LanternClientCheck {
             switch (opt.getOrDefault("mode", "roundtrip")) {
                 case "roundtrip": c.roundtrip(); break;
                 case "meta": c.meta(); break;
+                case "cluster": c.cluster(); break;
+                case "produce": c.produceFile(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -136,9 +147,9 @@ public class LanternClientCheck {
     }
 
     static void usage(String why) {
-        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta "
+        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
-                + "[--partitions=6] [--node-id=1]\n" + why);
+                + "[--partitions=6] [--node-id=1] [--input=FILE]\n" + why);
         Runtime.getRuntime().halt(2);
     }
 
@@ -685,6 +696,88 @@ public class LanternClientCheck {
             }
             check(gone, "deleteTopics: " + topic + " still listed after 30s");
         }
+    }
+
+    // -------------------------------------------------------------- cluster
+    void cluster() throws Exception {
+        try (Admin admin = admin()) {
+            DescribeClusterResult dc = admin.describeCluster();
+            summary.put("cluster_id", dc.clusterId().get(30, TimeUnit.SECONDS));
+            List<Map<String, Object>> nodes = new ArrayList<>();
+            for (Node nd : dc.nodes().get(30, TimeUnit.SECONDS)) nodes.add(node(nd));
+            summary.put("nodes", nodes);
+            Node controller = dc.controller().get(30, TimeUnit.SECONDS);
+            summary.put("controller", controller == null ? null : controller.id());
+            Map<String, Object> topics = new TreeMap<>();
+            List<String> names = Arrays.asList(topic.split(","));
+            Map<String, TopicDescription> tds = admin.describeTopics(names).allTopicNames().get(30, TimeUnit.SECONDS);
+            for (String name : names) {
+                List<Map<String, Object>> parts = new ArrayList<>();
+                for (TopicPartitionInfo p : tds.get(name).partitions()) {
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("partition", p.partition());
+                    m.put("leader", p.leader() == null ? null : p.leader().id());
+                    m.put("replicas", p.replicas().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
+                    m.put("isr", p.isr().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
+                    parts.add(m);
+                }
+                topics.put(name, parts);
+            }
+            summary.put("topics", topics);
+        }
+    }
+
+    static Map<String, Object> node(Node nd) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", nd.id());
+        m.put("host", nd.host());
+        m.put("port", nd.port());
+        m.put("rack", nd.rack());
+        return m;
+    }
+
+    // -------------------------------------------------------------- produce
+    void produceFile() throws Exception {
+        List<String[]> recs = new ArrayList<>();
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of(need("input")), StandardCharsets.UTF_8)) {
+            if (line.isEmpty()) continue;
+            String[] kv = line.split("\t", 2);
+            if (kv.length != 2) throw new IllegalArgumentException("input line without a tab: " + line);
+            recs.add(kv);
+        }
+        AtomicInteger acked = new AtomicInteger();
+        AtomicInteger failed = new AtomicInteger();
+        AtomicReference<String> firstError = new AtomicReference<>();
+        long t = System.nanoTime();
+        Map<String, Object> producerMetrics = new LinkedHashMap<>();
+        try (KafkaProducer<byte[], byte[]> producer = producer("none", 5)) {
+            for (int i = 0; i < recs.size(); i++) {
+                final int idx = i;
+                producer.send(new ProducerRecord<>(topic, recs.get(i)[0].getBytes(StandardCharsets.UTF_8),
+                        recs.get(i)[1].getBytes(StandardCharsets.UTF_8)), (md, e) -> {
+                    if (e != null) {
+                        failed.incrementAndGet();
+                        firstError.compareAndSet(null, "record " + idx + ": " + describe(e));
+                    } else {
+                        acked.incrementAndGet();
+                    }
+                });
+            }
+            producer.flush();
+            for (Map.Entry<MetricName, ? extends Metric> m : producer.metrics().entrySet()) {
+                MetricName mn = m.getKey();
+                if (mn.group().equals("producer-metrics")
+                        && (mn.name().equals("record-retry-total") || mn.name().equals("record-error-total"))) {
+                    producerMetrics.put(mn.name(), m.getValue().metricValue());
+                }
+            }
+        }
+        summary.put("produce_s", secs(t));
+        summary.put("count", recs.size());
+        summary.put("acked", acked.get());
+        summary.put("producer_metrics", producerMetrics);
+        check(failed.get() == 0, failed.get() + " sends failed; first: " + firstError.get());
+        check(acked.get() == recs.size(), "only " + acked.get() + " of " + recs.size() + " sends were acknowledged");
     }
 
     void listOffsetsCheck(Admin admin, String name, TopicPartition tp, OffsetSpec spec, long offset, long timestamp,

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
+use crate::controller::{ActiveController, Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
 
 /// What the rest of the broker needs to know about its registration.
 #[derive(Default)]
@@ -36,13 +36,19 @@ pub fn endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
+/// How long a registration refused as a duplicate is retried before start-up stops: two
+/// sessions (a newly elected controller starts every session afresh) and a second.
+pub fn duplicate_patience(config: &BrokerConfig) -> Duration {
+    Duration::from_millis(2 * config.cluster.session_timeout_ms + 1000)
+}
+
 /// Registers until the controller accepts, logging while the quorum is not there yet.
 ///
 /// DUPLICATE_BROKER_REGISTRATION means a live session holds this node id. After a quick
 /// restart that is this node's previous incarnation, whose session expires within
 /// `broker.session.timeout.ms`: wait for it (as Kafka's brokers retry). If another process
-/// keeps heartbeating with this id for two sessions, it is a real duplicate: an error, and the
-/// caller stops start-up.
+/// keeps heartbeating with this id for [`duplicate_patience`], it is a real duplicate: an
+/// error, and the caller stops start-up.
 pub async fn register(controller: &Controller, config: &BrokerConfig, incarnation: Uuid, state: &LifecycleState) -> Result<i64, ControllerError> {
     let request = ControllerRequest::RegisterBroker {
         broker_id: config.node_id,
@@ -53,9 +59,16 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
     let started = std::time::Instant::now();
     let mut warned = 0u64;
     let mut duplicate_since: Option<std::time::Instant> = None;
-    let patience = Duration::from_millis(2 * config.cluster.session_timeout_ms + 1000);
+    let patience = duplicate_patience(config);
     loop {
-        match controller.submit(request.clone()).await {
+        let outcome = match controller.submit(request.clone()).await {
+            // No leader has contacted this node (yet): ask the voters themselves.
+            Err(ControllerError::NotController(_)) if controller.active() == ActiveController::Unknown => {
+                controller.ask_voters(&request, Duration::from_millis(config.cluster.election_timeout_ms)).await
+            }
+            other => other,
+        };
+        match outcome {
             Ok(ControllerReply::Registered { broker_epoch }) => {
                 state.epoch.store(broker_epoch, Ordering::Release);
                 tracing::info!(target: "kafka.server.BrokerLifecycleManager", broker_epoch, incarnation = %incarnation, "registered with the controller");
@@ -142,5 +155,133 @@ pub async fn heartbeat_loop(
                 }
             }
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Origin;
+
+    const SESSION_MS: u64 = 300;
+
+    fn config(dir: &std::path::Path, extra: &[(&str, String)]) -> BrokerConfig {
+        let mut raw: BTreeMap<String, (String, Origin)> = [
+            ("log.dirs", dir.to_str().unwrap().to_string()),
+            ("broker.heartbeat.interval.ms", "50".to_string()),
+            ("broker.session.timeout.ms", SESSION_MS.to_string()),
+            ("controller.quorum.election.timeout.ms", "200".to_string()),
+            ("controller.quorum.request.timeout.ms", "300".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), (v, Origin::Flag)))
+        .collect();
+        for (k, v) in extra {
+            raw.insert(k.to_string(), (v.clone(), Origin::Flag));
+        }
+        BrokerConfig::from_properties(raw).unwrap()
+    }
+
+    async fn standalone(dir: &std::path::Path) -> (BrokerConfig, Arc<Controller>) {
+        let config = config(dir, &[]);
+        let controller = Controller::start(&config).await.unwrap();
+        (config, controller)
+    }
+
+    /// Keeps `broker_id`'s registration alive (unfenced) on `controller` until aborted.
+    async fn live_broker(controller: &Arc<Controller>, broker_id: i32) -> tokio::task::JoinHandle<()> {
+        let reg = ControllerRequest::RegisterBroker { broker_id, incarnation_id: Uuid::new_v4(), endpoints: vec![], rack: None };
+        let Ok(ControllerReply::Registered { broker_epoch }) = controller.submit(reg).await else { panic!("registration failed") };
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset: broker_epoch, want_shutdown: false };
+        assert!(matches!(controller.submit(hb.clone()).await.unwrap(), ControllerReply::Heartbeat { fenced: false, .. }));
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = controller.submit(hb.clone()).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_right_after_a_crash_registers_once_the_old_session_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, controller) = standalone(dir.path()).await;
+        let crashed = LifecycleState::new();
+        let old_epoch = register(&controller, &config, Uuid::new_v4(), &crashed).await.unwrap();
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id: 1, broker_epoch: old_epoch, metadata_offset: old_epoch, want_shutdown: false };
+        let unfenced = controller.submit(hb).await.unwrap();
+        assert!(matches!(unfenced, ControllerReply::Heartbeat { fenced: false, .. }), "{unfenced:?}");
+        // The incarnation crashes (no more heartbeats) and its successor starts at once.
+        let started = Instant::now();
+        let restarted = LifecycleState::new();
+        let epoch = register(&controller, &config, Uuid::new_v4(), &restarted)
+            .await
+            .expect("a restart after a crash must not be refused as a duplicate");
+        assert!(epoch > old_epoch);
+        assert!(started.elapsed() < duplicate_patience(&config), "took {:?}", started.elapsed());
+        controller.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_no_leader_talks_to_learns_from_the_voters_that_its_id_is_taken() {
+        // The active controller (node 1) knows a live broker 2; a second "node 2" lists node 1
+        // among its voters, but no leader ever contacts it (its voter address is the first
+        // node 2's), so its own quorum never tells it who leads.
+        let dir = tempfile::tempdir().unwrap();
+        let (_, active) = standalone(&dir.path().join("active")).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let active_addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let handler = Arc::new(crate::controller::SharedController(active.clone()));
+        tokio::spawn(crate::controller::quorum::rpc::serve(listener, handler, active.stats.rpc.clone(), stopped));
+        let first = live_broker(&active, 2).await;
+
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let second = config(
+            &dir.path().join("second"),
+            &[
+                ("node.id", "2".into()),
+                ("listeners", format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{unused}")),
+                ("controller.quorum.voters", format!("1@{active_addr},2@127.0.0.1:{unused}")),
+            ],
+        );
+        let controller = Controller::start(&second).await.unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), register(&controller, &second, Uuid::new_v4(), &LifecycleState::new())).await;
+        let e = outcome.expect("the second node 2 was still waiting to register after 10 s").unwrap_err();
+        assert!(matches!(e, ControllerError::DuplicateBrokerRegistration(2, _)), "{e:?}");
+        first.abort();
+        let _ = stop.send(true);
+        controller.shutdown().await;
+        active.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_live_broker_with_the_same_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, controller) = standalone(dir.path()).await;
+        let live = LifecycleState::new();
+        let epoch = register(&controller, &config, Uuid::new_v4(), &live).await.unwrap();
+        let hb = ControllerRequest::BrokerHeartbeat { broker_id: 1, broker_epoch: epoch, metadata_offset: epoch, want_shutdown: false };
+        assert!(matches!(controller.submit(hb).await.unwrap(), ControllerReply::Heartbeat { fenced: false, .. }));
+        let heartbeats = {
+            let controller = controller.clone();
+            let broker_id = config.node_id;
+            tokio::spawn(async move {
+                loop {
+                    let hb = ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch: epoch, metadata_offset: epoch, want_shutdown: false };
+                    let _ = controller.submit(hb).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let e = register(&controller, &config, Uuid::new_v4(), &LifecycleState::new()).await.unwrap_err();
+        assert!(matches!(e, ControllerError::DuplicateBrokerRegistration(1, _)), "{e:?}");
+        assert!(started.elapsed() >= duplicate_patience(&config));
+        heartbeats.abort();
+        controller.shutdown().await;
     }
 }
