@@ -5,7 +5,8 @@
 //! - `record_batch`: the 61-byte v2 batch header; Produce validation; offset stamping.
 //! - `records`: records inside a batch (varint format), decompression under a size cap.
 //! - `index`: sparse `.index` / `.timeindex` entries, in memory and on disk.
-//! - `segment`: one `<base offset>.log` file: append, pread, header scans, crash recovery.
+//! - `segment`: one `<base offset>.log` file: append, header scans, crash recovery.
+//! - `segment_file`: a shared read handle on a segment, for reads outside the log's lock.
 //! - `producer_state`: idempotent-producer sequence/epoch checks and duplicate detection.
 //! - `partition_log`: `PartitionLog`, a partition's segments: open, append, roll, flush.
 //! - `fetch`: `PartitionLog` reads and ListOffsets lookups.
@@ -29,12 +30,13 @@ pub mod record_batch;
 pub mod records;
 pub mod retention;
 pub mod segment;
+pub mod segment_file;
 
 #[cfg(test)]
 pub(crate) mod test_util;
 
 pub use cleaner::CleanStats;
-pub use fetch::FetchSlice;
+pub use fetch::{FetchSlice, ReadPlan, TimestampLookup};
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
 pub use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
