@@ -13,13 +13,15 @@
 //! - `retention`: `PartitionLog` retention by time/size and truncation.
 //! - `offset_map`: the cleaner's key digest -> latest offset map.
 //! - `batch_filter`: rewriting one batch with only the records compaction keeps.
-//! - `cleaner`: `PartitionLog` compaction (cleanup.policy=compact).
+//! - `cleaner`: `PartitionLog` compaction (cleanup.policy=compact): plan and swap-in.
+//! - `cleaner_job`: compaction's slow middle phase, run without the log's lock.
 //! - `cleaner_files`: the cleaner's segment swap, its crash recovery, its checkpoint file.
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
 
 pub mod batch_filter;
 pub mod cleaner;
 pub mod cleaner_files;
+pub mod cleaner_job;
 pub mod fetch;
 pub mod index;
 pub mod log_manager;
@@ -35,7 +37,7 @@ pub mod segment_file;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use cleaner::CleanStats;
+pub use cleaner::{CleanJob, CleanStats, CleanedLog, DEFAULT_DEDUPE_BUFFER_BYTES};
 pub use fetch::{FetchSlice, ReadPlan, TimestampLookup};
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
