@@ -150,6 +150,13 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("offset.metadata.max.bytes", Kind::Int, Some("4096"), Some(0), "Largest metadata string of a committed offset."),
     p("log.cleaner.enable", Kind::Bool, Some("true"), None, "Run the log cleaner for compacted topics."),
     p("log.cleaner.backoff.ms", Kind::Long, Some("15000"), Some(1), "Pause between log cleaner passes."),
+    p(
+        "log.cleaner.dedupe.buffer.size",
+        Kind::Long,
+        Some("134217728"),
+        Some(1024),
+        "Memory for the cleaner's offset map (about 14,000 keys per MiB); when it fills, a clean stops at the last offset it mapped.",
+    ),
     p("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000"), Some(0), "Default delete.retention.ms: how long tombstones survive cleaning."),
     p("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0"), Some(0), "Default min.compaction.lag.ms."),
     p("metrics.enabled", Kind::Bool, Some("true"), None, "Record request and topic metrics (false only to measure what recording costs)."),
