@@ -81,10 +81,15 @@ pub async fn cleaner_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) 
         let started = std::time::Instant::now();
         let job = p.log().lock().prepare_clean(now, map_memory);
         let cleaned = match job {
+            // The files the clean took out are removed when `retired` drops, after the lock.
             Ok(Some(job)) => job.run().and_then(|cleaned| p.log().lock().finish_clean(cleaned)),
             Ok(None) => return,
             Err(e) => Err(e),
         };
+        let cleaned = cleaned.map(|(stats, retired)| {
+            drop(retired);
+            stats
+        });
         match cleaned {
             Ok(s) if s.segments_cleaned > 0 => tracing::info!(
                 target: "kafka.log.LogCleaner",

@@ -41,7 +41,7 @@ use super::cleaner_files::{discard, store_checkpoint, swap_in};
 pub use super::cleaner_job::{CleanJob, CleanedLog};
 use super::cleaner_job::SegmentToClean;
 use super::partition_log::{sync_dir, PartitionLog};
-use super::segment::Segment;
+use super::segment::{RetiredSegment, Segment};
 use super::LogError;
 
 /// Kafka's default `log.cleaner.dedupe.buffer.size`: 128 MiB for the offset map.
@@ -65,6 +65,16 @@ pub struct CleanStats {
     /// up to the last offset it mapped).
     pub keys_mapped: usize,
     pub map_full: bool,
+}
+
+/// What a clean took out of the log: segments cleaned to nothing (renamed to `*.deleted`)
+/// and the segments its copies replaced (unlinked, still open). Dropping it removes and
+/// closes them, which for large files is slow: drop it after releasing the log's lock.
+#[derive(Debug, Default)]
+#[must_use = "dropping it deletes files: do it after releasing the log's lock"]
+pub struct Retired {
+    deleted: Vec<RetiredSegment>,
+    replaced: Vec<Segment>,
 }
 
 /// The segments a run may clean and where its dirty part starts.
@@ -103,7 +113,8 @@ impl PartitionLog {
         match self.prepare_clean(now_ms, map_memory)? {
             Some(job) => {
                 let cleaned = job.run()?;
-                self.finish_clean(cleaned)
+                let (stats, _retired) = self.finish_clean(cleaned)?;
+                Ok(stats)
             }
             None => Ok(CleanStats::default()),
         }
@@ -142,11 +153,13 @@ impl PartitionLog {
     }
 
     /// The last phase, under the log's lock: swaps the cleaned copies in (the directory is
-    /// fsynced twice for the whole run, not per segment), deletes segments cleaned to nothing
-    /// and moves the checkpoint. A copy whose segment is no longer the one that was copied
-    /// (deleted by retention meanwhile) is discarded.
-    pub fn finish_clean(&mut self, mut cleaned: CleanedLog) -> Result<CleanStats, LogError> {
+    /// fsynced twice for the whole run, not per segment), takes out segments cleaned to
+    /// nothing and moves the checkpoint. A copy whose segment is no longer the one that was
+    /// copied (deleted by retention meanwhile) is discarded. The files taken out are removed
+    /// when the returned [`Retired`] is dropped, which the caller does after the lock.
+    pub fn finish_clean(&mut self, mut cleaned: CleanedLog) -> Result<(CleanStats, Retired), LogError> {
         self.ensure_live()?;
+        let mut retired = Retired::default();
         let mut swapped = Vec::new();
         let mut emptied = false;
         for done in cleaned.segments.drain(..) {
@@ -162,7 +175,7 @@ impl PartitionLog {
                 discard(&done.copy)?;
                 let gone = self.segments.remove(idx);
                 tracing::debug!(target: "kafka.log.LogCleaner", segment = %gone.path().display(), "deleting a segment compacted to nothing");
-                gone.delete()?;
+                retired.deleted.push(gone.retire()?);
                 emptied = true;
             } else {
                 swapped.push((done.copy, done.segment));
@@ -176,7 +189,7 @@ impl PartitionLog {
         for (_, mut segment) in swapped {
             segment.seal()?;
             let idx = self.segments.partition_point(|s| s.base_offset() < segment.base_offset());
-            self.segments[idx] = segment;
+            retired.replaced.push(std::mem::replace(&mut self.segments[idx], segment));
         }
         if emptied {
             sync_dir(&self.dir)?;
@@ -194,7 +207,7 @@ impl PartitionLog {
             map_full = stats.map_full,
             "cleaned log"
         );
-        Ok(stats)
+        Ok((stats, retired))
     }
 
     /// The share of the cleanable bytes that is dirty (0 when nothing is cleanable).

@@ -413,7 +413,7 @@ fn appends_during_the_unlocked_phase_are_kept_and_cleaned_by_the_next_run() {
     let job = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap();
     // While the job runs without the lock, "a" is written again (offset 4, active segment).
     put(&mut log, &[(Some("a"), Some("3"))], 100);
-    let stats = log.finish_clean(job.run().unwrap()).unwrap();
+    let (stats, _) = log.finish_clean(job.run().unwrap()).unwrap();
     assert_eq!(stats.records_removed, 2);
     let offsets = |log: &PartitionLog| records_from(log, 0).iter().map(|(o, _)| *o).collect::<Vec<_>>();
     assert_eq!(offsets(&log), vec![2, 3, 4], "the map was taken before offset 4 existed");
@@ -433,13 +433,34 @@ fn a_segment_deleted_while_its_copy_was_written_is_not_swapped_back() {
     // Retention (cleanup.policy=compact,delete) removes both closed segments meanwhile.
     log.set_config(LogConfig { cleanup_policy_delete: true, retention_ms: 1000, ..compacted(1 << 20) });
     assert_eq!(log.apply_retention(NOW).unwrap(), 2);
-    log.finish_clean(cleaned).unwrap();
+    let (_, retired) = log.finish_clean(cleaned).unwrap();
+    drop(retired);
     assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments()), (4, 4, 1));
     let names = file_names(dir.path());
     assert!(!names.iter().any(|n| n.contains(".log.") || n.starts_with(&file_stem(0))), "{names:?}");
     drop(log);
     let log = PartitionLog::open(dir.path(), compacted(1 << 20)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (4, 4));
+}
+
+#[test]
+fn segments_cleaned_away_are_removed_when_the_caller_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), compacted(1 << 20)).unwrap();
+    put(&mut log, &[(Some("a"), Some("1"))], 100);
+    log.roll(NOW).unwrap();
+    put(&mut log, &[(Some("b"), Some("1"))], 100);
+    log.roll(NOW).unwrap();
+    put(&mut log, &[(Some("b"), Some("2"))], 100);
+    log.roll(NOW).unwrap();
+    let job = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap();
+    let (stats, retired) = log.finish_clean(job.run().unwrap()).unwrap();
+    assert_eq!((stats.records_removed, log.segment_base_offsets()), (1, vec![0, 2, 3]));
+    let deleted = |dir: &Path| file_names(dir).into_iter().filter(|n| n.ends_with(".deleted")).count();
+    assert_eq!(deleted(dir.path()), 3, "segment 1 renamed (log and indexes) while the lock is held");
+    drop(retired);
+    assert_eq!(deleted(dir.path()), 0);
+    assert!(!dir.path().join(format!("{}.log", file_stem(1))).exists());
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub mod segment_file;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use cleaner::{CleanJob, CleanStats, CleanedLog, DEFAULT_DEDUPE_BUFFER_BYTES};
+pub use cleaner::{CleanJob, CleanStats, CleanedLog, Retired, DEFAULT_DEDUPE_BUFFER_BYTES};
 pub use fetch::{FetchSlice, ReadPlan, TimestampLookup};
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};

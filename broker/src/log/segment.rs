@@ -393,18 +393,26 @@ impl Segment {
     /// Removes the segment's files: renamed to `*.deleted` first, so a crash mid-way leaves
     /// files that the next open recognises and removes rather than loads.
     pub fn delete(self) -> Result<(), LogError> {
+        self.retire()?.remove()
+    }
+
+    /// The first half of [`Segment::delete`]: the renames, quick enough for under the log's
+    /// lock. Removing the files (the file system frees a large file's blocks then) and
+    /// closing the segment are left to the returned value, for after the lock is released.
+    pub fn retire(self) -> Result<RetiredSegment, LogError> {
         let dir = self.data.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let (log, index, time) = Self::paths(&dir, self.base_offset);
+        let mut renamed = Vec::with_capacity(3);
         for path in [log, index, time] {
             let mut deleted = path.clone().into_os_string();
             deleted.push(DELETED_SUFFIX);
             match fs::rename(&path, &deleted) {
-                Ok(()) => fs::remove_file(&deleted).map_err(LogError::io("removing", Path::new(&deleted)))?,
+                Ok(()) => renamed.push(PathBuf::from(deleted)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(LogError::io("renaming for deletion", &path)(e)),
             }
         }
-        Ok(())
+        Ok(RetiredSegment { renamed, segment: Some(self) })
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -449,6 +457,35 @@ impl Segment {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A segment whose files are renamed to `*.deleted` and not yet removed. Dropping it
+/// removes them (errors are logged); [`RetiredSegment::remove`] reports them instead.
+#[derive(Debug)]
+pub struct RetiredSegment {
+    renamed: Vec<PathBuf>,
+    segment: Option<Segment>,
+}
+
+impl RetiredSegment {
+    pub fn remove(mut self) -> Result<(), LogError> {
+        self.segment.take();
+        for path in std::mem::take(&mut self.renamed) {
+            fs::remove_file(&path).map_err(LogError::io("removing", &path))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RetiredSegment {
+    fn drop(&mut self) {
+        self.segment.take();
+        for path in self.renamed.drain(..) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(target: "kafka.log.LogSegment", file = %path.display(), error = %e, "could not remove a deleted segment's file; the next start removes it");
+            }
+        }
     }
 }
 
