@@ -16,12 +16,12 @@ use uuid::Uuid;
 use super::delayed_fetch::FetchWatchers;
 use crate::log::records::DEFAULT_MAX_DECOMPRESSED;
 use crate::log::{
-    validate_keys_for_compaction, validate_produce_records, AppendOutcome, BatchError, BatchHeader, LogConfig, LogError,
-    PartitionLog, ReadPlan, TimestampLookup,
+    validate_keys_for_compaction, validate_produce_records, AppendOutcome, BatchError, BatchHeader, Compression, LogConfig,
+    LogError, PartitionLog, ReadPlan, TimestampLookup,
 };
 
 /// Produce record sets at least this large are validated on a blocking thread: checking the
-/// CRC of a few MB is milliseconds of a tokio worker.
+/// CRCs of a few MB takes a tokio worker for milliseconds.
 const BLOCKING_VALIDATION_BYTES: usize = 1 << 20;
 
 /// Why a partition operation failed; `code()` is the Kafka error code to answer with.
@@ -166,12 +166,25 @@ impl Partition {
         let max_message_bytes = self.max_message_bytes.load(Ordering::Acquire);
         let compact = self.compact.load(Ordering::Acquire);
         let owned = BytesMut::from(&records[..]);
-        let (mut owned, headers) = if compact || owned.len() >= BLOCKING_VALIDATION_BYTES {
-            tokio::task::spawn_blocking(move || validate(owned, max_message_bytes, compact))
-                .await
-                .map_err(|_| PartitionError::TaskAborted { what: "produce validation", partition: self.name() })??
+        // Small uncompressed record sets are checked on the worker (CRCs of under 1 MiB take
+        // microseconds; a hop to a blocking thread costs more, and much more when the CPUs are
+        // busy); a compressed batch for a compacted topic may inflate to 64 MiB.
+        let (mut owned, headers) = if owned.len() >= BLOCKING_VALIDATION_BYTES {
+            self.validate_blocking(move || validate(owned, max_message_bytes, compact)).await?
         } else {
-            validate(owned, max_message_bytes, compact)?
+            let headers = validate_produce_records(&owned, max_message_bytes)?;
+            if !compact {
+                (owned, headers)
+            } else if headers.iter().all(|h| h.compression() == Ok(Compression::None)) {
+                validate_keys_for_compaction(&owned, &headers, DEFAULT_MAX_DECOMPRESSED)?;
+                (owned, headers)
+            } else {
+                self.validate_blocking(move || {
+                    validate_keys_for_compaction(&owned, &headers, DEFAULT_MAX_DECOMPRESSED)?;
+                    Ok((owned, headers))
+                })
+                .await?
+            }
         };
         let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
         // A roll fsyncs the active segment under the lock; flushing first leaves it nothing
@@ -216,6 +229,16 @@ impl Partition {
             self.fetch_watchers.wake_all();
         }
         Ok(appended)
+    }
+
+    async fn validate_blocking<T: Send + 'static>(
+        &self,
+        validate: impl FnOnce() -> Result<T, BatchError> + Send + 'static,
+    ) -> Result<T, PartitionError> {
+        tokio::task::spawn_blocking(validate)
+            .await
+            .map_err(|_| PartitionError::TaskAborted { what: "produce validation", partition: self.name() })?
+            .map_err(PartitionError::from)
     }
 
     /// Makes everything below `upto` durable. Whoever holds the gate fsyncs for everyone who

@@ -78,3 +78,45 @@ fn produce_validation_does_not_wait_for_the_log_lock() {
     let appended = runtime.block_on(p.append(&batch(&keyed.with_compression(Compression::Zstd)), 0)).unwrap();
     assert_eq!((appended.base_offset, p.high_watermark()), (0, 1));
 }
+
+#[test]
+fn an_append_does_not_wait_for_a_large_read_of_the_same_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), "big", LogConfig { max_message_bytes: 2 << 20, ..LogConfig::default() });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let value = vec![b'v'; 1 << 20];
+    for _ in 0..96 {
+        runtime.block_on(p.append(&batch(&BatchSpec::values(&[&value[..]])), 0)).unwrap();
+    }
+    // A reader reads the whole 96 MiB, again and again, while appends go on.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let (p, stop) = (p.clone(), stop.clone());
+        move || {
+            let mut reads = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                let (records, _, _) = p.read(0, 96 << 20).unwrap();
+                assert!(records.len() >= 95 << 20);
+                reads.push(started.elapsed());
+            }
+            reads
+        }
+    });
+    let mut appends = Vec::new();
+    while appends.len() < 200 && !reader.is_finished() {
+        let started = std::time::Instant::now();
+        runtime.block_on(p.append(&batch(&BatchSpec::values(&[b"small"])), 0)).unwrap();
+        appends.push(started.elapsed());
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = reader.join().unwrap();
+    reads.sort();
+    appends.sort();
+    let read = reads[reads.len() / 2];
+    let worst_append = appends[appends.len() - 1];
+    // Holding the lock for the pread made some appends wait most of a read.
+    assert!(read >= Duration::from_millis(4), "a 96 MiB read took only {read:?}: too quick to tell");
+    assert!(worst_append < read / 3, "an append waited {worst_append:?}; a read takes {read:?} ({} reads)", reads.len());
+}
