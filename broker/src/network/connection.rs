@@ -142,7 +142,14 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, max: usize, idle
     Ok(buf.split().freeze())
 }
 
-/// Writes a whole response frame with vectored writes (record sets are separate chunks).
+/// Bytes per write call. A local client's socket can take tens of MB in one writev (the
+/// receive buffer autotunes up to net.ipv4.tcp_rmem's maximum, 32 MB here), which kept a
+/// worker in one system call for up to 55 ms while other connections' requests waited.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Writes a whole response frame with vectored writes (record sets are separate chunks),
+/// at most [`WRITE_CHUNK`] per call, letting the worker run other connections' tasks between
+/// chunks (as Kafka's network processor moves on to other channels after each write).
 /// Returns the time spent inside the writes themselves: like Kafka's network processor idle
 /// measure, waiting for a slow client's socket to drain is not busy time.
 async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> std::io::Result<std::time::Duration> {
@@ -152,7 +159,10 @@ async fn write_frame(stream: &mut TcpStream, frame: &ResponseFrame) -> std::io::
     let mut busy = std::time::Duration::ZERO;
     let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
     while written < total {
-        let n = frame.io_slices(written, &mut slices);
+        if written > 0 {
+            tokio::task::yield_now().await;
+        }
+        let n = frame.io_slices(written, WRITE_CHUNK, &mut slices);
         let wrote = std::future::poll_fn(|cx| {
             let polled = Instant::now();
             let r = std::pin::Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]);
