@@ -23,8 +23,10 @@ pub use quotas::ConnectionQuotas;
 /// (new connections wait in the listen backlog, as with Kafka's acceptor) until one closes.
 pub async fn run_listener(listener: TcpListener, name: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let metrics = &broker.metrics;
+    // Every series of the listener from the start, at 0.
     let blocked = metrics.acceptor_blocked.with(&[&name]);
     let rejected = metrics.rejected_connections.with(&[&name]);
+    metrics.idle_closed.with(&[&name]);
     loop {
         let slot = match broker.connection_quotas.try_slot() {
             Some(slot) => slot,
