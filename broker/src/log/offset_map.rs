@@ -24,6 +24,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 /// table's control byte.
 const ENTRY_BYTES: usize = 25;
 
+/// A bound on the table's size whatever the configured memory (2^40 buckets: 25 TiB).
+const MAX_BUCKETS: usize = 1 << 40;
+
 /// Latest offset per key digest.
 #[derive(Debug)]
 pub struct OffsetMap {
@@ -49,11 +52,13 @@ impl OffsetMap {
     /// grows: the table has a power-of-two number of buckets, at most 7/8 of them used, and
     /// growing from B/2 to B buckets briefly holds both.
     pub fn with_memory(memory: usize) -> OffsetMap {
+        // Bytes while growing to `buckets`: the new table and the old, half its size.
+        let peak = |buckets: usize| buckets.saturating_mul(ENTRY_BYTES).saturating_mul(3) / 2;
         let mut buckets = 8usize;
-        while buckets.saturating_mul(2).saturating_mul(ENTRY_BYTES).saturating_mul(3) / 2 <= memory {
+        while buckets < MAX_BUCKETS && peak(buckets * 2) <= memory {
             buckets *= 2;
         }
-        let capacity = if buckets * ENTRY_BYTES * 3 / 2 <= memory { buckets / 8 * 7 } else { 0 };
+        let capacity = if peak(buckets) <= memory { buckets / 8 * 7 } else { 0 };
         OffsetMap { capacity, ..OffsetMap::new() }
     }
 
@@ -161,6 +166,7 @@ mod tests {
         assert!(map.put(b"k3", 50), "a known key still updates");
         assert_eq!((map.len(), map.latest(b"k3"), map.latest(b"one more")), (14, Some(50), None));
         assert_eq!(OffsetMap::with_memory(100).capacity(), 0);
+        assert_eq!(OffsetMap::with_memory(usize::MAX).capacity(), MAX_BUCKETS / 8 * 7, "no overflow");
     }
 
     #[test]
