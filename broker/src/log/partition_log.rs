@@ -6,8 +6,10 @@
 //! retention, time-based rolling and truncation in `retention.rs`; compaction in `cleaner.rs`.
 //!
 //! Concurrency: a `PartitionLog` is plain data (`&self` to read, `&mut self` to change);
-//! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`. Durability is group-committed:
-//! [`PartitionLog::flush_job`] hands out the active file so the fsync runs outside the lock.
+//! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`, and the slow work is
+//! handed out to run outside that lock: [`PartitionLog::flush_job`] (the fsync; durability is
+//! group-committed), `plan_read` / `plan_timestamp_lookup` (preads and scans, in `fetch.rs`)
+//! and `prepare_clean` (compaction, in `cleaner.rs`).
 
 use super::cleaner_files;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
