@@ -126,9 +126,13 @@ def test_requests_are_answered_while_the_cleaner_compacts_a_busy_partition(broke
 
     assert cleaned is not None, "the cleaner never compacted the topic"
     # Unless the clean takes a while, a stall could not be told from noise.
-    assert cleaned >= 500, f"the clean took only {cleaned} ms; write more data so the test can fail"
+    # A stall lasts as long as the clean (main: the worst Metadata took 1775 ms of a 1779 ms
+    # clean), so half the clean is a bound a stall cannot meet; the clean must be long enough
+    # for that bound to be far above scheduling noise (a few ms here).
+    assert cleaned >= 200, f"the clean took only {cleaned} ms; write more data so the test can fail"
+    limit = min(0.25, cleaned / 1000 / 2)
     worst, n = probe.worst(started, ended)
-    assert n > 0 and worst < 0.25, (
+    assert n > 0 and worst < limit, (
         f"a Metadata request took {worst * 1000:.0f} ms during a {cleaned} ms clean ({n} requests answered)")
 
 
