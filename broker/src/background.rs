@@ -18,8 +18,8 @@ async fn wait(tick: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 }
 
 /// Runs `work` for every hosted partition every `tick`, on a blocking thread (it does disk
-/// I/O under the partition's lock).
-async fn every_partition(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, tick: Duration, work: fn(&Partition, i64)) {
+/// I/O).
+async fn every_partition(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, tick: Duration, work: impl Fn(&Partition, i64) + Copy + Send + 'static) {
     while wait(tick, &mut shutdown).await {
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -51,6 +51,12 @@ pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let tick = Duration::from_millis(broker.config.retention_check_interval_ms);
     every_partition(broker, shutdown, tick, |p, now| {
+        // A roll fsyncs under the lock: flush first, without it, so the roll has little left.
+        if p.log().lock().roll_due(0, 0, now) {
+            if let Err(e) = p.flush_blocking() {
+                tracing::error!(target: "kafka.log.LogManager", partition = %p.name(), error = %e, "flush before a time-based roll failed");
+            }
+        }
         let mut log = p.log().lock();
         if let Err(e) = log.maybe_roll_by_time(now) {
             tracing::error!(target: "kafka.log.LogManager", partition = %p.name(), error = %e, "time-based segment roll failed");
@@ -65,16 +71,26 @@ pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>
 }
 
 /// Compacts logs with cleanup.policy=compact every log.cleaner.backoff.ms (Kafka's
-/// LogCleaner, one thread).
+/// LogCleaner, one thread). Each partition's lock is held only to plan the clean and to swap
+/// the cleaned segments in; mapping keys and writing the copies runs unlocked, so produce,
+/// fetch and OffsetCommit on the partition go on meanwhile.
 pub async fn cleaner_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let tick = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
-    every_partition(broker, shutdown, tick, |p, now| {
-        let mut log = p.log().lock();
-        if !log.config().cleanup_policy_compact {
-            return;
-        }
+    let map_memory = broker.config.log_cleaner_dedupe_buffer_size;
+    every_partition(broker, shutdown, tick, move |p, now| {
         let started = std::time::Instant::now();
-        match log.clean(now) {
+        let job = p.log().lock().prepare_clean(now, map_memory);
+        let cleaned = match job {
+            // The files the clean took out are removed when `retired` drops, after the lock.
+            Ok(Some(job)) => job.run().and_then(|cleaned| p.log().lock().finish_clean(cleaned)),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let cleaned = cleaned.map(|(stats, retired)| {
+            drop(retired);
+            stats
+        });
+        match cleaned {
             Ok(s) if s.segments_cleaned > 0 => tracing::info!(
                 target: "kafka.log.LogCleaner",
                 partition = %p.name(),
@@ -83,6 +99,8 @@ pub async fn cleaner_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) 
                 bytes_after = s.bytes_after,
                 records_removed = s.records_removed,
                 tombstones_removed = s.tombstones_removed,
+                keys_mapped = s.keys_mapped,
+                map_full = s.map_full,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "cleaned log"
             ),

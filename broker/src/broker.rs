@@ -23,6 +23,8 @@ pub struct Broker {
     pub request_log: Option<crate::network::request_log::RequestLog>,
     /// Starts spans, when tracing is on (OTEL_* environment variables).
     pub tracer: Option<crate::telemetry::Tracer>,
+    /// max.connections and max.connections.per.ip, shared by the listeners.
+    pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
     ready: AtomicBool,
 }
 
@@ -36,6 +38,7 @@ impl Broker {
     ) -> Arc<Self> {
         let profile = config.metrics_naming;
         let metrics_enabled = config.metrics_enabled;
+        let connection_quotas = crate::network::ConnectionQuotas::new(config.max_connections, config.max_connections_per_ip);
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let coordinator = GroupCoordinator::new(CoordinatorConfig {
             offsets_partitions: config.offsets_topic_num_partitions,
@@ -54,6 +57,7 @@ impl Broker {
             metrics: BrokerMetrics::new(metrics_enabled, profile, worker_threads),
             request_log,
             tracer,
+            connection_quotas,
             ready: AtomicBool::new(false),
         })
     }

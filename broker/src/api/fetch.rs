@@ -1,19 +1,28 @@
 //! Fetch: whole record batches from each requested partition, within per-partition and
 //! per-request byte limits, long-polling until min_bytes arrive or max_wait_ms passes.
+//!
+//! Each pass plans every partition's read under its log's lock (cheap: index lookups), then
+//! preads the planned bytes without any lock, on a blocking thread when they are many, so a
+//! 50 MB fetch neither holds a partition's lock nor a tokio worker while it reads.
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
-use crate::error_code;
-use crate::broker::Broker;
 use super::RequestContext;
+use crate::broker::Broker;
+use crate::cluster::{DelayedFetch, Partition};
+use crate::error_code;
+use crate::log::{FetchSlice, LogError, ReadPlan};
 use crate::metrics::TopicStats;
 use std::sync::atomic::Ordering;
 
 /// Longest wait honoured, whatever the client asks.
 const MAX_WAIT_CAP_MS: u64 = 30_000;
+/// A pass that reads at least this much does its preads on a blocking thread. Below it the
+/// pread (a page-cache copy of tens of microseconds) costs less than the hand-off.
+const BLOCKING_READ_BYTES: usize = 64 * 1024;
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
@@ -21,24 +30,29 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     let min_bytes = request.min_bytes.max(0) as usize;
     let request_max = if version >= 3 { request.max_bytes.max(0) as usize } else { usize::MAX };
     let max_bytes = request_max.min(broker.config.fetch_max_bytes);
-    // Subscribe before the first read so an append in between is not missed.
-    let mut appends = broker.replicas.subscribe();
     let mut waited = std::time::Duration::ZERO;
+    // Registered with the partitions' watchers only once the fetch has to wait.
+    let mut delayed: Option<DelayedFetch> = None;
     let response = loop {
-        let (response, total, errored) = read_once(broker, &request, max_bytes);
+        let (response, total, errored) = read_once(broker, &request, max_bytes).await;
         let now = tokio::time::Instant::now();
         if total >= min_bytes || errored || now >= deadline {
             break response;
         }
+        let Some(watch) = &delayed else {
+            // Register, then read again: an append between the read above and the
+            // registration would otherwise go unnoticed until the deadline.
+            delayed = Some(DelayedFetch::watch(requested_partitions(broker, &request)));
+            continue;
+        };
         // In the purgatory: waiting for min_bytes or max_wait_ms.
         broker.metrics.purgatory_fetch.fetch_add(1, Ordering::Relaxed);
-        let woke = tokio::time::timeout_at(deadline, appends.changed()).await;
+        let woken = watch.wait_until(deadline).await;
         broker.metrics.purgatory_fetch.fetch_sub(1, Ordering::Relaxed);
         waited += now.elapsed();
-        match woke {
-            Ok(Ok(())) => continue,
-            // Timed out, or the broker is shutting down: answer with what there is.
-            _ => break read_once(broker, &request, max_bytes).0,
+        if !woken {
+            // Timed out: answer with what there is.
+            break read_once(broker, &request, max_bytes).await.0;
         }
     };
     ctx.add_remote(waited);
@@ -46,6 +60,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         record_topic_stats(broker, &response);
     }
     response
+}
+
+fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Partition>> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().filter_map(|p| broker.replicas.partition(t.topic.0.as_str(), p.partition)))
+        .collect()
 }
 
 /// BytesOut, TotalFetchRequests and FailedFetchRequests per topic (counted per partition, as
@@ -61,13 +83,21 @@ fn record_topic_stats(broker: &Broker, response: &FetchResponse) {
     }
 }
 
+/// A partition's planned read: where its answer goes in the response, and the plan.
+struct PlannedRead {
+    topic: usize,
+    partition: usize,
+    plan: ReadPlan,
+}
+
 /// One pass over the requested partitions: (response, record bytes, whether any partition
 /// answered with an error).
-fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (FetchResponse, usize, bool) {
-    let mut total = 0usize;
+async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (FetchResponse, usize, bool) {
+    let mut planned_bytes = 0usize;
     let mut errored = false;
+    let mut planned: Vec<PlannedRead> = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
+    for (ti, topic) in request.topics.iter().enumerate() {
         let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
@@ -89,38 +119,73 @@ fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (Fetc
             }
             // KIP-74: once some data is in the response, stop at the request limit; the first
             // batch is returned whole even when it is larger than the limits.
-            let remaining = max_bytes.saturating_sub(total);
+            let remaining = max_bytes.saturating_sub(planned_bytes);
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            if limit == 0 && total > 0 {
-                partitions.push(
-                    base.with_high_watermark(partition.high_watermark())
-                        .with_last_stable_offset(partition.high_watermark())
-                        .with_log_start_offset(partition.log_start_offset()),
-                );
+            if limit == 0 && planned_bytes > 0 {
+                partitions.push(without_records(base, &partition));
                 continue;
             }
-            match partition.read(fp.fetch_offset, limit.max(1)) {
-                Ok((records, hw, log_start)) => {
-                    total += records.len();
-                    partitions.push(
-                        base.with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
-                            .with_log_start_offset(log_start)
-                            .with_records(Some(records)),
-                    );
+            match partition.plan_read(fp.fetch_offset, limit.max(1)) {
+                Ok((plan, hw)) => {
+                    planned_bytes += plan.bytes();
+                    let base = base.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(plan.log_start_offset());
+                    planned.push(PlannedRead { topic: ti, partition: partitions.len(), plan });
+                    partitions.push(base);
                 }
                 Err(e) => {
                     errored = true;
-                    partitions.push(
-                        base.with_error_code(e.code())
-                            .with_high_watermark(partition.high_watermark())
-                            .with_last_stable_offset(partition.high_watermark())
-                            .with_log_start_offset(partition.log_start_offset()),
-                    );
+                    partitions.push(without_records(base.with_error_code(e.code()), &partition));
                 }
             }
         }
         topics.push(FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions));
     }
+    let mut total = 0usize;
+    for (slot, result) in read_planned(planned, planned_bytes).await {
+        let data = &mut topics[slot.0].partitions[slot.1];
+        match result {
+            Ok(slice) => {
+                total += slice.records.len();
+                data.records = Some(slice.records);
+            }
+            Err(code) => {
+                errored = true;
+                data.error_code = code;
+            }
+        }
+    }
     (FetchResponse::default().with_session_id(0).with_responses(topics), total, errored)
+}
+
+fn without_records(base: PartitionData, partition: &Partition) -> PartitionData {
+    let hw = partition.high_watermark();
+    base.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(partition.log_start_offset())
+}
+
+/// A planned read's response slot and its records, or the error code to answer with.
+type ReadResult = ((usize, usize), Result<FetchSlice, i16>);
+
+/// Runs the planned preads (no lock held), on a blocking thread when they add up to
+/// [`BLOCKING_READ_BYTES`] or more.
+async fn read_planned(planned: Vec<PlannedRead>, bytes: usize) -> Vec<ReadResult> {
+    let run = |planned: Vec<PlannedRead>| -> Vec<ReadResult> {
+        planned.into_iter().map(|r| ((r.topic, r.partition), r.plan.read().map_err(read_failed))).collect()
+    };
+    if bytes < BLOCKING_READ_BYTES {
+        return run(planned);
+    }
+    let slots: Vec<(usize, usize)> = planned.iter().map(|r| (r.topic, r.partition)).collect();
+    match tokio::task::spawn_blocking(move || run(planned)).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!(target: "kafka.server.ReplicaManager", error = %e, "a fetch read task did not complete");
+            slots.into_iter().map(|slot| (slot, Err(error_code::UNKNOWN_SERVER_ERROR))).collect()
+        }
+    }
+}
+
+fn read_failed(e: LogError) -> i16 {
+    // The error names the segment file.
+    tracing::warn!(target: "kafka.server.ReplicaManager", error = %e, "fetch read failed");
+    e.kafka_error_code()
 }

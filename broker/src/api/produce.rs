@@ -60,7 +60,6 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         }
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
-    let mut appended_any = false;
     let recording = broker.metrics.enabled;
     // Kafka counts TotalProduceRequests per topic-partition a request addresses.
     for t in responses.iter().filter(|_| recording) {
@@ -82,7 +81,6 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         let slot = &mut responses[ti].partition_responses[pi];
         match result {
             Ok(a) => {
-                appended_any |= !a.duplicate;
                 slot.base_offset = a.base_offset;
                 slot.log_append_time_ms = a.log_append_time;
                 slot.log_start_offset = a.log_start_offset;
@@ -94,9 +92,6 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         }
     }
     broker.metrics.purgatory_produce.fetch_sub(waiting, Ordering::Relaxed);
-    if appended_any {
-        broker.replicas.notify_append();
-    }
     if acks == 0 {
         return None;
     }

@@ -1,5 +1,6 @@
 //! The broker's side of cluster state: the partitions it hosts (`ReplicaManager`), each with
 //! its log, leader epoch and high watermark, kept in step with the controller's metadata image.
+pub mod delayed_fetch;
 pub mod leader_epochs;
 pub mod lifecycle;
 pub mod meta_properties;
@@ -7,5 +8,6 @@ pub mod partition;
 pub mod replica_manager;
 pub mod topic_config;
 
+pub use delayed_fetch::DelayedFetch;
 pub use partition::{Partition, PartitionError};
 pub use replica_manager::{AppendResult, FetchedData, ReplicaManager};

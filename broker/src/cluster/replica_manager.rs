@@ -1,10 +1,9 @@
-//! The partitions this broker hosts, created and removed as the metadata image changes, and
-//! the wake-up signal that long-polling fetches wait on.
+//! The partitions this broker hosts, created and removed as the metadata image changes.
+//! (Long-polling fetches wait on each partition's own watchers: see `delayed_fetch`.)
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::watch;
 
 use super::partition::{Partition, PartitionError};
 use super::topic_config::log_config;
@@ -26,8 +25,6 @@ type Key = (String, i32);
 pub struct ReplicaManager {
     logs: Mutex<LogManager>,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
-    /// Bumped after every append; fetches waiting for min_bytes watch it.
-    appends: watch::Sender<u64>,
     /// The metadata offset of the newest image applied: an older one (two applies racing)
     /// is skipped, or it would delete the logs of topics created since.
     applied_offset: std::sync::atomic::AtomicI64,
@@ -46,8 +43,7 @@ impl ReplicaManager {
             // image is deleted there.
             partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, uuid::Uuid::nil(), index, 0, log)));
         }
-        let (appends, _) = watch::channel(0);
-        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), appends, applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
+        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -56,15 +52,6 @@ impl ReplicaManager {
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions.read().values().cloned().collect()
-    }
-
-    /// A receiver that changes whenever any partition gets new data.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.appends.subscribe()
-    }
-
-    pub fn notify_append(&self) {
-        self.appends.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Creates the logs of partitions the image assigns to this broker, deletes those of

@@ -77,7 +77,6 @@ pub async fn append(
     let p = replicas.partition(TOPIC, partition).ok_or(OffsetsTopicError::NotHosted(partition))?;
     let batch = encode_batch(entries, now_ms)?;
     p.append(&batch, now_ms).await?;
-    replicas.notify_append();
     Ok(())
 }
 

@@ -2,48 +2,55 @@
 //! keep only the latest record of each key in the closed segments, drop tombstones once
 //! they are old enough, and replace each rewritten segment atomically.
 //!
-//! One run of [`PartitionLog::clean`]:
+//! A run has three phases, so the log's lock is held only at the start and at the end:
+//! [`PartitionLog::prepare_clean`] (under the lock: the plan and read handles on the
+//! segments), [`CleanJob::run`] (no lock, on a blocking thread: the offset map and the
+//! cleaned copies, see `cleaner_job`), [`PartitionLog::finish_clean`] (under the lock: the
+//! swaps). Appends, fetches and retention go on meanwhile; a segment that retention deleted
+//! (or anything else replaced) in between is left alone and its copy discarded.
+//!
+//! What a run does:
 //! 1. The cleanable range is the closed segments, oldest first, up to (not including) the
 //!    first one holding a record newer than `now - min.compaction.lag.ms`. Its part at or
 //!    after the cleaner checkpoint (the first dirty offset) is dirty; the run is skipped
 //!    unless dirty bytes / cleanable bytes >= min.cleanable.dirty.ratio.
-//! 2. An [`OffsetMap`] of key -> latest offset is built from the first dirty offset to the
-//!    log end, active segment included. The part below the checkpoint was compacted by an
-//!    earlier run, so it holds at most one record per key, each older than any dirty one.
-//! 3. Each cleanable segment is filtered (`batch_filter`): a record stays iff no later record
+//! 2. An [`OffsetMap`] of key -> latest offset is built from the first dirty offset towards
+//!    the log end (as it was when the run started), active segment included, until the map is
+//!    full (`log.cleaner.dedupe.buffer.size`). The part below the checkpoint was compacted by
+//!    an earlier run, so it holds at most one record per key, each older than any dirty one.
+//!    When the map fills before the end of the cleanable range, only the segments below the
+//!    last mapped offset are cleaned and the checkpoint moves only that far, as in Kafka.
+//! 3. Each segment cleaned is filtered (`batch_filter`): a record stays iff no later record
 //!    has its key. A retained tombstone (null value) stays while its segment's largest
 //!    timestamp is within delete.retention.ms of now (simpler than Kafka, which counts from
 //!    when the segment was first cleaned). Keyless records are removed, as Kafka does.
 //!    Control and transactional batches, batches that fail their CRC or cannot be decoded
 //!    (or are over 64 MiB) are kept as they are and their keys are not mapped.
 //! 4. A segment that changed is replaced through `<base>.log.cleaned` -> `.log.swap` ->
-//!    `.log` (`cleaner_files`, which also recovers an interrupted swap on open), then
-//!    reopened with its indexes rebuilt. A segment left empty is deleted instead (the first
-//!    one is kept: it fixes the log start offset).
-//! 5. The checkpoint moves to the end of the cleanable range, persisted in
+//!    `.log` (`cleaner_files`, which also recovers an interrupted swap on open); its index is
+//!    rebuilt from the copy before the swap. A segment left empty is deleted instead (the
+//!    first one is kept: it fixes the log start offset).
+//! 5. The checkpoint moves to the end of what was cleaned, persisted in
 //!    `cleaner-offset-checkpoint` in the partition directory.
 //!
 //! Offsets never change: batches keep their base offset and last offset delta, so the log
 //! start and end offsets stay put and reads of a removed offset find the next batch.
-//! Simplifications: the run holds the log's `&mut` (the caller's lock) throughout; segments
-//! are not merged; the offset map has no memory cap (about 32 bytes per distinct dirty key).
+//! Simplification: segments are not merged.
 
-use super::batch_filter::{filter_batch, FilteredBatch, RemovedRecords};
-use super::cleaner_files::{discard, store_checkpoint, swap_in, CleanedOutput};
-use super::offset_map::OffsetMap;
+use super::cleaner_files::{discard, store_checkpoint, swap_in};
+pub use super::cleaner_job::{CleanJob, CleanedLog};
+use super::cleaner_job::SegmentToClean;
 use super::partition_log::{sync_dir, PartitionLog};
-use super::record_batch::{verify_crc, BatchHeader};
-use super::records::{BatchRecords, Record, DEFAULT_MAX_DECOMPRESSED};
-use super::segment::{Segment, MAX_SEGMENT_BYTES};
+use super::segment::{RetiredSegment, Segment};
 use super::LogError;
 
-/// Larger batches are copied unread (and their keys not mapped); also the decompression cap.
-const MAX_CLEANABLE_BATCH: usize = DEFAULT_MAX_DECOMPRESSED;
+/// Kafka's default `log.cleaner.dedupe.buffer.size`: 128 MiB for the offset map.
+pub const DEFAULT_DEDUPE_BUFFER_BYTES: usize = 128 << 20;
 
-/// What one [`PartitionLog::clean`] run did.
+/// What one clean run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanStats {
-    /// Segments of the cleanable range that were filtered (rewritten only if they changed).
+    /// Segments that were filtered (rewritten only if they changed).
     pub segments_cleaned: usize,
     /// Size of those segments before the run.
     pub bytes_before: u64,
@@ -54,17 +61,32 @@ pub struct CleanStats {
     pub records_removed: u64,
     /// Of `records_removed`, how many were tombstones (null value).
     pub tombstones_removed: u64,
+    /// Distinct keys in the offset map, and whether it filled up (the run then cleaned only
+    /// up to the last offset it mapped).
+    pub keys_mapped: usize,
+    pub map_full: bool,
 }
 
-/// The segments a run will clean and where its dirty part starts.
+/// What a clean took out of the log: segments cleaned to nothing (renamed to `*.deleted`)
+/// and the segments its copies replaced (unlinked, still open). Dropping it removes and
+/// closes them, which for large files is slow: drop it after releasing the log's lock.
+#[derive(Debug, Default)]
+#[must_use = "dropping it deletes files: do it after releasing the log's lock"]
+pub struct Retired {
+    deleted: Vec<RetiredSegment>,
+    replaced: Vec<Segment>,
+}
+
+/// The segments a run may clean and where its dirty part starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct CleanPlan {
-    /// Number of leading segments to clean.
-    segments: usize,
+pub(super) struct CleanPlan {
+    /// Number of leading segments in the cleanable range.
+    pub segments: usize,
     /// Offsets from here on go into the offset map.
-    first_dirty: i64,
-    /// Base offset of the first segment not cleaned: the next checkpoint.
-    first_uncleanable: i64,
+    pub first_dirty: i64,
+    /// Base offset of the first segment not cleanable: the next checkpoint, unless the
+    /// offset map fills up first.
+    pub first_uncleanable: i64,
 }
 
 impl PartitionLog {
@@ -80,35 +102,112 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Compacts the log if cleanup.policy includes compact and enough of it is dirty (see
-    /// the module docs). Blocking file I/O: run it on a blocking thread. On an I/O error the
-    /// segments already replaced stay replaced; the others are untouched.
+    /// Compacts the log in one go (all three phases under the caller's `&mut`), with the
+    /// default offset-map memory. The broker's cleaner uses the phases separately.
     pub fn clean(&mut self, now_ms: i64) -> Result<CleanStats, LogError> {
+        self.clean_with_map_memory(now_ms, DEFAULT_DEDUPE_BUFFER_BYTES)
+    }
+
+    /// [`PartitionLog::clean`] with an offset map of at most `map_memory` bytes.
+    pub fn clean_with_map_memory(&mut self, now_ms: i64, map_memory: usize) -> Result<CleanStats, LogError> {
+        match self.prepare_clean(now_ms, map_memory)? {
+            Some(job) => {
+                let cleaned = job.run()?;
+                let (stats, _retired) = self.finish_clean(cleaned)?;
+                Ok(stats)
+            }
+            None => Ok(CleanStats::default()),
+        }
+    }
+
+    /// The first phase, under the log's lock: `None` when cleanup.policy has no compact or
+    /// not enough of the log is dirty; otherwise the job to run without the lock.
+    pub fn prepare_clean(&self, now_ms: i64, map_memory: usize) -> Result<Option<CleanJob>, LogError> {
         self.ensure_live()?;
-        let mut stats = CleanStats::default();
         if !self.config.cleanup_policy_compact {
-            return Ok(stats);
+            return Ok(None);
         }
         let Some(plan) = self.clean_plan(now_ms) else {
-            return Ok(stats);
+            return Ok(None);
         };
-        let map = self.build_offset_map(plan.first_dirty)?;
-        let bases: Vec<i64> = self.segments[..plan.segments].iter().map(Segment::base_offset).collect();
-        for base in bases {
-            let idx = self.segments.partition_point(|s| s.base_offset() < base);
-            self.clean_segment(idx, &map, now_ms, &mut stats)?;
+        let first_mapped = self.segments.partition_point(|s| s.base_offset() <= plan.first_dirty).saturating_sub(1);
+        let retention_cutoff = now_ms.saturating_sub(self.config.delete_retention_ms.max(0));
+        let to_clean = self.segments[..plan.segments]
+            .iter()
+            .map(|s| SegmentToClean {
+                base_offset: s.base_offset(),
+                file: s.snapshot(),
+                keep_tombstones: s.largest_timestamp() > retention_cutoff,
+            })
+            .collect();
+        Ok(Some(CleanJob {
+            dir: self.dir.clone(),
+            plan,
+            to_map: self.segments[first_mapped..].iter().map(Segment::snapshot).collect(),
+            to_clean,
+            last_batches: self.producers.last_batch_offsets(),
+            map_memory,
+            index_interval: self.config.index_interval_bytes,
+            now_ms,
+        }))
+    }
+
+    /// The last phase, under the log's lock: swaps the cleaned copies in (the directory is
+    /// fsynced twice for the whole run, not per segment), takes out segments cleaned to
+    /// nothing and moves the checkpoint. A copy whose segment is no longer the one that was
+    /// copied (deleted by retention meanwhile) is discarded. The files taken out are removed
+    /// when the returned [`Retired`] is dropped, which the caller does after the lock.
+    pub fn finish_clean(&mut self, mut cleaned: CleanedLog) -> Result<(CleanStats, Retired), LogError> {
+        self.ensure_live()?;
+        let mut retired = Retired::default();
+        let mut swapped = Vec::new();
+        let mut emptied = false;
+        for done in cleaned.segments.drain(..) {
+            let idx = self.segments.partition_point(|s| s.base_offset() < done.base_offset);
+            let current = self.segments.get(idx).filter(|s| s.base_offset() == done.base_offset);
+            if !current.is_some_and(|s| s.snapshot().same_file(&done.original)) {
+                tracing::debug!(target: "kafka.log.LogCleaner", dir = %self.dir.display(), base_offset = done.base_offset, "segment changed while it was being cleaned; discarding the copy");
+                discard(&done.copy)?;
+                continue;
+            }
+            // The first segment stays even when empty: it fixes the log start offset.
+            if done.segment.is_empty() && idx > 0 {
+                discard(&done.copy)?;
+                let gone = self.segments.remove(idx);
+                tracing::debug!(target: "kafka.log.LogCleaner", segment = %gone.path().display(), "deleting a segment compacted to nothing");
+                retired.deleted.push(gone.retire()?);
+                emptied = true;
+            } else {
+                swapped.push((done.copy, done.segment));
+            }
         }
-        self.store_cleaner_checkpoint(plan.first_uncleanable)?;
-        tracing::info!(target: "kafka.log.LogCleaner", 
+        if !swapped.is_empty() {
+            // The copy is opened under the segment's own path, the name it takes once swapped.
+            let swaps: Vec<_> = swapped.iter().map(|(copy, segment)| (segment.path().to_path_buf(), copy.clone())).collect();
+            swap_in(&self.dir, &swaps)?;
+        }
+        for (_, mut segment) in swapped {
+            segment.seal()?;
+            let idx = self.segments.partition_point(|s| s.base_offset() < segment.base_offset());
+            retired.replaced.push(std::mem::replace(&mut self.segments[idx], segment));
+        }
+        if emptied {
+            sync_dir(&self.dir)?;
+        }
+        self.store_cleaner_checkpoint(cleaned.checkpoint)?;
+        let stats = cleaned.stats;
+        tracing::info!(target: "kafka.log.LogCleaner",
             dir = %self.dir.display(),
             segments = stats.segments_cleaned,
             bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after,
             records_removed = stats.records_removed,
             tombstones_removed = stats.tombstones_removed,
+            keys_mapped = stats.keys_mapped,
+            map_full = stats.map_full,
             "cleaned log"
         );
-        Ok(stats)
+        Ok((stats, retired))
     }
 
     /// The share of the cleanable bytes that is dirty (0 when nothing is cleanable).
@@ -157,134 +256,6 @@ impl PartitionLog {
             first_uncleanable: self.segments[segments].base_offset(),
         })
     }
-
-    /// Maps each key to its latest offset over `[first_dirty, log end)`.
-    fn build_offset_map(&self, first_dirty: i64) -> Result<OffsetMap, LogError> {
-        let mut map = OffsetMap::new();
-        let first = self.segments.partition_point(|s| s.base_offset() <= first_dirty).saturating_sub(1);
-        let mut buf = Vec::new();
-        for segment in &self.segments[first..] {
-            for item in segment.headers_from(0) {
-                let (pos, header) = item?;
-                if header.last_offset() < first_dirty || !is_compactable(&header) {
-                    continue;
-                }
-                buf.resize(header.total_size(), 0);
-                segment.read_exact_at(pos, &mut buf)?;
-                let mapped = verify_crc(&header, &buf)
-                    .map_err(Into::into)
-                    .and_then(|()| BatchRecords::decode(&buf, MAX_CLEANABLE_BATCH))
-                    .and_then(|records| {
-                        for record in records.iter() {
-                            let record = record?;
-                            if let (Some(key), true) = (record.key, record.offset >= first_dirty) {
-                                map.put(key, record.offset);
-                            }
-                        }
-                        Ok(())
-                    });
-                if let Err(e) = mapped {
-                    tracing::warn!(target: "kafka.log.LogCleaner", 
-                        segment = %segment.path().display(),
-                        base_offset = header.base_offset,
-                        error = %e,
-                        "cannot read a batch while mapping keys for compaction; its keys do not supersede older records"
-                    );
-                }
-            }
-        }
-        Ok(map)
-    }
-
-    /// Filters segment `idx` into a `.cleaned` copy and swaps it in if anything changed.
-    fn clean_segment(
-        &mut self,
-        idx: usize,
-        map: &OffsetMap,
-        now_ms: i64,
-        stats: &mut CleanStats,
-    ) -> Result<(), LogError> {
-        let segment = &self.segments[idx];
-        let keep_tombstones =
-            segment.largest_timestamp() > now_ms.saturating_sub(self.config.delete_retention_ms.max(0));
-        let retain = |r: &Record<'_>| {
-            r.key.is_some_and(|k| map.latest(k).is_none_or(|latest| r.offset >= latest))
-                && (keep_tombstones || r.value.is_some())
-        };
-        let mut out = CleanedOutput::new(segment);
-        let mut removed = RemovedRecords::default();
-        let mut buf = Vec::new();
-        for item in segment.headers_from(0) {
-            let (pos, header) = item?;
-            let size = header.total_size() as u64;
-            if !is_compactable(&header) || header.total_size() > MAX_CLEANABLE_BATCH {
-                out.keep(pos, size, None)?;
-                continue;
-            }
-            buf.resize(header.total_size(), 0);
-            segment.read_exact_at(pos, &mut buf)?;
-            let keep_empty = header.has_producer_id()
-                && self.producers.last_batch_offset(header.producer_id) == Some(header.base_offset);
-            let filtered = filter_batch(&buf, MAX_CLEANABLE_BATCH, keep_empty, retain).map_err(|e| {
-                tracing::warn!(target: "kafka.log.LogCleaner", 
-                    segment = %segment.path().display(),
-                    base_offset = header.base_offset,
-                    error = %e,
-                    "cannot read a batch while compacting; keeping it as it is"
-                );
-            });
-            let rest_after = segment.size().saturating_sub(pos + size);
-            match filtered {
-                Ok((FilteredBatch::Dropped, r)) => {
-                    out.replace(pos, &[])?;
-                    add(&mut removed, r);
-                }
-                // A rewrite can grow a compressed batch: take it only if the segment still fits.
-                Ok((FilteredBatch::Rewritten(new), r))
-                    if out.size() + new.len() as u64 + rest_after <= MAX_SEGMENT_BYTES =>
-                {
-                    out.replace(pos, &new)?;
-                    add(&mut removed, r);
-                }
-                Ok(_) | Err(()) => out.keep(pos, size, Some(&buf))?,
-            }
-        }
-        let written = out.size();
-        let cleaned = out.finish()?;
-        stats.segments_cleaned += 1;
-        stats.bytes_before += segment.size();
-        stats.bytes_after += written;
-        stats.records_removed += removed.records;
-        stats.tombstones_removed += removed.tombstones;
-        let Some(cleaned) = cleaned else {
-            return Ok(());
-        };
-        let base = segment.base_offset();
-        if written == 0 && idx > 0 {
-            discard(&cleaned)?;
-            let emptied = self.segments.remove(idx);
-            tracing::debug!(target: "kafka.log.LogCleaner", segment = %emptied.path().display(), "deleting a segment compacted to nothing");
-            emptied.delete()?;
-            return sync_dir(&self.dir);
-        }
-        swap_in(&self.dir, base, &segment.path().to_path_buf(), &cleaned)?;
-        let (mut segment, _) = Segment::open(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
-        segment.recover(now_ms)?;
-        segment.seal()?;
-        self.segments[idx] = segment;
-        Ok(())
-    }
-}
-
-/// Whether the cleaner may look inside a batch: not a transaction marker, and not part of
-/// a transaction (Lantern has no transactions yet, so aborted data cannot be told apart).
-fn is_compactable(header: &BatchHeader) -> bool {
-    !header.is_control() && !header.is_transactional()
-}
-
-fn add(total: &mut RemovedRecords, more: RemovedRecords) {
-    total.records += more.records;
-    total.tombstones += more.tombstones;
 }
 
 #[cfg(test)]

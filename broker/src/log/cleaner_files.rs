@@ -10,7 +10,7 @@
 //! index files are rebuilt by the normal recovery of `PartitionLog::open`.
 
 use super::partition_log::sync_dir;
-use super::segment::{file_stem, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{SegmentFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::LogError;
 use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Write};
@@ -112,14 +112,14 @@ pub fn store_checkpoint(dir: &Path, offset: i64) -> Result<(), LogError> {
 /// only created at the first change (the bytes before it are copied then), so a segment
 /// with nothing to remove costs no writes.
 pub struct CleanedOutput<'a> {
-    segment: &'a Segment,
+    segment: &'a SegmentFile,
     path: PathBuf,
     file: Option<BufWriter<File>>,
     size: u64,
 }
 
 impl<'a> CleanedOutput<'a> {
-    pub fn new(segment: &'a Segment) -> CleanedOutput<'a> {
+    pub fn new(segment: &'a SegmentFile) -> CleanedOutput<'a> {
         CleanedOutput { segment, path: with_suffix(segment.path(), CLEANED_SUFFIX), file: None, size: 0 }
     }
 
@@ -186,19 +186,30 @@ pub fn discard(cleaned: &Path) -> Result<(), LogError> {
     remove_if_present(cleaned)
 }
 
-/// Replaces the segment `log_path` (base offset `base`) with its finished copy `cleaned`.
-pub fn swap_in(dir: &Path, base: i64, log_path: &Path, cleaned: &Path) -> Result<(), LogError> {
-    let swap = with_suffix(log_path, SWAP_SUFFIX);
-    fs::rename(cleaned, &swap).map_err(LogError::io("renaming", cleaned))?;
+/// Replaces segments with their finished copies, given as (segment `.log` path, copy):
+/// every copy is renamed to `<segment>.swap` (the commit point: from here on a restart
+/// finishes the swap), the directory fsynced once, then each segment's index files are
+/// removed (they describe the old bytes) and its `.swap` renamed over the `.log`, and the
+/// directory fsynced again.
+pub fn swap_in(dir: &Path, swaps: &[(PathBuf, PathBuf)]) -> Result<(), LogError> {
+    for (log_path, cleaned) in swaps {
+        let swap = with_suffix(log_path, SWAP_SUFFIX);
+        fs::rename(cleaned, &swap).map_err(LogError::io("renaming", cleaned))?;
+    }
     sync_dir(dir)?;
-    remove_index_files(dir, &file_stem(base))?;
-    fs::rename(&swap, log_path).map_err(LogError::io("renaming", &swap))?;
+    for (log_path, _) in swaps {
+        if let Some(stem) = log_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(LOG_SUFFIX)) {
+            remove_index_files(dir, stem)?;
+        }
+        let swap = with_suffix(log_path, SWAP_SUFFIX);
+        fs::rename(&swap, log_path).map_err(LogError::io("renaming", &swap))?;
+    }
     sync_dir(dir)
 }
 
 /// Copies `len` bytes at `position` of `segment` to `out` in bounded chunks.
 fn copy_range(
-    segment: &Segment,
+    segment: &SegmentFile,
     position: u64,
     len: u64,
     out: &mut impl Write,

@@ -2,6 +2,9 @@
 //! retention policy switch and crash recovery of an interrupted clean.
 
 use super::*;
+use crate::log::offset_map::OffsetMap;
+use crate::log::record_batch::{verify_crc, BatchHeader};
+use crate::log::records::{BatchRecords, DEFAULT_MAX_DECOMPRESSED};
 use crate::log::cleaner_files::{load_checkpoint, CHECKPOINT_FILE};
 use crate::log::partition_log::LogConfig;
 use crate::error_code;
@@ -361,6 +364,113 @@ fn truncation_below_the_checkpoint_makes_those_offsets_dirty_again() {
     log.truncate_to(3, NOW).unwrap();
     assert_eq!(log.cleaner_checkpoint(), Some(3));
     assert_eq!(load_checkpoint(dir.path()).unwrap(), Some(3));
+}
+
+#[test]
+fn a_full_offset_map_cleans_only_up_to_the_last_offset_it_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), compacted(1 << 20)).unwrap();
+    // Three closed segments, each writing k0..k19 once (two batches of 10 keys).
+    for round in 0..3 {
+        let value = format!("v{round}");
+        for half in 0..2 {
+            let keys: Vec<String> = (0..10).map(|i| format!("k{}", half * 10 + i)).collect();
+            let records: Vec<_> = keys.iter().map(|k| (Some(k.as_str()), Some(value.as_str()))).collect();
+            put(&mut log, &records, 100);
+        }
+        log.roll(NOW).unwrap();
+    }
+    // 2000 bytes: room for 28 keys. The map takes segment 0 (20 keys) and stops before the
+    // next batch, which might bring 10 more.
+    let memory = 2000;
+    // Later than any file's mtime: the emptied first segment's largest timestamp is its mtime.
+    let now = 1i64 << 50;
+    assert_eq!(OffsetMap::with_memory(memory).capacity(), 28);
+    let offsets = |log: &PartitionLog| records_from(log, 0).iter().map(|(o, _)| *o).collect::<Vec<_>>();
+    let stats = log.clean_with_map_memory(now, memory).unwrap();
+    assert!(stats.map_full && stats.keys_mapped == 20, "{stats:?}");
+    assert_eq!((stats.segments_cleaned, stats.records_removed), (1, 0), "only segment 0, whose keys are its own latest");
+    assert_eq!(log.cleaner_checkpoint(), Some(20), "the checkpoint stops where the map did");
+    assert_eq!(offsets(&log), (0..60).collect::<Vec<_>>());
+
+    let stats = log.clean_with_map_memory(now, memory).unwrap();
+    assert_eq!((stats.segments_cleaned, stats.records_removed), (2, 20), "{stats:?}");
+    assert_eq!(log.cleaner_checkpoint(), Some(40));
+    assert_eq!(offsets(&log), (20..60).collect::<Vec<_>>());
+
+    let stats = log.clean_with_map_memory(now, memory).unwrap();
+    assert!(!stats.map_full, "{stats:?}");
+    assert_eq!(log.cleaner_checkpoint(), Some(60));
+    assert_eq!(offsets(&log), (40..60).collect::<Vec<_>>());
+    let clean = log.clean_with_map_memory(now, memory).unwrap();
+    assert_eq!(clean, CleanStats::default(), "nothing dirty is left");
+}
+
+#[test]
+fn appends_during_the_unlocked_phase_are_kept_and_cleaned_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_duplicates(dir.path());
+    let job = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap();
+    // While the job runs without the lock, "a" is written again (offset 4, active segment).
+    put(&mut log, &[(Some("a"), Some("3"))], 100);
+    let (stats, _) = log.finish_clean(job.run().unwrap()).unwrap();
+    assert_eq!(stats.records_removed, 2);
+    let offsets = |log: &PartitionLog| records_from(log, 0).iter().map(|(o, _)| *o).collect::<Vec<_>>();
+    assert_eq!(offsets(&log), vec![2, 3, 4], "the map was taken before offset 4 existed");
+    assert_eq!(log.log_end_offset(), 5);
+    log.roll(NOW).unwrap();
+    log.clean(NOW).unwrap();
+    assert_eq!(offsets(&log), vec![3, 4]);
+    assert!(!file_names(dir.path()).iter().any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")));
+}
+
+#[test]
+fn a_segment_deleted_while_its_copy_was_written_is_not_swapped_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_duplicates(dir.path());
+    let job = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap();
+    let cleaned = job.run().unwrap();
+    // Retention (cleanup.policy=compact,delete) removes both closed segments meanwhile.
+    log.set_config(LogConfig { cleanup_policy_delete: true, retention_ms: 1000, ..compacted(1 << 20) });
+    assert_eq!(log.apply_retention(NOW).unwrap(), 2);
+    let (_, retired) = log.finish_clean(cleaned).unwrap();
+    drop(retired);
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments()), (4, 4, 1));
+    let names = file_names(dir.path());
+    assert!(!names.iter().any(|n| n.contains(".log.") || n.starts_with(&file_stem(0))), "{names:?}");
+    drop(log);
+    let log = PartitionLog::open(dir.path(), compacted(1 << 20)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (4, 4));
+}
+
+#[test]
+fn segments_cleaned_away_are_removed_when_the_caller_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), compacted(1 << 20)).unwrap();
+    put(&mut log, &[(Some("a"), Some("1"))], 100);
+    log.roll(NOW).unwrap();
+    put(&mut log, &[(Some("b"), Some("1"))], 100);
+    log.roll(NOW).unwrap();
+    put(&mut log, &[(Some("b"), Some("2"))], 100);
+    log.roll(NOW).unwrap();
+    let job = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap();
+    let (stats, retired) = log.finish_clean(job.run().unwrap()).unwrap();
+    assert_eq!((stats.records_removed, log.segment_base_offsets()), (1, vec![0, 2, 3]));
+    let deleted = |dir: &Path| file_names(dir).into_iter().filter(|n| n.ends_with(".deleted")).count();
+    assert_eq!(deleted(dir.path()), 3, "segment 1 renamed (log and indexes) while the lock is held");
+    drop(retired);
+    assert_eq!(deleted(dir.path()), 0);
+    assert!(!dir.path().join(format!("{}.log", file_stem(1))).exists());
+}
+
+#[test]
+fn an_abandoned_clean_leaves_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with_duplicates(dir.path());
+    let cleaned = log.prepare_clean(NOW, DEFAULT_DEDUPE_BUFFER_BYTES).unwrap().unwrap().run().unwrap();
+    assert!(file_names(dir.path()).iter().any(|n| n.ends_with(".cleaned")));
+    drop(cleaned);
+    assert!(!file_names(dir.path()).iter().any(|n| n.ends_with(".cleaned")));
 }
 
 proptest! {

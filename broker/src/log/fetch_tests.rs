@@ -167,3 +167,32 @@ fn offset_for_timestamp_after_reopen_uses_loaded_time_indexes() {
     assert_eq!(log.offset_for_timestamp(1043).unwrap(), Some((15, 1050)));
     assert_eq!(log.max_timestamp_offset().unwrap(), Some((29, 1092)));
 }
+
+#[test]
+fn a_planned_read_outlives_retention_and_appends_after_the_lock_is_released() {
+    let (_dir, mut log) = filled();
+    let plan = log.plan_read(0, 1 << 20, 12).unwrap();
+    let lookup = log.plan_timestamp_lookup(1041).unwrap();
+    // While the caller holds no lock: more appends, and retention deletes the planned files.
+    for i in 10..14i64 {
+        append(&mut log, &BatchSpec::timestamps(&[1000 + 10 * i]));
+    }
+    log.set_config(LogConfig { retention_bytes: 0, ..log.config().clone() });
+    assert!(log.apply_retention(0).unwrap() > 0);
+    assert!(log.log_start_offset() > 12);
+    let slice = plan.read().unwrap();
+    assert_eq!(batches(&slice.records), vec![(0, 2), (3, 5), (6, 8), (9, 11)], "bounded by the plan's offset");
+    assert_eq!((slice.log_start_offset, slice.log_end_offset), (0, 30), "the log as planned");
+    assert_eq!(lookup.find().unwrap(), Some((13, 1041)));
+}
+
+#[test]
+fn a_read_plan_counts_the_bytes_it_will_read() {
+    let (_dir, log) = filled();
+    let plan = log.plan_read(4, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(plan.bytes() as u64, log.size_bytes() - log.segments[0].find_batch(4).unwrap().unwrap().0);
+    assert_eq!(plan.log_start_offset(), 0);
+    let empty = log.plan_read(30, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(empty.bytes(), 0);
+    assert_eq!(empty.read().unwrap().records.len(), 0);
+}

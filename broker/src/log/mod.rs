@@ -5,20 +5,23 @@
 //! - `record_batch`: the 61-byte v2 batch header; Produce validation; offset stamping.
 //! - `records`: records inside a batch (varint format), decompression under a size cap.
 //! - `index`: sparse `.index` / `.timeindex` entries, in memory and on disk.
-//! - `segment`: one `<base offset>.log` file: append, pread, header scans, crash recovery.
+//! - `segment`: one `<base offset>.log` file: append, header scans, crash recovery.
+//! - `segment_file`: a shared read handle on a segment, for reads outside the log's lock.
 //! - `producer_state`: idempotent-producer sequence/epoch checks and duplicate detection.
 //! - `partition_log`: `PartitionLog`, a partition's segments: open, append, roll, flush.
 //! - `fetch`: `PartitionLog` reads and ListOffsets lookups.
 //! - `retention`: `PartitionLog` retention by time/size and truncation.
 //! - `offset_map`: the cleaner's key digest -> latest offset map.
 //! - `batch_filter`: rewriting one batch with only the records compaction keeps.
-//! - `cleaner`: `PartitionLog` compaction (cleanup.policy=compact).
+//! - `cleaner`: `PartitionLog` compaction (cleanup.policy=compact): plan and swap-in.
+//! - `cleaner_job`: compaction's slow middle phase, run without the log's lock.
 //! - `cleaner_files`: the cleaner's segment swap, its crash recovery, its checkpoint file.
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
 
 pub mod batch_filter;
 pub mod cleaner;
 pub mod cleaner_files;
+pub mod cleaner_job;
 pub mod fetch;
 pub mod index;
 pub mod log_manager;
@@ -29,12 +32,13 @@ pub mod record_batch;
 pub mod records;
 pub mod retention;
 pub mod segment;
+pub mod segment_file;
 
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use cleaner::CleanStats;
-pub use fetch::FetchSlice;
+pub use cleaner::{CleanJob, CleanStats, CleanedLog, Retired, DEFAULT_DEDUPE_BUFFER_BYTES};
+pub use fetch::{FetchSlice, ReadPlan, TimestampLookup};
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
 pub use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};

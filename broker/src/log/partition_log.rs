@@ -6,8 +6,10 @@
 //! retention, time-based rolling and truncation in `retention.rs`; compaction in `cleaner.rs`.
 //!
 //! Concurrency: a `PartitionLog` is plain data (`&self` to read, `&mut self` to change);
-//! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`. Durability is group-committed:
-//! [`PartitionLog::flush_job`] hands out the active file so the fsync runs outside the lock.
+//! `LogManager` shares it as `Arc<parking_lot::Mutex<PartitionLog>>`, and the slow work is
+//! handed out to run outside that lock: [`PartitionLog::flush_job`] (the fsync; durability is
+//! group-committed), `plan_read` / `plan_timestamp_lookup` (preads and scans, in `fetch.rs`)
+//! and `prepare_clean` (compaction, in `cleaner.rs`).
 
 use super::cleaner_files;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
@@ -306,6 +308,21 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendOutcome, LogError> {
+        self.append_checked(records, headers, false, leader_epoch, now_ms)
+    }
+
+    /// [`PartitionLog::append`] for records whose keys the caller already checked with
+    /// `validate_keys_for_compaction` (`keys_checked`), before taking the log's lock: the
+    /// check decompresses every batch, which must not happen under the lock. Unchecked
+    /// records bound for a compacted log are still checked here.
+    pub fn append_checked(
+        &mut self,
+        records: &mut [u8],
+        headers: &[BatchHeader],
+        keys_checked: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, LogError> {
         self.ensure_live()?;
         if headers.is_empty() {
             return Err(BatchError::EmptyRecordSet.into());
@@ -316,7 +333,7 @@ impl PartitionLog {
                 reason: "record set length differs from its batch headers",
             });
         }
-        if self.config.cleanup_policy_compact {
+        if self.config.cleanup_policy_compact && !keys_checked {
             validate_keys_for_compaction(records, headers, DEFAULT_MAX_DECOMPRESSED)?;
         }
         let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
@@ -363,13 +380,22 @@ impl PartitionLog {
         }))
     }
 
-    /// Rolls before an append of `bytes` bytes / `count` offsets if the active segment is
-    /// non-empty and would grow past segment.bytes, is older than segment.ms, or its
-    /// relative offsets would overflow the index.
+    /// Rolls before an append of `bytes` bytes / `count` offsets when [`PartitionLog::roll_due`].
     fn maybe_roll(&mut self, bytes: usize, count: i64, now_ms: i64) -> Result<(), LogError> {
+        if self.roll_due(bytes, count, now_ms) {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Whether an append of `bytes` bytes / `count` offsets would roll first: the active
+    /// segment is non-empty and would grow past segment.bytes, is older than segment.ms, or
+    /// its relative offsets would overflow the index. A roll fsyncs the active segment under
+    /// the lock, so callers flush first, outside it, when this says so.
+    pub fn roll_due(&self, bytes: usize, count: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
-            return Ok(());
+            return false;
         }
         let limit = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = active.size().saturating_add(bytes as u64) > limit;
@@ -377,10 +403,7 @@ impl PartitionLog {
             now_ms.saturating_sub(active.rolling_base_ms()) > i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
         let last_offset = active.next_offset().saturating_add(count).saturating_sub(1);
         let overflow = last_offset.saturating_sub(active.base_offset()) > i64::from(i32::MAX);
-        if full || old || overflow {
-            self.roll(now_ms)?;
-        }
-        Ok(())
+        full || old || overflow
     }
 
     /// Seals the active segment (fsync, index files) and starts a new one at the log end.

@@ -193,6 +193,15 @@ impl ProducerStateManager {
             .map(|b| b.base_offset)
     }
 
+    /// [`ProducerStateManager::last_batch_offset`] of every producer, for a cleaner that
+    /// runs without the log's lock.
+    pub fn last_batch_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.base_offset)))
+            .collect()
+    }
+
     /// Current epoch and remembered batches of a producer.
     pub fn producer(&self, producer_id: i64) -> Option<(i16, Vec<BatchMetadata>)> {
         self.producers

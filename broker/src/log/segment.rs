@@ -1,11 +1,13 @@
 //! One log segment: `<base offset, 20 digits>.log` plus its `.index` and `.timeindex`.
 //!
 //! A segment appends whole batches at its end, serves positional reads (pread on a shared
-//! `Arc<File>`, so a flush can run without the log's lock), scans batch headers, and
-//! recovers after a crash by validating every batch and truncating at the first bad byte.
+//! `Arc<File>`: see `segment_file` for why reads and flushes may run without the log's lock),
+//! scans batch headers, and recovers after a crash by validating every batch and truncating
+//! at the first bad byte.
 
 use super::index::SegmentIndex;
 use super::record_batch::{BatchHeader, CRC_START, HEADER_SIZE};
+pub use super::segment_file::{HeaderScan, SegmentFile};
 use super::LogError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -40,9 +42,8 @@ pub struct RecoveryReport {
 #[derive(Debug)]
 pub struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
-    file: Arc<File>,
-    size: u64,
+    /// The file, its path and its size (the size grows with appends).
+    data: SegmentFile,
     index: SegmentIndex,
     next_offset: i64,
     rolling_base_ms: i64,
@@ -71,9 +72,7 @@ impl Segment {
             .map_err(LogError::io("creating segment", &log_path))?;
         Ok(Segment {
             base_offset,
-            log_path,
-            file: Arc::new(file),
-            size: 0,
+            data: SegmentFile::new(Arc::new(file), log_path.into(), 0),
             index: SegmentIndex::new(base_offset, index_interval),
             next_offset: base_offset,
             rolling_base_ms: now_ms,
@@ -98,9 +97,7 @@ impl Segment {
             .map_err(LogError::io("loading index of", &log_path))?;
         let mut segment = Segment {
             base_offset,
-            log_path,
-            file: Arc::new(file),
-            size,
+            data: SegmentFile::new(Arc::new(file), log_path.into(), size),
             index: SegmentIndex::new(base_offset, index_interval),
             next_offset: base_offset,
             rolling_base_ms: now_ms,
@@ -113,6 +110,27 @@ impl Segment {
             segment.set_rolling_base(now_ms)?;
         }
         Ok((segment, needs_recovery))
+    }
+
+    /// Opens the cleaner's finished copy of segment `base_offset` (the file at `copy`) under
+    /// the name it will have once swapped in, and rebuilds its index by a full scan, so
+    /// that the swap itself, under the log's lock, only renames and writes index files.
+    pub fn open_copy(copy: &Path, dir: &Path, base_offset: i64, index_interval: usize, now_ms: i64) -> Result<Segment, LogError> {
+        let (log_path, _, _) = Self::paths(dir, base_offset);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(copy)
+            .map_err(LogError::io("opening cleaned segment", copy))?;
+        let mut segment = Segment {
+            base_offset,
+            data: SegmentFile::new(Arc::new(file), log_path.into(), 0),
+            index: SegmentIndex::new(base_offset, index_interval),
+            next_offset: base_offset,
+            rolling_base_ms: now_ms,
+        };
+        segment.recover(now_ms)?;
+        Ok(segment)
     }
 
     /// Accepts a loaded index if the batches after its last entry parse, start where the
@@ -135,7 +153,7 @@ impl Segment {
             last = Some(header.last_offset());
             end = pos + header.total_size() as u64;
         }
-        if end != self.size || (self.size > 0 && last.is_none()) {
+        if end != self.data.size || (self.data.size > 0 && last.is_none()) {
             return false;
         }
         self.next_offset = last.map_or(self.base_offset, |l| l.saturating_add(1));
@@ -162,15 +180,16 @@ impl Segment {
     /// invalid byte.
     pub fn recover(&mut self, now_ms: i64) -> Result<RecoveryReport, LogError> {
         let file_len = self
+            .data
             .file
             .metadata()
-            .map_err(LogError::io("reading size of", &self.log_path))?
+            .map_err(LogError::io("reading size of", &self.data.path))?
             .len();
         let mut index = SegmentIndex::new(self.base_offset, self.index_interval());
-        let mut reader = BufReader::with_capacity(64 * 1024, &*self.file);
+        let mut reader = BufReader::with_capacity(64 * 1024, &*self.data.file);
         reader
             .seek(SeekFrom::Start(0))
-            .map_err(LogError::io("seeking in", &self.log_path))?;
+            .map_err(LogError::io("seeking in", &self.data.path))?;
         let mut pos = 0u64;
         let mut last: Option<i64> = None;
         let mut batches = 0usize;
@@ -185,7 +204,7 @@ impl Segment {
             }
             reader
                 .read_exact(&mut head)
-                .map_err(LogError::io("reading", &self.log_path))?;
+                .map_err(LogError::io("reading", &self.data.path))?;
             let header = match BatchHeader::parse(&head) {
                 Ok(h) => h,
                 Err(e) => break Some(e.to_string()),
@@ -216,7 +235,7 @@ impl Segment {
                 let n = left.min(chunk.len() as u64) as usize;
                 reader
                     .read_exact(&mut chunk[..n])
-                    .map_err(LogError::io("reading", &self.log_path))?;
+                    .map_err(LogError::io("reading", &self.data.path))?;
                 crc = crc32c::crc32c_append(crc, &chunk[..n]);
                 left -= n as u64;
             }
@@ -237,18 +256,18 @@ impl Segment {
         let truncated = file_len - pos;
         if truncated > 0 {
             tracing::warn!(target: "kafka.log.LogSegment", 
-                segment = %self.log_path.display(),
+                segment = %self.data.path.display(),
                 truncated_bytes = truncated,
                 valid_bytes = pos,
                 reason = reason.as_deref().unwrap_or("unknown"),
                 "log recovery truncated an invalid segment tail (torn write or garbage)"
             );
-            self.file
+            self.data.file
                 .set_len(pos)
-                .map_err(LogError::io("truncating", &self.log_path))?;
-            self.file.sync_all().map_err(LogError::io("syncing", &self.log_path))?;
+                .map_err(LogError::io("truncating", &self.data.path))?;
+            self.data.file.sync_all().map_err(LogError::io("syncing", &self.data.path))?;
         }
-        self.size = pos;
+        self.data.size = pos;
         self.index = index;
         self.next_offset = last.map_or(self.base_offset, |l| l.saturating_add(1));
         self.set_rolling_base(now_ms)?;
@@ -270,7 +289,7 @@ impl Segment {
 
     /// Appends validated, offset-stamped batches with one positional write.
     pub fn append(&mut self, data: &[u8]) -> Result<(), LogError> {
-        if self.size + data.len() as u64 > MAX_SEGMENT_BYTES {
+        if self.data.size + data.len() as u64 > MAX_SEGMENT_BYTES {
             return Err(LogError::InvalidAppend {
                 reason: "segment would exceed 2 GiB; it must roll first",
             });
@@ -292,16 +311,16 @@ impl Segment {
             next = header.next_offset();
             at += header.total_size();
         }
-        if let Err(e) = self.file.write_all_at(data, self.size) {
+        if let Err(e) = self.data.file.write_all_at(data, self.data.size) {
             // Best effort: drop a partial write so the file matches `size` again.
-            let _ = self.file.set_len(self.size);
-            return Err(LogError::io("appending to", &self.log_path)(e));
+            let _ = self.data.file.set_len(self.data.size);
+            return Err(LogError::io("appending to", &self.data.path)(e));
         }
         let mut at = 0;
         while at < data.len() {
             let header = BatchHeader::parse(&data[at..])?;
             let size = header.total_size();
-            let position = (self.size + at as u64) as u32;
+            let position = (self.data.size + at as u64) as u32;
             self.index.on_batch(
                 header.base_offset,
                 header.last_offset(),
@@ -311,63 +330,24 @@ impl Segment {
             );
             at += size;
         }
-        self.size += data.len() as u64;
+        self.data.size += data.len() as u64;
         self.next_offset = next;
         Ok(())
     }
 
     /// Reads exactly `buf.len()` bytes at `position`.
     pub fn read_exact_at(&self, position: u64, buf: &mut [u8]) -> Result<(), LogError> {
-        self.file
-            .read_exact_at(buf, position)
-            .map_err(LogError::io("reading", &self.log_path))
-    }
-
-    /// Appends exactly `len` bytes read at `position` to `buf`, reading into its spare
-    /// capacity so the bytes are never zero-filled first (the fetch path's buffers are large).
-    pub fn append_exact_at(&self, position: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), LogError> {
-        use std::os::fd::AsRawFd;
-        buf.reserve(len);
-        let mut done = 0usize;
-        while done < len {
-            let spare = buf.spare_capacity_mut();
-            let want = len - done;
-            // SAFETY: `spare` has at least `want` bytes of writable (uninitialised) capacity
-            // (reserved above, and `done` of it is already counted in `buf.len()`); pread
-            // only writes into it, and only the bytes it reports are marked initialised.
-            let n = unsafe {
-                libc::pread(
-                    self.file.as_raw_fd(),
-                    spare.as_mut_ptr().cast::<libc::c_void>(),
-                    want,
-                    (position + done as u64) as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(LogError::io("reading", &self.log_path)(e));
-            }
-            if n == 0 {
-                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its index says");
-                return Err(LogError::io("reading", &self.log_path)(e));
-            }
-            // SAFETY: pread initialised `n` (<= want <= spare.len()) bytes after the old length.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            done += n as usize;
-        }
-        Ok(())
+        self.data.read_exact_at(position, buf)
     }
 
     /// Iterates batch headers from `position` (a batch boundary) to the end of the segment.
     pub fn headers_from(&self, position: u64) -> HeaderScan<'_> {
-        HeaderScan {
-            segment: self,
-            position,
-            failed: false,
-        }
+        self.data.headers_from(position)
+    }
+
+    /// A read handle bounded by the current size, usable after the log's lock is released.
+    pub fn snapshot(&self) -> SegmentFile {
+        self.data.clone()
     }
 
     /// The first batch whose last offset is >= `offset`, with its position.
@@ -384,7 +364,7 @@ impl Segment {
 
     /// fsyncs the log data (not metadata), making all appended batches durable.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(LogError::io("syncing", &self.log_path))
+        self.data.file.sync_data().map_err(LogError::io("syncing", &self.data.path))
     }
 
     /// Makes the segment read-only in spirit: fsync, final time index entry, index files.
@@ -395,56 +375,64 @@ impl Segment {
     }
 
     pub fn write_index_files(&self) -> Result<(), LogError> {
-        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        let dir = self.data.path.parent().unwrap_or(Path::new("."));
         let (_, index_path, time_path) = Self::paths(dir, self.base_offset);
         self.index
             .write_files(&index_path, &time_path)
-            .map_err(LogError::io("writing index files of", &self.log_path))
+            .map_err(LogError::io("writing index files of", &self.data.path))
     }
 
     /// Cuts the segment at `position` (a batch boundary) and rebuilds its state.
     pub fn truncate_to_position(&mut self, position: u64, now_ms: i64) -> Result<(), LogError> {
-        self.file
+        self.data.file
             .set_len(position)
-            .map_err(LogError::io("truncating", &self.log_path))?;
+            .map_err(LogError::io("truncating", &self.data.path))?;
         self.recover(now_ms).map(|_| ())
     }
 
     /// Removes the segment's files: renamed to `*.deleted` first, so a crash mid-way leaves
     /// files that the next open recognises and removes rather than loads.
     pub fn delete(self) -> Result<(), LogError> {
-        let dir = self.log_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        self.retire()?.remove()
+    }
+
+    /// The first half of [`Segment::delete`]: the renames, quick enough for under the log's
+    /// lock. Removing the files (the file system frees a large file's blocks then) and
+    /// closing the segment are left to the returned value, for after the lock is released.
+    pub fn retire(self) -> Result<RetiredSegment, LogError> {
+        let dir = self.data.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let (log, index, time) = Self::paths(&dir, self.base_offset);
+        let mut renamed = Vec::with_capacity(3);
         for path in [log, index, time] {
             let mut deleted = path.clone().into_os_string();
             deleted.push(DELETED_SUFFIX);
             match fs::rename(&path, &deleted) {
-                Ok(()) => fs::remove_file(&deleted).map_err(LogError::io("removing", Path::new(&deleted)))?,
+                Ok(()) => renamed.push(PathBuf::from(deleted)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(LogError::io("renaming for deletion", &path)(e)),
             }
         }
-        Ok(())
+        Ok(RetiredSegment { renamed, segment: Some(self) })
     }
 
     pub fn base_offset(&self) -> i64 {
         self.base_offset
     }
     pub fn size(&self) -> u64 {
-        self.size
+        self.data.size
     }
     pub fn is_empty(&self) -> bool {
-        self.size == 0
+        self.data.size == 0
     }
     /// Offset after the last batch (the base offset when empty).
     pub fn next_offset(&self) -> i64 {
         self.next_offset
     }
     pub fn file(&self) -> Arc<File> {
-        Arc::clone(&self.file)
+        Arc::clone(&self.data.file)
     }
     pub fn path(&self) -> &Path {
-        &self.log_path
+        &self.data.path
     }
     pub fn index(&self) -> &SegmentIndex {
         &self.index
@@ -463,7 +451,7 @@ impl Segment {
         if self.max_timestamp() >= 0 {
             return self.max_timestamp();
         }
-        self.file
+        self.data.file
             .metadata()
             .and_then(|m| m.modified())
             .ok()
@@ -472,44 +460,32 @@ impl Segment {
     }
 }
 
-/// Iterator over batch headers, one pread of 61 bytes per batch.
-pub struct HeaderScan<'a> {
-    segment: &'a Segment,
-    position: u64,
-    failed: bool,
+/// A segment whose files are renamed to `*.deleted` and not yet removed. Dropping it
+/// removes them (errors are logged); [`RetiredSegment::remove`] reports them instead.
+#[derive(Debug)]
+pub struct RetiredSegment {
+    renamed: Vec<PathBuf>,
+    segment: Option<Segment>,
 }
 
-impl Iterator for HeaderScan<'_> {
-    type Item = Result<(u64, BatchHeader), LogError>;
+impl RetiredSegment {
+    pub fn remove(mut self) -> Result<(), LogError> {
+        self.segment.take();
+        for path in std::mem::take(&mut self.renamed) {
+            fs::remove_file(&path).map_err(LogError::io("removing", &path))?;
+        }
+        Ok(())
+    }
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let seg = self.segment;
-        if self.failed || self.position >= seg.size {
-            return None;
-        }
-        let corrupt = |position: u64, reason: String| LogError::CorruptSegment {
-            path: seg.log_path.clone(),
-            position,
-            reason,
-        };
-        let result = (|| {
-            if seg.size - self.position < HEADER_SIZE as u64 {
-                return Err(corrupt(self.position, "partial batch header".to_string()));
+impl Drop for RetiredSegment {
+    fn drop(&mut self) {
+        self.segment.take();
+        for path in self.renamed.drain(..) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(target: "kafka.log.LogSegment", file = %path.display(), error = %e, "could not remove a deleted segment's file; the next start removes it");
             }
-            let mut head = [0u8; HEADER_SIZE];
-            seg.read_exact_at(self.position, &mut head)?;
-            let header = BatchHeader::parse(&head).map_err(|e| corrupt(self.position, e.to_string()))?;
-            let size = header.total_size() as u64;
-            if size > seg.size - self.position {
-                return Err(corrupt(self.position, "batch extends past the segment end".to_string()));
-            }
-            Ok((self.position, header))
-        })();
-        match &result {
-            Ok((pos, header)) => self.position = pos + header.total_size() as u64,
-            Err(_) => self.failed = true,
         }
-        Some(result)
     }
 }
 

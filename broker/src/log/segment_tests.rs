@@ -71,14 +71,14 @@ fn recover_truncates_garbage_and_torn_batches() {
     let mut b = encode_batch(&BatchSpec::values(&[b"torn", b"batch"]));
     stamp_batch(&mut b, 10, 0);
     seg.append(&b).unwrap();
-    seg.file.set_len(good + 30).unwrap();
+    seg.data.file.set_len(good + 30).unwrap();
     let report = seg.recover(0).unwrap();
     assert_eq!(report.truncated_bytes, 30);
     assert_eq!(seg.next_offset(), 10);
 
     // A flipped byte in batch 3 cuts there (CRC).
     let pos3 = seg.headers_from(0).nth(3).unwrap().unwrap().0;
-    seg.file.write_all_at(&[0xFF], pos3 + 70).unwrap();
+    seg.data.file.write_all_at(&[0xFF], pos3 + 70).unwrap();
     let report = seg.recover(0).unwrap();
     assert_eq!(report.batches, 3);
     assert!(report.reason.unwrap().contains("CRC"));
@@ -104,7 +104,7 @@ fn sealed_segment_reopens_from_index_files() {
     assert_eq!(seg.rolling_base_ms(), 5, "first batch's max timestamp");
 
     // An index that disagrees with the log (log cut short) forces recovery.
-    seg.file.set_len(size - 10).unwrap();
+    seg.data.file.set_len(size - 10).unwrap();
     drop(seg);
     let (_, needs) = Segment::open(dir.path(), 0, 150, 0).unwrap();
     assert!(needs);
@@ -123,8 +123,8 @@ proptest::proptest! {
             fill(&mut seg, 3);
         }
         let valid = seg.size();
-        seg.file.write_all_at(&garbage, valid).unwrap();
-        seg.file.set_len(valid + (cut.min(garbage.len())) as u64).unwrap();
+        seg.data.file.write_all_at(&garbage, valid).unwrap();
+        seg.data.file.set_len(valid + (cut.min(garbage.len())) as u64).unwrap();
         drop(seg);
         let (mut seg, _) = Segment::open(dir.path(), 0, 64, 0).unwrap();
         let report = seg.recover(0).unwrap();

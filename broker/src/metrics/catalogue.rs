@@ -98,6 +98,7 @@ pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool"
 pub static CONNECTION_COUNT: MetricDef = m("kafka.server", "socket-server-metrics", "connection-count", &["listener", "networkProcessor"], Attribute, "Open client connections.");
 pub static CONNECTION_CREATION_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-creation-total", &["listener", "networkProcessor"], Attribute, "Connections accepted.");
 pub static CONNECTION_CLOSE_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-close-total", &["listener", "networkProcessor"], Attribute, "Connections closed.");
+pub static ACCEPTOR_BLOCKED: MetricDef = m("kafka.network", "Acceptor", "AcceptorBlockedPercent", &["listener"], Gauge, "Share of time the listener's acceptor waited for a slot under max.connections, 0..1 (since the previous scrape, windows of at least 1 s).");
 pub static CONNECTIONS_BY_SOFTWARE: MetricDef = m("kafka.server", "socket-server-metrics", "connections", &["clientSoftwareName", "clientSoftwareVersion", "listener", "networkProcessor"], Attribute, "Open connections by the client software they announced (ApiVersions v3+).");
 
 // ReplicaManager and partitions
@@ -196,6 +197,10 @@ pub static DISK_WRITE_BYTES: MetricDef = m("kafka.server", "KafkaServer", "linux
 pub static MALFORMED_REQUESTS: MetricDef = m("", "", "lantern_network_malformed_requests_total", &[], NativeCounter, "Requests that could not be decoded; each closed its connection.");
 pub static OVERSIZED_REQUESTS: MetricDef = m("", "", "lantern_network_oversized_requests_total", &[], NativeCounter, "Length prefixes outside 0..=socket.request.max.bytes; each closed its connection.");
 pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsupported_requests_total", &[], NativeCounter, "Requests for unknown APIs or unsupported versions.");
+// Kafka counts these only in connection-close-total (idle expiry) or not at all (it logs a
+// rejection at max.connections.per.ip); Lantern counts them apart as well.
+pub static IDLE_CONNECTIONS_CLOSED: MetricDef = m("", "", "lantern_network_idle_connections_closed_total", &["listener"], NativeCounter, "Connections closed after connections.max.idle.ms with nothing read or written; also in connection-close-total.");
+pub static REJECTED_CONNECTIONS: MetricDef = m("", "", "lantern_network_rejected_connections_total", &["listener"], NativeCounter, "Connections closed as soon as accepted because their address already had max.connections.per.ip open.");
 
 // kafka_exporter's names
 pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Live (registered, unfenced) brokers in the cluster (kafka_exporter).");
@@ -222,7 +227,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT,
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
     &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
-    &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE,
+    &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
     &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_UNDER_REPLICATED,
@@ -240,7 +245,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &NUM_GROUPS, &NUM_GROUPS_STABLE, &NUM_GROUPS_PREPARING, &NUM_GROUPS_COMPLETING, &NUM_GROUPS_EMPTY,
     &NUM_GROUPS_DEAD, &NUM_OFFSETS,
     &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
-    &MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS,
+    &MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
     &KE_BROKERS, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,

@@ -84,6 +84,39 @@ impl TopicStats {
     }
 }
 
+/// Time an acceptor waited for a connection slot (`max.connections`), for
+/// AcceptorBlockedPercent.
+pub struct BlockedTime {
+    ns: Counter,
+    /// (window start, ns at that start, share of the last complete window)
+    window: Mutex<(Instant, u64, f64)>,
+}
+
+impl Default for BlockedTime {
+    fn default() -> Self {
+        Self { ns: Counter::new(0), window: Mutex::new((Instant::now(), 0, 0.0)) }
+    }
+}
+
+impl BlockedTime {
+    pub fn add(&self, d: std::time::Duration) {
+        add(&self.ns, d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Share of wall time spent blocked since the previous call, 0..1 (at most once a second,
+    /// like the idle ratios; scrapes in between reuse the last value).
+    pub fn ratio(&self) -> f64 {
+        let mut w = self.window.lock();
+        let elapsed = w.0.elapsed();
+        if elapsed.as_millis() >= 1000 {
+            let ns = self.ns.load(Ordering::Relaxed);
+            let share = (ns.saturating_sub(w.1) as f64 / elapsed.as_nanos() as f64).clamp(0.0, 1.0);
+            *w = (Instant::now(), ns, share);
+        }
+        w.2
+    }
+}
+
 /// The per-request-type histograms of RequestMetrics.
 #[derive(Default)]
 pub struct RequestTimes {
@@ -112,6 +145,11 @@ pub struct BrokerMetrics {
     pub connections_closed: Family<Counter>,
     pub connections_open: Family<Gauge>,
     pub connections_by_software: Family<Gauge>,
+    /// Per listener: the acceptor's wait at max.connections, idle connections closed,
+    /// connections refused at max.connections.per.ip.
+    pub acceptor_blocked: Family<BlockedTime>,
+    pub idle_closed: Family<Counter>,
+    pub rejected_connections: Family<Counter>,
     pub malformed_requests: Counter,
     pub oversized_requests: Counter,
     pub unsupported_requests: Counter,
@@ -144,6 +182,9 @@ impl BrokerMetrics {
             connections_closed: Family::default(),
             connections_open: Family::default(),
             connections_by_software: Family::default(),
+            acceptor_blocked: Family::default(),
+            idle_closed: Family::default(),
+            rejected_connections: Family::default(),
             malformed_requests: Counter::new(0),
             oversized_requests: Counter::new(0),
             unsupported_requests: Counter::new(0),

@@ -174,6 +174,8 @@ mod tests {
         assert_eq!(family(&RAFT_COMMIT_LATENCY_MAX, Profile::Strimzi).prom_type, PromType::Gauge);
         assert_eq!(family(&BROKER_METADATA_APPLY_ERRORS, Profile::Strimzi).name, "kafka_server_brokermetadatametrics_metadata_apply_error_count");
         assert_eq!(family(&LAST_APPLIED_RECORD_LAG_MS, Profile::Strimzi).name, "kafka_controller_kafkacontroller_lastappliedrecordlagms");
+        let blocked = family(&ACCEPTOR_BLOCKED, Profile::Strimzi);
+        assert_eq!((blocked.name.as_str(), blocked.labels.clone()), ("kafka_network_acceptor_acceptorblocked_percent", vec!["listener".to_string()]));
     }
 
     #[test]
@@ -189,6 +191,7 @@ mod tests {
         assert_eq!(family(&EVENT_QUEUE_TIME, Profile::Confluent).name, "kafka_controller_controllereventmanager_eventqueuetimems");
         assert_eq!(family(&RAFT_CHANNEL_REQUESTS, Profile::Confluent).name, "kafka_server_raft_channel_metrics_request_total");
         assert_eq!(family(&BROKER_LAST_APPLIED_LAG_MS, Profile::Confluent).name, "kafka_server_broker_metadata_metrics_last_applied_record_lag_ms");
+        assert_eq!(family(&ACCEPTOR_BLOCKED, Profile::Confluent).name, "kafka_network_acceptor_acceptorblockedpercent");
     }
 
     #[test]

@@ -131,6 +131,7 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     else if is(&c::CONNECTION_CREATION_TOTAL) { counters(&m.connections_created) }
     else if is(&c::CONNECTION_CLOSE_TOTAL) { counters(&m.connections_closed) }
     else if is(&c::CONNECTIONS_BY_SOFTWARE) { gauges(&m.connections_by_software) }
+    else if is(&c::ACCEPTOR_BLOCKED) { m.acceptor_blocked.snapshot().into_iter().map(|(l, b)| (l, Value::Number(b.ratio()))).collect() }
     else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
     else if is(&c::LEADER_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id()).count() as f64) }
     else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() < p.replicas.len()).count() as f64) }
@@ -208,6 +209,8 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     else if is(&c::MALFORMED_REQUESTS) { one(m.malformed_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::OVERSIZED_REQUESTS) { one(m.oversized_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
+    else if is(&c::IDLE_CONNECTIONS_CLOSED) { counters(&m.idle_closed) }
+    else if is(&c::REJECTED_CONNECTIONS) { counters(&m.rejected_connections) }
     else if is(&c::KE_BROKERS) { one(image.live_brokers().count() as f64) }
     else if is(&c::KE_TOPIC_PARTITIONS) { image.topics.values().map(|t| (vec![t.name.clone()], Value::Number(t.partitions.len() as f64))).collect() }
     else if is(&c::KE_PARTITION_CURRENT_OFFSET) { per_partition(|p| p.5 as f64) }

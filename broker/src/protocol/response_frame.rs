@@ -77,19 +77,21 @@ impl ResponseFrame {
         self.chunks().count()
     }
 
-    /// Fills `slices` with the unwritten part of the frame, starting `skip` bytes in; returns
-    /// how many slices it filled.
-    pub fn io_slices<'a>(&'a self, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    /// Fills `slices` with at most `max` bytes of the unwritten part of the frame, starting
+    /// `skip` bytes in; returns how many slices it filled.
+    pub fn io_slices<'a>(&'a self, mut skip: usize, mut max: usize, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         for chunk in self.chunks() {
-            if n == slices.len() {
+            if n == slices.len() || max == 0 {
                 break;
             }
             if skip >= chunk.len() {
                 skip -= chunk.len();
                 continue;
             }
-            slices[n] = IoSlice::new(&chunk[skip..]);
+            let take = (chunk.len() - skip).min(max);
+            slices[n] = IoSlice::new(&chunk[skip..skip + take]);
+            max -= take;
             skip = 0;
             n += 1;
         }
@@ -229,9 +231,12 @@ mod tests {
         f.put_shared_bytes(&Bytes::from(vec![1u8; SHARE_AT_LEAST]));
         f.put_slice(b"xyz");
         let mut slices = [IoSlice::new(&[]); 8];
-        let n = f.io_slices(3 + SHARE_AT_LEAST - 2, &mut slices);
+        let n = f.io_slices(3 + SHARE_AT_LEAST - 2, usize::MAX, &mut slices);
         assert_eq!(n, 2);
         assert_eq!(&*slices[0], &[1u8, 1]);
         assert_eq!(&*slices[1], b"xyz");
+        let n = f.io_slices(1, 4, &mut slices);
+        assert_eq!(n, 2, "at most 4 bytes");
+        assert_eq!((&*slices[0], &*slices[1]), (&b"bc"[..], &[1u8, 1][..]));
     }
 }

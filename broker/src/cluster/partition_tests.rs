@@ -1,0 +1,122 @@
+//! Tests of `Partition`: what needs the log's lock and what does not, and which appends
+//! wake which long-poll fetches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::*;
+use crate::cluster::DelayedFetch;
+use crate::error_code;
+use crate::log::test_util::{encode_batch, BatchSpec, TestRecord};
+use crate::log::{Compression, LogConfig, PartitionLog};
+
+fn partition(dir: &std::path::Path, topic: &str, config: LogConfig) -> Arc<Partition> {
+    let log = PartitionLog::open(&dir.join(format!("{topic}-0")), config).unwrap();
+    Arc::new(Partition::new(topic, Uuid::nil(), 0, 0, Arc::new(Mutex::new(log))))
+}
+
+fn batch(spec: &BatchSpec) -> Bytes {
+    Bytes::from(encode_batch(spec))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_append_wakes_only_the_fetches_waiting_on_its_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = partition(dir.path(), "a", LogConfig::default());
+    let b = partition(dir.path(), "b", LogConfig::default());
+    let on_a = DelayedFetch::watch(vec![a.clone()]);
+    let on_both = DelayedFetch::watch(vec![a.clone(), b.clone()]);
+    assert_eq!((a.fetch_watchers().len(), b.fetch_watchers().len()), (2, 1));
+    let soon = || tokio::time::Instant::now() + Duration::from_millis(500);
+
+    let mut woken = 0;
+    for _ in 0..20 {
+        b.append(&batch(&BatchSpec::values(&[b"to b"])), 0).await.unwrap();
+        woken += usize::from(on_a.wait_until(soon()).await);
+    }
+    assert_eq!(woken, 0, "appends to b never wake a fetch waiting only on a");
+    assert!(on_both.wait_until(soon()).await, "a fetch on a and b is woken by b");
+
+    a.append(&batch(&BatchSpec::values(&[b"to a"])), 0).await.unwrap();
+    assert!(on_a.wait_until(soon()).await, "an append to a before the wait is not lost");
+    assert!(on_both.wait_until(soon()).await);
+    assert!(!on_a.wait_until(soon()).await, "one append, one wake-up");
+
+    drop(on_a);
+    drop(on_both);
+    assert!(a.fetch_watchers().is_empty() && b.fetch_watchers().is_empty());
+}
+
+#[test]
+fn produce_validation_does_not_wait_for_the_log_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let compacted = LogConfig { cleanup_policy_compact: true, cleanup_policy_delete: false, ..LogConfig::default() };
+    let p = partition(dir.path(), "c", compacted);
+    let mut corrupt = encode_batch(&BatchSpec::values(&[b"x"]).with_compression(Compression::Zstd));
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xFF;
+    // A keyless record hidden in a compressed batch: only decompressing it finds it.
+    let keyless = batch(&BatchSpec::values(&[&b"no key"[..]; 100]).with_compression(Compression::Zstd));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // Someone holds the lock (a long fetch or compaction did, before): invalid produce
+    // requests are still refused, because checking them takes no lock.
+    let held = p.log().lock();
+    for (records, code) in [(Bytes::from(corrupt), error_code::CORRUPT_MESSAGE), (keyless, error_code::INVALID_RECORD)] {
+        let p = p.clone();
+        let refused = runtime.block_on(async move {
+            let append = tokio::spawn(async move { p.append(&records, 0).await.map(|_| ()).map_err(|e| e.code()) });
+            tokio::time::timeout(Duration::from_secs(10), append).await
+        });
+        assert_eq!(refused.expect("validation waited for the lock").unwrap(), Err(code));
+    }
+    drop(held);
+    let mut keyed = BatchSpec::values(&[]);
+    keyed.records = vec![TestRecord { timestamp: 1, key: Some(b"k".to_vec()), value: Some(b"v".to_vec()) }];
+    let appended = runtime.block_on(p.append(&batch(&keyed.with_compression(Compression::Zstd)), 0)).unwrap();
+    assert_eq!((appended.base_offset, p.high_watermark()), (0, 1));
+}
+
+#[test]
+fn an_append_does_not_wait_for_a_large_read_of_the_same_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), "big", LogConfig { max_message_bytes: 2 << 20, ..LogConfig::default() });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let value = vec![b'v'; 1 << 20];
+    for _ in 0..96 {
+        runtime.block_on(p.append(&batch(&BatchSpec::values(&[&value[..]])), 0)).unwrap();
+    }
+    // A reader reads the whole 96 MiB, again and again, while appends go on.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let (p, stop) = (p.clone(), stop.clone());
+        move || {
+            let mut reads = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                let (records, _, _) = p.read(0, 96 << 20).unwrap();
+                assert!(records.len() >= 95 << 20);
+                reads.push(started.elapsed());
+            }
+            reads
+        }
+    });
+    let mut appends = Vec::new();
+    while appends.len() < 200 && !reader.is_finished() {
+        let started = std::time::Instant::now();
+        runtime.block_on(p.append(&batch(&BatchSpec::values(&[b"small"])), 0)).unwrap();
+        appends.push(started.elapsed());
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = reader.join().unwrap();
+    reads.sort();
+    appends.sort();
+    let read = reads[reads.len() / 2];
+    let worst_append = appends[appends.len() - 1];
+    // Holding the lock for the pread made some appends wait most of a read.
+    assert!(read >= Duration::from_millis(4), "a 96 MiB read took only {read:?}: too quick to tell");
+    assert!(worst_append < read / 3, "an append waited {worst_append:?}; a read takes {read:?} ({} reads)", reads.len());
+}
