@@ -235,7 +235,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let active_addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
-        let handler = Arc::new(crate::controller::SharedController(active.clone()));
+        let handler = active.clone();
         tokio::spawn(crate::controller::quorum::rpc::serve(listener, handler, active.stats.rpc.clone(), stopped));
         let first = live_broker(&active, 2).await;
 
