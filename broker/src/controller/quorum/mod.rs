@@ -69,9 +69,14 @@ pub async fn start(
     let election = cluster.election_timeout_ms.max(50);
     let raft_config = Config {
         cluster_name: "lantern-metadata".into(),
+        // openraft's leader lease is election_timeout_max: a follower that heard from a leader
+        // within it refuses to vote, and starts an election of its own only after the lease
+        // plus a random election_timeout. With max = the setting, a dead controller is
+        // replaced after 1.5 to 2 x controller.quorum.election.timeout.ms (Kafka: fetch
+        // timeout 2 s + up to 1 s of random backoff).
         heartbeat_interval: (election / 10).max(10),
-        election_timeout_min: election,
-        election_timeout_max: election + election / 2,
+        election_timeout_min: election / 2,
+        election_timeout_max: election,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cluster.snapshot_interval_records),
         max_in_snapshot_log_to_keep: 100,
         install_snapshot_timeout: cluster.request_timeout_ms.max(1000),
