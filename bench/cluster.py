@@ -107,7 +107,8 @@ def throughput_round(workdir: Path, n: int, secs: float, round_no: int) -> dict:
     c = Cluster(workdir / f"tp-{n}-{round_no}", n).start()
     try:
         topic = "bench"
-        AdminClient({"bootstrap.servers": c.bootstrap}).create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})  # kept: a dropped client cancels its futures
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
         wait_for("the topic's leaders in every broker's Metadata",
                  lambda: all(len(metadata(node, [topic]).topics[topic].partitions) == PARTITIONS
                              and all(pm.leader >= 0 for pm in metadata(node, [topic]).topics[topic].partitions.values())
