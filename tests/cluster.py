@@ -3,7 +3,9 @@
 `Cluster(workdir, n)` gives nodes 1..n ports on 127.0.0.1 (a Kafka listener, a CONTROLLER
 listener and the HTTP listener each), makes them the voters of `controller.quorum.voters`,
 starts them together and waits until every one answers /health/ready (registered and
-unfenced). Nodes are `lantern.Broker`s, so each keeps its ports and data directory across
+unfenced). `Cluster(workdir, n, controllers=3)` is Kafka's isolated mode instead: nodes
+1..n are brokers only (`process.roles=broker`) and nodes 101..103 are controller-only
+voters (`process.roles=controller`, a CONTROLLER listener and HTTP, no Kafka listener). Nodes are `lantern.Broker`s, so each keeps its ports and data directory across
 restarts, and every process is stopped by its pid (its own session) at teardown.
 
 Besides lifecycle (kill -9, SIGTERM, SIGSTOP/SIGCONT, restart, add a node), this file holds
@@ -36,9 +38,11 @@ ACTIVE_CONTROLLER_METRIC = "kafka_controller_kafkacontroller_activecontrollercou
 class ClusterNode(Broker):
     """One node (broker and controller) of a Cluster."""
 
-    def __init__(self, cluster: "Cluster", node_id: int, *, props: dict | None = None, name: str | None = None):
+    def __init__(self, cluster: "Cluster", node_id: int, *, props: dict | None = None, name: str | None = None,
+                 controller_only: bool = False):
         self.cluster = cluster
         self.node_id = node_id
+        self.controller_only = controller_only
         name = name or f"node{node_id}"
         super().__init__(cluster.workdir / name, name=name, props=props)
         self.controller_port = cluster.unused_port()
@@ -64,6 +68,11 @@ class ClusterNode(Broker):
             "http.listener": f"127.0.0.1:{self.http_port}",
             "controller.quorum.voters": self.cluster.voters,
         }
+        if self.controller_only:
+            props.update({"process.roles": "controller", "listeners": f"CONTROLLER://{self.controller_address}"})
+            del props["advertised.listeners"]
+        elif self.cluster.isolated:
+            props["process.roles"] = "broker"
         props.update(self.cluster.props)
         props.update(self.props)
         return [f"--{k}={v}" for k, v in props.items()] + self.extra_args
@@ -110,15 +119,18 @@ class ClusterNode(Broker):
 class Cluster:
     """N nodes sharing one metadata quorum. `props` apply to every node."""
 
-    def __init__(self, workdir: Path, n: int, *, props: dict | None = None):
+    def __init__(self, workdir: Path, n: int, *, props: dict | None = None, controllers: int = 0):
         self.workdir = Path(workdir)
         self.props = {k: str(v) for k, v in (props or {}).items()}
         self._ports: set[int] = set()
         self.nodes: dict[int, ClusterNode] = {}
         self.extra: list[Broker] = []  # other processes a test started against this cluster
+        self.isolated = controllers > 0
         for node_id in range(1, n + 1):
             self.nodes[node_id] = ClusterNode(self, node_id)
-        self.voter_ids = sorted(self.nodes)
+        for node_id in range(101, 101 + controllers):
+            self.nodes[node_id] = ClusterNode(self, node_id, controller_only=True)
+        self.voter_ids = sorted(i for i, node in self.nodes.items() if node.controller_only) if self.isolated else sorted(self.nodes)
         self.voters = ",".join(f"{i}@{self.nodes[i].controller_address}" for i in self.voter_ids)
 
     # ---------------------------------------------------------------- ports
@@ -155,13 +167,17 @@ class Cluster:
         """Nodes whose process is alive and not stopped."""
         return [n for n in self.nodes.values() if n.alive() and not n.stopped()]
 
+    def running_brokers(self) -> list[ClusterNode]:
+        """Running nodes with a Kafka listener (all but controller-only nodes)."""
+        return [n for n in self.running() if not n.controller_only]
+
     @property
     def bootstrap(self) -> str:
         """Comma-separated Kafka addresses of the running nodes."""
         return self.bootstrap_without()
 
     def bootstrap_without(self, *ids: int) -> str:
-        return ",".join(n.bootstrap for n in self.running() if n.node_id not in ids)
+        return ",".join(n.bootstrap for n in self.running_brokers() if n.node_id not in ids)
 
     def log_tail(self, n_lines: int = 40) -> str:
         return "\n".join(f"--- {b.name}:\n{b.log_tail(n_lines)}" for b in self.all_processes())
@@ -232,9 +248,13 @@ class Cluster:
         last = None
         while time.monotonic() < deadline:
             active = self.active_controllers()
+            if len(active) == 1 and active[0] != not_id and self.isolated:
+                # Brokers name themselves (a live broker that forwards) in Metadata when the
+                # active controller is not a broker, as Kafka's do.
+                return active[0]
             if len(active) == 1 and active[0] != not_id:
                 views = {}
-                for n in self.running():
+                for n in self.running_brokers():
                     try:
                         views[n.node_id] = metadata(n).controller_id
                     except OSError as e:

@@ -69,8 +69,8 @@ def topic_name(request) -> str:
 def _cluster_factory(workdir_of):
     made: list[Cluster] = []
 
-    def make(n: int = 3, *, props: dict | None = None, start: bool = True) -> Cluster:
-        c = Cluster(workdir_of(len(made) + 1), n, props=props)
+    def make(n: int = 3, *, props: dict | None = None, start: bool = True, controllers: int = 0) -> Cluster:
+        c = Cluster(workdir_of(len(made) + 1), n, props=props, controllers=controllers)
         made.append(c)
         _LIVE_CLUSTERS.append(c)
         if start:
@@ -88,7 +88,8 @@ def _stop_clusters(made: list[Cluster]) -> None:
 
 @pytest.fixture
 def cluster_factory(tmp_path):
-    """`cluster_factory(n=3, props=None)`: an n-node cluster, all nodes voters, started and
+    """`cluster_factory(n=3, props=None, controllers=0)`: an n-node cluster, all nodes voters
+    (or, with `controllers`, n brokers and that many controller-only voters), started and
     ready; stopped (by pid) after the test."""
     made, make = _cluster_factory(lambda i: tmp_path / f"cluster{i}")
     yield make

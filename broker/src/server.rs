@@ -1,7 +1,9 @@
 //! Start-up and shutdown: HTTP first (so liveness answers while the node waits for its quorum
 //! and recovers logs), then the controller and its listener, registration with the active
 //! controller, log recovery and the metadata, then the Kafka listeners; ready once the
-//! controller has unfenced this broker.
+//! controller has unfenced this broker. A controller-only node (`process.roles=controller`)
+//! stops after the quorum part: ready once it has applied the cluster's metadata and knows
+//! the active controller.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,18 +15,13 @@ use crate::broker::Broker;
 use crate::cluster::{lifecycle, meta_properties, ReplicaManager};
 use crate::config::BrokerConfig;
 use crate::controller::{quorum, Controller};
-use crate::http::{self, BrokerSlot};
+use crate::http::{self, NodeSlot};
 use crate::network;
 use crate::telemetry::{TraceConfig, Tracer};
 
 /// Runs the node until `shutdown` turns true, then flushes and closes every log.
 /// `trace_config` (from the OTEL_* environment) turns on span export.
 pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    if !config.cluster.roles.broker {
-        anyhow::bail!(
-            "process.roles=controller is not supported yet: a Lantern node is a broker, or both broker and controller (process.roles=broker or broker,controller)"
-        );
-    }
     let (tracer, exporter) = match trace_config {
         Some(t) => {
             tracing::info!(target: "kafka.server.KafkaServer", endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
@@ -37,7 +34,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
             (None, None)
         }
     };
-    let slot: BrokerSlot = Default::default();
+    let slot = NodeSlot::new(config.clone());
     let (http_listener, http_addr) = network::bind(&config.http_listener.to_string()).await?;
     tracing::info!(target: "kafka.server.KafkaServer", address = %http_addr, "HTTP endpoints listening (/metrics, /health/live, /health/ready)");
     let http_task = tokio::spawn(http::serve(http_listener, slot.clone(), shutdown.clone()));
@@ -51,6 +48,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         Some((dir, m)) => format!("{} holds data of cluster {} (its meta.properties)", dir.display(), m.cluster_id),
         None => "cannot start the metadata quorum".to_string(),
     })?;
+    slot.set_controller(controller.clone());
     let mut tasks = Vec::new();
     if let Some(l) = config.listeners.iter().find(|l| config.cluster.controller_listener_names.contains(&l.name)) {
         let (listener, local) = network::bind(&format!("{}:{}", l.host, l.port)).await?;
@@ -59,6 +57,21 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     }
     tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
     tasks.push(tokio::spawn(crate::controller::state_change::watch_quorum(controller.clone(), shutdown.clone())));
+    if !config.cluster.roles.broker {
+        let result = run_controller_only(&config, &controller, &slot, &found, &dirs, shutdown.clone()).await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        controller.shutdown().await;
+        let _ = http_task.await;
+        if let Some(exporter) = exporter {
+            exporter.shutdown().await;
+        }
+        if result.is_ok() {
+            tracing::info!(target: "kafka.server.ControllerServer", "shut down cleanly");
+        }
+        return result;
+    }
 
     // Register, then wait until this node has applied the metadata up to its registration:
     // only then is the image complete enough to decide which logs to keep.
@@ -101,7 +114,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         tokio::task::spawn_blocking(move || open(config, controller, tracer)).await.context("start-up task failed")??
     };
     broker.lifecycle.epoch.store(epoch, std::sync::atomic::Ordering::Release);
-    let _ = slot.set(broker.clone());
+    slot.set_broker(broker.clone());
     tasks.push(tokio::spawn(lifecycle::heartbeat_loop(
         controller.clone(),
         config.clone(),
@@ -147,7 +160,51 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     Ok(())
 }
 
+/// A controller-only node: no Kafka listener, no partition logs, no registration. It is ready
+/// once it has applied the metadata log up to the cluster id (which it then records in
+/// meta.properties, as a broker does) and while it knows the active controller.
+async fn run_controller_only(
+    config: &BrokerConfig,
+    controller: &Arc<Controller>,
+    slot: &NodeSlot,
+    found: &[(std::path::PathBuf, meta_properties::MetaProperties)],
+    dirs: &[std::path::PathBuf],
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut images = controller.subscribe();
+    while controller.image().cluster_id.is_empty() {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() {
+                anyhow::bail!("the metadata quorum stopped during start-up");
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+    let cluster_id = controller.image().cluster_id.clone();
+    if let Some(configured) = config.cluster_id.as_deref().filter(|c| *c != cluster_id) {
+        anyhow::bail!("cluster.id={configured} but the metadata quorum belongs to cluster {cluster_id}; fix cluster.id or controller.quorum.voters");
+    }
+    meta_properties::check(found, config.node_id, Some(&cluster_id)).map_err(anyhow::Error::msg)?;
+    let meta = meta_properties::MetaProperties { node_id: config.node_id, cluster_id: cluster_id.clone() };
+    meta_properties::write_missing(dirs, &meta).context("cannot write meta.properties")?;
+    tracing::info!(target: "kafka.server.ControllerServer", node_id = config.node_id, cluster_id = %cluster_id, "controller started (process.roles=controller: no Kafka listener, no partitions)");
+    while !*shutdown.borrow() {
+        slot.set_controller_ready(controller.controller_id() >= 0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    slot.set_controller_ready(false);
+    Ok(())
+}
+
+/// The directories that hold this node's data: the metadata log's, and the partitions' on a
+/// broker.
 fn data_dirs(config: &BrokerConfig) -> Vec<std::path::PathBuf> {
+    if !config.cluster.roles.broker {
+        return vec![config.metadata_log_dir.clone()];
+    }
     let mut dirs = config.log_dirs.clone();
     if !dirs.contains(&config.metadata_log_dir) {
         dirs.push(config.metadata_log_dir.clone());

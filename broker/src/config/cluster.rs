@@ -143,6 +143,18 @@ pub fn parse(
         ));
     }
     let kafka_listeners: Vec<&Listener> = listeners.iter().filter(|l| !controller_listener_names.contains(&l.name)).collect();
+    if !roles.broker {
+        if let Some(l) = kafka_listeners.first() {
+            return Err(err(
+                "listeners",
+                format!(
+                    "a controller-only node (process.roles=controller) listens only on controller listeners ({}); remove {} or add the broker role",
+                    controller_listener_names.join(","),
+                    l.name
+                ),
+            ));
+        }
+    }
     if roles.broker && kafka_listeners.is_empty() {
         return Err(err("listeners", "a broker needs at least one listener that is not a controller listener".into()));
     }
@@ -247,6 +259,14 @@ mod tests {
     }
 
     #[test]
+    fn controller_only_node_listens_on_its_controller_listener_alone() {
+        let p = [("process.roles", "controller"), ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9193")];
+        let c = parse(&props(&p), 1, &listeners(&[("CONTROLLER", 9093)])).unwrap();
+        assert_eq!(c.roles, Roles { broker: false, controller: true });
+        assert!(!c.is_standalone());
+    }
+
+    #[test]
     fn inconsistent_settings_name_the_property() {
         let cases: &[(&[(&str, &str)], &[(&str, u16)], &str)] = &[
             (&[("process.roles", "broker,zookeeper")], &[("PLAINTEXT", 1)], "process.roles"),
@@ -263,6 +283,12 @@ mod tests {
                 &[("PLAINTEXT", 1)],
                 "process.roles",
             ),
+            (
+                &[("process.roles", "controller"), ("controller.quorum.voters", "1@h:9093")],
+                &[("PLAINTEXT", 1), ("CONTROLLER", 9093)],
+                "listeners",
+            ),
+            (&[("process.roles", "controller")], &[("CONTROLLER", 9093)], "controller.quorum.voters"),
         ];
         for (pairs, ls, prop) in cases {
             let e = parse(&props(pairs), 1, &listeners(ls)).unwrap_err();

@@ -9,6 +9,8 @@ use super::histogram::{Histogram, QUANTILES};
 use super::naming::{family, PromType};
 use super::process;
 use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::controller::Controller;
 use crate::controller::stats::{QuorumView, RaftStatsReading};
 use crate::coordinator::GroupState;
 
@@ -49,31 +51,117 @@ struct Snapshot {
     now_ms: i64,
 }
 
-fn snapshot(broker: &Broker) -> Snapshot {
-    let mut partitions: Vec<_> = broker
-        .replicas
-        .all()
-        .into_iter()
-        .map(|p| {
-            let log = p.log().lock();
-            (p.topic.clone(), p.index, log.size_bytes(), log.num_segments(), log.log_start_offset(), log.log_end_offset())
-        })
-        .collect();
+/// What a scrape reads: the controller part every node has, and the broker once it is up
+/// (never on a controller-only node).
+pub struct Scrape<'a> {
+    pub config: &'a BrokerConfig,
+    pub controller: &'a Controller,
+    pub broker: Option<&'a Broker>,
+}
+
+fn snapshot(node: &Scrape) -> Snapshot {
+    let (mut partitions, groups, offsets) = match node.broker {
+        Some(broker) => {
+            let partitions: Vec<_> = broker
+                .replicas
+                .all()
+                .into_iter()
+                .map(|p| {
+                    let log = p.log().lock();
+                    (p.topic.clone(), p.index, log.size_bytes(), log.num_segments(), log.log_start_offset(), log.log_end_offset())
+                })
+                .collect();
+            let (groups, offsets) = broker.coordinator.metrics_snapshot();
+            (partitions, groups, offsets)
+        }
+        None => Default::default(),
+    };
     partitions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    let (groups, offsets) = broker.coordinator.metrics_snapshot();
-    let quorum = match broker.controller.raft() {
+    let controller = node.controller;
+    let quorum = match controller.raft() {
         Some(raft) => QuorumView::of(&raft.metrics().borrow()),
         None => {
-            let image = broker.image();
-            QuorumView::observer(broker.controller.controller_id(), (!image.cluster_id.is_empty()).then_some(image.last_offset))
+            let image = controller.image();
+            QuorumView::observer(controller.controller_id(), (!image.cluster_id.is_empty()).then_some(image.last_offset))
         }
     };
-    let raft = broker.controller.stats.raft.read(std::time::Instant::now());
+    let raft = controller.stats.raft.read(std::time::Instant::now());
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     Snapshot { partitions, groups, offsets, process: process::read(), quorum, raft, now_ms }
 }
 
-fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
+/// The series every node has: the controller's (on controllers), the quorum's and the
+/// process's. `None` when `def` is a broker metric.
+fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<Series> {
+    let is = |d: &MetricDef| ptr::eq(def, d);
+    let controller = node.controller;
+    let image = controller.image();
+    let ctr = |v: &std::sync::atomic::AtomicU64| one(v.load(Ordering::Relaxed) as f64);
+    // Cluster-wide counts come from every controller's applied image, as Kafka's KRaft
+    // controllers report them (ControllerMetadataMetricsPublisher): aggregate them with max,
+    // not sum. Only ActiveControllerCount is 1 on the active controller alone. As in Kafka, a
+    // broker that is not a controller has no kafka.controller beans.
+    let controller_only = [
+        &c::ACTIVE_CONTROLLER_COUNT, &c::OFFLINE_PARTITIONS, &c::GLOBAL_TOPIC_COUNT, &c::GLOBAL_PARTITION_COUNT,
+        &c::ACTIVE_BROKER_COUNT, &c::FENCED_BROKER_COUNT, &c::PREFERRED_REPLICA_IMBALANCE, &c::METADATA_ERROR_COUNT,
+        &c::LAST_APPLIED_RECORD_OFFSET, &c::LAST_APPLIED_RECORD_TIMESTAMP, &c::LAST_APPLIED_RECORD_LAG_MS,
+        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME,
+    ];
+    if controller_only.iter().any(|d| is(d)) && !node.config.cluster.roles.controller {
+        return Some(Vec::new());
+    }
+    let series = if is(&c::ACTIVE_CONTROLLER_COUNT) { one(controller.is_active() as u8 as f64) }
+    else if is(&c::OFFLINE_PARTITIONS) { one(image.offline_partitions() as f64) }
+    else if is(&c::GLOBAL_TOPIC_COUNT) { one(image.topics.len() as f64) }
+    else if is(&c::GLOBAL_PARTITION_COUNT) { one(image.partition_count() as f64) }
+    else if is(&c::ACTIVE_BROKER_COUNT) { one(image.live_brokers().count() as f64) }
+    else if is(&c::FENCED_BROKER_COUNT) { one(image.brokers.values().filter(|b| b.fenced).count() as f64) }
+    else if is(&c::PREFERRED_REPLICA_IMBALANCE) {
+        one(image.topics.values().flat_map(|t| &t.partitions).filter(|p| p.replicas.first() != Some(&p.leader)).count() as f64)
+    }
+    else if is(&c::METADATA_ERROR_COUNT) { one(controller.apply_errors() as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_OFFSET) { one(image.last_offset as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
+    else if is(&c::LAST_APPLIED_RECORD_LAG_MS) { lag_ms(&image, s) }
+    else if is(&c::EVENT_QUEUE_TIME) { vec![(Vec::new(), summary(&controller.stats.events.queue_time_us, 1000.0))] }
+    else if is(&c::EVENT_QUEUE_PROCESSING_TIME) { vec![(Vec::new(), summary(&controller.stats.events.processing_time_us, 1000.0))] }
+    else if is(&c::RAFT_CURRENT_LEADER) { one(s.quorum.current_leader as f64) }
+    else if is(&c::RAFT_CURRENT_VOTE) { one(s.quorum.current_vote as f64) }
+    else if is(&c::RAFT_CURRENT_EPOCH) { s.quorum.current_epoch.map_or_else(Vec::new, |e| one(e as f64)) }
+    else if is(&c::RAFT_CURRENT_STATE) { vec![(vec![s.quorum.current_state.to_string()], Value::Number(1.0))] }
+    else if is(&c::RAFT_HIGH_WATERMARK) { one(s.quorum.high_watermark as f64) }
+    else if is(&c::RAFT_LOG_END_OFFSET) { one(s.quorum.log_end_offset as f64) }
+    else if is(&c::RAFT_COMMIT_LATENCY_AVG) { one(s.raft.commit_latency_avg) }
+    else if is(&c::RAFT_COMMIT_LATENCY_MAX) { one(s.raft.commit_latency_max) }
+    else if is(&c::RAFT_ELECTION_LATENCY_AVG) { one(s.raft.election_latency_avg) }
+    else if is(&c::RAFT_ELECTION_LATENCY_MAX) { one(s.raft.election_latency_max) }
+    else if is(&c::RAFT_APPEND_RECORDS_RATE) { one(s.raft.append_records_rate) }
+    else if is(&c::RAFT_FETCH_RECORDS_RATE) { one(s.raft.fetch_records_rate) }
+    else if is(&c::RAFT_CHANNEL_REQUESTS) { ctr(&controller.stats.channel.requests) }
+    else if is(&c::RAFT_CHANNEL_RESPONSES) { ctr(&controller.stats.channel.responses) }
+    else if is(&c::RAFT_CHANNEL_OUTGOING_BYTES) { ctr(&controller.stats.channel.outgoing_bytes) }
+    else if is(&c::RAFT_CHANNEL_INCOMING_BYTES) { ctr(&controller.stats.channel.incoming_bytes) }
+    else if is(&c::PROCESS_CPU) { one(s.process.cpu_seconds) }
+    else if is(&c::PROCESS_RSS) { one(s.process.rss_bytes) }
+    else if is(&c::PROCESS_VMS) { one(s.process.vms_bytes) }
+    else if is(&c::PROCESS_OPEN_FDS) { one(s.process.open_fds) }
+    else if is(&c::PROCESS_MAX_FDS) { one(s.process.max_fds) }
+    else if is(&c::PROCESS_START_TIME) { one(s.process.start_time_seconds) }
+    else { return None };
+    Some(series)
+}
+
+/// Time since the last applied record's timestamp; nothing before the first (a node still
+/// joining has no lag to report rather than 56 years).
+fn lag_ms(image: &crate::controller::MetadataImage, s: &Snapshot) -> Series {
+    if image.last_timestamp_ms > 0 { one((s.now_ms - image.last_timestamp_ms).max(0) as f64) } else { Vec::new() }
+}
+
+fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
+    if let Some(series) = collect_node(def, node, s) {
+        return series;
+    }
+    let Some(broker) = node.broker else { return Vec::new() };
     let m = &broker.metrics;
     let image = broker.image();
     let is = |d: &MetricDef| ptr::eq(def, d);
@@ -96,20 +184,6 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
     let node = broker.node_id();
     let partitions_of_image =
         || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p))).filter(move |(_, _, p)| p.replicas.contains(&node));
-    // Cluster-wide counts come from every controller's applied image, as Kafka's KRaft
-    // controllers report them (ControllerMetadataMetricsPublisher): aggregate them with max,
-    // not sum. Only ActiveControllerCount is 1 on the active controller alone. As in Kafka, a
-    // broker that is not a controller has no kafka.controller beans.
-    let active = broker.controller.is_active();
-    let controller_only = [
-        &c::ACTIVE_CONTROLLER_COUNT, &c::OFFLINE_PARTITIONS, &c::GLOBAL_TOPIC_COUNT, &c::GLOBAL_PARTITION_COUNT,
-        &c::ACTIVE_BROKER_COUNT, &c::FENCED_BROKER_COUNT, &c::PREFERRED_REPLICA_IMBALANCE, &c::METADATA_ERROR_COUNT,
-        &c::LAST_APPLIED_RECORD_OFFSET, &c::LAST_APPLIED_RECORD_TIMESTAMP, &c::LAST_APPLIED_RECORD_LAG_MS,
-        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME,
-    ];
-    if !broker.config.cluster.roles.controller && controller_only.iter().any(|d| is(d)) {
-        return Vec::new();
-    }
     let ctr = |v: &std::sync::atomic::AtomicU64| one(v.load(Ordering::Relaxed) as f64);
     let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
     let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
@@ -149,41 +223,11 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
             })
             .collect()
     }
-    else if is(&c::ACTIVE_CONTROLLER_COUNT) { one(active as u8 as f64) }
-    else if is(&c::OFFLINE_PARTITIONS) { one(image.offline_partitions() as f64) }
-    else if is(&c::GLOBAL_TOPIC_COUNT) { one(image.topics.len() as f64) }
-    else if is(&c::GLOBAL_PARTITION_COUNT) { one(image.partition_count() as f64) }
-    else if is(&c::ACTIVE_BROKER_COUNT) { one(image.live_brokers().count() as f64) }
-    else if is(&c::FENCED_BROKER_COUNT) { one(image.brokers.values().filter(|b| b.fenced).count() as f64) }
-    else if is(&c::PREFERRED_REPLICA_IMBALANCE) {
-        one(image.topics.values().flat_map(|t| &t.partitions).filter(|p| p.replicas.first() != Some(&p.leader)).count() as f64)
-    }
-    else if is(&c::METADATA_ERROR_COUNT) || is(&c::BROKER_METADATA_LOAD_ERRORS) { one(broker.controller.apply_errors() as f64) }
-    else if is(&c::LAST_APPLIED_RECORD_OFFSET) || is(&c::BROKER_LAST_APPLIED_OFFSET) { one(image.last_offset as f64) }
-    else if is(&c::LAST_APPLIED_RECORD_TIMESTAMP) || is(&c::BROKER_LAST_APPLIED_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
-    else if is(&c::LAST_APPLIED_RECORD_LAG_MS) || is(&c::BROKER_LAST_APPLIED_LAG_MS) {
-        // Nothing applied yet (a node still joining): no lag to report rather than 56 years.
-        if image.last_timestamp_ms > 0 { one((s.now_ms - image.last_timestamp_ms).max(0) as f64) } else { Vec::new() }
-    }
+    else if is(&c::BROKER_METADATA_LOAD_ERRORS) { one(broker.controller.apply_errors() as f64) }
+    else if is(&c::BROKER_LAST_APPLIED_OFFSET) { one(image.last_offset as f64) }
+    else if is(&c::BROKER_LAST_APPLIED_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
+    else if is(&c::BROKER_LAST_APPLIED_LAG_MS) { lag_ms(&image, s) }
     else if is(&c::BROKER_METADATA_APPLY_ERRORS) { ctr(&m.metadata_apply_errors) }
-    else if is(&c::EVENT_QUEUE_TIME) { vec![(Vec::new(), summary(&broker.controller.stats.events.queue_time_us, 1000.0))] }
-    else if is(&c::EVENT_QUEUE_PROCESSING_TIME) { vec![(Vec::new(), summary(&broker.controller.stats.events.processing_time_us, 1000.0))] }
-    else if is(&c::RAFT_CURRENT_LEADER) { one(s.quorum.current_leader as f64) }
-    else if is(&c::RAFT_CURRENT_VOTE) { one(s.quorum.current_vote as f64) }
-    else if is(&c::RAFT_CURRENT_EPOCH) { s.quorum.current_epoch.map_or_else(Vec::new, |e| one(e as f64)) }
-    else if is(&c::RAFT_CURRENT_STATE) { vec![(vec![s.quorum.current_state.to_string()], Value::Number(1.0))] }
-    else if is(&c::RAFT_HIGH_WATERMARK) { one(s.quorum.high_watermark as f64) }
-    else if is(&c::RAFT_LOG_END_OFFSET) { one(s.quorum.log_end_offset as f64) }
-    else if is(&c::RAFT_COMMIT_LATENCY_AVG) { one(s.raft.commit_latency_avg) }
-    else if is(&c::RAFT_COMMIT_LATENCY_MAX) { one(s.raft.commit_latency_max) }
-    else if is(&c::RAFT_ELECTION_LATENCY_AVG) { one(s.raft.election_latency_avg) }
-    else if is(&c::RAFT_ELECTION_LATENCY_MAX) { one(s.raft.election_latency_max) }
-    else if is(&c::RAFT_APPEND_RECORDS_RATE) { one(s.raft.append_records_rate) }
-    else if is(&c::RAFT_FETCH_RECORDS_RATE) { one(s.raft.fetch_records_rate) }
-    else if is(&c::RAFT_CHANNEL_REQUESTS) { ctr(&broker.controller.stats.channel.requests) }
-    else if is(&c::RAFT_CHANNEL_RESPONSES) { ctr(&broker.controller.stats.channel.responses) }
-    else if is(&c::RAFT_CHANNEL_OUTGOING_BYTES) { ctr(&broker.controller.stats.channel.outgoing_bytes) }
-    else if is(&c::RAFT_CHANNEL_INCOMING_BYTES) { ctr(&broker.controller.stats.channel.incoming_bytes) }
     else if is(&c::LOG_SIZE) { per_partition(|p| p.2 as f64) }
     else if is(&c::LOG_SEGMENTS) { per_partition(|p| p.3 as f64) }
     else if is(&c::LOG_START_OFFSET) { per_partition(|p| p.4 as f64) }
@@ -231,12 +275,6 @@ fn collect(def: &'static MetricDef, broker: &Broker, s: &Snapshot) -> Series {
         sums.into_iter().map(|((g, t), v)| (vec![g, t], Value::Number(v as f64))).collect()
     }
     else if is(&c::KE_GROUP_MEMBERS) { s.groups.iter().map(|(g, _, n)| (vec![g.clone()], Value::Number(*n as f64))).collect() }
-    else if is(&c::PROCESS_CPU) { one(s.process.cpu_seconds) }
-    else if is(&c::PROCESS_RSS) { one(s.process.rss_bytes) }
-    else if is(&c::PROCESS_VMS) { one(s.process.vms_bytes) }
-    else if is(&c::PROCESS_OPEN_FDS) { one(s.process.open_fds) }
-    else if is(&c::PROCESS_MAX_FDS) { one(s.process.max_fds) }
-    else if is(&c::PROCESS_START_TIME) { one(s.process.start_time_seconds) }
     else { Vec::new() }
 }
 
@@ -257,15 +295,15 @@ fn number(v: f64) -> String {
 }
 
 /// Renders every exported metric. `openmetrics` selects OpenMetrics 1.0 text.
-pub fn render(broker: &Broker, openmetrics: bool) -> String {
-    let snap = snapshot(broker);
+pub fn render(node: &Scrape, openmetrics: bool) -> String {
+    let snap = snapshot(node);
     let mut out = String::with_capacity(32 * 1024);
     for def in CATALOGUE.iter().copied().filter(|d| d.status == Status::Exported) {
-        let series = collect(def, broker, &snap);
+        let series = collect(def, node, &snap);
         if series.is_empty() {
             continue;
         }
-        let fam = family(def, broker.metrics.profile);
+        let fam = family(def, node.config.metrics_naming);
         let (type_name, family_name) = match (openmetrics, fam.prom_type) {
             (true, PromType::Counter) => ("counter", fam.name.strip_suffix("_total").unwrap_or(&fam.name).to_string()),
             (true, PromType::Untyped) => ("unknown", fam.name.clone()),
