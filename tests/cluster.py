@@ -94,6 +94,24 @@ class ClusterNode(Broker):
     def is_ready(self) -> bool:
         return self.alive() and self.health("/health/ready") == 200
 
+    def listening_ports(self) -> set[int]:
+        """TCP ports this process listens on (its sockets' inodes matched in /proc/net/tcp*)."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and f[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(f[1].rsplit(":", 1)[1], 16))
+        return ports
+
     # ------------------------------------------------------------- metrics
     def metrics(self, timeout: float = 2.0) -> dict[str, float]:
         """{series: value} from /metrics (empty when the node does not answer)."""

@@ -12,8 +12,6 @@ with a Kafka listener stops at start-up naming `listeners`.
 
 from __future__ import annotations
 
-import socket
-
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
@@ -22,14 +20,6 @@ from lantern import run_broker_expect_exit
 
 BROKERS = {1, 2}
 CONTROLLERS = {101, 102, 103}
-
-
-def refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except OSError:
-        return True
 
 
 def test_controller_only_quorum_serves_brokers_and_fails_over(cluster_factory):
@@ -53,7 +43,9 @@ def test_controller_only_quorum_serves_brokers_and_fails_over(cluster_factory):
         assert m.get("kafka_server_raftmetrics_current_leader") == active, f"controller {i} names leader {m.get('kafka_server_raftmetrics_current_leader')}"
         assert m.get("kafka_controller_kafkacontroller_activebrokercount") == len(BROKERS)
         assert not any(k.startswith("kafka_server_replicamanager_") for k in m), f"controller {i} reports broker metrics"
-        assert refused(node.port), f"controller-only node {i} accepts connections on a Kafka port"
+        assert node.listening_ports() == {node.controller_port, node.http_port}, (
+            f"controller-only node {i} listens on {sorted(node.listening_ports())}, "
+            f"not just its controller ({node.controller_port}) and HTTP ({node.http_port}) ports")
     for b in BROKERS:
         assert ACTIVE_CONTROLLER_METRIC not in c.node(b).metrics(), f"broker {b} reports kafka.controller metrics"
 
@@ -92,3 +84,23 @@ def test_controller_only_node_with_a_kafka_listener_stops_naming_listeners(tmp_p
     assert code == 2, out
     assert "listeners" in out and "controller-only" in out, out
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir()), "start-up touched the data dir"
+
+
+def test_controller_only_node_of_another_cluster_id_stops_instead_of_hanging(cluster_factory, tmp_path):
+    c = cluster_factory(1, controllers=3)
+    active = c.wait_controller(timeout=15)
+    other = next(i for i in sorted(CONTROLLERS) if i != active)
+    node = c.node(other)
+    node.terminate()
+    # The same voter on an empty directory and a cluster.id that is not the quorum's: it can
+    # only find out after applying the quorum's log, and must then stop with the reason.
+    fresh = tmp_path / "fresh"
+    args = [a for a in node.args() if not a.startswith("--log.dirs=")]
+    code, out = run_broker_expect_exit([*args, f"--log.dirs={fresh}", "--cluster.id=AAAAAAAAAAAAAAAAAAAAAA"], timeout=20)
+    assert code not in (0, None), out
+    assert "cluster.id=AAAAAAAAAAAAAAAAAAAAAA" in out and "belongs to cluster" in out, out[-2000:]
+    assert not (fresh / "meta.properties").exists(), "meta.properties was written for the wrong cluster"
+    # Back on its own directory it rejoins.
+    c.restart(other)
+    wait_for(f"controller {other} follows leader {active}",
+             lambda: c.node(other).metric("kafka_server_raftmetrics_current_leader") == active, 15)

@@ -53,12 +53,18 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     if let Some(l) = config.listeners.iter().find(|l| config.cluster.controller_listener_names.contains(&l.name)) {
         let (listener, local) = network::bind(&format!("{}:{}", l.host, l.port)).await?;
         tracing::info!(target: "kafka.server.ControllerServer", listener = %l.name, address = %local, voters = ?quorum::voters(&config).keys().collect::<Vec<_>>(), "controller listener ready");
-        tasks.push(tokio::spawn(quorum::rpc::serve(listener, controller.clone(), controller.stats.rpc.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(quorum::rpc::serve(listener, controller.clone(), controller.stats.rpc.clone(), config.connections_max_idle.unwrap_or(Duration::MAX), shutdown.clone())));
     }
     tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
     tasks.push(tokio::spawn(crate::controller::state_change::watch_quorum(controller.clone(), shutdown.clone())));
     if !config.cluster.roles.broker {
         let result = run_controller_only(&config, &controller, &slot, &found, &dirs, shutdown.clone()).await;
+        if result.is_err() {
+            // A start-up error stops the node at once (its tasks end with the runtime), as a
+            // broker's does: waiting for them would wait for a shutdown signal.
+            controller.shutdown().await;
+            return result;
+        }
         for t in tasks {
             let _ = t.await;
         }

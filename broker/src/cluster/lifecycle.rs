@@ -236,7 +236,7 @@ mod tests {
         let active_addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
         let handler = active.clone();
-        tokio::spawn(crate::controller::quorum::rpc::serve(listener, handler, active.stats.rpc.clone(), stopped));
+        tokio::spawn(crate::controller::quorum::rpc::serve(listener, handler, active.stats.rpc.clone(), std::time::Duration::from_secs(600), stopped));
         let first = live_broker(&active, 2).await;
 
         let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -5,6 +5,7 @@ pub mod leader_epochs;
 pub mod lifecycle;
 pub mod meta_properties;
 pub mod partition;
+pub mod partition_metadata;
 pub mod replica_manager;
 pub mod topic_config;
 

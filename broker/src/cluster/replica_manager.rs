@@ -9,7 +9,8 @@ use super::partition::{Partition, PartitionError};
 use super::topic_config::log_config;
 use crate::config::BrokerConfig;
 use crate::controller::MetadataImage;
-use crate::log::{LogConfig, LogManager};
+use super::partition_metadata;
+use crate::log::{LogConfig, LogError, LogManager};
 
 pub use super::partition::Appended as AppendResult;
 
@@ -39,9 +40,12 @@ impl ReplicaManager {
         let mut found = Vec::new();
         for (topic, index, log) in loaded {
             found.push((topic.clone(), index));
-            // Topic id and epoch are filled in by apply_image; a log without a topic in the
-            // image is deleted there.
-            partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, uuid::Uuid::nil(), index, 0, log)));
+            // The topic id from partition.metadata (nil for a log from before ids were
+            // recorded); apply_image deletes a log whose topic is gone or has another id, and
+            // fills in leader and epoch.
+            let dir = log.lock().dir().to_path_buf();
+            let topic_id = partition_metadata::read(&dir).map_err(LogError::io("reading", &dir.join(partition_metadata::FILE)))?;
+            partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, topic_id.unwrap_or_else(uuid::Uuid::nil), index, 0, log)));
         }
         Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
     }
@@ -112,8 +116,11 @@ impl ReplicaManager {
                         }
                     }
                     Some(p) => {
-                        // Loaded from disk at start-up (no id yet): attach id, leader and epoch.
+                        // Loaded from disk at start-up with no recorded id (an id that differs
+                        // was deleted above): record it, attach leader and epoch.
                         let log = p.log().clone();
+                        let dir = log.lock().dir().to_path_buf();
+                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
                         log.lock().set_config(cfg.clone());
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
@@ -129,6 +136,8 @@ impl ReplicaManager {
                             }
                             other => other?,
                         };
+                        let dir = log.lock().dir().to_path_buf();
+                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
                         tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
@@ -234,5 +243,41 @@ mod tests {
         rm.apply_image(&recreated, &cfg).unwrap();
         let p = rm.partition("t", 0).unwrap();
         assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
+    }
+
+    /// The topic was deleted and re-created under the same name (new id, this broker again a
+    /// replica) while this broker was down: at restart the image has a topic `t`, but not the
+    /// one its log belongs to. The log's partition.metadata says so; the old records go.
+    #[tokio::test]
+    async fn a_log_of_a_topic_recreated_while_the_broker_was_down_is_not_served_as_the_new_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old", b"older"])));
+            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
+            rm.close_all();
+        }
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        assert_eq!(rm.partition("t", 0).unwrap().topic_id, uuid::Uuid::from_u128(7), "the id comes from partition.metadata");
+        let mut recreated = image(1, 0);
+        let id = uuid::Uuid::from_u128(8);
+        recreated.topics.get_mut("t").unwrap().id = id;
+        recreated.topic_names = [(id, "t".to_string())].into();
+        rm.apply_image(&recreated, &cfg).unwrap();
+        let p = rm.partition("t", 0).unwrap();
+        assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
+        let dir = p.log().lock().dir().to_path_buf();
+        assert_eq!(partition_metadata::read(&dir).unwrap(), Some(id));
+
+        // And the same log kept across a restart under the same topic keeps its records.
+        let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"new"])));
+        p.append(&batch, 0).await.unwrap();
+        rm.close_all();
+        drop((p, rm));
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        rm.apply_image(&recreated, &cfg).unwrap();
+        assert_eq!(rm.partition("t", 0).unwrap().log().lock().log_end_offset(), 1);
     }
 }

@@ -89,8 +89,16 @@ pub struct Controller {
     /// The Raft term in which this node, as leader, has applied everything committed before
     /// it; decisions in a new term wait for that (a new leader's image can lag its log).
     caught_up_term: std::sync::atomic::AtomicU64,
+    /// A write whose caller stopped waiting (`controller.quorum.request.timeout.ms`) but which
+    /// may still commit: the next decision waits for it, so it never decides on an image that
+    /// lacks it (a retried CreateTopics would otherwise be written twice).
+    in_flight: Mutex<Option<WriteTask>>,
     pub stats: ControllerStats,
 }
+
+type WriteTask = tokio::task::JoinHandle<
+    Result<openraft::raft::ClientWriteResponse<quorum::TypeConfig>, openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, openraft::BasicNode>>>,
+>;
 
 impl Controller {
     /// Starts this node's part of the metadata quorum from `metadata.log.dir`.
@@ -113,6 +121,7 @@ impl Controller {
             pool: Default::default(),
             producer_ids: Default::default(),
             caught_up_term: std::sync::atomic::AtomicU64::new(u64::MAX),
+            in_flight: Mutex::new(None),
             stats,
         });
         if let (Role::Voter { raft, .. }, 1) = (&c.role, config.cluster.voter_ids(config.node_id).len()) {
@@ -323,7 +332,7 @@ impl Controller {
         if let ControllerRequest::FetchMetadata { after_offset } = request {
             return self.fetch_metadata(after_offset).await;
         }
-        let _guard = self.event_lock().await;
+        let _guard = self.event_lock().await?;
         if self.image().cluster_id.is_empty() {
             // The first record of a new cluster is its id: nothing is decided before it.
             self.initialise_cluster_locked().await?;
@@ -506,10 +515,23 @@ impl Controller {
         }
     }
 
-    /// Takes the write lock (Kafka's controller event queue), timing the wait and the hold.
-    async fn event_lock(&self) -> stats::EventTimer<'_, tokio::sync::MutexGuard<'_, ()>> {
+    /// Takes the write lock (Kafka's controller event queue), timing the wait and the hold,
+    /// once an earlier write that timed out has been resolved (committed and applied, or
+    /// failed); fails while it is still pending.
+    async fn event_lock(&self) -> Result<stats::EventTimer<'_, tokio::sync::MutexGuard<'_, ()>>, ControllerError> {
         let queued = Instant::now();
-        stats::EventTimer::started(self.write_lock.lock().await, queued, &self.stats.events)
+        let guard = stats::EventTimer::started(self.write_lock.lock().await, queued, &self.stats.events);
+        let pending = self.in_flight.lock().take();
+        if let Some(mut task) = pending {
+            let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
+            if tokio::time::timeout(timeout, &mut task).await.is_err() {
+                *self.in_flight.lock() = Some(task);
+                return Err(ControllerError::Timeout(format!(
+                    "an earlier metadata write is still waiting for the quorum after another {timeout:?}"
+                )));
+            }
+        }
+        Ok(guard)
     }
 
     /// Writes records as one batch and waits until they are committed and applied here.
@@ -522,14 +544,22 @@ impl Controller {
         let batch = MetadataBatch { records, timestamp_ms: now_ms() };
         let started = Instant::now();
         let timeout = Duration::from_millis(self.config.cluster.request_timeout_ms);
-        let written = tokio::time::timeout(timeout, raft.client_write(batch)).await;
-        let response = match written {
-            Err(_) => return Err(ControllerError::Timeout(format!("no quorum acknowledged it within {timeout:?}"))),
-            Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
+        let mut task: WriteTask = {
+            let raft = raft.clone();
+            tokio::spawn(async move { raft.client_write(batch).await })
+        };
+        let response = match tokio::time::timeout(timeout, &mut task).await {
+            Err(_) => {
+                // Still in the leader's log: it may commit later (see `in_flight`).
+                *self.in_flight.lock() = Some(task);
+                return Err(ControllerError::Timeout(format!("no quorum acknowledged it within {timeout:?}")));
+            }
+            Ok(Err(join)) => return Err(ControllerError::Storage(format!("the metadata write task failed: {join}"))),
+            Ok(Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))))) => {
                 return Err(ControllerError::NotController(format!("leadership moved to {:?}", f.leader_id)))
             }
-            Ok(Err(e)) => return Err(ControllerError::Storage(e.to_string())),
-            Ok(Ok(r)) => r,
+            Ok(Ok(Err(e))) => return Err(ControllerError::Storage(e.to_string())),
+            Ok(Ok(Ok(r))) => r,
         };
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.commit_latency_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -545,7 +575,7 @@ impl Controller {
         };
         self.heartbeats.lock().touch(broker_id, Instant::now());
         if reg.fenced && metadata_offset >= epoch && !want_shutdown {
-            let _guard = self.event_lock().await;
+            let _guard = self.event_lock().await?;
             let image = self.image();
             if image.brokers.get(&broker_id).is_some_and(|b| b.epoch == epoch && b.fenced) {
                 let mut recs = vec![MetadataRecord::UnfenceBroker { broker_id, broker_epoch: epoch }];
@@ -567,7 +597,7 @@ impl Controller {
         let unfenced: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
         let expired = self.heartbeats.lock().expired(unfenced, Instant::now());
         for broker_id in expired {
-            let _guard = self.event_lock().await;
+            let Ok(_guard) = self.event_lock().await else { return };
             // A heartbeat may have arrived while this waited for the lock.
             if self.heartbeats.lock().is_alive(broker_id, Instant::now()) {
                 continue;
@@ -633,7 +663,7 @@ impl Controller {
     /// Writes the cluster id into a new metadata log, importing the metadata file of a
     /// single-node Lantern from before the quorum if there is one.
     async fn initialise_cluster(&self) -> Result<(), ControllerError> {
-        let _guard = self.event_lock().await;
+        let _guard = self.event_lock().await?;
         self.initialise_cluster_locked().await
     }
 
@@ -697,6 +727,18 @@ impl RpcHandler for Controller {
                 RpcResponse::AppendEntries(raft.append_entries(r).await)
             }
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
+            RpcRequest::InstallSnapshot(r) if r.offset.saturating_add(r.data.len() as u64) > quorum::MAX_SNAPSHOT_BYTES => {
+                // openraft grows the receiving buffer to the chunk's offset: a hostile or
+                // broken peer must not make this node allocate what it names.
+                self.stats.rpc.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "org.apache.kafka.raft.KafkaRaftClient", from = r.vote.leader_id().voted_for().unwrap_or_default(), offset = r.offset, len = r.data.len(),
+                    "refused a snapshot chunk past the {} MiB snapshot limit", quorum::MAX_SNAPSHOT_BYTES >> 20);
+                RpcResponse::Controller(Err(ControllerError::Storage(format!(
+                    "snapshot chunk at offset {} is past the {}-byte snapshot limit",
+                    r.offset,
+                    quorum::MAX_SNAPSHOT_BYTES
+                ))))
+            }
             RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
             // Forwarded requests are served only by the active controller (no chains).
             RpcRequest::Controller(r) => RpcResponse::Controller(self.execute(r).await),

@@ -195,6 +195,7 @@ pub static DISK_WRITE_BYTES: MetricDef = m("kafka.server", "KafkaServer", "linux
 
 // Lantern's own network refusals (no Kafka MBean exists for these).
 pub static MALFORMED_REQUESTS: MetricDef = m("", "", "lantern_network_malformed_requests_total", &[], NativeCounter, "Requests that could not be decoded; each closed its connection.");
+pub static CONTROLLER_MALFORMED_REQUESTS: MetricDef = m("", "", "lantern_controller_malformed_requests_total", &[], NativeCounter, "Frames on the controller listener that could not be decoded or were over a limit (the frame size, a snapshot chunk past the snapshot size); each closed its connection or was refused.");
 pub static OVERSIZED_REQUESTS: MetricDef = m("", "", "lantern_network_oversized_requests_total", &[], NativeCounter, "Length prefixes outside 0..=socket.request.max.bytes; each closed its connection.");
 pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsupported_requests_total", &[], NativeCounter, "Requests for unknown APIs or unsupported versions.");
 // Kafka counts these only in connection-close-total (idle expiry) or not at all (it logs a
@@ -245,7 +246,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &NUM_GROUPS, &NUM_GROUPS_STABLE, &NUM_GROUPS_PREPARING, &NUM_GROUPS_COMPLETING, &NUM_GROUPS_EMPTY,
     &NUM_GROUPS_DEAD, &NUM_OFFSETS,
     &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
-    &MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
+    &MALFORMED_REQUESTS, &CONTROLLER_MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
     &KE_BROKERS, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,

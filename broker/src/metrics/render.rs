@@ -141,6 +141,9 @@ fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<
     else if is(&c::RAFT_CHANNEL_RESPONSES) { ctr(&controller.stats.channel.responses) }
     else if is(&c::RAFT_CHANNEL_OUTGOING_BYTES) { ctr(&controller.stats.channel.outgoing_bytes) }
     else if is(&c::RAFT_CHANNEL_INCOMING_BYTES) { ctr(&controller.stats.channel.incoming_bytes) }
+    else if is(&c::CONTROLLER_MALFORMED_REQUESTS) {
+        if node.config.cluster.roles.controller { ctr(&controller.stats.rpc.malformed) } else { Vec::new() }
+    }
     else if is(&c::PROCESS_CPU) { one(s.process.cpu_seconds) }
     else if is(&c::PROCESS_RSS) { one(s.process.rss_bytes) }
     else if is(&c::PROCESS_VMS) { one(s.process.vms_bytes) }

@@ -29,20 +29,29 @@ const MAX_FRAME: usize = 64 * 1024 * 1024;
 type NodeId = u64;
 type SE = StorageError<NodeId>;
 
-struct Inner {
-    dir: PathBuf,
-    file: File,
+/// What readers see, behind a lock that is never held across file I/O (openraft's
+/// replication tasks and the observers' fetches read it on the async workers).
+struct Mem {
     /// index -> (entry, file position of its frame)
     entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
-    file_len: u64,
     vote: Option<Vote<NodeId>>,
     purged: Option<LogId<NodeId>>,
+}
+
+/// The files, behind their own lock, taken only on blocking threads. openraft issues the
+/// writes (append, truncate, purge, save_vote) one at a time; each changes the files first
+/// and `Mem` after, in short critical sections.
+struct Disk {
+    dir: PathBuf,
+    file: File,
+    file_len: u64,
 }
 
 /// The metadata log; clones share the same state (openraft reads through a clone).
 #[derive(Clone)]
 pub struct LogStore {
-    inner: Arc<Mutex<Inner>>,
+    mem: Arc<Mutex<Mem>>,
+    disk: Arc<Mutex<Disk>>,
 }
 
 impl LogStore {
@@ -67,13 +76,16 @@ impl LogStore {
             Some(p) => entries.into_iter().filter(|(i, _)| *i > p.index).collect(),
             None => entries,
         };
-        Ok(Self { inner: Arc::new(Mutex::new(Inner { dir: dir.to_path_buf(), file, entries, file_len: valid, vote, purged })) })
+        Ok(Self {
+            mem: Arc::new(Mutex::new(Mem { entries, vote, purged })),
+            disk: Arc::new(Mutex::new(Disk { dir: dir.to_path_buf(), file, file_len: valid })),
+        })
     }
 
     /// Runs blocking file work off the async workers.
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&mut Inner) -> Result<T, SE> + Send + 'static) -> Result<T, SE> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&mut Disk, &Mutex<Mem>) -> Result<T, SE> + Send + 'static) -> Result<T, SE> {
+        let (disk, mem) = (self.disk.clone(), self.mem.clone());
+        tokio::task::spawn_blocking(move || f(&mut disk.lock(), &mem))
             .await
             .map_err(|e| SE::from(StorageIOError::write_logs(&std::io::Error::other(e.to_string()))))?
     }
@@ -140,8 +152,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, SE> {
-        let inner = self.inner.lock();
-        Ok(inner.entries.range(range).map(|(_, (e, _))| e.clone()).collect())
+        let mem = self.mem.lock();
+        Ok(mem.entries.range(range).map(|(_, (e, _))| e.clone()).collect())
     }
 }
 
@@ -149,9 +161,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SE> {
-        let inner = self.inner.lock();
-        let last = inner.entries.values().next_back().map(|(e, _)| e.log_id).or(inner.purged);
-        Ok(LogState { last_purged_log_id: inner.purged, last_log_id: last })
+        let mem = self.mem.lock();
+        let last = mem.entries.values().next_back().map(|(e, _)| e.log_id).or(mem.purged);
+        Ok(LogState { last_purged_log_id: mem.purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -160,17 +172,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SE> {
         let vote = *vote;
-        self.blocking(move |inner| {
+        self.blocking(move |disk, mem| {
             let bytes = serde_json::to_vec(&vote).map_err(|e| SE::from(StorageIOError::write_vote(&e)))?;
-            write_atomic(&inner.dir.join(VOTE_FILE), &bytes).map_err(|e| SE::from(StorageIOError::write_vote(&e)))?;
-            inner.vote = Some(vote);
+            write_atomic(&disk.dir.join(VOTE_FILE), &bytes).map_err(|e| SE::from(StorageIOError::write_vote(&e)))?;
+            mem.lock().vote = Some(vote);
             Ok(())
         })
         .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SE> {
-        Ok(self.inner.lock().vote)
+        Ok(self.mem.lock().vote)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SE>
@@ -180,19 +192,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let result = self
-            .blocking(move |inner| {
+            .blocking(move |disk, mem| {
                 let mut buf = Vec::new();
                 let mut positions = Vec::with_capacity(entries.len());
                 for e in &entries {
-                    positions.push(inner.file_len + buf.len() as u64);
+                    positions.push(disk.file_len + buf.len() as u64);
                     encode_frame(e, &mut buf).map_err(|err| SE::from(StorageIOError::write_logs(&err)))?;
                 }
                 let io = |err: std::io::Error| SE::from(StorageIOError::write_logs(&err));
-                inner.file.write_all(&buf).map_err(io)?;
-                inner.file.sync_data().map_err(io)?;
-                inner.file_len += buf.len() as u64;
+                disk.file.write_all(&buf).map_err(io)?;
+                disk.file.sync_data().map_err(io)?;
+                disk.file_len += buf.len() as u64;
+                let mut mem = mem.lock();
                 for (e, pos) in entries.into_iter().zip(positions) {
-                    inner.entries.insert(e.log_id.index, (e, pos));
+                    mem.entries.insert(e.log_id.index, (e, pos));
                 }
                 Ok(())
             })
@@ -205,14 +218,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SE> {
-        self.blocking(move |inner| {
-            let removed = inner.entries.split_off(&log_id.index);
+        self.blocking(move |disk, mem| {
+            let removed = mem.lock().entries.split_off(&log_id.index);
             if let Some((_, (_, pos))) = removed.iter().next() {
                 let pos = *pos;
                 let io = |err: std::io::Error| SE::from(StorageIOError::write_logs(&err));
-                inner.file.set_len(pos).map_err(io)?;
-                inner.file.sync_all().map_err(io)?;
-                inner.file_len = pos;
+                disk.file.set_len(pos).map_err(io)?;
+                disk.file.sync_all().map_err(io)?;
+                disk.file_len = pos;
             }
             Ok(())
         })
@@ -220,27 +233,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SE> {
-        self.blocking(move |inner| {
+        self.blocking(move |disk, mem| {
             let io = |err: std::io::Error| SE::from(StorageIOError::write_logs(&err));
             // Record the purge point first: entries at or below it are in a snapshot.
             let bytes = serde_json::to_vec(&log_id).map_err(|e| io(std::io::Error::other(e)))?;
-            write_atomic(&inner.dir.join(PURGED_FILE), &bytes).map_err(io)?;
-            inner.purged = Some(log_id);
-            let kept = inner.entries.split_off(&(log_id.index + 1));
-            inner.entries = kept;
+            write_atomic(&disk.dir.join(PURGED_FILE), &bytes).map_err(io)?;
+            let kept: Vec<Entry<TypeConfig>> = {
+                let mut mem = mem.lock();
+                mem.purged = Some(log_id);
+                let kept = mem.entries.split_off(&(log_id.index + 1));
+                mem.entries = kept;
+                mem.entries.values().map(|(e, _)| e.clone()).collect()
+            };
             // Rewrite the file with what is left (small: snapshots bound the log).
             let mut buf = Vec::new();
-            let mut rewritten = BTreeMap::new();
-            for (index, (e, _)) in std::mem::take(&mut inner.entries) {
-                let pos = buf.len() as u64;
-                encode_frame(&e, &mut buf).map_err(io)?;
-                rewritten.insert(index, (e, pos));
+            let mut positions = Vec::with_capacity(kept.len());
+            for e in &kept {
+                positions.push((e.log_id.index, buf.len() as u64));
+                encode_frame(e, &mut buf).map_err(io)?;
             }
-            let path = inner.dir.join(LOG_FILE);
+            let path = disk.dir.join(LOG_FILE);
             write_atomic(&path, &buf).map_err(io)?;
-            inner.file = OpenOptions::new().read(true).append(true).open(&path).map_err(io)?;
-            inner.file_len = buf.len() as u64;
-            inner.entries = rewritten;
+            disk.file = OpenOptions::new().read(true).append(true).open(&path).map_err(io)?;
+            disk.file_len = buf.len() as u64;
+            let mut mem = mem.lock();
+            for (index, pos) in positions {
+                if let Some(slot) = mem.entries.get_mut(&index) {
+                    slot.1 = pos;
+                }
+            }
             Ok(())
         })
         .await
@@ -273,7 +294,7 @@ mod tests {
         // Torn: the last frame is half written.
         fs::write(&path, &full[..full.len() - 5]).unwrap();
         let log = LogStore::open(dir.path()).unwrap();
-        assert_eq!(log.inner.lock().entries.len(), 2);
+        assert_eq!(log.mem.lock().entries.len(), 2);
         let len = fs::metadata(&path).unwrap().len();
         drop(log);
         // Corrupt: a flipped byte in the second frame's body drops it and what follows.
@@ -282,7 +303,7 @@ mod tests {
         bytes[second] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         let log = LogStore::open(dir.path()).unwrap();
-        assert_eq!(log.inner.lock().entries.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(log.mem.lock().entries.keys().copied().collect::<Vec<_>>(), vec![1]);
     }
 
     #[tokio::test]

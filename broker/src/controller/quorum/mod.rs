@@ -8,6 +8,10 @@ pub mod network;
 pub mod rpc;
 pub mod state_machine;
 
+/// The largest snapshot a voter accepts from its leader (a chunk reaching past it is refused).
+/// A 10,000-partition image is a few MB; this leaves room for a hundred times that.
+pub const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
@@ -41,8 +41,17 @@ pub struct Connection {
 
 impl Connection {
     async fn call<E: std::error::Error>(&mut self, request: RpcRequest, option: &RPCOption) -> Result<RpcResponse, RPCError<u64, BasicNode, E>> {
+        // An AppendEntries over the frame limit (a lagging voter, large records) is sent again
+        // with half the entries: openraft shrinks the batch on PayloadTooLarge.
+        let entries = match &request {
+            RpcRequest::AppendEntries(r) => r.entries.len() as u64,
+            _ => 0,
+        };
         match self.client.call(&request, Some(option.hard_ttl())).await {
             Ok(r) => Ok(r),
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge && entries > 1 => {
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(RPCError::Network(NetworkError::new(&e))),
             Err(e) => Err(RPCError::Unreachable(Unreachable::new(&e))),
         }

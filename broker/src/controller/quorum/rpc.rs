@@ -96,8 +96,16 @@ pub struct ChannelStats {
     pub incoming_bytes: AtomicU64,
 }
 
-/// Accepts connections until shutdown; each is served by its own task.
-pub async fn serve<H: RpcHandler>(listener: TcpListener, handler: Arc<H>, stats: Arc<RpcStats>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections until shutdown; each is served by its own task and closed after
+/// `idle` without a request (`connections.max.idle.ms`; voters and observers talk several
+/// times a second).
+pub async fn serve<H: RpcHandler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    stats: Arc<RpcStats>,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -120,6 +128,10 @@ pub async fn serve<H: RpcHandler>(listener: TcpListener, handler: Arc<H>, stats:
             loop {
                 let frame = tokio::select! {
                     f = read_frame(&mut stream) => f,
+                    _ = tokio::time::sleep(idle) => {
+                        tracing::info!(target: "org.apache.kafka.raft.KafkaNetworkChannel", %peer, idle_ms = idle.as_millis() as u64, "closing an idle controller connection");
+                        return;
+                    }
                     _ = shutdown.changed() => return,
                 };
                 let body = match frame {
@@ -190,6 +202,13 @@ impl RpcClient {
 
     async fn call_inner(&mut self, request: &RpcRequest) -> std::io::Result<RpcResponse> {
         let body = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+        if body.len() > MAX_FRAME {
+            // The peer would refuse it and close the connection; the caller sends less instead.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("a request of {} bytes is over the {MAX_FRAME}-byte frame limit", body.len()),
+            ));
+        }
         if self.conn.is_none() {
             let s = TcpStream::connect(&self.addr).await?;
             let _ = s.set_nodelay(true);
