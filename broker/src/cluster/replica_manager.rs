@@ -45,7 +45,8 @@ impl ReplicaManager {
             // fills in leader and epoch.
             let dir = log.lock().dir().to_path_buf();
             let topic_id = partition_metadata::read(&dir).map_err(LogError::io("reading", &dir.join(partition_metadata::FILE)))?;
-            partitions.insert((topic.clone(), index), Arc::new(Partition::new(&topic, topic_id.unwrap_or_else(uuid::Uuid::nil), index, 0, log)));
+            let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
+            partitions.insert((topic.clone(), index), Arc::new(Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log)));
         }
         Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
     }
@@ -278,6 +279,8 @@ mod tests {
         drop((p, rm));
         let (rm, _) = ReplicaManager::open(&cfg).unwrap();
         rm.apply_image(&recreated, &cfg).unwrap();
-        assert_eq!(rm.partition("t", 0).unwrap().log().lock().log_end_offset(), 1);
+        let p = rm.partition("t", 0).unwrap();
+        assert_eq!(p.log().lock().log_end_offset(), 1);
+        assert!(p.is_leader(), "a log loaded at start-up leads when the image says this broker leads");
     }
 }
