@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from cluster import Cluster, ClusterNode
 from lantern import Broker, free_port
 
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -34,31 +35,16 @@ CLUSTER = "lantern-live"
 ENV = "lantern-test"
 
 
-def start_cluster(workdir: Path, n: int = 3, props: dict | None = None) -> list[Broker]:
-    """n brokers with node ids 1..n, every one a voter of the metadata quorum; returns once all
-    are ready (registered and unfenced)."""
-    controller_ports = [free_port() for _ in range(n)]
-    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
-    nodes = []
-    for i in range(n):
-        b = Broker(workdir / f"node{i + 1}", name=f"node{i + 1}")
-        b.props.update({
-            "node.id": i + 1,
-            "listeners": f"PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{controller_ports[i]}",
-            "controller.quorum.voters": voters,
-            "offsets.topic.num.partitions": 3,
-            **(props or {}),
-        })
-        nodes.append(b)
+def start_cluster(workdir: Path, n: int = 3, props: dict | None = None) -> list[ClusterNode]:
+    """n nodes of tests/cluster.py's Cluster (ids 1..n, every one a voter of the metadata
+    quorum); returns once all are ready (registered and unfenced)."""
+    c = Cluster(workdir, n, props={"offsets.topic.num.partitions": 3, **(props or {})})
     try:
-        for b in nodes:
-            b.start(wait=False)
-        for b in nodes:
-            b.wait_ready()
+        c.start()
     except BaseException:
-        stop_all(nodes)
+        c.stop()
         raise
-    return nodes
+    return list(c.nodes.values())
 
 
 def stop_all(nodes: list[Broker]) -> None:
@@ -67,7 +53,7 @@ def stop_all(nodes: list[Broker]) -> None:
 
 
 def pod_name(node: Broker) -> str:
-    return f"{STRIMZI_CLUSTER}-kafka-{node.props['node.id']}"
+    return f"{STRIMZI_CLUSTER}-kafka-{node.node_id}"
 
 
 class Prometheus:

@@ -87,7 +87,7 @@ def test_controller_alert_expressions_on_a_live_cluster(stack):
     controller = [b for b in nodes if scrape(b).value("kafka_controller_kafkacontroller_activecontrollercount") == 1]
     assert len(controller) == 1, "exactly one broker reports ActiveControllerCount 1"
     others = [b for b in nodes if b is not controller[0]]
-    leader_id = controller[0].props["node.id"]
+    leader_id = controller[0].node_id
     for b in nodes:
         assert re.search(rf"state\.change\.logger: controller elected: .*\bcontroller={leader_id}\b", plain_log(b)), \
             f"{b.name} logged no controller election naming node {leader_id}"
@@ -96,7 +96,7 @@ def test_controller_alert_expressions_on_a_live_cluster(stack):
     topic = "controller-alerts-probe"
     clients.create_topic(nodes[0].bootstrap, topic, 6)
     partitions = clients.admin(nodes[0].bootstrap).list_topics(topic, timeout=10).topics[topic].partitions
-    victim = others[0].props["node.id"]
+    victim = others[0].node_id
     led = sorted(p for p, m in partitions.items() if m.leader == victim)
     assert led, f"broker {victim} leads none of {topic}'s partitions: {partitions}"
 
