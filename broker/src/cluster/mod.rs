@@ -7,6 +7,7 @@ pub mod meta_properties;
 pub mod partition;
 pub mod partition_metadata;
 pub mod replica_manager;
+pub mod replication;
 pub mod topic_config;
 
 pub use delayed_fetch::DelayedFetch;
