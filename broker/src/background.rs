@@ -124,3 +124,23 @@ pub async fn group_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
         }
     }
 }
+
+/// Takes followers that have lagged for replica.lag.time.max.ms out of the ISR of every
+/// partition this broker leads (Kafka's isr-expiration task), checking every half lag time.
+pub async fn isr_shrink_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let lag = broker.config.replica_lag_time_max_ms as i64;
+    let tick = Duration::from_millis((broker.config.replica_lag_time_max_ms / 2).max(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for p in broker.replicas.all() {
+            if let Some(change) = p.maybe_shrink_isr(now, lag) {
+                tracing::info!(target: "kafka.cluster.Partition", partition = %p.name(), isr = ?change.new_isr, "shrinking the ISR: followers have not caught up for replica.lag.time.max.ms");
+                broker.request_isr_change(p.clone(), change);
+            }
+        }
+    }
+}

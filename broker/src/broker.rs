@@ -96,6 +96,31 @@ impl Broker {
         }
     }
 
+    /// Sends an ISR change that a partition this broker leads asks for to the controller
+    /// (AlterPartition), in the background. Once committed, the metadata brings it back to the
+    /// partition; a refusal (a newer partition state, this broker no longer leading) is
+    /// forgotten and proposed again from the state then.
+    pub fn request_isr_change(&self, partition: Arc<crate::cluster::Partition>, change: crate::cluster::replication::IsrChange) {
+        let controller = self.controller.clone();
+        let broker_id = self.node_id();
+        let broker_epoch = self.lifecycle.epoch.load(Ordering::Acquire);
+        tokio::spawn(async move {
+            let request = crate::controller::ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id: partition.topic_id,
+                partition: partition.index,
+                leader_epoch: partition.leader_epoch(),
+                partition_epoch: change.partition_epoch,
+                new_isr: change.new_isr.clone(),
+            };
+            if let Err(e) = controller.submit(request).await {
+                tracing::info!(target: "state.change.logger", partition = %partition.name(), isr = ?change.new_isr, error = %e, "ISR change not made");
+                partition.isr_change_failed();
+            }
+        });
+    }
+
     /// Why this broker cannot serve `group` now, if it cannot: the group's coordinator is the
     /// leader of its `__consumer_offsets` partition (NOT_COORDINATOR sends the client back to
     /// FindCoordinator; COORDINATOR_NOT_AVAILABLE while the partition has no leader or the topic

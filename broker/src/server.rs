@@ -129,6 +129,8 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         shutdown.clone(),
     )));
     tasks.push(tokio::spawn(follow_metadata(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(crate::cluster::replica_fetcher::run(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(background::isr_shrink_loop(broker.clone(), shutdown.clone())));
 
     for l in broker.config.listeners.iter().filter(|l| !broker.config.cluster.controller_listener_names.contains(&l.name)) {
         let addr = format!("{}:{}", l.host, l.port);

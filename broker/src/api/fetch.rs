@@ -33,8 +33,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     let mut waited = std::time::Duration::ZERO;
     // Registered with the partitions' watchers only once the fetch has to wait.
     let mut delayed: Option<DelayedFetch> = None;
+    // A follower (replica_id >= 0) reads up to the log end and reports its position.
+    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
     let response = loop {
-        let (response, total, errored) = read_once(broker, &request, max_bytes).await;
+        let (response, total, errored) = read_once(broker, &request, max_bytes, replica).await;
         let now = tokio::time::Instant::now();
         if total >= min_bytes || errored || now >= deadline {
             break response;
@@ -52,7 +54,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         waited += now.elapsed();
         if !woken {
             // Timed out: answer with what there is.
-            break read_once(broker, &request, max_bytes).await.0;
+            break read_once(broker, &request, max_bytes, replica).await.0;
         }
     };
     ctx.add_remote(waited);
@@ -92,7 +94,8 @@ struct PlannedRead {
 
 /// One pass over the requested partitions: (response, record bytes, whether any partition
 /// answered with an error).
-async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) -> (FetchResponse, usize, bool) {
+async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, replica: Option<i32>) -> (FetchResponse, usize, bool) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut planned_bytes = 0usize;
     let mut errored = false;
     let mut planned: Vec<PlannedRead> = Vec::new();
@@ -125,8 +128,17 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize) ->
                 partitions.push(without_records(base, &partition));
                 continue;
             }
-            match partition.plan_read(fp.fetch_offset, limit.max(1)) {
+            let planned_read = match replica {
+                Some(_) => partition.plan_follower_read(fp.fetch_offset, limit.max(1)),
+                None => partition.plan_read(fp.fetch_offset, limit.max(1)),
+            };
+            match planned_read {
                 Ok((plan, hw)) => {
+                    if let Some(follower) = replica {
+                        if let Some(change) = partition.on_follower_fetch(follower, fp.fetch_offset, now_ms) {
+                            broker.request_isr_change(partition.clone(), change);
+                        }
+                    }
                     planned_bytes += plan.bytes();
                     let base = base.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(plan.log_start_offset());
                     planned.push(PlannedRead { topic: ti, partition: partitions.len(), plan });

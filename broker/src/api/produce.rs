@@ -1,5 +1,7 @@
 //! Produce: validate each partition's record batches, append them, and acknowledge per the
-//! request's acks (0: no response, 1 and -1: after the append and any policy fsync).
+//! request's acks (0: no response, 1: after the append and any policy fsync, -1: once every
+//! in-sync replica has the records, within the request's timeout; refused up front with
+//! NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas).
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -17,6 +19,7 @@ use tokio::task::JoinSet;
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refuse_all = if !matches!(acks, 0 | 1 | -1) {
         Some((error_code::INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1 (all)"))
     } else if request.transactional_id.is_some() {
@@ -41,7 +44,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {
                         let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));
-                        let result = partition.append(&records, now_ms()).await;
+                        let result = if acks == -1 {
+                            partition.append_replicated(&records, now_ms(), timeout).await
+                        } else {
+                            partition.append(&records, now_ms()).await
+                        };
                         if let Some(span) = span {
                             spans::finish_log_append(span, &partition.topic, partition.index, result.as_ref());
                         }

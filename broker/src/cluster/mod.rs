@@ -6,6 +6,7 @@ pub mod lifecycle;
 pub mod meta_properties;
 pub mod partition;
 pub mod partition_metadata;
+pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod replication;
 pub mod topic_config;

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::delayed_fetch::FetchWatchers;
+use super::replication::{AcksAll, IsrChange, LeaderReplication};
 use crate::log::records::DEFAULT_MAX_DECOMPRESSED;
 use crate::log::{
     validate_keys_for_compaction, validate_produce_records, AppendOutcome, BatchError, BatchHeader, Compression, LogConfig,
@@ -37,6 +38,14 @@ pub enum PartitionError {
     FlushAborted(String),
     #[error("the {what} task for {partition} did not complete")]
     TaskAborted { what: &'static str, partition: String },
+    #[error("the ISR of {partition} has {isr} members, fewer than min.insync.replicas={min}: acks=all produces are refused until replicas catch up")]
+    NotEnoughReplicas { partition: String, isr: usize, min: usize },
+    #[error("the records were written to {0} but its ISR fell below min.insync.replicas before every member had them")]
+    NotEnoughReplicasAfterAppend(String),
+    #[error("this broker stopped leading {0} before the records were replicated")]
+    NotLeader(String),
+    #[error("the records were written to {0} but not every ISR member had them within the request's timeout")]
+    ReplicationTimedOut(String),
 }
 
 impl PartitionError {
@@ -46,6 +55,10 @@ impl PartitionError {
             PartitionError::Batch(e) => e.kafka_error_code(),
             PartitionError::Flush(..) | PartitionError::FlushAborted(_) => crate::error_code::KAFKA_STORAGE_ERROR,
             PartitionError::TaskAborted { .. } => crate::error_code::UNKNOWN_SERVER_ERROR,
+            PartitionError::NotEnoughReplicas { .. } => crate::error_code::NOT_ENOUGH_REPLICAS,
+            PartitionError::NotEnoughReplicasAfterAppend(_) => crate::error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            PartitionError::NotLeader(_) => crate::error_code::NOT_LEADER_OR_FOLLOWER,
+            PartitionError::ReplicationTimedOut(_) => crate::error_code::REQUEST_TIMED_OUT,
         }
     }
 }
@@ -83,6 +96,33 @@ pub struct Partition {
     /// of its config so produce validation needs no lock.
     max_message_bytes: AtomicUsize,
     compact: AtomicBool,
+    /// The leader's view of its followers (`None` while this broker does not lead).
+    replication: Mutex<Option<LeaderReplication>>,
+    /// The high watermark as published, for acks=all produces waiting on it (and changed
+    /// on every leadership change, so they notice).
+    hw_watch: tokio::sync::watch::Sender<i64>,
+    /// The topic's min.insync.replicas.
+    min_insync: AtomicUsize,
+}
+
+/// Where an acks=all produce ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicated {
+    Done,
+    NotEnoughReplicasAfterAppend,
+    /// This broker stopped leading the partition while the produce waited.
+    NotLeader,
+    TimedOut,
+}
+
+/// A partition's assignment as the metadata gives it.
+#[derive(Debug, Clone)]
+pub struct PartitionState<'a> {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: &'a [i32],
+    pub isr: &'a [i32],
 }
 
 impl Partition {
@@ -108,7 +148,183 @@ impl Partition {
             fetch_watchers: FetchWatchers::default(),
             max_message_bytes: AtomicUsize::new(max_message_bytes),
             compact: AtomicBool::new(compact),
+            replication: Mutex::new(
+                (leader >= 0 && leader == local).then(|| LeaderReplication::new(local, vec![local], vec![local], 0, leo, leo, 0)),
+            ),
+            hw_watch: tokio::sync::watch::channel(leo).0,
+            min_insync: AtomicUsize::new(1),
         }
+    }
+
+    /// Applies the metadata's view of the partition: leader and epoch (in place, see
+    /// `leadership`), and on the leader the replicas and ISR its replication state works
+    /// with. Returns whether the leadership changed.
+    pub fn apply_state(&self, state: &PartitionState<'_>, now_ms: i64) -> bool {
+        let changed = self.set_leadership(state.leader_epoch, state.leader);
+        let leo = self.log_end_offset();
+        let hw = {
+            let mut repl = self.replication.lock();
+            if state.leader < 0 || state.leader != self.local {
+                *repl = None;
+                None
+            } else {
+                match repl.as_mut() {
+                    Some(r) if !changed && r.replicas() == state.replicas => r.on_isr_committed(state.isr.to_vec(), state.partition_epoch, leo),
+                    _ => {
+                        let mut r = LeaderReplication::new(
+                            self.local,
+                            state.replicas.to_vec(),
+                            state.isr.to_vec(),
+                            state.partition_epoch,
+                            leo,
+                            self.high_watermark(),
+                            now_ms,
+                        );
+                        let hw = r.on_leader_append(leo);
+                        *repl = Some(r);
+                        hw
+                    }
+                }
+            }
+        };
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+        if changed {
+            // acks=all produces waiting here re-check whether this broker still leads.
+            self.hw_watch.send_modify(|_| {});
+        }
+        changed
+    }
+
+    pub fn set_min_insync_replicas(&self, n: usize) {
+        self.min_insync.store(n.max(1), Ordering::Release);
+    }
+
+    pub fn min_insync_replicas(&self) -> usize {
+        self.min_insync.load(Ordering::Acquire)
+    }
+
+    /// The ISR as the leader knows it (empty when this broker does not lead).
+    pub fn isr(&self) -> Vec<i32> {
+        self.replication.lock().as_ref().map(|r| r.isr().to_vec()).unwrap_or_default()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.lock().log_end_offset()
+    }
+
+    /// Raises the high watermark to `hw` and wakes whoever waits on it.
+    fn publish_high_watermark(&self, hw: i64) {
+        let before = self.high_watermark.fetch_max(hw, Ordering::AcqRel);
+        if before < hw {
+            self.hw_watch.send_replace(hw);
+            self.fetch_watchers.wake_all();
+        }
+    }
+
+    /// On the leader: follower `replica` fetched at `fetch_offset`. Returns an ISR expansion
+    /// to send to the controller when the follower has just caught up.
+    pub fn on_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Option<IsrChange> {
+        let leo = self.log_end_offset();
+        let (hw, change) = match self.replication.lock().as_mut() {
+            Some(r) => r.on_follower_fetch(replica, fetch_offset, leo, now_ms),
+            None => (None, None),
+        };
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+        change
+    }
+
+    /// On the leader: the ISR without the members that have lagged for `lag_max_ms`.
+    pub fn maybe_shrink_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
+        self.replication.lock().as_mut().and_then(|r| r.maybe_shrink_isr(now_ms, lag_max_ms))
+    }
+
+    /// The controller refused the ISR change this leader asked for.
+    pub fn isr_change_failed(&self) {
+        if let Some(r) = self.replication.lock().as_mut() {
+            r.on_isr_change_failed();
+        }
+    }
+
+    /// acks=all: whether the ISR is large enough to accept the produce at all.
+    pub fn enough_replicas_for_acks_all(&self) -> bool {
+        let min = self.min_insync_replicas();
+        self.replication.lock().as_ref().is_some_and(|r| r.enough_replicas_for_acks_all(min))
+    }
+
+    /// acks=all (-1): refuses before appending when the ISR is below min.insync.replicas,
+    /// then appends and waits until every ISR member has the records (or `timeout`).
+    pub async fn append_replicated(&self, records: &Bytes, now_ms: i64, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
+        if !self.enough_replicas_for_acks_all() {
+            let isr = self.isr().len();
+            return Err(PartitionError::NotEnoughReplicas { partition: self.name(), isr, min: self.min_insync_replicas() });
+        }
+        let appended = self.append(records, now_ms).await?;
+        match self.wait_replicated(appended.last_offset + 1, timeout).await {
+            Replicated::Done => Ok(appended),
+            Replicated::NotEnoughReplicasAfterAppend => Err(PartitionError::NotEnoughReplicasAfterAppend(self.name())),
+            Replicated::NotLeader => Err(PartitionError::NotLeader(self.name())),
+            Replicated::TimedOut => Err(PartitionError::ReplicationTimedOut(self.name())),
+        }
+    }
+
+    /// acks=all: waits until every ISR member has everything before `required_offset`.
+    pub async fn wait_replicated(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
+        let mut rx = self.hw_watch.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.replication.lock().as_ref().map(|r| r.acks_all(required_offset, self.min_insync_replicas()));
+            match state {
+                None => return Replicated::NotLeader,
+                Some(AcksAll::Done) => return Replicated::Done,
+                Some(AcksAll::NotEnoughReplicasAfterAppend) => return Replicated::NotEnoughReplicasAfterAppend,
+                Some(AcksAll::Waiting) => {}
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Replicated::NotLeader },
+                _ = tokio::time::sleep_until(deadline) => return Replicated::TimedOut,
+            }
+        }
+    }
+
+    /// On a follower: appends batches fetched from the leader (checked first: the leader is
+    /// a peer, and peers can be broken) and moves the high watermark to the leader's, as far
+    /// as this log reaches. Fsyncs as the flush policy says, as for produced records.
+    pub async fn append_as_follower(&self, records: Bytes, leader_high_watermark: i64, now_ms: i64) -> Result<(), PartitionError> {
+        if !records.is_empty() {
+            let headers = if records.len() >= BLOCKING_VALIDATION_BYTES {
+                let r = records.clone();
+                self.validate_blocking(move || crate::log::validate_fetched_records(&r)).await?
+            } else {
+                crate::log::validate_fetched_records(&records)?
+            };
+            let complete: usize = headers.iter().map(BatchHeader::total_size).sum();
+            let flush_due = {
+                let mut log = self.log.lock();
+                log.append_as_follower(&records[..complete], &headers, now_ms)?;
+                log.flush_due()
+            };
+            if flush_due {
+                let leo = self.log_end_offset();
+                self.flush_upto(leo).await?;
+            }
+        }
+        let hw = leader_high_watermark.min(self.log_end_offset());
+        self.publish_high_watermark(hw);
+        Ok(())
+    }
+
+    /// On a follower: removes everything from `offset` on (where its log stops agreeing with
+    /// the leader's), lowering the high watermark with it.
+    pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), PartitionError> {
+        let mut log = self.log.lock();
+        log.truncate_to(offset, now_ms)?;
+        let leo = log.log_end_offset();
+        self.high_watermark.fetch_min(leo, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Whether this broker leads the partition.
@@ -224,9 +440,15 @@ impl Partition {
         if flush_due {
             appended.flushed_in = self.flush_upto(appended.last_offset + 1).await?;
         }
-        let before = self.high_watermark.fetch_max(appended.last_offset + 1, Ordering::AcqRel);
-        if before <= appended.last_offset {
-            self.fetch_watchers.wake_all();
+        // The leader's replication state moves the high watermark (at once when it is the only
+        // ISR member); a partition with no such state (not leading) keeps the old rule.
+        let leo = appended.last_offset + 1;
+        let advanced = self.replication.lock().as_mut().map(|r| r.on_leader_append(leo));
+        match advanced {
+            Some(Some(hw)) => self.publish_high_watermark(hw),
+            // Followers long-poll for records beyond the high watermark: wake them.
+            Some(None) => self.fetch_watchers.wake_all(),
+            None => self.publish_high_watermark(leo),
         }
         Ok(appended)
     }
@@ -282,6 +504,16 @@ impl Partition {
         }
         let leo = self.log.lock().log_end_offset();
         self.flush_upto(leo).await
+    }
+
+    /// A follower's read on the leader: whole batches from `offset` up to the log end (not the
+    /// high watermark: followers replicate what consumers cannot see yet). Returns the plan
+    /// and the high watermark to tell the follower.
+    pub fn plan_follower_read(&self, offset: i64, max_bytes: usize) -> Result<(ReadPlan, i64), PartitionError> {
+        let hw = self.high_watermark();
+        let log = self.log.lock();
+        let leo = log.log_end_offset();
+        Ok((log.plan_read(offset, max_bytes, leo)?, hw))
     }
 
     /// Plans a read of whole batches from `offset`, at most up to the high watermark, under

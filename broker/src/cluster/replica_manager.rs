@@ -6,7 +6,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::partition::{Partition, PartitionError};
-use super::topic_config::log_config;
+use super::partition::PartitionState;
+use super::topic_config::{log_config, min_insync_replicas};
 use crate::config::BrokerConfig;
 use crate::controller::MetadataImage;
 use super::partition_metadata;
@@ -99,19 +100,30 @@ impl ReplicaManager {
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "stopped hosting a partition assigned to other brokers; its files are left in place");
             }
         }
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        fn state(p: &crate::controller::PartitionImage) -> PartitionState<'_> {
+            PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: &p.replicas, isr: &p.isr }
+        }
         for topic in image.topics.values() {
             let cfg: LogConfig = log_config(config, &topic.configs);
+            let min_insync = min_insync_replicas(config, &topic.configs);
             for (index, pimage) in topic.partitions.iter().enumerate() {
                 let index = index as i32;
                 if !pimage.replicas.contains(&local) {
                     continue;
                 }
                 let key = (topic.name.clone(), index);
-                let fresh = |log| Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
+                let fresh = |log| {
+                    let p = Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
+                    p.set_min_insync_replicas(min_insync);
+                    p.apply_state(&state(pimage), now_ms);
+                    p
+                };
                 match partitions.get(&key) {
                     Some(p) if p.topic_id == topic.id => {
                         p.set_config(cfg.clone());
-                        if p.set_leadership(pimage.leader_epoch, pimage.leader) {
+                        p.set_min_insync_replicas(min_insync);
+                        if p.apply_state(&state(pimage), now_ms) {
                             tracing::info!(target: "state.change.logger", partition = %p.name(), leader = pimage.leader, leader_epoch = pimage.leader_epoch,
                                 "partition leadership changed");
                         }

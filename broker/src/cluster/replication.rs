@@ -103,6 +103,10 @@ impl LeaderReplication {
         &self.isr
     }
 
+    pub fn replicas(&self) -> &[i32] {
+        &self.replicas
+    }
+
     pub fn partition_epoch(&self) -> i32 {
         self.partition_epoch
     }

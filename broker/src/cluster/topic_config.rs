@@ -78,6 +78,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "min.cleanable.dirty.ratio", broker_synonym: "log.cleaner.min.cleanable.ratio", validate: v_ratio },
     TopicConfigDef { name: "compression.type", broker_synonym: "compression.type", validate: v_compression },
     TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", validate: v_timestamp_type },
+    TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", validate: v_positive },
 ];
 
 /// Checks one topic config override; the error says what is wrong.
@@ -107,8 +108,14 @@ pub fn broker_default(config: &BrokerConfig, name: &str) -> String {
         "min.cleanable.dirty.ratio" => "0.5".into(),
         "compression.type" => "producer".into(),
         "message.timestamp.type" => "CreateTime".into(),
+        "min.insync.replicas" => config.min_insync_replicas.to_string(),
         _ => String::new(),
     }
+}
+
+/// A topic's min.insync.replicas: its override, else the broker default.
+pub fn min_insync_replicas(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> usize {
+    overrides.get("min.insync.replicas").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(config.min_insync_replicas).max(1)
 }
 
 /// The log settings of a topic: broker defaults with the topic's overrides applied.

@@ -69,6 +69,14 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
+    /// `min.insync.replicas`, the default of the topic config.
+    pub min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`, `replica.fetch.max.bytes`, `replica.fetch.response.max.bytes`.
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_max_bytes: usize,
+    pub replica_fetch_response_max_bytes: usize,
     pub offsets_retention_minutes: u64,
     pub offsets_retention_check_interval_ms: u64,
     pub offset_metadata_max_bytes: usize,
@@ -203,6 +211,11 @@ impl BrokerConfig {
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes") as u64,
             offsets_topic_replication_factor: num("offsets.topic.replication.factor") as i16,
+            min_insync_replicas: num("min.insync.replicas").max(1) as usize,
+            replica_lag_time_max_ms: num("replica.lag.time.max.ms").max(1) as u64,
+            replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,
+            replica_fetch_max_bytes: num("replica.fetch.max.bytes").max(1) as usize,
+            replica_fetch_response_max_bytes: num("replica.fetch.response.max.bytes").max(1) as usize,
             offsets_retention_minutes: num("offsets.retention.minutes") as u64,
             offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms") as u64,
             offset_metadata_max_bytes: num("offset.metadata.max.bytes") as usize,

@@ -41,10 +41,11 @@ fn check_assignments(image: &MetadataImage, lists: &[Vec<i32>]) -> Result<usize,
 
 fn partition_records(topic_id: Uuid, first: usize, lists: Vec<Vec<i32>>, image: &MetadataImage) -> impl Iterator<Item = MetadataRecord> + '_ {
     lists.into_iter().enumerate().map(move |(i, replicas)| {
-        // The first live replica leads; the ISR starts as the leader alone until followers
-        // replicate (they have nothing to copy yet, but Lantern claims only what it does).
+        // The first live replica leads; the ISR starts as every live replica, as in Kafka
+        // (an empty log is in sync by definition; a follower that then falls behind leaves it).
         let leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
-        let isr = if leader >= 0 { vec![leader] } else { vec![replicas[0]] };
+        let live: Vec<i32> = replicas.iter().copied().filter(|r| image.is_live(*r)).collect();
+        let isr = if live.is_empty() { vec![replicas[0]] } else { live };
         MetadataRecord::Partition { topic_id, partition: (first + i) as i32, replicas, isr, leader }
     })
 }

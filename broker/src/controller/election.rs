@@ -60,6 +60,62 @@ pub fn on_broker_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
     out
 }
 
+/// Why an AlterPartition is refused (Kafka's error for each in the comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterIsrRefusal {
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    UnknownPartition,
+    /// NOT_LEADER_OR_FOLLOWER: the sender does not lead the partition.
+    NotLeader,
+    /// FENCED_LEADER_EPOCH: the sender's leader epoch is not the current one.
+    FencedLeaderEpoch,
+    /// INVALID_UPDATE_VERSION: the partition changed since the sender's partition epoch.
+    InvalidUpdateVersion,
+    /// INELIGIBLE_REPLICA: a proposed member is not a replica, is fenced, or the leader is
+    /// missing from it.
+    IneligibleReplica,
+}
+
+/// AlterPartition (KIP-497): the leader `broker` of `partition` proposes `new_isr`, based on
+/// its `leader_epoch` and `partition_epoch`. A stale leader or a change based on an older
+/// partition state is refused, so it cannot overwrite a newer ISR; a member that is not a
+/// live replica cannot join (KIP-841). Returns the PartitionChange to write (none when the
+/// ISR is already that).
+pub fn alter_isr(
+    image: &MetadataImage,
+    broker: i32,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &[i32],
+) -> Result<Option<MetadataRecord>, AlterIsrRefusal> {
+    let p = image
+        .topic_names
+        .get(&topic_id)
+        .and_then(|name| image.partition(name, partition))
+        .ok_or(AlterIsrRefusal::UnknownPartition)?;
+    if p.leader != broker {
+        return Err(AlterIsrRefusal::NotLeader);
+    }
+    if leader_epoch != p.leader_epoch {
+        return Err(AlterIsrRefusal::FencedLeaderEpoch);
+    }
+    if partition_epoch != p.partition_epoch {
+        return Err(AlterIsrRefusal::InvalidUpdateVersion);
+    }
+    let eligible = |r: &i32| p.replicas.contains(r) && (p.isr.contains(r) || image.is_live(*r));
+    if !new_isr.contains(&broker) || !new_isr.iter().all(eligible) {
+        return Err(AlterIsrRefusal::IneligibleReplica);
+    }
+    let mut isr: Vec<i32> = p.replicas.iter().copied().filter(|r| new_isr.contains(r)).collect();
+    isr.dedup();
+    if isr == p.isr {
+        return Ok(None);
+    }
+    Ok(Some(MetadataRecord::PartitionChange { topic_id, partition, leader: None, isr: Some(isr), replicas: None }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +177,31 @@ mod tests {
             assert_eq!((p.leader, p.leader_epoch), (1, 2), "partition {i}");
         }
         assert!(on_broker_unfenced(&img, 1).is_empty());
+    }
+
+    #[test]
+    fn alter_isr_takes_changes_from_the_current_leader_at_the_current_epochs_only() {
+        let mut img = image(vec![(1, vec![1, 2, 3], vec![1, 2, 3])], &[1, 2, 3]);
+        let id = *img.topic_names.keys().next().unwrap();
+        // Shrink by the leader at the current epochs.
+        let rec = alter_isr(&img, 1, id, 0, 0, 0, &[1, 3]).unwrap().unwrap();
+        apply_all(&mut img, &[rec]);
+        let p = img.partition("t", 0).unwrap().clone();
+        assert_eq!((p.isr.clone(), p.leader_epoch), (vec![1, 3], 0));
+        assert!(p.partition_epoch > 0, "an ISR change bumps the partition epoch");
+        // The same proposal again, based on the old partition epoch: refused.
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, 0, &[1]), Err(AlterIsrRefusal::InvalidUpdateVersion));
+        // Not the leader, an old leader epoch, an unknown partition.
+        assert_eq!(alter_isr(&img, 2, id, 0, 0, p.partition_epoch, &[1, 2]), Err(AlterIsrRefusal::NotLeader));
+        assert_eq!(alter_isr(&img, 1, id, 0, 7, p.partition_epoch, &[1, 2]), Err(AlterIsrRefusal::FencedLeaderEpoch));
+        assert_eq!(alter_isr(&img, 1, id, 5, 0, 0, &[1]), Err(AlterIsrRefusal::UnknownPartition));
+        // Expansion with a live replica, in replica order; a fenced one or a stranger cannot join.
+        let rec = alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3, 2]).unwrap().unwrap();
+        assert!(matches!(rec, MetadataRecord::PartitionChange { isr: Some(ref isr), .. } if isr == &vec![1, 2, 3]));
+        img.brokers.get_mut(&2).unwrap().fenced = true;
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 2, 3]), Err(AlterIsrRefusal::IneligibleReplica));
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3, 4]), Err(AlterIsrRefusal::IneligibleReplica));
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[3]), Err(AlterIsrRefusal::IneligibleReplica));
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3]), Ok(None));
     }
 }

@@ -39,6 +39,7 @@ use quorum::{MetadataBatch, MetadataRaft};
 use records::MetadataRecord;
 
 use crate::config::BrokerConfig;
+use crate::error_code;
 
 /// Producer ids a broker reserves per request to the controller.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -374,6 +375,26 @@ impl Controller {
                 });
                 Ok(recs)
             }
+            ControllerRequest::AlterPartition { broker_id, broker_epoch, topic_id, partition, leader_epoch, partition_epoch, new_isr } => {
+                if image.brokers.get(broker_id).is_none_or(|b| b.epoch != *broker_epoch) {
+                    return Err(ControllerError::StaleBrokerEpoch { broker_id: *broker_id, broker_epoch: *broker_epoch });
+                }
+                match election::alter_isr(&image, *broker_id, *topic_id, *partition, *leader_epoch, *partition_epoch, new_isr) {
+                    Ok(Some(record)) => Ok(vec![record]),
+                    Ok(None) => return Ok(ControllerReply::IsrChanged),
+                    Err(refusal) => {
+                        use election::AlterIsrRefusal as R;
+                        let code = match refusal {
+                            R::UnknownPartition => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                            R::NotLeader => error_code::NOT_LEADER_OR_FOLLOWER,
+                            R::FencedLeaderEpoch => error_code::FENCED_LEADER_EPOCH,
+                            R::InvalidUpdateVersion => error_code::INVALID_UPDATE_VERSION,
+                            R::IneligibleReplica => error_code::INELIGIBLE_REPLICA,
+                        };
+                        return Err(ControllerError::AlterPartition(format!("{refusal:?} (broker {broker_id}, partition {partition} of topic id {topic_id})"), code));
+                    }
+                }
+            }
             // Answered above, before any decision.
             ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. } => Ok(Vec::new()),
         };
@@ -411,6 +432,10 @@ impl Controller {
             }
             ControllerRequest::BrokerHeartbeat { .. } => ControllerReply::Heartbeat { fenced: true, should_shut_down: false },
             ControllerRequest::FetchMetadata { .. } => ControllerReply::Metadata(observer::MetadataDelta::Batches(Vec::new())),
+            ControllerRequest::AlterPartition { broker_id, partition, topic_id, new_isr, .. } => {
+                tracing::info!(target: "state.change.logger", broker = broker_id, topic_id = %topic_id, partition, isr = ?new_isr, metadata_offset = offset, "ISR changed at the leader's request");
+                ControllerReply::IsrChanged
+            }
         })
     }
 

@@ -37,6 +37,8 @@ pub enum ControllerRequest {
     /// An observer (a broker that is not a controller) asks for the metadata after the
     /// offset it has applied; -1 for the whole image.
     FetchMetadata { after_offset: i64 },
+    /// A partition leader asks to change the ISR (Kafka's AlterPartition).
+    AlterPartition { broker_id: i32, broker_epoch: i64, topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, new_isr: Vec<i32> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +49,7 @@ pub enum ControllerReply {
     Registered { broker_epoch: i64 },
     Heartbeat { fenced: bool, should_shut_down: bool },
     Metadata(super::observer::MetadataDelta),
+    IsrChanged,
 }
 
 /// Why the controller refused; each maps to a Kafka error code.
@@ -80,6 +83,8 @@ pub enum ControllerError {
     DuplicateBrokerRegistration(i32, Uuid),
     #[error("could not store metadata: {0}")]
     Storage(String),
+    #[error("ISR change refused: {0}")]
+    AlterPartition(String, i16),
 }
 
 impl ControllerError {
@@ -99,6 +104,7 @@ impl ControllerError {
             ControllerError::StaleBrokerEpoch { .. } => error_code::STALE_BROKER_EPOCH,
             ControllerError::DuplicateBrokerRegistration(..) => error_code::DUPLICATE_BROKER_REGISTRATION,
             ControllerError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+            ControllerError::AlterPartition(_, code) => *code,
         }
     }
 }

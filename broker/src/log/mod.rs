@@ -42,7 +42,7 @@ pub use fetch::{FetchSlice, ReadPlan, TimestampLookup};
 pub use log_manager::{LoadedPartition, LogManager, SharedLog};
 pub use partition_log::{AppendInfo, AppendOutcome, FlushJob, LogConfig, PartitionLog};
 pub use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
-pub use record_batch::{stamp_batch, validate_produce_records, BatchError, BatchHeader, Compression, TimestampType};
+pub use record_batch::{stamp_batch, validate_fetched_records, validate_produce_records, BatchError, BatchHeader, Compression, TimestampType};
 pub use records::{validate_keys_for_compaction, BatchRecords, Record, RecordError};
 
 use std::io;

@@ -380,6 +380,39 @@ impl PartitionLog {
         }))
     }
 
+    /// Appends batches fetched from the partition's leader as they are: offsets and leader
+    /// epochs were assigned by the leader, so nothing is stamped. They must start at this
+    /// log's end (a follower fetches from there) and be contiguous; producer state follows
+    /// them, so a producer's retry reaching this broker after a failover is recognised.
+    pub fn append_as_follower(&mut self, records: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<Option<i64>, LogError> {
+        self.ensure_live()?;
+        let Some(first) = headers.first() else { return Ok(None) };
+        let mut next = self.log_end_offset();
+        if first.base_offset != next {
+            return Err(LogError::InvalidAppend { reason: "fetched batches do not start at this replica's log end offset" });
+        }
+        let mut at = 0;
+        for h in headers {
+            if h.base_offset != next {
+                return Err(LogError::InvalidAppend { reason: "fetched batches are not contiguous" });
+            }
+            next = h.base_offset + i64::from(h.last_offset_delta) + 1;
+            at += h.total_size();
+        }
+        if at != records.len() {
+            return Err(LogError::InvalidAppend { reason: "record set length differs from its batch headers" });
+        }
+        let count = next - first.base_offset;
+        self.maybe_roll(records.len(), count, now_ms)?;
+        self.active_mut().append(records)?;
+        for h in headers {
+            self.producers.update(h, h.base_offset);
+        }
+        self.unflushed_since_ms.get_or_insert(now_ms);
+        self.last_append_ms = now_ms;
+        Ok(Some(next))
+    }
+
     /// Rolls before an append of `bytes` bytes / `count` offsets when [`PartitionLog::roll_due`].
     fn maybe_roll(&mut self, bytes: usize, count: i64, now_ms: i64) -> Result<(), LogError> {
         if self.roll_due(bytes, count, now_ms) {

@@ -313,6 +313,29 @@ pub fn validate_produce_records(records: &[u8], max_batch_bytes: usize) -> Resul
     Ok(headers)
 }
 
+/// Checks batches a follower fetched from its leader: v2, CRC intact, a consistent record
+/// count. A trailing partial batch (a fetch cut at its byte limit) is left out of the
+/// returned headers, not an error; control batches are fine (the leader wrote them).
+pub fn validate_fetched_records(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut headers = Vec::new();
+    let mut rest = records;
+    while rest.len() >= HEADER_SIZE {
+        let header = BatchHeader::parse(rest)?;
+        let size = header.total_size();
+        if size > rest.len() {
+            break;
+        }
+        let (batch, tail) = rest.split_at(size);
+        verify_crc(&header, batch)?;
+        if header.records_count < 0 || i64::from(header.last_offset_delta) < i64::from(header.records_count) - 1 {
+            return Err(BatchError::InvalidRecordCount { count: header.records_count, last_offset_delta: header.last_offset_delta });
+        }
+        headers.push(header);
+        rest = tail;
+    }
+    Ok(headers)
+}
+
 /// Writes the broker-assigned base offset and partition leader epoch into a batch. Both lie
 /// before the CRC-covered region, so the CRC stays valid and compressed data is untouched.
 /// Does nothing to a slice shorter than the two fields (callers pass validated batches).

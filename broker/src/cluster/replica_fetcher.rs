@@ -1,0 +1,272 @@
+//! Followers: for every broker that leads partitions this broker follows, one task fetches
+//! them with Kafka's Fetch API (replica_id = this broker) on the leader's inter-broker
+//! listener, appends what comes back as it is, and takes the leader's high watermark (Kafka's
+//! ReplicaFetcherThread). The leader learns each follower's position from the offsets it
+//! fetches at (see `replication`).
+//!
+//! When a partition gets a new leader epoch, the follower first truncates to its high
+//! watermark (what every ISR member had) before fetching from the new leader.
+//! TODO(issue 13): truncate with OffsetForLeaderEpoch (KIP-101/279) instead, so records
+//! above the high watermark that the new leader does have are kept.
+//!
+//! The leader is a peer, and peers can be broken: response sizes are capped before
+//! allocation and every batch is CRC-checked before it is appended.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::Partition;
+use crate::broker::Broker;
+use crate::error_code;
+
+const FETCH_VERSION: i16 = 12;
+/// Pause after an error before the next fetch from the same leader.
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// Starts and stops one fetcher per leader as the metadata changes.
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut fetchers: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut images = broker.controller.subscribe();
+    loop {
+        fetchers.retain(|_, t| !t.is_finished());
+        for leader in leaders_followed(&broker) {
+            fetchers.entry(leader).or_insert_with(|| tokio::spawn(fetch_from(broker.clone(), leader, shutdown.clone())));
+        }
+        tokio::select! {
+            _ = images.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    for (_, t) in fetchers {
+        let _ = t.await;
+    }
+}
+
+/// The leaders of the partitions this broker hosts as a follower.
+fn leaders_followed(broker: &Broker) -> Vec<i32> {
+    let local = broker.node_id();
+    let mut out: Vec<i32> = broker.replicas.all().iter().map(|p| p.leader()).filter(|l| *l >= 0 && *l != local).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The partitions this broker follows from `leader`, by (topic, index).
+fn followed_from(broker: &Broker, leader: i32) -> BTreeMap<(String, i32), Arc<Partition>> {
+    broker
+        .replicas
+        .all()
+        .into_iter()
+        .filter(|p| p.leader() == leader && !p.is_leader())
+        .map(|p| ((p.topic.clone(), p.index), p))
+        .collect()
+}
+
+/// Fetches from `leader` until this broker follows nothing there any more.
+async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Receiver<bool>) {
+    let local = broker.node_id();
+    let mut conn: Option<TcpStream> = None;
+    let mut correlation = 0i32;
+    // The leader epoch each partition was made ready (truncated) for.
+    let mut ready_for: HashMap<(String, i32), i32> = HashMap::new();
+    tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "fetching from the leader");
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let partitions = followed_from(&broker, leader);
+        if partitions.is_empty() {
+            tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "no partition is followed from this leader any more");
+            return;
+        }
+        let now_ms = now_ms();
+        ready_for.retain(|k, _| partitions.contains_key(k));
+        for (key, p) in &partitions {
+            let epoch = p.leader_epoch();
+            if ready_for.get(key) != Some(&epoch) {
+                let hw = p.high_watermark();
+                if let Err(e) = p.truncate_to(hw, now_ms) {
+                    tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate before following the new leader");
+                    continue;
+                }
+                tracing::info!(target: "state.change.logger", partition = %p.name(), leader, leader_epoch = epoch, truncated_to = hw, "following the leader");
+                ready_for.insert(key.clone(), epoch);
+            }
+        }
+        let ready: Vec<&Arc<Partition>> = partitions.iter().filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch())).map(|(_, p)| p).collect();
+        let request = fetch_request(&broker, local, &ready);
+        let fetched = async {
+            if conn.is_none() {
+                conn = Some(connect(&broker, leader).await?);
+            }
+            let stream = conn.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
+            correlation = correlation.wrapping_add(1);
+            exchange(stream, &request, correlation, response_cap(&broker)).await
+        };
+        let timeout = Duration::from_millis(broker.config.replica_fetch_wait_max_ms + broker.config.cluster.request_timeout_ms.max(1000));
+        let response = tokio::select! {
+            r = tokio::time::timeout(timeout, fetched) => r.unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no fetch response in time"))),
+            _ = shutdown.changed() => return,
+        };
+        match response {
+            Ok(response) => {
+                if !apply_response(leader, &partitions, response).await {
+                    tokio::time::sleep(BACKOFF).await;
+                }
+            }
+            Err(e) => {
+                conn = None;
+                tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error = %e, "fetch from the leader failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKOFF) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn response_cap(broker: &Broker) -> usize {
+    // At least one whole batch per partition comes back even above the limits.
+    broker.config.replica_fetch_response_max_bytes + broker.config.message_max_bytes + (1 << 20)
+}
+
+fn fetch_request(broker: &Broker, local: i32, partitions: &[&Arc<Partition>]) -> FetchRequest {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for p in partitions {
+        topics.entry(p.topic.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(p.leader_epoch())
+                .with_fetch_offset(p.log_end_offset())
+                .with_log_start_offset(p.log_start_offset())
+                .with_partition_max_bytes(broker.config.replica_fetch_max_bytes as i32),
+        );
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(local))
+        .with_max_wait_ms(broker.config.replica_fetch_wait_max_ms as i32)
+        .with_min_bytes(1)
+        .with_max_bytes(broker.config.replica_fetch_response_max_bytes as i32)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+                .collect(),
+        )
+}
+
+async fn connect(broker: &Broker, leader: i32) -> std::io::Result<TcpStream> {
+    let image = broker.image();
+    let listener = &broker.config.cluster.inter_broker_listener_name;
+    let endpoint = image
+        .brokers
+        .get(&leader)
+        .and_then(|b| b.endpoints.iter().find(|e| &e.name == listener).or(b.endpoints.first()))
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("broker {leader} has no {listener} endpoint")))?;
+    let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Sends one Fetch and reads its response (at most `cap` bytes).
+async fn exchange(stream: &mut TcpStream, request: &FetchRequest, correlation: i32, cap: usize) -> std::io::Result<FetchResponse> {
+    let invalid = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:#}"));
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(FETCH_VERSION)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("lantern-replica-fetcher")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header.encode(&mut buf, ApiKey::Fetch.request_header_version(FETCH_VERSION)).map_err(invalid)?;
+    request.encode(&mut buf, FETCH_VERSION).map_err(invalid)?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&buf).await?;
+
+    let len = stream.read_i32().await?;
+    if len < 0 || len as usize > cap {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("fetch response of {len} bytes (limit {cap})")));
+    }
+    let mut frame = BytesMut::new();
+    let mut remaining = len as usize;
+    // Grow with the bytes that arrive, not with what the prefix claims.
+    while remaining > 0 {
+        let step = remaining.min(1 << 20);
+        let start = frame.len();
+        frame.resize(start + step, 0);
+        stream.read_exact(&mut frame[start..]).await?;
+        remaining -= step;
+    }
+    let mut frame: Bytes = frame.freeze();
+    let header = ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(FETCH_VERSION)).map_err(invalid)?;
+    if header.correlation_id != correlation {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("correlation id {} for request {correlation}", header.correlation_id)));
+    }
+    let response = FetchResponse::decode(&mut frame, FETCH_VERSION).map_err(invalid)?;
+    if frame.has_remaining() {
+        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", trailing = frame.remaining(), "fetch response has trailing bytes");
+    }
+    Ok(response)
+}
+
+/// Appends what the leader sent. Returns false when the whole response was an error (the
+/// caller backs off).
+async fn apply_response(leader: i32, partitions: &BTreeMap<(String, i32), Arc<Partition>>, response: FetchResponse) -> bool {
+    if response.error_code != 0 {
+        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error_code = response.error_code, "fetch refused");
+        return false;
+    }
+    let mut any_ok = false;
+    for topic in response.responses {
+        for pd in topic.partitions {
+            let key = (topic.topic.0.to_string(), pd.partition_index);
+            let Some(p) = partitions.get(&key) else { continue };
+            match pd.error_code {
+                0 => {
+                    any_ok = true;
+                    let records = pd.records.unwrap_or_default();
+                    if let Err(e) = p.append_as_follower(records, pd.high_watermark, now_ms()).await {
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e, "could not append fetched records");
+                    }
+                }
+                error_code::OFFSET_OUT_OF_RANGE => {
+                    // Ahead of the leader (a tail it never had): truncate to what the leader
+                    // has made visible. Behind the leader's log start (retention deleted what
+                    // this replica needs) is not handled yet: it keeps asking and logs it.
+                    let leo = p.log_end_offset();
+                    if pd.high_watermark >= 0 && leo > pd.high_watermark {
+                        let target = p.high_watermark().min(pd.high_watermark);
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, truncate_to = target, "this replica is ahead of the leader; truncating");
+                        if let Err(e) = p.truncate_to(target, now_ms()) {
+                            tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate");
+                        }
+                    } else {
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, leader_log_start = pd.log_start_offset, "this replica is behind the leader's log start; it cannot catch up (not supported yet)");
+                    }
+                }
+                code => {
+                    tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error_code = code, "partition fetch refused; waiting for new metadata");
+                }
+            }
+        }
+    }
+    any_ok
+}
