@@ -106,3 +106,50 @@ def test_acks_all_needs_min_insync_replicas(cluster_factory):
     # acks=1 still works.
     reports = clients.produce_confluent(c.node(survivor).bootstrap, TOPIC, [(b"k", b"acks-1")], partition_of=lambda i: 0, acks=1)
     assert reports[0][1] >= 0
+
+
+def test_a_former_leaders_unreplicated_tail_is_truncated_and_replicas_end_identical(cluster_factory):
+    """Divergence (KIP-101): the leader appends records no follower has, is cut off (SIGSTOP),
+    a new leader takes writes in a new epoch, the old one resumes as a follower: its tail is
+    removed and every replica's segment file ends byte-identical."""
+    c = cluster_factory(3, props=PROPS, controllers=3)
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 3, config={"min.insync.replicas": "2"})], request_timeout=15)[TOPIC].result(20)
+    clients.wait_topic(c.bootstrap, TOPIC, 1)
+    base = [(b"k", f"base-{i}".encode()) for i in range(500)]
+    clients.produce_confluent(c.bootstrap, TOPIC, base, partition_of=lambda i: 0, acks="all")
+    old = leaders_of(c, TOPIC)[0]
+    followers = [b for b in (1, 2, 3) if b != old]
+    wait_for("followers at the leader's end",
+             lambda: all(log_end_offsets(c.node(b), TOPIC).get(0) == 500.0 for b in (1, 2, 3)), 15)
+
+    # Followers paused (well within the 2 s session): the leader alone takes acks=1 records.
+    for b in followers:
+        c.node(b).sigstop()
+    # A fetch a follower sent before it stopped is still waiting at the leader and would carry
+    # the tail into its socket buffer: let those long-polls (replica.fetch.wait.max.ms, 500 ms)
+    # end empty first.
+    time.sleep(0.7)
+    tail = [(b"k", f"tail-{i}".encode()) for i in range(50)]
+    clients.produce_confluent(c.node(old).bootstrap, TOPIC, tail, partition_of=lambda i: 0, acks=1, timeout=5)
+    assert log_end_offsets(c.node(old), TOPIC)[0] == 550.0
+    # Cut the leader off, bring the followers back: one of them takes over in a new epoch.
+    c.node(old).sigstop()
+    for b in followers:
+        c.node(b).sigcont()
+    wait_for("a follower leads partition 0", lambda: leaders_of(c, TOPIC)[0] in followers, 15)
+    new = leaders_of(c, TOPIC)[0]
+    after = [(b"k", f"after-{i}".encode()) for i in range(200)]
+    clients.produce_confluent(c.node(new).bootstrap, TOPIC, after, partition_of=lambda i: 0, acks="all")
+
+    # The old leader resumes: it follows, truncates its tail and catches up.
+    c.node(old).sigcont()
+    wait_for(f"broker {old} back in the ISR", lambda: old in isr_of(c, TOPIC)[0], 30)
+    wait_for("every replica at the new leader's end",
+             lambda: all(log_end_offsets(c.node(b), TOPIC).get(0) == 700.0 for b in (1, 2, 3)), 15)
+    files = {b: b"".join(f.read_bytes() for f in sorted(c.node(b).partition_dirs(TOPIC, 0)[0].glob("*.log"))) for b in (1, 2, 3)}
+    assert files[old] == files[new] and files[followers[0]] == files[followers[1]], (
+        f"segment bytes differ: sizes {({b: len(v) for b, v in files.items()})}")
+    got = clients.consume_all_confluent(c.bootstrap, TOPIC, 1)
+    values = [v for _, _, _, v, _ in got]
+    assert values == [v for _, v in base + after], "the consumer sees the old leader's tail or misses records"

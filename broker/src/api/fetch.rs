@@ -59,7 +59,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     };
     ctx.add_remote(waited);
     if broker.metrics.enabled {
-        record_topic_stats(broker, &response);
+        record_topic_stats(broker, &response, replica.is_some());
     }
     response
 }
@@ -74,12 +74,13 @@ fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Part
 
 /// BytesOut, TotalFetchRequests and FailedFetchRequests per topic (counted per partition, as
 /// Kafka does).
-fn record_topic_stats(broker: &Broker, response: &FetchResponse) {
+fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: bool) {
     for t in &response.responses {
         let stats = broker.metrics.topic(&t.topic.0);
         let bytes: usize = t.partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
         let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
-        TopicStats::add(&stats.bytes_out, bytes as u64);
+        // Kafka counts bytes sent to followers as ReplicationBytesOut, not BytesOut.
+        TopicStats::add(if follower { &stats.replication_bytes_out } else { &stats.bytes_out }, bytes as u64);
         TopicStats::add(&stats.fetch_requests, t.partitions.len() as u64);
         TopicStats::add(&stats.failed_fetch, failed);
     }

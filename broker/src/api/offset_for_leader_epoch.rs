@@ -1,6 +1,6 @@
-//! OffsetForLeaderEpoch: the end offset of a leader epoch, used by clients to detect log
-//! truncation after a leader change. Lantern partitions have one epoch until replication
-//! lands, so the answer is the log end for the current epoch and undefined for later ones.
+//! OffsetForLeaderEpoch: the end offset of a leader epoch, from the log's leader-epoch
+//! history. Followers ask it before fetching from a new leader, to find where their log stops
+//! agreeing with the leader's (KIP-101/279); clients ask it to detect truncation.
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
@@ -29,9 +29,14 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetFo
                     if p.leader_epoch > epoch {
                         // Kafka: an epoch above the latest has an undefined end offset.
                         base.with_leader_epoch(-1).with_end_offset(-1)
+                    } else if p.leader_epoch == epoch {
+                        // The current epoch ends at the log end (Kafka answers the same).
+                        base.with_leader_epoch(epoch).with_end_offset(partition.log_end_offset())
                     } else {
-                        // Every record so far was written in the current (only) epoch.
-                        base.with_leader_epoch(epoch).with_end_offset(partition.high_watermark())
+                        // From the log's epoch history: the largest epoch at or below the one
+                        // asked and where it ends (KIP-101/279); (-1, -1) if there is none.
+                        let (e, end) = partition.log().lock().end_offset_for_epoch(p.leader_epoch);
+                        base.with_leader_epoch(e).with_end_offset(end)
                     }
                 })
                 .collect();

@@ -4,10 +4,10 @@
 //! ReplicaFetcherThread). The leader learns each follower's position from the offsets it
 //! fetches at (see `replication`).
 //!
-//! When a partition gets a new leader epoch, the follower first truncates to its high
-//! watermark (what every ISR member had) before fetching from the new leader.
-//! TODO(issue 13): truncate with OffsetForLeaderEpoch (KIP-101/279) instead, so records
-//! above the high watermark that the new leader does have are kept.
+//! When a partition gets a new leader epoch, the follower first asks the leader where its
+//! latest epoch ends (OffsetForLeaderEpoch, KIP-101/279) and truncates to where the two logs
+//! stop agreeing (`leader_epochs::truncation_offset`), so a former leader's unreplicated tail
+//! is removed and records the new leader does have are kept.
 //!
 //! The leader is a peer, and peers can be broken: response sizes are capped before
 //! allocation and every batch is CRC-checked before it is appended.
@@ -17,7 +17,11 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,6 +32,8 @@ use crate::broker::Broker;
 use crate::error_code;
 
 const FETCH_VERSION: i16 = 12;
+/// The first version with the follower's replica id.
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
 /// Pause after an error before the next fetch from the same leader.
 const BACKOFF: Duration = Duration::from_millis(200);
 
@@ -88,21 +94,39 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "no partition is followed from this leader any more");
             return;
         }
-        let now_ms = now_ms();
         ready_for.retain(|k, _| partitions.contains_key(k));
-        for (key, p) in &partitions {
-            let epoch = p.leader_epoch();
-            if ready_for.get(key) != Some(&epoch) {
-                let hw = p.high_watermark();
-                if let Err(e) = p.truncate_to(hw, now_ms) {
-                    tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate before following the new leader");
-                    continue;
+        let unready: Vec<&Arc<Partition>> =
+            partitions.iter().filter(|(k, p)| ready_for.get(*k) != Some(&p.leader_epoch())).map(|(_, p)| p).collect();
+        if !unready.is_empty() {
+            let truncated = async {
+                if conn.is_none() {
+                    conn = Some(connect(&broker, leader).await?);
                 }
-                tracing::info!(target: "state.change.logger", partition = %p.name(), leader, leader_epoch = epoch, truncated_to = hw, "following the leader");
-                ready_for.insert(key.clone(), epoch);
+                let stream = conn.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
+                correlation = correlation.wrapping_add(1);
+                truncate_to_leader(stream, local, &unready, correlation).await
+            };
+            match tokio::time::timeout(Duration::from_millis(broker.config.cluster.request_timeout_ms.max(1000)), truncated).await {
+                Ok(Ok(done)) => {
+                    for (key, epoch) in done {
+                        ready_for.insert(key, epoch);
+                    }
+                }
+                Ok(Err(e)) => {
+                    conn = None;
+                    tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error = %e, "OffsetForLeaderEpoch failed; retrying");
+                }
+                Err(_) => conn = None,
             }
         }
         let ready: Vec<&Arc<Partition>> = partitions.iter().filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch())).map(|(_, p)| p).collect();
+        if ready.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(BACKOFF) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
         let request = fetch_request(&broker, local, &ready);
         let fetched = async {
             if conn.is_none() {
@@ -110,7 +134,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             }
             let stream = conn.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
             correlation = correlation.wrapping_add(1);
-            exchange(stream, &request, correlation, response_cap(&broker)).await
+            call::<_, FetchResponse>(stream, ApiKey::Fetch, FETCH_VERSION, &request, correlation, response_cap(&broker)).await
         };
         let timeout = Duration::from_millis(broker.config.replica_fetch_wait_max_ms + broker.config.cluster.request_timeout_ms.max(1000));
         let response = tokio::select! {
@@ -119,7 +143,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         };
         match response {
             Ok(response) => {
-                if !apply_response(leader, &partitions, response).await {
+                if !apply_response(&broker, leader, &partitions, response).await {
                     tokio::time::sleep(BACKOFF).await;
                 }
             }
@@ -185,25 +209,98 @@ async fn connect(broker: &Broker, leader: i32) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Sends one Fetch and reads its response (at most `cap` bytes).
-async fn exchange(stream: &mut TcpStream, request: &FetchRequest, correlation: i32, cap: usize) -> std::io::Result<FetchResponse> {
+/// Asks the leader where each partition's latest local epoch ends and truncates there.
+/// Returns the partitions made ready, with the leader epoch they are ready for.
+async fn truncate_to_leader(
+    stream: &mut TcpStream,
+    local: i32,
+    partitions: &[&Arc<Partition>],
+    correlation: i32,
+) -> std::io::Result<Vec<((String, i32), i32)>> {
+    let mut ready = Vec::new();
+    let mut ask: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+    let mut asked: HashMap<(String, i32), (&Arc<Partition>, i32)> = HashMap::new();
+    for p in partitions {
+        let epoch = p.leader_epoch();
+        match p.log().lock().epoch_history().latest_epoch() {
+            // An empty log agrees with every leader.
+            None => ready.push(((p.topic.clone(), p.index), epoch)),
+            Some(ours) => {
+                ask.entry(p.topic.as_str())
+                    .or_default()
+                    .push(OffsetForLeaderPartition::default().with_partition(p.index).with_current_leader_epoch(epoch).with_leader_epoch(ours));
+                asked.insert((p.topic.clone(), p.index), (p, epoch));
+            }
+        }
+    }
+    if ask.is_empty() {
+        return Ok(ready);
+    }
+    let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(local)).with_topics(
+        ask.into_iter()
+            .map(|(t, ps)| OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(ps))
+            .collect(),
+    );
+    let response: OffsetForLeaderEpochResponse =
+        call(stream, ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &request, correlation, 1 << 20).await?;
+    let now = now_ms();
+    for t in response.topics {
+        for r in t.partitions {
+            let key = (t.topic.0.to_string(), r.partition);
+            let Some((p, epoch)) = asked.get(&key) else { continue };
+            if r.error_code != 0 {
+                tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error_code = r.error_code, "OffsetForLeaderEpoch refused");
+                continue;
+            }
+            let offset = if r.leader_epoch < 0 || r.end_offset < 0 {
+                // The leader has no epoch at or below ours: as Kafka, fall back to the high
+                // watermark (what every ISR member had).
+                p.high_watermark()
+            } else {
+                let log = p.log().lock();
+                super::leader_epochs::truncation_offset(log.epoch_history(), log.log_end_offset(), (r.leader_epoch, r.end_offset))
+            };
+            let leo = p.log_end_offset();
+            if offset < leo {
+                if let Err(e) = p.truncate_to(offset, now) {
+                    tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate before following the new leader");
+                    continue;
+                }
+            }
+            tracing::info!(target: "state.change.logger", partition = %p.name(), leader_epoch = epoch, leader_answer_epoch = r.leader_epoch,
+                leader_answer_end_offset = r.end_offset, log_end_offset = leo, truncated_to = offset.min(leo), "following the leader");
+            ready.push((key, *epoch));
+        }
+    }
+    Ok(ready)
+}
+
+/// Sends one request and reads its response (at most `cap` bytes).
+async fn call<Req: Encodable, Resp: Decodable>(
+    stream: &mut TcpStream,
+    api_key: ApiKey,
+    version: i16,
+    request: &Req,
+    correlation: i32,
+    cap: usize,
+) -> std::io::Result<Resp> {
     let invalid = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:#}"));
     let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(FETCH_VERSION)
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
         .with_correlation_id(correlation)
         .with_client_id(Some(StrBytes::from_static_str("lantern-replica-fetcher")));
     let mut buf = BytesMut::new();
     buf.put_i32(0);
-    header.encode(&mut buf, ApiKey::Fetch.request_header_version(FETCH_VERSION)).map_err(invalid)?;
-    request.encode(&mut buf, FETCH_VERSION).map_err(invalid)?;
+    header.encode(&mut buf, api_key.request_header_version(version)).map_err(invalid)?;
+    request.encode(&mut buf, version).map_err(invalid)?;
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     stream.write_all(&buf).await?;
 
     let len = stream.read_i32().await?;
     if len < 0 || len as usize > cap {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("fetch response of {len} bytes (limit {cap})")));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{api_key:?} response of {len} bytes (limit {cap})")));
     }
     let mut frame = BytesMut::new();
     let mut remaining = len as usize;
@@ -216,20 +313,20 @@ async fn exchange(stream: &mut TcpStream, request: &FetchRequest, correlation: i
         remaining -= step;
     }
     let mut frame: Bytes = frame.freeze();
-    let header = ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(FETCH_VERSION)).map_err(invalid)?;
+    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).map_err(invalid)?;
     if header.correlation_id != correlation {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("correlation id {} for request {correlation}", header.correlation_id)));
     }
-    let response = FetchResponse::decode(&mut frame, FETCH_VERSION).map_err(invalid)?;
+    let response = Resp::decode(&mut frame, version).map_err(invalid)?;
     if frame.has_remaining() {
-        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", trailing = frame.remaining(), "fetch response has trailing bytes");
+        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", trailing = frame.remaining(), "{api_key:?} response has trailing bytes");
     }
     Ok(response)
 }
 
 /// Appends what the leader sent. Returns false when the whole response was an error (the
 /// caller backs off).
-async fn apply_response(leader: i32, partitions: &BTreeMap<(String, i32), Arc<Partition>>, response: FetchResponse) -> bool {
+async fn apply_response(broker: &Broker, leader: i32, partitions: &BTreeMap<(String, i32), Arc<Partition>>, response: FetchResponse) -> bool {
     if response.error_code != 0 {
         tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error_code = response.error_code, "fetch refused");
         return false;
@@ -243,6 +340,10 @@ async fn apply_response(leader: i32, partitions: &BTreeMap<(String, i32), Arc<Pa
                 0 => {
                     any_ok = true;
                     let records = pd.records.unwrap_or_default();
+                    let bytes = records.len() as u64;
+                    if bytes > 0 && broker.metrics.enabled {
+                        crate::metrics::TopicStats::add(&broker.metrics.topic(&p.topic).replication_bytes_in, bytes);
+                    }
                     if let Err(e) = p.append_as_follower(records, pd.high_watermark, now_ms()).await {
                         tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e, "could not append fetched records");
                     }

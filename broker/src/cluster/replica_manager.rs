@@ -30,6 +30,10 @@ pub struct ReplicaManager {
     /// The metadata offset of the newest image applied: an older one (two applies racing)
     /// is skipped, or it would delete the logs of topics created since.
     applied_offset: std::sync::atomic::AtomicI64,
+    /// ISR changes committed for partitions this broker leads (Kafka's IsrShrinksPerSec and
+    /// IsrExpandsPerSec count on the leader).
+    pub isr_shrinks: std::sync::atomic::AtomicU64,
+    pub isr_expands: std::sync::atomic::AtomicU64,
 }
 
 impl ReplicaManager {
@@ -49,7 +53,7 @@ impl ReplicaManager {
             let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
             partitions.insert((topic.clone(), index), Arc::new(Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log)));
         }
-        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1) }, found))
+        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default() }, found))
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -123,7 +127,18 @@ impl ReplicaManager {
                     Some(p) if p.topic_id == topic.id => {
                         p.set_config(cfg.clone());
                         p.set_min_insync_replicas(min_insync);
-                        if p.apply_state(&state(pimage), now_ms) {
+                        let before = p.isr();
+                        let leadership_changed = p.apply_state(&state(pimage), now_ms);
+                        let after = p.isr();
+                        if !leadership_changed && !before.is_empty() && !after.is_empty() {
+                            use std::sync::atomic::Ordering::Relaxed;
+                            match after.len().cmp(&before.len()) {
+                                std::cmp::Ordering::Less => drop(self.isr_shrinks.fetch_add(1, Relaxed)),
+                                std::cmp::Ordering::Greater => drop(self.isr_expands.fetch_add(1, Relaxed)),
+                                std::cmp::Ordering::Equal => {}
+                            }
+                        }
+                        if leadership_changed {
                             tracing::info!(target: "state.change.logger", partition = %p.name(), leader = pimage.leader, leader_epoch = pimage.leader_epoch,
                                 "partition leadership changed");
                         }

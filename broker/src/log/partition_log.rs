@@ -11,6 +11,7 @@
 //! group-committed), `plan_read` / `plan_timestamp_lookup` (preads and scans, in `fetch.rs`)
 //! and `prepare_clean` (compaction, in `cleaner.rs`).
 
+use crate::cluster::leader_epochs::LeaderEpochHistory;
 use super::cleaner_files;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::record_batch::{stamp_batch, BatchError, BatchHeader};
@@ -157,6 +158,10 @@ pub struct PartitionLog {
     /// The cleaner's first dirty offset (Kafka's cleaner checkpoint): everything below it
     /// has been compacted. `None` until the first clean: the whole log is dirty.
     pub(super) cleaner_checkpoint: Option<i64>,
+    /// Where each leader epoch starts in this log (Kafka's leader-epoch cache), rebuilt from
+    /// the batch headers at open (the same scan as the producer state) and kept with every
+    /// append and truncation.
+    pub(super) epochs: LeaderEpochHistory,
 }
 
 /// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
@@ -248,16 +253,18 @@ impl PartitionLog {
             last_append_ms: now_ms,
             deleted: false,
             cleaner_checkpoint: cleaner_files::load_checkpoint(dir)?,
+            epochs: LeaderEpochHistory::default(),
         };
         log.flushed_offset = log.log_end_offset();
         log.rebuild_producer_state(now_ms)?;
         Ok(log)
     }
 
-    /// Replays every batch header into a fresh producer state. A closed segment whose
-    /// headers do not scan is recovered (truncated) first.
+    /// Replays every batch header into a fresh producer state and leader-epoch history. A
+    /// closed segment whose headers do not scan is recovered (truncated) first.
     pub(super) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<(), LogError> {
         self.producers.clear();
+        let mut epochs = LeaderEpochHistory::default();
         for segment in &mut self.segments {
             let scan: Result<Vec<BatchHeader>, LogError> =
                 segment.headers_from(0).map(|item| item.map(|(_, h)| h)).collect();
@@ -272,10 +279,14 @@ impl PartitionLog {
                         .collect::<Result<_, _>>()?
                 }
             };
+            for header in &headers {
+                epochs.assign(header.partition_leader_epoch, header.base_offset);
+            }
             for header in headers.iter().filter(|h| !h.is_control()) {
                 self.producers.update(header, header.base_offset);
             }
         }
+        self.epochs = epochs;
         Ok(())
     }
 
@@ -354,6 +365,7 @@ impl PartitionLog {
         }
         self.maybe_roll(records.len(), count, now_ms)?;
         let base_offset = self.log_end_offset();
+        self.epochs.assign(leader_epoch, base_offset);
         let mut next = base_offset;
         let mut at = 0;
         for h in headers {
@@ -406,7 +418,10 @@ impl PartitionLog {
         self.maybe_roll(records.len(), count, now_ms)?;
         self.active_mut().append(records)?;
         for h in headers {
-            self.producers.update(h, h.base_offset);
+            self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+            if !h.is_control() {
+                self.producers.update(h, h.base_offset);
+            }
         }
         self.unflushed_since_ms.get_or_insert(now_ms);
         self.last_append_ms = now_ms;
@@ -537,6 +552,16 @@ impl PartitionLog {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` in this log and where it
+    /// ends (see [`LeaderEpochHistory::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    pub fn epoch_history(&self) -> &LeaderEpochHistory {
+        &self.epochs
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }

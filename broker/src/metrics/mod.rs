@@ -75,6 +75,8 @@ pub struct TopicStats {
     pub failed_fetch: [Arc<Counter>; 2],
     pub invalid_crc: [Arc<Counter>; 2],
     pub invalid_sequence: [Arc<Counter>; 2],
+    pub replication_bytes_in: [Arc<Counter>; 2],
+    pub replication_bytes_out: [Arc<Counter>; 2],
 }
 
 impl TopicStats {
@@ -136,7 +138,7 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
-    pub topic_meters: [Family<Counter>; 10],
+    pub topic_meters: [Family<Counter>; 12],
     topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
     pub requests: Family<Counter>,
     pub errors: Family<Counter>,
@@ -219,6 +221,8 @@ impl BrokerMetrics {
             failed_fetch: pair(7),
             invalid_crc: pair(8),
             invalid_sequence: pair(9),
+            replication_bytes_in: pair(10),
+            replication_bytes_out: pair(11),
         });
         self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
     }

@@ -171,7 +171,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     let topic_meters = [
         &c::MESSAGES_IN, &c::BYTES_IN, &c::BYTES_OUT, &c::BYTES_REJECTED, &c::TOTAL_PRODUCE_REQUESTS,
         &c::TOTAL_FETCH_REQUESTS, &c::FAILED_PRODUCE_REQUESTS, &c::FAILED_FETCH_REQUESTS, &c::INVALID_CRC,
-        &c::INVALID_OFFSET_OR_SEQUENCE,
+        &c::INVALID_OFFSET_OR_SEQUENCE, &c::REPLICATION_BYTES_IN, &c::REPLICATION_BYTES_OUT,
     ];
     if let Some(i) = topic_meters.iter().position(|d| is(d)) {
         return counters(&m.topic_meters[i]);
@@ -188,6 +188,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     let partitions_of_image =
         || image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p))).filter(move |(_, _, p)| p.replicas.contains(&node));
     let ctr = |v: &std::sync::atomic::AtomicU64| one(v.load(Ordering::Relaxed) as f64);
+    let min_isr = |t: &crate::controller::TopicImage| crate::cluster::topic_config::min_insync_replicas(&broker.config, &t.configs);
     let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
     let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
     let leo = |topic: &str, p: i32| s.partitions.iter().find(|x| x.0 == topic && x.1 == p).map(|x| x.5);
@@ -212,20 +213,22 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
     else if is(&c::LEADER_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id()).count() as f64) }
     else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() < p.replicas.len()).count() as f64) }
-    else if is(&c::UNDER_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.is_empty()).count() as f64) }
-    else if is(&c::AT_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() == 1).count() as f64) }
+    else if is(&c::UNDER_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() < min_isr(t)).count() as f64) }
+    else if is(&c::AT_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() == min_isr(t)).count() as f64) }
     else if is(&c::OFFLINE_REPLICA_COUNT) { one(partitions_of_image().filter(|(t, i, _)| broker.replicas.partition(&t.name, *i as i32).is_none()).count() as f64) }
     else if is(&c::PARTITION_UNDER_MIN_ISR) || is(&c::PARTITION_AT_MIN_ISR) || is(&c::PARTITION_REPLICAS_COUNT) || is(&c::PARTITION_UNDER_REPLICATED) {
         partitions_of_image()
             .map(|(t, i, p)| {
-                let v = if is(&c::PARTITION_UNDER_MIN_ISR) { p.isr.is_empty() as u8 as f64 }
-                    else if is(&c::PARTITION_AT_MIN_ISR) { (p.isr.len() == 1) as u8 as f64 }
+                let v = if is(&c::PARTITION_UNDER_MIN_ISR) { (p.isr.len() < min_isr(t)) as u8 as f64 }
+                    else if is(&c::PARTITION_AT_MIN_ISR) { (p.isr.len() == min_isr(t)) as u8 as f64 }
                     else if is(&c::PARTITION_REPLICAS_COUNT) { p.replicas.len() as f64 }
                     else { (p.isr.len() < p.replicas.len()) as u8 as f64 };
                 (vec![t.name.clone(), i.to_string()], Value::Number(v))
             })
             .collect()
     }
+    else if is(&c::ISR_SHRINKS) { ctr(&broker.replicas.isr_shrinks) }
+    else if is(&c::ISR_EXPANDS) { ctr(&broker.replicas.isr_expands) }
     else if is(&c::BROKER_METADATA_LOAD_ERRORS) { one(broker.controller.apply_errors() as f64) }
     else if is(&c::BROKER_LAST_APPLIED_OFFSET) { one(image.last_offset as f64) }
     else if is(&c::BROKER_LAST_APPLIED_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
