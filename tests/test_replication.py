@@ -80,6 +80,12 @@ def test_replicated_topic_survives_a_leader_kill_and_the_broker_rejoins(cluster_
     # The killed broker comes back, catches up and rejoins every ISR.
     c.restart(victim)
     wait_for(f"broker {victim} back in every ISR", lambda: all(victim in v for v in isr_of(c, TOPIC).values()), 30)
+    # The metrics saw it: bytes replicated in and out, ISR expansions on the leaders.
+    metrics = {n.node_id: n.metrics() for n in c.running_brokers()}
+    total = lambda name: sum(m.get(name, 0) for m in metrics.values())  # noqa: E731
+    assert total("kafka_server_brokertopicmetrics_replicationbytesin_total") > 0
+    assert total("kafka_server_brokertopicmetrics_replicationbytesout_total") > 0
+    assert total("kafka_server_replicamanager_isrexpands_total") >= 1
     ends = log_end_offsets(c.node(victim), TOPIC)
     leader_ends = {p: log_end_offsets(c.node(leaders_of(c, TOPIC)[p]), TOPIC)[p] for p in range(PARTITIONS)}
     assert ends == leader_ends, f"the restarted replica has {ends}, the leaders {leader_ends}"
