@@ -159,3 +159,37 @@ def test_a_former_leaders_unreplicated_tail_is_truncated_and_replicas_end_identi
     got = clients.consume_all_confluent(c.bootstrap, TOPIC, 1)
     values = [v for _, _, _, v, _ in got]
     assert values == [v for _, v in base + after], "the consumer sees the old leader's tail or misses records"
+
+
+def test_controlled_shutdown_moves_leaders_away_without_losing_a_produce(cluster_factory):
+    """SIGTERM of a broker that leads partitions under continuous acks=all produce: its
+    leaderships move to in-sync followers before it stops (controlled shutdown); the
+    producer sees no failed delivery and every record is read back once."""
+    import threading
+
+    c = cluster_factory(3, props=PROPS)
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})], request_timeout=15)[TOPIC].result(20)
+    clients.wait_topic(c.bootstrap, TOPIC, PARTITIONS)
+    victim = leaders_of(c, TOPIC)[0]
+    messages = [(f"k{i}".encode(), f"v-{i}".encode()) for i in range(20000)]
+    result = {}
+
+    def run():
+        try:
+            result["reports"] = clients.produce_confluent(c.bootstrap, TOPIC, messages, partition_of=lambda i: i % PARTITIONS,
+                                                          acks="all", enable_idempotence=True, flush_every=500)
+        except AssertionError as e:
+            result["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    code = c.terminate(victim)
+    t.join(120)
+    assert code == 0, f"broker {victim} exited with {code}"
+    assert "controlled shutdown complete" in c.node(victim).log_text(), c.node(victim).log_tail(30)
+    assert "error" not in result, result.get("error")
+    assert victim not in leaders_of(c, TOPIC).values()
+    got = clients.consume_all_confluent(c.bootstrap, TOPIC, PARTITIONS)
+    assert sorted(v for _, _, _, v, _ in got) == sorted(v for _, v in messages)

@@ -121,30 +121,33 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     };
     broker.lifecycle.epoch.store(epoch, std::sync::atomic::Ordering::Release);
     slot.set_broker(broker.clone());
+    // The broker's own tasks stop only after a controlled shutdown has moved its leaderships
+    // away (the controller's tasks above stop at the signal itself).
+    let (broker_stop_tx, broker_stop) = watch::channel(false);
     tasks.push(tokio::spawn(lifecycle::heartbeat_loop(
         controller.clone(),
         config.clone(),
         incarnation,
         broker.lifecycle.clone(),
-        shutdown.clone(),
+        broker_stop.clone(),
     )));
-    tasks.push(tokio::spawn(follow_metadata(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(crate::cluster::replica_fetcher::run(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(background::isr_shrink_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(follow_metadata(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(crate::cluster::replica_fetcher::run(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::isr_shrink_loop(broker.clone(), broker_stop.clone())));
 
     for l in broker.config.listeners.iter().filter(|l| !broker.config.cluster.controller_listener_names.contains(&l.name)) {
         let addr = format!("{}:{}", l.host, l.port);
         let (listener, local) = network::bind(&addr).await?;
         tracing::info!(target: "kafka.server.KafkaServer", listener = %l.name, address = %local, "Kafka listener ready");
-        tasks.push(tokio::spawn(network::run_listener(listener, l.name.clone(), broker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(network::run_listener(listener, l.name.clone(), broker.clone(), broker_stop.clone())));
     }
-    tasks.push(tokio::spawn(background::flush_loop(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(background::retention_loop(broker.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(background::group_loop(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(background::flush_loop(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::retention_loop(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::group_loop(broker.clone(), broker_stop.clone())));
     if broker.config.log_cleaner_enable {
-        tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), broker_stop.clone())));
     }
-    tasks.push(tokio::spawn(ready_when_unfenced(broker.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(ready_when_unfenced(broker.clone(), broker_stop.clone())));
 
     let mut shutdown = shutdown;
     while !*shutdown.borrow() {
@@ -153,6 +156,18 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         }
     }
     broker.set_ready(false);
+    if broker.config.controlled_shutdown_enable {
+        // Bounded by two sessions: by then the controller has fenced this broker anyway.
+        let patience = Duration::from_millis(2 * broker.config.cluster.session_timeout_ms);
+        tracing::info!(target: "kafka.server.KafkaServer", "controlled shutdown: asking the controller to move this broker's leaderships");
+        let started = std::time::Instant::now();
+        if lifecycle::controlled_shutdown(&broker.lifecycle, patience).await {
+            tracing::info!(target: "kafka.server.KafkaServer", elapsed_ms = started.elapsed().as_millis() as u64, "controlled shutdown complete");
+        } else {
+            tracing::warn!(target: "kafka.server.KafkaServer", patience_ms = patience.as_millis() as u64, "controlled shutdown did not complete in time; stopping anyway");
+        }
+    }
+    let _ = broker_stop_tx.send(true);
     tracing::info!(target: "kafka.server.KafkaServer", "shutting down: flushing and closing logs");
     for t in tasks {
         let _ = t.await;
@@ -223,7 +238,9 @@ fn data_dirs(config: &BrokerConfig) -> Vec<std::path::PathBuf> {
 /// Marks the broker ready once the controller has unfenced it (it is then in Metadata).
 async fn ready_when_unfenced(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let unfenced = broker.lifecycle.unfenced.load(std::sync::atomic::Ordering::Acquire);
+        // Not ready once a shutdown has begun, even while the controlled shutdown runs.
+        let unfenced = broker.lifecycle.unfenced.load(std::sync::atomic::Ordering::Acquire)
+            && !broker.lifecycle.want_shutdown.load(std::sync::atomic::Ordering::Acquire);
         if unfenced != broker.is_ready() {
             broker.set_ready(unfenced);
             if unfenced {

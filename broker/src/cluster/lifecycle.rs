@@ -18,12 +18,37 @@ pub struct LifecycleState {
     pub epoch: AtomicI64,
     /// Fenced until the controller says otherwise.
     pub unfenced: AtomicBool,
+    /// Set at SIGTERM: heartbeats ask the controller to move this broker's leaderships away
+    /// (Kafka's controlled shutdown).
+    pub want_shutdown: AtomicBool,
+    /// The controller's answer: nothing is led here any more, the broker may stop.
+    pub may_shut_down: AtomicBool,
 }
 
 impl LifecycleState {
     pub fn new() -> Self {
-        Self { epoch: AtomicI64::new(-1), unfenced: AtomicBool::new(false) }
+        Self {
+            epoch: AtomicI64::new(-1),
+            unfenced: AtomicBool::new(false),
+            want_shutdown: AtomicBool::new(false),
+            may_shut_down: AtomicBool::new(false),
+        }
     }
+}
+
+/// Controlled shutdown: asks the controller (through the heartbeats) to move this broker's
+/// leaderships to other in-sync replicas, and waits until it says the broker may stop, or
+/// for `patience`. Returns whether the controller agreed in time.
+pub async fn controlled_shutdown(state: &LifecycleState, patience: Duration) -> bool {
+    state.want_shutdown.store(true, Ordering::Release);
+    let deadline = tokio::time::Instant::now() + patience;
+    while tokio::time::Instant::now() < deadline {
+        if state.may_shut_down.load(Ordering::Acquire) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// The endpoints this broker registers: its advertised listeners, controller ones excluded.
@@ -114,20 +139,26 @@ pub async fn heartbeat_loop(
     let session = Duration::from_millis(config.cluster.session_timeout_ms);
     let mut last_answer = std::time::Instant::now();
     loop {
+        // In a controlled shutdown, ask again at once rather than after an interval.
+        let pause = if state.want_shutdown.load(Ordering::Acquire) { Duration::from_millis(50) } else { interval };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,
         }
         let epoch = state.epoch.load(Ordering::Acquire);
+        let want_shutdown = state.want_shutdown.load(Ordering::Acquire);
         let request = ControllerRequest::BrokerHeartbeat {
             broker_id: config.node_id,
             broker_epoch: epoch,
             metadata_offset: controller.image().last_offset,
-            want_shutdown: false,
+            want_shutdown,
         };
         match controller.submit_within(request, timeout).await {
-            Ok(ControllerReply::Heartbeat { fenced, .. }) => {
+            Ok(ControllerReply::Heartbeat { fenced, should_shut_down }) => {
                 last_answer = std::time::Instant::now();
+                if want_shutdown && should_shut_down {
+                    state.may_shut_down.store(true, Ordering::Release);
+                }
                 let was = state.unfenced.swap(!fenced, Ordering::AcqRel);
                 if was == fenced {
                     tracing::info!(target: "kafka.server.BrokerLifecycleManager", fenced, broker_epoch = epoch, "controller changed this broker's state");

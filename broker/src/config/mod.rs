@@ -69,6 +69,8 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
+    /// `controlled.shutdown.enable`.
+    pub controlled_shutdown_enable: bool,
     /// `min.insync.replicas`, the default of the topic config.
     pub min_insync_replicas: usize,
     /// `replica.lag.time.max.ms`.
@@ -211,6 +213,7 @@ impl BrokerConfig {
             offsets_topic_num_partitions: num("offsets.topic.num.partitions") as i32,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes") as u64,
             offsets_topic_replication_factor: num("offsets.topic.replication.factor") as i16,
+            controlled_shutdown_enable: get("controlled.shutdown.enable") != Some("false"),
             min_insync_replicas: num("min.insync.replicas").max(1) as usize,
             replica_lag_time_max_ms: num("replica.lag.time.max.ms").max(1) as u64,
             replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,

@@ -159,6 +159,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     ),
     p("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000"), Some(0), "Default delete.retention.ms: how long tombstones survive cleaning."),
     p("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0"), Some(0), "Default min.compaction.lag.ms."),
+    p("controlled.shutdown.enable", Kind::Bool, Some("true"), None, "At SIGTERM, ask the controller to move this broker's leaderships to other in-sync replicas before stopping."),
     p("min.insync.replicas", Kind::Int, Some("1"), Some(1), "Default min.insync.replicas: the ISR size below which acks=all produces are refused (NOT_ENOUGH_REPLICAS)."),
     p("replica.lag.time.max.ms", Kind::Long, Some("30000"), Some(1), "A follower that has not caught up with its leader for this long leaves the ISR."),
     p("replica.fetch.wait.max.ms", Kind::Int, Some("500"), Some(0), "Longest a follower's fetch waits at the leader for new records."),

@@ -609,8 +609,38 @@ impl Controller {
                 tracing::info!(target: "state.change.logger", broker = broker_id, broker_epoch = epoch, "unfenced broker: it has caught up with the metadata");
             }
         }
+        if want_shutdown {
+            return self.controlled_shutdown(broker_id, epoch).await;
+        }
         let fenced = self.image().brokers.get(&broker_id).is_none_or(|b| b.fenced);
         Ok(ControllerReply::Heartbeat { fenced, should_shut_down: false })
+    }
+
+    /// A broker shutting down asks for its leaderships to move (Kafka's controlled shutdown):
+    /// each partition it leads gets the next live ISR member as leader and it leaves every ISR
+    /// that has another member, as when it is fenced. It may stop once it leads nothing that
+    /// another replica could lead. Alone in the cluster, it stops at once (there is nowhere
+    /// to move to).
+    async fn controlled_shutdown(&self, broker_id: i32, epoch: i64) -> Result<ControllerReply, ControllerError> {
+        let image = self.image();
+        let fenced = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
+        if !image.live_brokers().any(|b| b.id != broker_id) {
+            return Ok(ControllerReply::Heartbeat { fenced, should_shut_down: true });
+        }
+        let _guard = self.event_lock().await?;
+        let image = self.image();
+        if image.brokers.get(&broker_id).is_none_or(|b| b.epoch != epoch) {
+            return Err(ControllerError::StaleBrokerEpoch { broker_id, broker_epoch: epoch });
+        }
+        let records = election::on_broker_fenced(&image, broker_id);
+        if !records.is_empty() {
+            let moved = records.len();
+            self.write(records).await?;
+            tracing::info!(target: "state.change.logger", broker = broker_id, partitions = moved, "controlled shutdown: leaderships and ISR membership moved away");
+        }
+        let image = self.image();
+        let still_leading = image.topics.values().flat_map(|t| &t.partitions).filter(|p| p.leader == broker_id).count();
+        Ok(ControllerReply::Heartbeat { fenced, should_shut_down: still_leading == 0 })
     }
 
     /// Fences brokers whose session expired; run periodically by the active controller.
