@@ -212,3 +212,53 @@ def test_controlled_shutdown_moves_leaders_away_without_losing_a_produce(cluster
     assert victim not in leaders_of(c, TOPIC).values()
     got = clients.consume_confluent(c.bootstrap, TOPIC, [0])
     assert sorted(v for _, _, _, v, _ in got) == sorted(sent), "records lost or duplicated"
+
+
+def test_group_keeps_its_committed_offsets_when_its_coordinator_is_killed(cluster_factory):
+    """__consumer_offsets replicated 3 ways: kill -9 the group's coordinator; the group's new
+    coordinator (the new leader of its __consumer_offsets partition) has the commits, and a
+    consumer resumes exactly where the group committed, skipping nothing."""
+    from confluent_kafka import Consumer
+    from cluster import find_coordinator, offsets_partition
+
+    c = cluster_factory(3, props={**PROPS, "offsets.topic.replication.factor": 3})
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})], request_timeout=15)[TOPIC].result(20)
+    clients.wait_topic(c.bootstrap, TOPIC, PARTITIONS)
+    messages = [(f"k{i}".encode(), f"v-{i}".encode()) for i in range(3000)]
+    produce(c.bootstrap, messages)
+    group = "failover-group"
+    conf = {"bootstrap.servers": c.bootstrap, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+
+    first = Consumer(conf)
+    first.subscribe([TOPIC])
+    seen_first = []
+    deadline = time.monotonic() + 60
+    while len(seen_first) < 1500 and time.monotonic() < deadline:
+        batch = [m for m in first.consume(200, 1.0) if m.error() is None]
+        if batch:
+            seen_first += [m.value() for m in batch]
+            first.commit(asynchronous=False)
+    first.close()
+    assert len(seen_first) >= 1500
+
+    err, coordinator, _ = find_coordinator(c.running_brokers()[0], group)
+    assert err == 0
+    c.kill9(coordinator)
+    wait_for("a new leader of the group's __consumer_offsets partition",
+             lambda: leaders_of_offsets(c, offsets_partition(group, 3)) not in (coordinator, -1), 15)
+
+    second = Consumer(conf)
+    second.subscribe([TOPIC])
+    seen_second = []
+    deadline = time.monotonic() + 60
+    while len(seen_first) + len(seen_second) < len(messages) and time.monotonic() < deadline:
+        seen_second += [m.value() for m in second.consume(500, 1.0) if m.error() is None]
+    second.close()
+    assert not set(seen_first) & set(seen_second), "the second consumer re-read committed records"
+    assert sorted(seen_first + seen_second) == sorted(v for _, v in messages), "records skipped"
+
+
+def leaders_of_offsets(c, partition: int) -> int:
+    md = metadata(c.running_brokers()[0], ["__consumer_offsets"])
+    return md.topics["__consumer_offsets"].partitions[partition].leader

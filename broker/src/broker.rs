@@ -17,7 +17,7 @@ pub struct Broker {
     /// This broker's registration with the controller.
     pub lifecycle: Arc<LifecycleState>,
     pub replicas: Arc<ReplicaManager>,
-    pub coordinator: GroupCoordinator,
+    pub coordinator: Arc<GroupCoordinator>,
     pub metrics: BrokerMetrics,
     /// The request log, when request.log.path is set.
     pub request_log: Option<crate::network::request_log::RequestLog>,
@@ -40,14 +40,14 @@ impl Broker {
         let metrics_enabled = config.metrics_enabled;
         let connection_quotas = crate::network::ConnectionQuotas::new(config.max_connections, config.max_connections_per_ip);
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let coordinator = GroupCoordinator::new(CoordinatorConfig {
+        let coordinator = Arc::new(GroupCoordinator::new(CoordinatorConfig {
             offsets_partitions: config.offsets_topic_num_partitions,
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
             offsets_retention: Duration::from_secs(config.offsets_retention_minutes * 60),
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
-        });
+        }));
         Arc::new(Self {
             config,
             controller,
@@ -174,7 +174,15 @@ impl Broker {
         let image = self.controller.image();
         let replicas = self.replicas.clone();
         let config = self.config.clone();
-        let failed = match tokio::task::spawn_blocking(move || replicas.apply_image(&image, &config)).await {
+        let coordinator = self.coordinator.clone();
+        let failed = match tokio::task::spawn_blocking(move || {
+            let applied = replicas.apply_image(&image, &config);
+            // Groups follow the leadership of their __consumer_offsets partitions.
+            coordinator.sync_with_leadership(&replicas);
+            applied
+        })
+        .await
+        {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("the metadata apply task failed: {e}"),

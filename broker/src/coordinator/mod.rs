@@ -69,44 +69,74 @@ pub struct DescribedGroup {
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: Mutex<HashMap<String, Group>>,
+    /// The `__consumer_offsets` partitions whose groups are loaded: those this broker leads.
+    loaded: Mutex<std::collections::BTreeSet<i32>>,
 }
 
 impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
-        Self { config, groups: Mutex::new(HashMap::new()) }
+        Self { config, groups: Mutex::new(HashMap::new()), loaded: Mutex::new(Default::default()) }
     }
 
-    pub fn config(&self) -> &CoordinatorConfig {
-        &self.config
+    /// Loads the groups of the `__consumer_offsets` partitions this broker has come to lead
+    /// and drops those of the ones it no longer leads (Kafka's onElection/onResignation), so
+    /// a coordinator that takes over serves the commits its replica of the log holds.
+    /// Blocking (reads the logs). Returns (partitions loaded, partitions unloaded).
+    pub fn sync_with_leadership(&self, replicas: &ReplicaManager) -> (usize, usize) {
+        let (mut loaded_n, mut unloaded_n) = (0, 0);
+        for index in 0..self.config.offsets_partitions {
+            let leads = replicas.partition(offsets_topic::TOPIC, index).filter(|p| p.is_leader());
+            let loaded = self.loaded.lock().contains(&index);
+            match (leads, loaded) {
+                (Some(p), false) => {
+                    let started = Instant::now();
+                    match self.load_partition(index, &p) {
+                        Ok((groups, offsets)) => {
+                            self.loaded.lock().insert(index);
+                            loaded_n += 1;
+                            tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", partition = index, groups, offsets,
+                                elapsed_ms = started.elapsed().as_millis() as u64, "loaded the groups of a __consumer_offsets partition this broker now leads");
+                        }
+                        Err(e) => tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", partition = index, error = %e, "could not load groups"),
+                    }
+                }
+                (None, true) => {
+                    let groups = self.unload_partition(index);
+                    self.loaded.lock().remove(&index);
+                    unloaded_n += 1;
+                    tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", partition = index, groups, "unloaded the groups of a __consumer_offsets partition led elsewhere now");
+                }
+                _ => {}
+            }
+        }
+        (loaded_n, unloaded_n)
     }
 
-    fn timers(&self) -> GroupTimers {
-        GroupTimers { initial_rebalance_delay: self.config.initial_rebalance_delay }
+    /// Drops the groups that live in `__consumer_offsets` partition `index`.
+    fn unload_partition(&self, index: i32) -> usize {
+        let mut groups = self.groups.lock();
+        let before = groups.len();
+        groups.retain(|id, _| self.partition_for(id) != index);
+        before - groups.len()
     }
 
-    pub fn partition_for(&self, group: &str) -> i32 {
-        schema::partition_for(group, self.config.offsets_partitions)
-    }
-
-    /// Rebuilds every group and committed offset from `__consumer_offsets`.
-    pub fn load(&self, replicas: &ReplicaManager) -> Result<(usize, usize), crate::cluster::PartitionError> {
+    /// Replaces the groups of partition `index` with what its log holds.
+    fn load_partition(&self, index: i32, partition: &crate::cluster::Partition) -> Result<(usize, usize), crate::cluster::PartitionError> {
         let mut offsets: BTreeMap<(String, String, i32), Option<Bytes>> = BTreeMap::new();
         let mut stored_groups: BTreeMap<String, Option<Bytes>> = BTreeMap::new();
-        for p in 0..self.config.offsets_partitions {
-            let Some(partition) = replicas.partition(offsets_topic::TOPIC, p) else { continue };
-            offsets_topic::replay(&partition, |key, value| match decode_key(key) {
-                Ok(OffsetsKey::Offset { group, topic, partition }) => {
-                    offsets.insert((group, topic, partition), value);
-                }
-                Ok(OffsetsKey::Group { group }) => {
-                    stored_groups.insert(group, value);
-                }
-                Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", error = %e, "skipping unreadable __consumer_offsets key"),
-            })?;
-        }
+        offsets_topic::replay(partition, |key, value| match decode_key(key) {
+            Ok(OffsetsKey::Offset { group, topic, partition }) => {
+                offsets.insert((group, topic, partition), value);
+            }
+            Ok(OffsetsKey::Group { group }) => {
+                stored_groups.insert(group, value);
+            }
+            Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", error = %e, "skipping unreadable __consumer_offsets key"),
+        })?;
         let (now, now_ms) = (Instant::now(), now_ms());
         let mut groups = self.groups.lock();
-        groups.clear();
+        groups.retain(|id, _| self.partition_for(id) != index);
+        let before = groups.len();
         for (id, value) in stored_groups {
             let Some(value) = value else { continue };
             match decode_group_value(value) {
@@ -133,7 +163,29 @@ impl GroupCoordinator {
                 Err(e) => tracing::warn!(target: "kafka.coordinator.group.GroupCoordinator", group = %group, error = %e, "skipping unreadable committed offset"),
             }
         }
-        Ok((groups.len(), n_offsets))
+        Ok((groups.len() - before, n_offsets))
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    fn timers(&self) -> GroupTimers {
+        GroupTimers { initial_rebalance_delay: self.config.initial_rebalance_delay }
+    }
+
+    pub fn partition_for(&self, group: &str) -> i32 {
+        schema::partition_for(group, self.config.offsets_partitions)
+    }
+
+    /// Loads the groups and committed offsets of the `__consumer_offsets` partitions this
+    /// broker leads (start-up). Returns (groups, offsets) loaded.
+    pub fn load(&self, replicas: &ReplicaManager) -> Result<(usize, usize), crate::cluster::PartitionError> {
+        self.groups.lock().clear();
+        self.loaded.lock().clear();
+        self.sync_with_leadership(replicas);
+        let groups = self.groups.lock();
+        Ok((groups.len(), groups.values().map(|g| g.offsets.len()).sum()))
     }
 
     /// Session expiry and rebalance deadlines for every group; persists what changed.

@@ -31,6 +31,10 @@ impl OffsetsTopicError {
             OffsetsTopicError::Append(e) => match e.code() {
                 // A batch too large for the topic: OFFSET_METADATA_TOO_LARGE.
                 error_code::MESSAGE_TOO_LARGE => 12,
+                // Not (or no longer) replicated as required, or leadership moved: as Kafka,
+                // the client retries with (or finds) the coordinator.
+                error_code::NOT_ENOUGH_REPLICAS | error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND | error_code::REQUEST_TIMED_OUT => 15,
+                error_code::NOT_LEADER_OR_FOLLOWER => error_code::NOT_COORDINATOR,
                 _ => error_code::KAFKA_STORAGE_ERROR,
             },
         }
@@ -76,17 +80,20 @@ pub async fn append(
     }
     let p = replicas.partition(TOPIC, partition).ok_or(OffsetsTopicError::NotHosted(partition))?;
     let batch = encode_batch(entries, now_ms)?;
-    p.append(&batch, now_ms).await?;
+    // Acknowledged once every in-sync replica has it (Kafka's offsets.commit.required.acks=-1
+    // and offsets.commit.timeout.ms=5000), so a commit survives the coordinator's failover.
+    p.append_replicated(&batch, now_ms, std::time::Duration::from_millis(5000)).await?;
     Ok(())
 }
 
-/// Every record of a partition from its log start, in offset order.
+/// Every record of a partition from its log start to its log end (as Kafka loads groups: a
+/// new leader's high watermark may still lag commits its log already has), in offset order.
 pub fn replay(partition: &Partition, mut apply: impl FnMut(Bytes, Option<Bytes>)) -> Result<u64, crate::cluster::PartitionError> {
     let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
+    let end = partition.log_end_offset();
     let mut count = 0u64;
     while offset < end {
-        let (data, _, _) = partition.read(offset, 1 << 20)?;
+        let data = partition.plan_follower_read(offset, 1 << 20)?.0.read()?.records;
         if data.is_empty() {
             break;
         }
