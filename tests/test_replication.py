@@ -262,3 +262,44 @@ def test_group_keeps_its_committed_offsets_when_its_coordinator_is_killed(cluste
 def leaders_of_offsets(c, partition: int) -> int:
     md = metadata(c.running_brokers()[0], ["__consumer_offsets"])
     return md.topics["__consumer_offsets"].partitions[partition].leader
+
+
+def preferred_of(c, topic: str) -> dict[int, int]:
+    node = c.running_brokers()[0]
+    return {i: pm.replicas[0] for i, pm in metadata(node, [topic]).topics[topic].partitions.items()}
+
+
+def test_preferred_leaders_come_back_by_elect_leaders_and_by_auto_rebalance(cluster_factory):
+    """A restarted broker gets its preferred leaderships back: on request (ElectLeaders,
+    confluent-kafka's elect_leaders) with auto rebalance off, and by the controller itself
+    with auto.leader.rebalance.enable."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    for auto in (False, True):
+        props = {**PROPS, "auto.leader.rebalance.enable": str(auto).lower(), "leader.imbalance.check.interval.seconds": 1}
+        c = cluster_factory(3, props=props)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3)], request_timeout=15)[TOPIC].result(20)
+        clients.wait_topic(c.bootstrap, TOPIC, PARTITIONS)
+        preferred = preferred_of(c, TOPIC)
+        assert leaders_of(c, TOPIC) == preferred
+        victim = preferred[0]
+        c.kill9(victim)
+        wait_for("partition 0 led elsewhere", lambda: leaders_of(c, TOPIC)[0] not in (victim, -1), 15)
+        c.restart(victim)
+        wait_for(f"broker {victim} back in the ISR", lambda: victim in isr_of(c, TOPIC)[0], 30)
+        if auto:
+            wait_for("the controller gives partition 0 back to its preferred leader",
+                     lambda: leaders_of(c, TOPIC)[0] == victim, 15)
+        else:
+            time.sleep(2)
+            assert leaders_of(c, TOPIC)[0] != victim, "leadership moved back with auto rebalance off"
+            admin = AdminClient({"bootstrap.servers": c.bootstrap})
+            result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(TOPIC, 0)]).result(20)
+            assert result[TopicPartition(TOPIC, 0)] is None, result
+            wait_for("partition 0 led by its preferred replica", lambda: leaders_of(c, TOPIC)[0] == victim, 10)
+            again = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(TOPIC, 0)]).result(20)
+            err = again[TopicPartition(TOPIC, 0)]
+            assert err is not None and err.code() == 84, f"a second election: {err}"  # ELECTION_NOT_NEEDED
+        assert leaders_of(c, TOPIC) == preferred
+        c.stop()

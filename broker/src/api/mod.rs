@@ -2,6 +2,7 @@
 //! none of them touches a socket.
 mod api_versions;
 mod create_partitions;
+mod elect_leaders;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
@@ -88,6 +89,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, r, version).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version).await),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)

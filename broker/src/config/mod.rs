@@ -69,6 +69,11 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
     /// `controlled.shutdown.enable`.
     pub controlled_shutdown_enable: bool,
     /// `min.insync.replicas`, the default of the topic config.
@@ -214,6 +219,9 @@ impl BrokerConfig {
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes") as u64,
             offsets_topic_replication_factor: num("offsets.topic.replication.factor") as i16,
             controlled_shutdown_enable: get("controlled.shutdown.enable") != Some("false"),
+            auto_leader_rebalance_enable: get("auto.leader.rebalance.enable") != Some("false"),
+            leader_imbalance_check_interval_seconds: num("leader.imbalance.check.interval.seconds").max(1) as u64,
+            leader_imbalance_per_broker_percentage: num("leader.imbalance.per.broker.percentage").clamp(0, 100) as u32,
             min_insync_replicas: num("min.insync.replicas").max(1) as usize,
             replica_lag_time_max_ms: num("replica.lag.time.max.ms").max(1) as u64,
             replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,

@@ -60,6 +60,87 @@ pub fn on_broker_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
     out
 }
 
+/// The outcome of an election asked for one partition (ElectLeaders, or the controller's own
+/// preferred-leader rebalance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Elected {
+    /// The record that makes the change.
+    Change(MetadataRecord),
+    /// ELECTION_NOT_NEEDED: the preferred replica leads already (or, unclean, a leader exists).
+    NotNeeded,
+    /// PREFERRED_LEADER_NOT_AVAILABLE: the preferred replica is not live or not in the ISR.
+    PreferredNotAvailable,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no live replica can lead.
+    EligibleNotAvailable,
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    Unknown,
+}
+
+/// Preferred leader election for one partition: its first replica leads if it is live and
+/// in the ISR (Kafka's PreferredReplicaPartitionLeaderElectionStrategy).
+pub fn elect_preferred(image: &MetadataImage, topic_id: uuid::Uuid, partition: i32) -> Elected {
+    let Some(p) = image.topic_names.get(&topic_id).and_then(|n| image.partition(n, partition)) else { return Elected::Unknown };
+    let Some(&preferred) = p.replicas.first() else { return Elected::Unknown };
+    if p.leader == preferred {
+        return Elected::NotNeeded;
+    }
+    if !image.is_live(preferred) || !p.isr.contains(&preferred) {
+        return Elected::PreferredNotAvailable;
+    }
+    Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(preferred), isr: None, replicas: None })
+}
+
+/// Unclean leader election for one partition without a leader: the first live ISR member if
+/// there is one, else the first live replica, which becomes the whole ISR (records only the
+/// old ISR had are lost: that is what unclean means, and why it is off by default).
+pub fn elect_unclean(image: &MetadataImage, topic_id: uuid::Uuid, partition: i32) -> Elected {
+    let Some(p) = image.topic_names.get(&topic_id).and_then(|n| image.partition(n, partition)) else { return Elected::Unknown };
+    if p.leader >= 0 {
+        return Elected::NotNeeded;
+    }
+    if let Some(r) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && image.is_live(*r)) {
+        return Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: None, replicas: None });
+    }
+    match p.replicas.iter().copied().find(|r| image.is_live(*r)) {
+        Some(r) => Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: Some(vec![r]), replicas: None }),
+        None => Elected::EligibleNotAvailable,
+    }
+}
+
+/// Kafka's auto leader rebalance: for every broker whose share of partitions it prefers but
+/// does not lead is above `max_imbalance_percent`, the preferred-leader elections that can be
+/// made now.
+pub fn rebalance_preferred_leaders(image: &MetadataImage, max_imbalance_percent: u32) -> Vec<MetadataRecord> {
+    let mut preferred: std::collections::BTreeMap<i32, (usize, usize)> = Default::default();
+    for t in image.topics.values() {
+        for p in &t.partitions {
+            if let Some(&first) = p.replicas.first() {
+                let e = preferred.entry(first).or_default();
+                e.0 += 1;
+                if p.leader != first {
+                    e.1 += 1;
+                }
+            }
+        }
+    }
+    let over: Vec<i32> = preferred
+        .into_iter()
+        .filter(|(_, (total, not_leading))| *total > 0 && not_leading * 100 > max_imbalance_percent as usize * total)
+        .map(|(b, _)| b)
+        .collect();
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.replicas.first().is_some_and(|f| over.contains(f)) {
+                if let Elected::Change(r) = elect_preferred(image, t.id, i as i32) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Why an AlterPartition is refused (Kafka's error for each in the comment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlterIsrRefusal {
@@ -203,5 +284,39 @@ mod tests {
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3, 4]), Err(AlterIsrRefusal::IneligibleReplica));
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[3]), Err(AlterIsrRefusal::IneligibleReplica));
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3]), Ok(None));
+    }
+
+    #[test]
+    fn preferred_and_unclean_elections_follow_kafkas_rules() {
+        let mut img = image(
+            vec![(2, vec![1, 2, 3], vec![1, 2, 3]), (2, vec![1, 2], vec![2]), (1, vec![1, 2], vec![1, 2]), (-1, vec![3, 4], vec![3])],
+            &[1, 2, 4],
+        );
+        let id = *img.topic_names.keys().next().unwrap();
+        assert!(matches!(elect_preferred(&img, id, 0), Elected::Change(MetadataRecord::PartitionChange { leader: Some(1), isr: None, .. })));
+        assert_eq!(elect_preferred(&img, id, 1), Elected::PreferredNotAvailable, "1 is not in the ISR");
+        assert_eq!(elect_preferred(&img, id, 2), Elected::NotNeeded);
+        assert_eq!(elect_preferred(&img, id, 9), Elected::Unknown);
+        // Unclean: the ISR member 3 is down; live replica 4 takes over with an ISR of itself.
+        assert!(matches!(elect_unclean(&img, id, 3), Elected::Change(MetadataRecord::PartitionChange { leader: Some(4), isr: Some(ref isr), .. }) if isr == &vec![4]));
+        assert_eq!(elect_unclean(&img, id, 0), Elected::NotNeeded);
+        img.brokers.get_mut(&4).unwrap().fenced = true;
+        assert_eq!(elect_unclean(&img, id, 3), Elected::EligibleNotAvailable);
+    }
+
+    #[test]
+    fn rebalance_moves_leadership_back_only_above_the_imbalance_threshold() {
+        // Broker 1 prefers 4 partitions and leads 3 of them: 25% imbalance.
+        let parts = vec![
+            (1, vec![1, 2], vec![1, 2]),
+            (1, vec![1, 2], vec![1, 2]),
+            (1, vec![1, 2], vec![1, 2]),
+            (2, vec![1, 2], vec![1, 2]),
+        ];
+        let img = image(parts, &[1, 2]);
+        assert!(rebalance_preferred_leaders(&img, 25).is_empty(), "25% is not above 25%");
+        let recs = rebalance_preferred_leaders(&img, 10);
+        assert_eq!(recs.len(), 1);
+        assert!(matches!(recs[0], MetadataRecord::PartitionChange { partition: 3, leader: Some(1), .. }));
     }
 }

@@ -50,6 +50,8 @@ pub struct ControllerStats {
     pub elections_won: AtomicU64,
     pub forwarded: AtomicU64,
     pub fenced: AtomicU64,
+    /// Leaders elected from outside the ISR (ElectLeaders with the unclean type).
+    pub unclean_elections: AtomicU64,
     pub commit_latency_us_total: AtomicU64,
     pub commits: AtomicU64,
     pub rpc: Arc<quorum::rpc::RpcStats>,
@@ -395,6 +397,38 @@ impl Controller {
                     }
                 }
             }
+            ControllerRequest::ElectLeaders { unclean, partitions } => {
+                let targets: Vec<(String, i32)> = match partitions {
+                    Some(list) => list.clone(),
+                    None => image.topics.values().flat_map(|t| (0..t.partitions.len() as i32).map(move |i| (t.name.clone(), i))).collect(),
+                };
+                let mut records = Vec::new();
+                let mut results = Vec::with_capacity(targets.len());
+                for (topic, partition) in targets {
+                    let id = image.topic(&topic).map(|t| t.id).unwrap_or_default();
+                    let elected = if *unclean { election::elect_unclean(&image, id, partition) } else { election::elect_preferred(&image, id, partition) };
+                    let code = match elected {
+                        election::Elected::Change(r) => {
+                            records.push(r);
+                            0
+                        }
+                        election::Elected::NotNeeded => error_code::ELECTION_NOT_NEEDED,
+                        election::Elected::PreferredNotAvailable => error_code::PREFERRED_LEADER_NOT_AVAILABLE,
+                        election::Elected::EligibleNotAvailable => error_code::ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                        election::Elected::Unknown => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    };
+                    results.push((topic, partition, code));
+                }
+                if !records.is_empty() {
+                    let moves = records.len();
+                    self.write(records).await?;
+                    if *unclean {
+                        self.stats.unclean_elections.fetch_add(moves as u64, Ordering::Relaxed);
+                    }
+                    tracing::info!(target: "state.change.logger", unclean = *unclean, partitions = moves, "leaders elected on request (ElectLeaders)");
+                }
+                return Ok(ControllerReply::Elected(results));
+            }
             // Answered above, before any decision.
             ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. } => Ok(Vec::new()),
         };
@@ -432,6 +466,7 @@ impl Controller {
             }
             ControllerRequest::BrokerHeartbeat { .. } => ControllerReply::Heartbeat { fenced: true, should_shut_down: false },
             ControllerRequest::FetchMetadata { .. } => ControllerReply::Metadata(observer::MetadataDelta::Batches(Vec::new())),
+            ControllerRequest::ElectLeaders { .. } => ControllerReply::Elected(Vec::new()),
             ControllerRequest::AlterPartition { broker_id, partition, topic_id, new_isr, .. } => {
                 tracing::info!(target: "state.change.logger", broker = broker_id, topic_id = %topic_id, partition, isr = ?new_isr, metadata_offset = offset, "ISR changed at the leader's request");
                 ControllerReply::IsrChanged
@@ -681,6 +716,8 @@ impl Controller {
         }
         let tick = Duration::from_millis((self.config.cluster.heartbeat_interval_ms / 2).clamp(20, 200));
         let mut was_active = false;
+        let rebalance_every = Duration::from_secs(self.config.leader_imbalance_check_interval_seconds.max(1));
+        let mut last_rebalance = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
@@ -711,7 +748,27 @@ impl Controller {
             was_active = active;
             if active {
                 self.fence_expired().await;
+                if self.config.auto_leader_rebalance_enable && last_rebalance.elapsed() >= rebalance_every {
+                    last_rebalance = Instant::now();
+                    self.rebalance_leaders().await;
+                }
             }
+        }
+    }
+
+    /// Kafka's auto leader rebalance: preferred replicas take their leadership back where a
+    /// broker's imbalance is above `leader.imbalance.per.broker.percentage`.
+    async fn rebalance_leaders(&self) {
+        let Ok(_guard) = self.event_lock().await else { return };
+        let image = self.image();
+        let records = election::rebalance_preferred_leaders(&image, self.config.leader_imbalance_per_broker_percentage);
+        if records.is_empty() {
+            return;
+        }
+        let n = records.len();
+        match self.write(records).await {
+            Ok(_) => tracing::info!(target: "state.change.logger", partitions = n, "preferred replicas took their leadership back (auto.leader.rebalance.enable)"),
+            Err(e) => tracing::warn!(target: "state.change.logger", error = %e, "preferred leader rebalance failed; will retry"),
         }
     }
 

@@ -39,6 +39,9 @@ pub enum ControllerRequest {
     FetchMetadata { after_offset: i64 },
     /// A partition leader asks to change the ISR (Kafka's AlterPartition).
     AlterPartition { broker_id: i32, broker_epoch: i64, topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, new_isr: Vec<i32> },
+    /// ElectLeaders: `unclean` false for preferred-leader elections; `partitions` None for
+    /// every partition.
+    ElectLeaders { unclean: bool, partitions: Option<Vec<(String, i32)>> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +53,8 @@ pub enum ControllerReply {
     Heartbeat { fenced: bool, should_shut_down: bool },
     Metadata(super::observer::MetadataDelta),
     IsrChanged,
+    /// Per partition: (topic, partition, error code; 0 when a leader was elected).
+    Elected(Vec<(String, i32, i16)>),
 }
 
 /// Why the controller refused; each maps to a Kafka error code.

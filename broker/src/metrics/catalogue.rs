@@ -131,6 +131,7 @@ pub static METADATA_ERROR_COUNT: MetricDef = m("kafka.controller", "KafkaControl
 pub static LAST_APPLIED_RECORD_OFFSET: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordOffset", &[], Gauge, "Offset of the last metadata record this node applied.");
 pub static LAST_APPLIED_RECORD_TIMESTAMP: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordTimestamp", &[], Gauge, "Time the active controller wrote the last metadata record this node applied, ms since the epoch.");
 pub static LAST_APPLIED_RECORD_LAG_MS: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordLagMs", &[], Gauge, "Now minus LastAppliedRecordTimestamp, ms. Lantern writes no no-op records (as Kafka with metadata.max.idle.interval.ms=0), so on an idle cluster this is the time since the last metadata change; compare LastAppliedRecordOffset across nodes for a node that falls behind.");
+pub static UNCLEAN_LEADER_ELECTIONS: MetricDef = m("kafka.controller", "ControllerStats", "UncleanLeaderElectionsPerSec", &[], Meter, "Leaders elected from outside the ISR (ElectLeaders with the unclean type; unclean.leader.election.enable is not honoured automatically).");
 pub static EVENT_QUEUE_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueTimeMs", &[], Histogram, "Time a metadata decision waited for the active controller's write lock (its event queue), ms.");
 pub static EVENT_QUEUE_PROCESSING_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs", &[], Histogram, "Time a metadata decision held the active controller's write lock: deciding, committing through the quorum and applying, ms.");
 
@@ -233,7 +234,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_UNDER_REPLICATED,
-    &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT,
+    &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,
     &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
     &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,
     &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME,

@@ -105,7 +105,7 @@ fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<
         &c::ACTIVE_CONTROLLER_COUNT, &c::OFFLINE_PARTITIONS, &c::GLOBAL_TOPIC_COUNT, &c::GLOBAL_PARTITION_COUNT,
         &c::ACTIVE_BROKER_COUNT, &c::FENCED_BROKER_COUNT, &c::PREFERRED_REPLICA_IMBALANCE, &c::METADATA_ERROR_COUNT,
         &c::LAST_APPLIED_RECORD_OFFSET, &c::LAST_APPLIED_RECORD_TIMESTAMP, &c::LAST_APPLIED_RECORD_LAG_MS,
-        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME,
+        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME, &c::UNCLEAN_LEADER_ELECTIONS,
     ];
     if controller_only.iter().any(|d| is(d)) && !node.config.cluster.roles.controller {
         return Some(Vec::new());
@@ -120,6 +120,7 @@ fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<
         one(image.topics.values().flat_map(|t| &t.partitions).filter(|p| p.replicas.first() != Some(&p.leader)).count() as f64)
     }
     else if is(&c::METADATA_ERROR_COUNT) { one(controller.apply_errors() as f64) }
+    else if is(&c::UNCLEAN_LEADER_ELECTIONS) { ctr(&controller.stats.unclean_elections) }
     else if is(&c::LAST_APPLIED_RECORD_OFFSET) { one(image.last_offset as f64) }
     else if is(&c::LAST_APPLIED_RECORD_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
     else if is(&c::LAST_APPLIED_RECORD_LAG_MS) { lag_ms(&image, s) }

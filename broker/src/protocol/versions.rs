@@ -33,6 +33,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::OffsetForLeaderEpoch, 2, 2, 4),
     s(ApiKey::DescribeConfigs, 1, 1, 4),
     s(ApiKey::CreatePartitions, 0, 0, 3),
+    s(ApiKey::ElectLeaders, 0, 0, 2),
     s(ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     s(ApiKey::DescribeCluster, 0, 0, 1),
     s(ApiKey::FindCoordinator, 0, 0, 4),
