@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::controller::{ActiveController, Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
+use crate::controller::{Controller, ControllerError, ControllerReply, ControllerRequest, Endpoint};
 
 /// What the rest of the broker needs to know about its registration.
 #[derive(Default)]
@@ -87,8 +87,10 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
     let patience = duplicate_patience(config);
     loop {
         let outcome = match controller.submit(request.clone()).await {
-            // No leader has contacted this node (yet): ask the voters themselves.
-            Err(ControllerError::NotController(_)) if controller.active() == ActiveController::Unknown => {
+            // No leader has contacted this node (yet), or the one it last heard of no longer
+            // leads and nobody has told it (a second process with another node's id is never
+            // contacted by the leader): ask the voters themselves.
+            Err(ControllerError::NotController(_)) => {
                 controller.ask_voters(&request, Duration::from_millis(config.cluster.election_timeout_ms)).await
             }
             other => other,
