@@ -130,6 +130,11 @@ impl Broker {
         let partition = self.coordinator.partition_for(group);
         match image.partition(crate::coordinator::offsets_topic::TOPIC, partition) {
             None => Some(crate::error_code::COORDINATOR_NOT_AVAILABLE),
+            // Led here, but its groups not loaded yet (the leadership is new): as Kafka, the
+            // client retries rather than see no groups and no committed offsets.
+            Some(p) if p.leader == self.node_id() && !self.coordinator.is_loaded(partition) => {
+                Some(crate::error_code::COORDINATOR_LOAD_IN_PROGRESS)
+            }
             Some(p) if p.leader == self.node_id() => None,
             Some(p) if p.leader < 0 => Some(crate::error_code::COORDINATOR_NOT_AVAILABLE),
             Some(_) => Some(crate::error_code::NOT_COORDINATOR),

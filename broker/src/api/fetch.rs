@@ -34,7 +34,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     // Registered with the partitions' watchers only once the fetch has to wait.
     let mut delayed: Option<DelayedFetch> = None;
     // A follower (replica_id >= 0) reads up to the log end and reports its position.
-    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    let replica = follower(broker, ctx, request.replica_id.0);
     let response = loop {
         let (response, total, errored) = read_once(broker, &request, max_bytes, replica).await;
         let now = tokio::time::Instant::now();
@@ -62,6 +62,24 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         record_topic_stats(broker, &response, replica.is_some());
     }
     response
+}
+
+/// The follower a fetch with `replica_id` comes from, if it is one: a live registered broker
+/// (not this one) on the inter-broker listener. Anything else that claims a replica id reads
+/// as a consumer does: up to the high watermark, moving no replication state (without
+/// authentication, a client on the inter-broker listener can still claim a live broker's id).
+fn follower(broker: &Broker, ctx: &RequestContext, replica_id: i32) -> Option<i32> {
+    if replica_id < 0 {
+        return None;
+    }
+    let ok = replica_id != broker.node_id()
+        && ctx.listener == broker.config.cluster.inter_broker_listener_name
+        && broker.image().is_live(replica_id);
+    if !ok {
+        tracing::debug!(target: "kafka.server.ReplicaManager", replica_id, listener = %ctx.listener, peer = %ctx.peer,
+            "a fetch claims a replica id it cannot have; served as a consumer fetch");
+    }
+    ok.then_some(replica_id)
 }
 
 fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Partition>> {

@@ -160,7 +160,12 @@ impl Partition {
     /// `leadership`), and on the leader the replicas and ISR its replication state works
     /// with. Returns whether the leadership changed.
     pub fn apply_state(&self, state: &PartitionState<'_>, now_ms: i64) -> bool {
-        let changed = self.set_leadership(state.leader_epoch, state.leader);
+        // Under the log's lock: an append checks leadership and takes the epoch under it, so
+        // no append lands between a leadership change and the first append after it.
+        let changed = {
+            let _log = self.log.lock();
+            self.set_leadership(state.leader_epoch, state.leader)
+        };
         let leo = self.log_end_offset();
         let hw = {
             let mut repl = self.replication.lock();
@@ -293,7 +298,9 @@ impl Partition {
     /// On a follower: appends batches fetched from the leader (checked first: the leader is
     /// a peer, and peers can be broken) and moves the high watermark to the leader's, as far
     /// as this log reaches. Fsyncs as the flush policy says, as for produced records.
-    pub async fn append_as_follower(&self, records: Bytes, leader_high_watermark: i64, now_ms: i64) -> Result<(), PartitionError> {
+    /// `leader` and `leader_epoch` are the leadership the fetch was sent under: the records
+    /// are dropped (NotLeader) if it has changed since, checked under the log's lock.
+    pub async fn append_as_follower(&self, records: Bytes, leader_high_watermark: i64, leader: i32, leader_epoch: i32, now_ms: i64) -> Result<(), PartitionError> {
         if !records.is_empty() {
             let headers = if records.len() >= BLOCKING_VALIDATION_BYTES {
                 let r = records.clone();
@@ -304,6 +311,9 @@ impl Partition {
             let complete: usize = headers.iter().map(BatchHeader::total_size).sum();
             let flush_due = {
                 let mut log = self.log.lock();
+                if self.is_leader() || self.leader() != leader || self.leader_epoch() != leader_epoch {
+                    return Err(PartitionError::NotLeader(self.name()));
+                }
                 log.append_as_follower(&records[..complete], &headers, now_ms)?;
                 log.flush_due()
             };
@@ -312,19 +322,31 @@ impl Partition {
                 self.flush_upto(leo).await?;
             }
         }
+        if self.is_leader() {
+            return Ok(());
+        }
         let hw = leader_high_watermark.min(self.log_end_offset());
         self.publish_high_watermark(hw);
         Ok(())
     }
 
-    /// On a follower: removes everything from `offset` on (where its log stops agreeing with
-    /// the leader's), lowering the high watermark with it.
-    pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), PartitionError> {
-        let mut log = self.log.lock();
-        log.truncate_to(offset, now_ms)?;
-        let leo = log.log_end_offset();
-        self.high_watermark.fetch_min(leo, Ordering::AcqRel);
-        Ok(())
+    /// On a follower: truncation before following the leader of `leader_epoch`, on a blocking
+    /// thread (it deletes segments and rescans the log's batch headers). Refused if this
+    /// broker leads the partition or its epoch has moved on since.
+    pub async fn truncate_as_follower(self: &Arc<Self>, offset: i64, leader_epoch: i32, now_ms: i64) -> Result<(), PartitionError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut log = me.log.lock();
+            if me.is_leader() || me.leader_epoch() != leader_epoch {
+                return Err(PartitionError::NotLeader(me.name()));
+            }
+            log.truncate_to(offset, now_ms)?;
+            let leo = log.log_end_offset();
+            me.high_watermark.fetch_min(leo, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+        .map_err(|_| PartitionError::TaskAborted { what: "truncation", partition: self.name() })?
     }
 
     /// Whether this broker leads the partition.
@@ -414,6 +436,12 @@ impl Partition {
             let mut log = self.log.lock();
             // Keys checked for a compacted topic count only if the log is still compacted;
             // a config change since then makes append_checked check them under the lock.
+            // Leadership is checked, and the epoch taken, under the log's lock, which
+            // `apply_state` holds to change them: a broker that has just stopped leading
+            // never appends (and stamps another leader's epoch on) a produce it accepted.
+            if !self.is_leader() {
+                return Err(PartitionError::NotLeader(self.name()));
+            }
             let outcome = log.append_checked(&mut owned, &headers, compact, self.leader_epoch(), now_ms)?;
             (outcome, log.flush_due())
         };
@@ -448,7 +476,8 @@ impl Partition {
             Some(Some(hw)) => self.publish_high_watermark(hw),
             // Followers long-poll for records beyond the high watermark: wake them.
             Some(None) => self.fetch_watchers.wake_all(),
-            None => self.publish_high_watermark(leo),
+            // Not leading any more (checked under the lock above, so only after the append).
+            None => {}
         }
         Ok(appended)
     }

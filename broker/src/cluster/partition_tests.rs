@@ -15,7 +15,8 @@ use crate::log::{Compression, LogConfig, PartitionLog};
 
 fn partition(dir: &std::path::Path, topic: &str, config: LogConfig) -> Arc<Partition> {
     let log = PartitionLog::open(&dir.join(format!("{topic}-0")), config).unwrap();
-    Arc::new(Partition::new(topic, Uuid::nil(), 0, 0, Arc::new(Mutex::new(log))))
+    // Broker 1 leading partition 0 alone.
+    Arc::new(Partition::with_leader(topic, Uuid::nil(), 0, 0, 1, 1, Arc::new(Mutex::new(log))))
 }
 
 fn batch(spec: &BatchSpec) -> Bytes {
@@ -119,4 +120,29 @@ fn an_append_does_not_wait_for_a_large_read_of_the_same_partition() {
     // Holding the lock for the pread made some appends wait most of a read.
     assert!(read >= Duration::from_millis(4), "a 96 MiB read took only {read:?}: too quick to tell");
     assert!(worst_append < read / 3, "an append waited {worst_append:?}; a read takes {read:?} ({} reads)", reads.len());
+}
+
+/// A produce accepted while this broker led, appended after the metadata moved leadership
+/// away, must not land: it would carry the new leader's epoch and never be truncated.
+#[tokio::test]
+async fn a_broker_that_stopped_leading_refuses_appends_and_stale_follower_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), "t", LogConfig::default());
+    p.append(&batch(&BatchSpec::values(&[b"a"])), 0).await.unwrap();
+    let moved = PartitionState { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: &[1, 2], isr: &[1, 2] };
+    assert!(p.apply_state(&moved, 0));
+    let e = p.append(&batch(&BatchSpec::values(&[b"late"])), 0).await.unwrap_err();
+    assert_eq!(e.code(), error_code::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (1, 1), "nothing appended, the high watermark unmoved");
+
+    // Records fetched under an older leadership are dropped; under the current one, appended.
+    let mut leader_batch = encode_batch(&BatchSpec::values(&[b"b"]));
+    crate::log::stamp_batch(&mut leader_batch, 1, 1);
+    let e = p.append_as_follower(Bytes::from(leader_batch.clone()), 2, 2, 0, 0).await.unwrap_err();
+    assert_eq!(e.code(), error_code::NOT_LEADER_OR_FOLLOWER, "fetched under epoch 0, now 1");
+    p.append_as_follower(Bytes::from(leader_batch), 2, 2, 1, 0).await.unwrap();
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (2, 2));
+    // A truncation meant for another epoch is refused too.
+    assert!(p.truncate_as_follower(0, 0, 0).await.is_err());
+    assert_eq!(p.log_end_offset(), 2);
 }

@@ -127,6 +127,9 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             }
             continue;
         }
+        // The leader epoch each partition is fetched under: what comes back is applied only
+        // if it is still that (a leadership change while the fetch was out drops it).
+        let requested: HashMap<(String, i32), i32> = ready.iter().map(|p| ((p.topic.clone(), p.index), p.leader_epoch())).collect();
         let request = fetch_request(&broker, local, &ready);
         let fetched = async {
             if conn.is_none() {
@@ -143,7 +146,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         };
         match response {
             Ok(response) => {
-                if !apply_response(&broker, leader, &partitions, response).await {
+                if !apply_response(&broker, leader, &partitions, &requested, response).await {
                     tokio::time::sleep(BACKOFF).await;
                 }
             }
@@ -219,7 +222,7 @@ async fn truncate_to_leader(
 ) -> std::io::Result<Vec<((String, i32), i32)>> {
     let mut ready = Vec::new();
     let mut ask: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
-    let mut asked: HashMap<(String, i32), (&Arc<Partition>, i32)> = HashMap::new();
+    let mut asked: HashMap<(String, i32), (&Arc<Partition>, i32, i32)> = HashMap::new();
     for p in partitions {
         let epoch = p.leader_epoch();
         match p.log().lock().epoch_history().latest_epoch() {
@@ -229,7 +232,7 @@ async fn truncate_to_leader(
                 ask.entry(p.topic.as_str())
                     .or_default()
                     .push(OffsetForLeaderPartition::default().with_partition(p.index).with_current_leader_epoch(epoch).with_leader_epoch(ours));
-                asked.insert((p.topic.clone(), p.index), (p, epoch));
+                asked.insert((p.topic.clone(), p.index), (p, epoch, ours));
             }
         }
     }
@@ -247,7 +250,7 @@ async fn truncate_to_leader(
     for t in response.topics {
         for r in t.partitions {
             let key = (t.topic.0.to_string(), r.partition);
-            let Some((p, epoch)) = asked.get(&key) else { continue };
+            let Some((p, epoch, ours)) = asked.get(&key) else { continue };
             if r.error_code != 0 {
                 tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error_code = r.error_code, "OffsetForLeaderEpoch refused");
                 continue;
@@ -262,14 +265,20 @@ async fn truncate_to_leader(
             };
             let leo = p.log_end_offset();
             if offset < leo {
-                if let Err(e) = p.truncate_to(offset, now) {
+                if let Err(e) = p.truncate_as_follower(offset, *epoch, now).await {
                     tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate before following the new leader");
                     continue;
                 }
             }
-            tracing::info!(target: "state.change.logger", partition = %p.name(), leader_epoch = epoch, leader_answer_epoch = r.leader_epoch,
-                leader_answer_end_offset = r.end_offset, log_end_offset = leo, truncated_to = offset.min(leo), "following the leader");
-            ready.push((key, *epoch));
+            // KIP-279: when the leader answered with an older epoch than ours, the logs may
+            // still differ before the point just cut: ask again about the (now older) latest
+            // epoch, until the leader knows it (or there was nothing to cut).
+            let complete = r.leader_epoch < 0 || r.end_offset < 0 || r.leader_epoch == *ours || offset >= leo;
+            tracing::info!(target: "state.change.logger", partition = %p.name(), leader_epoch = epoch, asked_epoch = ours, leader_answer_epoch = r.leader_epoch,
+                leader_answer_end_offset = r.end_offset, log_end_offset = leo, truncated_to = offset.min(leo), complete, "following the leader");
+            if complete {
+                ready.push((key, *epoch));
+            }
         }
     }
     Ok(ready)
@@ -326,7 +335,13 @@ async fn call<Req: Encodable, Resp: Decodable>(
 
 /// Appends what the leader sent. Returns false when the whole response was an error (the
 /// caller backs off).
-async fn apply_response(broker: &Broker, leader: i32, partitions: &BTreeMap<(String, i32), Arc<Partition>>, response: FetchResponse) -> bool {
+async fn apply_response(
+    broker: &Broker,
+    leader: i32,
+    partitions: &BTreeMap<(String, i32), Arc<Partition>>,
+    requested: &HashMap<(String, i32), i32>,
+    response: FetchResponse,
+) -> bool {
     if response.error_code != 0 {
         tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error_code = response.error_code, "fetch refused");
         return false;
@@ -335,7 +350,7 @@ async fn apply_response(broker: &Broker, leader: i32, partitions: &BTreeMap<(Str
     for topic in response.responses {
         for pd in topic.partitions {
             let key = (topic.topic.0.to_string(), pd.partition_index);
-            let Some(p) = partitions.get(&key) else { continue };
+            let (Some(p), Some(&epoch)) = (partitions.get(&key), requested.get(&key)) else { continue };
             match pd.error_code {
                 0 => {
                     any_ok = true;
@@ -344,7 +359,7 @@ async fn apply_response(broker: &Broker, leader: i32, partitions: &BTreeMap<(Str
                     if bytes > 0 && broker.metrics.enabled {
                         crate::metrics::TopicStats::add(&broker.metrics.topic(&p.topic).replication_bytes_in, bytes);
                     }
-                    if let Err(e) = p.append_as_follower(records, pd.high_watermark, now_ms()).await {
+                    if let Err(e) = p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
                         tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e, "could not append fetched records");
                     }
                 }
@@ -356,7 +371,7 @@ async fn apply_response(broker: &Broker, leader: i32, partitions: &BTreeMap<(Str
                     if pd.high_watermark >= 0 && leo > pd.high_watermark {
                         let target = p.high_watermark().min(pd.high_watermark);
                         tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, truncate_to = target, "this replica is ahead of the leader; truncating");
-                        if let Err(e) = p.truncate_to(target, now_ms()) {
+                        if let Err(e) = p.truncate_as_follower(target, epoch, now_ms()).await {
                             tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate");
                         }
                     } else {

@@ -199,7 +199,10 @@ impl LeaderReplication {
     /// itself, e.g. fencing a broker) at `partition_epoch`. An older epoch is ignored.
     /// Returns the new high watermark if it moved (a shrink can let it advance).
     pub fn on_isr_committed(&mut self, isr: Vec<i32>, partition_epoch: i32, leader_leo: i64) -> Option<i64> {
-        if partition_epoch < self.partition_epoch {
+        // The same state again (every metadata image is applied to every partition) changes
+        // nothing: above all it must not forget a change in flight, or the high watermark
+        // would stop counting a joining member the controller may still commit.
+        if partition_epoch <= self.partition_epoch {
             return None;
         }
         self.isr = isr;
@@ -360,6 +363,19 @@ mod tests {
     }
 
     #[test]
+    fn reapplying_the_same_state_keeps_a_joining_member_in_the_high_watermark() {
+        // Replicas 1, 3, 2, ISR 1, 2; 3 joins at 100 (pending) while 2 is at 110.
+        let mut l = LeaderReplication::new(1, vec![1, 3, 2], vec![1, 2], 4, 100, 100, 0);
+        l.on_follower_fetch(3, 100, 100, 1);
+        assert!(l.pending().is_some());
+        l.on_leader_append(110);
+        assert_eq!(l.on_isr_committed(vec![1, 2], 4, 110), None, "an unrelated image re-applies epoch 4");
+        assert!(l.pending().is_some(), "the expansion in flight is kept");
+        l.on_follower_fetch(2, 110, 110, 2);
+        assert_eq!(l.high_watermark(), 100, "3 (joining) has only 100");
+    }
+
+    #[test]
     fn a_refused_change_is_forgotten_and_proposed_again() {
         let mut l = leader();
         let first = l.maybe_shrink_isr(1_000 + LAG + 1, LAG).unwrap();
@@ -386,6 +402,8 @@ mod tests {
         Shrink,
         Commit,
         Refuse,
+        /// The metadata applies the current (unchanged) state again.
+        Reapply,
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -396,6 +414,7 @@ mod tests {
             Just(Step::Shrink),
             Just(Step::Commit),
             Just(Step::Refuse),
+            Just(Step::Reapply),
         ]
     }
 
@@ -428,6 +447,7 @@ mod tests {
                         }
                     }
                     Step::Refuse => l.on_isr_change_failed(),
+                    Step::Reapply => { l.on_isr_committed(l.isr().to_vec(), l.partition_epoch(), leo); }
                 }
                 let hw = l.high_watermark();
                 prop_assert!(hw >= before, "high watermark moved back {before} -> {hw}");

@@ -85,6 +85,9 @@ pub struct Controller {
     /// the previous one produced.
     write_lock: tokio::sync::Mutex<()>,
     heartbeats: Mutex<BrokerHeartbeats>,
+    /// Brokers in a controlled shutdown (this controller's view; a new controller learns them
+    /// from their next heartbeat): they may not rejoin an ISR (KIP-841).
+    shutting_down: Mutex<std::collections::BTreeSet<i32>>,
     /// Idle connections to other controllers, for forwarding.
     pool: Mutex<Vec<RpcClient>>,
     /// This broker's reserved producer ids: next, end.
@@ -121,6 +124,7 @@ impl Controller {
             role,
             write_lock: Default::default(),
             heartbeats: Mutex::new(BrokerHeartbeats::new(session)),
+            shutting_down: Default::default(),
             pool: Default::default(),
             producer_ids: Default::default(),
             caught_up_term: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -367,6 +371,7 @@ impl Controller {
                         return Err(ControllerError::DuplicateBrokerRegistration(*broker_id, existing.incarnation_id));
                     }
                 }
+                self.shutting_down.lock().remove(broker_id);
                 // The previous incarnation's leaderships move away, as when it is fenced.
                 let mut recs = election::on_broker_fenced(&image, *broker_id);
                 recs.push(MetadataRecord::RegisterBroker {
@@ -381,7 +386,17 @@ impl Controller {
                 if image.brokers.get(broker_id).is_none_or(|b| b.epoch != *broker_epoch) {
                     return Err(ControllerError::StaleBrokerEpoch { broker_id: *broker_id, broker_epoch: *broker_epoch });
                 }
-                match election::alter_isr(&image, *broker_id, *topic_id, *partition, *leader_epoch, *partition_epoch, new_isr) {
+                let current = image.topic_names.get(topic_id).and_then(|n| image.partition(n, *partition)).map(|p| p.isr.clone()).unwrap_or_default();
+                let joining_shutdown = {
+                    let down = self.shutting_down.lock();
+                    new_isr.iter().any(|r| !current.contains(r) && down.contains(r))
+                };
+                let decided = if joining_shutdown {
+                    Err(election::AlterIsrRefusal::IneligibleReplica)
+                } else {
+                    election::alter_isr(&image, *broker_id, *topic_id, *partition, *leader_epoch, *partition_epoch, new_isr)
+                };
+                match decided {
                     Ok(Some(record)) => Ok(vec![record]),
                     Ok(None) => return Ok(ControllerReply::IsrChanged),
                     Err(refusal) => {
@@ -657,6 +672,7 @@ impl Controller {
     /// another replica could lead. Alone in the cluster, it stops at once (there is nowhere
     /// to move to).
     async fn controlled_shutdown(&self, broker_id: i32, epoch: i64) -> Result<ControllerReply, ControllerError> {
+        self.shutting_down.lock().insert(broker_id);
         let image = self.image();
         let fenced = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
         if !image.live_brokers().any(|b| b.id != broker_id) {

@@ -112,6 +112,11 @@ impl GroupCoordinator {
         (loaded_n, unloaded_n)
     }
 
+    /// Whether the groups of `__consumer_offsets` partition `index` are loaded here.
+    pub fn is_loaded(&self, index: i32) -> bool {
+        self.loaded.lock().contains(&index)
+    }
+
     /// Drops the groups that live in `__consumer_offsets` partition `index`.
     fn unload_partition(&self, index: i32) -> usize {
         let mut groups = self.groups.lock();
