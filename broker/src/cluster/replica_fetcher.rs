@@ -40,7 +40,8 @@ const BACKOFF: Duration = Duration::from_millis(200);
 /// Starts and stops one fetcher per leader as the metadata changes.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut fetchers: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut images = broker.controller.subscribe();
+    // Woken once each image is applied to the partitions (whose leaders this reads).
+    let mut images = broker.replicas.subscribe_applied();
     loop {
         fetchers.retain(|_, t| !t.is_finished());
         for leader in leaders_followed(&broker) {
@@ -84,6 +85,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
     let mut correlation = 0i32;
     // The leader epoch each partition was made ready (truncated) for.
     let mut ready_for: HashMap<(String, i32), i32> = HashMap::new();
+    let mut images = broker.replicas.subscribe_applied();
     tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "fetching from the leader");
     loop {
         if *shutdown.borrow() {
@@ -140,9 +142,27 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             call::<_, FetchResponse>(stream, ApiKey::Fetch, FETCH_VERSION, &request, correlation, response_cap(&broker)).await
         };
         let timeout = Duration::from_millis(broker.config.replica_fetch_wait_max_ms + broker.config.cluster.request_timeout_ms.max(1000));
-        let response = tokio::select! {
-            r = tokio::time::timeout(timeout, fetched) => r.unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no fetch response in time"))),
-            _ = shutdown.changed() => return,
+        enum Outcome {
+            Response(std::io::Result<FetchResponse>),
+            Changed,
+            Stop,
+        }
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, fetched) => Outcome::Response(r.unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no fetch response in time")))),
+            _ = followed_set_changes(&broker, leader, &requested, &mut images) => Outcome::Changed,
+            _ = shutdown.changed() => Outcome::Stop,
+        };
+        let response = match outcome {
+            Outcome::Stop => return,
+            // The partitions followed from this leader changed while the fetch waited there (a
+            // long-poll of up to replica.fetch.wait.max.ms): start again with the new set at
+            // once, so a partition this broker has just come to follow (a leader move) is
+            // replicated without waiting for the poll, which the leader's acks=all waits on.
+            Outcome::Changed => {
+                conn = None;
+                continue;
+            }
+            Outcome::Response(r) => r,
         };
         match response {
             Ok(response) => {
@@ -158,6 +178,20 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                     _ = shutdown.changed() => return,
                 }
             }
+        }
+    }
+}
+
+/// Resolves once the applied metadata has this broker follow a different set of partitions
+/// from `leader` (or at other leader epochs) than `requested`.
+async fn followed_set_changes(broker: &Broker, leader: i32, requested: &HashMap<(String, i32), i32>, applied: &mut watch::Receiver<i64>) {
+    loop {
+        if applied.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now: HashMap<(String, i32), i32> = followed_from(broker, leader).into_iter().map(|(k, p)| (k, p.leader_epoch())).collect();
+        if &now != requested {
+            return;
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct ReplicaManager {
     /// IsrExpandsPerSec count on the leader).
     pub isr_shrinks: std::sync::atomic::AtomicU64,
     pub isr_expands: std::sync::atomic::AtomicU64,
+    /// The metadata offset of the last image applied, for whoever acts on the partitions'
+    /// new state (the replica fetchers start following a new leader at once).
+    applied: tokio::sync::watch::Sender<i64>,
 }
 
 impl ReplicaManager {
@@ -53,7 +56,12 @@ impl ReplicaManager {
             let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
             partitions.insert((topic.clone(), index), Arc::new(Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log)));
         }
-        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default() }, found))
+        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
+    }
+
+    /// Changes after every image applied to the partitions.
+    pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.applied.subscribe()
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -172,6 +180,8 @@ impl ReplicaManager {
                 }
             }
         }
+        drop(partitions);
+        self.applied.send_replace(image.last_offset);
         Ok(())
     }
 
