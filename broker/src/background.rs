@@ -135,7 +135,7 @@ pub async fn isr_shrink_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<
             _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => return,
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = crate::api::now_ms();
         for p in broker.replicas.all() {
             if let Some(change) = p.maybe_shrink_isr(now, lag) {
                 tracing::info!(target: "kafka.cluster.Partition", partition = %p.name(), isr = ?change.new_isr, "shrinking the ISR: followers have not caught up for replica.lag.time.max.ms");

@@ -114,7 +114,7 @@ struct PlannedRead {
 /// One pass over the requested partitions: (response, record bytes, whether any partition
 /// answered with an error).
 async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, replica: Option<i32>) -> (FetchResponse, usize, bool) {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = super::now_ms();
     let mut planned_bytes = 0usize;
     let mut errored = false;
     let mut planned: Vec<PlannedRead> = Vec::new();

@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::Partition;
+use crate::api::now_ms;
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -194,10 +195,6 @@ async fn followed_set_changes(broker: &Broker, leader: i32, requested: &HashMap<
             return;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn response_cap(broker: &Broker) -> usize {

@@ -112,7 +112,7 @@ impl ReplicaManager {
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "stopped hosting a partition assigned to other brokers; its files are left in place");
             }
         }
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::api::now_ms();
         fn state(p: &crate::controller::PartitionImage) -> PartitionState<'_> {
             PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: &p.replicas, isr: &p.isr }
         }
