@@ -123,8 +123,6 @@ impl PartitionLog {
             }
         }
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
-        let end = self.log_end_offset();
-        self.epochs.truncate_from(end);
         self.mark_flushed(self.flushed_offset);
         // Offsets past the new end may be reused: they are dirty again for the cleaner.
         if self.cleaner_checkpoint.is_some_and(|c| c > self.log_end_offset()) {
