@@ -215,14 +215,22 @@ def test_data_dir_of_another_cluster_stops_startup_untouched(cluster, broker_fac
 
 
 # ------------------------------------------------------------ duplicate id
-def test_second_node_with_the_same_id_stops_and_the_cluster_is_unaffected(cluster):
-    original = cluster.node(2)
-    err, msg = create_topic(cluster.node(1), "before-duplicate", 3)
+@pytest.mark.parametrize("whose", ["active-controller", "other-voter"])
+def test_second_node_with_the_same_id_stops_and_the_cluster_is_unaffected(cluster, whose):
+    # The duplicate asks the voters who the controller is; when it copies the active
+    # controller's id, only the voter entry of its own id reaches the controller (CI found it
+    # waiting forever for that case).
+    active = cluster.wait_controller()
+    dup_id = active if whose == "active-controller" else next(i for i in (1, 2, 3) if i != active)
+    original = cluster.node(dup_id)
+    topic = f"before-duplicate-{whose}"
+    err, msg = create_topic(cluster.node(1), topic, 3)
     assert err == 0, msg
-    clients.wait_topic(cluster.bootstrap, "before-duplicate", 3)
-    # The same settings as node 2 on another host: 127.0.0.2 stands for that host, so its
-    # controller listener matches node 2's voter entry by port, as on a real second machine.
-    dup = ClusterNode(cluster, 2, name="node2-duplicate")
+    clients.wait_topic(cluster.bootstrap, topic, 3)
+    # The same settings as the original on another host: 127.0.0.2 stands for that host, so
+    # its controller listener matches the original's voter entry by port, as on a real second
+    # machine.
+    dup = ClusterNode(cluster, dup_id, name=f"node{dup_id}-duplicate-{whose}")
     dup.props["listeners"] = f"PLAINTEXT://127.0.0.1:{dup.port},CONTROLLER://127.0.0.2:{original.controller_port}"
     cluster.extra.append(dup)
     t0 = time.monotonic()
@@ -230,16 +238,16 @@ def test_second_node_with_the_same_id_stops_and_the_cluster_is_unaffected(cluste
     try:
         dup.proc.wait(timeout=30)
     except Exception:
-        raise AssertionError(f"a second node 2 kept running for 30 s:\n{dup.log_tail(40)}")
+        raise AssertionError(f"a second node {dup_id} kept running for 30 s:\n{dup.log_tail(40)}")
     took = time.monotonic() - t0
     log = dup.log_text()
-    print(f"the duplicate node 2 stopped after {took:.1f}s")
+    print(f"the duplicate node {dup_id} stopped after {took:.1f}s")
     assert dup.proc.returncode != 0
-    assert "node id 2 is already registered" in log and "node.id" in log, log[-3000:]
-    # The original node 2 was never fenced or replaced: same epoch, still serving.
+    assert f"node id {dup_id} is already registered" in log and "node.id" in log, log[-3000:]
+    # The original node was never fenced or replaced: same epoch, still serving.
     assert original.is_ready()
     assert "controller changed this broker's state" not in original.log_text().split("broker started")[-1], (
-        "the original node 2 was fenced while the duplicate ran")
-    md = metadata(cluster.node(1), ["before-duplicate"])
-    assert md.brokers[2][1] == original.port, md.brokers
-    assert_cluster_works(cluster, "duplicate")
+        f"the original node {dup_id} was fenced while the duplicate ran")
+    md = metadata(cluster.node(1), [topic])
+    assert md.brokers[dup_id][1] == original.port, md.brokers
+    assert_cluster_works(cluster, f"duplicate-{whose}")

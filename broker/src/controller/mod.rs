@@ -268,13 +268,15 @@ impl Controller {
         }
     }
 
-    /// Sends `request` to each other voter in turn, each given at most `per_voter`: the active
+    /// Sends `request` to every voter in turn, each given at most `per_voter`: the active
     /// controller executes it, the others refuse. For a node that knows no leader because no
     /// leader talks to it, e.g. a second process started with another node's id, whose voter
     /// address reaches that other node: this is how it learns what the controller thinks of it.
+    /// Its own id's voter is asked too: for such a duplicate, that address is the original
+    /// node, which may be the active controller (for the original itself, it refuses).
     pub async fn ask_voters(&self, request: &ControllerRequest, per_voter: Duration) -> Result<ControllerReply, ControllerError> {
         let mut last = ControllerError::NotController("no voter answered".into());
-        for voter in self.config.cluster.voters.iter().filter(|v| v.id != self.node_id) {
+        for voter in self.config.cluster.voters.iter() {
             match self.forward(voter.id, request, Instant::now() + per_voter).await {
                 Ok((reply, _)) => return Ok(reply),
                 Err(e @ ControllerError::NotController(_)) => last = e,
