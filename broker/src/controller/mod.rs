@@ -123,7 +123,7 @@ impl Controller {
             config: config.clone(),
             role,
             write_lock: Default::default(),
-            heartbeats: Mutex::new(BrokerHeartbeats::new(session)),
+            heartbeats: Mutex::new(BrokerHeartbeats::new(session, Duration::from_millis(config.cluster.heartbeat_interval_ms))),
             shutting_down: Default::default(),
             pool: Default::default(),
             producer_ids: Default::default(),
@@ -703,7 +703,18 @@ impl Controller {
         }
         let image = self.image();
         let unfenced: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
-        let expired = self.heartbeats.lock().expired(unfenced, Instant::now());
+        let refusals = self.stats.channel.take_refusals();
+        let expired = {
+            let mut heartbeats = self.heartbeats.lock();
+            // A voter that refused a connection is a node whose process is gone: if it is
+            // also a broker, it has the same grace as one whose heartbeat connection closed.
+            for (voter, at) in refusals {
+                if let Some(broker) = unfenced.iter().copied().find(|b| *b as u64 == voter) {
+                    heartbeats.refused(broker, at);
+                }
+            }
+            heartbeats.expired(unfenced, Instant::now())
+        };
         for broker_id in expired {
             let Ok(_guard) = self.event_lock().await else { return };
             // A heartbeat may have arrived while this waited for the lock.
@@ -715,11 +726,18 @@ impl Controller {
             let mut recs = vec![MetadataRecord::FenceBroker { broker_id, broker_epoch: b.epoch }];
             recs.extend(election::on_broker_fenced(&image, broker_id));
             let moved = recs.len() - 1;
+            let lost = self.heartbeats.lock().lost_connection(broker_id);
             match self.write(recs).await {
                 Ok(_) => {
                     self.stats.fenced.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(target: "state.change.logger", broker = broker_id, partitions_changed = moved,
-                        session_timeout_ms = self.config.cluster.session_timeout_ms, "fenced broker: no heartbeat within its session");
+                    if lost {
+                        tracing::warn!(target: "state.change.logger", broker = broker_id, partitions_changed = moved,
+                            grace_ms = 2 * self.config.cluster.heartbeat_interval_ms,
+                            "fenced broker: its heartbeat connection closed and it did not heartbeat again within two heartbeat intervals");
+                    } else {
+                        tracing::warn!(target: "state.change.logger", broker = broker_id, partitions_changed = moved,
+                            session_timeout_ms = self.config.cluster.session_timeout_ms, "fenced broker: no heartbeat within its session");
+                    }
                 }
                 Err(e) => tracing::warn!(target: "state.change.logger", broker = broker_id, error = %e, "could not fence broker"),
             }
@@ -754,6 +772,8 @@ impl Controller {
             if active && !was_active {
                 self.stats.elections_won.fetch_add(1, Ordering::Relaxed);
                 self.heartbeats.lock().reset();
+                // Refusals seen before this term are about nodes that may have started since.
+                self.stats.channel.take_refusals();
                 let term = self.raft().map_or(0, |r| r.metrics().borrow().current_term);
                 tracing::info!(target: "org.apache.kafka.controller.QuorumController", node = self.node_id, term, "became the active controller");
                 if let Err(e) = self.initialise_cluster().await {
@@ -847,6 +867,14 @@ impl Controller {
 }
 
 impl RpcHandler for Controller {
+    fn connection_closed(&self, heartbeated: &[i32]) {
+        let now = Instant::now();
+        let mut heartbeats = self.heartbeats.lock();
+        for &broker in heartbeated {
+            heartbeats.connection_closed(broker, now);
+        }
+    }
+
     async fn handle(&self, request: RpcRequest) -> RpcResponse {
         let Some(raft) = self.raft() else {
             return RpcResponse::Controller(Err(ControllerError::NotController(format!("node {} is not a controller", self.node_id))));

@@ -14,7 +14,8 @@ use openraft::BasicNode;
 use super::rpc::{ChannelStats, RpcClient, RpcRequest, RpcResponse};
 use super::TypeConfig;
 
-/// Makes a connection per voter; their traffic counts in `stats`.
+/// Makes a connection per voter; their traffic counts in `stats`, and refused connections
+/// are noted there.
 pub struct Network {
     timeout: Duration,
     stats: Arc<ChannelStats>,
@@ -30,13 +31,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
-        Connection { target, client: RpcClient::counted(node.addr.clone(), self.timeout, self.stats.clone()) }
+        Connection { target, client: RpcClient::counted(node.addr.clone(), self.timeout, self.stats.clone()), stats: self.stats.clone() }
     }
 }
 
 pub struct Connection {
     target: u64,
     client: RpcClient,
+    stats: Arc<ChannelStats>,
 }
 
 impl Connection {
@@ -53,6 +55,10 @@ impl Connection {
                 Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(RPCError::Network(NetworkError::new(&e))),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                self.stats.refused(self.target, std::time::Instant::now());
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
             Err(e) => Err(RPCError::Unreachable(Unreachable::new(&e))),
         }
     }

@@ -45,6 +45,37 @@ pub enum RpcResponse {
 /// Serves requests arriving on the controller listener.
 pub trait RpcHandler: Send + Sync + 'static {
     fn handle(&self, request: RpcRequest) -> impl std::future::Future<Output = RpcResponse> + Send;
+
+    /// A connection closed (by the peer, an error or the idle timeout) after carrying the
+    /// heartbeats of these brokers.
+    fn connection_closed(&self, _heartbeated: &[i32]) {}
+}
+
+/// Calls [`RpcHandler::connection_closed`] when a served connection ends, however it ends,
+/// except at this node's own shutdown.
+struct ConnectionEnd<H: RpcHandler> {
+    handler: Arc<H>,
+    heartbeated: Vec<i32>,
+    shutting_down: bool,
+}
+
+impl<H: RpcHandler> ConnectionEnd<H> {
+    fn saw(&mut self, request: &RpcRequest) {
+        if let RpcRequest::Controller(ControllerRequest::BrokerHeartbeat { broker_id, .. }) = request {
+            // A handful at most: a broker's pool, or a hostile peer naming many ids (bounded).
+            if !self.heartbeated.contains(broker_id) && self.heartbeated.len() < 64 {
+                self.heartbeated.push(*broker_id);
+            }
+        }
+    }
+}
+
+impl<H: RpcHandler> Drop for ConnectionEnd<H> {
+    fn drop(&mut self) {
+        if !self.shutting_down && !self.heartbeated.is_empty() {
+            self.handler.connection_closed(&self.heartbeated);
+        }
+    }
 }
 
 async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
@@ -94,6 +125,23 @@ pub struct ChannelStats {
     pub responses: AtomicU64,
     pub outgoing_bytes: AtomicU64,
     pub incoming_bytes: AtomicU64,
+    /// Voters whose controller listener refused a connection since the active controller
+    /// last looked, and when: nothing listens there, so that node's process is not running
+    /// (in combined mode, its broker neither). Taken by [`ChannelStats::take_refusals`].
+    refusals: parking_lot::Mutex<Vec<(u64, std::time::Instant)>>,
+}
+
+impl ChannelStats {
+    pub fn refused(&self, voter: u64, at: std::time::Instant) {
+        let mut refusals = self.refusals.lock();
+        if !refusals.iter().any(|(v, _)| *v == voter) {
+            refusals.push((voter, at));
+        }
+    }
+
+    pub fn take_refusals(&self) -> Vec<(u64, std::time::Instant)> {
+        std::mem::take(&mut *self.refusals.lock())
+    }
 }
 
 /// Accepts connections until shutdown; each is served by its own task and closed after
@@ -125,6 +173,7 @@ pub async fn serve<H: RpcHandler>(
         let stats = stats.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let mut end = ConnectionEnd { handler: handler.clone(), heartbeated: Vec::new(), shutting_down: false };
             loop {
                 let frame = tokio::select! {
                     f = read_frame(&mut stream) => f,
@@ -132,7 +181,10 @@ pub async fn serve<H: RpcHandler>(
                         tracing::info!(target: "org.apache.kafka.raft.KafkaNetworkChannel", %peer, idle_ms = idle.as_millis() as u64, "closing an idle controller connection");
                         return;
                     }
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => {
+                        end.shutting_down = true;
+                        return;
+                    }
                 };
                 let body = match frame {
                     Ok(Some(b)) => b,
@@ -153,6 +205,7 @@ pub async fn serve<H: RpcHandler>(
                         return;
                     }
                 };
+                end.saw(&request);
                 let response = handler.handle(request).await;
                 let Ok(bytes) = serde_json::to_vec(&response) else { return };
                 if write_frame(&mut stream, &bytes).await.is_err() {
