@@ -149,7 +149,7 @@ public class LanternClientCheck {
     static void usage(String why) {
         System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
-                + "[--partitions=6] [--node-id=1] [--input=FILE]\n" + why);
+                + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S]\n" + why);
         Runtime.getRuntime().halt(2);
     }
 
@@ -750,9 +750,18 @@ public class LanternClientCheck {
         AtomicReference<String> firstError = new AtomicReference<>();
         long t = System.nanoTime();
         Map<String, Object> producerMetrics = new LinkedHashMap<>();
+        // --rate=N: at most N records a second (a producer still writing while a fault lands).
+        double rate = Double.parseDouble(opt.getOrDefault("rate", "0"));
         try (KafkaProducer<byte[], byte[]> producer = producer("none", 5)) {
+            System.err.println("LanternClientCheck: producing " + recs.size() + " records");
+            System.err.flush();
             for (int i = 0; i < recs.size(); i++) {
                 final int idx = i;
+                if (rate > 0) {
+                    long due = t + (long) (i / rate * 1e9);
+                    long wait = due - System.nanoTime();
+                    if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                }
                 producer.send(new ProducerRecord<>(topic, recs.get(i)[0].getBytes(StandardCharsets.UTF_8),
                         recs.get(i)[1].getBytes(StandardCharsets.UTF_8)), (md, e) -> {
                     if (e != null) {
