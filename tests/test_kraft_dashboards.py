@@ -180,9 +180,17 @@ def test_every_kafka_side_metric_and_label_is_served_by_every_broker(stack):
     assert len(checked) >= 12, sorted(checked)
 
 
-def resolve_variables(prom, d: dict) -> dict[str, str]:
+def regex_literal(value: str) -> str:
+    """A label value as a regex matching only itself, inside a PromQL double-quoted string."""
+    return "".join("\\\\" + c if c in ".^$*+?()[]{}|\\" else c for c in value)
+
+
+def resolve_variables(prom, d: dict, options: dict[str, list[str]] | None = None) -> dict[str, str]:
     """Each variable's value as Grafana would pick it: the query's results through the
-    variable's regex, "All" (its allValue) where it offers one, else the first value."""
+    variable's regex, "All" where it offers one (its allValue, or without one every value as
+    a regex alternation), else the first value. label_values(<selector>, label) asks for the
+    label's values on the selector's series only. `options`, when given, receives each
+    variable's values."""
     values: dict[str, str] = {}
     for v in d["variables"]:
         query = substitute(v["query"], values)
@@ -193,8 +201,8 @@ def resolve_variables(prom, d: dict) -> dict[str, str]:
                 labels = ", ".join(f'{k}="{val}"' for k, val in sorted(r["metric"].items()) if k != "__name__")
                 lines.append(f'{r["metric"].get("__name__", "")}{{{labels}}} {r["value"][1]} {int(float(r["value"][0]) * 1000)}')
         else:
-            label = re.fullmatch(r"label_values\((?:.*,)?\s*(\w+)\s*\)", query, re.S).group(1)
-            lines = prom.api(f"/api/v1/label/{label}/values")
+            selector, label = re.fullmatch(r"label_values\((?:(.*),)?\s*(\w+)\s*\)", query, re.S).groups()
+            lines = prom.api(f"/api/v1/label/{label}/values", **({"match[]": selector.strip()} if selector else {}))
         regex = substitute(v.get("regex") or "", values).strip("/")
         found = []
         for line in lines:
@@ -203,7 +211,14 @@ def resolve_variables(prom, d: dict) -> dict[str, str]:
             elif (mm := re.match(regex, line)) is not None:
                 found.append(mm.group(1) if mm.groups() else line)
         assert found, f"variable {v['name']}: {query} gave {lines} and nothing matches {regex!r}"
-        values[v["name"]] = v["allValue"] if v.get("includeAll") and v.get("allValue") else found[0]
+        if options is not None:
+            options[v["name"]] = found
+        if v.get("includeAll") and v.get("allValue"):
+            values[v["name"]] = v["allValue"]
+        elif v.get("includeAll"):
+            values[v["name"]] = "(" + "|".join(regex_literal(x) for x in found) + ")"
+        else:
+            values[v["name"]] = found[0]
     return values
 
 

@@ -330,7 +330,7 @@ UNIT_WARNING = "metric names should not contain abbreviated units"
 KAFKA_ABBREVIATED_UNITS = {"kafka_server_brokermetadatametrics_last_applied_record_lag_ms",
                            "kafka_server_broker_metadata_metrics_last_applied_record_lag_ms"}
 # kafka_exporter's own name for the per-topic lag sum (a gauge)
-KAFKA_EXPORTER_SUM_SUFFIX = {"kafka_consumergroup_lag_sum"}
+KAFKA_EXPORTER_SUM_SUFFIX = {"kafka_consumergroup_lag_sum", "kafka_consumergroup_current_offset_sum"}
 SUM_SUFFIX_WARNING = 'non-histogram and non-summary metrics should not have "_sum" suffix'
 KAFKA_GAUGE_TOTAL_SUFFIX = {"kafka_server_socketservermetrics_connection_creation_total",
                             "kafka_server_socketservermetrics_connection_close_total",

@@ -205,12 +205,22 @@ pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsuppor
 pub static IDLE_CONNECTIONS_CLOSED: MetricDef = m("", "", "lantern_network_idle_connections_closed_total", &["listener"], NativeCounter, "Connections closed after connections.max.idle.ms with nothing read or written; also in connection-close-total.");
 pub static REJECTED_CONNECTIONS: MetricDef = m("", "", "lantern_network_rejected_connections_total", &["listener"], NativeCounter, "Connections closed as soon as accepted because their address already had max.connections.per.ip open.");
 
-// kafka_exporter's names
-pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Live (registered, unfenced) brokers in the cluster (kafka_exporter).");
-pub static KE_TOPIC_PARTITIONS: MetricDef = m("", "", "kafka_topic_partitions", &["topic"], NativeGauge, "Partitions of a topic (kafka_exporter).");
-pub static KE_PARTITION_CURRENT_OFFSET: MetricDef = m("", "", "kafka_topic_partition_current_offset", &["topic", "partition"], NativeGauge, "Latest offset of a partition (kafka_exporter).");
-pub static KE_PARTITION_OLDEST_OFFSET: MetricDef = m("", "", "kafka_topic_partition_oldest_offset", &["topic", "partition"], NativeGauge, "Oldest offset of a partition (kafka_exporter).");
+// kafka_exporter's names. kafka_exporter is one process per cluster; here every broker serves
+// a share, so that summing over the cluster counts each thing once: the cluster-wide families
+// come from the live broker with the lowest id, a partition's from its leader, a group's from
+// its coordinator.
+pub static KE_BROKERS: MetricDef = m("", "", "kafka_brokers", &[], NativeGauge, "Live (registered, unfenced) brokers in the cluster (kafka_exporter; served by the live broker with the lowest id).");
+pub static KE_BROKER_INFO: MetricDef = m("", "", "kafka_broker_info", &["address", "id"], NativeGauge, "1 for each live broker, with its address (kafka_exporter; served by the live broker with the lowest id).");
+pub static KE_TOPIC_PARTITIONS: MetricDef = m("", "", "kafka_topic_partitions", &["topic"], NativeGauge, "Partitions of a topic (kafka_exporter; served by the live broker with the lowest id).");
+pub static KE_PARTITION_CURRENT_OFFSET: MetricDef = m("", "", "kafka_topic_partition_current_offset", &["topic", "partition"], NativeGauge, "Latest offset of a partition, its high watermark (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_OLDEST_OFFSET: MetricDef = m("", "", "kafka_topic_partition_oldest_offset", &["topic", "partition"], NativeGauge, "Oldest offset of a partition (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_LEADER: MetricDef = m("", "", "kafka_topic_partition_leader", &["topic", "partition"], NativeGauge, "Leader broker id of a partition (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_REPLICAS: MetricDef = m("", "", "kafka_topic_partition_replicas", &["topic", "partition"], NativeGauge, "Replicas of a partition (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_IN_SYNC: MetricDef = m("", "", "kafka_topic_partition_in_sync_replica", &["topic", "partition"], NativeGauge, "In-sync replicas of a partition (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_LEADER_PREFERRED: MetricDef = m("", "", "kafka_topic_partition_leader_is_preferred", &["topic", "partition"], NativeGauge, "1 if a partition is led by its preferred (first) replica (kafka_exporter; served by the partition's leader).");
+pub static KE_PARTITION_UNDER_REPLICATED: MetricDef = m("", "", "kafka_topic_partition_under_replicated_partition", &["topic", "partition"], NativeGauge, "1 if a partition has fewer in-sync replicas than replicas (kafka_exporter; served by the partition's leader).");
 pub static KE_GROUP_CURRENT_OFFSET: MetricDef = m("", "", "kafka_consumergroup_current_offset", &["consumergroup", "topic", "partition"], NativeGauge, "Committed offset of a group on a partition (kafka_exporter).");
+pub static KE_GROUP_CURRENT_OFFSET_SUM: MetricDef = m("", "", "kafka_consumergroup_current_offset_sum", &["consumergroup", "topic"], NativeGauge, "Committed offsets of a group summed over a topic's partitions (kafka_exporter).");
 pub static KE_GROUP_LAG: MetricDef = m("", "", "kafka_consumergroup_lag", &["consumergroup", "topic", "partition"], NativeGauge, "Messages a group has not consumed on a partition (kafka_exporter).");
 pub static KE_GROUP_LAG_SUM: MetricDef = m("", "", "kafka_consumergroup_lag_sum", &["consumergroup", "topic"], NativeGauge, "Lag of a group summed over a topic's partitions (kafka_exporter).");
 pub static KE_GROUP_MEMBERS: MetricDef = m("", "", "kafka_consumergroup_members", &["consumergroup"], NativeGauge, "Members of a group (kafka_exporter).");
@@ -249,7 +259,8 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &NUM_GROUPS_DEAD, &NUM_OFFSETS,
     &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
     &MALFORMED_REQUESTS, &CONTROLLER_MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
-    &KE_BROKERS, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
-    &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
+    &KE_BROKERS, &KE_BROKER_INFO, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
+    &KE_PARTITION_LEADER, &KE_PARTITION_REPLICAS, &KE_PARTITION_IN_SYNC, &KE_PARTITION_LEADER_PREFERRED, &KE_PARTITION_UNDER_REPLICATED,
+    &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_CURRENT_OFFSET_SUM, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,
 ];

@@ -192,7 +192,15 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     let min_isr = |t: &crate::controller::TopicImage| crate::cluster::topic_config::min_insync_replicas(&broker.config, &t.configs);
     let count_groups = |st: GroupState| one(s.groups.iter().filter(|g| g.1 == st).count() as f64);
     let (net_idle, handler_idle) = if is(&c::NETWORK_IDLE) || is(&c::HANDLER_IDLE) { m.idle_ratios() } else { (0.0, 0.0) };
-    let leo = |topic: &str, p: i32| s.partitions.iter().find(|x| x.0 == topic && x.1 == p).map(|x| x.5);
+    // kafka_exporter's lag is the partition's newest offset (its high watermark) minus the
+    // committed offset; the coordinator knows it for the partitions it hosts.
+    let newest = |topic: &str, p: i32| broker.replicas.partition(topic, p).map(|x| x.high_watermark());
+    // kafka_exporter's families, shared out so a cluster-wide sum counts each thing once.
+    let reports_cluster = image.live_brokers().map(|b| b.id).min() == Some(node);
+    let led = || partitions_of_image().filter(move |(_, _, p)| p.leader == node);
+    let per_led = |f: &dyn Fn(&crate::controller::TopicImage, i32, &crate::controller::PartitionImage) -> Option<f64>| -> Series {
+        led().filter_map(|(t, i, p)| f(t, i as i32, p).map(|v| (vec![t.name.clone(), i.to_string()], Value::Number(v)))).collect()
+    };
 
     if is(&c::REQUESTS) { counters(&m.requests) }
     else if is(&c::ERRORS) { counters(&m.errors) }
@@ -262,20 +270,44 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::IDLE_CONNECTIONS_CLOSED) { counters(&m.idle_closed) }
     else if is(&c::REJECTED_CONNECTIONS) { counters(&m.rejected_connections) }
-    else if is(&c::KE_BROKERS) { one(image.live_brokers().count() as f64) }
-    else if is(&c::KE_TOPIC_PARTITIONS) { image.topics.values().map(|t| (vec![t.name.clone()], Value::Number(t.partitions.len() as f64))).collect() }
-    else if is(&c::KE_PARTITION_CURRENT_OFFSET) { per_partition(|p| p.5 as f64) }
-    else if is(&c::KE_PARTITION_OLDEST_OFFSET) { per_partition(|p| p.4 as f64) }
+    else if is(&c::KE_BROKERS) { if reports_cluster { one(image.live_brokers().count() as f64) } else { Vec::new() } }
+    else if is(&c::KE_BROKER_INFO) {
+        if !reports_cluster { return Vec::new(); }
+        image.live_brokers()
+            .map(|b| {
+                let address = b.endpoints.first().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
+                (vec![address, b.id.to_string()], Value::Number(1.0))
+            })
+            .collect()
+    }
+    else if is(&c::KE_TOPIC_PARTITIONS) {
+        if !reports_cluster { return Vec::new(); }
+        image.topics.values().map(|t| (vec![t.name.clone()], Value::Number(t.partitions.len() as f64))).collect()
+    }
+    else if is(&c::KE_PARTITION_CURRENT_OFFSET) { per_led(&|t, i, _| newest(&t.name, i).map(|hw| hw as f64)) }
+    else if is(&c::KE_PARTITION_OLDEST_OFFSET) { per_led(&|t, i, _| broker.replicas.partition(&t.name, i).map(|x| x.log_start_offset() as f64)) }
+    else if is(&c::KE_PARTITION_LEADER) { per_led(&|_, _, p| Some(p.leader as f64)) }
+    else if is(&c::KE_PARTITION_REPLICAS) { per_led(&|_, _, p| Some(p.replicas.len() as f64)) }
+    else if is(&c::KE_PARTITION_IN_SYNC) { per_led(&|_, _, p| Some(p.isr.len() as f64)) }
+    else if is(&c::KE_PARTITION_LEADER_PREFERRED) { per_led(&|_, _, p| Some((p.replicas.first() == Some(&p.leader)) as u8 as f64)) }
+    else if is(&c::KE_PARTITION_UNDER_REPLICATED) { per_led(&|_, _, p| Some((p.isr.len() < p.replicas.len()) as u8 as f64)) }
     else if is(&c::KE_GROUP_CURRENT_OFFSET) {
         s.offsets.iter().map(|(g, t, p, o)| (vec![g.clone(), t.clone(), p.to_string()], Value::Number(*o as f64))).collect()
     }
+    else if is(&c::KE_GROUP_CURRENT_OFFSET_SUM) {
+        let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        for (g, t, _, o) in &s.offsets {
+            *sums.entry((g.clone(), t.clone())).or_default() += o;
+        }
+        sums.into_iter().map(|((g, t), v)| (vec![g, t], Value::Number(v as f64))).collect()
+    }
     else if is(&c::KE_GROUP_LAG) {
-        s.offsets.iter().filter_map(|(g, t, p, o)| leo(t, *p).map(|end| (vec![g.clone(), t.clone(), p.to_string()], Value::Number((end - o).max(0) as f64)))).collect()
+        s.offsets.iter().filter_map(|(g, t, p, o)| newest(t, *p).map(|end| (vec![g.clone(), t.clone(), p.to_string()], Value::Number((end - o).max(0) as f64)))).collect()
     }
     else if is(&c::KE_GROUP_LAG_SUM) {
         let mut sums: std::collections::BTreeMap<(String, String), i64> = Default::default();
         for (g, t, p, o) in &s.offsets {
-            if let Some(end) = leo(t, *p) {
+            if let Some(end) = newest(t, *p) {
                 *sums.entry((g.clone(), t.clone())).or_default() += (end - o).max(0);
             }
         }
