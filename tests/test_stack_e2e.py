@@ -7,7 +7,11 @@ expression of every dashboard panel and template variable (variables set to valu
 Prometheus returns for them, Grafana's $__rate_interval/$__interval/$__range substituted)
 returns at least one series; and `kill -9` of broker-1 makes LanternBrokerDown for broker-1,
 and for no other broker, reach Alertmanager's webhook receiver within the rule's `for` plus
-two scrape intervals, then resolve after the broker is restarted.
+two scrape intervals, then resolve after the broker is restarted; the same kill fires the
+replication alerts from the brokers that see them (LanternUnderMinIsrPartitions,
+LanternOfflinePartitions; LanternUnderReplicatedPartitions, whose `for` is 5m, is checked
+active in Prometheus), Alertmanager holds them back as its inhibit rule says (the broker down
+explains them), and they resolve once broker-1 is back in the ISRs.
 Broker-1's JSON log is also rotated (copytruncate) and given a non-JSON line, so the log
 pipeline's rotation and invalid-line panels have something real to show.
 
@@ -51,6 +55,8 @@ EVAL_S = 1
 BROKERS = ["broker-1", "broker-2", "broker-3"]
 CLUSTER = "lantern-1"
 TOPIC = "orders"
+REPLICATED = "orders-replicated"
+UNDER_MIN = "orders-min-isr"
 GROUP = "billing"
 # The values the test drives traffic through, preferred when a variable offers them.
 PREFERRED = {"cluster": CLUSTER, "instance": "broker-1", "topic": TOPIC, "group": GROUP}
@@ -130,6 +136,14 @@ def drive_traffic(bootstrap: str, seconds: float, heavy: bool) -> None:
         with pytest.raises(KafkaException):
             f.result(timeout=30)  # the error response the error panels and alerts count
 
+    # Replicated topics, for the replication alerts when a broker is killed: every partition of
+    # REPLICATED has a replica on each broker (under-replicated when one dies), and UNDER_MIN
+    # (2 replicas, min.insync.replicas=2) drops below its minimum when one of its two dies.
+    for f in admin.create_topics([NewTopic(REPLICATED, num_partitions=3, replication_factor=3),
+                                  NewTopic(UNDER_MIN, num_partitions=3, replication_factor=2,
+                                           config={"min.insync.replicas": "2"})]).values():
+        f.result(timeout=30)
+
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "client.id": "stack-e2e-producer"})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "client.id": "stack-e2e-consumer",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000})
@@ -147,6 +161,8 @@ def drive_traffic(bootstrap: str, seconds: float, heavy: bool) -> None:
             if real:
                 consumed += len(real)
                 consumer.commit(asynchronous=False)
+        for i in range(300):
+            producer.produce(REPLICATED if i % 2 else UNDER_MIN, key=f"r{i}".encode(), value=b"r" * 100)
         # leave the group behind: more messages it has not consumed
         for i in range(2000 if heavy else 200):
             producer.produce(TOPIC, value=b"y" * 200)
@@ -352,6 +368,38 @@ def test_broker_down_alert_reaches_the_webhook_and_resolves(stack):
     alert = firing[1]
     assert alert["labels"]["severity"] == "critical" and alert["annotations"].get("runbook")
 
+    # The replication alerts of the same kill fire in Prometheus, each from the broker that
+    # sees it: partitions below min.insync.replicas on the surviving leaders and broker-1's
+    # unreplicated "orders" partition offline on the controllers (both `for: 1m`, so already
+    # due), under-replicated partitions (`for: 5m`, longer than this test waits: active, pending
+    # or firing). Alertmanager has them and holds their notifications back, as
+    # alertmanager.yml's inhibit rule says: the broker that is down explains them.
+    def active(name: str) -> list[dict]:
+        return api(stack["prom"], "/api/v1/query", query=f'ALERTS{{alertname="{name}"}}')["result"]
+
+    for name in ("LanternUnderMinIsrPartitions", "LanternOfflinePartitions"):
+        deadline = killed_at + 60 + 2 * SCRAPE_S + 30
+        while not [a for a in active(name) if a["metric"]["alertstate"] == "firing"]:
+            assert time.time() < deadline, f"{name} not firing in Prometheus after kill -9 of broker-1: {active(name)}"
+            time.sleep(0.5)
+        print(f"{name} firing in Prometheus {time.time() - killed_at:.1f}s after kill -9: "
+              f"{sorted(a['metric'].get('instance', 'cluster') for a in active(name))}")
+        assert all(a["metric"].get("instance") != "broker-1" for a in active(name)), active(name)
+    under = active("LanternUnderReplicatedPartitions")
+    assert under and {a["metric"]["alertstate"] for a in under} <= {"pending", "firing"}, under
+    assert all(a["metric"]["instance"] != "broker-1" for a in under), under
+    deadline = time.time() + 30
+    while True:
+        with urllib.request.urlopen(f"http://{stack['state']['alertmanager']}/api/v2/alerts", timeout=10) as r:
+            am = {a["labels"]["alertname"]: a["status"] for a in json.loads(r.read())}
+        if all(n in am for n in ("LanternUnderMinIsrPartitions", "LanternOfflinePartitions")):
+            break
+        assert time.time() < deadline, f"Alertmanager does not have the replication alerts: {am}"
+        time.sleep(0.5)
+    for name in ("LanternUnderMinIsrPartitions", "LanternOfflinePartitions"):
+        assert am[name]["state"] == "suppressed" and am[name]["inhibitedBy"], (name, am[name])
+        assert not hook.find(name, "firing", killed_at), f"{name} was notified although LanternBrokerDown inhibits it"
+
     restarted_at = time.time()
     run_stack("restart-broker", "--dir", stack["dir"], "broker-1", "--timeout", 60)
     resolved = None
@@ -362,3 +410,11 @@ def test_broker_down_alert_reaches_the_webhook_and_resolves(stack):
     print(f"resolved notification {resolved[0] - restarted_at:.1f}s after the restart")
     for other in BROKERS[1:]:
         assert not hook.find("LanternBrokerDown", "firing", 0, instance=other), other
+    # broker-1 catches up and rejoins the ISRs, its partition has a leader again: the
+    # replication alerts resolve.
+    deadline = time.time() + 60
+    for name in ("LanternUnderMinIsrPartitions", "LanternOfflinePartitions", "LanternUnderReplicatedPartitions"):
+        while active(name):
+            assert time.time() < deadline, f"{name} still active 60s after the restart: {active(name)}"
+            time.sleep(1)
+    print(f"the replication alerts resolved {time.time() - restarted_at:.1f}s after the restart")

@@ -111,10 +111,14 @@ pub static AT_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "At
 pub static OFFLINE_REPLICA_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "OfflineReplicaCount", &[], Gauge, "Replicas whose log could not be opened.");
 pub static ISR_SHRINKS: MetricDef = m("kafka.server", "ReplicaManager", "IsrShrinksPerSec", &[], Meter, "ISR shrinks of partitions this broker leads.");
 pub static ISR_EXPANDS: MetricDef = m("kafka.server", "ReplicaManager", "IsrExpandsPerSec", &[], Meter, "ISR expansions of partitions this broker leads.");
-pub static PARTITION_UNDER_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "UnderMinIsr", &["topic", "partition"], Gauge, "1 when the partition's ISR is below min.insync.replicas.");
-pub static PARTITION_AT_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "AtMinIsr", &["topic", "partition"], Gauge, "1 when the partition's ISR equals min.insync.replicas.");
-pub static PARTITION_REPLICAS_COUNT: MetricDef = m("kafka.cluster", "Partition", "ReplicasCount", &["topic", "partition"], Gauge, "Replicas of the partition.");
-pub static PARTITION_UNDER_REPLICATED: MetricDef = m("kafka.cluster", "Partition", "UnderReplicated", &["topic", "partition"], Gauge, "1 when the partition's ISR is smaller than its replicas.");
+// As Kafka's Partition: every hosted replica has these, and only the leader's carry values
+// (a follower's are 0), so that a sum over the cluster counts each partition once.
+pub static PARTITION_UNDER_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "UnderMinIsr", &["topic", "partition"], Gauge, "1 on the leader when the partition's ISR is below min.insync.replicas (0 on followers).");
+pub static PARTITION_AT_MIN_ISR: MetricDef = m("kafka.cluster", "Partition", "AtMinIsr", &["topic", "partition"], Gauge, "1 on the leader when the partition's ISR equals min.insync.replicas (0 on followers).");
+pub static PARTITION_REPLICAS_COUNT: MetricDef = m("kafka.cluster", "Partition", "ReplicasCount", &["topic", "partition"], Gauge, "Replicas of the partition, on its leader (0 on followers).");
+pub static PARTITION_IN_SYNC_COUNT: MetricDef = m("kafka.cluster", "Partition", "InSyncReplicasCount", &["topic", "partition"], Gauge, "In-sync replicas of the partition, on its leader (0 on followers).");
+pub static PARTITION_UNDER_REPLICATED: MetricDef = m("kafka.cluster", "Partition", "UnderReplicated", &["topic", "partition"], Gauge, "1 on the leader when the partition's ISR is smaller than its replicas (0 on followers).");
+pub static PARTITION_LSO_LAG: MetricDef = m("kafka.cluster", "Partition", "LastStableOffsetLag", &["topic", "partition"], Gauge, "High watermark minus last stable offset, on the leader; 0 while Lantern has no transactions (the last stable offset is the high watermark).");
 
 // Controller. As in Kafka's KRaft controllers (ControllerMetadataMetrics), every controller
 // reports the cluster-wide counts from the metadata it has applied; only
@@ -243,7 +247,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
     &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
-    &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_UNDER_REPLICATED,
+    &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_IN_SYNC_COUNT, &PARTITION_UNDER_REPLICATED, &PARTITION_LSO_LAG,
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,
     &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
     &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,

@@ -225,12 +225,16 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::UNDER_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() < min_isr(t)).count() as f64) }
     else if is(&c::AT_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() == min_isr(t)).count() as f64) }
     else if is(&c::OFFLINE_REPLICA_COUNT) { one(partitions_of_image().filter(|(t, i, _)| broker.replicas.partition(&t.name, *i as i32).is_none()).count() as f64) }
-    else if is(&c::PARTITION_UNDER_MIN_ISR) || is(&c::PARTITION_AT_MIN_ISR) || is(&c::PARTITION_REPLICAS_COUNT) || is(&c::PARTITION_UNDER_REPLICATED) {
+    else if is(&c::PARTITION_UNDER_MIN_ISR) || is(&c::PARTITION_AT_MIN_ISR) || is(&c::PARTITION_REPLICAS_COUNT)
+        || is(&c::PARTITION_IN_SYNC_COUNT) || is(&c::PARTITION_UNDER_REPLICATED) || is(&c::PARTITION_LSO_LAG) {
         partitions_of_image()
             .map(|(t, i, p)| {
-                let v = if is(&c::PARTITION_UNDER_MIN_ISR) { (p.isr.len() < min_isr(t)) as u8 as f64 }
+                let v = if p.leader != node { 0.0 }
+                    else if is(&c::PARTITION_UNDER_MIN_ISR) { (p.isr.len() < min_isr(t)) as u8 as f64 }
                     else if is(&c::PARTITION_AT_MIN_ISR) { (p.isr.len() == min_isr(t)) as u8 as f64 }
                     else if is(&c::PARTITION_REPLICAS_COUNT) { p.replicas.len() as f64 }
+                    else if is(&c::PARTITION_IN_SYNC_COUNT) { p.isr.len() as f64 }
+                    else if is(&c::PARTITION_LSO_LAG) { 0.0 }
                     else { (p.isr.len() < p.replicas.len()) as u8 as f64 };
                 (vec![t.name.clone(), i.to_string()], Value::Number(v))
             })
