@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
-from cluster import metadata, wait_for
+from cluster import find_coordinator, metadata, wait_for
 
 TOPIC = "replicated"
 PARTITIONS = 3
@@ -303,3 +303,22 @@ def test_preferred_leaders_come_back_by_elect_leaders_and_by_auto_rebalance(clus
             assert err is not None and err.code() == 84, f"a second election: {err}"  # ELECTION_NOT_NEEDED
         assert leaders_of(c, TOPIC) == preferred
         c.stop()
+
+
+def test_offsets_topic_waits_for_as_many_live_brokers_as_its_replication_factor(cluster_factory):
+    # As Kafka: __consumer_offsets is not created with fewer live brokers than
+    # offsets.topic.replication.factor; FindCoordinator answers COORDINATOR_NOT_AVAILABLE and
+    # says why, and the topic is created with all its replicas once the brokers are back.
+    c = cluster_factory(3, props={**PROPS, "offsets.topic.replication.factor": 3}, controllers=3)
+    for i in (2, 3):
+        assert c.terminate(i) == 0
+    wait_for("brokers 2 and 3 gone from Metadata", lambda: sorted(metadata(c.node(1)).brokers) == [1], 15)
+    err, node, msg = find_coordinator(c.node(1), "offsets-rf-group")
+    assert err == 15 and node == -1, (err, node, msg)  # COORDINATOR_NOT_AVAILABLE
+    assert "offsets.topic.replication.factor" in msg and "'1'" in msg and "'3'" in msg, msg
+    assert "__consumer_offsets" not in metadata(c.node(1)).topics
+    for i in (2, 3):
+        c.restart(i)
+    wait_for("FindCoordinator answered", lambda: find_coordinator(c.node(1), "offsets-rf-group")[0] == 0, 30)
+    parts = metadata(c.node(1), ["__consumer_offsets"]).topics["__consumer_offsets"].partitions
+    assert parts and all(sorted(p.replicas) == [1, 2, 3] for p in parts.values()), parts

@@ -254,6 +254,8 @@ def test_both_stacks_run_one_cluster_of_three_brokers(tmp_path):
         voters = {n["controller.quorum.voters"] for n in nodes}
         assert len(voters) == 1 and [v.split("@")[0] for v in voters.pop().split(",")] == ["1", "2", "3"], where
         assert all("CONTROLLER://" in n["listeners"] for n in nodes), where
+        # Group offsets survive a broker: __consumer_offsets is replicated on all three.
+        assert all(n.get("offsets.topic.replication.factor") == "3" for n in nodes), where
     prom = yaml.safe_load(PROM.read_text())
     lantern = [sc for job in prom["scrape_configs"] if job["job_name"] in ("lantern-broker", "lantern-exporter")
                for sc in job["static_configs"]]

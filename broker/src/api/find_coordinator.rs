@@ -12,6 +12,10 @@ use crate::error_code::COORDINATOR_NOT_AVAILABLE;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
+/// When the refusal to create the offsets topic was last logged (each group's consumer asks
+/// again every few hundred milliseconds): once per 10 s.
+static LAST_REFUSAL_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let ready = if request.key_type == KEY_TYPE_GROUP { ensure_offsets_topic(broker).await } else { Ok(()) };
     let image = broker.image();
@@ -56,6 +60,24 @@ async fn ensure_offsets_topic(broker: &Broker) -> Result<(), ControllerError> {
     .into_iter()
     .collect();
     let c = &broker.config;
+    // As Kafka: not created with fewer live brokers than its replication factor (rather than
+    // with fewer replicas, for good); FindCoordinator answers COORDINATOR_NOT_AVAILABLE until
+    // enough brokers have registered.
+    let live = broker.image().live_brokers().count();
+    if live < c.offsets_topic_replication_factor.max(1) as usize {
+        let why = format!(
+            "number of alive brokers '{live}' does not meet the required replication factor '{}' for the offsets topic \
+             (configured via 'offsets.topic.replication.factor'); this can be ignored while the cluster is starting up \
+             and not all brokers are up yet",
+            c.offsets_topic_replication_factor
+        );
+        let now = crate::api::now_ms();
+        let last = LAST_REFUSAL_LOGGED.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 10_000 && LAST_REFUSAL_LOGGED.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok() {
+            tracing::warn!(target: "kafka.coordinator.group.GroupMetadataManager", "{why}");
+        }
+        return Err(ControllerError::InvalidReplicationFactor(why));
+    }
     match broker.create_topic(OFFSETS_TOPIC, c.offsets_topic_num_partitions, c.offsets_topic_replication_factor, configs).await {
         Ok(_) => {
             tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");

@@ -142,7 +142,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
         Kind::Int,
         Some("1"),
         Some(1),
-        "Replication factor of __consumer_offsets, created on the first FindCoordinator.",
+        "Replication factor of __consumer_offsets, created on the first FindCoordinator once this many brokers are live (until then FindCoordinator answers COORDINATOR_NOT_AVAILABLE, as Kafka). Kafka's default is 3; Lantern's is 1 so that a single node runs with no configuration: set 3 in a cluster.",
     ),
     p("offsets.topic.segment.bytes", Kind::Int, Some("104857600"), Some(1024), "Segment size of __consumer_offsets."),
     p("offsets.retention.minutes", Kind::Int, Some("10080"), Some(1), "How long an empty group's committed offsets are kept."),
