@@ -322,3 +322,38 @@ def test_offsets_topic_waits_for_as_many_live_brokers_as_its_replication_factor(
     wait_for("FindCoordinator answered", lambda: find_coordinator(c.node(1), "offsets-rf-group")[0] == 0, 30)
     parts = metadata(c.node(1), ["__consumer_offsets"]).topics["__consumer_offsets"].partitions
     assert parts and all(sorted(p.replicas) == [1, 2, 3] for p in parts.values()), parts
+
+
+def test_unclean_leader_election_only_where_the_topic_allows_it(cluster_factory):
+    # Two brokers (1, 2) and controller-only voters. Each topic has replicas on both; broker 2
+    # dies (the ISRs shrink to 1), then broker 1, the last ISR member: both topics offline.
+    # Broker 2 comes back out of sync: the topic with unclean.leader.election.enable gets it
+    # as leader (its ISR becomes {2}); the default topic stays offline, as Kafka.
+    c = cluster_factory(2, props=PROPS, controllers=3)
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    topics = [NewTopic("unclean-on", 2, 2, config={"unclean.leader.election.enable": "true"}), NewTopic("unclean-off", 2, 2)]
+    for f in admin.create_topics(topics, request_timeout=15).values():
+        f.result(20)
+    for t in ("unclean-on", "unclean-off"):
+        clients.wait_topic(c.bootstrap, t, 2)
+    c.kill9(2)
+    node1 = c.node(1)
+
+    def state(topic):
+        return {i: (p.leader, sorted(p.isr)) for i, p in metadata(node1, [topic]).topics[topic].partitions.items()}
+
+    wait_for("ISRs down to broker 1", lambda: all(v == (1, [1]) for t in ("unclean-on", "unclean-off") for v in state(t).values()), 15)
+    c.kill9(1)
+    c.restart(2)
+    node2 = c.node(2)
+
+    def state2(topic):
+        return {i: (p.leader, sorted(p.isr)) for i, p in metadata(node2, [topic]).topics[topic].partitions.items()}
+
+    wait_for("unclean-on led by broker 2", lambda: all(v == (2, [2]) for v in state2("unclean-on").values()), 20)
+    assert all(v[0] == -1 for v in state2("unclean-off").values()), state2("unclean-off")
+    active = c.wait_controller()
+    assert c.node(active).metric("kafka_controller_controllerstats_uncleanleaderelections_total") == 2
+    # Writable again on the unclean leader; the clean topic still refuses.
+    reports = clients.produce_confluent(node2.bootstrap, "unclean-on", [(b"k", b"after")], partition_of=lambda i: 0, acks=1)
+    assert reports[0][1] >= 0

@@ -29,6 +29,12 @@ fn v_positive(v: &str) -> Result<(), String> {
 fn v_segment_bytes(v: &str) -> Result<(), String> {
     long_at_least(1024)(v).and_then(|_| if v.trim().parse::<i64>().unwrap_or(0) > i32::MAX as i64 { Err("must fit in 32 bits".into()) } else { Ok(()) })
 }
+fn v_bool(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "true" | "false" => Ok(()),
+        _ => Err("must be true or false".into()),
+    }
+}
 fn v_non_negative(v: &str) -> Result<(), String> {
     long_at_least(0)(v)
 }
@@ -79,6 +85,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "compression.type", broker_synonym: "compression.type", validate: v_compression },
     TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", validate: v_timestamp_type },
     TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", validate: v_positive },
+    TopicConfigDef { name: "unclean.leader.election.enable", broker_synonym: "unclean.leader.election.enable", validate: v_bool },
 ];
 
 /// Checks one topic config override; the error says what is wrong.
@@ -109,6 +116,7 @@ pub fn broker_default(config: &BrokerConfig, name: &str) -> String {
         "compression.type" => "producer".into(),
         "message.timestamp.type" => "CreateTime".into(),
         "min.insync.replicas" => config.min_insync_replicas.to_string(),
+        "unclean.leader.election.enable" => config.unclean_leader_election_enable.to_string(),
         _ => String::new(),
     }
 }
@@ -116,6 +124,11 @@ pub fn broker_default(config: &BrokerConfig, name: &str) -> String {
 /// A topic's min.insync.replicas: its override, else the broker default.
 pub fn min_insync_replicas(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> usize {
     overrides.get("min.insync.replicas").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(config.min_insync_replicas).max(1)
+}
+
+/// A topic's unclean.leader.election.enable: its override, else the broker default.
+pub fn unclean_leader_election(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> bool {
+    overrides.get("unclean.leader.election.enable").map_or(config.unclean_leader_election_enable, |v| v.trim() == "true")
 }
 
 /// The log settings of a topic: broker defaults with the topic's overrides applied.

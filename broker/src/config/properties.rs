@@ -163,6 +163,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("leader.imbalance.check.interval.seconds", Kind::Long, Some("300"), Some(1), "How often the controller checks the leader imbalance."),
     p("leader.imbalance.per.broker.percentage", Kind::Int, Some("10"), Some(0), "The share of a broker's preferred partitions led elsewhere above which leadership is moved back."),
     p("controlled.shutdown.enable", Kind::Bool, Some("true"), None, "At SIGTERM, ask the controller to move this broker's leaderships to other in-sync replicas before stopping."),
+    p("unclean.leader.election.enable", Kind::Bool, Some("false"), None, "Default unclean.leader.election.enable: elect a replica outside the ISR when no ISR member is alive (records only the old ISR had are lost)."),
     p("min.insync.replicas", Kind::Int, Some("1"), Some(1), "Default min.insync.replicas: the ISR size below which acks=all produces are refused (NOT_ENOUGH_REPLICAS)."),
     p("replica.lag.time.max.ms", Kind::Long, Some("30000"), Some(1), "A follower that has not caught up with its leader for this long leaves the ISR."),
     p("replica.fetch.wait.max.ms", Kind::Int, Some("500"), Some(0), "Longest a follower's fetch waits at the leader for new records."),

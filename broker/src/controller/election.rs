@@ -107,6 +107,23 @@ pub fn elect_unclean(image: &MetadataImage, topic_id: uuid::Uuid, partition: i32
     }
 }
 
+/// The unclean elections due now: every partition without a leader whose topic allows
+/// unclean election (`unclean`, given its configs) and has a live replica.
+pub fn unclean_elections_due(image: &MetadataImage, unclean: &dyn Fn(&super::TopicImage) -> bool) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values().filter(|t| unclean(t)) {
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.leader >= 0 {
+                continue;
+            }
+            if let Elected::Change(record) = elect_unclean(image, t.id, i as i32) {
+                out.push(record);
+            }
+        }
+    }
+    out
+}
+
 /// Kafka's auto leader rebalance: for every broker whose share of partitions it prefers but
 /// does not lead is above `max_imbalance_percent`, the preferred-leader elections that can be
 /// made now.
@@ -237,6 +254,21 @@ mod tests {
         // Not a member: untouched.
         assert_eq!((p(1).leader, p(1).partition_epoch), (2, 0));
         assert_eq!(recs.len(), 1);
+    }
+
+    #[test]
+    fn unclean_elections_only_for_offline_partitions_of_topics_that_allow_them() {
+        // Partition 0 offline (its only ISR member, 1, is fenced; 2 is a live out-of-sync
+        // replica); partition 1 led; partition 2 offline with no live replica at all.
+        let img = image(vec![(-1, vec![1, 2], vec![1]), (2, vec![2, 1], vec![2]), (-1, vec![1, 3], vec![1])], &[2]);
+        assert!(unclean_elections_due(&img, &|_| false).is_empty());
+        let recs = unclean_elections_due(&img, &|_| true);
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        let mut img = img;
+        apply_all(&mut img, &recs);
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
+        assert!(unclean_elections_due(&img, &|_| true).is_empty(), "nothing left to elect");
     }
 
     #[test]

@@ -786,11 +786,39 @@ impl Controller {
             was_active = active;
             if active {
                 self.fence_expired().await;
+                self.elect_unclean_where_enabled().await;
                 if self.config.auto_leader_rebalance_enable && last_rebalance.elapsed() >= rebalance_every {
                     last_rebalance = Instant::now();
                     self.rebalance_leaders().await;
                 }
             }
+        }
+    }
+
+    /// Offline partitions of topics with unclean.leader.election.enable (the topic's, else the
+    /// broker default) get a live replica from outside the ISR as leader, as Kafka's controller
+    /// does: availability over the records only the lost ISR had.
+    async fn elect_unclean_where_enabled(&self) {
+        let unclean = |t: &TopicImage| crate::cluster::topic_config::unclean_leader_election(&self.config, &t.configs);
+        let image = self.image();
+        // Cheap check first: most ticks have no offline partition of such a topic.
+        if election::unclean_elections_due(&image, &unclean).is_empty() {
+            return;
+        }
+        let Ok(_guard) = self.event_lock().await else { return };
+        let image = self.image();
+        let records = election::unclean_elections_due(&image, &unclean);
+        if records.is_empty() {
+            return;
+        }
+        let n = records.len();
+        match self.write(records).await {
+            Ok(_) => {
+                self.stats.unclean_elections.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::warn!(target: "state.change.logger", partitions = n,
+                    "unclean leader election: leaders elected from outside the ISR (unclean.leader.election.enable); records only the old ISR had are lost");
+            }
+            Err(e) => tracing::warn!(target: "state.change.logger", error = %e, "unclean leader election failed; will retry"),
         }
     }
 
