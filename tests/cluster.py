@@ -417,6 +417,23 @@ def create_topic(node: Broker, name: str, partitions: int, replication_factor: i
     return r.take(">h"), r.string()
 
 
+def describe_log_dirs(node: Broker, timeout: float = 5.0) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
+    """DescribeLogDirs v1 for every replica: {log dir: {(topic, partition): (size, offset lag)}}."""
+    r = _Reader(request(("127.0.0.1", node.port), 35, 1, struct.pack(">i", -1), timeout))
+    r.take(">i")  # throttle
+    out: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+    for _ in range(r.take(">i")):
+        err = r.take(">h")
+        assert err == 0, err
+        d = out.setdefault(r.string(), {})
+        for _ in range(r.take(">i")):
+            topic = r.string()
+            for _ in range(r.take(">i")):
+                index, size, lag, _future = r.take(">iqqb")
+                d[(topic, index)] = (size, lag)
+    return out
+
+
 def java_string_hash(s: str) -> int:
     """Java's String.hashCode (over UTF-16 code units), as Kafka hashes group ids."""
     h = 0

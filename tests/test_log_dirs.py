@@ -1,8 +1,10 @@
 """Claim: with several log.dirs, partitions are spread across them (each partition lives in
-exactly one of them) and everything is found again after a restart."""
+exactly one of them), DescribeLogDirs reports each where it is with its size, and everything
+is found again after a restart."""
 
 import clients
 from clients import check_roundtrip, keyed_messages
+from cluster import describe_log_dirs
 
 PARTITIONS = 6
 
@@ -25,6 +27,16 @@ def test_partitions_spread_over_log_dirs(broker_factory, topic_name):
         f"expected both of {[str(d) for d in broker.data_dirs]}: {placement}")
     counts = {d: sum(1 for v in placement.values() if v == d) for d in broker.data_dirs}
     assert max(counts.values()) - min(counts.values()) <= 2, f"uneven spread {counts}"
+    # DescribeLogDirs (what kafka-log-dirs.sh asks) names the same directory for each
+    # partition, with its size on disk.
+    described = describe_log_dirs(broker)
+    assert set(described) == {str(d) for d in broker.data_dirs}, described.keys()
+    for p in range(PARTITIONS):
+        where = [d for d, replicas in described.items() if (topic_name, p) in replicas]
+        assert where == [str(placement[p])], (p, where, str(placement[p]))
+        size, lag = described[where[0]][(topic_name, p)]
+        on_disk = sum(f.stat().st_size for f in broker.partition_dirs(topic_name, p)[0].glob("*.log"))
+        assert size == on_disk and lag == 0, (p, size, on_disk, lag)
 
     assert broker.terminate() == 0
     broker.start()

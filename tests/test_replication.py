@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
-from cluster import find_coordinator, metadata, wait_for
+from cluster import describe_log_dirs, find_coordinator, metadata, wait_for
 
 TOPIC = "replicated"
 PARTITIONS = 3
@@ -89,6 +89,20 @@ def test_replicated_topic_survives_a_leader_kill_and_the_broker_rejoins(cluster_
     ends = log_end_offsets(c.node(victim), TOPIC)
     leader_ends = {p: log_end_offsets(c.node(leaders_of(c, TOPIC)[p]), TOPIC)[p] for p in range(PARTITIONS)}
     assert ends == leader_ends, f"the restarted replica has {ends}, the leaders {leader_ends}"
+
+    # DescribeLogDirs on every broker: each holds every replica, the same size everywhere,
+    # caught up (lag 0); the fetcher's MaxLag agrees.
+    views = {n.node_id: describe_log_dirs(n) for n in c.running_brokers()}
+    sizes = {}
+    for node_id, dirs in views.items():
+        assert list(dirs) == [str(c.node(node_id).data_dirs[0])], dirs.keys()
+        replicas = {k: v for d in dirs.values() for k, v in d.items() if k[0] == TOPIC}
+        assert sorted(replicas) == [(TOPIC, p) for p in range(PARTITIONS)], (node_id, sorted(replicas))
+        assert all(size > 0 and lag == 0 for size, lag in replicas.values()), (node_id, replicas)
+        for k, (size, _) in replicas.items():
+            sizes.setdefault(k, set()).add(size)
+        assert c.node(node_id).metric('kafka_server_replicafetchermanager_maxlag{clientId="Replica"}') == 0
+    assert all(len(v) == 1 for v in sizes.values()), f"replica sizes differ between brokers: {sizes}"
 
 
 def test_acks_all_needs_min_insync_replicas(cluster_factory):

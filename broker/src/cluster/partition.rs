@@ -103,6 +103,8 @@ pub struct Partition {
     hw_watch: tokio::sync::watch::Sender<i64>,
     /// The topic's min.insync.replicas.
     min_insync: AtomicUsize,
+    /// See [`Partition::follower_lag`].
+    follower_lag: AtomicI64,
 }
 
 /// Where an acks=all produce ended up.
@@ -153,6 +155,7 @@ impl Partition {
             ),
             hw_watch: tokio::sync::watch::channel(leo).0,
             min_insync: AtomicUsize::new(1),
+            follower_lag: AtomicI64::new(0),
         }
     }
 
@@ -309,6 +312,14 @@ impl Partition {
                 crate::log::validate_fetched_records(&records)?
             };
             let complete: usize = headers.iter().map(BatchHeader::total_size).sum();
+            // As for produced records: a roll fsyncs the active segment under the lock, so
+            // flush first and leave the roll nothing (or little) to write.
+            let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
+            let roll_due = self.log.lock().roll_due(complete, count, now_ms);
+            if roll_due {
+                let leo = self.log.lock().log_end_offset();
+                self.flush_upto(leo).await?;
+            }
             let flush_due = {
                 let mut log = self.log.lock();
                 if self.is_leader() || self.leader() != leader || self.leader_epoch() != leader_epoch {
@@ -325,9 +336,18 @@ impl Partition {
         if self.is_leader() {
             return Ok(());
         }
-        let hw = leader_high_watermark.min(self.log_end_offset());
-        self.publish_high_watermark(hw);
+        let leo = self.log_end_offset();
+        // Kafka's fetcher lag: how far this replica's log end is behind the leader's high
+        // watermark (ReplicaFetcherManager MaxLag is the largest).
+        self.follower_lag.store((leader_high_watermark - leo).max(0), Ordering::Relaxed);
+        self.publish_high_watermark(leader_high_watermark.min(leo));
         Ok(())
+    }
+
+    /// Messages this follower was behind the leader's high watermark at its last fetch (0
+    /// on the leader).
+    pub fn follower_lag(&self) -> i64 {
+        if self.is_leader() { 0 } else { self.follower_lag.load(Ordering::Relaxed) }
     }
 
     /// On a follower: truncation before following the leader of `leader_epoch`, on a blocking

@@ -52,6 +52,9 @@ pub struct ControllerStats {
     pub fenced: AtomicU64,
     /// Leaders elected from outside the ISR (ElectLeaders with the unclean type).
     pub unclean_elections: AtomicU64,
+    /// Per partition given a new leader: from the decision's write to its commit
+    /// (Kafka's LeaderElectionRateAndTimeMs), microseconds.
+    pub leader_election_us: crate::metrics::histogram::Histogram,
     pub commit_latency_us_total: AtomicU64,
     pub commits: AtomicU64,
     pub rpc: Arc<quorum::rpc::RpcStats>,
@@ -641,6 +644,10 @@ impl Controller {
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.commit_latency_us_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.stats.raft.committed(count, started.elapsed());
+        let took = started.elapsed().as_micros() as u64;
+        for _ in moves.iter().filter(|m| m.to >= 0) {
+            self.stats.leader_election_us.record(took);
+        }
         state_change::log_leader_moves(&moves, response.data.offset);
         Ok(response.data.offset)
     }

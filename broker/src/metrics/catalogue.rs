@@ -136,6 +136,8 @@ pub static LAST_APPLIED_RECORD_OFFSET: MetricDef = m("kafka.controller", "KafkaC
 pub static LAST_APPLIED_RECORD_TIMESTAMP: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordTimestamp", &[], Gauge, "Time the active controller wrote the last metadata record this node applied, ms since the epoch.");
 pub static LAST_APPLIED_RECORD_LAG_MS: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordLagMs", &[], Gauge, "Now minus LastAppliedRecordTimestamp, ms. Lantern writes no no-op records (as Kafka with metadata.max.idle.interval.ms=0), so on an idle cluster this is the time since the last metadata change; compare LastAppliedRecordOffset across nodes for a node that falls behind.");
 pub static UNCLEAN_LEADER_ELECTIONS: MetricDef = m("kafka.controller", "ControllerStats", "UncleanLeaderElectionsPerSec", &[], Meter, "Leaders elected from outside the ISR: by the controller for topics with unclean.leader.election.enable, or asked for with ElectLeaders (the unclean type).");
+pub static FETCHER_MAX_LAG: MetricDef = m("kafka.server", "ReplicaFetcherManager", "MaxLag", &["clientId"], Gauge, "The largest lag, in messages, of a partition this broker follows: the leader's high watermark minus this replica's log end offset at its last fetch.");
+pub static LEADER_ELECTION_TIME: MetricDef = m("kafka.controller", "ControllerStats", "LeaderElectionRateAndTimeMs", &[], Histogram, "Partitions given a new leader by the active controller (Count), and the time from its decision to the commit of the change, ms.");
 pub static EVENT_QUEUE_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueTimeMs", &[], Histogram, "Time a metadata decision waited for the active controller's write lock (its event queue), ms.");
 pub static EVENT_QUEUE_PROCESSING_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs", &[], Histogram, "Time a metadata decision held the active controller's write lock: deciding, committing through the quorum and applying, ms.");
 
@@ -251,7 +253,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,
     &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
     &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,
-    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME,
+    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME, &LEADER_ELECTION_TIME, &FETCHER_MAX_LAG,
     &RAFT_CURRENT_LEADER, &RAFT_CURRENT_VOTE, &RAFT_CURRENT_EPOCH, &RAFT_CURRENT_STATE, &RAFT_HIGH_WATERMARK,
     &RAFT_LOG_END_OFFSET, &RAFT_COMMIT_LATENCY_AVG, &RAFT_COMMIT_LATENCY_MAX, &RAFT_ELECTION_LATENCY_AVG,
     &RAFT_ELECTION_LATENCY_MAX, &RAFT_APPEND_RECORDS_RATE, &RAFT_FETCH_RECORDS_RATE,

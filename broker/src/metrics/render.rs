@@ -105,7 +105,7 @@ fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<
         &c::ACTIVE_CONTROLLER_COUNT, &c::OFFLINE_PARTITIONS, &c::GLOBAL_TOPIC_COUNT, &c::GLOBAL_PARTITION_COUNT,
         &c::ACTIVE_BROKER_COUNT, &c::FENCED_BROKER_COUNT, &c::PREFERRED_REPLICA_IMBALANCE, &c::METADATA_ERROR_COUNT,
         &c::LAST_APPLIED_RECORD_OFFSET, &c::LAST_APPLIED_RECORD_TIMESTAMP, &c::LAST_APPLIED_RECORD_LAG_MS,
-        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME, &c::UNCLEAN_LEADER_ELECTIONS,
+        &c::EVENT_QUEUE_TIME, &c::EVENT_QUEUE_PROCESSING_TIME, &c::UNCLEAN_LEADER_ELECTIONS, &c::LEADER_ELECTION_TIME,
     ];
     if controller_only.iter().any(|d| is(d)) && !node.config.cluster.roles.controller {
         return Some(Vec::new());
@@ -124,6 +124,7 @@ fn collect_node(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Option<
     else if is(&c::LAST_APPLIED_RECORD_OFFSET) { one(image.last_offset as f64) }
     else if is(&c::LAST_APPLIED_RECORD_TIMESTAMP) { one(image.last_timestamp_ms as f64) }
     else if is(&c::LAST_APPLIED_RECORD_LAG_MS) { lag_ms(&image, s) }
+    else if is(&c::LEADER_ELECTION_TIME) { vec![(Vec::new(), summary(&controller.stats.leader_election_us, 1000.0))] }
     else if is(&c::EVENT_QUEUE_TIME) { vec![(Vec::new(), summary(&controller.stats.events.queue_time_us, 1000.0))] }
     else if is(&c::EVENT_QUEUE_PROCESSING_TIME) { vec![(Vec::new(), summary(&controller.stats.events.processing_time_us, 1000.0))] }
     else if is(&c::RAFT_CURRENT_LEADER) { one(s.quorum.current_leader as f64) }
@@ -239,6 +240,10 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
                 (vec![t.name.clone(), i.to_string()], Value::Number(v))
             })
             .collect()
+    }
+    else if is(&c::FETCHER_MAX_LAG) {
+        let max = broker.replicas.all().iter().map(|p| p.follower_lag()).max().unwrap_or(0);
+        vec![(vec!["Replica".to_string()], Value::Number(max as f64))]
     }
     else if is(&c::ISR_SHRINKS) { ctr(&broker.replicas.isr_shrinks) }
     else if is(&c::ISR_EXPANDS) { ctr(&broker.replicas.isr_expands) }

@@ -48,6 +48,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeGroups, 0, 0, 5),
     s(ApiKey::DeleteGroups, 0, 0, 2),
     s(ApiKey::OffsetDelete, 0, 0, 0),
+    s(ApiKey::DescribeLogDirs, 1, 1, 4),
 ];
 
 /// The supported range of an API, if it is implemented.

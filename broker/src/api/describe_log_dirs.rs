@@ -1,0 +1,81 @@
+//! DescribeLogDirs: for each of this broker's `log.dirs`, the replicas it holds with their size
+//! and lag, and (v4) the directory's total and usable bytes, as kafka-log-dirs.sh and the
+//! admin clients' describeLogDirs show them.
+//!
+//! A replica's lag is how far its log end is behind the leader's high watermark as of its
+//! last fetch (0 on the leader), the figure ReplicaFetcherManager MaxLag takes the largest of.
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::error_code;
+
+pub async fn handle(broker: &Broker, request: DescribeLogDirsRequest, version: i16) -> DescribeLogDirsResponse {
+    // None: every replica (the request's topics are null).
+    let wanted: Option<HashSet<(String, i32)>> = request
+        .topics
+        .as_ref()
+        .map(|ts| ts.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p))).collect());
+    let dirs = broker.config.log_dirs.clone();
+    // Sizes read under each log's lock, briefly; statvfs on a blocking thread.
+    let mut by_dir: BTreeMap<usize, BTreeMap<String, Vec<DescribeLogDirsPartition>>> = BTreeMap::new();
+    for p in broker.replicas.all() {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&(p.topic.clone(), p.index))) {
+            continue;
+        }
+        let (dir, size) = {
+            let log = p.log().lock();
+            (log.dir().to_path_buf(), log.size_bytes() as i64)
+        };
+        let Some(i) = dirs.iter().position(|d| dir.parent() == Some(d.as_path())) else { continue };
+        by_dir.entry(i).or_default().entry(p.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default().with_partition_index(p.index).with_partition_size(size).with_offset_lag(p.follower_lag()),
+        );
+    }
+    let space = if version >= 4 {
+        let dirs = dirs.clone();
+        tokio::task::spawn_blocking(move || dirs.iter().map(|d| disk_space(d)).collect::<Vec<_>>()).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let results = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let topics = by_dir
+                .remove(&i)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, mut partitions)| {
+                    partitions.sort_by_key(|p| p.partition_index);
+                    DescribeLogDirsTopic::default().with_name(TopicName(str_bytes(&name))).with_partitions(partitions)
+                })
+                .collect();
+            let (total, usable) = space.get(i).copied().flatten().unwrap_or((-1, -1));
+            DescribeLogDirsResult::default()
+                .with_error_code(error_code::NONE)
+                .with_log_dir(str_bytes(&d.display().to_string()))
+                .with_topics(topics)
+                .with_total_bytes(total)
+                .with_usable_bytes(usable)
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+/// (total, usable) bytes of the filesystem holding `dir`.
+fn disk_space(dir: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `st` a valid statvfs to fill in.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as i64;
+    Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
+}
