@@ -371,3 +371,33 @@ def test_unclean_leader_election_only_where_the_topic_allows_it(cluster_factory)
     # Writable again on the unclean leader; the clean topic still refuses.
     reports = clients.produce_confluent(node2.bootstrap, "unclean-on", [(b"k", b"after")], partition_of=lambda i: 0, acks=1)
     assert reports[0][1] >= 0
+
+
+def test_a_follower_behind_the_leaders_log_start_starts_over_there(cluster_factory):
+    # A follower is down while the leader's retention deletes segments past the follower's
+    # log end: on return it cannot fetch what it lacks (OFFSET_OUT_OF_RANGE below the
+    # leader's log start), so it empties its log, restarts it at the leader's log start and
+    # rejoins the ISR (Kafka's truncateFullyAndStartAt).
+    c = cluster_factory(3, props={**PROPS, "log.retention.check.interval.ms": 500})
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic("short", 1, 3, config={"segment.bytes": "16384", "retention.bytes": "32768"})],
+                        request_timeout=15)["short"].result(20)
+    clients.wait_topic(c.bootstrap, "short", 1)
+    wait_for("full ISR", lambda: sorted(metadata(c.node(1), ["short"]).topics["short"].partitions[0].isr) == [1, 2, 3], 15)
+    leader = metadata(c.node(1), ["short"]).topics["short"].partitions[0].leader
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    start = lambda n: n.metric('kafka_log_log_logstartoffset{topic="short",partition="0"}')  # noqa: E731
+    end = lambda n: n.metric('kafka_log_log_logendoffset{topic="short",partition="0"}')  # noqa: E731
+    clients.produce_confluent(c.bootstrap, "short", [(b"k", b"a" * 500)] * 20, partition_of=lambda i: 0)
+    wait_for("the follower caught up", lambda: end(c.node(follower)) == 20, 15)
+    assert c.terminate(follower) == 0
+    for _ in range(40):  # separate batches, so that segments roll and retention can delete them
+        clients.produce_confluent(c.bootstrap, "short", [(b"k", b"b" * 500)] * 10, partition_of=lambda i: 0)
+    wait_for("retention past the follower's log end", lambda: start(c.node(leader)) > 20, 20)
+    c.restart(follower)
+    wait_for(f"broker {follower} back in the ISR",
+             lambda: follower in metadata(c.node(leader), ["short"]).topics["short"].partitions[0].isr, 30)
+    f, l = c.node(follower), c.node(leader)
+    assert end(f) == end(l) == 420, (end(f), end(l))
+    assert start(f) > 20, f"the follower kept its old log (starts at {start(f)})"
+    assert "emptying it to fetch from there" in f.log_text()

@@ -369,6 +369,24 @@ impl Partition {
         .map_err(|_| PartitionError::TaskAborted { what: "truncation", partition: self.name() })?
     }
 
+    /// On a follower whose log ends before the leader's log start (`leader_log_start`):
+    /// empties the log and restarts it there, on a blocking thread, under the same checks as
+    /// [`Partition::truncate_as_follower`].
+    pub async fn restart_as_follower_at(self: &Arc<Self>, leader_log_start: i64, leader_epoch: i32, now_ms: i64) -> Result<(), PartitionError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut log = me.log.lock();
+            if me.is_leader() || me.leader_epoch() != leader_epoch || log.log_end_offset() >= leader_log_start {
+                return Err(PartitionError::NotLeader(me.name()));
+            }
+            log.truncate_fully_and_start_at(leader_log_start, now_ms)?;
+            me.high_watermark.fetch_max(leader_log_start, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+        .map_err(|_| PartitionError::TaskAborted { what: "log restart", partition: self.name() })?
+    }
+
     /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
         let leader = self.leader();

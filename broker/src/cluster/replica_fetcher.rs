@@ -396,8 +396,7 @@ async fn apply_response(
                 }
                 error_code::OFFSET_OUT_OF_RANGE => {
                     // Ahead of the leader (a tail it never had): truncate to what the leader
-                    // has made visible. Behind the leader's log start (retention deleted what
-                    // this replica needs) is not handled yet: it keeps asking and logs it.
+                    // has made visible. Behind the leader's log start: start over there.
                     let leo = p.log_end_offset();
                     if pd.high_watermark >= 0 && leo > pd.high_watermark {
                         let target = p.high_watermark().min(pd.high_watermark);
@@ -405,8 +404,17 @@ async fn apply_response(
                         if let Err(e) = p.truncate_as_follower(target, epoch, now_ms()).await {
                             tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate");
                         }
+                    } else if pd.log_start_offset > leo {
+                        // Retention at the leader deleted what this replica would fetch next:
+                        // start over at the leader's log start (Kafka's truncateFullyAndStartAt).
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, leader_log_start = pd.log_start_offset,
+                            "this replica ends before the leader's log start; emptying it to fetch from there");
+                        if let Err(e) = p.restart_as_follower_at(pd.log_start_offset, epoch, now_ms()).await {
+                            tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not restart the log at the leader's log start");
+                        }
                     } else {
-                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, leader_log_start = pd.log_start_offset, "this replica is behind the leader's log start; it cannot catch up (not supported yet)");
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, leader_log_start = pd.log_start_offset,
+                            "fetch offset out of range at the leader although within its log; retrying");
                     }
                 }
                 code => {

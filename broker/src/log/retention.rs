@@ -88,6 +88,28 @@ impl PartitionLog {
         Ok(true)
     }
 
+    /// Deletes every segment and restarts the log, empty, at `offset` (which may be past the
+    /// old log end): a follower whose log ends before the leader's log start (retention has
+    /// deleted what it would fetch next) starts over there, as Kafka's
+    /// truncateFullyAndStartAt.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        self.ensure_live()?;
+        let old: Vec<Segment> = self.segments.drain(..).collect();
+        for segment in old {
+            segment.delete()?;
+        }
+        let start = offset.max(0);
+        self.segments.push(Segment::create(&self.dir, start, self.config.index_interval_bytes, now_ms)?);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = start;
+        self.flushed_offset = start;
+        self.mark_flushed(start);
+        if self.cleaner_checkpoint.is_some() {
+            self.store_cleaner_checkpoint(start)?;
+        }
+        self.rebuild_producer_state(now_ms)
+    }
+
     /// Removes every batch from the one containing `offset` onwards (a follower truncating
     /// to the leader's log). If `offset` falls inside a batch that whole batch goes, so the
     /// log end may end up below `offset`. Truncating below the first segment empties the log
@@ -98,19 +120,7 @@ impl PartitionLog {
             return Ok(());
         }
         if offset <= self.segments[0].base_offset() {
-            let old: Vec<Segment> = self.segments.drain(..).collect();
-            for segment in old {
-                segment.delete()?;
-            }
-            let start = offset.max(0);
-            self.segments.push(Segment::create(
-                &self.dir,
-                start,
-                self.config.index_interval_bytes,
-                now_ms,
-            )?);
-            sync_dir(&self.dir)?;
-            self.log_start_offset = start;
+            return self.truncate_fully_and_start_at(offset, now_ms);
         } else {
             while self.segments.len() > 1 && self.active().base_offset() >= offset {
                 if let Some(segment) = self.segments.pop() {
@@ -235,6 +245,23 @@ mod tests {
         append_ts(&mut log, &[2], now + 101);
         append_ts(&mut log, &[3], now + 500);
         assert_eq!(log.segment_base_offsets(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn truncate_fully_and_start_at_restarts_an_empty_log_past_its_old_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_segments()).unwrap();
+        for i in 0..5 {
+            append_ts(&mut log, &[i, i], 1_000);
+        }
+        assert_eq!(log.log_end_offset(), 10);
+        log.truncate_fully_and_start_at(42, 2_000).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset(), log.num_segments(), log.size_bytes()), (42, 42, 1, 0));
+        append_ts(&mut log, &[7, 7], 3_000);
+        assert_eq!(log.log_end_offset(), 44);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (42, 44), "after a reopen");
     }
 
     #[test]
