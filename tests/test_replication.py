@@ -20,7 +20,8 @@ from cluster import describe_log_dirs, find_coordinator, metadata, wait_for
 TOPIC = "replicated"
 PARTITIONS = 3
 # Followers that stop fetching leave the ISR after this (Kafka's default is 30 s).
-PROPS = {"replica.lag.time.max.ms": 4000, "offsets.topic.num.partitions": 3}
+PROPS = {"replica.lag.time.max.ms": 4000, "offsets.topic.num.partitions": 3,
+         "replica.high.watermark.checkpoint.interval.ms": 500}
 
 
 def log_end_offsets(node, topic: str) -> dict[int, float]:
@@ -103,6 +104,15 @@ def test_replicated_topic_survives_a_leader_kill_and_the_broker_rejoins(cluster_
             sizes.setdefault(k, set()).add(size)
         assert c.node(node_id).metric('kafka_server_replicafetchermanager_maxlag{clientId="Replica"}') == 0
     assert all(len(v) == 1 for v in sizes.values()), f"replica sizes differ between brokers: {sizes}"
+
+    # Every broker checkpoints its high watermarks in Kafka's replication-offset-checkpoint
+    # format; all records are committed, so each is the log end.
+    def checkpoint(n) -> dict[int, int]:
+        lines = (n.data_dirs[0] / "replication-offset-checkpoint").read_text().splitlines()
+        assert lines[0] == "0" and int(lines[1]) == len(lines) - 2, lines[:3]
+        return {int(p): int(o) for t, p, o in (ln.split(" ") for ln in lines[2:]) if t == TOPIC}
+    wait_for("checkpointed high watermarks at the log ends",
+             lambda: all(checkpoint(n) == {p: int(v) for p, v in leader_ends.items()} for n in c.running_brokers()), 10)
 
 
 def test_acks_all_needs_min_insync_replicas(cluster_factory):

@@ -47,6 +47,16 @@ pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     }
 }
 
+/// Writes each log directory's high-watermark checkpoint every
+/// replica.high.watermark.checkpoint.interval.ms.
+pub async fn hw_checkpoint_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.hw_checkpoint_interval_ms);
+    while wait(tick, &mut shutdown).await {
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.replicas.checkpoint_high_watermarks(&b.config.log_dirs)).await;
+    }
+}
+
 /// Applies retention and time-based segment rolls every log.retention.check.interval.ms.
 pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let tick = Duration::from_millis(broker.config.retention_check_interval_ms);

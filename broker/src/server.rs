@@ -143,6 +143,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     }
     tasks.push(tokio::spawn(background::flush_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::retention_loop(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::hw_checkpoint_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::group_loop(broker.clone(), broker_stop.clone())));
     if broker.config.log_cleaner_enable {
         tasks.push(tokio::spawn(background::cleaner_loop(broker.clone(), broker_stop.clone())));
@@ -173,7 +174,12 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
         let _ = t.await;
     }
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.replicas.close_all()).await.context("closing logs")?;
+    tokio::task::spawn_blocking(move || {
+        b.replicas.close_all();
+        b.replicas.checkpoint_high_watermarks(&b.config.log_dirs);
+    })
+    .await
+    .context("closing logs")?;
     controller.shutdown().await;
     let _ = http_task.await;
     if let Some(exporter) = exporter {

@@ -1,6 +1,7 @@
 //! The broker's side of cluster state: the partitions it hosts (`ReplicaManager`), each with
 //! its log, leader epoch and high watermark, kept in step with the controller's metadata image.
 pub mod delayed_fetch;
+pub mod hw_checkpoint;
 pub mod leader_epochs;
 pub mod lifecycle;
 pub mod meta_properties;

@@ -222,6 +222,13 @@ impl Partition {
         self.log.lock().log_end_offset()
     }
 
+    /// At start-up: the high watermark from the checkpoint, at most the log end.
+    pub fn restore_high_watermark(&self, hw: i64) {
+        let hw = hw.clamp(0, self.log_end_offset());
+        self.high_watermark.store(hw, Ordering::Release);
+        self.hw_watch.send_replace(hw);
+    }
+
     /// Raises the high watermark to `hw` and wakes whoever waits on it.
     fn publish_high_watermark(&self, hw: i64) {
         let before = self.high_watermark.fetch_max(hw, Ordering::AcqRel);

@@ -46,6 +46,17 @@ impl ReplicaManager {
         let (logs, loaded) = LogManager::open(&config.log_dirs, default)?;
         let mut partitions = HashMap::new();
         let mut found = Vec::new();
+        // Each partition's high watermark resumes from its directory's checkpoint (0 when
+        // none was written), never from its log end: see hw_checkpoint.
+        let mut checkpoints: HashMap<std::path::PathBuf, HashMap<(String, i32), i64>> = HashMap::new();
+        for dir in &config.log_dirs {
+            let read = super::hw_checkpoint::read(dir).unwrap_or_else(|e| {
+                tracing::warn!(target: "kafka.server.ReplicaManager", error = %e,
+                    "cannot read the high-watermark checkpoint; high watermarks start at 0 and move up as the leaders say");
+                HashMap::new()
+            });
+            checkpoints.insert(dir.clone(), read);
+        }
         for (topic, index, log) in loaded {
             found.push((topic.clone(), index));
             // The topic id from partition.metadata (nil for a log from before ids were
@@ -54,7 +65,10 @@ impl ReplicaManager {
             let dir = log.lock().dir().to_path_buf();
             let topic_id = partition_metadata::read(&dir).map_err(LogError::io("reading", &dir.join(partition_metadata::FILE)))?;
             let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
-            partitions.insert((topic.clone(), index), Arc::new(Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log)));
+            let hw = dir.parent().and_then(|d| checkpoints.get(d)).and_then(|c| c.get(&(topic.clone(), index))).copied().unwrap_or(0);
+            let partition = Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log);
+            partition.restore_high_watermark(hw);
+            partitions.insert((topic.clone(), index), Arc::new(partition));
         }
         Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
     }
@@ -185,6 +199,23 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// Writes every log directory's high-watermark checkpoint (blocking: file I/O).
+    pub fn checkpoint_high_watermarks(&self, dirs: &[std::path::PathBuf]) {
+        let mut by_dir: HashMap<&std::path::Path, Vec<(String, i32, i64)>> = dirs.iter().map(|d| (d.as_path(), Vec::new())).collect();
+        for p in self.all() {
+            let dir = p.log().lock().dir().to_path_buf();
+            if let Some(entries) = dir.parent().and_then(|d| by_dir.get_mut(d)) {
+                entries.push((p.topic.clone(), p.index, p.high_watermark()));
+            }
+        }
+        for (dir, mut entries) in by_dir {
+            entries.sort();
+            if let Err(e) = super::hw_checkpoint::write(dir, &entries) {
+                tracing::error!(target: "kafka.server.ReplicaManager", dir = %dir.display(), error = %e, "cannot write the high-watermark checkpoint");
+            }
+        }
+    }
+
     /// Flushes and closes every log (graceful shutdown).
     pub fn close_all(&self) {
         for p in self.all() {
@@ -241,6 +272,33 @@ mod tests {
         assert_eq!((now.leader_epoch(), now.high_watermark()), (2, 2));
     }
 
+
+    /// A restarted broker resumes each high watermark from the checkpoint (at most the log
+    /// end), not from the log end: records past it were never known to be committed.
+    #[tokio::test]
+    async fn high_watermarks_resume_from_the_checkpoint_not_the_log_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        {
+            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b", b"c"])));
+            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
+            rm.close_all();
+        }
+        super::super::hw_checkpoint::write(dir.path(), &[("t".into(), 0, 1)]).unwrap();
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        let p = rm.partition("t", 0).unwrap();
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 1));
+        // A checkpoint past the log end (a truncated log) is capped at it.
+        drop(rm);
+        super::super::hw_checkpoint::write(dir.path(), &[("t".into(), 0, 99)]).unwrap();
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        assert_eq!(rm.partition("t", 0).unwrap().high_watermark(), 3);
+        // What the broker writes back is what it has.
+        rm.checkpoint_high_watermarks(&cfg.log_dirs);
+        assert_eq!(super::super::hw_checkpoint::read(dir.path()).unwrap()[&("t".to_string(), 0)], 3);
+    }
 
     /// Two applies race (a handler's and the metadata follower's): the older image, applied
     /// last, must not delete the log of a topic the newer one created.

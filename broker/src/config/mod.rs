@@ -81,6 +81,8 @@ pub struct BrokerConfig {
     pub min_insync_replicas: usize,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub hw_checkpoint_interval_ms: u64,
     /// `replica.fetch.wait.max.ms`, `replica.fetch.max.bytes`, `replica.fetch.response.max.bytes`.
     pub replica_fetch_wait_max_ms: u64,
     pub replica_fetch_max_bytes: usize,
@@ -226,6 +228,7 @@ impl BrokerConfig {
             leader_imbalance_per_broker_percentage: num("leader.imbalance.per.broker.percentage").clamp(0, 100) as u32,
             min_insync_replicas: num("min.insync.replicas").max(1) as usize,
             replica_lag_time_max_ms: num("replica.lag.time.max.ms").max(1) as u64,
+            hw_checkpoint_interval_ms: num("replica.high.watermark.checkpoint.interval.ms").max(1) as u64,
             replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,
             replica_fetch_max_bytes: num("replica.fetch.max.bytes").max(1) as usize,
             replica_fetch_response_max_bytes: num("replica.fetch.response.max.bytes").max(1) as usize,

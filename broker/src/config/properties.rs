@@ -165,6 +165,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("controlled.shutdown.enable", Kind::Bool, Some("true"), None, "At SIGTERM, ask the controller to move this broker's leaderships to other in-sync replicas before stopping."),
     p("unclean.leader.election.enable", Kind::Bool, Some("false"), None, "Default unclean.leader.election.enable: elect a replica outside the ISR when no ISR member is alive (records only the old ISR had are lost)."),
     p("min.insync.replicas", Kind::Int, Some("1"), Some(1), "Default min.insync.replicas: the ISR size below which acks=all produces are refused (NOT_ENOUGH_REPLICAS)."),
+    p("replica.high.watermark.checkpoint.interval.ms", Kind::Long, Some("5000"), Some(1), "How often each log directory's high watermarks are written to its replication-offset-checkpoint."),
     p("replica.lag.time.max.ms", Kind::Long, Some("30000"), Some(1), "A follower that has not caught up with its leader for this long leaves the ISR."),
     p("replica.fetch.wait.max.ms", Kind::Int, Some("500"), Some(0), "Longest a follower's fetch waits at the leader for new records."),
     p("replica.fetch.max.bytes", Kind::Int, Some("1048576"), Some(1), "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."),
