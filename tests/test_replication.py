@@ -113,6 +113,18 @@ def test_replicated_topic_survives_a_leader_kill_and_the_broker_rejoins(cluster_
         return {int(p): int(o) for t, p, o in (ln.split(" ") for ln in lines[2:]) if t == TOPIC}
     wait_for("checkpointed high watermarks at the log ends",
              lambda: all(checkpoint(n) == {p: int(v) for p, v in leader_ends.items()} for n in c.running_brokers()), 10)
+    # ...and each replica its leader-epoch history (leader-epoch-checkpoint): the same on every
+    # broker, epochs and start offsets increasing, partition 0's with the epoch of its new leader.
+    def epochs(n, p) -> list[tuple[int, int]]:
+        lines = (n.data_dirs[0] / f"{TOPIC}-{p}" / "leader-epoch-checkpoint").read_text().splitlines()
+        assert lines[0] == "0" and int(lines[1]) == len(lines) - 2, lines
+        return [tuple(map(int, ln.split(" "))) for ln in lines[2:]]
+    for p in range(PARTITIONS):
+        wait_for(f"partition {p}'s epoch checkpoints agree",
+                 lambda p=p: len({tuple(epochs(n, p)) for n in c.running_brokers()}) == 1, 10)
+        hist = epochs(c.running_brokers()[0], p)
+        assert hist == sorted(hist) and len({e for e, _ in hist}) == len(hist), hist
+    assert len(epochs(c.running_brokers()[0], 0)) >= 2, "partition 0 changed leader: two epochs with records"
 
 
 def test_acks_all_needs_min_insync_replicas(cluster_factory):

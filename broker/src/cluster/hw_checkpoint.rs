@@ -5,35 +5,25 @@
 //! at its log end: records past it were never known to be committed, and consumers must not
 //! see them before the ISR has them again.
 //!
-//! Kafka's text format: a version line (0), a count line, then `topic partition offset`
-//! lines (topic names cannot contain spaces).
+//! Kafka's checkpoint format (see log::checkpoint_file) with `topic partition offset` lines
+//! (topic names cannot contain spaces).
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
+
+use crate::log::checkpoint_file;
 
 pub const FILE: &str = "replication-offset-checkpoint";
 
 /// Reads `dir`'s checkpoint: (topic, partition) -> high watermark. A missing file is empty;
 /// a malformed one is an error naming what is wrong.
 pub fn read(dir: &Path) -> std::io::Result<HashMap<(String, i32), i64>> {
-    let path = dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e),
-    };
-    parse(&text).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", path.display())))
+    let Some(lines) = checkpoint_file::read(dir, FILE)? else { return Ok(HashMap::new()) };
+    parse(&lines).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", dir.join(FILE).display())))
 }
 
-fn parse(text: &str) -> Result<HashMap<(String, i32), i64>, String> {
-    let mut lines = text.lines();
-    match lines.next().map(str::trim) {
-        Some("0") => {}
-        other => return Err(format!("unsupported version line {other:?} (expected 0)")),
-    }
-    let count: usize = lines.next().and_then(|l| l.trim().parse().ok()).ok_or("no entry count on the second line")?;
-    let mut out = HashMap::with_capacity(count.min(100_000));
-    for (i, line) in lines.enumerate() {
+fn parse(lines: &[String]) -> Result<HashMap<(String, i32), i64>, String> {
+    let mut out = HashMap::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
         let mut parts = line.split(' ');
         let (Some(topic), Some(partition), Some(offset), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(format!("line {} is not `topic partition offset`: {line:?}", i + 3));
@@ -42,27 +32,13 @@ fn parse(text: &str) -> Result<HashMap<(String, i32), i64>, String> {
         let offset = offset.parse().map_err(|_| format!("line {}: bad offset {offset:?}", i + 3))?;
         out.insert((topic.to_string(), partition), offset);
     }
-    if out.len() != count {
-        return Err(format!("{count} entries announced, {} found", out.len()));
-    }
     Ok(out)
 }
 
-/// Replaces `dir`'s checkpoint with `entries`, atomically (a temporary file fsynced, renamed
-/// over it, the directory fsynced).
+/// Replaces `dir`'s checkpoint with `entries`, atomically.
 pub fn write(dir: &Path, entries: &[(String, i32, i64)]) -> std::io::Result<()> {
-    let mut text = format!("0\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
-    }
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    let lines: Vec<String> = entries.iter().map(|(t, p, o)| format!("{t} {p} {o}")).collect();
+    checkpoint_file::write(dir, FILE, &lines)
 }
 
 #[cfg(test)]
@@ -90,8 +66,10 @@ mod tests {
             ("0\n1\norders zero 5\n", "bad partition"),
             ("0\n2\norders 0 5\n", "2 entries announced"),
         ] {
-            let err = parse(text).unwrap_err();
-            assert!(err.contains(why), "{text:?}: {err}");
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(FILE), text).unwrap();
+            let err = read(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(why) && err.contains(FILE), "{text:?}: {err}");
         }
     }
 }

@@ -67,6 +67,25 @@ impl LeaderEpochHistory {
     }
 }
 
+/// The history rebuilt from the batch headers (`rebuilt`), with each epoch's start taken from
+/// the checkpoint where that is earlier: compaction removes batches, and with them an
+/// epoch's first batches, after which the headers alone would date it later. A checkpointed
+/// start is used only where it keeps the history ordered (after the previous epoch's start)
+/// and within the log (not before `log_start_offset`); epochs with no batch left are not
+/// restored (a stale checkpoint, e.g. written before a truncation, cannot add any).
+pub fn with_checkpoint(rebuilt: &LeaderEpochHistory, checkpoint: &[(i32, i64)], log_start_offset: i64) -> LeaderEpochHistory {
+    let mut entries: Vec<(i32, i64)> = Vec::with_capacity(rebuilt.entries.len());
+    for &(epoch, start) in &rebuilt.entries {
+        let floor = entries.last().map_or(log_start_offset, |&(_, prev)| prev.saturating_add(1).max(log_start_offset));
+        let start = match checkpoint.iter().find(|(e, _)| *e == epoch) {
+            Some(&(_, saved)) if saved < start && saved >= floor => saved,
+            _ => start,
+        };
+        entries.push((epoch, start));
+    }
+    LeaderEpochHistory { entries }
+}
+
 /// The follower's decision after asking the leader about its latest epoch: where to truncate
 /// its log before fetching (KIP-279).
 ///
@@ -103,6 +122,20 @@ mod tests {
         assert_eq!(h.end_offset_for(5, 50), (5, 50));
         assert_eq!(h.end_offset_for(9, 50), (5, 50));
         assert_eq!(LeaderEpochHistory::new(vec![(3, 5)]).end_offset_for(2, 9), (-1, -1));
+    }
+
+    #[test]
+    fn a_checkpoint_restores_epoch_starts_that_compaction_removed() {
+        // Compaction removed epoch 3's first batches (it started at 10, the headers say 14).
+        let rebuilt = LeaderEpochHistory::new(vec![(1, 0), (3, 14), (4, 20)]);
+        let saved = [(1, 0), (3, 10), (4, 20)];
+        assert_eq!(with_checkpoint(&rebuilt, &saved, 0).entries(), &[(1, 0), (3, 10), (4, 20)]);
+        // Not before the log start, not before the previous epoch's start.
+        assert_eq!(with_checkpoint(&rebuilt, &[(3, 10)], 12).entries(), &[(1, 0), (3, 14), (4, 20)]);
+        assert_eq!(with_checkpoint(&rebuilt, &[(3, 0)], 0).entries(), &[(1, 0), (3, 14), (4, 20)]);
+        // A stale checkpoint (epochs 5 and 6 were truncated away) adds nothing, and an entry
+        // later than the headers' is ignored.
+        assert_eq!(with_checkpoint(&rebuilt, &[(4, 25), (5, 30), (6, 40)], 0).entries(), rebuilt.entries());
     }
 
     #[test]

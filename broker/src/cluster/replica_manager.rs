@@ -199,11 +199,23 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Writes every log directory's high-watermark checkpoint (blocking: file I/O).
+    /// Writes every log directory's high-watermark checkpoint, and the leader-epoch
+    /// checkpoint of every log whose epoch history changed since it was last written
+    /// (blocking: file I/O, done without the logs' locks).
     pub fn checkpoint_high_watermarks(&self, dirs: &[std::path::PathBuf]) {
         let mut by_dir: HashMap<&std::path::Path, Vec<(String, i32, i64)>> = dirs.iter().map(|d| (d.as_path(), Vec::new())).collect();
         for p in self.all() {
-            let dir = p.log().lock().dir().to_path_buf();
+            let (dir, epochs) = {
+                let log = p.log().lock();
+                (log.dir().to_path_buf(), log.epoch_checkpoint_due())
+            };
+            if let Some(entries) = epochs {
+                match crate::log::partition_log::write_epoch_checkpoint(&dir, &entries) {
+                    Ok(()) => p.log().lock().epoch_checkpoint_written(entries),
+                    // The partition may have been deleted meanwhile; its log says so next time.
+                    Err(e) => tracing::warn!(target: "kafka.server.ReplicaManager", partition = %p.name(), error = %e, "cannot write the leader-epoch checkpoint"),
+                }
+            }
             if let Some(entries) = dir.parent().and_then(|d| by_dir.get_mut(d)) {
                 entries.push((p.topic.clone(), p.index, p.high_watermark()));
             }

@@ -19,6 +19,7 @@
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
 
 pub mod batch_filter;
+pub mod checkpoint_file;
 pub mod cleaner;
 pub mod cleaner_files;
 pub mod cleaner_job;

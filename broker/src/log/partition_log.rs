@@ -159,9 +159,45 @@ pub struct PartitionLog {
     /// has been compacted. `None` until the first clean: the whole log is dirty.
     pub(super) cleaner_checkpoint: Option<i64>,
     /// Where each leader epoch starts in this log (Kafka's leader-epoch cache), rebuilt from
-    /// the batch headers at open (the same scan as the producer state) and kept with every
-    /// append and truncation.
+    /// the batch headers at open (the same scan as the producer state), corrected by the
+    /// `leader-epoch-checkpoint` file, and kept with every append and truncation.
     pub(super) epochs: LeaderEpochHistory,
+    /// The history as last written to `leader-epoch-checkpoint` (empty: never written).
+    pub(super) epochs_saved: Vec<(i32, i64)>,
+}
+
+/// Kafka's per-partition leader-epoch checkpoint file.
+pub const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+
+/// Reads a partition's `leader-epoch-checkpoint`; missing or unreadable is empty (the batch
+/// headers are then the whole history), with a warning for the unreadable.
+fn read_epoch_checkpoint(dir: &Path) -> Vec<(i32, i64)> {
+    let parse = |lines: Vec<String>| -> Option<Vec<(i32, i64)>> {
+        lines
+            .iter()
+            .map(|l| {
+                let (e, o) = l.split_once(' ')?;
+                Some((e.parse().ok()?, o.parse().ok()?))
+            })
+            .collect()
+    };
+    match super::checkpoint_file::read(dir, EPOCH_CHECKPOINT_FILE) {
+        Ok(None) => Vec::new(),
+        Ok(Some(lines)) => parse(lines).unwrap_or_else(|| {
+            tracing::warn!(target: "kafka.log.UnifiedLog", dir = %dir.display(), "leader-epoch-checkpoint has a malformed line; using the batch headers alone");
+            Vec::new()
+        }),
+        Err(e) => {
+            tracing::warn!(target: "kafka.log.UnifiedLog", error = %e, "cannot read leader-epoch-checkpoint; using the batch headers alone");
+            Vec::new()
+        }
+    }
+}
+
+/// Writes a partition's `leader-epoch-checkpoint` (`epoch start_offset` lines), atomically.
+pub fn write_epoch_checkpoint(dir: &Path, entries: &[(i32, i64)]) -> std::io::Result<()> {
+    let lines: Vec<String> = entries.iter().map(|(e, o)| format!("{e} {o}")).collect();
+    super::checkpoint_file::write(dir, EPOCH_CHECKPOINT_FILE, &lines)
 }
 
 /// Wall-clock milliseconds since the epoch (0 if the clock is before 1970).
@@ -254,6 +290,7 @@ impl PartitionLog {
             deleted: false,
             cleaner_checkpoint: cleaner_files::load_checkpoint(dir)?,
             epochs: LeaderEpochHistory::default(),
+            epochs_saved: read_epoch_checkpoint(dir),
         };
         log.flushed_offset = log.log_end_offset();
         log.rebuild_producer_state(now_ms)?;
@@ -286,7 +323,28 @@ impl PartitionLog {
                 self.producers.update(header, header.base_offset);
             }
         }
-        self.epochs = epochs;
+        self.epochs = crate::cluster::leader_epochs::with_checkpoint(&epochs, &self.epochs_saved, self.log_start_offset);
+        Ok(())
+    }
+
+    /// The epoch history to write to `leader-epoch-checkpoint`, if it changed since the last
+    /// write (the caller writes it without the log's lock, see [`write_epoch_checkpoint`]).
+    pub fn epoch_checkpoint_due(&self) -> Option<Vec<(i32, i64)>> {
+        (self.epochs.entries() != self.epochs_saved.as_slice() && !self.deleted).then(|| self.epochs.entries().to_vec())
+    }
+
+    /// Records that `entries` are what the checkpoint file now holds.
+    pub fn epoch_checkpoint_written(&mut self, entries: Vec<(i32, i64)>) {
+        self.epochs_saved = entries;
+    }
+
+    /// Writes the checkpoint now if it changed (blocking; after a truncation, so that a
+    /// crash cannot leave epochs in it that the log no longer has).
+    pub(super) fn save_epoch_checkpoint(&mut self) -> Result<(), LogError> {
+        if let Some(entries) = self.epoch_checkpoint_due() {
+            write_epoch_checkpoint(&self.dir, &entries).map_err(LogError::io("writing the leader-epoch checkpoint", &self.dir.join(EPOCH_CHECKPOINT_FILE)))?;
+            self.epochs_saved = entries;
+        }
         Ok(())
     }
 
@@ -534,6 +592,7 @@ impl PartitionLog {
         let end = self.log_end_offset();
         self.active_mut().seal()?;
         self.mark_flushed(end);
+        self.save_epoch_checkpoint()?;
         sync_dir(&self.dir)
     }
 

@@ -107,7 +107,8 @@ impl PartitionLog {
         if self.cleaner_checkpoint.is_some() {
             self.store_cleaner_checkpoint(start)?;
         }
-        self.rebuild_producer_state(now_ms)
+        self.rebuild_producer_state(now_ms)?;
+        self.save_epoch_checkpoint()
     }
 
     /// Removes every batch from the one containing `offset` onwards (a follower truncating
@@ -138,7 +139,8 @@ impl PartitionLog {
         if self.cleaner_checkpoint.is_some_and(|c| c > self.log_end_offset()) {
             self.store_cleaner_checkpoint(self.log_end_offset())?;
         }
-        self.rebuild_producer_state(now_ms)
+        self.rebuild_producer_state(now_ms)?;
+        self.save_epoch_checkpoint()
     }
 }
 
