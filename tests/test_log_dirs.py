@@ -42,3 +42,26 @@ def test_partitions_spread_over_log_dirs(broker_factory, topic_name):
     broker.start()
     got = clients.consume_all_confluent(broker.bootstrap, topic_name, PARTITIONS)
     check_roundtrip(msgs, [(p, o, k, v) for p, o, k, v, _ in got])
+
+
+def test_describe_log_dirs_naming_a_huge_topic_costs_nothing(broker_factory, topic_name):
+    # Bad input: a DescribeLogDirs that names a 30,000-byte topic with 250,000 partitions
+    # (1 MB on the wire) is answered from what the broker hosts, with nothing for that topic,
+    # and the broker goes on serving.
+    import struct
+    import time
+
+    from cluster import _Reader, _str16, request
+    broker = broker_factory()
+    clients.create_topic(broker.bootstrap, topic_name, 2)
+    body = struct.pack(">i", 1) + _str16("x" * 30_000) + struct.pack(">i", 250_000) + b"".join(struct.pack(">i", i) for i in range(250_000))
+    t0 = time.monotonic()
+    r = _Reader(request(("127.0.0.1", broker.port), 35, 1, body, timeout=10))
+    took = time.monotonic() - t0
+    r.take(">i")
+    assert r.take(">i") == 1  # one log dir
+    assert r.take(">h") == 0
+    r.string()
+    assert r.take(">i") == 0, "topics described for a topic this broker does not host"
+    assert took < 2, f"{took:.1f}s to answer"
+    assert describe_log_dirs(broker)[str(broker.data_dirs[0])].keys() == {(topic_name, 0), (topic_name, 1)}

@@ -393,6 +393,11 @@ def test_unclean_leader_election_only_where_the_topic_allows_it(cluster_factory)
     # Writable again on the unclean leader; the clean topic still refuses.
     reports = clients.produce_confluent(node2.bootstrap, "unclean-on", [(b"k", b"after")], partition_of=lambda i: 0, acks=1)
     assert reports[0][1] >= 0
+    p = Producer({"bootstrap.servers": node2.bootstrap, "acks": 1, "message.timeout.ms": 3000})
+    errors = []
+    p.produce("unclean-off", b"v", partition=0, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(10)
+    assert len(errors) == 1 and errors[0] is not None, f"an offline partition took a write: {errors}"
 
 
 def test_a_follower_behind_the_leaders_log_start_starts_over_there(cluster_factory):

@@ -44,7 +44,14 @@ def isr_of(c) -> dict[int, list[int]]:
 def confluent_producer(bootstrap: str, out: dict) -> None:
     """Keys c0..c59, values c-<i>; paced at RATE. Records the acknowledged values and every
     delivery error."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    retries = [0]
+
+    def stats(text):
+        # librdkafka's statistics: requests it sent again, summed over brokers.
+        retries[0] = max(retries[0], sum(b.get("txretries", 0) for b in json.loads(text)["brokers"].values()))
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                  "statistics.interval.ms": 200, "stats_cb": stats})
     acked, errors = [], []
 
     def done(err, msg):
@@ -66,7 +73,9 @@ def confluent_producer(bootstrap: str, out: dict) -> None:
                 p.poll(0.05)
         p.poll(0)
     left = p.flush(120)
-    out.update(acked=acked, errors=errors, unflushed=left)
+    time.sleep(0.5)
+    p.poll(0)  # a last statistics report
+    out.update(acked=acked, errors=errors, unflushed=left, retries=retries[0])
 
 
 def test_idempotent_producers_lose_nothing_when_the_leader_is_killed_mid_stream(cluster_factory, java_classpaths, tmp_path):
@@ -117,7 +126,10 @@ def test_idempotent_producers_lose_nothing_when_the_leader_is_killed_mid_stream(
     assert java.returncode == 0 and lines, f"Java producer exited {java.returncode}:\n{out[-2000:]}\n{''.join(java_err[-60:])}"
     js = json.loads(lines[-1].split(" ", 1)[1])
     assert js["ok"] and js["acked"] == PER_PRODUCER, js
-    print(f"Java producer: {js['producer_metrics']}")
+    java_retries = js["producer_metrics"].get("record-retry-total", 0)
+    print(f"Java producer: {js['producer_metrics']}; confluent-kafka requests retried: {result['retries']}")
+    # The kill hit writes in flight: the producers had to send something again.
+    assert java_retries + result["retries"] > 0, "no producer retried anything: the kill did not land mid-stream"
 
     # Every acknowledged record exactly once, and per key (so per partition and producer) in
     # the order sent.

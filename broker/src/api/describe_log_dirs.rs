@@ -15,16 +15,22 @@ use crate::broker::Broker;
 use crate::error_code;
 
 pub async fn handle(broker: &Broker, request: DescribeLogDirsRequest, version: i16) -> DescribeLogDirsResponse {
-    // None: every replica (the request's topics are null).
-    let wanted: Option<HashSet<(String, i32)>> = request
-        .topics
-        .as_ref()
-        .map(|ts| ts.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p))).collect());
+    let hosted = broker.replicas.all();
+    // None: every replica (the request's topics are null). Otherwise the hosted replicas the
+    // request names: sized by what this broker hosts, never by what the request lists (a
+    // hostile request may name a long topic with a million partitions).
+    let wanted: Option<HashSet<(&str, i32)>> = request.topics.as_ref().map(|ts| {
+        let here: HashSet<(&str, i32)> = hosted.iter().map(|p| (p.topic.as_str(), p.index)).collect();
+        ts.iter()
+            .filter(|t| here.iter().any(|(name, _)| *name == t.topic.0.as_str()))
+            .flat_map(|t| t.partitions.iter().filter_map(|&i| here.get(&(t.topic.0.as_str(), i)).copied()))
+            .collect()
+    });
     let dirs = broker.config.log_dirs.clone();
     // Sizes read under each log's lock, briefly; statvfs on a blocking thread.
     let mut by_dir: BTreeMap<usize, BTreeMap<String, Vec<DescribeLogDirsPartition>>> = BTreeMap::new();
-    for p in broker.replicas.all() {
-        if wanted.as_ref().is_some_and(|w| !w.contains(&(p.topic.clone(), p.index))) {
+    for p in &hosted {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&(p.topic.as_str(), p.index))) {
             continue;
         }
         let (dir, size) = {

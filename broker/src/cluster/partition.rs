@@ -222,9 +222,14 @@ impl Partition {
         self.log.lock().log_end_offset()
     }
 
-    /// At start-up: the high watermark from the checkpoint, at most the log end.
+    /// At start-up: the high watermark from the checkpoint, within the log (as Kafka: at
+    /// least the log start, at most the log end).
     pub fn restore_high_watermark(&self, hw: i64) {
-        let hw = hw.clamp(0, self.log_end_offset());
+        let (start, end) = {
+            let log = self.log.lock();
+            (log.log_start_offset(), log.log_end_offset())
+        };
+        let hw = hw.clamp(start, end.max(start));
         self.high_watermark.store(hw, Ordering::Release);
         self.hw_watch.send_replace(hw);
     }

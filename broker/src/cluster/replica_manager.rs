@@ -209,11 +209,22 @@ impl ReplicaManager {
                 let log = p.log().lock();
                 (log.dir().to_path_buf(), log.epoch_checkpoint_due())
             };
-            if let Some(entries) = epochs {
-                match crate::log::partition_log::write_epoch_checkpoint(&dir, &entries) {
-                    Ok(()) => p.log().lock().epoch_checkpoint_written(entries),
+            // Written without the lock; a truncation meanwhile writes its own history, which
+            // this write may then overwrite: so the history is compared again under the lock
+            // and written once more if it moved (a few rounds at most: epochs change rarely).
+            let mut epochs = epochs;
+            for _ in 0..3 {
+                let Some(entries) = epochs.take() else { break };
+                if let Err(e) = crate::log::partition_log::write_epoch_checkpoint(&dir, &entries) {
                     // The partition may have been deleted meanwhile; its log says so next time.
-                    Err(e) => tracing::warn!(target: "kafka.server.ReplicaManager", partition = %p.name(), error = %e, "cannot write the leader-epoch checkpoint"),
+                    tracing::warn!(target: "kafka.server.ReplicaManager", partition = %p.name(), error = %e, "cannot write the leader-epoch checkpoint");
+                    break;
+                }
+                let mut log = p.log().lock();
+                if log.epoch_history().entries() == entries.as_slice() {
+                    log.epoch_checkpoint_written(entries);
+                } else {
+                    epochs = log.epoch_checkpoint_due();
                 }
             }
             if let Some(entries) = dir.parent().and_then(|d| by_dir.get_mut(d)) {

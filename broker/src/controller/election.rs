@@ -107,17 +107,19 @@ pub fn elect_unclean(image: &MetadataImage, topic_id: uuid::Uuid, partition: i32
     }
 }
 
-/// The unclean elections due now: every partition without a leader whose topic allows
-/// unclean election (`unclean`, given its configs) and has a live replica.
-pub fn unclean_elections_due(image: &MetadataImage, unclean: &dyn Fn(&super::TopicImage) -> bool) -> Vec<MetadataRecord> {
+/// The unclean elections due now: every partition without a leader, no live ISR member, and
+/// a topic that allows unclean election (`unclean`, given its configs), gets its first
+/// `eligible` live replica as leader and sole ISR member. (A partition whose ISR has a live
+/// member is left to the clean election of its return.)
+pub fn unclean_elections_due(image: &MetadataImage, unclean: &dyn Fn(&super::TopicImage) -> bool, eligible: &dyn Fn(i32) -> bool) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values().filter(|t| unclean(t)) {
         for (i, p) in t.partitions.iter().enumerate() {
-            if p.leader >= 0 {
+            if p.leader >= 0 || p.isr.iter().any(|r| image.is_live(*r)) {
                 continue;
             }
-            if let Elected::Change(record) = elect_unclean(image, t.id, i as i32) {
-                out.push(record);
+            if let Some(r) = p.replicas.iter().copied().find(|r| image.is_live(*r) && eligible(*r)) {
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader: Some(r), isr: Some(vec![r]), replicas: None });
             }
         }
     }
@@ -261,14 +263,16 @@ mod tests {
         // Partition 0 offline (its only ISR member, 1, is fenced; 2 is a live out-of-sync
         // replica); partition 1 led; partition 2 offline with no live replica at all.
         let img = image(vec![(-1, vec![1, 2], vec![1]), (2, vec![2, 1], vec![2]), (-1, vec![1, 3], vec![1])], &[2]);
-        assert!(unclean_elections_due(&img, &|_| false).is_empty());
-        let recs = unclean_elections_due(&img, &|_| true);
+        assert!(unclean_elections_due(&img, &|_| false, &|_| true).is_empty());
+        // A broker in a controlled shutdown is not eligible.
+        assert!(unclean_elections_due(&img, &|_| true, &|b| b != 2).is_empty());
+        let recs = unclean_elections_due(&img, &|_| true, &|_| true);
         assert_eq!(recs.len(), 1, "{recs:?}");
         let mut img = img;
         apply_all(&mut img, &recs);
         let p = img.partition("t", 0).unwrap();
         assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
-        assert!(unclean_elections_due(&img, &|_| true).is_empty(), "nothing left to elect");
+        assert!(unclean_elections_due(&img, &|_| true, &|_| true).is_empty(), "nothing left to elect");
     }
 
     #[test]

@@ -807,14 +807,19 @@ impl Controller {
     /// does: availability over the records only the lost ISR had.
     async fn elect_unclean_where_enabled(&self) {
         let unclean = |t: &TopicImage| crate::cluster::topic_config::unclean_leader_election(&self.config, &t.configs);
+        let eligible = |b: i32| !self.shutting_down.lock().contains(&b);
         let image = self.image();
         // Cheap check first: most ticks have no offline partition of such a topic.
-        if election::unclean_elections_due(&image, &unclean).is_empty() {
+        if election::unclean_elections_due(&image, &unclean, &eligible).is_empty() {
+            return;
+        }
+        // Decide only on the metadata of this term (a stale image would show leaders gone).
+        if self.ensure_caught_up().await.is_err() {
             return;
         }
         let Ok(_guard) = self.event_lock().await else { return };
         let image = self.image();
-        let records = election::unclean_elections_due(&image, &unclean);
+        let records = election::unclean_elections_due(&image, &unclean, &eligible);
         if records.is_empty() {
             return;
         }
@@ -832,6 +837,9 @@ impl Controller {
     /// Kafka's auto leader rebalance: preferred replicas take their leadership back where a
     /// broker's imbalance is above `leader.imbalance.per.broker.percentage`.
     async fn rebalance_leaders(&self) {
+        if self.ensure_caught_up().await.is_err() {
+            return;
+        }
         let Ok(_guard) = self.event_lock().await else { return };
         let image = self.image();
         let records = election::rebalance_preferred_leaders(&image, self.config.leader_imbalance_per_broker_percentage);

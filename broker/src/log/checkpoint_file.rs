@@ -34,7 +34,11 @@ pub fn write(dir: &Path, name: &str, entries: &[String]) -> std::io::Result<()> 
         text.push_str(e);
         text.push('\n');
     }
-    let tmp = dir.join(format!("{name}.tmp"));
+    // A name of its own per write: two writers (a truncation under the log's lock, the
+    // periodic writer without it) never share a temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{n}.tmp"));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
