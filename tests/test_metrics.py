@@ -316,7 +316,7 @@ PROMTOOL = shutil.which("promtool")
 # rule (it has none for raft-channel-metrics). broker-metadata-metrics' attributes are literally
 # `metadata-apply-error-count`, `metadata-load-error-count` and `last-applied-record-lag-ms`.
 # A dashboard needs those exact names, so these warnings are accepted, and only these.
-KAFKA_CAMELCASE_LABELS = {"networkProcessor", "delayedOperation", "clientSoftwareName", "clientSoftwareVersion"}
+KAFKA_CAMELCASE_LABELS = {"networkProcessor", "delayedOperation", "clientSoftwareName", "clientSoftwareVersion", "clientId"}
 CAMEL_WARNING = "label names should be written in 'snake_case' not 'camelCase'"
 COUNT_SUFFIX_WARNING = 'non-histogram and non-summary metrics should not have "_count" suffix'
 TOTAL_SUFFIX_WARNING = 'non-counter metrics should not have "_total" suffix'
