@@ -7,6 +7,7 @@ clients (librdkafka via kcat and confluent-kafka, and kafka-python).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import struct
@@ -24,11 +25,31 @@ BROKER_BIN = Path(os.environ.get("LANTERN_BROKER_BIN", REPO_ROOT / "target" / "r
 READY_TIMEOUT_S = 30.0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (bind to port 0 and ask the kernel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A currently free TCP port on 127.0.0.1, chosen below the kernel's ephemeral range.
+    A port from that range (what binding to port 0 hands out) can be taken by any outgoing
+    connection, a broker's to its peers included, between this check and the broker's own
+    bind: a cluster test once failed on exactly that ("Address already in use")."""
+    lo, _ = _ephemeral_range()
+    top = min(lo, 65536) - 1
+    bottom = max(1024, top - 12000)
+    for _ in range(500):
+        port = random.randint(bottom, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {bottom}-{top}")
 
 
 def broker_env(extra: dict | None = None) -> dict:
