@@ -317,4 +317,61 @@ mod tests {
         heartbeats.abort();
         controller.shutdown().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_in_controlled_shutdown_cannot_rejoin_an_isr_even_under_a_new_controller() {
+        // Found under load: the broker that had just moved its leadership away fetched once
+        // more as a caught-up follower; the new leader asked to add it back, the next
+        // controller (the old one had been that broker) did not know it was shutting down and
+        // agreed, and acks=all waited for a stopped broker until its session expired.
+        let dir = tempfile::tempdir().unwrap();
+        let (config, controller) = standalone(dir.path()).await;
+        let mut beats = Vec::new();
+        for id in [1, 2, 3] {
+            beats.push(live_broker(&controller, id).await);
+        }
+        let create = ControllerRequest::CreateTopic {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 3,
+            assignments: Some(vec![vec![2, 1, 3]]),
+            configs: Default::default(),
+            validate_only: false,
+        };
+        controller.submit(create).await.unwrap();
+        let epoch2 = controller.image().brokers[&2].epoch;
+        beats[1].abort();
+        let shutdown = ControllerRequest::BrokerHeartbeat { broker_id: 2, broker_epoch: epoch2, metadata_offset: epoch2, want_shutdown: true };
+        let reply = controller.submit(shutdown).await.unwrap();
+        assert!(matches!(reply, ControllerReply::Heartbeat { should_shut_down: true, .. }), "{reply:?}");
+        let image = controller.image();
+        let p = image.partition("t", 0).unwrap().clone();
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 3]));
+        assert!(image.brokers[&2].in_controlled_shutdown && !image.is_isr_eligible(2));
+        let topic_id = image.topic("t").unwrap().id;
+        let epoch1 = image.brokers[&1].epoch;
+        let rejoin = ControllerRequest::AlterPartition {
+            broker_id: 1,
+            broker_epoch: epoch1,
+            topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: vec![2, 1, 3],
+        };
+        let e = controller.submit(rejoin.clone()).await.unwrap_err();
+        assert_eq!(e.code(), crate::error_code::INELIGIBLE_REPLICA, "{e:?}");
+        // The next controller (here: the same node restarted from its log) knows it too.
+        for b in &beats {
+            b.abort();
+        }
+        controller.shutdown().await;
+        let controller = Controller::start(&config).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !controller.image().brokers.get(&2).is_some_and(|b| b.in_controlled_shutdown) {
+            assert!(Instant::now() < deadline, "the restarted controller never replayed the shutdown record");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        controller.shutdown().await;
+    }
 }

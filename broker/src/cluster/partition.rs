@@ -125,6 +125,8 @@ pub struct PartitionState<'a> {
     pub partition_epoch: i32,
     pub replicas: &'a [i32],
     pub isr: &'a [i32],
+    /// Brokers that may not join an ISR now (fenced or in controlled shutdown).
+    pub isr_ineligible: &'a [i32],
 }
 
 impl Partition {
@@ -177,7 +179,10 @@ impl Partition {
                 None
             } else {
                 match repl.as_mut() {
-                    Some(r) if !changed && r.replicas() == state.replicas => r.on_isr_committed(state.isr.to_vec(), state.partition_epoch, leo),
+                    Some(r) if !changed && r.replicas() == state.replicas => {
+                        r.set_ineligible(state.isr_ineligible);
+                        r.on_isr_committed(state.isr.to_vec(), state.partition_epoch, leo)
+                    }
                     _ => {
                         let mut r = LeaderReplication::new(
                             self.local,
@@ -188,6 +193,7 @@ impl Partition {
                             self.high_watermark(),
                             now_ms,
                         );
+                        r.set_ineligible(state.isr_ineligible);
                         let hw = r.on_leader_append(leo);
                         *repl = Some(r);
                         hw

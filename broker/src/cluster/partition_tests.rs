@@ -129,7 +129,7 @@ async fn a_broker_that_stopped_leading_refuses_appends_and_stale_follower_data()
     let dir = tempfile::tempdir().unwrap();
     let p = partition(dir.path(), "t", LogConfig::default());
     p.append(&batch(&BatchSpec::values(&[b"a"])), 0).await.unwrap();
-    let moved = PartitionState { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: &[1, 2], isr: &[1, 2] };
+    let moved = PartitionState { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: &[1, 2], isr: &[1, 2], isr_ineligible: &[] };
     assert!(p.apply_state(&moved, 0));
     let e = p.append(&batch(&BatchSpec::values(&[b"late"])), 0).await.unwrap_err();
     assert_eq!(e.code(), error_code::NOT_LEADER_OR_FOLLOWER);

@@ -127,8 +127,9 @@ impl ReplicaManager {
             }
         }
         let now_ms = crate::api::now_ms();
-        fn state(p: &crate::controller::PartitionImage) -> PartitionState<'_> {
-            PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: &p.replicas, isr: &p.isr }
+        let ineligible = image.isr_ineligible_brokers();
+        fn state<'a>(p: &'a crate::controller::PartitionImage, ineligible: &'a [i32]) -> PartitionState<'a> {
+            PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: &p.replicas, isr: &p.isr, isr_ineligible: ineligible }
         }
         for topic in image.topics.values() {
             let cfg: LogConfig = log_config(config, &topic.configs);
@@ -142,7 +143,7 @@ impl ReplicaManager {
                 let fresh = |log| {
                     let p = Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
                     p.set_min_insync_replicas(min_insync);
-                    p.apply_state(&state(pimage), now_ms);
+                    p.apply_state(&state(pimage, &ineligible), now_ms);
                     p
                 };
                 match partitions.get(&key) {
@@ -150,7 +151,7 @@ impl ReplicaManager {
                         p.set_config(cfg.clone());
                         p.set_min_insync_replicas(min_insync);
                         let before = p.isr();
-                        let leadership_changed = p.apply_state(&state(pimage), now_ms);
+                        let leadership_changed = p.apply_state(&state(pimage, &ineligible), now_ms);
                         let after = p.isr();
                         if !leadership_changed && !before.is_empty() && !after.is_empty() {
                             use std::sync::atomic::Ordering::Relaxed;

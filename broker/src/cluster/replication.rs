@@ -14,7 +14,9 @@
 //!   was caught up at that previous fetch (`lastCaughtUpTimeMs`, KIP-16).
 //! - An ISR member not caught up for `replica.lag.time.max.ms` leaves the ISR; a replica out
 //!   of the ISR rejoins once its log end offset reaches the high watermark and the start of
-//!   the current leader epoch. One ISR change is in flight at a time.
+//!   the current leader epoch, unless its broker is fenced or in controlled shutdown
+//!   (KIP-841: a broker about to stop must not become a member that acks=all waits for).
+//!   One ISR change is in flight at a time.
 //! - The high watermark is the smallest log end offset of the leader and the followers in
 //!   the *maximal* ISR (the committed ISR together with an addition in flight), and never
 //!   moves back.
@@ -67,6 +69,9 @@ pub struct LeaderReplication {
     leader_epoch_start_offset: i64,
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
+    /// Replicas whose brokers the metadata shows fenced or in controlled shutdown: they may
+    /// not join the ISR.
+    ineligible: Vec<i32>,
 }
 
 impl LeaderReplication {
@@ -92,6 +97,14 @@ impl LeaderReplication {
             leader_epoch_start_offset: leader_leo,
             followers,
             high_watermark: high_watermark.min(leader_leo),
+            ineligible: Vec::new(),
+        }
+    }
+
+    /// The brokers the latest metadata shows fenced or in controlled shutdown.
+    pub fn set_ineligible(&mut self, brokers: &[i32]) {
+        if self.ineligible != brokers {
+            self.ineligible = brokers.to_vec();
         }
     }
 
@@ -158,7 +171,7 @@ impl LeaderReplication {
     }
 
     fn maybe_expand_isr(&mut self, follower: i32) -> Option<IsrChange> {
-        if self.pending.is_some() || self.isr.contains(&follower) {
+        if self.pending.is_some() || self.isr.contains(&follower) || self.ineligible.contains(&follower) {
             return None;
         }
         let f = self.followers.get(&follower)?;
@@ -343,6 +356,22 @@ mod tests {
         assert_eq!(l.maybe_shrink_isr(1_000_000, LAG), None);
         assert_eq!(l.on_isr_committed(vec![1, 2, 3], 4, 130), None);
         assert_eq!(l.on_follower_fetch(3, 130, 130, 40).0, Some(130));
+    }
+
+    #[test]
+    fn a_follower_on_a_broker_shutting_down_or_fenced_does_not_rejoin() {
+        // The trace that found it: broker 3 moved its leadership here in a controlled shutdown,
+        // fetched once as a caught-up follower, then stopped. Re-adding it would hold every
+        // acks=all produce until its session expired (seconds).
+        let mut l = LeaderReplication::new(1, vec![1, 2, 3], vec![1, 2], 3, 100, 100, 0);
+        l.set_ineligible(&[3]);
+        l.on_follower_fetch(2, 100, 100, 0);
+        assert_eq!(l.on_follower_fetch(3, 100, 100, 10), (None, None), "no expansion proposed");
+        l.on_leader_append(120);
+        assert_eq!(l.on_follower_fetch(2, 120, 120, 20).0, Some(120), "the high watermark does not wait for 3");
+        // Registered again and unfenced: it rejoins at its next fetch.
+        l.set_ineligible(&[]);
+        assert_eq!(l.on_follower_fetch(3, 120, 120, 30).1.map(|c| c.new_isr), Some(vec![1, 2, 3]));
     }
 
     #[test]

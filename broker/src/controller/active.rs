@@ -33,7 +33,6 @@ impl Controller {
     /// another replica could lead. Alone in the cluster, it stops at once (there is nowhere
     /// to move to).
     pub(super) async fn controlled_shutdown(&self, broker_id: i32, epoch: i64) -> Result<ControllerReply, ControllerError> {
-        self.shutting_down.lock().insert(broker_id);
         let image = self.image();
         let fenced = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
         if !image.live_brokers().any(|b| b.id != broker_id) {
@@ -44,7 +43,12 @@ impl Controller {
         if image.brokers.get(&broker_id).is_none_or(|b| b.epoch != epoch) {
             return Err(ControllerError::StaleBrokerEpoch { broker_id, broker_epoch: epoch });
         }
-        let records = election::on_broker_fenced(&image, broker_id);
+        let mut records = election::on_broker_fenced(&image, broker_id);
+        if image.brokers.get(&broker_id).is_some_and(|b| !b.in_controlled_shutdown) {
+            // First, in the same write: no ISR takes it back from now on, whichever node is
+            // the active controller when a leader asks (KIP-841).
+            records.insert(0, MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch: epoch, in_controlled_shutdown: true });
+        }
         if !records.is_empty() {
             let moved = records.len();
             self.write(records).await?;
@@ -159,8 +163,8 @@ impl Controller {
     /// does: availability over the records only the lost ISR had.
     pub(super) async fn elect_unclean_where_enabled(&self) {
         let unclean = |t: &TopicImage| crate::cluster::topic_config::unclean_leader_election(&self.config, &t.configs);
-        let eligible = |b: i32| !self.shutting_down.lock().contains(&b);
         let image = self.image();
+        let eligible = |b: i32| image.is_isr_eligible(b);
         // Cheap check first: most ticks have no offline partition of such a topic.
         if election::unclean_elections_due(&image, &unclean, &eligible).is_empty() {
             return;
@@ -171,6 +175,7 @@ impl Controller {
         }
         let Ok(_guard) = self.event_lock().await else { return };
         let image = self.image();
+        let eligible = |b: i32| image.is_isr_eligible(b);
         let records = election::unclean_elections_due(&image, &unclean, &eligible);
         if records.is_empty() {
             return;

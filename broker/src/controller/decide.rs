@@ -213,7 +213,7 @@ mod tests {
     fn cluster(n: i32) -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in 1..=n {
-            img.brokers.insert(id, BrokerRegistration { id, epoch: 1, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: false });
+            img.brokers.insert(id, BrokerRegistration { id, epoch: 1, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: false, in_controlled_shutdown: false });
         }
         img
     }

@@ -46,7 +46,6 @@ impl Controller {
                         return Err(ControllerError::DuplicateBrokerRegistration(*broker_id, existing.incarnation_id));
                     }
                 }
-                self.shutting_down.lock().remove(broker_id);
                 // The previous incarnation's leaderships move away, as when it is fenced.
                 let mut recs = election::on_broker_fenced(&image, *broker_id);
                 recs.push(MetadataRecord::RegisterBroker {
@@ -61,17 +60,7 @@ impl Controller {
                 if image.brokers.get(broker_id).is_none_or(|b| b.epoch != *broker_epoch) {
                     return Err(ControllerError::StaleBrokerEpoch { broker_id: *broker_id, broker_epoch: *broker_epoch });
                 }
-                let current = image.topic_names.get(topic_id).and_then(|n| image.partition(n, *partition)).map(|p| p.isr.clone()).unwrap_or_default();
-                let joining_shutdown = {
-                    let down = self.shutting_down.lock();
-                    new_isr.iter().any(|r| !current.contains(r) && down.contains(r))
-                };
-                let decided = if joining_shutdown {
-                    Err(election::AlterIsrRefusal::IneligibleReplica)
-                } else {
-                    election::alter_isr(&image, *broker_id, *topic_id, *partition, *leader_epoch, *partition_epoch, new_isr)
-                };
-                match decided {
+                match election::alter_isr(&image, *broker_id, *topic_id, *partition, *leader_epoch, *partition_epoch, new_isr) {
                     Ok(Some(record)) => Ok(vec![record]),
                     Ok(None) => return Ok(ControllerReply::IsrChanged),
                     Err(refusal) => {

@@ -171,7 +171,7 @@ pub enum AlterIsrRefusal {
     FencedLeaderEpoch,
     /// INVALID_UPDATE_VERSION: the partition changed since the sender's partition epoch.
     InvalidUpdateVersion,
-    /// INELIGIBLE_REPLICA: a proposed member is not a replica, is fenced, or the leader is
+    /// INELIGIBLE_REPLICA: a proposed member is not a replica, is fenced or shutting down, or the leader is
     /// missing from it.
     IneligibleReplica,
 }
@@ -204,7 +204,8 @@ pub fn alter_isr(
     if partition_epoch != p.partition_epoch {
         return Err(AlterIsrRefusal::InvalidUpdateVersion);
     }
-    let eligible = |r: &i32| p.replicas.contains(r) && (p.isr.contains(r) || image.is_live(*r));
+    // A joining member must be unfenced and not in controlled shutdown (KIP-841).
+    let eligible = |r: &i32| p.replicas.contains(r) && (p.isr.contains(r) || image.is_isr_eligible(*r));
     if !new_isr.contains(&broker) || !new_isr.iter().all(eligible) {
         return Err(AlterIsrRefusal::IneligibleReplica);
     }
@@ -227,7 +228,7 @@ mod tests {
         for id in 1..=4 {
             img.brokers.insert(
                 id,
-                BrokerRegistration { id, epoch: 1, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: !live.contains(&id) },
+                BrokerRegistration { id, epoch: 1, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: !live.contains(&id), in_controlled_shutdown: false },
             );
         }
         let partitions = parts
@@ -320,6 +321,12 @@ mod tests {
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3, 4]), Err(AlterIsrRefusal::IneligibleReplica));
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[3]), Err(AlterIsrRefusal::IneligibleReplica));
         assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 3]), Ok(None));
+        // Unfenced but in controlled shutdown (recorded in the log, so any controller knows): refused too.
+        img.brokers.get_mut(&2).unwrap().fenced = false;
+        img.brokers.get_mut(&2).unwrap().in_controlled_shutdown = true;
+        assert_eq!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 2, 3]), Err(AlterIsrRefusal::IneligibleReplica));
+        img.brokers.get_mut(&2).unwrap().in_controlled_shutdown = false;
+        assert!(alter_isr(&img, 1, id, 0, 0, p.partition_epoch, &[1, 2, 3]).unwrap().is_some());
     }
 
     #[test]

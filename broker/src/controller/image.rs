@@ -51,6 +51,11 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// Fenced brokers are not in Metadata and lead nothing.
     pub fenced: bool,
+    /// Asked for a controlled shutdown (Kafka's `InControlledShutdown`, KIP-841): it is moving
+    /// its leaderships away and may not join any ISR until it registers again. In the log, so
+    /// that a new active controller knows it too.
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
 }
 
 impl BrokerRegistration {
@@ -113,6 +118,17 @@ impl MetadataImage {
 
     pub fn is_live(&self, broker: i32) -> bool {
         self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// May `broker` join an ISR? Only when registered, unfenced and not shutting down
+    /// (Kafka's `isReplicaIsrEligible`): a replica about to stop must not hold up acks=all.
+    pub fn is_isr_eligible(&self, broker: i32) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// The brokers that may not join an ISR now: fenced or in controlled shutdown.
+    pub fn isr_ineligible_brokers(&self) -> Vec<i32> {
+        self.brokers.values().filter(|b| b.fenced || b.in_controlled_shutdown).map(|b| b.id).collect()
     }
 
     /// Partitions with no leader.

@@ -90,9 +90,6 @@ pub struct Controller {
     /// the previous one produced.
     write_lock: tokio::sync::Mutex<()>,
     heartbeats: Mutex<BrokerHeartbeats>,
-    /// Brokers in a controlled shutdown (this controller's view; a new controller learns them
-    /// from their next heartbeat): they may not rejoin an ISR (KIP-841).
-    shutting_down: Mutex<std::collections::BTreeSet<i32>>,
     /// Idle connections to other controllers, for forwarding.
     pool: Mutex<Vec<RpcClient>>,
     /// This broker's reserved producer ids: next, end.
@@ -129,7 +126,6 @@ impl Controller {
             role,
             write_lock: Default::default(),
             heartbeats: Mutex::new(BrokerHeartbeats::new(session, Duration::from_millis(config.cluster.heartbeat_interval_ms))),
-            shutting_down: Default::default(),
             pool: Default::default(),
             producer_ids: Default::default(),
             caught_up_term: std::sync::atomic::AtomicU64::new(u64::MAX),

@@ -33,6 +33,9 @@ pub enum MetadataRecord {
     UnregisterBroker { broker_id: i32, broker_epoch: i64 },
     FenceBroker { broker_id: i32, broker_epoch: i64 },
     UnfenceBroker { broker_id: i32, broker_epoch: i64 },
+    /// Kafka's BrokerRegistrationChangeRecord for `InControlledShutdown`: the broker asked to
+    /// shut down; cleared only by its next registration.
+    BrokerRegistrationChange { broker_id: i32, broker_epoch: i64, in_controlled_shutdown: bool },
     /// Reserves producer ids below `next_producer_id` for `broker_id`.
     ProducerIds { broker_id: i32, next_producer_id: i64 },
 }
@@ -129,6 +132,7 @@ impl MetadataImage {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
+                        in_controlled_shutdown: false,
                     },
                 );
             }
@@ -138,6 +142,9 @@ impl MetadataImage {
             }
             MetadataRecord::FenceBroker { broker_id, broker_epoch } => self.broker_mut(*broker_id, *broker_epoch)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id, broker_epoch } => self.broker_mut(*broker_id, *broker_epoch)?.fenced = false,
+            MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, in_controlled_shutdown } => {
+                self.broker_mut(*broker_id, *broker_epoch)?.in_controlled_shutdown = *in_controlled_shutdown;
+            }
             MetadataRecord::ProducerIds { next_producer_id, .. } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
@@ -204,5 +211,31 @@ mod tests {
         assert_eq!(img.brokers[&2].epoch, 20);
         assert_eq!(img.apply(&MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 10 }, 21, 0), Err(ApplyError::StaleBroker(2, 10)));
         assert!(!img.is_live(2));
+    }
+
+    #[test]
+    fn a_broker_in_controlled_shutdown_is_not_isr_eligible_until_it_registers_again() {
+        let mut img = MetadataImage::default();
+        let reg = |inc| MetadataRecord::RegisterBroker { broker_id: 2, incarnation_id: inc, endpoints: endpoint(9092), rack: None };
+        img.apply(&reg(Uuid::new_v4()), 10, 0).unwrap();
+        assert!(!img.is_isr_eligible(2), "fenced at registration");
+        img.apply(&MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 10 }, 11, 0).unwrap();
+        assert!(img.is_isr_eligible(2));
+        let shutdown = MetadataRecord::BrokerRegistrationChange { broker_id: 2, broker_epoch: 10, in_controlled_shutdown: true };
+        img.apply(&shutdown, 12, 0).unwrap();
+        assert!(img.is_live(2) && !img.is_isr_eligible(2));
+        assert_eq!(img.isr_ineligible_brokers(), vec![2]);
+        // It survives a snapshot (the image as JSON), and a registration from before the field existed reads as not shutting down.
+        let copy: MetadataImage = serde_json::from_slice(&serde_json::to_vec(&img).unwrap()).unwrap();
+        assert!(!copy.is_isr_eligible(2));
+        let mut old = serde_json::to_value(&img.brokers[&2]).unwrap();
+        old.as_object_mut().unwrap().remove("in_controlled_shutdown");
+        assert!(!serde_json::from_value::<crate::controller::image::BrokerRegistration>(old).unwrap().in_controlled_shutdown);
+        // A stale epoch does not apply; the next registration clears it.
+        let stale = MetadataRecord::BrokerRegistrationChange { broker_id: 2, broker_epoch: 9, in_controlled_shutdown: false };
+        assert_eq!(img.apply(&stale, 13, 0), Err(ApplyError::StaleBroker(2, 9)));
+        img.apply(&reg(Uuid::new_v4()), 20, 0).unwrap();
+        img.apply(&MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 20 }, 21, 0).unwrap();
+        assert!(img.is_isr_eligible(2));
     }
 }
