@@ -54,7 +54,7 @@ class ClusterNode(Broker):
 
     @property
     def controller_address(self) -> str:
-        return f"127.0.0.1:{self.controller_port}"
+        return f"{self.host}:{self.controller_port}"
 
     def args(self) -> list[str]:
         # A voter listens for the quorum on its CONTROLLER listener; a node added later is a
@@ -63,9 +63,9 @@ class ClusterNode(Broker):
         props = {
             "node.id": str(self.node_id),
             "log.dirs": ",".join(str(d) for d in self.data_dirs),
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port}",
-            "http.listener": f"127.0.0.1:{self.http_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port}{controller}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.advertised_port}",
+            "http.listener": f"{self.host}:{self.http_port}",
             "controller.quorum.voters": self.cluster.voters,
         }
         if self.controller_only:
@@ -369,7 +369,7 @@ def metadata(node: Broker, topics: list[str] | None = None, timeout: float = 5.0
     """Metadata v1 asked of `node` itself; `topics` None asks for all topics (v1 auto-creates
     listed topics that do not exist, so list only existing ones)."""
     body = struct.pack(">i", -1) if topics is None else struct.pack(">i", len(topics)) + b"".join(_str16(t) for t in topics)
-    r = _Reader(request(("127.0.0.1", node.port), 3, 1, body, timeout))
+    r = _Reader(request((node.host, node.port), 3, 1, body, timeout))
     brokers = {}
     for _ in range(r.take(">i")):
         node_id = r.take(">i")
@@ -396,7 +396,7 @@ def metadata(node: Broker, topics: list[str] | None = None, timeout: float = 5.0
 def find_coordinator(node: Broker, group: str, timeout: float = 5.0) -> tuple[int, int, str | None]:
     """FindCoordinator v1 for a group: (error code, coordinator node id, error message)."""
     body = _str16(group) + struct.pack(">b", 0)
-    r = _Reader(request(("127.0.0.1", node.port), 10, 1, body, timeout))
+    r = _Reader(request((node.host, node.port), 10, 1, body, timeout))
     r.take(">i")  # throttle
     err = r.take(">h")
     msg = r.string()
@@ -410,7 +410,7 @@ def create_topic(node: Broker, name: str, partitions: int, replication_factor: i
     (error code, error message)."""
     body = struct.pack(">i", 1) + _str16(name) + struct.pack(">ihii", partitions, replication_factor, 0, 0)
     body += struct.pack(">ib", int(timeout * 1000), 0)
-    r = _Reader(request(("127.0.0.1", node.port), 19, 2, body, timeout + 1))
+    r = _Reader(request((node.host, node.port), 19, 2, body, timeout + 1))
     r.take(">i")  # throttle
     assert r.take(">i") == 1
     assert r.string() == name
@@ -419,7 +419,7 @@ def create_topic(node: Broker, name: str, partitions: int, replication_factor: i
 
 def describe_log_dirs(node: Broker, timeout: float = 5.0) -> dict[str, dict[tuple[str, int], tuple[int, int]]]:
     """DescribeLogDirs v1 for every replica: {log dir: {(topic, partition): (size, offset lag)}}."""
-    r = _Reader(request(("127.0.0.1", node.port), 35, 1, struct.pack(">i", -1), timeout))
+    r = _Reader(request((node.host, node.port), 35, 1, struct.pack(">i", -1), timeout))
     r.take(">i")  # throttle
     out: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
     for _ in range(r.take(">i")):

@@ -128,6 +128,10 @@ class Broker:
         self.env = dict(env or {})
         self.extra_args = list(extra_args or [])
         self.log_path = self.workdir / f"{name}.stderr.log"
+        # The address it listens on, and the network namespace it runs in (`ip netns exec`):
+        # the fault suite gives each broker its own host; every other test uses loopback.
+        self.host = "127.0.0.1"
+        self.netns: str | None = None
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self._log_fh = None
@@ -136,25 +140,25 @@ class Broker:
     @property
     def bootstrap(self) -> str:
         """What clients should bootstrap from (the advertised address)."""
-        return f"127.0.0.1:{self.advertised_port}"
+        return f"{self.host}:{self.advertised_port}"
 
     @property
     def direct_bootstrap(self) -> str:
         """The broker's own listener (differs from `bootstrap` only behind a proxy)."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def http_base(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     def args(self) -> list[str]:
         base = {"node.id": "1"}
         if self.data_dirs:  # empty: leave log.dirs to the env var / config file
             base["log.dirs"] = ",".join(str(d) for d in self.data_dirs)
         base.update({
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port}",
-            "http.listener": f"127.0.0.1:{self.http_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.advertised_port}",
+            "http.listener": f"{self.host}:{self.http_port}",
         })
         base.update(self.props)
         return [f"--{k}={v}" for k, v in base.items()] + self.extra_args
@@ -169,8 +173,10 @@ class Broker:
         self._log_fh = open(self.log_path, "ab")
         self._log_fh.write(f"\n===== start #{self.starts}: {BROKER_BIN} {' '.join(self.args())}\n".encode())
         self._log_fh.flush()
+        # `ip netns exec` execs the broker in place, so the pid is still the broker's own.
+        netns = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            [str(BROKER_BIN), *self.args()],
+            [*netns, str(BROKER_BIN), *self.args()],
             stdout=self._log_fh, stderr=self._log_fh, stdin=subprocess.DEVNULL,
             env=broker_env(self.env), cwd=str(self.workdir), start_new_session=True,
         )

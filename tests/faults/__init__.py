@@ -1,0 +1,1 @@
+"""The fault suite: a cluster under a nemesis, its history, and the checker that judges it."""

@@ -1,0 +1,265 @@
+"""One run of the fault suite: a cluster on its own hosts, clients, the nemesis, the checker.
+
+    python tests/faults/suite.py --duration 150 --seed 7 --out /tmp/faults-run
+
+As root, it makes a network namespace per broker plus one for the clients (hosts.py) and runs
+itself again inside the clients' namespace; elsewhere it says why not and runs on loopback
+with the faults that need no network control (kill, pause). The run:
+
+1. starts `--nodes` real lantern-broker processes (each broker and controller), creates the
+   topic (`--partitions`, replication factor 3, min.insync.replicas=2; `--broken` is the
+   configuration that must lose writes: acks=1, min.insync.replicas=1, unclean election on);
+2. runs the producers and readers (workload.py) for `--duration` seconds while the nemesis
+   injects faults on the seeded schedule (`--seed`, printed so a failure can be replayed);
+3. heals everything, lets the producers run on a little, drains them, reads every partition
+   from the start with a fresh consumer;
+4. waits for the replicas to converge and compares their log bytes, looks for panics in the
+   brokers' logs, runs the checker, writes `history.jsonl`, `summary.md`, `result.json` and
+   `timeline.png` into `--out`.
+
+Exit status 0 when nothing is wrong (no anomaly, no panic, identical replicas), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import hosts  # noqa: E402
+
+TOPIC = "queue"
+KAFKA_PORT, CONTROLLER_PORT, HTTP_PORT = 9092, 9093, 8080
+
+# Kafka's defaults except where a fault would otherwise take longer than the suite can wait:
+# a follower cut away leaves the ISR after 6 s (Kafka: 30 s), so acks=all resumes sooner.
+CLUSTER_PROPS = {
+    "replica.lag.time.max.ms": 6000,
+    "offsets.topic.num.partitions": 3,
+    "offsets.topic.replication.factor": 3,
+    "default.replication.factor": 3,
+    "replica.high.watermark.checkpoint.interval.ms": 1000,
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=150, help="seconds of faults (default 150)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    ap.add_argument("--out", type=Path, required=True, help="directory for the history, summary and plot")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--producers", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=150, help="records per second per producer")
+    ap.add_argument("--every", default="6,12", help="seconds between faults, min,max")
+    ap.add_argument("--hold", default="4,9", help="seconds a fault lasts, min,max")
+    ap.add_argument("--kinds", default="", help="comma-separated fault kinds (default: every kind available)")
+    ap.add_argument("--broken", action="store_true", help="acks=1, min.insync.replicas=1, unclean election: must lose writes")
+    ap.add_argument("--loopback", action="store_true", help="no namespaces even as root (process faults only)")
+    ap.add_argument("--inside", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1 << 31)
+    return args
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------- outer
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.inside:
+        return run(args, hosts.Network.attach(json.loads(args.inside)))
+    ok, why = hosts.available()
+    if args.loopback or not ok:
+        log(f"fault suite: no network namespaces ({why or '--loopback'}); running on loopback with kill and pause only")
+        return run(args, None)
+    names = [f"n{i}" for i in range(1, args.nodes + 1)] + ["c"]
+    with hosts.Network(names) as net:
+        log(f"fault suite: hosts {', '.join(f'{h}={a}' for h, a in net.address.items())} (namespaces {net.ns['c'].rsplit('-', 1)[0]}-*)")
+        cmd = [*net.exec_prefix("c"), sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:]),
+               "--seed", str(args.seed), "--inside", json.dumps(net.describe())]
+        return subprocess.run(cmd).returncode
+
+
+# --------------------------------------------------------------------------- inside
+def place_on_hosts(cluster, net) -> None:
+    """Each node listens on its own host's address with Kafka's usual ports."""
+    for i, node in cluster.nodes.items():
+        host = f"n{i}"
+        node.host, node.netns = net.address[host], net.ns[host]
+        node.port = node.advertised_port = KAFKA_PORT
+        node.http_port, node.controller_port = HTTP_PORT, CONTROLLER_PORT
+    cluster.voters = ",".join(f"{i}@{cluster.nodes[i].controller_address}" for i in cluster.voter_ids)
+
+
+def log_digests(cluster, partitions: int) -> dict[int, dict[int, str]]:
+    """{partition: {node: sha256 of its .log segment files in offset order}}."""
+    out: dict[int, dict[int, str]] = {}
+    for p in range(partitions):
+        for i, node in cluster.nodes.items():
+            h = hashlib.sha256()
+            for d in node.data_dirs:
+                pdir = d / f"{TOPIC}-{p}"
+                for seg in sorted(pdir.glob("*.log")):
+                    h.update(seg.read_bytes())
+            out.setdefault(p, {})[i] = h.hexdigest()[:16]
+    return out
+
+
+def wait_converged(cluster, partitions: int, timeout: float) -> tuple[bool, str]:
+    """Every replica in the ISR and at the same log end offset."""
+    from cluster import metadata
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            md = metadata(cluster.running_brokers()[0], [TOPIC]).topics[TOPIC]
+            full = all(sorted(pm.isr) == sorted(pm.replicas) for pm in md.partitions.values())
+            leos = {}
+            for i, node in cluster.nodes.items():
+                for k, v in node.metrics().items():
+                    if k.startswith("kafka_log_log_logendoffset{") and f'topic="{TOPIC}"' in k:
+                        p = int(k.split('partition="')[1].split('"')[0])
+                        leos.setdefault(p, {})[i] = v
+            same = len(leos) == partitions and all(len(set(v.values())) == 1 and len(v) == len(cluster.nodes) for v in leos.values())
+            last = f"isr full: {full}, log end offsets: {leos}"
+            if full and same:
+                return True, last
+        except Exception as e:  # a node still starting
+            last = repr(e)
+        time.sleep(0.5)
+    return False, last
+
+
+def panics(cluster) -> list[str]:
+    found = []
+    for node in cluster.nodes.values():
+        text = node.log_path.read_text(errors="replace") if node.log_path.exists() else ""
+        found += [f"node {node.node_id}: {line.strip()}" for line in text.splitlines() if "panicked at" in line]
+    return found
+
+
+def run(args, net) -> int:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    import checker
+    from cluster import Cluster
+    from nemesis import Nemesis
+    from workload import History, Producer, Reader, final_read
+
+    import logging
+
+    import workload
+
+    handler = logging.FileHandler(args.out / "clients.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    workload.CLIENT_LOG.addHandler(handler)
+    workload.CLIENT_LOG.setLevel(logging.INFO)
+    workload.CLIENT_LOG.propagate = False
+    rng = random.Random(args.seed)
+    log(f"fault suite: seed {args.seed} (replay: --seed {args.seed}), {args.duration:.0f}s of faults, "
+        f"{args.nodes} brokers, {'broken configuration' if args.broken else 'acks=all, RF 3, min.insync.replicas=2'}")
+    props = dict(CLUSTER_PROPS)
+    if args.broken:
+        props.update({"unclean.leader.election.enable": "true", "min.insync.replicas": 1})
+    workdir = args.out / "cluster"
+    cluster = Cluster(workdir, args.nodes, props=props)
+    if net is not None:
+        place_on_hosts(cluster, net)
+    history = History(args.out / "history.jsonl", time.monotonic())
+    producers, readers = [], []
+    result: dict = {"seed": args.seed, "duration": args.duration, "nodes": args.nodes, "broken": args.broken,
+                    "network_faults": net is not None}
+    try:
+        cluster.start(timeout=60)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "logger": workload.CLIENT_LOG})
+        configs = {"min.insync.replicas": "1" if args.broken else "2"}
+        if args.broken:
+            configs["unclean.leader.election.enable"] = "true"
+        admin.create_topics([NewTopic(TOPIC, args.partitions, 3, config=configs)], request_timeout=20)[TOPIC].result(30)
+        from clients import wait_topic
+
+        wait_topic(cluster.bootstrap, TOPIC, args.partitions)
+        pconf = {"acks": "1", "enable.idempotence": False} if args.broken else {}
+        producers = [Producer(n, cluster.bootstrap, TOPIC, args.partitions, history, rate=args.rate, config=pconf)
+                     for n in range(1, args.producers + 1)]
+        readers = [Reader(1, cluster.bootstrap, TOPIC, args.partitions, history, mode="assign"),
+                   Reader(2, cluster.bootstrap, TOPIC, args.partitions, history, mode="subscribe")]
+        for t in [*producers, *readers]:
+            t.start()
+        time.sleep(3)
+        nemesis = Nemesis(cluster, net, rng, history.add, topic=TOPIC, clock=history.now, log=log)
+        kinds = [k for k in args.kinds.split(",") if k] or None
+        stop = threading.Event()
+        nt = threading.Thread(target=nemesis.run, args=(stop,), kwargs={
+            "every": tuple(float(x) for x in args.every.split(",")),
+            "hold": tuple(float(x) for x in args.hold.split(",")), "kinds": kinds}, daemon=True)
+        nt.start()
+        time.sleep(args.duration)
+        stop.set()
+        nt.join(60)
+        nemesis.heal_everything(timeout=90)
+        log(f"[suite {history.now():7.1f}s] healed: every broker running and ready")
+        time.sleep(8)  # writes after the last fault show the cluster recovered
+        for p in producers:
+            p.stop.set()
+        for p in producers:
+            p.join(10)
+            pending = p.drain(60)
+            if pending:
+                log(f"producer {p.process}: {pending} deliveries still pending after 60s")
+        time.sleep(2)
+        for r in readers:
+            r.stop.set()
+        for r in readers:
+            r.join(15)
+        final_read(cluster.bootstrap, TOPIC, args.partitions, history, log=log)
+        converged, state = wait_converged(cluster, args.partitions, 90)
+        digests = log_digests(cluster, args.partitions)
+        identical = converged and all(len(set(d.values())) == 1 for d in digests.values())
+        result.update(faults=nemesis.counts, converged=converged, convergence=state, log_digests=digests,
+                      replicas_identical=identical)
+        if not identical:
+            log(f"replicas differ: converged={converged} ({state}); digests {digests}")
+    finally:
+        for t in [*producers, *readers]:
+            t.stop.set()
+        cluster.stop()
+        history.close()
+    result["panics"] = panics(cluster)
+    report = checker.check(history.events)
+    result["anomalies"] = report.anomalies
+    result["ok"] = bool(report.ok and not result["panics"] and result.get("replicas_identical"))
+    result["counts"] = report.counts
+    extra = {k: result[k] for k in ("faults", "replicas_identical", "panics", "network_faults") if k in result}
+    (args.out / "summary.md").write_text(checker.summary_markdown(report, title="Lantern fault suite", seed=args.seed, extra=extra))
+    try:
+        import plot
+
+        plot.plot(history.events, args.out / "timeline.png", title=f"seed {args.seed}")
+    except Exception as e:
+        log(f"no plot: {e}")
+    (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    log(f"fault suite: {'OK' if result['ok'] else 'ANOMALIES'}: {report.anomalies}; faults {result.get('faults')}; "
+        f"replicas identical: {result.get('replicas_identical')}; panics: {len(result['panics'])}; see {args.out}/summary.md")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
