@@ -47,9 +47,9 @@ class History:
         self.events.append({"f": "commit", "type": "ok", "process": process, "t": t, "group": group,
                             "partition": partition, "offset": offset})
 
-    def nemesis(self, fault, start, stop, targets=(1,)):
+    def nemesis(self, fault, start, stop, targets=(1,), leaders=None):
         self.events.append({"f": "nemesis", "type": "start", "process": "nemesis", "t": start, "fault": fault,
-                            "targets": list(targets), "detail": "planted"})
+                            "targets": list(targets), "detail": "planted", "leaders": leaders or {}})
         if stop is not None:
             self.events.append({"f": "nemesis", "type": "stop", "process": "nemesis", "t": stop, "fault": fault,
                                 "targets": list(targets)})
@@ -261,8 +261,8 @@ def test_unavailability_and_recovery_are_exact():
     h.send("p1", 1, "g", 7.5, 8.0, outcome="info")
     h.final(0, {0: "a", 1: "c", 2: "d", 3: "e"}, 4)
     h.final(1, {0: "b", 1: "f"}, 2)
-    h.nemesis("kill", 1.5, 4.0, targets=[1])
-    h.nemesis("kill", 2.5, 3.0, targets=[2])
+    h.nemesis("kill", 1.5, 4.0, targets=[1], leaders={"0": 1, "1": 2})
+    h.nemesis("kill", 2.5, 3.0, targets=[2], leaders={"0": 1, "1": 2})
     h.nemesis("pause", 6.5, None)
     report = check(h.events)
     assert_only(report, None)
@@ -273,11 +273,18 @@ def test_unavailability_and_recovery_are_exact():
     assert report.unavailability[1] == {"longest_gap": 5.75, "longest_gap_start": 1.25,
                                         "total_unavailable": 5.75, "acks": 2}
     kill = report.fault_recovery["kill"]
-    # First kill at 1.5: p0 acks at 2 (0.5), p1 at 7 (5.5); second at 2.5: p0 5.5 (3), p1 7 (4.5).
-    assert sorted(kill["samples"]) == [0.5, 3.0, 4.5, 5.5]
-    assert (kill["faults"], kill["median"], kill["worst"], kill["never"]) == (2, 3.75, 5.5, 0)
+    # The stall a fault caused: the longest gap between acks overlapping the fault.
+    # First kill 1.5..4: p0 gaps 1..2 and 2..5.5 overlap (3.5), p1 1.25..7 (5.75);
+    # second kill 2.5..3: p0 2..5.5 (3.5), p1 1.25..7 (5.75).
+    assert sorted(kill["samples"]) == [3.5, 3.5, 5.75, 5.75]
+    assert (kill["faults"], kill["median"], kill["worst"], kill["never"]) == (2, 4.625, 5.75, 0)
+    # Leader hit: the first kill's target led p0, the second's led p1.
+    assert sorted(kill["leader_samples"]) == [3.5, 5.75]
+    assert (kill["leader_median"], kill["leader_worst"]) == (4.625, 5.75)
     pause = report.fault_recovery["pause"]
-    assert (pause["faults"], pause["samples"], pause["never"], pause["worst"]) == (1, [0.5], 1, 0.5)
+    # Never stopped, from 6.5: p0 has no ack after it; p1's gap 1.25..7 overlaps it.
+    assert (pause["faults"], pause["samples"], pause["never"], pause["worst"]) == (1, [5.75], 1, 5.75)
+    assert pause["leader_samples"] == [] and pause["leader_median"] is None
     assert report.faults == {"kill": 2, "pause": 1}
     stops = [(i["fault"], i["targets"], i["stop"]) for i in report.details["fault_intervals"]]
     assert stops == [("kill", [1], 4.0), ("kill", [2], 3.0), ("pause", [1], None)]

@@ -319,7 +319,7 @@ def _fault_intervals(h: _History) -> list[dict]:
         key = (e.get("fault"), json.dumps(e.get("targets"), sort_keys=True))
         if e.get("type") == "start":
             interval = {"fault": e.get("fault"), "targets": e.get("targets"), "start": t, "stop": None,
-                        "detail": e.get("detail")}
+                        "detail": e.get("detail"), "leaders": e.get("leaders")}
             intervals.append(interval)
             open_faults[key].append(interval)
         elif e.get("type") == "stop" and open_faults[key]:
@@ -328,25 +328,42 @@ def _fault_intervals(h: _History) -> list[dict]:
 
 
 def _fault_recovery(intervals: list[dict], acks: dict[int, list[float]]) -> dict[str, dict]:
-    """Per fault kind: for each fault and partition, the time from the fault's start to the
-    partition's first ack after it."""
+    """Per fault kind, the stall each fault caused each partition: the longest gap between
+    two successive acks of that partition that overlaps the fault (from its start to its
+    stop). `samples` has one per fault and partition; `leader_samples` only those whose
+    leader at the fault's start was among its targets (the nemesis records `leaders`): the
+    unavailability of a leader failure. `never`: partitions with no ack after the start."""
     out: dict[str, dict] = {}
     for interval in intervals:
-        r = out.setdefault(interval["fault"], {"faults": 0, "samples": [], "never": 0})
+        r = out.setdefault(interval["fault"], {"faults": 0, "samples": [], "leader_samples": [], "never": 0})
         r["faults"] += 1
         interval["recovery"] = {}
+        start = interval["start"]
+        stop = interval["stop"] if interval["stop"] is not None else float("inf")
+        leaders = {int(k): v for k, v in (interval.get("leaders") or {}).items()}
+        targets = set(interval.get("targets") or [])
         for p, times in acks.items():
-            k = bisect.bisect_right(times, interval["start"])
-            if k < len(times):
-                took = times[k] - interval["start"]
-                r["samples"].append(took)
-                interval["recovery"][p] = took
-            else:
+            k = bisect.bisect_right(times, start)
+            if k >= len(times):
                 r["never"] += 1
                 interval["recovery"][p] = None
+                continue
+            # Gaps (times[i-1], times[i]) with times[i] > start and times[i-1] < stop.
+            stall = 0.0
+            i = max(k, 1)
+            while i < len(times) and times[i - 1] < stop:
+                stall = max(stall, times[i] - times[i - 1])
+                i += 1
+            if k == 0:
+                stall = max(stall, times[0] - start)
+            r["samples"].append(stall)
+            interval["recovery"][p] = stall
+            if leaders.get(p) in targets:
+                r["leader_samples"].append(stall)
     for r in out.values():
-        r["median"] = statistics.median(r["samples"]) if r["samples"] else None
-        r["worst"] = max(r["samples"]) if r["samples"] else None
+        for key, samples in (("", r["samples"]), ("leader_", r["leader_samples"])):
+            r[f"{key}median"] = statistics.median(samples) if samples else None
+            r[f"{key}worst"] = max(samples) if samples else None
     return out
 
 
@@ -436,11 +453,13 @@ def summary_markdown(report: Report, title: str, seed, extra: dict | None = None
 
     lines += ["", "## Faults injected", ""]
     if report.fault_recovery:
-        lines += ["| fault | injected | recovery median (s) | recovery worst (s) | no ack after |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += ["| fault | injected | stall median (s) | stall worst (s) | leader hit: median (s) | leader hit: worst (s) | no ack after |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for kind, r in sorted(report.fault_recovery.items()):
-            lines.append(f"| {kind} | {r['faults']} | {_s(r['median'])} | {_s(r['worst'])} | {r['never']} |")
-        lines += ["", "Recovery: from a fault's start to each partition's first acknowledged send after it."]
+            lines.append(f"| {kind} | {r['faults']} | {_s(r['median'])} | {_s(r['worst'])} | "
+                         f"{_s(r.get('leader_median'))} | {_s(r.get('leader_worst'))} | {r['never']} |")
+        lines += ["", "Stall: per fault and partition, the longest time between two acknowledged sends that "
+                  "overlaps the fault. Leader hit: only partitions whose leader was the fault's target."]
     else:
         lines.append("none")
 

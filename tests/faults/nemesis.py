@@ -106,6 +106,7 @@ class Nemesis:
     # ---------------------------------------------------------------- faults
     def start(self, kind: str | None = None) -> Fault:
         kind = kind or self.rng.choice(self.kinds)
+        leaders = self._leaders()
         now = self.clock()
         if kind == "kill":
             b, why = self._pick_broker()
@@ -152,7 +153,7 @@ class Nemesis:
             raise ValueError(f"unknown fault kind {kind!r}; known: {self.kinds}")
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.record({"f": "nemesis", "type": "start", "process": "nemesis", "t": now, "fault": kind,
-                     "targets": fault.targets, "detail": fault.detail})
+                     "targets": fault.targets, "detail": fault.detail, "leaders": leaders})
         self.log(f"[nemesis {now:7.1f}s] start {kind}: {fault.detail}")
         return fault
 

@@ -67,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--kinds", default="", help="comma-separated fault kinds (default: every kind available)")
     ap.add_argument("--broken", action="store_true", help="acks=1, min.insync.replicas=1, unclean election: must lose writes")
     ap.add_argument("--loopback", action="store_true", help="no namespaces even as root (process faults only)")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="also put this run's summary into FILE between its run markers (docs/reliability.md)")
     ap.add_argument("--inside", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.seed is None:
@@ -153,6 +155,33 @@ def panics(cluster) -> list[str]:
         text = node.log_path.read_text(errors="replace") if node.log_path.exists() else ""
         found += [f"node {node.node_id}: {line.strip()}" for line in text.splitlines() if "panicked at" in line]
     return found
+
+
+BEGIN, END = "<!-- fault-run:begin -->", "<!-- fault-run:end -->"
+
+
+def write_report(args, result: dict, summary: str) -> None:
+    """Replaces the text between the run markers of `args.report` with this run's figures
+    (the rest of the file is written by people: anomalies found and what was done)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or "unknown"
+    cmd = " ".join(["tests/faults/run", *[a for a in sys.argv[1:] if not a.startswith("--inside")]])
+    block = "\n".join([
+        BEGIN,
+        f"Command: `{cmd.split(' --inside')[0]}` at commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{'brokers on their own network namespaces' if result['network_faults'] else 'loopback (no network faults)'}; "
+        f"verdict: **{'no anomaly' if result['ok'] else 'ANOMALIES'}**.",
+        "",
+        summary.replace("# Last long run", "### Last long run"),
+        END,
+    ])
+    path = args.report
+    text = path.read_text() if path.exists() else f"# Reliability\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def run(args, net) -> int:
@@ -256,6 +285,8 @@ def run(args, net) -> int:
     except Exception as e:
         log(f"no plot: {e}")
     (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    if args.report is not None:
+        write_report(args, result, checker.summary_markdown(report, title="Last long run", seed=args.seed, extra=extra))
     log(f"fault suite: {'OK' if result['ok'] else 'ANOMALIES'}: {report.anomalies}; faults {result.get('faults')}; "
         f"replicas identical: {result.get('replicas_identical')}; panics: {len(result['panics'])}; see {args.out}/summary.md")
     return 0 if result["ok"] else 1
