@@ -17,22 +17,47 @@ Kinds:
 - `bridge`: two groups that cannot see each other, both seeing one broker in the middle
   (non-transitive).
 - `split+kill`: a split whose minority broker is also killed and restarted while still cut off.
+- `disk-full`: a broker's log directory (a small tmpfs of its own) filled to the last byte;
+  appends there fail with KAFKA_STORAGE_ERROR until the filler is deleted at the heal.
 
 Network kinds need a `hosts.Network`; without one only `kill` and `pause` are offered.
 """
 
 from __future__ import annotations
 
+import errno
 import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from cluster import ACTIVE_CONTROLLER_METRIC, Cluster, metadata
 
 NETWORK_KINDS = ["isolate", "leader-cut", "split", "bridge", "split+kill"]
+DISK_KINDS = ["disk-full"]
+FILLER = "disk-full.filler"
 PROCESS_KINDS = ["kill", "pause"]
+
+
+def fill(path: Path) -> int:
+    """Writes zeros to `path` until its file system is full (ENOSPC); returns the bytes
+    written. The file stays until it is deleted."""
+    chunk = b"\0" * (1 << 20)
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            try:
+                n = f.write(chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                if len(chunk) == 1:
+                    return written
+                chunk = chunk[: len(chunk) // 16 or 1]  # the last pages
+                continue
+            written += n or 0
 
 
 @dataclass
@@ -46,7 +71,8 @@ class Fault:
 
 class Nemesis:
     def __init__(self, cluster: Cluster, net, rng: random.Random, record: Callable[[dict], None], *,
-                 topic: str, clock: Callable[[], float], pause_s: float = 4.0, log: Callable[[str], None] = print):
+                 topic: str, clock: Callable[[], float], pause_s: float = 4.0, log: Callable[[str], None] = print,
+                 small_disks: bool = False):
         self.cluster = cluster
         self.net = net
         self.rng = rng
@@ -55,7 +81,7 @@ class Nemesis:
         self.clock = clock
         self.pause_s = pause_s
         self.log = log
-        self.kinds = PROCESS_KINDS + (NETWORK_KINDS if net is not None else [])
+        self.kinds = PROCESS_KINDS + (NETWORK_KINDS if net is not None else []) + (DISK_KINDS if small_disks else [])
         self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------ the cluster now
@@ -149,6 +175,12 @@ class Nemesis:
             left, right = sorted(rest[: len(rest) // 2]), sorted(rest[len(rest) // 2:])
             self.net.partition([self._host(x) for x in left], [self._host(x) for x in right])
             fault = Fault(kind, [mid], f"{left} and {right} cannot see each other; both see broker {mid}", now, [self.net.heal])
+        elif kind == "disk-full":
+            b, why = self._pick_broker()
+            filler = self.cluster.nodes[b].data_dirs[0] / FILLER
+            written = fill(filler)
+            fault = Fault(kind, [b], f"log directory of broker {b} ({why}) filled ({written >> 20} MiB of filler)", now,
+                          [lambda: filler.unlink(missing_ok=True)])
         else:
             raise ValueError(f"unknown fault kind {kind!r}; known: {self.kinds}")
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -171,9 +203,13 @@ class Nemesis:
             node.start(wait=False)
 
     def heal_everything(self, timeout: float = 60.0) -> None:
-        """After the run: no rule left, every process running and not stopped, all ready."""
+        """After the run: no rule left, no filler, every process running and not stopped,
+        all ready."""
         if self.net is not None:
             self.net.heal()
+        for node in self.cluster.nodes.values():
+            for d in node.data_dirs:
+                (d / FILLER).unlink(missing_ok=True)
         for node in self.cluster.nodes.values():
             if node.alive() and node.stopped():
                 node.sigcont()

@@ -67,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--kinds", default="", help="comma-separated fault kinds (default: every kind available)")
     ap.add_argument("--broken", action="store_true", help="acks=1, min.insync.replicas=1, unclean election: must lose writes")
     ap.add_argument("--loopback", action="store_true", help="no namespaces even as root (process faults only)")
+    ap.add_argument("--disk-mb", type=int, default=256,
+                    help="as root, each broker's log directory is a tmpfs of this size (the disk-full fault fills it); 0: no tmpfs")
     ap.add_argument("--report", type=Path, default=None,
                     help="also put this run's summary into FILE between its run markers (docs/reliability.md)")
     ap.add_argument("--inside", default="", help=argparse.SUPPRESS)
@@ -107,6 +109,20 @@ def place_on_hosts(cluster, net) -> None:
         node.port = node.advertised_port = KAFKA_PORT
         node.http_port, node.controller_port = HTTP_PORT, CONTROLLER_PORT
     cluster.voters = ",".join(f"{i}@{cluster.nodes[i].controller_address}" for i in cluster.voter_ids)
+
+
+def mount_small_disks(cluster, size_mb: int) -> list[Path]:
+    """Each broker's log directory becomes a tmpfs of `size_mb` (the disk-full fault fills
+    it); the metadata log stays on the real disk (`metadata.log.dir`), as production setups
+    keep it apart. Returns the mount points."""
+    mounted = []
+    for node in cluster.nodes.values():
+        d = node.data_dirs[0]
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "lantern-fault-disk", str(d)], check=True)
+        mounted.append(d)
+        node.props["metadata.log.dir"] = str(node.workdir / "metadata")
+    return mounted
 
 
 def log_digests(cluster, partitions: int) -> dict[int, dict[int, str]]:
@@ -211,6 +227,7 @@ def run(args, net) -> int:
     cluster = Cluster(workdir, args.nodes, props=props)
     if net is not None:
         place_on_hosts(cluster, net)
+    small_disks = mount_small_disks(cluster, args.disk_mb) if args.disk_mb and os.geteuid() == 0 else []
     history = History(args.out / "history.jsonl", time.monotonic())
     producers, readers = [], []
     result: dict = {"seed": args.seed, "duration": args.duration, "nodes": args.nodes, "broken": args.broken,
@@ -233,7 +250,8 @@ def run(args, net) -> int:
         for t in [*producers, *readers]:
             t.start()
         time.sleep(3)
-        nemesis = Nemesis(cluster, net, rng, history.add, topic=TOPIC, clock=history.now, log=log)
+        nemesis = Nemesis(cluster, net, rng, history.add, topic=TOPIC, clock=history.now, log=log,
+                          small_disks=bool(small_disks))
         kinds = [k for k in args.kinds.split(",") if k] or None
         stop = threading.Event()
         nt = threading.Thread(target=nemesis.run, args=(stop,), kwargs={
@@ -271,6 +289,8 @@ def run(args, net) -> int:
             t.stop.set()
         cluster.stop()
         history.close()
+        for d in small_disks:
+            subprocess.run(["umount", str(d)], check=False)
     result["panics"] = panics(cluster)
     report = checker.check(history.events)
     result["anomalies"] = report.anomalies

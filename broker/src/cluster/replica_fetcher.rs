@@ -87,6 +87,10 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
     // The leader epoch each partition was made ready (truncated) for.
     let mut ready_for: HashMap<(String, i32), i32> = HashMap::new();
     let mut images = broker.replicas.subscribe_applied();
+    // Partitions left out of the fetches until then, after an error for them: without this
+    // a full disk here turns into a loop of fetches the leader answers at once.
+    let mut delayed: HashMap<(String, i32), tokio::time::Instant> = HashMap::new();
+    let backoff = Duration::from_millis(broker.config.replica_fetch_backoff_ms);
     tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "fetching from the leader");
     loop {
         if *shutdown.borrow() {
@@ -122,10 +126,17 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                 Err(_) => conn = None,
             }
         }
-        let ready: Vec<&Arc<Partition>> = partitions.iter().filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch())).map(|(_, p)| p).collect();
+        let now = tokio::time::Instant::now();
+        delayed.retain(|k, until| *until > now && partitions.contains_key(k));
+        let ready: Vec<&Arc<Partition>> = partitions
+            .iter()
+            .filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch()) && !delayed.contains_key(*k))
+            .map(|(_, p)| p)
+            .collect();
         if ready.is_empty() {
+            let wake = delayed.values().min().copied().unwrap_or(now + BACKOFF).min(now + BACKOFF);
             tokio::select! {
-                _ = tokio::time::sleep(BACKOFF) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.changed() => return,
             }
             continue;
@@ -167,7 +178,12 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         };
         match response {
             Ok(response) => {
-                if !apply_response(&broker, leader, &partitions, &requested, response).await {
+                let applied = apply_response(&broker, leader, &partitions, &requested, response).await;
+                let until = tokio::time::Instant::now() + backoff;
+                for key in applied.failed {
+                    delayed.insert(key, until);
+                }
+                if !applied.any_ok {
                     tokio::time::sleep(BACKOFF).await;
                 }
             }
@@ -364,18 +380,29 @@ async fn call<Req: Encodable, Resp: Decodable>(
     Ok(response)
 }
 
-/// Appends what the leader sent. Returns false when the whole response was an error (the
-/// caller backs off).
+/// What applying a fetch response came to.
+#[derive(Default)]
+struct Applied {
+    /// Some partition's records were appended (or it had none): false when the whole
+    /// response was an error, and the caller backs off.
+    any_ok: bool,
+    /// Partitions that failed here (a storage error) or at the leader: left out of the next
+    /// fetches for `replica.fetch.backoff.ms`.
+    failed: Vec<(String, i32)>,
+}
+
+/// Appends what the leader sent.
 async fn apply_response(
     broker: &Broker,
     leader: i32,
     partitions: &BTreeMap<(String, i32), Arc<Partition>>,
     requested: &HashMap<(String, i32), i32>,
     response: FetchResponse,
-) -> bool {
+) -> Applied {
+    let mut applied = Applied::default();
     if response.error_code != 0 {
         tracing::debug!(target: "kafka.server.ReplicaFetcherThread", leader, error_code = response.error_code, "fetch refused");
-        return false;
+        return applied;
     }
     let mut any_ok = false;
     for topic in response.responses {
@@ -391,7 +418,9 @@ async fn apply_response(
                         crate::metrics::TopicStats::add(&broker.metrics.topic(&p.topic).replication_bytes_in, bytes);
                     }
                     if let Err(e) = p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
-                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e, "could not append fetched records");
+                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e,
+                            backoff_ms = broker.config.replica_fetch_backoff_ms, "could not append fetched records; retrying after the backoff");
+                        applied.failed.push(key);
                     }
                 }
                 error_code::OFFSET_OUT_OF_RANGE => {
@@ -403,6 +432,7 @@ async fn apply_response(
                         tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, truncate_to = target, "this replica is ahead of the leader; truncating");
                         if let Err(e) = p.truncate_as_follower(target, epoch, now_ms()).await {
                             tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate");
+                            applied.failed.push(key);
                         }
                     } else if pd.log_start_offset > leo {
                         // Retention at the leader deleted what this replica would fetch next:
@@ -411,17 +441,21 @@ async fn apply_response(
                             "this replica ends before the leader's log start; emptying it to fetch from there");
                         if let Err(e) = p.restart_as_follower_at(pd.log_start_offset, epoch, now_ms()).await {
                             tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not restart the log at the leader's log start");
+                            applied.failed.push(key);
                         }
                     } else {
                         tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, log_end_offset = leo, leader_log_start = pd.log_start_offset,
                             "fetch offset out of range at the leader although within its log; retrying");
+                        applied.failed.push(key);
                     }
                 }
                 code => {
                     tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error_code = code, "partition fetch refused; waiting for new metadata");
+                    applied.failed.push(key);
                 }
             }
         }
     }
-    any_ok
+    applied.any_ok = any_ok;
+    applied
 }

@@ -85,6 +85,9 @@ pub struct BrokerConfig {
     pub hw_checkpoint_interval_ms: u64,
     /// `replica.fetch.wait.max.ms`, `replica.fetch.max.bytes`, `replica.fetch.response.max.bytes`.
     pub replica_fetch_wait_max_ms: u64,
+    /// How long a follower leaves a partition out of its fetches after failing it (a local
+    /// storage error, or an error from the leader for that partition).
+    pub replica_fetch_backoff_ms: u64,
     pub replica_fetch_max_bytes: usize,
     pub replica_fetch_response_max_bytes: usize,
     pub offsets_retention_minutes: u64,
@@ -230,6 +233,7 @@ impl BrokerConfig {
             replica_lag_time_max_ms: num("replica.lag.time.max.ms").max(1) as u64,
             hw_checkpoint_interval_ms: num("replica.high.watermark.checkpoint.interval.ms").max(1) as u64,
             replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,
+            replica_fetch_backoff_ms: num("replica.fetch.backoff.ms").max(0) as u64,
             replica_fetch_max_bytes: num("replica.fetch.max.bytes").max(1) as usize,
             replica_fetch_response_max_bytes: num("replica.fetch.response.max.bytes").max(1) as usize,
             offsets_retention_minutes: num("offsets.retention.minutes") as u64,
