@@ -342,3 +342,35 @@ def test_plot_writes_a_png(tmp_path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 20_000
+
+
+def _table_history(final: dict[int, tuple[str, str]]) -> list[dict]:
+    """key-0 gets a (acked at 0), b (acked at 1), c (unknown outcome); key-1 gets d (acked)."""
+    ev = []
+    for t, key, value, outcome, offset in [(0.0, "key-0", "a", "ok", 0), (1.0, "key-0", "b", "ok", 1),
+                                           (2.0, "key-1", "d", "ok", 2), (3.0, "key-0", "c", "info", None)]:
+        ev.append({"f": "send", "type": "invoke", "t": t, "process": "t1", "topic": "table", "partition": 0, "key": key, "value": value})
+        done = {"f": "send", "type": outcome, "t": t + 0.5, "process": "t1", "topic": "table", "partition": 0, "key": key, "value": value}
+        if offset is not None:
+            done["offset"] = offset
+        ev.append(done)
+    for offset, (key, value) in sorted(final.items()):
+        ev.append({"f": "final_read", "type": "ok", "t": 9.0, "process": "final", "topic": "table", "partition": 0,
+                   "offset": offset, "key": key, "value": value})
+    return ev
+
+
+def test_table_check_accepts_compaction_and_catches_a_lost_latest_value_or_a_moved_record():
+    from faults.checker import check_table
+
+    # Compacted: a (offset 0) removed; b and d kept at their offsets.
+    assert check_table(_table_history({1: ("key-0", "b"), 2: ("key-1", "d")}))["latest_lost"] == 0
+    # The unknown send after b was written after all: allowed.
+    ok = check_table(_table_history({2: ("key-1", "d"), 3: ("key-0", "c")}))
+    assert (ok["latest_lost"], ok["moved"], ok["keys"]) == (0, 0, 2)
+    # b lost: only a (older) left for key-0.
+    lost = check_table(_table_history({0: ("key-0", "a"), 2: ("key-1", "d")}))
+    assert (lost["latest_lost"], lost["moved"]) == (1, 0)
+    # A record at another record's offset.
+    moved = check_table(_table_history({1: ("key-0", "b"), 2: ("key-1", "x"), 3: ("key-1", "d")}))
+    assert moved["moved"] == 1 and moved["latest_lost"] == 0

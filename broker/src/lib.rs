@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod coordinator;
+pub mod crash_point;
 pub mod error_code;
 pub mod http;
 pub mod log;

@@ -479,3 +479,45 @@ def summary_markdown(report: Report, title: str, seed, extra: dict | None = None
                 lines += [json.dumps(x, default=str) for x in found]
                 lines += ["```", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def check_table(events: list[dict]) -> dict:
+    """A compacted topic (a table): compaction may remove any record but the latest of its
+    key, and never moves one. For each key, the last value in the final read must be the last
+    acknowledged one, or one sent after it whose outcome is unknown; a record the final read
+    has at an offset must be the one acknowledged there. Returns {"latest_lost": n,
+    "moved": n, "keys": n, "examples": [...]}."""
+    acked: dict[str, tuple[float, str]] = {}  # key -> (ack time, value) of its last ack
+    invoked_at: dict[str, float] = {}
+    unknown: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    at_offset: dict[tuple[int, int], str] = {}
+    for e in events:
+        if e.get("f") != "send":
+            continue
+        if e.get("type") == "invoke":
+            invoked_at[e["value"]] = e["t"]
+        elif e.get("type") == "ok":
+            if e["key"] not in acked or acked[e["key"]][0] <= e["t"]:
+                acked[e["key"]] = (e["t"], e["value"])
+            at_offset[(e["partition"], e["offset"])] = e["value"]
+        elif e.get("type") == "info":
+            unknown[e["key"]].append((invoked_at.get(e["value"], e["t"]), e["value"]))
+    final: dict[str, str] = {}
+    moved, examples = 0, []
+    for e in sorted((e for e in events if e.get("f") == "final_read" and e.get("type") == "ok"),
+                    key=lambda e: (e["partition"], e["offset"])):
+        final[e["key"]] = e["value"]
+        expected = at_offset.get((e["partition"], e["offset"]))
+        if expected is not None and expected != e["value"]:
+            moved += 1
+            if len(examples) < MAX_EXAMPLES:
+                examples.append({"kind": "moved", "partition": e["partition"], "offset": e["offset"],
+                                 "acked": expected, "final": e["value"]})
+    latest_lost = 0
+    for key, (_, value) in acked.items():
+        allowed = {value} | {v for t, v in unknown[key] if t >= invoked_at.get(value, 0.0)}
+        if final.get(key) not in allowed:
+            latest_lost += 1
+            if len(examples) < MAX_EXAMPLES:
+                examples.append({"kind": "latest_lost", "key": key, "last_acked": value, "final": final.get(key)})
+    return {"latest_lost": latest_lost, "moved": moved, "keys": len(acked), "examples": examples}

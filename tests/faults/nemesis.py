@@ -19,6 +19,9 @@ Kinds:
 - `split+kill`: a split whose minority broker is also killed and restarted while still cut off.
 - `disk-full`: a broker's log directory (a small tmpfs of its own) filled to the last byte;
   appends there fail with KAFKA_STORAGE_ERROR until the filler is deleted at the heal.
+- `crash-roll`, `crash-compaction`: a broker killed (SIGKILL from inside, through its crash
+  file, see broker/src/crash_point.rs) the next time it is in the middle of a segment roll or
+  of a compaction's segment swap; restarted at the heal.
 
 Network kinds need a `hosts.Network`; without one only `kill` and `pause` are offered.
 """
@@ -37,6 +40,10 @@ from cluster import ACTIVE_CONTROLLER_METRIC, Cluster, metadata
 
 NETWORK_KINDS = ["isolate", "leader-cut", "split", "bridge", "split+kill"]
 DISK_KINDS = ["disk-full"]
+CRASH_KINDS = ["crash-roll", "crash-compaction"]
+CRASH_POINTS = {"crash-roll": ["log.roll.sealed", "log.roll.created"],
+                "crash-compaction": ["cleaner.before_swap", "cleaner.mid_swap"]}
+CRASH_FILE = "crash-at"
 FILLER = "disk-full.filler"
 PROCESS_KINDS = ["kill", "pause"]
 
@@ -72,7 +79,7 @@ class Fault:
 class Nemesis:
     def __init__(self, cluster: Cluster, net, rng: random.Random, record: Callable[[dict], None], *,
                  topic: str, clock: Callable[[], float], pause_s: float = 4.0, log: Callable[[str], None] = print,
-                 small_disks: bool = False):
+                 small_disks: bool = False, crash_points: bool = False):
         self.cluster = cluster
         self.net = net
         self.rng = rng
@@ -81,8 +88,10 @@ class Nemesis:
         self.clock = clock
         self.pause_s = pause_s
         self.log = log
-        self.kinds = PROCESS_KINDS + (NETWORK_KINDS if net is not None else []) + (DISK_KINDS if small_disks else [])
+        self.kinds = (PROCESS_KINDS + (NETWORK_KINDS if net is not None else []) + (DISK_KINDS if small_disks else [])
+                      + (CRASH_KINDS if crash_points else []))
         self.counts: dict[str, int] = {}
+        self.crashed: dict[int, int] = {}  # crashes at a crash point, per broker
 
     # ------------------------------------------------------------ the cluster now
     def _brokers(self) -> list[int]:
@@ -181,6 +190,12 @@ class Nemesis:
             written = fill(filler)
             fault = Fault(kind, [b], f"log directory of broker {b} ({why}) filled ({written >> 20} MiB of filler)", now,
                           [lambda: filler.unlink(missing_ok=True)])
+        elif kind in CRASH_KINDS:
+            b, why = self._pick_broker()
+            point = self.rng.choice(CRASH_POINTS[kind])
+            node = self.cluster.nodes[b]
+            (node.workdir / CRASH_FILE).write_text(point + "\n")
+            fault = Fault(kind, [b], f"broker {b} ({why}) armed to crash at {point}", now, [lambda: self._disarm_and_restart(b)])
         else:
             raise ValueError(f"unknown fault kind {kind!r}; known: {self.kinds}")
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -197,6 +212,14 @@ class Nemesis:
                      "targets": fault.targets})
         self.log(f"[nemesis {now:7.1f}s] stop  {fault.kind} after {now - fault.started:.1f}s")
 
+    def _disarm_and_restart(self, node_id: int) -> None:
+        node = self.cluster.nodes[node_id]
+        armed = (node.workdir / CRASH_FILE).exists()
+        (node.workdir / CRASH_FILE).unlink(missing_ok=True)
+        self.log(f"[nemesis] broker {node_id} {'never reached its crash point' if armed else 'crashed at its crash point'}")
+        self.crashed[node_id] = self.crashed.get(node_id, 0) + (0 if armed else 1)
+        self._restart(node_id)
+
     def _restart(self, node_id: int) -> None:
         node = self.cluster.nodes[node_id]
         if not node.alive():
@@ -208,6 +231,7 @@ class Nemesis:
         if self.net is not None:
             self.net.heal()
         for node in self.cluster.nodes.values():
+            (node.workdir / CRASH_FILE).unlink(missing_ok=True)
             for d in node.data_dirs:
                 (d / FILLER).unlink(missing_ok=True)
         for node in self.cluster.nodes.values():
@@ -234,6 +258,15 @@ class Nemesis:
             except Exception as e:  # the cluster may not answer while recovering; try later
                 self.log(f"[nemesis] could not start {kind}: {e}")
                 continue
-            held = max(self.rng.uniform(*hold), self.pause_s if kind in ("kill", "pause") else 0)
+            if kind in CRASH_KINDS:
+                # Until it reaches its point (rolls and compactions come every few seconds
+                # under the suite's topic settings), then down for a while like a kill.
+                node = self.cluster.nodes[fault.targets[0]]
+                deadline = time.monotonic() + 30
+                while node.alive() and time.monotonic() < deadline and not stop.wait(0.1):
+                    pass
+                held = self.rng.uniform(*hold)
+            else:
+                held = max(self.rng.uniform(*hold), self.pause_s if kind in ("kill", "pause") else 0)
             stop.wait(held)
             self.stop(fault)

@@ -50,7 +50,14 @@ CLUSTER_PROPS = {
     "offsets.topic.replication.factor": 3,
     "default.replication.factor": 3,
     "replica.high.watermark.checkpoint.interval.ms": 1000,
+    # The table topic is compacted often, so that crashes land in compactions.
+    "log.cleaner.backoff.ms": 1000,
 }
+TABLE = "table"
+# Small segments: the queue rolls every few seconds, the table has something to clean.
+QUEUE_CONFIGS = {"segment.bytes": str(32 * 1024)}
+TABLE_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": str(16 * 1024), "min.cleanable.dirty.ratio": "0.01",
+                 "min.compaction.lag.ms": "0"}
 
 
 def parse_args(argv=None):
@@ -139,23 +146,27 @@ def log_digests(cluster, partitions: int) -> dict[int, dict[int, str]]:
     return out
 
 
-def wait_converged(cluster, partitions: int, timeout: float) -> tuple[bool, str]:
-    """Every replica in the ISR and at the same log end offset."""
+def wait_converged(cluster, topics: dict[str, int], timeout: float) -> tuple[bool, str]:
+    """Every replica of `topics` ({name: partitions}) in the ISR and at the same log end
+    offset (a follower stuck behind its leader never converges)."""
     from cluster import metadata
 
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            md = metadata(cluster.running_brokers()[0], [TOPIC]).topics[TOPIC]
-            full = all(sorted(pm.isr) == sorted(pm.replicas) for pm in md.partitions.values())
+            md = metadata(cluster.running_brokers()[0], list(topics)).topics
+            full = all(sorted(pm.isr) == sorted(pm.replicas) for t in topics for pm in md[t].partitions.values())
             leos = {}
             for i, node in cluster.nodes.items():
                 for k, v in node.metrics().items():
-                    if k.startswith("kafka_log_log_logendoffset{") and f'topic="{TOPIC}"' in k:
+                    if not k.startswith("kafka_log_log_logendoffset{"):
+                        continue
+                    topic = k.split('topic="')[1].split('"')[0]
+                    if topic in topics:
                         p = int(k.split('partition="')[1].split('"')[0])
-                        leos.setdefault(p, {})[i] = v
-            same = len(leos) == partitions and all(len(set(v.values())) == 1 and len(v) == len(cluster.nodes) for v in leos.values())
+                        leos.setdefault((topic, p), {})[i] = v
+            same = len(leos) == sum(topics.values()) and all(len(set(v.values())) == 1 and len(v) == len(cluster.nodes) for v in leos.values())
             last = f"isr full: {full}, log end offsets: {leos}"
             if full and same:
                 return True, last
@@ -227,6 +238,8 @@ def run(args, net) -> int:
     cluster = Cluster(workdir, args.nodes, props=props)
     if net is not None:
         place_on_hosts(cluster, net)
+    for node in cluster.nodes.values():
+        node.env["FAULT_SUITE_CRASH_FILE"] = str(node.workdir / "crash-at")
     small_disks = mount_small_disks(cluster, args.disk_mb) if args.disk_mb and os.geteuid() == 0 else []
     history = History(args.out / "history.jsonl", time.monotonic())
     producers, readers = [], []
@@ -235,23 +248,29 @@ def run(args, net) -> int:
     try:
         cluster.start(timeout=60)
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "logger": workload.CLIENT_LOG})
-        configs = {"min.insync.replicas": "1" if args.broken else "2"}
+        configs = {"min.insync.replicas": "1" if args.broken else "2", **QUEUE_CONFIGS}
         if args.broken:
             configs["unclean.leader.election.enable"] = "true"
-        admin.create_topics([NewTopic(TOPIC, args.partitions, 3, config=configs)], request_timeout=20)[TOPIC].result(30)
+        table_configs = {"min.insync.replicas": "2", **TABLE_CONFIGS}
+        created = admin.create_topics([NewTopic(TOPIC, args.partitions, 3, config=configs),
+                                       NewTopic(TABLE, 1, 3, config=table_configs)], request_timeout=20)
+        for f in created.values():
+            f.result(30)
         from clients import wait_topic
 
         wait_topic(cluster.bootstrap, TOPIC, args.partitions)
+        wait_topic(cluster.bootstrap, TABLE, 1)
         pconf = {"acks": "1", "enable.idempotence": False} if args.broken else {}
         producers = [Producer(n, cluster.bootstrap, TOPIC, args.partitions, history, rate=args.rate, config=pconf)
                      for n in range(1, args.producers + 1)]
+        producers.append(Producer(1, cluster.bootstrap, TABLE, 1, history, rate=args.rate, key_space=50, process="t1"))
         readers = [Reader(1, cluster.bootstrap, TOPIC, args.partitions, history, mode="assign"),
                    Reader(2, cluster.bootstrap, TOPIC, args.partitions, history, mode="subscribe")]
         for t in [*producers, *readers]:
             t.start()
         time.sleep(3)
         nemesis = Nemesis(cluster, net, rng, history.add, topic=TOPIC, clock=history.now, log=log,
-                          small_disks=bool(small_disks))
+                          small_disks=bool(small_disks), crash_points=True)
         kinds = [k for k in args.kinds.split(",") if k] or None
         stop = threading.Event()
         nt = threading.Thread(target=nemesis.run, args=(stop,), kwargs={
@@ -277,11 +296,12 @@ def run(args, net) -> int:
         for r in readers:
             r.join(15)
         final_read(cluster.bootstrap, TOPIC, args.partitions, history, log=log)
-        converged, state = wait_converged(cluster, args.partitions, 90)
+        final_read(cluster.bootstrap, TABLE, 1, history, log=log)
+        converged, state = wait_converged(cluster, {TOPIC: args.partitions, TABLE: 1}, 90)
         digests = log_digests(cluster, args.partitions)
         identical = converged and all(len(set(d.values())) == 1 for d in digests.values())
-        result.update(faults=nemesis.counts, converged=converged, convergence=state, log_digests=digests,
-                      replicas_identical=identical)
+        result.update(faults=nemesis.counts, crashes_at_points=nemesis.crashed, converged=converged, convergence=state,
+                      log_digests=digests, replicas_identical=identical)
         if not identical:
             log(f"replicas differ: converged={converged} ({state}); digests {digests}")
     finally:
@@ -292,11 +312,17 @@ def run(args, net) -> int:
         for d in small_disks:
             subprocess.run(["umount", str(d)], check=False)
     result["panics"] = panics(cluster)
-    report = checker.check(history.events)
-    result["anomalies"] = report.anomalies
-    result["ok"] = bool(report.ok and not result["panics"] and result.get("replicas_identical"))
+    queue = [e for e in history.events if e.get("topic", TOPIC) == TOPIC]
+    report = checker.check(queue)
+    table = checker.check_table([e for e in history.events if e.get("topic") == TABLE])
+    result["anomalies"] = {**report.anomalies, "table_latest_lost": table["latest_lost"], "table_moved": table["moved"]}
+    result["table"] = table
+    result["ok"] = bool(report.ok and not table["latest_lost"] and not table["moved"] and not result["panics"]
+                        and result.get("replicas_identical"))
     result["counts"] = report.counts
-    extra = {k: result[k] for k in ("faults", "replicas_identical", "panics", "network_faults") if k in result}
+    extra = {k: result[k] for k in ("faults", "crashes_at_points", "replicas_identical", "panics", "network_faults") if k in result}
+    extra["compacted table"] = (f"{table['keys']} keys; latest value lost: {table['latest_lost']}, "
+                                f"record at another's offset: {table['moved']}")
     (args.out / "summary.md").write_text(checker.summary_markdown(report, title="Lantern fault suite", seed=args.seed, extra=extra))
     try:
         import plot

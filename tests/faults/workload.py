@@ -58,9 +58,12 @@ class History:
 
 class Producer(threading.Thread):
     def __init__(self, n: int, bootstrap: str, topic: str, partitions: int, history: History, *,
-                 rate: float, config: dict | None = None):
-        super().__init__(name=f"p{n}", daemon=True)
-        self.process = f"p{n}"
+                 rate: float, config: dict | None = None, key_space: int | None = None, process: str | None = None):
+        super().__init__(name=process or f"p{n}", daemon=True)
+        self.process = process or f"p{n}"
+        # None: one key per producer and partition (a list per key); else keys key-0 ..
+        # key-<key_space - 1> in turn (a table, for compacted topics).
+        self.key_space = key_space
         self.n = n
         self.topic = topic
         self.partitions = partitions
@@ -87,8 +90,8 @@ class Producer(threading.Thread):
     def _on_delivery(self, invoked: float, partition: int, key: str, value: str):
         def done(err, msg):
             now = self.history.now()
-            ev = {"f": "send", "process": self.process, "t": now, "partition": partition, "key": key, "value": value,
-                  "latency": round(now - invoked, 6)}
+            ev = {"f": "send", "process": self.process, "t": now, "topic": self.topic, "partition": partition, "key": key,
+                  "value": value, "latency": round(now - invoked, 6)}
             if err is None:
                 ev.update(type="ok", offset=msg.offset())
                 self.acked += 1
@@ -105,10 +108,10 @@ class Producer(threading.Thread):
         next_at = time.monotonic()
         while not self.stop.is_set():
             partition = seq % self.partitions
-            key = f"k{partition}-{self.n}"
+            key = f"k{partition}-{self.n}" if self.key_space is None else f"key-{seq % self.key_space}"
             value = f"{self.process}-{seq:07d}"
             invoked = self.history.now()
-            self.history.add({"f": "send", "type": "invoke", "process": self.process, "t": invoked,
+            self.history.add({"f": "send", "type": "invoke", "process": self.process, "t": invoked, "topic": self.topic,
                               "partition": partition, "key": key, "value": value})
             while True:
                 try:
@@ -189,7 +192,7 @@ class Reader(threading.Thread):
                         self.errors += 1
                     continue
                 self.polled += 1
-                self.history.add({"f": "poll", "type": "ok", "process": self.process, "mode": self.mode,
+                self.history.add({"f": "poll", "type": "ok", "process": self.process, "mode": self.mode, "topic": self.topic,
                                   "partition": m.partition(), "offset": m.offset(),
                                   "key": m.key().decode() if m.key() else None, "value": m.value().decode()})
             if self.mode == "subscribe" and time.monotonic() - last_commit >= 1.0:
@@ -210,7 +213,7 @@ class Reader(threading.Thread):
 def final_read(bootstrap: str, topic: str, partitions: int, history: History, *, timeout: float = 120.0,
                log: Callable[[str], None] = print) -> dict[int, int]:
     """Reads every partition from its start to its end offset; returns {partition: end}."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-final-reader", "enable.auto.commit": False,
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"fault-final-reader-{topic}", "enable.auto.commit": False,
                   "enable.partition.eof": True, "auto.offset.reset": "earliest", "logger": CLIENT_LOG})
     ends: dict[int, int] = {}
     deadline = time.monotonic() + timeout
@@ -225,6 +228,7 @@ def final_read(bootstrap: str, topic: str, partitions: int, history: History, *,
                 time.sleep(1)
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     positions = {p: 0 for p in range(partitions)}
+    records = 0
     while any(positions[p] < ends[p] for p in ends):
         if time.monotonic() > deadline:
             raise AssertionError(f"final read incomplete after {timeout}s: at {positions}, ends {ends}")
@@ -232,10 +236,11 @@ def final_read(bootstrap: str, topic: str, partitions: int, history: History, *,
             if m.error() is not None:
                 continue
             positions[m.partition()] = m.offset() + 1
-            history.add({"f": "final_read", "type": "ok", "process": "final", "partition": m.partition(),
+            records += 1
+            history.add({"f": "final_read", "type": "ok", "process": "final", "topic": topic, "partition": m.partition(),
                          "offset": m.offset(), "key": m.key().decode() if m.key() else None, "value": m.value().decode()})
     for p, end in ends.items():
-        history.add({"f": "final_read", "type": "end", "process": "final", "partition": p, "offset": end})
+        history.add({"f": "final_read", "type": "end", "process": "final", "topic": topic, "partition": p, "offset": end})
     c.close()
-    log(f"final read: {sum(ends.values())} records, ends {ends}")
+    log(f"final read of {topic}: {records} records, end offsets {ends}")
     return ends

@@ -332,8 +332,12 @@ impl Partition {
             let complete: usize = headers.iter().map(BatchHeader::total_size).sum();
             // As for produced records: a roll fsyncs the active segment under the lock, so
             // flush first and leave the roll nothing (or little) to write.
-            let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
-            let roll_due = self.log.lock().roll_due(complete, count, now_ms);
+            let last = headers.last().map_or(0, |h| h.base_offset + i64::from(h.last_offset_delta));
+            let roll_due = {
+                let log = self.log.lock();
+                let count = (last + 1 - log.log_end_offset()).max(0);
+                log.roll_due(complete, count, now_ms)
+            };
             if roll_due {
                 let leo = self.log.lock().log_end_offset();
                 self.flush_upto(leo).await?;

@@ -146,3 +146,31 @@ async fn a_broker_that_stopped_leading_refuses_appends_and_stale_follower_data()
     assert!(p.truncate_as_follower(0, 0, 0).await.is_err());
     assert_eq!(p.log_end_offset(), 2);
 }
+
+/// Found by the fault suite (a crash in a compaction, then the follower caught up from a
+/// compacted leader): the leader's next batch after the follower's log end started later
+/// (the records between were compacted away), and the follower refused it forever.
+#[tokio::test]
+async fn a_follower_appends_a_compacted_leaders_batches_across_offset_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), "t", LogConfig::default());
+    let moved = PartitionState { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: &[1, 2], isr: &[1, 2], isr_ineligible: &[] };
+    p.apply_state(&moved, 0);
+    let at = |offset: i64, values: &[&[u8]]| {
+        let mut b = encode_batch(&BatchSpec::values(values));
+        crate::log::stamp_batch(&mut b, offset, 1);
+        b
+    };
+    // Offsets 0-1, then (3-4 compacted away at the leader) 5, then 9-10 in one fetch.
+    p.append_as_follower(Bytes::from(at(0, &[b"a", b"b"])), 2, 2, 1, 0).await.unwrap();
+    p.append_as_follower(Bytes::from(at(5, &[b"f"])), 6, 2, 1, 0).await.unwrap();
+    assert_eq!(p.log_end_offset(), 6);
+    let mut two = at(7, &[b"h"]);
+    two.extend(at(9, &[b"j", b"k"]));
+    p.append_as_follower(Bytes::from(two), 11, 2, 1, 0).await.unwrap();
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (11, 11));
+    // A batch starting before the log end is still refused (it would rewrite offsets).
+    let e = p.append_as_follower(Bytes::from(at(10, &[b"x"])), 11, 2, 1, 0).await.unwrap_err();
+    assert!(e.to_string().contains("before this replica's log end offset"), "{e}");
+    assert_eq!(p.log_end_offset(), 11);
+}

@@ -192,6 +192,7 @@ pub fn discard(cleaned: &Path) -> Result<(), LogError> {
 /// removed (they describe the old bytes) and its `.swap` renamed over the `.log`, and the
 /// directory fsynced again.
 pub fn swap_in(dir: &Path, swaps: &[(PathBuf, PathBuf)]) -> Result<(), LogError> {
+    crate::crash_point::reached("cleaner.before_swap");
     for (log_path, cleaned) in swaps {
         let swap = with_suffix(log_path, SWAP_SUFFIX);
         fs::rename(cleaned, &swap).map_err(LogError::io("renaming", cleaned))?;
@@ -201,6 +202,7 @@ pub fn swap_in(dir: &Path, swaps: &[(PathBuf, PathBuf)]) -> Result<(), LogError>
         if let Some(stem) = log_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(LOG_SUFFIX)) {
             remove_index_files(dir, stem)?;
         }
+        crate::crash_point::reached("cleaner.mid_swap");
         let swap = with_suffix(log_path, SWAP_SUFFIX);
         fs::rename(&swap, log_path).map_err(LogError::io("renaming", &swap))?;
     }

@@ -452,19 +452,22 @@ impl PartitionLog {
 
     /// Appends batches fetched from the partition's leader as they are: offsets and leader
     /// epochs were assigned by the leader, so nothing is stamped. They must start at this
-    /// log's end (a follower fetches from there) and be contiguous; producer state follows
+    /// log's end (a follower fetches from there) or after it (a compacted leader's log has
+    /// gaps), in increasing order; producer state follows
     /// them, so a producer's retry reaching this broker after a failover is recognised.
     pub fn append_as_follower(&mut self, records: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<Option<i64>, LogError> {
         self.ensure_live()?;
-        let Some(first) = headers.first() else { return Ok(None) };
-        let mut next = self.log_end_offset();
-        if first.base_offset != next {
-            return Err(LogError::InvalidAppend { reason: "fetched batches do not start at this replica's log end offset" });
+        if headers.is_empty() {
+            return Ok(None);
         }
+        let end = self.log_end_offset();
+        let mut next = end;
         let mut at = 0;
         for h in headers {
-            if h.base_offset != next {
-                return Err(LogError::InvalidAppend { reason: "fetched batches are not contiguous" });
+            // A compacted leader log has gaps (records removed): a batch may start past the
+            // offset fetched at, never before it (Kafka's UnexpectedAppendOffsetException).
+            if h.base_offset < next {
+                return Err(LogError::InvalidAppend { reason: "fetched batches start before this replica's log end offset or overlap" });
             }
             next = h.base_offset + i64::from(h.last_offset_delta) + 1;
             at += h.total_size();
@@ -472,7 +475,7 @@ impl PartitionLog {
         if at != records.len() {
             return Err(LogError::InvalidAppend { reason: "record set length differs from its batch headers" });
         }
-        let count = next - first.base_offset;
+        let count = next - end;
         self.maybe_roll(records.len(), count, now_ms)?;
         self.active_mut().append(records)?;
         for h in headers {
@@ -518,7 +521,9 @@ impl PartitionLog {
         let end = self.log_end_offset();
         self.active_mut().seal()?;
         self.mark_flushed(end);
+        crate::crash_point::reached("log.roll.sealed");
         let segment = Segment::create(&self.dir, end, self.config.index_interval_bytes, now_ms)?;
+        crate::crash_point::reached("log.roll.created");
         sync_dir(&self.dir)?;
         tracing::debug!(target: "kafka.log.UnifiedLog", dir = %self.dir.display(), base_offset = end, "rolled to a new segment");
         self.segments.push(segment);
