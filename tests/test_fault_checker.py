@@ -32,9 +32,12 @@ class History:
             ev["error"] = "planted"
         self.events.append(ev)
 
-    def poll(self, process, partition, offset, value, t):
-        self.events.append({"f": "poll", "type": "ok", "process": process, "t": t, "mode": "assign",
-                            "partition": partition, "offset": offset, "key": None, "value": value})
+    def poll(self, process, partition, offset, value, t, group=None):
+        ev = {"f": "poll", "type": "ok", "process": process, "t": t, "mode": "assign" if group is None else "subscribe",
+              "partition": partition, "offset": offset, "key": None, "value": value}
+        if group is not None:
+            ev["group"] = group
+        self.events.append(ev)
 
     def final(self, partition, records: dict[int, str], end: int, t=100.0):
         for offset, value in sorted(records.items()):
@@ -76,6 +79,9 @@ def clean(h: History | None = None, final: bool = True) -> History:
     logs[1][len(logs[1])] = "p1-unknown-in"
     h.send("p1", 1, "p1-unknown-out", 33.0, 34.0, outcome="info")
     h.send("p2", 0, "p2-failed", 33.0, 33.5, outcome="fail")
+    # Group g's member g1 reads partition 0 up to offset 11 and commits as it goes.
+    for offset in range(12):
+        h.poll("g1", 0, offset, logs[0][offset], 34.0 + offset / 100, group="g")
     for t, offset in ((35.0, 2), (36.0, 5), (37.0, 5), (38.0, 9)):
         h.commit("g", 0, offset, t)
     h.nemesis("kill", 10.0, 12.0)
@@ -104,7 +110,7 @@ def test_clean_history_is_ok():
     assert report.counts["sends_acknowledged"] == 40
     assert report.counts["sends_failed"] == 1
     assert report.counts["sends_unknown"] == 2
-    assert report.counts["polls"] == 5
+    assert report.counts["polls"] == 17
     assert report.counts["final_read_records"] == 41
     assert report.counts["commits"] == 4
     assert report.faults == {"kill": 1}
@@ -223,13 +229,44 @@ def test_read_beyond_the_final_end_is_not_vanished():
 
 def test_committed_offset_backwards():
     h = clean()
+    for offset in range(8):  # g2 (a second member) read 0..7 of partition 0 and 0..3 of 1
+        h.poll("g2", 0, offset, h.logs[0][offset], 38.5, group="g")
+    for offset in range(4):
+        h.poll("g2", 1, offset, h.logs[1][offset], 38.5, group="g")
     h.commit("g", 0, 7, 39.0, process="g2")  # the last commit was 9
     h.commit("g", 0, 8, 40.0, process="g2")
-    h.commit("g", 1, 4, 39.5)  # another partition's offsets are its own
+    h.commit("g", 1, 4, 39.5, process="g2")  # another partition's offsets are its own
     report = check(h.events)
     assert_only(report, "committed_offsets_backwards", 1)
     ex = report.examples["committed_offsets_backwards"][0]
     assert (ex["partition"], ex["from"], ex["to"]) == (0, 9, 7)
+
+
+def test_commit_beyond_what_was_read():
+    h = clean()
+    h.commit("g", 0, 12, 39.0)  # g1 read up to offset 11: 12 is fine
+    h.commit("g", 0, 14, 39.5)  # but not 14
+    report = check(h.events)
+    # Offsets 12 and 13, below the group's commit, were read by nobody: reported too.
+    assert report.anomalies == {**{k: 0 for k in ANOMALIES}, "commit_beyond_read": 1, "unread_below_commit": 2}
+    assert report.examples["commit_beyond_read"][0] == {"group": "g", "partition": 0, "process": "g1", "committed": 14,
+                                                         "read_up_to": 12, "t": 39.5}
+
+
+def test_a_member_may_commit_the_offset_it_was_handed():
+    h = clean()
+    h.events.append({"f": "committed", "type": "ok", "process": "g3", "t": 39.0, "group": "g", "partition": 0, "offset": 12})
+    h.commit("g", 0, 12, 39.5, process="g3")
+    assert_only(check(h.events), None)
+
+
+def test_offsets_below_a_commit_that_no_member_read():
+    h = clean()
+    # g1's reads of offsets 3 and 4 never happened.
+    h.events = [e for e in h.events if not (e.get("process") == "g1" and e.get("f") == "poll" and e["offset"] in (3, 4))]
+    report = check(h.events)
+    assert_only(report, "unread_below_commit", 2)
+    assert [x["offset"] for x in report.examples["unread_below_commit"]] == [3, 4]
 
 
 def test_commits_are_ordered_by_time_not_by_line():

@@ -28,6 +28,8 @@ ANOMALIES = (
     "inconsistent_offsets",
     "vanished_reads",
     "committed_offsets_backwards",
+    "commit_beyond_read",
+    "unread_below_commit",
     "aborted_reads_of_failed",
 )
 
@@ -41,6 +43,8 @@ _DESCRIPTIONS = {
     "inconsistent_offsets": "two values at one offset, or one value at two offsets",
     "vanished_reads": "polled record gone from its offset in the final read",
     "committed_offsets_backwards": "a group's committed offset went down",
+    "commit_beyond_read": "a member committed past what it had read (or been handed as committed)",
+    "unread_below_commit": "an offset below a group's last commit that no member of the group read",
     "aborted_reads_of_failed": "send the client was told failed is in the final read",
 }
 
@@ -113,6 +117,10 @@ class _History:
         self.final_end: dict[int, int] = {}
         self.commits: dict[tuple, list[tuple]] = defaultdict(list)  # (group, p) -> [(t, i, offset, process)]
         self.committed_fetches = 0
+        self.group_read: dict[tuple, set] = defaultdict(set)  # (group, partition) -> offsets its members polled
+        # (process, partition) -> [(t, next offset)]: how far it had read (a poll), or been
+        # handed as committed (an OffsetFetch on assignment), at each time.
+        self.read_by: dict[tuple, list[tuple]] = defaultdict(list)
         self.nemesis: list[tuple] = []  # (t, i, event)
         self.unparsed = 0
         for i, e in enumerate(events):
@@ -121,6 +129,9 @@ class _History:
                 self._send(e, i)
             elif f == "poll" and e.get("type") == "ok" and e.get("offset") is not None:
                 self.polls.append((e.get("partition"), e.get("offset"), e.get("value"), e.get("t"), e.get("process")))
+                if e.get("group") is not None:
+                    self.group_read[(e["group"], e.get("partition"))].add(e["offset"])
+                self.read_by[(e.get("process"), e.get("partition"))].append((e.get("t", 0.0), e["offset"] + 1))
             elif f == "final_read":
                 self._final(e)
             elif f == "commit" and e.get("type") == "ok":
@@ -128,6 +139,8 @@ class _History:
                     (e.get("t", 0.0), i, e.get("offset"), e.get("process")))
             elif f == "committed":
                 self.committed_fetches += 1
+                if e.get("offset") is not None:
+                    self.read_by[(e.get("process"), e.get("partition"))].append((e.get("t", 0.0), e["offset"]))
             elif f == "nemesis":
                 self.nemesis.append((e.get("t", 0.0), i, e))
             elif f == "unparsed":
@@ -273,6 +286,43 @@ def _committed_offsets_backwards(h: _History):
     return count, examples
 
 
+def _commit_beyond_read(h: _History):
+    """A commit of offset o by a process for a partition is backed by what that process had
+    read before it (o <= its last polled offset + 1) or the committed offset it was handed:
+    a group that commits more than it read skips records on the next rebalance."""
+    count, examples = 0, []
+    reach = {k: sorted(v) for k, v in h.read_by.items()}
+    for (group, partition), commits in h.commits.items():
+        for t, _, offset, process in commits:
+            seen = reach.get((process, partition), [])
+            k = bisect.bisect_right(seen, (t, float("inf")))
+            best = max((o for _, o in seen[:k]), default=0)
+            if offset is not None and offset > best:
+                count += 1
+                if len(examples) < MAX_EXAMPLES:
+                    examples.append({"group": group, "partition": partition, "process": process, "committed": offset,
+                                     "read_up_to": best, "t": t})
+    return count, examples
+
+
+def _unread_below_commit(h: _History):
+    """Offsets below a group's highest commit for a partition that no member of the group
+    polled (only groups whose members record their group on polls, and only offsets the
+    final read holds: a compacted or truncated-away offset has nothing to read)."""
+    count, examples = 0, []
+    for (group, partition), commits in h.commits.items():
+        read = h.group_read.get((group, partition))
+        if read is None:
+            continue
+        top = max((c[2] for c in commits if c[2] is not None), default=0)
+        for o in range(top):
+            if o not in read and h.final_at.get((partition, o)):
+                count += 1
+                if len(examples) < MAX_EXAMPLES:
+                    examples.append({"group": group, "partition": partition, "offset": o, "committed": top})
+    return count, examples
+
+
 def _failed_present(h: _History):
     found = [s for s in h.sends.values() if s.outcome == "fail" and s.value in h.final_pos]
     return len(found), [{"value": s.value, "process": s.process, "positions": sorted(h.final_pos[s.value])}
@@ -374,6 +424,8 @@ def check(events: list[dict], gap_threshold: float = GAP_THRESHOLD_S) -> Report:
     for kind, fn in (("lost", _lost), ("duplicated", _duplicated), ("reordered", _reordered),
                      ("vanished_reads", _vanished_reads),
                      ("committed_offsets_backwards", _committed_offsets_backwards),
+                     ("commit_beyond_read", _commit_beyond_read),
+                     ("unread_below_commit", _unread_below_commit),
                      ("aborted_reads_of_failed", _failed_present)):
         anomalies[kind], examples[kind] = fn(h)
     anomalies["inconsistent_offsets"], examples["inconsistent_offsets"], split = _inconsistent_offsets(h)

@@ -211,6 +211,76 @@ def write_report(args, result: dict, summary: str) -> None:
     path.write_text(text)
 
 
+class GroupChurn(threading.Thread):
+    """The group workload: members (member.py processes) of `churn-group` on the queue join,
+    leave (SIGTERM: LeaveGroup) and die (SIGKILL) every few seconds, two or three at a time,
+    each committing what it reads; their histories are merged into the run's at the end."""
+
+    GROUP = "churn-group"
+
+    def __init__(self, bootstrap: str, out: Path, start: float, rng: random.Random, record):
+        super().__init__(name="group-churn", daemon=True)
+        self.bootstrap, self.dir, self.start_at, self.rng = bootstrap, out / "members", start, rng
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.record = record
+        self.stop = threading.Event()
+        self.members: dict[str, subprocess.Popen] = {}
+        self.started = self.left = self.killed = 0
+
+    def _join(self) -> None:
+        name = f"m{self.started + 1}"
+        self.started += 1
+        self.members[name] = subprocess.Popen(
+            [sys.executable, str(HERE / "member.py"), name, self.bootstrap, TOPIC, self.GROUP, str(self.dir / f"{name}.jsonl"),
+             str(self.start_at)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def _leave(self, kill: bool) -> None:
+        name = self.rng.choice(sorted(self.members))
+        p = self.members.pop(name)
+        if kill:
+            p.kill()
+            self.killed += 1
+        else:
+            p.terminate()
+            self.left += 1
+        self.record({"f": "member", "type": "kill" if kill else "leave", "process": name})
+
+    def run(self) -> None:
+        for _ in range(2):
+            self._join()
+        while not self.stop.wait(self.rng.uniform(3, 6)):
+            n = len(self.members)
+            if n < 2:
+                action = "join"
+            else:
+                action = self.rng.choice(["leave", "kill"] if n >= 3 else ["join", "leave", "kill"])
+            if action == "join":
+                self._join()
+            else:
+                self._leave(kill=action == "kill")
+
+    def finish(self, history) -> int:
+        """Stops every member, merges their events into `history`; returns how many."""
+        self.stop.set()
+        self.join(10)
+        for p in self.members.values():
+            p.terminate()
+        for p in self.members.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        merged = 0
+        for f in sorted(self.dir.glob("*.jsonl")):
+            for line in f.read_text().splitlines():
+                try:
+                    history.add(json.loads(line))
+                    merged += 1
+                except ValueError:
+                    pass  # the torn last line of a killed member
+        return merged
+
+
 def run(args, net) -> int:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -243,6 +313,7 @@ def run(args, net) -> int:
     small_disks = mount_small_disks(cluster, args.disk_mb) if args.disk_mb and os.geteuid() == 0 else []
     history = History(args.out / "history.jsonl", time.monotonic())
     producers, readers = [], []
+    churn = None
     result: dict = {"seed": args.seed, "duration": args.duration, "nodes": args.nodes, "broken": args.broken,
                     "network_faults": net is not None}
     try:
@@ -268,6 +339,8 @@ def run(args, net) -> int:
                    Reader(2, cluster.bootstrap, TOPIC, args.partitions, history, mode="subscribe")]
         for t in [*producers, *readers]:
             t.start()
+        churn = GroupChurn(cluster.bootstrap, args.out, history.start, rng, history.add)
+        churn.start()
         time.sleep(3)
         nemesis = Nemesis(cluster, net, rng, history.add, topic=TOPIC, clock=history.now, log=log,
                           small_disks=bool(small_disks), crash_points=True)
@@ -295,6 +368,9 @@ def run(args, net) -> int:
             r.stop.set()
         for r in readers:
             r.join(15)
+        merged = churn.finish(history)
+        log(f"group churn: {churn.started} members started, {churn.left} left, {churn.killed} killed; {merged} events")
+        result["group_churn"] = {"started": churn.started, "left": churn.left, "killed": churn.killed}
         final_read(cluster.bootstrap, TOPIC, args.partitions, history, log=log)
         final_read(cluster.bootstrap, TABLE, 1, history, log=log)
         converged, state = wait_converged(cluster, {TOPIC: args.partitions, TABLE: 1}, 90)
@@ -307,6 +383,9 @@ def run(args, net) -> int:
     finally:
         for t in [*producers, *readers]:
             t.stop.set()
+        if churn is not None:
+            for p in churn.members.values():
+                p.kill()
         cluster.stop()
         history.close()
         for d in small_disks:
@@ -320,7 +399,7 @@ def run(args, net) -> int:
     result["ok"] = bool(report.ok and not table["latest_lost"] and not table["moved"] and not result["panics"]
                         and result.get("replicas_identical"))
     result["counts"] = report.counts
-    extra = {k: result[k] for k in ("faults", "crashes_at_points", "replicas_identical", "panics", "network_faults") if k in result}
+    extra = {k: result[k] for k in ("faults", "crashes_at_points", "group_churn", "replicas_identical", "panics", "network_faults") if k in result}
     extra["compacted table"] = (f"{table['keys']} keys; latest value lost: {table['latest_lost']}, "
                                 f"record at another's offset: {table['moved']}")
     (args.out / "summary.md").write_text(checker.summary_markdown(report, title="Lantern fault suite", seed=args.seed, extra=extra))

@@ -193,6 +193,7 @@ class Reader(threading.Thread):
                     continue
                 self.polled += 1
                 self.history.add({"f": "poll", "type": "ok", "process": self.process, "mode": self.mode, "topic": self.topic,
+                                  **({"group": self.group} if self.mode == "subscribe" else {}),
                                   "partition": m.partition(), "offset": m.offset(),
                                   "key": m.key().decode() if m.key() else None, "value": m.value().decode()})
             if self.mode == "subscribe" and time.monotonic() - last_commit >= 1.0:
