@@ -21,10 +21,19 @@ SUITE = Path(__file__).resolve().parent / "faults" / "suite.py"
 def run_suite(out: Path, *args: str, timeout: float = 600) -> tuple[int, dict, str]:
     cmd = [sys.executable, str(SUITE), "--out", str(out), *args]
     print("replay with:", " ".join(cmd))
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    log = out.parent / f"{out.name}.suite.log"
+    with open(log, "w") as fh:
+        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        try:
+            code = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.terminate()  # the suite stops its brokers and removes its namespaces
+            p.wait(90)
+            raise
     result_file = out / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
-    return p.returncode, result, p.stdout[-6000:] + p.stderr[-4000:]
+    text = log.read_text(errors="replace")
+    return code, result, "\n".join(line for line in text.splitlines() if not line.startswith("%"))[-8000:]
 
 
 @pytest.mark.timeout(900)

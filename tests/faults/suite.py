@@ -90,7 +90,17 @@ def log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- outer
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
+    # SIGTERM (a test's time-out, kill) unwinds like Ctrl-C, so the brokers are stopped, the
+    # tmpfs unmounted and the namespaces deleted on the way out.
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.inside:
@@ -104,7 +114,16 @@ def main(argv=None) -> int:
         log(f"fault suite: hosts {', '.join(f'{h}={a}' for h, a in net.address.items())} (namespaces {net.ns['c'].rsplit('-', 1)[0]}-*)")
         cmd = [*net.exec_prefix("c"), sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:]),
                "--seed", str(args.seed), "--inside", json.dumps(net.describe())]
-        return subprocess.run(cmd).returncode
+        inner = subprocess.Popen(cmd)
+        try:
+            return inner.wait()
+        except KeyboardInterrupt:
+            inner.terminate()
+            try:
+                inner.wait(60)
+            except subprocess.TimeoutExpired:
+                inner.kill()
+            raise
 
 
 # --------------------------------------------------------------------------- inside
@@ -190,8 +209,8 @@ BEGIN, END = "<!-- fault-run:begin -->", "<!-- fault-run:end -->"
 def write_report(args, result: dict, summary: str) -> None:
     """Replaces the text between the run markers of `args.report` with this run's figures
     (the rest of the file is written by people: anomalies found and what was done)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip() or "unknown"
+    commit = os.environ.get("LANTERN_FAULTS_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip() or "unknown"
     cmd = " ".join(["tests/faults/run", *[a for a in sys.argv[1:] if not a.startswith("--inside")]])
     block = "\n".join([
         BEGIN,
