@@ -1,6 +1,6 @@
 //! Crash points for the fault suite (tests/faults): with `FAULT_SUITE_CRASH_FILE=<path>` set at
-//! start-up (not `LANTERN_`: that prefix is for properties, and an unknown one is refused)
-//! start-up, a point named in that file kills this process with SIGKILL (exactly what
+//! start-up (not `LANTERN_`: that prefix is for properties, and an unknown one is refused), a
+//! point named in that file kills this process with SIGKILL (exactly what
 //! `kill -9` does: no destructor, no flush) the first time it is reached, and the file is
 //! removed so the restarted process runs on. The suite writes a point into the file to crash
 //! a broker in the middle of a segment roll or a compaction swap, moments that a kill from

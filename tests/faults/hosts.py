@@ -29,13 +29,34 @@ TABLE = "lantern_fault"
 
 
 def available() -> tuple[bool, str]:
-    """(True, "") when namespaces and nftables can be used here, else (False, why not)."""
+    """(True, "") when namespaces and nftables can be used here, else (False, why not): tried
+    for real (root in a container without CAP_SYS_ADMIN / CAP_NET_ADMIN cannot)."""
     if os.geteuid() != 0:
         return False, "not root: network namespaces and nftables rules need root"
     for tool in ("ip", "nft"):
         if shutil.which(tool) is None:
             return False, f"the `{tool}` command is missing (Debian: apt-get install {'iproute2' if tool == 'ip' else 'nftables'})"
-    return True, ""
+    probe = f"lntfprobe{os.getpid()}"
+    try:
+        made = _run("ip", "netns", "add", probe, check=False)
+        if made.returncode != 0:
+            return False, f"cannot create a network namespace: {made.stderr.strip()}"
+        nft = _run("ip", "netns", "exec", probe, "nft", "add", "table", "inet", TABLE, check=False)
+        if nft.returncode != 0:
+            return False, f"cannot add nftables rules in a namespace: {nft.stderr.strip()}"
+        return True, ""
+    finally:
+        _run("ip", "netns", "del", probe, check=False)
+
+
+def kill_processes_in(ns: str) -> None:
+    """SIGKILLs whatever still runs in namespace `ns` (a broker a crashed run left behind)."""
+    pids = _run("ip", "netns", "pids", ns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def _run(*cmd: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -57,6 +78,7 @@ def remove_stale(prefix: str = "lntf") -> list[str]:
             continue
         pid = name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            kill_processes_in(name)
             _run("ip", "netns", "del", name, check=False)
             removed.append(name)
     return removed
@@ -120,9 +142,11 @@ class Network:
         return self
 
     def destroy(self) -> None:
-        """Deletes every namespace (their veths and rules go with them)."""
+        """Kills what still runs in them, deletes every namespace (their veths and rules go
+        with them)."""
         for name in [*self.ns.values(), self.switch]:
             if (NETNS_DIR / name).exists():
+                kill_processes_in(name)
                 _run("ip", "netns", "del", name, check=False)
         self.created = False
 

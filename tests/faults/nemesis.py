@@ -269,4 +269,13 @@ class Nemesis:
             else:
                 held = max(self.rng.uniform(*hold), self.pause_s if kind in ("kill", "pause") else 0)
             stop.wait(held)
-            self.stop(fault)
+            try:
+                self.stop(fault)
+            except Exception as e:  # a heal that failed must not end the schedule silently
+                self.log(f"[nemesis] healing {kind} failed: {e!r}; healing everything")
+                self.record({"f": "nemesis", "type": "stop", "process": "nemesis", "t": self.clock(), "fault": kind,
+                             "targets": fault.targets, "error": repr(e)})
+                try:
+                    self.heal_everything()
+                except Exception as e2:
+                    self.log(f"[nemesis] healing everything failed too: {e2!r}")

@@ -89,7 +89,8 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
     let mut images = broker.replicas.subscribe_applied();
     // Partitions left out of the fetches until then, after an error for them: without this
     // a full disk here turns into a loop of fetches the leader answers at once.
-    let mut delayed: HashMap<(String, i32), tokio::time::Instant> = HashMap::new();
+    // Keyed with the leader epoch the error happened under: a new epoch starts afresh.
+    let mut delayed: HashMap<(String, i32), (tokio::time::Instant, i32)> = HashMap::new();
     let backoff = Duration::from_millis(broker.config.replica_fetch_backoff_ms);
     tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "fetching from the leader");
     loop {
@@ -102,8 +103,13 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             return;
         }
         ready_for.retain(|k, _| partitions.contains_key(k));
-        let unready: Vec<&Arc<Partition>> =
-            partitions.iter().filter(|(k, p)| ready_for.get(*k) != Some(&p.leader_epoch())).map(|(_, p)| p).collect();
+        let now = tokio::time::Instant::now();
+        delayed.retain(|k, (until, epoch)| *until > now && partitions.get(k).is_some_and(|p| p.leader_epoch() == *epoch));
+        let unready: Vec<&Arc<Partition>> = partitions
+            .iter()
+            .filter(|(k, p)| ready_for.get(*k) != Some(&p.leader_epoch()) && !delayed.contains_key(*k))
+            .map(|(_, p)| p)
+            .collect();
         if !unready.is_empty() {
             let truncated = async {
                 if conn.is_none() {
@@ -114,9 +120,13 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                 truncate_to_leader(stream, local, &unready, correlation).await
             };
             match tokio::time::timeout(Duration::from_millis(broker.config.cluster.request_timeout_ms.max(1000)), truncated).await {
-                Ok(Ok(done)) => {
+                Ok(Ok((done, failed))) => {
                     for (key, epoch) in done {
                         ready_for.insert(key, epoch);
+                    }
+                    let until = tokio::time::Instant::now() + backoff;
+                    for (key, epoch) in failed {
+                        delayed.insert(key, (until, epoch));
                     }
                 }
                 Ok(Err(e)) => {
@@ -126,15 +136,13 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                 Err(_) => conn = None,
             }
         }
-        let now = tokio::time::Instant::now();
-        delayed.retain(|k, until| *until > now && partitions.contains_key(k));
         let ready: Vec<&Arc<Partition>> = partitions
             .iter()
             .filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch()) && !delayed.contains_key(*k))
             .map(|(_, p)| p)
             .collect();
         if ready.is_empty() {
-            let wake = delayed.values().min().copied().unwrap_or(now + BACKOFF).min(now + BACKOFF);
+            let wake = delayed.values().map(|(until, _)| *until).min().unwrap_or(now + BACKOFF).min(now + BACKOFF);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.changed() => return,
@@ -144,6 +152,9 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         // The leader epoch each partition is fetched under: what comes back is applied only
         // if it is still that (a leadership change while the fetch was out drops it).
         let requested: HashMap<(String, i32), i32> = ready.iter().map(|p| ((p.topic.clone(), p.index), p.leader_epoch())).collect();
+        // Every partition followed from this leader now, delayed or not: the fetch is cut
+        // short only when that set (or an epoch) changes.
+        let followed: HashMap<(String, i32), i32> = partitions.iter().map(|(k, p)| (k.clone(), p.leader_epoch())).collect();
         let request = fetch_request(&broker, local, &ready);
         let fetched = async {
             if conn.is_none() {
@@ -161,7 +172,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         }
         let outcome = tokio::select! {
             r = tokio::time::timeout(timeout, fetched) => Outcome::Response(r.unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no fetch response in time")))),
-            _ = followed_set_changes(&broker, leader, &requested, &mut images) => Outcome::Changed,
+            _ = followed_set_changes(&broker, leader, &followed, &mut images) => Outcome::Changed,
             _ = shutdown.changed() => Outcome::Stop,
         };
         let response = match outcome {
@@ -181,7 +192,9 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                 let applied = apply_response(&broker, leader, &partitions, &requested, response).await;
                 let until = tokio::time::Instant::now() + backoff;
                 for key in applied.failed {
-                    delayed.insert(key, until);
+                    if let Some(&epoch) = requested.get(&key) {
+                        delayed.insert(key, (until, epoch));
+                    }
                 }
                 if !applied.any_ok {
                     tokio::time::sleep(BACKOFF).await;
@@ -200,14 +213,14 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
 }
 
 /// Resolves once the applied metadata has this broker follow a different set of partitions
-/// from `leader` (or at other leader epochs) than `requested`.
-async fn followed_set_changes(broker: &Broker, leader: i32, requested: &HashMap<(String, i32), i32>, applied: &mut watch::Receiver<i64>) {
+/// from `leader` (or at other leader epochs) than `followed`.
+async fn followed_set_changes(broker: &Broker, leader: i32, followed: &HashMap<(String, i32), i32>, applied: &mut watch::Receiver<i64>) {
     loop {
         if applied.changed().await.is_err() {
             return std::future::pending().await;
         }
         let now: HashMap<(String, i32), i32> = followed_from(broker, leader).into_iter().map(|(k, p)| (k, p.leader_epoch())).collect();
-        if &now != requested {
+        if &now != followed {
             return;
         }
     }
@@ -259,15 +272,19 @@ async fn connect(broker: &Broker, leader: i32) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// The partitions a truncation round made ready (with the leader epoch they are ready for),
+/// and those whose truncation failed here (a storage error), with the epoch, to back off.
+type Truncated = (Vec<((String, i32), i32)>, Vec<((String, i32), i32)>);
+
 /// Asks the leader where each partition's latest local epoch ends and truncates there.
-/// Returns the partitions made ready, with the leader epoch they are ready for.
 async fn truncate_to_leader(
     stream: &mut TcpStream,
     local: i32,
     partitions: &[&Arc<Partition>],
     correlation: i32,
-) -> std::io::Result<Vec<((String, i32), i32)>> {
+) -> std::io::Result<Truncated> {
     let mut ready = Vec::new();
+    let mut failed = Vec::new();
     let mut ask: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
     let mut asked: HashMap<(String, i32), (&Arc<Partition>, i32, i32)> = HashMap::new();
     for p in partitions {
@@ -284,7 +301,7 @@ async fn truncate_to_leader(
         }
     }
     if ask.is_empty() {
-        return Ok(ready);
+        return Ok((ready, failed));
     }
     let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(local)).with_topics(
         ask.into_iter()
@@ -314,6 +331,7 @@ async fn truncate_to_leader(
             if offset < leo {
                 if let Err(e) = p.truncate_as_follower(offset, *epoch, now).await {
                     tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), error = %e, "could not truncate before following the new leader");
+                    failed.push((key, *epoch));
                     continue;
                 }
             }
@@ -328,7 +346,7 @@ async fn truncate_to_leader(
             }
         }
     }
-    Ok(ready)
+    Ok((ready, failed))
 }
 
 /// Sends one request and reads its response (at most `cap` bytes).
@@ -386,8 +404,10 @@ struct Applied {
     /// Some partition's records were appended (or it had none): false when the whole
     /// response was an error, and the caller backs off.
     any_ok: bool,
-    /// Partitions that failed here (a storage error) or at the leader: left out of the next
-    /// fetches for `replica.fetch.backoff.ms`.
+    /// Partitions that failed here (a storage error) or at the leader's storage: left out of
+    /// the next fetches for `replica.fetch.backoff.ms`. Errors that new metadata resolves (not
+    /// the leader, an unknown epoch) are not delayed: the partition is fetched again at once,
+    /// under the new leadership, as before.
     failed: Vec<(String, i32)>,
 }
 
@@ -417,10 +437,15 @@ async fn apply_response(
                     if bytes > 0 && broker.metrics.enabled {
                         crate::metrics::TopicStats::add(&broker.metrics.topic(&p.topic).replication_bytes_in, bytes);
                     }
-                    if let Err(e) = p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
-                        tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e,
-                            backoff_ms = broker.config.replica_fetch_backoff_ms, "could not append fetched records; retrying after the backoff");
-                        applied.failed.push(key);
+                    match p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
+                        Ok(()) => {}
+                        // The leadership changed while the fetch was out: nothing to back off from.
+                        Err(crate::cluster::partition::PartitionError::NotLeader(_)) => {}
+                        Err(e) => {
+                            tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error = %e,
+                                backoff_ms = broker.config.replica_fetch_backoff_ms, "could not append fetched records; retrying after the backoff");
+                            applied.failed.push(key);
+                        }
                     }
                 }
                 error_code::OFFSET_OUT_OF_RANGE => {
@@ -449,9 +474,12 @@ async fn apply_response(
                         applied.failed.push(key);
                     }
                 }
+                error_code::KAFKA_STORAGE_ERROR => {
+                    tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, "the leader cannot read this partition; retrying after the backoff");
+                    applied.failed.push(key);
+                }
                 code => {
                     tracing::debug!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, error_code = code, "partition fetch refused; waiting for new metadata");
-                    applied.failed.push(key);
                 }
             }
         }

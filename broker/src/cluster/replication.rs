@@ -101,10 +101,17 @@ impl LeaderReplication {
         }
     }
 
-    /// The brokers the latest metadata shows fenced or in controlled shutdown.
+    /// The brokers the latest metadata shows fenced or in controlled shutdown. An expansion
+    /// in flight that adds one of them is forgotten (the controller refuses it anyway): the
+    /// high watermark must not wait for a broker that is stopping.
     pub fn set_ineligible(&mut self, brokers: &[i32]) {
         if self.ineligible != brokers {
             self.ineligible = brokers.to_vec();
+        }
+        if let Some(p) = &self.pending {
+            if p.new_isr.iter().any(|r| !self.isr.contains(r) && self.ineligible.contains(r)) {
+                self.pending = None;
+            }
         }
     }
 
@@ -372,6 +379,12 @@ mod tests {
         // Registered again and unfenced: it rejoins at its next fetch.
         l.set_ineligible(&[]);
         assert_eq!(l.on_follower_fetch(3, 120, 120, 30).1.map(|c| c.new_isr), Some(vec![1, 2, 3]));
+        // It starts shutting down while that expansion is in flight: the expansion is dropped
+        // and the high watermark stops waiting for it.
+        l.on_leader_append(150);
+        l.set_ineligible(&[3]);
+        assert_eq!(l.pending(), None);
+        assert_eq!(l.on_follower_fetch(2, 150, 150, 40).0, Some(150));
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Controller {
             records.insert(0, MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch: epoch, in_controlled_shutdown: true });
         }
         if !records.is_empty() {
-            let moved = records.len();
+            let moved = records.iter().filter(|r| matches!(r, MetadataRecord::PartitionChange { .. })).count();
             self.write(records).await?;
             tracing::info!(target: "state.change.logger", broker = broker_id, partitions = moved, "controlled shutdown: leaderships and ISR membership moved away");
         }

@@ -62,7 +62,7 @@ impl LogStore {
         let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (entries, valid) = decode_frames(&bytes);
+        let (entries, valid) = decode_frames(&bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         if valid < bytes.len() as u64 {
             tracing::warn!(target: "org.apache.kafka.raft.KafkaRaftClient", path = %path.display(), kept = valid, dropped = bytes.len() as u64 - valid,
                 "metadata log has a torn or corrupt tail (a crash during an append that was never acknowledged); cutting it off");
@@ -92,7 +92,11 @@ impl LogStore {
 }
 
 /// Decodes frames until the first bad one; returns the entries and the valid length.
-fn decode_frames(bytes: &[u8]) -> (BTreeMap<u64, (Entry<TypeConfig>, u64)>, u64) {
+/// The entries of a log file and the length of its valid prefix. A torn or corrupt tail (a
+/// bad length or checksum: a crash in an append) ends it; an intact frame that does not
+/// decode is an error instead, never a tail to cut: it holds a committed entry this binary
+/// cannot read (a record from a newer version).
+fn decode_frames(bytes: &[u8]) -> std::io::Result<(BTreeMap<u64, (Entry<TypeConfig>, u64)>, u64)> {
     let mut entries = BTreeMap::new();
     let mut pos = 0usize;
     while bytes.len() - pos >= 8 {
@@ -105,14 +109,19 @@ fn decode_frames(bytes: &[u8]) -> (BTreeMap<u64, (Entry<TypeConfig>, u64)>, u64)
         if crc32c::crc32c(body) != crc {
             break;
         }
-        let Ok(entry) = serde_json::from_slice::<Entry<TypeConfig>>(body) else { break };
+        let entry = serde_json::from_slice::<Entry<TypeConfig>>(body).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the metadata log entry at byte {pos} is intact but cannot be read ({e}); it was probably written by a newer Lantern: run that version, nothing was changed"),
+            )
+        })?;
         // A later frame with a lower or equal index follows a truncation that was rewritten:
         // never happens with set_len truncation, but keep the newest if it does.
         entries.split_off(&entry.log_id.index);
         entries.insert(entry.log_id.index, (entry, pos as u64));
         pos += 8 + len;
     }
-    (entries, pos as u64)
+    Ok((entries, pos as u64))
 }
 
 fn encode_frame(entry: &Entry<TypeConfig>, out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -304,6 +313,24 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.mem.lock().entries.keys().copied().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn an_intact_entry_this_version_cannot_read_stops_the_open_and_cuts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        write_entries(dir.path(), 2);
+        let path = dir.path().join(LOG_FILE);
+        // A well-formed frame (good checksum) holding what a newer version might write.
+        let mut bytes = fs::read(&path).unwrap();
+        let body = br#"{"log_id":{"leader_id":{"term":1,"node_id":1},"index":3},"payload":{"Normal":{"SomeFutureRecord":{}}}}"#;
+        bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+        bytes.extend_from_slice(body);
+        write_entries(dir.path(), 0);
+        fs::write(&path, &bytes).unwrap();
+        let e = LogStore::open(dir.path()).err().expect("an unreadable committed entry must not be cut off as a torn tail");
+        assert!(e.to_string().contains("newer Lantern"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "the log is left as it was");
     }
 
     #[tokio::test]
