@@ -102,6 +102,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     args = parse_args(argv)
+    # Absolute: brokers run in their own working directories, and the tmpfs, the crash files
+    # and the data directories must be the same paths for them and for the suite.
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.inside:
         return run(args, hosts.Network.attach(json.loads(args.inside)))
