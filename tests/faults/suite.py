@@ -176,6 +176,74 @@ def log_digests(cluster, partitions: int) -> dict[int, dict[int, str]]:
     return out
 
 
+def _varint(buf: bytes, at: int) -> tuple[int, int]:
+    """A zigzag varint (Kafka's record fields) at `at`: (value, next position)."""
+    shift = result = 0
+    while True:
+        b = buf[at]
+        at += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (result >> 1) ^ -(result & 1), at
+        shift += 7
+
+
+def latest_per_key(segments: list[Path]) -> dict[bytes, tuple[int, bytes | None]]:
+    """{key: (offset, value)} of the last record of each key in these segment files
+    (uncompressed magic-2 batches, as the suite's producers send them)."""
+    out: dict[bytes, tuple[int, bytes | None]] = {}
+    for seg in segments:
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            base = int.from_bytes(data[pos:pos + 8], "big", signed=True)
+            length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+            if length <= 0 or pos + 12 + length > len(data):
+                break
+            attributes = int.from_bytes(data[pos + 21:pos + 23], "big")
+            count = int.from_bytes(data[pos + 57:pos + 61], "big", signed=True)
+            if attributes & 0x07 or attributes & 0x20:  # compressed, or a control batch
+                pos += 12 + length
+                continue
+            at = pos + 61
+            for _ in range(count):
+                _, at = _varint(data, at)  # record length
+                at += 1  # attributes
+                _, at = _varint(data, at)  # timestamp delta
+                delta, at = _varint(data, at)
+                klen, at = _varint(data, at)
+                key = data[at:at + klen] if klen >= 0 else None
+                at += max(klen, 0)
+                vlen, at = _varint(data, at)
+                value = data[at:at + vlen] if vlen >= 0 else None
+                at += max(vlen, 0)
+                headers, at = _varint(data, at)
+                for _ in range(headers):
+                    hk, at = _varint(data, at)
+                    at += hk
+                    hv, at = _varint(data, at)
+                    at += max(hv, 0)
+                if key is not None:
+                    out[key] = (base + delta, value)
+            pos += 12 + length
+    return out
+
+
+def table_replicas_agree(cluster) -> tuple[bool, str]:
+    """Every replica of the compacted table holds the same latest record per key (compaction
+    runs on each replica on its own, so their bytes differ; their latest values must not)."""
+    views = {}
+    for i, node in cluster.nodes.items():
+        segs = [seg for d in node.data_dirs for seg in sorted((d / f"{TABLE}-0").glob("*.log"))]
+        if segs:
+            views[i] = latest_per_key(segs)
+    first = next(iter(views.values()), {})
+    differing = sorted({k for v in views.values() for k in set(v) ^ set(first)} |
+                       {k for v in views.values() for k in v if k in first and v[k] != first[k]})
+    return (len(views) >= 1 and not differing and len(first) > 0,
+            f"{len(views)} replicas, {len(first)} keys, differing keys: {[k.decode() for k in differing[:5]]}")
+
+
 def wait_converged(cluster, topics: dict[str, int], timeout: float) -> tuple[bool, str]:
     """Every replica of `topics` ({name: partitions}) in the ISR and at the same log end
     offset (a follower stuck behind its leader never converges)."""
@@ -407,11 +475,13 @@ def run(args, net) -> int:
         final_read(cluster.bootstrap, TABLE, 1, history, log=log)
         converged, state = wait_converged(cluster, {TOPIC: args.partitions, TABLE: 1}, 90)
         digests = log_digests(cluster, args.partitions)
-        identical = converged and all(len(set(d.values())) == 1 for d in digests.values())
+        table_agree, table_state = table_replicas_agree(cluster)
+        identical = converged and table_agree and all(len(set(d.values())) == 1 for d in digests.values())
+        result["table_replicas"] = table_state
         result.update(faults=nemesis.counts, crashes_at_points=nemesis.crashed, converged=converged, convergence=state,
                       log_digests=digests, replicas_identical=identical)
         if not identical:
-            log(f"replicas differ: converged={converged} ({state}); digests {digests}")
+            log(f"replicas differ: converged={converged} ({state}); digests {digests}; table: {table_state}")
     finally:
         # Nothing may start a broker or a member after this.
         nemesis_stop.set()
