@@ -317,6 +317,7 @@ def test_unavailability_and_recovery_are_exact():
     assert (kill["faults"], kill["median"], kill["worst"], kill["never"]) == (2, 4.625, 5.75, 0)
     # Leader hit: the first kill's target led p0, the second's led p1.
     assert sorted(kill["leader_samples"]) == [3.5, 5.75]
+    assert sorted(kill["other_samples"]) == [3.5, 5.75]  # the partition the other kill spared
     assert (kill["leader_median"], kill["leader_worst"]) == (4.625, 5.75)
     pause = report.fault_recovery["pause"]
     # Never stopped, from 6.5: p0 has no ack after it; p1's gap 1.25..7 overlaps it.

@@ -385,7 +385,7 @@ def _fault_recovery(intervals: list[dict], acks: dict[int, list[float]]) -> dict
     unavailability of a leader failure. `never`: partitions with no ack after the start."""
     out: dict[str, dict] = {}
     for interval in intervals:
-        r = out.setdefault(interval["fault"], {"faults": 0, "samples": [], "leader_samples": [], "never": 0})
+        r = out.setdefault(interval["fault"], {"faults": 0, "samples": [], "leader_samples": [], "other_samples": [], "never": 0})
         r["faults"] += 1
         interval["recovery"] = {}
         start = interval["start"]
@@ -410,8 +410,10 @@ def _fault_recovery(intervals: list[dict], acks: dict[int, list[float]]) -> dict
             interval["recovery"][p] = stall
             if leaders.get(p) in targets:
                 r["leader_samples"].append(stall)
+            elif leaders:
+                r["other_samples"].append(stall)
     for r in out.values():
-        for key, samples in (("", r["samples"]), ("leader_", r["leader_samples"])):
+        for key, samples in (("", r["samples"]), ("leader_", r["leader_samples"]), ("other_", r["other_samples"])):
             r[f"{key}median"] = statistics.median(samples) if samples else None
             r[f"{key}worst"] = max(samples) if samples else None
     return out
@@ -505,13 +507,16 @@ def summary_markdown(report: Report, title: str, seed, extra: dict | None = None
 
     lines += ["", "## Faults injected", ""]
     if report.fault_recovery:
-        lines += ["| fault | injected | stall median (s) | stall worst (s) | leader hit: median (s) | leader hit: worst (s) | no ack after |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| fault | injected | stall median (s) | stall worst (s) | leader hit: median (s) | leader hit: worst (s) "
+                  "| leader spared: median (s) | leader spared: worst (s) | no ack after |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for kind, r in sorted(report.fault_recovery.items()):
             lines.append(f"| {kind} | {r['faults']} | {_s(r['median'])} | {_s(r['worst'])} | "
-                         f"{_s(r.get('leader_median'))} | {_s(r.get('leader_worst'))} | {r['never']} |")
+                         f"{_s(r.get('leader_median'))} | {_s(r.get('leader_worst'))} | "
+                         f"{_s(r.get('other_median'))} | {_s(r.get('other_worst'))} | {r['never']} |")
         lines += ["", "Stall: per fault and partition, the longest time between two acknowledged sends that "
-                  "overlaps the fault. Leader hit: only partitions whose leader was the fault's target."]
+                  "overlaps the fault. Leader hit: only partitions whose leader was the fault's target (for a split, "
+                  "in the minority); leader spared: the others (for a split, led from the majority side)."]
     else:
         lines.append("none")
 
