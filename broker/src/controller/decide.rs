@@ -15,8 +15,10 @@ use crate::cluster::topic_config::validate_topic_config;
 /// creating millions of directories.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
+/// The brokers new replicas may go to: unfenced and not shutting down (Kafka's usable
+/// brokers, KIP-841).
 fn candidates(image: &MetadataImage) -> Vec<Candidate> {
-    image.live_brokers().map(|b| Candidate { id: b.id, rack: b.rack.clone() }).collect()
+    image.live_brokers().filter(|b| !b.in_controlled_shutdown).map(|b| Candidate { id: b.id, rack: b.rack.clone() }).collect()
 }
 
 /// Checks explicit replica assignments: every list the same length, distinct, registered
@@ -43,9 +45,13 @@ fn partition_records(topic_id: Uuid, first: usize, lists: Vec<Vec<i32>>, image: 
     lists.into_iter().enumerate().map(move |(i, replicas)| {
         // The first live replica leads; the ISR starts as every live replica, as in Kafka
         // (an empty log is in sync by definition; a follower that then falls behind leaves it).
-        let leader = replicas.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
+        // A broker shutting down neither leads nor joins the ISR, unless it is all there is
+        // (an explicit assignment to it alone).
+        let eligible: Vec<i32> = replicas.iter().copied().filter(|r| image.is_isr_eligible(*r)).collect();
         let live: Vec<i32> = replicas.iter().copied().filter(|r| image.is_live(*r)).collect();
-        let isr = if live.is_empty() { vec![replicas[0]] } else { live };
+        let chosen = if eligible.is_empty() { live } else { eligible };
+        let leader = chosen.first().copied().unwrap_or(-1);
+        let isr = if chosen.is_empty() { vec![replicas[0]] } else { chosen };
         MetadataRecord::Partition { topic_id, partition: (first + i) as i32, replicas, isr, leader }
     })
 }
@@ -222,6 +228,23 @@ mod tests {
         for r in recs {
             img.apply(&r, 1, 0).unwrap();
         }
+    }
+
+    #[test]
+    fn a_broker_in_controlled_shutdown_gets_no_new_replicas_and_leads_nothing_new() {
+        let mut img = cluster(3);
+        img.brokers.get_mut(&2).unwrap().in_controlled_shutdown = true;
+        let recs = create_topic(&img, "t", 6, 2, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        for p in &img.topic("t").unwrap().partitions {
+            assert!(!p.replicas.contains(&2), "{p:?}");
+        }
+        assert_eq!(create_topic(&img, "three", 1, 3, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap_err().code(), 38);
+        // Assigned to it explicitly: it is a replica, but another leads and it is not in the ISR.
+        let recs = create_topic(&img, "x", 1, 2, Some(&[vec![2, 3]]), &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let p = &img.topic("x").unwrap().partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (3, vec![3]));
     }
 
     #[test]
