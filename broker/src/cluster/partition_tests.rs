@@ -174,3 +174,38 @@ async fn a_follower_appends_a_compacted_leaders_batches_across_offset_gaps() {
     assert!(e.to_string().contains("before this replica's log end offset"), "{e}");
     assert_eq!(p.log_end_offset(), 11);
 }
+
+/// A gap wider than a segment's relative offsets (i32) starts a new segment at the batch,
+/// whether the active segment is empty or not, and the log reopens at the same end.
+#[tokio::test]
+async fn a_follower_gap_wider_than_a_segments_offsets_starts_a_segment_at_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), "t", LogConfig::default());
+    let moved = PartitionState { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: &[1, 2], isr: &[1, 2], isr_ineligible: &[] };
+    p.apply_state(&moved, 0);
+    let at = |offset: i64| {
+        let mut b = encode_batch(&BatchSpec::values(&[b"v"]));
+        crate::log::stamp_batch(&mut b, offset, 1);
+        Bytes::from(b)
+    };
+    let far = 3_000_000_000i64;
+    // Empty log: the empty segment at 0 is replaced by one at the batch.
+    p.append_as_follower(at(far), far + 1, 2, 1, 0).await.unwrap();
+    assert_eq!((p.log_start_offset(), p.log_end_offset()), (far, far + 1));
+    // Non-empty active segment: sealed, a new one starts at the next far batch.
+    p.append_as_follower(at(far + 1), far + 2, 2, 1, 0).await.unwrap();
+    let farther = far + 5_000_000_000;
+    p.append_as_follower(at(farther), farther + 1, 2, 1, 0).await.unwrap();
+    assert_eq!(p.log_end_offset(), farther + 1);
+    let part_dir = p.log().lock().dir().to_path_buf();
+    let segments: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(&part_dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".log")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(segments, vec![format!("{far:020}.log"), format!("{farther:020}.log")]);
+    p.log().lock().flush().unwrap();
+    drop(p);
+    let reopened = PartitionLog::open(&part_dir, LogConfig::default()).unwrap();
+    assert_eq!((reopened.log_start_offset(), reopened.log_end_offset()), (far, farther + 1));
+}

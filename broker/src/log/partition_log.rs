@@ -476,7 +476,15 @@ impl PartitionLog {
             return Err(LogError::InvalidAppend { reason: "record set length differs from its batch headers" });
         }
         let count = next - end;
-        self.maybe_roll(records.len(), count, now_ms)?;
+        let first_base = headers[0].base_offset;
+        if next - 1 - self.active().base_offset() > i64::from(i32::MAX) {
+            // A gap wider than the active segment's relative offsets reach (billions of
+            // compacted-away offsets): start a segment at the first batch, as Kafka rolls at
+            // the appended offset.
+            self.roll_to(first_base, now_ms)?;
+        } else {
+            self.maybe_roll(records.len(), count, now_ms)?;
+        }
         self.active_mut().append(records)?;
         for h in headers {
             self.epochs.assign(h.partition_leader_epoch, h.base_offset);
@@ -527,6 +535,28 @@ impl PartitionLog {
         sync_dir(&self.dir)?;
         tracing::debug!(target: "kafka.log.UnifiedLog", dir = %self.dir.display(), base_offset = end, "rolled to a new segment");
         self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Starts a segment at `base` (past the log end) for a follower's batch after a gap too
+    /// wide for the active segment: an empty active segment is replaced, a non-empty one
+    /// sealed first.
+    fn roll_to(&mut self, base: i64, now_ms: i64) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        if self.active().is_empty() {
+            let empty = self.segments.pop().expect("a log always has an active segment");
+            empty.delete()?;
+        } else {
+            self.active_mut().seal()?;
+            self.mark_flushed(end);
+        }
+        let segment = Segment::create(&self.dir, base.max(end), self.config.index_interval_bytes, now_ms)?;
+        sync_dir(&self.dir)?;
+        if self.segments.is_empty() {
+            self.log_start_offset = base.max(end);
+        }
+        self.segments.push(segment);
+        self.mark_flushed(base.max(end));
         Ok(())
     }
 
