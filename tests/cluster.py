@@ -393,6 +393,17 @@ def metadata(node: Broker, topics: list[str] | None = None, timeout: float = 5.0
     return Metadata(brokers, controller_id, out)
 
 
+def log_end_offsets(node: Broker) -> dict[tuple[str, int], float]:
+    """{(topic, partition): log end offset} of every partition `node` hosts, from one scrape
+    of its /metrics (kafka_log_log_logendoffset)."""
+    out = {}
+    for k, v in node.metrics().items():
+        if k.startswith("kafka_log_log_logendoffset{"):
+            topic = k.split('topic="')[1].split('"')[0]
+            out[(topic, int(k.split('partition="')[1].split('"')[0]))] = v
+    return out
+
+
 def find_coordinator(node: Broker, group: str, timeout: float = 5.0) -> tuple[int, int, str | None]:
     """FindCoordinator v1 for a group: (error code, coordinator node id, error message)."""
     body = _str16(group) + struct.pack(">b", 0)

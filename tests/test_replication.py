@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
 from cluster import describe_log_dirs, find_coordinator, metadata, wait_for
+from cluster import log_end_offsets as all_log_end_offsets
 
 TOPIC = "replicated"
 PARTITIONS = 3
@@ -25,13 +26,7 @@ PROPS = {"replica.lag.time.max.ms": 4000, "offsets.topic.num.partitions": 3,
 
 
 def log_end_offsets(node, topic: str) -> dict[int, float]:
-    m = node.metrics()
-    out = {}
-    for k, v in m.items():
-        if k.startswith("kafka_log_log_logendoffset{") and f'topic="{topic}"' in k:
-            p = int(k.split('partition="')[1].split('"')[0])
-            out[p] = v
-    return out
+    return {p: v for (t, p), v in all_log_end_offsets(node).items() if t == topic}
 
 
 def isr_of(c, topic: str) -> dict[int, list[int]]:

@@ -247,7 +247,7 @@ def table_replicas_agree(cluster) -> tuple[bool, str]:
 def wait_converged(cluster, topics: dict[str, int], timeout: float) -> tuple[bool, str]:
     """Every replica of `topics` ({name: partitions}) in the ISR and at the same log end
     offset (a follower stuck behind its leader never converges)."""
-    from cluster import metadata
+    from cluster import log_end_offsets, metadata
 
     deadline = time.monotonic() + timeout
     last = ""
@@ -257,12 +257,8 @@ def wait_converged(cluster, topics: dict[str, int], timeout: float) -> tuple[boo
             full = all(sorted(pm.isr) == sorted(pm.replicas) for t in topics for pm in md[t].partitions.values())
             leos = {}
             for i, node in cluster.nodes.items():
-                for k, v in node.metrics().items():
-                    if not k.startswith("kafka_log_log_logendoffset{"):
-                        continue
-                    topic = k.split('topic="')[1].split('"')[0]
+                for (topic, p), v in log_end_offsets(node).items():
                     if topic in topics:
-                        p = int(k.split('partition="')[1].split('"')[0])
                         leos.setdefault((topic, p), {})[i] = v
             replicas = min(3, len(cluster.nodes))
             same = len(leos) == sum(topics.values()) and all(len(set(v.values())) == 1 and len(v) == replicas for v in leos.values())

@@ -31,6 +31,16 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 CLIENT_LOG = logging.getLogger("faults.rdkafka")
 
 
+# What every client of the suite shares: fail over quickly (connections to a cut-off broker
+# time out in seconds, not minutes), and log to the run's file.
+CLIENT_CONF = {
+    "socket.connection.setup.timeout.ms": 3000,
+    "reconnect.backoff.max.ms": 1000,
+    "topic.metadata.refresh.interval.ms": 5000,
+    "logger": CLIENT_LOG,
+}
+
+
 class History:
     """Thread-safe append-only event log, written through to a JSON-lines file."""
 
@@ -77,10 +87,7 @@ class Producer(threading.Thread):
             "linger.ms": 5,
             "message.timeout.ms": 30000,
             "request.timeout.ms": 10000,
-            "socket.connection.setup.timeout.ms": 3000,
-            "reconnect.backoff.max.ms": 1000,
-            "topic.metadata.refresh.interval.ms": 5000,
-            "logger": CLIENT_LOG,
+            **CLIENT_CONF,
         }
         conf.update(config or {})
         self.producer = KProducer(conf)
@@ -158,10 +165,7 @@ class Reader(threading.Thread):
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10000,
-            "socket.connection.setup.timeout.ms": 3000,
-            "reconnect.backoff.max.ms": 1000,
-            "topic.metadata.refresh.interval.ms": 5000,
-            "logger": CLIENT_LOG,
+            **CLIENT_CONF,
         }
         return Consumer(conf)
 
