@@ -163,10 +163,14 @@ def test_a_former_leaders_unreplicated_tail_is_truncated_and_replicas_end_identi
     # Followers paused (well within the 2 s session): the leader alone takes acks=1 records.
     for b in followers:
         c.node(b).sigstop()
-    # A fetch a follower sent before it stopped is still waiting at the leader and would carry
-    # the tail into its socket buffer: let those long-polls (replica.fetch.wait.max.ms, 500 ms)
-    # end empty first.
-    time.sleep(0.7)
+    # A fetch a follower sent before it stopped may still be parked at the leader and would
+    # carry the tail into its socket buffer: wait until the leader's Fetch purgatory is empty
+    # (those long-polls, replica.fetch.wait.max.ms, have ended empty). A timer alone is not
+    # enough: a leader slow to read the fetch off its socket parks it late (seen in CI).
+    parked = 'kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation="Fetch"}'
+    time.sleep(0.6)
+    wait_for("no follower fetch parked at the leader",
+             lambda: all(c.node(old).metric(parked) == 0.0 for _ in range(3)), 10, interval=0.1)
     tail = [(b"k", f"tail-{i}".encode()) for i in range(50)]
     clients.produce_confluent(c.node(old).bootstrap, TOPIC, tail, partition_of=lambda i: 0, acks=1, timeout=5)
     assert log_end_offsets(c.node(old), TOPIC)[0] == 550.0
@@ -176,6 +180,8 @@ def test_a_former_leaders_unreplicated_tail_is_truncated_and_replicas_end_identi
         c.node(b).sigcont()
     wait_for("a follower leads partition 0", lambda: leaders_of(c, TOPIC)[0] in followers, 15)
     new = leaders_of(c, TOPIC)[0]
+    # The scenario's premise: no follower got the tail (else there is nothing to truncate).
+    assert log_end_offsets(c.node(new), TOPIC).get(0) == 500.0, {b: log_end_offsets(c.node(b), TOPIC) for b in followers}
     after = [(b"k", f"after-{i}".encode()) for i in range(200)]
     clients.produce_confluent(c.node(new).bootstrap, TOPIC, after, partition_of=lambda i: 0, acks="all")
 
