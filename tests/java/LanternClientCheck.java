@@ -127,6 +127,7 @@ public class LanternClientCheck {
                 case "meta": c.meta(); break;
                 case "cluster": c.cluster(); break;
                 case "produce": c.produceFile(); break;
+                case "reassign": c.reassign(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -724,6 +725,44 @@ public class LanternClientCheck {
                 topics.put(name, parts);
             }
             summary.put("topics", topics);
+        }
+    }
+
+    // ------------------------------------------------------------- reassign
+    /** --partition=P --replicas=a,b,c: moves the partition with the Admin client's own
+     *  reassignment API (KIP-455), lists it while it moves, waits until it is done
+     *  (--wait=false: only submits). */
+    void reassign() throws Exception {
+        int partition = Integer.parseInt(need("partition"));
+        List<Integer> target = new ArrayList<>();
+        for (String r : need("replicas").split(",")) target.add(Integer.parseInt(r.trim()));
+        TopicPartition tp = new TopicPartition(topic, partition);
+        try (Admin admin = admin()) {
+            Map<TopicPartition, java.util.Optional<org.apache.kafka.clients.admin.NewPartitionReassignment>> ask = new HashMap<>();
+            ask.put(tp, java.util.Optional.of(new org.apache.kafka.clients.admin.NewPartitionReassignment(target)));
+            admin.alterPartitionReassignments(ask).all().get(30, TimeUnit.SECONDS);
+            if (opt.getOrDefault("wait", "true").equals("false")) return;
+            boolean listed = false;
+            long deadline = System.nanoTime() + 90_000_000_000L;
+            while (true) {
+                Map<TopicPartition, org.apache.kafka.clients.admin.PartitionReassignment> ongoing =
+                    admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS);
+                if (ongoing.containsKey(tp)) {
+                    listed = true;
+                    summary.put("adding", ongoing.get(tp).addingReplicas());
+                    summary.put("removing", ongoing.get(tp).removingReplicas());
+                } else {
+                    break;
+                }
+                if (System.nanoTime() > deadline) { errors.add("reassignment still in progress after 90 s"); break; }
+                Thread.sleep(200);
+            }
+            summary.put("listed_while_moving", listed);
+            TopicPartitionInfo info = admin.describeTopics(java.util.List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS)
+                .get(topic).partitions().get(partition);
+            summary.put("final_replicas", info.replicas().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
+            summary.put("final_isr", info.isr().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
+            summary.put("final_leader", info.leader() == null ? null : info.leader().id());
         }
     }
 

@@ -59,7 +59,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     };
     ctx.add_remote(waited);
     if broker.metrics.enabled {
-        record_topic_stats(broker, &response, replica.is_some());
+        record_topic_stats(broker, &response, replica);
     }
     response
 }
@@ -91,14 +91,25 @@ fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Part
 }
 
 /// BytesOut, TotalFetchRequests and FailedFetchRequests per topic (counted per partition, as
-/// Kafka does).
-fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: bool) {
+/// Kafka does); for a follower's fetch ReplicationBytesOut, and ReassignmentBytesOut for the
+/// partitions it is being added to.
+fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: Option<i32>) {
+    let image = follower.map(|_| broker.image());
     for t in &response.responses {
         let stats = broker.metrics.topic(&t.topic.0);
         let bytes: usize = t.partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
         let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
         // Kafka counts bytes sent to followers as ReplicationBytesOut, not BytesOut.
-        TopicStats::add(if follower { &stats.replication_bytes_out } else { &stats.bytes_out }, bytes as u64);
+        TopicStats::add(if follower.is_some() { &stats.replication_bytes_out } else { &stats.bytes_out }, bytes as u64);
+        if let (Some(f), Some(image)) = (follower, &image) {
+            let adding: usize = t
+                .partitions
+                .iter()
+                .filter(|p| image.partition(&t.topic.0, p.partition_index).is_some_and(|i| i.adding_replicas.contains(&f)))
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            TopicStats::add(&stats.reassignment_bytes_out, adding as u64);
+        }
         TopicStats::add(&stats.fetch_requests, t.partitions.len() as u64);
         TopicStats::add(&stats.failed_fetch, failed);
     }

@@ -24,8 +24,10 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
+mod partition_reassignments;
 mod produce;
 mod sync_group;
+mod unregister_broker;
 mod error_codes;
 
 pub use error_codes::error_codes;
@@ -112,6 +114,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(broker, r).await),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version).await),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(partition_reassignments::alter(broker, r, version).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(partition_reassignments::list(broker, r)),
+        RequestKind::UnregisterBroker(r) => ResponseKind::UnregisterBroker(unregister_broker::handle(broker, r).await),
         // The decoder only lets through the APIs in protocol::SUPPORTED, all matched above.
         other => {
             tracing::error!(target: "kafka.request.logger", request = ?std::mem::discriminant(&other), "decoded a request with no handler");

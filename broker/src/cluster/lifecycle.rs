@@ -127,7 +127,7 @@ pub async fn register(controller: &Controller, config: &BrokerConfig, incarnatio
 }
 
 /// Heartbeats until shutdown, re-registering if the controller no longer knows this
-/// registration.
+/// registration, and stopping if an operator unregistered it.
 pub async fn heartbeat_loop(
     controller: Arc<Controller>,
     config: BrokerConfig,
@@ -167,6 +167,19 @@ pub async fn heartbeat_loop(
                 }
             }
             Ok(other) => tracing::warn!(target: "kafka.server.BrokerLifecycleManager", reply = ?other, "unexpected answer to a heartbeat"),
+            // The active controller has no registration of this node at all: UnregisterBroker.
+            Err(ControllerError::BrokerNotRegistered(_)) => {
+                state.unfenced.store(false, Ordering::Release);
+                if config.cluster.roles.controller {
+                    // Still a voter of the metadata quorum: keep that part running.
+                    tracing::warn!(target: "kafka.server.BrokerLifecycleManager", broker_epoch = epoch,
+                        "this broker was unregistered (lantern-admin broker remove); it no longer serves as a broker, the controller keeps running");
+                    return;
+                }
+                tracing::warn!(target: "kafka.server.BrokerLifecycleManager", broker_epoch = epoch,
+                    "this broker was unregistered (lantern-admin broker remove): shutting down; start it again to rejoin the cluster");
+                std::process::exit(0);
+            }
             Err(ControllerError::StaleBrokerEpoch { .. }) => {
                 state.unfenced.store(false, Ordering::Release);
                 tracing::warn!(target: "kafka.server.BrokerLifecycleManager", broker_epoch = epoch, "the controller no longer knows this registration; registering again");

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader, ResponseHeader,
+    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
     TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -359,17 +359,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
     cap: usize,
 ) -> std::io::Result<Resp> {
     let invalid = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:#}"));
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str("lantern-replica-fetcher")));
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header.encode(&mut buf, api_key.request_header_version(version)).map_err(invalid)?;
-    request.encode(&mut buf, version).map_err(invalid)?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
+    let buf = crate::protocol::encode_request(api_key, version, correlation, "lantern-replica-fetcher", request).map_err(invalid)?;
     stream.write_all(&buf).await?;
 
     let len = stream.read_i32().await?;
@@ -386,14 +376,9 @@ async fn call<Req: Encodable, Resp: Decodable>(
         stream.read_exact(&mut frame[start..]).await?;
         remaining -= step;
     }
-    let mut frame: Bytes = frame.freeze();
-    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).map_err(invalid)?;
-    if header.correlation_id != correlation {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("correlation id {} for request {correlation}", header.correlation_id)));
-    }
-    let response = Resp::decode(&mut frame, version).map_err(invalid)?;
-    if frame.has_remaining() {
-        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", trailing = frame.remaining(), "{api_key:?} response has trailing bytes");
+    let (response, trailing) = crate::protocol::decode_response(frame.freeze(), api_key, version, correlation).map_err(invalid)?;
+    if trailing > 0 {
+        tracing::debug!(target: "kafka.server.ReplicaFetcherThread", trailing, "{api_key:?} response has trailing bytes");
     }
     Ok(response)
 }
@@ -435,7 +420,11 @@ async fn apply_response(
                     let records = pd.records.unwrap_or_default();
                     let bytes = records.len() as u64;
                     if bytes > 0 && broker.metrics.enabled {
-                        crate::metrics::TopicStats::add(&broker.metrics.topic(&p.topic).replication_bytes_in, bytes);
+                        let stats = broker.metrics.topic(&p.topic);
+                        crate::metrics::TopicStats::add(&stats.replication_bytes_in, bytes);
+                        if broker.image().partition(&p.topic, p.index).is_some_and(|i| i.adding_replicas.contains(&broker.node_id())) {
+                            crate::metrics::TopicStats::add(&stats.reassignment_bytes_in, bytes);
+                        }
                     }
                     match p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
                         Ok(()) => {}

@@ -87,8 +87,8 @@ impl ReplicaManager {
     }
 
     /// Creates the logs of partitions the image assigns to this broker, deletes those of
-    /// topics it no longer has, stops serving partitions assigned elsewhere (their files stay),
-    /// and applies topic configs, ids, leaders and epochs to the ones that stay.
+    /// topics it no longer has and of partitions reassigned to other brokers, and applies
+    /// topic configs, ids, leaders and epochs to the ones that stay.
     ///
     /// `image` must be caught up at least to this broker's registration: an empty image would
     /// delete every log.
@@ -121,15 +121,26 @@ impl ReplicaManager {
             .filter(|(t, i)| image.partition(t, *i).is_some_and(|p| !p.replicas.contains(&local)))
             .cloned()
             .collect();
-        for key in elsewhere {
-            if let Some(p) = partitions.remove(&key) {
-                tracing::info!(target: "state.change.logger", partition = %p.name(), "stopped hosting a partition assigned to other brokers; its files are left in place");
-            }
-        }
         let now_ms = crate::api::now_ms();
         let ineligible = image.isr_ineligible_brokers();
         fn state<'a>(p: &'a crate::controller::PartitionImage, ineligible: &'a [i32]) -> PartitionState<'a> {
             PartitionState { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: &p.replicas, isr: &p.isr, isr_ineligible: ineligible }
+        }
+        // No longer a replica (a reassignment moved it away): the replica is deleted, as
+        // Kafka's StopReplica with delete does; the target replicas were all in sync first.
+        for key in elsewhere {
+            if let Some(p) = partitions.remove(&key) {
+                // The new leadership first: acks=all produces waiting here answer NOT_LEADER
+                // now rather than time out.
+                if let Some(pimage) = image.partition(&key.0, key.1) {
+                    p.apply_state(&state(pimage, &ineligible), now_ms);
+                }
+                tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the replica of a partition reassigned to other brokers");
+                if let Err(e) = logs.delete_partition(&key.0, key.1) {
+                    // The other partitions' changes still apply; the files stay for an operator.
+                    tracing::error!(target: "state.change.logger", partition = %p.name(), error = %e, "could not delete the replica's files");
+                }
+            }
         }
         for topic in image.topics.values() {
             let cfg: LogConfig = log_config(config, &topic.configs);
@@ -271,7 +282,7 @@ mod tests {
     fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
         let id = uuid::Uuid::from_u128(7);
         let mut img = MetadataImage::default();
-        let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch };
+        let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch, ..Default::default() };
         img.topic_names.insert(id, "t".into());
         img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions: vec![p], configs: Default::default() });
         img

@@ -7,6 +7,10 @@ impl Controller {
     pub(super) async fn heartbeat(&self, broker_id: i32, epoch: i64, metadata_offset: i64, want_shutdown: bool) -> Result<ControllerReply, ControllerError> {
         let image = self.image();
         let Some(reg) = image.brokers.get(&broker_id).filter(|b| b.epoch == epoch) else {
+            // No registration at all (this image is caught up): an operator unregistered it.
+            if !image.brokers.contains_key(&broker_id) {
+                return Err(ControllerError::BrokerNotRegistered(broker_id));
+            }
             return Err(ControllerError::StaleBrokerEpoch { broker_id, broker_epoch: epoch });
         };
         self.heartbeats.lock().touch(broker_id, Instant::now());

@@ -10,6 +10,7 @@ use super::placement::{self, Candidate, Seed};
 use super::records::{ConfigResource, MetadataRecord};
 use super::requests::{ConfigOp, ControllerError};
 use crate::cluster::topic_config::validate_topic_config;
+use crate::error_code;
 
 /// Partitions one topic may have; a CreateTopics asking for more is refused rather than
 /// creating millions of directories.
@@ -183,6 +184,91 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
     Ok(records)
 }
 
+/// One partition's answer to AlterPartitionReassignments: (topic, partition, error code,
+/// message).
+pub type ReassignmentResult = (String, i32, i16, Option<String>);
+
+/// AlterPartitionReassignments (KIP-455): for each partition a target replica list, or `None`
+/// to cancel. Each partition succeeds or fails on its own; the records of those that succeed
+/// are written together. `unclean` says whether a topic allows unclean leader election (a
+/// cancel may need it). Partitions are decided in order on a working copy of the image, so a
+/// partition named twice gets the second request on top of the first.
+pub fn alter_reassignments(
+    image: &MetadataImage,
+    partitions: &[(String, i32, Option<Vec<i32>>)],
+    allow_replication_factor_change: bool,
+    unclean: &dyn Fn(&super::TopicImage) -> bool,
+) -> (Vec<MetadataRecord>, Vec<ReassignmentResult>) {
+    use super::reassignment::{self, Refusal};
+    let mut work = image.clone();
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(partitions.len());
+    for (topic, index, target) in partitions {
+        let Some(t) = work.topic(topic) else {
+            results.push((topic.clone(), *index, error_code::UNKNOWN_TOPIC_OR_PARTITION, Some(format!("topic '{topic}' does not exist"))));
+            continue;
+        };
+        let Some(p) = usize::try_from(*index).ok().and_then(|i| t.partitions.get(i)) else {
+            results.push((topic.clone(), *index, error_code::UNKNOWN_TOPIC_OR_PARTITION, Some(format!("topic '{topic}' has no partition {index}"))));
+            continue;
+        };
+        let can_lead = |b: i32| work.is_isr_eligible(b);
+        let decided = match target {
+            Some(target) => reassignment::check_target(target, &|b| work.brokers.contains_key(&b))
+                .and_then(|()| reassignment::alter(p, target, allow_replication_factor_change, &can_lead)),
+            None => reassignment::cancel(p, unclean(t), &can_lead),
+        };
+        match decided {
+            Ok(next) => {
+                if let Some(record) = next.record(p, t.id, *index) {
+                    let offset = work.last_offset;
+                    let _ = work.apply(&record, offset, 0);
+                    records.push(record);
+                }
+                results.push((topic.clone(), *index, 0, None));
+            }
+            Err(refusal) => {
+                let (code, message) = match refusal {
+                    Refusal::NoReassignmentInProgress => {
+                        (error_code::NO_REASSIGNMENT_IN_PROGRESS, format!("no reassignment of {topic}-{index} is in progress"))
+                    }
+                    Refusal::InvalidAssignment(m) => (error_code::INVALID_REPLICA_ASSIGNMENT, m),
+                    Refusal::ReplicationFactorChange { current, target } => (
+                        error_code::INVALID_REPLICATION_FACTOR,
+                        format!("the target has {target} replicas, the partition {current}; the request does not allow a replication factor change"),
+                    ),
+                };
+                results.push((topic.clone(), *index, code, Some(message)));
+            }
+        }
+    }
+    (records, results)
+}
+
+/// UnregisterBroker: the broker's registration goes (its leaderships move first, as when it is
+/// fenced). Refused while it holds a replica: its data would be lost to the cluster; drain it
+/// first (a reassignment moves its replicas away).
+pub fn unregister_broker(image: &MetadataImage, broker_id: i32) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let Some(reg) = image.brokers.get(&broker_id) else { return Err(ControllerError::BrokerNotRegistered(broker_id)) };
+    let held: Vec<String> = image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter().enumerate().filter(|(_, p)| p.replicas.contains(&broker_id)).map(move |(i, _)| format!("{}-{i}", t.name)))
+        .collect();
+    if !held.is_empty() {
+        let shown: Vec<&str> = held.iter().take(10).map(String::as_str).collect();
+        return Err(ControllerError::InvalidRequest(format!(
+            "broker {broker_id} still holds {} replicas ({}{}); move them away first (lantern-admin broker drain {broker_id})",
+            held.len(),
+            shown.join(", "),
+            if held.len() > shown.len() { ", ..." } else { "" }
+        )));
+    }
+    let mut records = super::election::on_broker_fenced(image, broker_id);
+    records.push(MetadataRecord::UnregisterBroker { broker_id, broker_epoch: reg.epoch });
+    Ok(records)
+}
+
 fn collides(a: &str, b: &str) -> bool {
     a != b && a.replace('.', "_") == b.replace('.', "_")
 }
@@ -267,6 +353,47 @@ mod tests {
         let recs = create_partitions(&img, "orders", 14, None, SEED).unwrap();
         apply(&mut img, recs);
         assert_eq!(img.topic("orders").unwrap().partitions.len(), 14);
+    }
+
+    #[test]
+    fn reassignments_are_decided_per_partition() {
+        let mut img = cluster(4);
+        let recs = create_topic(&img, "t", 2, 2, Some(&[vec![1, 2], vec![2, 3]]), &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let asks = vec![
+            ("t".to_string(), 0, Some(vec![3, 4])),
+            ("t".to_string(), 1, None),
+            ("t".to_string(), 7, Some(vec![1])),
+            ("nope".to_string(), 0, None),
+            ("t".to_string(), 1, Some(vec![1, 9])),
+        ];
+        let (recs, results) = alter_reassignments(&img, &asks, true, &|_| false);
+        let codes: Vec<i16> = results.iter().map(|r| r.2).collect();
+        assert_eq!(codes, vec![0, error_code::NO_REASSIGNMENT_IN_PROGRESS, 3, 3, error_code::INVALID_REPLICA_ASSIGNMENT]);
+        assert_eq!(recs.len(), 1);
+        apply(&mut img, recs);
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![3, 4, 1, 2], vec![3, 4], vec![1, 2]));
+        // Cancel now works; the same partition twice in one request builds on the first.
+        let (recs, results) = alter_reassignments(&img, &[("t".into(), 0, None), ("t".into(), 0, Some(vec![2, 1]))], true, &|_| false);
+        assert!(results.iter().all(|r| r.2 == 0), "{results:?}");
+        apply(&mut img, recs);
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.is_reassigning()), (vec![2, 1], vec![2, 1], false));
+    }
+
+    #[test]
+    fn a_broker_is_unregistered_only_once_it_holds_nothing() {
+        let mut img = cluster(3);
+        let recs = create_topic(&img, "t", 1, 2, Some(&[vec![1, 2]]), &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let e = unregister_broker(&img, 2).unwrap_err();
+        assert!(e.to_string().contains("t-0"), "{e}");
+        assert_eq!(e.code(), error_code::INVALID_REQUEST);
+        assert_eq!(unregister_broker(&img, 9).unwrap_err().code(), error_code::BROKER_ID_NOT_REGISTERED);
+        let recs = unregister_broker(&img, 3).unwrap();
+        apply(&mut img, recs);
+        assert!(!img.brokers.contains_key(&3));
     }
 
     #[test]

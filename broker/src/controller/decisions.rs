@@ -108,6 +108,22 @@ impl Controller {
                 }
                 return Ok(ControllerReply::Elected(results));
             }
+            ControllerRequest::AlterReassignments { partitions, allow_replication_factor_change } => {
+                let unclean = |t: &TopicImage| crate::cluster::topic_config::unclean_leader_election(&self.config, &t.configs);
+                let (records, results) = decide::alter_reassignments(&image, partitions, *allow_replication_factor_change, &unclean);
+                if !records.is_empty() {
+                    let n = records.len();
+                    self.write(records).await?;
+                    tracing::info!(target: "state.change.logger", partitions = n, "partition reassignments changed (AlterPartitionReassignments)");
+                }
+                return Ok(ControllerReply::Reassigned(results));
+            }
+            ControllerRequest::UnregisterBroker { broker_id } => {
+                let records = decide::unregister_broker(&image, *broker_id)?;
+                self.write(records).await?;
+                tracing::warn!(target: "state.change.logger", broker = *broker_id, "unregistered broker (UnregisterBroker): it is no longer part of the cluster");
+                return Ok(ControllerReply::Unregistered);
+            }
             // Answered above, before any decision.
             ControllerRequest::BrokerHeartbeat { .. } | ControllerRequest::FetchMetadata { .. } => Ok(Vec::new()),
         };
@@ -146,6 +162,9 @@ impl Controller {
             ControllerRequest::BrokerHeartbeat { .. } => ControllerReply::Heartbeat { fenced: true, should_shut_down: false },
             ControllerRequest::FetchMetadata { .. } => ControllerReply::Metadata(observer::MetadataDelta::Batches(Vec::new())),
             ControllerRequest::ElectLeaders { .. } => ControllerReply::Elected(Vec::new()),
+            // Answered above, where they were decided.
+            ControllerRequest::AlterReassignments { .. } => ControllerReply::Reassigned(Vec::new()),
+            ControllerRequest::UnregisterBroker { .. } => ControllerReply::Unregistered,
             ControllerRequest::AlterPartition { broker_id, partition, topic_id, new_isr, .. } => {
                 tracing::info!(target: "state.change.logger", broker = broker_id, topic_id = %topic_id, partition, isr = ?new_isr, metadata_offset = offset, "ISR changed at the leader's request");
                 ControllerReply::IsrChanged

@@ -35,7 +35,7 @@ pub fn on_broker_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecor
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
             if let Some((leader, isr)) = without(p, broker, &live) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader, isr, replicas: None });
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader, isr, replicas: None, adding_replicas: None, removing_replicas: None });
             }
         }
     }
@@ -53,7 +53,7 @@ pub fn on_broker_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
                 continue;
             }
             if let Some(leader) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r)) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader: Some(leader), isr: None, replicas: None });
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader: Some(leader), isr: None, replicas: None, adding_replicas: None, removing_replicas: None });
             }
         }
     }
@@ -87,7 +87,7 @@ pub fn elect_preferred(image: &MetadataImage, topic_id: uuid::Uuid, partition: i
     if !image.is_live(preferred) || !p.isr.contains(&preferred) {
         return Elected::PreferredNotAvailable;
     }
-    Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(preferred), isr: None, replicas: None })
+    Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(preferred), isr: None, replicas: None, adding_replicas: None, removing_replicas: None })
 }
 
 /// Unclean leader election for one partition without a leader: the first live ISR member if
@@ -99,10 +99,12 @@ pub fn elect_unclean(image: &MetadataImage, topic_id: uuid::Uuid, partition: i32
         return Elected::NotNeeded;
     }
     if let Some(r) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && image.is_live(*r)) {
-        return Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: None, replicas: None });
+        return Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: None, replicas: None, adding_replicas: None, removing_replicas: None });
     }
-    match p.replicas.iter().copied().find(|r| image.is_live(*r)) {
-        Some(r) => Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: Some(vec![r]), replicas: None }),
+    // A replica a reassignment is still adding may hold nothing yet: last resort.
+    let settled = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r));
+    match settled.chain(p.adding_replicas.iter().copied()).find(|r| image.is_live(*r)) {
+        Some(r) => Elected::Change(MetadataRecord::PartitionChange { topic_id, partition, leader: Some(r), isr: Some(vec![r]), replicas: None, adding_replicas: None, removing_replicas: None }),
         None => Elected::EligibleNotAvailable,
     }
 }
@@ -118,8 +120,9 @@ pub fn unclean_elections_due(image: &MetadataImage, unclean: &dyn Fn(&super::Top
             if p.leader >= 0 || p.isr.iter().any(|r| image.is_live(*r)) {
                 continue;
             }
-            if let Some(r) = p.replicas.iter().copied().find(|r| image.is_live(*r) && eligible(*r)) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader: Some(r), isr: Some(vec![r]), replicas: None });
+            let settled = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r));
+            if let Some(r) = settled.chain(p.adding_replicas.iter().copied()).find(|r| image.is_live(*r) && eligible(*r)) {
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: i as i32, leader: Some(r), isr: Some(vec![r]), replicas: None, adding_replicas: None, removing_replicas: None });
             }
         }
     }
@@ -214,7 +217,12 @@ pub fn alter_isr(
     if isr == p.isr {
         return Ok(None);
     }
-    Ok(Some(MetadataRecord::PartitionChange { topic_id, partition, leader: None, isr: Some(isr), replicas: None }))
+    // The ISR change that brings the last target replica in sync completes a reassignment in
+    // the same record (KIP-455).
+    let mut next = super::reassignment::Next::of(p);
+    next.isr = isr;
+    next.complete_if_done(&|r| image.is_isr_eligible(r));
+    Ok(next.record(p, topic_id, partition))
 }
 
 #[cfg(test)]
@@ -233,7 +241,7 @@ mod tests {
         }
         let partitions = parts
             .into_iter()
-            .map(|(leader, replicas, isr)| PartitionImage { leader, leader_epoch: 0, replicas, isr, partition_epoch: 0 })
+            .map(|(leader, replicas, isr)| PartitionImage { leader, leader_epoch: 0, replicas, isr, partition_epoch: 0, ..Default::default() })
             .collect();
         let id = Uuid::new_v4();
         img.topic_names.insert(id, "t".into());
@@ -295,6 +303,24 @@ mod tests {
             assert_eq!((p.leader, p.leader_epoch), (1, 2), "partition {i}");
         }
         assert!(on_broker_unfenced(&img, 1).is_empty());
+    }
+
+    /// KIP-455: the ISR expansion that brings the last target replica in sync completes the
+    /// reassignment in the same record, and the removed leader hands over.
+    #[test]
+    fn the_expansion_that_completes_a_reassignment_writes_the_target() {
+        let mut img = image(vec![(1, vec![4, 2, 3, 1], vec![2, 3, 1])], &[1, 2, 3, 4]);
+        {
+            let p = &mut img.topics.get_mut("t").unwrap().partitions[0];
+            p.adding_replicas = vec![4];
+            p.removing_replicas = vec![1];
+        }
+        let id = *img.topic_names.keys().next().unwrap();
+        let rec = alter_isr(&img, 1, id, 0, 0, 0, &[1, 2, 3, 4]).unwrap().unwrap();
+        apply_all(&mut img, &[rec]);
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![4, 2, 3], vec![4, 2, 3], 4, 1));
+        assert!(!p.is_reassigning());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// One partition's placement and leadership. `leader` is -1 while the partition has no live
 /// leader (offline).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
@@ -18,6 +18,35 @@ pub struct PartitionImage {
     /// an older state can be refused.
     #[serde(default)]
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas joining (in `replicas`, catching up) and
+    /// replicas leaving once every target replica is in the ISR. Both empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// Kafka's replication factor of a partition: its replicas less those being removed (a
+    /// partition moving from [1,2,3] to [4,5,6] lists six replicas but keeps three).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas.len() - self.replicas.iter().filter(|r| self.removing_replicas.contains(r)).count()
+    }
+
+    /// Under-replicated as Kafka counts it: fewer ISR members than the replication factor.
+    pub fn is_under_replicated(&self) -> bool {
+        self.isr.len() < self.replication_factor()
+    }
+
+    /// The replicas the partition is moving to: all of them unless a reassignment is in
+    /// progress, then every replica not being removed.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
 }
 
 /// One topic.

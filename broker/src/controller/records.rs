@@ -23,8 +23,19 @@ pub enum MetadataRecord {
     Topic { name: String, topic_id: Uuid },
     Partition { topic_id: Uuid, partition: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32 },
     /// A change of leader, ISR or replicas. A new leader bumps the leader epoch; every change
-    /// bumps the partition epoch.
-    PartitionChange { topic_id: Uuid, partition: i32, leader: Option<i32>, isr: Option<Vec<i32>>, replicas: Option<Vec<i32>> },
+    /// bumps the partition epoch. `adding_replicas` / `removing_replicas` describe a
+    /// reassignment in progress (KIP-455; see `reassignment`); `None` leaves them as they are.
+    PartitionChange {
+        topic_id: Uuid,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+        replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
+    },
     RemoveTopic { topic_id: Uuid },
     /// `value: None` deletes the override.
     Config { resource: ConfigResource, name: String, key: String, value: Option<String> },
@@ -87,9 +98,10 @@ impl MetadataImage {
                     replicas: replicas.clone(),
                     isr: isr.clone(),
                     partition_epoch: 0,
+                    ..Default::default()
                 });
             }
-            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
+            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas, adding_replicas, removing_replicas } => {
                 let topic = self.topic_mut(*topic_id)?;
                 let p = usize::try_from(*partition)
                     .ok()
@@ -106,6 +118,12 @@ impl MetadataImage {
                 }
                 if let Some(r) = replicas {
                     p.replicas = r.clone();
+                }
+                if let Some(a) = adding_replicas {
+                    p.adding_replicas = a.clone();
+                }
+                if let Some(r) = removing_replicas {
+                    p.removing_replicas = r.clone();
                 }
                 p.partition_epoch += 1;
             }
@@ -183,12 +201,12 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(img.topic_by_id(id).unwrap().partitions.len(), 2);
-        let change = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2]), replicas: None };
+        let change = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2]), replicas: None, adding_replicas: None, removing_replicas: None };
         img.apply(&change, 3, 0).unwrap();
         let p = img.partition("t", 1).unwrap();
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()), (2, 1, 1, vec![2]));
         // An ISR-only change bumps the partition epoch, not the leader epoch.
-        let isr = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2, 1]), replicas: None };
+        let isr = MetadataRecord::PartitionChange { topic_id: id, partition: 1, leader: Some(2), isr: Some(vec![2, 1]), replicas: None, adding_replicas: None, removing_replicas: None };
         img.apply(&isr, 4, 0).unwrap();
         let p = img.partition("t", 1).unwrap();
         assert_eq!((p.leader_epoch, p.partition_epoch), (1, 2));

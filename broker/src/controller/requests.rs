@@ -42,6 +42,11 @@ pub enum ControllerRequest {
     /// ElectLeaders: `unclean` false for preferred-leader elections; `partitions` None for
     /// every partition.
     ElectLeaders { unclean: bool, partitions: Option<Vec<(String, i32)>> },
+    /// AlterPartitionReassignments (KIP-455): per partition a target replica list, or None to
+    /// cancel the reassignment in progress.
+    AlterReassignments { partitions: Vec<(String, i32, Option<Vec<i32>>)>, allow_replication_factor_change: bool },
+    /// UnregisterBroker (scale down): refused while the broker holds a replica.
+    UnregisterBroker { broker_id: i32 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +60,9 @@ pub enum ControllerReply {
     IsrChanged,
     /// Per partition: (topic, partition, error code; 0 when a leader was elected).
     Elected(Vec<(String, i32, i16)>),
+    /// Per partition: (topic, partition, error code, message).
+    Reassigned(Vec<(String, i32, i16, Option<String>)>),
+    Unregistered,
 }
 
 /// Why the controller refused; each maps to a Kafka error code.
@@ -90,6 +98,8 @@ pub enum ControllerError {
     Storage(String),
     #[error("ISR change refused: {0}")]
     AlterPartition(String, i16),
+    #[error("broker {0} is not registered")]
+    BrokerNotRegistered(i32),
 }
 
 impl ControllerError {
@@ -110,6 +120,7 @@ impl ControllerError {
             ControllerError::DuplicateBrokerRegistration(..) => error_code::DUPLICATE_BROKER_REGISTRATION,
             ControllerError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
             ControllerError::AlterPartition(_, code) => *code,
+            ControllerError::BrokerNotRegistered(_) => error_code::BROKER_ID_NOT_REGISTERED,
         }
     }
 }

@@ -154,14 +154,14 @@ mod tests {
     fn image_with(id: Uuid, leaders: &[i32]) -> MetadataImage {
         let mut img = MetadataImage::default();
         let partitions =
-            leaders.iter().map(|l| PartitionImage { leader: *l, leader_epoch: 4, replicas: vec![1, 2], isr: vec![1, 2], partition_epoch: 0 }).collect();
+            leaders.iter().map(|l| PartitionImage { leader: *l, leader_epoch: 4, replicas: vec![1, 2], isr: vec![1, 2], partition_epoch: 0, ..Default::default() }).collect();
         img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions, configs: Default::default() });
         img.topic_names.insert(id, "t".into());
         img
     }
 
     fn change(id: Uuid, partition: i32, leader: Option<i32>) -> MetadataRecord {
-        MetadataRecord::PartitionChange { topic_id: id, partition, leader, isr: None, replicas: None }
+        MetadataRecord::PartitionChange { topic_id: id, partition, leader, isr: None, replicas: None, adding_replicas: None, removing_replicas: None }
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub static INVALID_CRC: MetricDef = topic_meter("InvalidMessageCrcRecordsPerSec"
 pub static INVALID_OFFSET_OR_SEQUENCE: MetricDef = topic_meter("InvalidOffsetOrSequenceRecordsPerSec", "Batches refused for an out-of-order idempotent sequence.");
 pub static REPLICATION_BYTES_IN: MetricDef = topic_meter("ReplicationBytesInPerSec", "Bytes fetched from leaders by this follower.");
 pub static REPLICATION_BYTES_OUT: MetricDef = topic_meter("ReplicationBytesOutPerSec", "Bytes sent to followers (not counted in BytesOutPerSec).");
+pub static REASSIGNMENT_BYTES_IN: MetricDef = topic_meter("ReassignmentBytesInPerSec", "Bytes fetched by this broker into replicas a reassignment is adding (part of ReplicationBytesInPerSec).");
+pub static REASSIGNMENT_BYTES_OUT: MetricDef = topic_meter("ReassignmentBytesOutPerSec", "Bytes sent to replicas a reassignment is adding (part of ReplicationBytesOutPerSec).");
 
 // RequestMetrics
 pub static REQUESTS: MetricDef = m("kafka.network", "RequestMetrics", "RequestsPerSec", &["request", "version"], Meter, "Requests received, by API and version.");
@@ -105,7 +107,9 @@ pub static CONNECTIONS_BY_SOFTWARE: MetricDef = m("kafka.server", "socket-server
 // ReplicaManager and partitions
 pub static PARTITION_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "PartitionCount", &[], Gauge, "Partitions hosted by this broker.");
 pub static LEADER_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "LeaderCount", &[], Gauge, "Partitions this broker leads.");
-pub static UNDER_REPLICATED: MetricDef = m("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", &[], Gauge, "Led partitions whose ISR is smaller than their replica set.");
+pub static UNDER_REPLICATED: MetricDef = m("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", &[], Gauge, "Led partitions whose ISR is smaller than their replication factor (replicas being removed by a reassignment not counted).");
+pub static SHARED_DOMAIN_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager", "SharedDomainPartitionCount", &[], Gauge, "Led partitions with two replicas in one fault domain, update domain or rack while another live one holds none (see lantern-admin rebalance).");
+pub static REASSIGNING_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager", "ReassigningPartitions", &[], Gauge, "Led partitions with a reassignment in progress (replicas being added or removed).");
 pub static UNDER_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR is below min.insync.replicas.");
 pub static AT_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR equals min.insync.replicas.");
 pub static OFFLINE_REPLICA_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "OfflineReplicaCount", &[], Gauge, "Replicas whose log could not be opened.");
@@ -243,11 +247,11 @@ pub static PROCESS_START_TIME: MetricDef = m("", "", "process_start_time_seconds
 pub static CATALOGUE: &[&MetricDef] = &[
     &MESSAGES_IN, &BYTES_IN, &BYTES_OUT, &BYTES_REJECTED, &TOTAL_PRODUCE_REQUESTS, &TOTAL_FETCH_REQUESTS,
     &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE,
-    &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT,
+    &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT, &REASSIGNMENT_BYTES_IN, &REASSIGNMENT_BYTES_OUT,
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
     &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
     &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
-    &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
+    &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &REASSIGNING_PARTITIONS, &SHARED_DOMAIN_PARTITIONS, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_IN_SYNC_COUNT, &PARTITION_UNDER_REPLICATED, &PARTITION_LSO_LAG,
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,

@@ -77,6 +77,9 @@ pub struct TopicStats {
     pub invalid_sequence: [Arc<Counter>; 2],
     pub replication_bytes_in: [Arc<Counter>; 2],
     pub replication_bytes_out: [Arc<Counter>; 2],
+    /// The part of replication bytes that copies a replica being added by a reassignment.
+    pub reassignment_bytes_in: [Arc<Counter>; 2],
+    pub reassignment_bytes_out: [Arc<Counter>; 2],
 }
 
 impl TopicStats {
@@ -138,7 +141,7 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
-    pub topic_meters: [Family<Counter>; 12],
+    pub topic_meters: [Family<Counter>; 14],
     topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
     pub requests: Family<Counter>,
     pub errors: Family<Counter>,
@@ -223,6 +226,8 @@ impl BrokerMetrics {
             invalid_sequence: pair(9),
             replication_bytes_in: pair(10),
             replication_bytes_out: pair(11),
+            reassignment_bytes_in: pair(12),
+            reassignment_bytes_out: pair(13),
         });
         self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
     }

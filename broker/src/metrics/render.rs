@@ -173,7 +173,8 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     let topic_meters = [
         &c::MESSAGES_IN, &c::BYTES_IN, &c::BYTES_OUT, &c::BYTES_REJECTED, &c::TOTAL_PRODUCE_REQUESTS,
         &c::TOTAL_FETCH_REQUESTS, &c::FAILED_PRODUCE_REQUESTS, &c::FAILED_FETCH_REQUESTS, &c::INVALID_CRC,
-        &c::INVALID_OFFSET_OR_SEQUENCE, &c::REPLICATION_BYTES_IN, &c::REPLICATION_BYTES_OUT,
+        &c::INVALID_OFFSET_OR_SEQUENCE, &c::REPLICATION_BYTES_IN, &c::REPLICATION_BYTES_OUT, &c::REASSIGNMENT_BYTES_IN,
+        &c::REASSIGNMENT_BYTES_OUT,
     ];
     if let Some(i) = topic_meters.iter().position(|d| is(d)) {
         return counters(&m.topic_meters[i]);
@@ -222,7 +223,12 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::ACCEPTOR_BLOCKED) { m.acceptor_blocked.snapshot().into_iter().map(|(l, b)| (l, Value::Number(b.ratio()))).collect() }
     else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
     else if is(&c::LEADER_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id()).count() as f64) }
-    else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.isr.len() < p.replicas.len()).count() as f64) }
+    else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.is_under_replicated()).count() as f64) }
+    else if is(&c::SHARED_DOMAIN_PARTITIONS) {
+        let spread = crate::controller::racks::Spread::of_live(&image);
+        one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && spread.shares_domain(&p.target_replicas())).count() as f64)
+    }
+    else if is(&c::REASSIGNING_PARTITIONS) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.is_reassigning()).count() as f64) }
     else if is(&c::UNDER_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() < min_isr(t)).count() as f64) }
     else if is(&c::AT_MIN_ISR_COUNT) { one(partitions_of_image().filter(|(t, _, p)| p.leader == broker.node_id() && p.isr.len() == min_isr(t)).count() as f64) }
     else if is(&c::OFFLINE_REPLICA_COUNT) { one(partitions_of_image().filter(|(t, i, _)| broker.replicas.partition(&t.name, *i as i32).is_none()).count() as f64) }
@@ -236,7 +242,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
                     else if is(&c::PARTITION_REPLICAS_COUNT) { p.replicas.len() as f64 }
                     else if is(&c::PARTITION_IN_SYNC_COUNT) { p.isr.len() as f64 }
                     else if is(&c::PARTITION_LSO_LAG) { 0.0 }
-                    else { (p.isr.len() < p.replicas.len()) as u8 as f64 };
+                    else { p.is_under_replicated() as u8 as f64 };
                 (vec![t.name.clone(), i.to_string()], Value::Number(v))
             })
             .collect()
@@ -299,7 +305,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::KE_PARTITION_REPLICAS) { per_led(&|_, _, p| Some(p.replicas.len() as f64)) }
     else if is(&c::KE_PARTITION_IN_SYNC) { per_led(&|_, _, p| Some(p.isr.len() as f64)) }
     else if is(&c::KE_PARTITION_LEADER_PREFERRED) { per_led(&|_, _, p| Some((p.replicas.first() == Some(&p.leader)) as u8 as f64)) }
-    else if is(&c::KE_PARTITION_UNDER_REPLICATED) { per_led(&|_, _, p| Some((p.isr.len() < p.replicas.len()) as u8 as f64)) }
+    else if is(&c::KE_PARTITION_UNDER_REPLICATED) { per_led(&|_, _, p| Some(p.is_under_replicated() as u8 as f64)) }
     else if is(&c::KE_GROUP_CURRENT_OFFSET) {
         s.offsets.iter().map(|(g, t, p, o)| (vec![g.clone(), t.clone(), p.to_string()], Value::Number(*o as f64))).collect()
     }

@@ -89,5 +89,34 @@ pub fn encode_response(
     Ok(frame)
 }
 
+/// A request as a client sends it: length prefix, header, body.
+pub fn encode_request<Req: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, client_id: &'static str, request: &Req) -> anyhow::Result<bytes::BytesMut> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(client_id)));
+    let mut buf = bytes::BytesMut::new();
+    buf.put_i32(0);
+    header.encode(&mut buf, api_key.request_header_version(version))?;
+    request.encode(&mut buf, version)?;
+    let len = i32::try_from(buf.len() - 4)?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+/// A response frame (the bytes after its length prefix) as a client reads it: checked to
+/// answer `correlation_id`. Trailing bytes are returned as their count (a newer broker may
+/// add fields the codec skips).
+pub fn decode_response<Resp: Decodable>(mut frame: Bytes, api_key: ApiKey, version: i16, correlation_id: i32) -> anyhow::Result<(Resp, usize)> {
+    use bytes::Buf;
+    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))?;
+    if header.correlation_id != correlation_id {
+        anyhow::bail!("{api_key:?} response has correlation id {} for request {correlation_id}", header.correlation_id);
+    }
+    let response = Resp::decode(&mut frame, version)?;
+    Ok((response, frame.remaining()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,20 @@ SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dic
          (f"kafka_server_replicamanager_underreplicatedpartitions{{{B2}}}", "0x12")],
         [(5, []), (8, [(CI1, "2")])],
     ),
+    "LanternReassignmentStuck": (
+        # lantern-1: reassigning from minute 0, bytes flow for 5 minutes then stop: fires 15
+        # minutes after the 10-minute rate window saw none. lantern-2: reassigning while bytes move.
+        [(f"kafka_server_replicamanager_reassigningpartitions{{{B1}}}", "2x40"),
+         (f'kafka_server_brokertopicmetrics_reassignmentbytesin_total{{{B1},topic=""}}', "0+1000x5 5000x35"),
+         (f"kafka_server_replicamanager_reassigningpartitions{{{B2}}}", "3x40"),
+         (f'kafka_server_brokertopicmetrics_reassignmentbytesin_total{{{B2},topic=""}}', "0+1000x40")],
+        [(10, []), (20, []), (31, [({"cluster": "lantern-1"}, "2")])],
+    ),
+    "LanternReplicasShareDomain": (
+        [(f"kafka_server_replicamanager_shareddomainpartitioncount{{{B1}}}", "0 4x12"),
+         (f"kafka_server_replicamanager_shareddomainpartitioncount{{{B2}}}", "0x13")],
+        [(5, []), (12, [({"cluster": "lantern-1"}, "4")])],
+    ),
     "LanternUnderMinIsrPartitions": (
         [(f"kafka_server_replicamanager_underminisrpartitioncount{{{B1}}}", "0 1x8"),
          (f"kafka_server_replicamanager_underminisrpartitioncount{{{B2}}}", "0x9")],
