@@ -194,3 +194,50 @@ def test_remove_is_refused_while_the_broker_holds_replicas_and_drain_then_remove
     assert admin_json(c, "rebalance", "status")["reassignments"] == []
     p = lantern_admin(c, "broker", "remove", "3")
     assert p.returncode == 2 and "wide" in p.stderr, p.stderr
+
+
+def test_a_throttled_drain_copies_at_the_throttled_rate(cluster_factory):
+    """`broker drain --throttle 10000000`: the new replica grows at 10 MB/s within 20%
+    (measured on its own log size between 20% and 80% of the copy), and the throttle is gone
+    afterwards."""
+    rate = 10_000_000
+    c = cluster_factory(3, props=PROPS)
+    create(c, "big", {0: [1]})
+    payload = bytes(range(256)) * 400  # 100 KiB
+    records = [(b"%06d" % i, payload[i % 256:] + payload[:i % 256]) for i in range(1000)]
+    clients.produce_confluent(c.bootstrap, "big", records, partition_of=lambda i: 0, acks=1, compression_type="none")
+    total = sum(len(v) for _, v in records)
+
+    def sizes() -> dict[int, float]:
+        out = {}
+        for b in (2, 3):
+            v = c.node(b).metric('kafka_log_log_size{topic="big",partition="0"}')
+            if v is not None:
+                out[b] = v
+        return out
+
+    drain = subprocess.Popen([str(ADMIN_BIN), "--bootstrap-server", c.bootstrap, "broker", "drain", "1", "--wait", "--throttle", str(rate)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = []  # (time, bytes copied so far)
+    deadline = time.monotonic() + 120
+    while drain.poll() is None and time.monotonic() < deadline:
+        s = sizes()
+        if s:
+            samples.append((time.monotonic(), max(s.values())))
+        time.sleep(0.1)
+    out, err = drain.communicate(timeout=60)
+    print(out, err)
+    assert drain.returncode == 0, err
+    first = next((t, b) for t, b in samples if b >= 0.2 * total)
+    last = next((t, b) for t, b in samples if b >= 0.8 * total)
+    measured = (last[1] - first[1]) / (last[0] - first[0])
+    print(f"replication rate between 20% and 80% of {total} bytes: {measured / 1e6:.2f} MB/s (throttle {rate / 1e6:.0f} MB/s)")
+    assert 0.8 * rate <= measured <= 1.2 * rate, f"{measured / 1e6:.2f} MB/s"
+    assert "Replication throttle removed" in out
+    held = {b["id"]: b["replicas"] for b in admin_json(c, "cluster", "describe")["brokers"]}
+    assert held[1] == 0 and sum(held.values()) == 1, held
+    # The rates are back to none on every broker.
+    def throttles():
+        return {b: (c.node(b).metric("kafka_server_LeaderReplication_throttled_rate"),
+                    c.node(b).metric("kafka_server_FollowerReplication_throttled_rate")) for b in (1, 2, 3)}
+    wait_for("every broker unthrottled", lambda: (lambda t: all(v == (float(2**63 - 1),) * 2 for v in t.values()) or print(t))(throttles()), 10)

@@ -77,13 +77,19 @@ pub enum RebalanceCommand {
     },
     /// Plan and start the moves.
     Execute {
-        /// Wait until every move is done, showing progress (bytes moved, rate, time left).
+        /// Wait until every move is done, showing progress (bytes moved, rate, time left);
+        /// a throttle is removed at the end.
         #[arg(long)]
         wait: bool,
+        /// Cap the copying at this many bytes a second per broker (replication throttles on
+        /// the replicas that move only; in-sync replicas and clients are not held back).
+        #[arg(long, value_name = "BYTES_PER_SEC")]
+        throttle: Option<u64>,
     },
     /// The reassignments in progress and how far they are.
     Status,
-    /// Cancel every reassignment in progress (replicas being added are removed again).
+    /// Cancel every reassignment in progress (replicas being added are removed again) and
+    /// remove replication throttles.
     Cancel,
 }
 
@@ -105,6 +111,9 @@ enum BrokerCommand {
         /// Wait until the broker holds nothing.
         #[arg(long)]
         wait: bool,
+        /// Cap the copying at this many bytes a second per broker.
+        #[arg(long, value_name = "BYTES_PER_SEC")]
+        throttle: Option<u64>,
     },
     /// Unregister broker ID once it holds no replica. Refused (exit 2) if it holds replicas, or
     /// if the brokers or fault domains left are fewer than some topic needs.
@@ -118,7 +127,7 @@ fn main() -> ExitCode {
         Command::Cluster { what: ClusterCommand::Describe } => commands::describe::run(&mut client, cli.output),
         Command::Rebalance { what } => commands::rebalance::run(&mut client, cli.output, what),
         Command::Leaders { what: LeadersCommand::Elect { .. } } => commands::leaders::elect_preferred(&mut client, cli.output),
-        Command::Broker { what: BrokerCommand::Drain { id, wait } } => commands::broker::drain(&mut client, cli.output, id, wait),
+        Command::Broker { what: BrokerCommand::Drain { id, wait, throttle } } => commands::broker::drain(&mut client, cli.output, id, wait, throttle),
         Command::Broker { what: BrokerCommand::Remove { id } } => commands::broker::remove(&mut client, cli.output, id),
     };
     match result {

@@ -25,6 +25,10 @@ pub struct Broker {
     pub tracer: Option<crate::telemetry::Tracer>,
     /// max.connections and max.connections.per.ip, shared by the listeners.
     pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
+    /// Replication throttles: what this broker sends to followers that are catching up, and
+    /// what it fetches as such a follower (see `cluster::replication_quota`).
+    pub leader_quota: crate::cluster::replication_quota::ReplicationQuota,
+    pub follower_quota: crate::cluster::replication_quota::ReplicationQuota,
     ready: AtomicBool,
 }
 
@@ -58,8 +62,29 @@ impl Broker {
             request_log,
             tracer,
             connection_quotas,
+            leader_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
+            follower_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// A broker config that may be changed at run time (IncrementalAlterConfigs on the broker
+    /// resource): this broker's dynamic value, else the cluster-wide dynamic default, else
+    /// the static configuration.
+    pub fn dynamic_config(&self, key: &str) -> Option<String> {
+        let image = self.image();
+        image
+            .dynamic_broker_config(self.node_id(), key)
+            .map(str::to_string)
+            .or_else(|| self.config.effective.get(key).map(|(v, _)| v.clone()))
+    }
+
+    /// The replication throttle rates now in force, applied to the quotas.
+    pub fn refresh_replication_quotas(&self) {
+        let now = std::time::Instant::now();
+        let rate = |k: &str| self.dynamic_config(k).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(crate::cluster::replication_quota::UNLIMITED);
+        self.leader_quota.set_rate(rate("leader.replication.throttled.rate"), now);
+        self.follower_quota.set_rate(rate("follower.replication.throttled.rate"), now);
     }
 
     pub fn node_id(&self) -> i32 {

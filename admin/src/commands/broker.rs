@@ -17,13 +17,13 @@ use crate::Output;
 
 pub const SCALE_DOWN_REFUSED: &str = "InvalidKafkaScaleDownRequestErrorCode";
 
-pub fn drain(client: &mut Client, output: Output, id: i32, wait: bool) -> Result<ExitCode> {
+pub fn drain(client: &mut Client, output: Output, id: i32, wait: bool, throttle: Option<u64>) -> Result<ExitCode> {
     let view = View::gather(client)?;
     let holds = view.replicas_on(id).len();
     if !view.broker_ids().contains(&id) && holds == 0 {
         bail!("broker {id} is neither live nor holds any replica");
     }
-    super::rebalance::execute(client, output, &BTreeSet::from([id]), wait)
+    super::rebalance::execute(client, output, &BTreeSet::from([id]), wait, throttle)
 }
 
 /// Why removing `id` is unsafe, one line per reason; empty when it is safe.

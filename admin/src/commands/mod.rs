@@ -3,6 +3,7 @@ pub mod broker;
 pub mod describe;
 pub mod leaders;
 pub mod rebalance;
+pub mod throttle;
 
 use crate::Output;
 

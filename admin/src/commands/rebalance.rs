@@ -40,7 +40,7 @@ pub fn run(client: &mut Client, output: Output, command: RebalanceCommand) -> Re
             print_plan(output, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
-        RebalanceCommand::Execute { wait } => execute(client, output, &BTreeSet::new(), wait),
+        RebalanceCommand::Execute { wait, throttle } => execute(client, output, &BTreeSet::new(), wait, throttle),
         RebalanceCommand::Status => status(client, output),
         RebalanceCommand::Cancel => cancel(client, output),
     }
@@ -110,7 +110,7 @@ fn kafka_reassignment_json(moves: &[Move]) -> serde_json::Value {
 }
 
 /// Plans and submits the moves; with `wait`, follows them to the end.
-pub fn execute(client: &mut Client, output: Output, drain: &BTreeSet<i32>, wait: bool) -> Result<ExitCode> {
+pub fn execute(client: &mut Client, output: Output, drain: &BTreeSet<i32>, wait: bool, throttle: Option<u64>) -> Result<ExitCode> {
     let view = View::gather(client)?;
     if !view.reassignments.is_empty() {
         bail!(
@@ -131,17 +131,32 @@ pub fn execute(client: &mut Client, output: Output, drain: &BTreeSet<i32>, wait:
     if plan.moves.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(rate) = throttle {
+        super::throttle::set(client, &plan.moves, rate)?;
+        if output == Output::Table {
+            println!("Replication throttled to {}/s on the moving replicas.", bytes(rate));
+        }
+    }
     submit(client, &plan.moves)?;
     if output == Output::Table {
         println!("Started {} reassignments.", plan.moves.len());
     }
     if !wait {
         if output == Output::Table {
-            println!("Follow them with `lantern-admin rebalance status`.");
+            println!("Follow them with `lantern-admin rebalance status`{}.", if throttle.is_some() { "; `rebalance cancel` or a later `execute --wait` removes the throttle" } else { "" });
         }
         return Ok(ExitCode::SUCCESS);
     }
-    follow(client, output, &plan.moves)
+    let code = follow(client, output, &plan.moves)?;
+    if throttle.is_some() && code == ExitCode::SUCCESS {
+        let topics: BTreeSet<String> = plan.moves.iter().map(|m| m.topic.clone()).collect();
+        let brokers: BTreeSet<i32> = plan.moves.iter().flat_map(|m| m.from.iter().chain(m.to.iter()).copied()).collect();
+        super::throttle::clear(client, &topics, &brokers)?;
+        if output == Output::Table {
+            println!("Replication throttle removed.");
+        }
+    }
+    Ok(code)
 }
 
 fn submit(client: &mut Client, moves: &[Move]) -> Result<()> {
@@ -347,6 +362,9 @@ fn cancel(client: &mut Client, output: Output) -> Result<ExitCode> {
         by_topic.entry(r.topic.as_str()).or_default().push(ReassignablePartition::default().with_partition_index(r.partition).with_replicas(None));
     }
     alter(client, by_topic)?;
+    let topics: BTreeSet<String> = ongoing.iter().map(|r| r.topic.clone()).collect();
+    let brokers: BTreeSet<i32> = ongoing.iter().flat_map(|r| r.replicas.iter().copied()).collect();
+    super::throttle::clear(client, &topics, &brokers)?;
     if !print_json(output, &json!({"cancelled": ongoing.len()}))? {
         println!("Cancelled {} reassignments: the replicas being added were removed, the original ones kept.", ongoing.len());
     }

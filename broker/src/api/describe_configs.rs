@@ -18,6 +18,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 /// Config sources as Kafka numbers them.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -93,12 +95,21 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfi
                         .iter()
                         .filter(|d| wanted(d.name))
                         .map(|d| {
-                            let value = broker.config.effective.get(d.name).map(|(v, _)| v.clone());
+                            // Dynamic configs (the replication throttles): this broker's value, else the
+                            // cluster default, else the static one.
+                            let dynamic = crate::controller::DYNAMIC_BROKER_CONFIGS.contains(&d.name);
+                            let own = image.broker_configs.get(&broker.node_id().to_string()).and_then(|c| c.get(d.name));
+                            let default = image.broker_configs.get("").and_then(|c| c.get(d.name));
+                            let (value, source) = match (own, default) {
+                                (Some(v), _) => (Some(v.clone()), SOURCE_DYNAMIC_BROKER),
+                                (None, Some(v)) => (Some(v.clone()), SOURCE_DYNAMIC_DEFAULT_BROKER),
+                                _ => (broker.config.effective.get(d.name).map(|(v, _)| v.clone()), broker_source(broker, d.name)),
+                            };
                             DescribeConfigsResourceResult::default()
                                 .with_name(str_bytes(d.name))
                                 .with_value(value.as_deref().map(str_bytes))
-                                .with_read_only(true)
-                                .with_config_source(broker_source(broker, d.name))
+                                .with_read_only(!dynamic)
+                                .with_config_source(source)
                                 .with_documentation(request.include_documentation.then(|| str_bytes(d.doc)))
                         })
                         .collect();

@@ -120,12 +120,21 @@ struct PlannedRead {
     topic: usize,
     partition: usize,
     plan: ReadPlan,
+    /// Counted against the leader's replication throttle.
+    throttled: bool,
 }
 
 /// One pass over the requested partitions: (response, record bytes, whether any partition
 /// answered with an error).
 async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, replica: Option<i32>) -> (FetchResponse, usize, bool) {
     let now_ms = super::now_ms();
+    // Replication throttle (leader side): a follower catching up on a partition listed in the
+    // topic's leader.replication.throttled.replicas gets nothing while the quota is spent.
+    let image = replica.map(|_| broker.image());
+    if replica.is_some() {
+        broker.refresh_replication_quotas();
+    }
+    let quota_spent = replica.is_some() && broker.leader_quota.exceeded(std::time::Instant::now());
     let mut planned_bytes = 0usize;
     let mut errored = false;
     let mut planned: Vec<PlannedRead> = Vec::new();
@@ -158,6 +167,13 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, re
                 partitions.push(without_records(base, &partition));
                 continue;
             }
+            let throttled = match (replica, &image) {
+                (Some(follower), Some(image)) => {
+                    let listed = image.topic(name).and_then(|t| t.configs.get("leader.replication.throttled.replicas")).map(String::as_str);
+                    crate::cluster::replication_quota::listed(listed, fp.partition, broker.node_id()) && !partition.isr().contains(&follower)
+                }
+                _ => false,
+            };
             let planned_read = match replica {
                 Some(_) => partition.plan_follower_read(fp.fetch_offset, limit.max(1)),
                 None => partition.plan_read(fp.fetch_offset, limit.max(1)),
@@ -169,9 +185,13 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, re
                             broker.request_isr_change(partition.clone(), change);
                         }
                     }
-                    planned_bytes += plan.bytes();
                     let base = base.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(plan.log_start_offset());
-                    planned.push(PlannedRead { topic: ti, partition: partitions.len(), plan });
+                    if throttled && quota_spent {
+                        partitions.push(base);
+                        continue;
+                    }
+                    planned_bytes += plan.bytes();
+                    planned.push(PlannedRead { topic: ti, partition: partitions.len(), plan, throttled });
                     partitions.push(base);
                 }
                 Err(e) => {
@@ -183,11 +203,15 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, re
         topics.push(FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions));
     }
     let mut total = 0usize;
+    let throttled: Vec<(usize, usize)> = planned.iter().filter(|r| r.throttled).map(|r| (r.topic, r.partition)).collect();
     for (slot, result) in read_planned(planned, planned_bytes).await {
         let data = &mut topics[slot.0].partitions[slot.1];
         match result {
             Ok(slice) => {
                 total += slice.records.len();
+                if throttled.contains(&slot) {
+                    broker.leader_quota.record(slice.records.len() as u64, std::time::Instant::now());
+                }
                 data.records = Some(slice.records);
             }
             Err(code) => {

@@ -1,4 +1,5 @@
-//! IncrementalAlterConfigs for topic configs (SET and DELETE). Broker configs are static.
+//! IncrementalAlterConfigs (SET and DELETE) for topic configs and the dynamic broker configs
+//! (the replication throttle rates; every other broker config is static).
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
@@ -39,7 +40,26 @@ pub async fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) ->
                         Err(e) => fail(e.code(), e.to_string()),
                     }
                 }
-                RESOURCE_BROKER => fail(error_code::INVALID_REQUEST, "broker configs are static in Lantern: set them with flags, LANTERN_* variables or the config file and restart".into()),
+                RESOURCE_BROKER => {
+                    let mut ops = Vec::with_capacity(res.configs.len());
+                    for c in &res.configs {
+                        let name = c.name.to_string();
+                        match (c.config_operation, &c.value) {
+                            (OP_SET, Some(v)) => ops.push(ConfigOp::Set(name, v.to_string())),
+                            (OP_SET, None) => return fail(error_code::INVALID_CONFIG, format!("SET of '{name}' needs a value")),
+                            (OP_DELETE, _) => ops.push(ConfigOp::Delete(name)),
+                            (op, _) => return fail(error_code::INVALID_CONFIG, format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}'")),
+                        }
+                    }
+                    let asked = ControllerRequest::AlterBrokerConfigs { name: res.resource_name.to_string(), ops, validate_only: request.validate_only };
+                    match broker.controller.submit(asked).await {
+                        Ok(_) => {
+                            changed |= !request.validate_only;
+                            r
+                        }
+                        Err(e) => fail(e.code(), e.to_string()),
+                    }
+                }
                 other => fail(error_code::INVALID_REQUEST, format!("resource type {other} is not supported")),
             }
         }

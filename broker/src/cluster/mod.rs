@@ -10,6 +10,7 @@ pub mod partition_metadata;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod replication;
+pub mod replication_quota;
 pub mod topic_config;
 
 pub use delayed_fetch::DelayedFetch;

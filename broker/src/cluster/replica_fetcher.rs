@@ -136,13 +136,35 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
                 Err(_) => conn = None,
             }
         }
+        // Replication throttle (follower side): partitions listed in the topic's
+        // follower.replication.throttled.replicas for this broker, and not in sync, are left
+        // out while the quota is spent.
+        broker.refresh_replication_quotas();
+        let image = broker.image();
+        let throttled: std::collections::HashSet<(String, i32)> = partitions
+            .iter()
+            .filter(|(k, _)| {
+                image.partition(&k.0, k.1).is_some_and(|pi| !pi.isr.contains(&local))
+                    && crate::cluster::replication_quota::listed(
+                        image.topic(&k.0).and_then(|t| t.configs.get("follower.replication.throttled.replicas")).map(String::as_str),
+                        k.1,
+                        local,
+                    )
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let quota_spent = !throttled.is_empty() && broker.follower_quota.exceeded(std::time::Instant::now());
         let ready: Vec<&Arc<Partition>> = partitions
             .iter()
             .filter(|(k, p)| ready_for.get(*k) == Some(&p.leader_epoch()) && !delayed.contains_key(*k))
+            .filter(|(k, _)| !(quota_spent && throttled.contains(*k)))
             .map(|(_, p)| p)
             .collect();
         if ready.is_empty() {
-            let wake = delayed.values().map(|(until, _)| *until).min().unwrap_or(now + BACKOFF).min(now + BACKOFF);
+            let mut wake = delayed.values().map(|(until, _)| *until).min().unwrap_or(now + BACKOFF).min(now + BACKOFF);
+            if quota_spent {
+                wake = wake.min(now + broker.follower_quota.wait(std::time::Instant::now()).max(Duration::from_millis(5)));
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.changed() => return,
@@ -189,7 +211,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
         };
         match response {
             Ok(response) => {
-                let applied = apply_response(&broker, leader, &partitions, &requested, response).await;
+                let applied = apply_response(&broker, leader, &partitions, &requested, &throttled, response).await;
                 let until = tokio::time::Instant::now() + backoff;
                 for key in applied.failed {
                     if let Some(&epoch) = requested.get(&key) {
@@ -402,6 +424,7 @@ async fn apply_response(
     leader: i32,
     partitions: &BTreeMap<(String, i32), Arc<Partition>>,
     requested: &HashMap<(String, i32), i32>,
+    throttled: &std::collections::HashSet<(String, i32)>,
     response: FetchResponse,
 ) -> Applied {
     let mut applied = Applied::default();
@@ -419,6 +442,9 @@ async fn apply_response(
                     any_ok = true;
                     let records = pd.records.unwrap_or_default();
                     let bytes = records.len() as u64;
+                    if bytes > 0 && throttled.contains(&key) {
+                        broker.follower_quota.record(bytes, std::time::Instant::now());
+                    }
                     if bytes > 0 && broker.metrics.enabled {
                         let stats = broker.metrics.topic(&p.topic);
                         crate::metrics::TopicStats::add(&stats.replication_bytes_in, bytes);

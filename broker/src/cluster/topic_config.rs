@@ -86,7 +86,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef { name: "message.timestamp.type", broker_synonym: "log.message.timestamp.type", validate: v_timestamp_type },
     TopicConfigDef { name: "min.insync.replicas", broker_synonym: "min.insync.replicas", validate: v_positive },
     TopicConfigDef { name: "unclean.leader.election.enable", broker_synonym: "unclean.leader.election.enable", validate: v_bool },
+    // Replication throttles (see cluster::replication_quota): topic-only, no broker synonym.
+    TopicConfigDef { name: "leader.replication.throttled.replicas", broker_synonym: "leader.replication.throttled.replicas", validate: v_throttled },
+    TopicConfigDef { name: "follower.replication.throttled.replicas", broker_synonym: "follower.replication.throttled.replicas", validate: v_throttled },
 ];
+
+fn v_throttled(v: &str) -> Result<(), String> {
+    super::replication_quota::validate_list(v)
+}
 
 /// Checks one topic config override; the error says what is wrong.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {

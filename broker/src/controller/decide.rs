@@ -184,6 +184,41 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
     Ok(records)
 }
 
+/// Broker configs that may change at run time (IncrementalAlterConfigs on a broker resource);
+/// the rest are static (flags, environment, config file).
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["leader.replication.throttled.rate", "follower.replication.throttled.rate"];
+
+/// IncrementalAlterConfigs on a broker (`name` its id) or on the cluster-wide default (`name`
+/// ""): only the dynamic configs, as positive byte rates.
+pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if !name.is_empty() {
+        let id: i32 = name.parse().map_err(|_| ControllerError::InvalidRequest(format!("'{name}' is not a broker id")))?;
+        if !image.brokers.contains_key(&id) {
+            return Err(ControllerError::BrokerNotRegistered(id));
+        }
+    }
+    let mut records = Vec::with_capacity(ops.len());
+    for op in ops {
+        let (key, value) = match op {
+            ConfigOp::Set(k, v) => (k, Some(v.clone())),
+            ConfigOp::Delete(k) => (k, None),
+        };
+        if !DYNAMIC_BROKER_CONFIGS.contains(&key.as_str()) {
+            return Err(ControllerError::InvalidConfig(format!(
+                "{key} cannot be changed at run time (dynamic broker configs: {}); set it with a flag, a LANTERN_* variable or the config file and restart",
+                DYNAMIC_BROKER_CONFIGS.join(", ")
+            )));
+        }
+        if let Some(v) = &value {
+            if !v.trim().parse::<i64>().is_ok_and(|n| n >= 1) {
+                return Err(ControllerError::InvalidConfig(format!("{key}={v}: a rate in bytes a second, at least 1")));
+            }
+        }
+        records.push(MetadataRecord::Config { resource: ConfigResource::Broker, name: name.to_string(), key: key.clone(), value });
+    }
+    Ok(records)
+}
+
 /// One partition's answer to AlterPartitionReassignments: (topic, partition, error code,
 /// message).
 pub type ReassignmentResult = (String, i32, i16, Option<String>);

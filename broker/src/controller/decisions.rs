@@ -32,6 +32,13 @@ impl Controller {
                 decide::create_partitions(&image, name, *count, assignments.as_deref(), seed)
             }
             ControllerRequest::AlterTopicConfigs { name, ops, .. } => decide::alter_topic_configs(&image, name, ops),
+            ControllerRequest::AlterBrokerConfigs { name, ops, validate_only } => {
+                let records = decide::alter_broker_configs(&image, name, ops)?;
+                if *validate_only || records.is_empty() {
+                    return Ok(ControllerReply::ConfigsChanged);
+                }
+                Ok(records)
+            }
             ControllerRequest::AllocateProducerIds { broker_id, count } => Ok(vec![MetadataRecord::ProducerIds {
                 broker_id: *broker_id,
                 next_producer_id: image.next_producer_id + (*count).clamp(1, 1_000_000),
@@ -165,6 +172,7 @@ impl Controller {
             // Answered above, where they were decided.
             ControllerRequest::AlterReassignments { .. } => ControllerReply::Reassigned(Vec::new()),
             ControllerRequest::UnregisterBroker { .. } => ControllerReply::Unregistered,
+            ControllerRequest::AlterBrokerConfigs { .. } => ControllerReply::ConfigsChanged,
             ControllerRequest::AlterPartition { broker_id, partition, topic_id, new_isr, .. } => {
                 tracing::info!(target: "state.change.logger", broker = broker_id, topic_id = %topic_id, partition, isr = ?new_isr, metadata_offset = offset, "ISR changed at the leader's request");
                 ControllerReply::IsrChanged

@@ -109,6 +109,10 @@ pub struct MetadataImage {
     pub topic_names: BTreeMap<Uuid, String>,
     #[serde(default)]
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Dynamic broker configs (replication throttles): by broker id, "" for the cluster-wide
+    /// default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Next producer id block start: ids below it may be in logs already.
     pub next_producer_id: i64,
     /// Offset (Raft log index) and time of the last record applied.
@@ -158,6 +162,12 @@ impl MetadataImage {
     /// The brokers that may not join an ISR now: fenced or in controlled shutdown.
     pub fn isr_ineligible_brokers(&self) -> Vec<i32> {
         self.brokers.values().filter(|b| b.fenced || b.in_controlled_shutdown).map(|b| b.id).collect()
+    }
+
+    /// A dynamic broker config: the broker's own value, else the cluster-wide default.
+    pub fn dynamic_broker_config(&self, broker: i32, key: &str) -> Option<&str> {
+        let own = self.broker_configs.get(&broker.to_string()).and_then(|c| c.get(key));
+        own.or_else(|| self.broker_configs.get("").and_then(|c| c.get(key))).map(String::as_str)
     }
 
     /// Partitions with no leader.

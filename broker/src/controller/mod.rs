@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-pub use decide::{validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
+pub use decide::{validate_topic_name, DYNAMIC_BROKER_CONFIGS, MAX_PARTITIONS_PER_TOPIC};
 pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
 pub use requests::{ConfigOp, ControllerError, ControllerReply, ControllerRequest};
 

@@ -13,6 +13,8 @@ use super::image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigResource {
     Topic,
+    /// A broker's dynamic config (`name` its id), or the cluster-wide default (`name` "").
+    Broker,
 }
 
 /// One metadata change.
@@ -130,6 +132,16 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic { topic_id } => {
                 let name = self.topic_names.remove(topic_id).ok_or(ApplyError::UnknownTopicId(*topic_id))?;
                 self.topics.remove(&name);
+            }
+            MetadataRecord::Config { resource: ConfigResource::Broker, name, key, value } => {
+                let configs = self.broker_configs.entry(name.clone()).or_default();
+                match value {
+                    Some(v) => configs.insert(key.clone(), v.clone()),
+                    None => configs.remove(key),
+                };
+                if configs.is_empty() {
+                    self.broker_configs.remove(name);
+                }
             }
             MetadataRecord::Config { resource: ConfigResource::Topic, name, key, value } => {
                 let Some(topic) = self.topics.get_mut(name) else {

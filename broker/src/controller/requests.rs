@@ -29,6 +29,8 @@ pub enum ControllerRequest {
     DeleteTopic { name: String },
     CreatePartitions { name: String, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
     AlterTopicConfigs { name: String, ops: Vec<ConfigOp>, validate_only: bool },
+    /// Dynamic broker configs of broker `name` (its id), or the cluster default (`name` "").
+    AlterBrokerConfigs { name: String, ops: Vec<ConfigOp>, validate_only: bool },
     AllocateProducerIds { broker_id: i32, count: i64 },
     RegisterBroker { broker_id: i32, incarnation_id: Uuid, endpoints: Vec<Endpoint>, rack: Option<String> },
     /// `metadata_offset`: how far the broker has applied the metadata log; a fenced broker is
@@ -63,6 +65,7 @@ pub enum ControllerReply {
     /// Per partition: (topic, partition, error code, message).
     Reassigned(Vec<(String, i32, i16, Option<String>)>),
     Unregistered,
+    ConfigsChanged,
 }
 
 /// Why the controller refused; each maps to a Kafka error code.

@@ -108,6 +108,10 @@ pub static CONNECTIONS_BY_SOFTWARE: MetricDef = m("kafka.server", "socket-server
 pub static PARTITION_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "PartitionCount", &[], Gauge, "Partitions hosted by this broker.");
 pub static LEADER_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "LeaderCount", &[], Gauge, "Partitions this broker leads.");
 pub static UNDER_REPLICATED: MetricDef = m("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", &[], Gauge, "Led partitions whose ISR is smaller than their replication factor (replicas being removed by a reassignment not counted).");
+pub static LEADER_REPLICATION_BYTE_RATE: MetricDef = m("kafka.server", "LeaderReplication", "byte-rate", &[], Attribute, "Bytes a second this broker sent to throttled followers (leader.replication.throttled.replicas, not in sync) over the last second.");
+pub static FOLLOWER_REPLICATION_BYTE_RATE: MetricDef = m("kafka.server", "FollowerReplication", "byte-rate", &[], Attribute, "Bytes a second this broker fetched into throttled replicas (follower.replication.throttled.replicas, not in sync) over the last second.");
+pub static LEADER_REPLICATION_THROTTLE: MetricDef = m("kafka.server", "LeaderReplication", "throttled-rate", &[], Attribute, "The leader.replication.throttled.rate in force, bytes a second (9.2e18: none).");
+pub static FOLLOWER_REPLICATION_THROTTLE: MetricDef = m("kafka.server", "FollowerReplication", "throttled-rate", &[], Attribute, "The follower.replication.throttled.rate in force, bytes a second (9.2e18: none).");
 pub static SHARED_DOMAIN_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager", "SharedDomainPartitionCount", &[], Gauge, "Led partitions with two replicas in one fault domain, update domain or rack while another live one holds none (see lantern-admin rebalance).");
 pub static REASSIGNING_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager", "ReassigningPartitions", &[], Gauge, "Led partitions with a reassignment in progress (replicas being added or removed).");
 pub static UNDER_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR is below min.insync.replicas.");
@@ -251,7 +255,8 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
     &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
     &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
-    &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &REASSIGNING_PARTITIONS, &SHARED_DOMAIN_PARTITIONS, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
+    &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &REASSIGNING_PARTITIONS, &SHARED_DOMAIN_PARTITIONS, &LEADER_REPLICATION_BYTE_RATE,
+    &FOLLOWER_REPLICATION_BYTE_RATE, &LEADER_REPLICATION_THROTTLE, &FOLLOWER_REPLICATION_THROTTLE, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
     &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_IN_SYNC_COUNT, &PARTITION_UNDER_REPLICATED, &PARTITION_LSO_LAG,
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,

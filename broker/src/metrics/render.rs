@@ -224,6 +224,10 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
     else if is(&c::LEADER_COUNT) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id()).count() as f64) }
     else if is(&c::UNDER_REPLICATED) { one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && p.is_under_replicated()).count() as f64) }
+    else if is(&c::LEADER_REPLICATION_BYTE_RATE) { one(broker.leader_quota.byte_rate(std::time::Instant::now())) }
+    else if is(&c::FOLLOWER_REPLICATION_BYTE_RATE) { one(broker.follower_quota.byte_rate(std::time::Instant::now())) }
+    else if is(&c::LEADER_REPLICATION_THROTTLE) { broker.refresh_replication_quotas(); one(broker.leader_quota.rate() as f64) }
+    else if is(&c::FOLLOWER_REPLICATION_THROTTLE) { broker.refresh_replication_quotas(); one(broker.follower_quota.rate() as f64) }
     else if is(&c::SHARED_DOMAIN_PARTITIONS) {
         let spread = crate::controller::racks::Spread::of_live(&image);
         one(partitions_of_image().filter(|(_, _, p)| p.leader == broker.node_id() && spread.shares_domain(&p.target_replicas())).count() as f64)
