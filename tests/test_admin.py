@@ -10,7 +10,7 @@ import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewPartitions,
                                    NewTopic, ResourceType)
 
 import clients
@@ -72,6 +72,26 @@ def test_broker_configs_are_described(broker):
     configs = _result(a.describe_configs([res]))[res]
     assert configs["log.dirs"].value == ",".join(str(d) for d in broker.data_dirs)
     assert configs["num.partitions"].value == "1"
+
+
+def test_replication_throttle_rates_are_dynamic_broker_configs_and_nothing_else_is(broker):
+    a = clients.admin(broker.bootstrap)
+    res = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("leader.replication.throttled.rate", "1000000", incremental_operation=AlterConfigOpType.SET)])
+    _result(a.incremental_alter_configs([res]))
+    described = _result(a.describe_configs([ConfigResource(ResourceType.BROKER, "1")]))
+    entry = list(described.values())[0]["leader.replication.throttled.rate"]
+    assert entry.value == "1000000" and entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, (entry.value, entry.source)
+    static = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        _result(a.incremental_alter_configs([static]))
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG and "restart" in e.value.args[0].str(), e.value
+    undo = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("leader.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE)])
+    _result(a.incremental_alter_configs([undo]))
+    described = _result(a.describe_configs([ConfigResource(ResourceType.BROKER, "1")]))
+    assert list(described.values())[0]["leader.replication.throttled.rate"].value == str(2**63 - 1)
 
 
 def test_max_message_bytes_is_honoured(broker, topic_name):

@@ -418,6 +418,25 @@ mod tests {
     }
 
     #[test]
+    fn only_the_throttle_rates_are_dynamic_broker_configs() {
+        let mut img = cluster(2);
+        let set = |k: &str, v: &str| vec![ConfigOp::Set(k.into(), v.into())];
+        let recs = alter_broker_configs(&img, "1", &set("leader.replication.throttled.rate", "1000")).unwrap();
+        apply(&mut img, recs);
+        let recs = alter_broker_configs(&img, "", &set("leader.replication.throttled.rate", "5000")).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(img.dynamic_broker_config(1, "leader.replication.throttled.rate"), Some("1000"));
+        assert_eq!(img.dynamic_broker_config(2, "leader.replication.throttled.rate"), Some("5000"), "the cluster default");
+        assert_eq!(alter_broker_configs(&img, "1", &set("num.partitions", "3")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        assert_eq!(alter_broker_configs(&img, "1", &set("leader.replication.throttled.rate", "0")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        assert_eq!(alter_broker_configs(&img, "9", &set("leader.replication.throttled.rate", "1")).unwrap_err().code(), error_code::BROKER_ID_NOT_REGISTERED);
+        let recs = alter_broker_configs(&img, "1", &[ConfigOp::Delete("leader.replication.throttled.rate".into())]).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(img.dynamic_broker_config(1, "leader.replication.throttled.rate"), Some("5000"));
+        assert!(!img.broker_configs.contains_key("1"), "an emptied broker entry goes");
+    }
+
+    #[test]
     fn a_broker_is_unregistered_only_once_it_holds_nothing() {
         let mut img = cluster(3);
         let recs = create_topic(&img, "t", 1, 2, Some(&[vec![1, 2]]), &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
