@@ -135,3 +135,52 @@ def test_a_follower_with_a_full_disk_backs_off_and_catches_up_once_space_is_free
     wait_for("the follower back in the ISR", lambda: sorted(metadata(c.running_brokers()[0], [topic_name]).topics[topic_name].partitions[0].isr) == sorted(c.nodes), 30)
     got = clients.consume_confluent(c.bootstrap, topic_name, [0])
     assert [v for _, _, _, v, _ in got] == [v for _, v in sent]
+
+
+def test_a_failed_log_directory_goes_offline_and_the_broker_goes_on_serving_its_other_disk(small_disks, cluster_factory, topic_name):
+    """JBOD: broker 1 has two log directories; the second (a tmpfs of the test's own) becomes
+    read-only. The broker takes it offline (OfflineLogDirectoryCount 1, DescribeLogDirs
+    KAFKA_STORAGE_ERROR), the leadership of its partitions moves to other brokers, the partitions
+    on the first directory stay with broker 1, and nothing acknowledged is lost."""
+    from confluent_kafka.admin import NewTopic
+
+    c = cluster_factory(3, start=False, props={"log.dir.failure.probe.interval.ms": 300, "replica.lag.time.max.ms": 3000})
+    node1 = c.node(1)
+    second = node1.workdir / "data2"
+    small_disks(second, 64)
+    node1.data_dirs.append(second)
+    c.start()
+    admin = clients.admin(c.bootstrap)
+    admin.create_topics([NewTopic(topic_name, num_partitions=4, replica_assignment=[[1, 2, 3]] * 4,
+                                  config={"min.insync.replicas": "2"})])[topic_name].result(30)
+    clients.wait_topic(c.bootstrap, topic_name, 4)
+    before = [(b"k%d" % i, b"before-%d" % i) for i in range(400)]
+    clients.produce_confluent(c.bootstrap, topic_name, before, partition_of=lambda i: i % 4)
+    on_second = sorted(p for p in range(4) if node1.partition_dirs(topic_name, p)[0].parent == second)
+    on_first = sorted(set(range(4)) - set(on_second))
+    assert on_second and on_first, (on_first, on_second)
+
+    # The directory becomes unwritable: a read-only filesystem mounted over it (a remount
+    # read-only is refused while the broker has files open for writing).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "lantern-test-ro", str(second)], check=True)
+    try:
+        wait_for("the read-only directory offline", lambda: node1.metric("kafka_log_logmanager_offlinelogdirectorycount") == 1.0, 15)
+
+        def parts():
+            return metadata(c.node(2), [topic_name]).topics[topic_name].partitions
+        wait_for("its partitions led elsewhere, broker 1 out of their ISR",
+                 lambda: all(parts()[p].leader != 1 and 1 not in parts()[p].isr for p in on_second), 15)
+        assert all(parts()[p].leader == 1 for p in on_first), {p: parts()[p].leader for p in on_first}
+        assert node1.alive()
+        after = [(b"k%d" % i, b"after-%d" % i) for i in range(400)]
+        clients.produce_confluent(c.bootstrap, topic_name, after, partition_of=lambda i: i % 4)
+        got = clients.consume_all_confluent(c.bootstrap, topic_name, 4)
+        assert sorted(v for _, _, _, v, _ in got) == sorted(v for _, v in before + after)
+        described = subprocess.run([str(Path(__file__).resolve().parent.parent / "target" / "release" / "lantern-admin"),
+                                    "--bootstrap-server", c.bootstrap, "--output", "json", "cluster", "describe"],
+                                   capture_output=True, text=True, timeout=60)
+        import json
+        disks = {d["path"]: d["error"] for b in json.loads(described.stdout)["brokers"] if b["id"] == 1 for d in b["disks"]}
+        assert disks == {str(node1.data_dirs[0]): None, str(second): "KAFKA_STORAGE_ERROR"}, disks
+    finally:
+        subprocess.run(["umount", "-l", str(second)], check=False)

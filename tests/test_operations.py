@@ -238,6 +238,6 @@ def test_a_throttled_drain_copies_at_the_throttled_rate(cluster_factory):
     assert held[1] == 0 and sum(held.values()) == 1, held
     # The rates are back to none on every broker.
     def throttles():
-        return {b: (c.node(b).metric("kafka_server_LeaderReplication_throttled_rate"),
-                    c.node(b).metric("kafka_server_FollowerReplication_throttled_rate")) for b in (1, 2, 3)}
+        return {b: (c.node(b).metric("kafka_server_leaderreplication_throttled_rate"),
+                    c.node(b).metric("kafka_server_followerreplication_throttled_rate")) for b in (1, 2, 3)}
     wait_for("every broker unthrottled", lambda: (lambda t: all(v == (float(2**63 - 1),) * 2 for v in t.values()) or print(t))(throttles()), 10)

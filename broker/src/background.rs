@@ -47,6 +47,23 @@ pub async fn flush_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
     }
 }
 
+/// Probes the log directories every log.dir.failure.probe.interval.ms; a directory that fails
+/// (I/O error, read-only, gone) goes offline: its partitions stop being served here and the
+/// controller moves their leadership and ISR membership to the other replicas (Kafka's JBOD
+/// behaviour), while the broker goes on serving its other directories.
+pub async fn log_dir_probe_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.log_dir_failure_probe_interval_ms.max(100));
+    while wait(tick, &mut shutdown).await {
+        let b = broker.clone();
+        let Ok(failed) = tokio::task::spawn_blocking(move || b.replicas.probe_log_dirs()).await else { continue };
+        for (dir, why, partitions) in failed {
+            tracing::error!(target: "kafka.log.LogManager", dir = %dir.display(), error = %why, partitions = partitions.len(),
+                "log directory failed: taken offline, its partitions are no longer served by this broker (replace the disk and restart to bring it back)");
+            broker.report_offline_replicas(partitions).await;
+        }
+    }
+}
+
 /// Writes each log directory's high-watermark checkpoint every
 /// replica.high.watermark.checkpoint.interval.ms.
 pub async fn hw_checkpoint_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

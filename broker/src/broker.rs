@@ -116,8 +116,35 @@ impl Broker {
         match self.replicas.partition(topic, index) {
             Some(p) if p.is_leader() => Ok(p),
             Some(_) => Err(crate::error_code::NOT_LEADER_OR_FOLLOWER),
+            None if self.replicas.is_offline(topic, index) => Err(crate::error_code::KAFKA_STORAGE_ERROR),
             None if self.image().partition(topic, index).is_some() => Err(crate::error_code::NOT_LEADER_OR_FOLLOWER),
             None => Err(crate::error_code::UNKNOWN_TOPIC_OR_PARTITION),
+        }
+    }
+
+    /// Tells the controller that this broker's replicas of `partitions` are offline (a failed
+    /// log directory), retrying until it answers: it moves their leadership and ISR
+    /// membership to the other replicas.
+    pub async fn report_offline_replicas(&self, partitions: Vec<(String, i32)>) {
+        if partitions.is_empty() {
+            return;
+        }
+        for attempt in 0..60u32 {
+            let request = ControllerRequest::ReplicasOffline {
+                broker_id: self.node_id(),
+                broker_epoch: self.lifecycle.epoch.load(std::sync::atomic::Ordering::Acquire),
+                partitions: partitions.clone(),
+            };
+            match self.controller.submit(request).await {
+                Ok(_) => {
+                    self.apply_metadata_now().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "kafka.server.ReplicaManager", error = %e, attempt, "could not report offline replicas to the controller; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
         }
     }
 

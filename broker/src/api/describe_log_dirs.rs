@@ -47,10 +47,19 @@ pub async fn handle(broker: &Broker, request: DescribeLogDirsRequest, version: i
     } else {
         Vec::new()
     };
+    let offline: Vec<std::path::PathBuf> = broker.replicas.offline_log_dirs().into_iter().map(|(d, _)| d).collect();
     let results = dirs
         .iter()
         .enumerate()
         .map(|(i, d)| {
+            if offline.contains(d) {
+                // Kafka reports a failed directory with KAFKA_STORAGE_ERROR and nothing in it.
+                return DescribeLogDirsResult::default()
+                    .with_error_code(error_code::KAFKA_STORAGE_ERROR)
+                    .with_log_dir(str_bytes(&d.display().to_string()))
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1);
+            }
             let topics = by_dir
                 .remove(&i)
                 .unwrap_or_default()

@@ -151,6 +151,10 @@ impl ReplicaManager {
                     continue;
                 }
                 let key = (topic.name.clone(), index);
+                if logs.is_offline(&topic.name, index) {
+                    // On a failed disk: neither served nor re-created until a restart.
+                    continue;
+                }
                 let fresh = |log| {
                     let p = Partition::with_leader(&topic.name, topic.id, index, pimage.leader_epoch, pimage.leader, local, log);
                     p.set_min_insync_replicas(min_insync);
@@ -209,6 +213,32 @@ impl ReplicaManager {
         drop(partitions);
         self.applied.send_replace(image.last_offset);
         Ok(())
+    }
+
+    /// Probes every online log directory (see `LogManager::probe_dirs`); the partitions of a
+    /// directory that failed stop being served here. Returns (dir, why, partitions) for each
+    /// directory newly offline. Blocking: file I/O.
+    pub fn probe_log_dirs(&self) -> Vec<(std::path::PathBuf, String, Vec<(String, i32)>)> {
+        let failed = self.logs.lock().probe_dirs();
+        if !failed.is_empty() {
+            let mut partitions = self.partitions.write();
+            for (_, _, keys) in &failed {
+                for k in keys {
+                    partitions.remove(k);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Offline log directories and why.
+    pub fn offline_log_dirs(&self) -> Vec<(std::path::PathBuf, String)> {
+        self.logs.lock().offline_dirs()
+    }
+
+    /// Whether the partition was on a log directory now offline.
+    pub fn is_offline(&self, topic: &str, index: i32) -> bool {
+        self.logs.lock().is_offline(topic, index)
     }
 
     /// Writes every log directory's high-watermark checkpoint, and the leader-epoch

@@ -88,6 +88,7 @@ pub struct BrokerConfig {
     /// How long a follower leaves a partition out of its fetches after failing it (a local
     /// storage error, or an error from the leader for that partition).
     pub replica_fetch_backoff_ms: u64,
+    pub log_dir_failure_probe_interval_ms: u64,
     pub replica_fetch_max_bytes: usize,
     pub replica_fetch_response_max_bytes: usize,
     pub offsets_retention_minutes: u64,
@@ -234,6 +235,7 @@ impl BrokerConfig {
             hw_checkpoint_interval_ms: num("replica.high.watermark.checkpoint.interval.ms").max(1) as u64,
             replica_fetch_wait_max_ms: num("replica.fetch.wait.max.ms").max(0) as u64,
             replica_fetch_backoff_ms: num("replica.fetch.backoff.ms").max(0) as u64,
+            log_dir_failure_probe_interval_ms: num("log.dir.failure.probe.interval.ms").max(100) as u64,
             replica_fetch_max_bytes: num("replica.fetch.max.bytes").max(1) as usize,
             replica_fetch_response_max_bytes: num("replica.fetch.response.max.bytes").max(1) as usize,
             offsets_retention_minutes: num("offsets.retention.minutes") as u64,

@@ -170,6 +170,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("replica.fetch.wait.max.ms", Kind::Int, Some("500"), Some(0), "Longest a follower's fetch waits at the leader for new records."),
     p("leader.replication.throttled.rate", Kind::Long, Some("9223372036854775807"), Some(1), "Bytes a second a leader sends to throttled followers (those listed in a topic's leader.replication.throttled.replicas and not in sync); also settable at run time (IncrementalAlterConfigs on the broker)."),
     p("follower.replication.throttled.rate", Kind::Long, Some("9223372036854775807"), Some(1), "Bytes a second a follower fetches into throttled replicas (listed in follower.replication.throttled.replicas and not in sync); also settable at run time."),
+    p("log.dir.failure.probe.interval.ms", Kind::Long, Some("2000"), Some(100), "How often each log directory is probed (a small file written, fsynced, removed); one that fails for any reason but a full disk is taken offline and its partitions' leadership moves to other brokers."),
     p("replica.fetch.backoff.ms", Kind::Int, Some("1000"), Some(0), "How long a follower leaves a partition out of its fetches after an error for it (a full disk, an error from the leader)."),
     p("replica.fetch.max.bytes", Kind::Int, Some("1048576"), Some(1), "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."),
     p("replica.fetch.response.max.bytes", Kind::Int, Some("10485760"), Some(1), "Bytes a follower asks for in one whole fetch."),

@@ -125,6 +125,19 @@ impl Controller {
                 }
                 return Ok(ControllerReply::Reassigned(results));
             }
+            ControllerRequest::ReplicasOffline { broker_id, broker_epoch, partitions } => {
+                if image.brokers.get(broker_id).is_none_or(|b| b.epoch != *broker_epoch) {
+                    return Err(ControllerError::StaleBrokerEpoch { broker_id: *broker_id, broker_epoch: *broker_epoch });
+                }
+                let records = election::on_replicas_offline(&image, *broker_id, partitions);
+                let n = records.len();
+                if n > 0 {
+                    self.write(records).await?;
+                }
+                tracing::warn!(target: "state.change.logger", broker = *broker_id, partitions = partitions.len(), changed = n,
+                    "replicas offline on a failed log directory: leadership and ISR membership moved to the other replicas");
+                return Ok(ControllerReply::IsrChanged);
+            }
             ControllerRequest::UnregisterBroker { broker_id } => {
                 let records = decide::unregister_broker(&image, *broker_id)?;
                 self.write(records).await?;
@@ -173,6 +186,7 @@ impl Controller {
             ControllerRequest::AlterReassignments { .. } => ControllerReply::Reassigned(Vec::new()),
             ControllerRequest::UnregisterBroker { .. } => ControllerReply::Unregistered,
             ControllerRequest::AlterBrokerConfigs { .. } => ControllerReply::ConfigsChanged,
+            ControllerRequest::ReplicasOffline { .. } => ControllerReply::IsrChanged,
             ControllerRequest::AlterPartition { broker_id, partition, topic_id, new_isr, .. } => {
                 tracing::info!(target: "state.change.logger", broker = broker_id, topic_id = %topic_id, partition, isr = ?new_isr, metadata_offset = offset, "ISR changed at the leader's request");
                 ControllerReply::IsrChanged

@@ -42,6 +42,22 @@ pub fn on_broker_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecor
     out
 }
 
+/// PartitionChange records that move leadership and ISR membership of `partitions` away from
+/// `broker`, whose replicas of them are offline (a failed log directory). As for a fenced
+/// broker, the ISR keeps its last member (the partition is then offline until it returns).
+pub fn on_replicas_offline(image: &MetadataImage, broker: i32, partitions: &[(String, i32)]) -> Vec<MetadataRecord> {
+    let live = |b: i32| b != broker && image.is_live(b);
+    let mut out = Vec::new();
+    for (topic, index) in partitions {
+        let Some(t) = image.topic(topic) else { continue };
+        let Some(p) = usize::try_from(*index).ok().and_then(|i| t.partitions.get(i)) else { continue };
+        if let Some((leader, isr)) = without(p, broker, &live) {
+            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition: *index, leader, isr, replicas: None, adding_replicas: None, removing_replicas: None });
+        }
+    }
+    out
+}
+
 /// PartitionChange records that give offline partitions whose ISR holds `broker` their leader
 /// back, now that `broker` is live again.
 pub fn on_broker_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {

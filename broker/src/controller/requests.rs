@@ -47,6 +47,9 @@ pub enum ControllerRequest {
     /// AlterPartitionReassignments (KIP-455): per partition a target replica list, or None to
     /// cancel the reassignment in progress.
     AlterReassignments { partitions: Vec<(String, i32, Option<Vec<i32>>)>, allow_replication_factor_change: bool },
+    /// A broker's replicas of these partitions are offline (a failed log directory): their
+    /// leadership and ISR membership move to the other replicas.
+    ReplicasOffline { broker_id: i32, broker_epoch: i64, partitions: Vec<(String, i32)> },
     /// UnregisterBroker (scale down): refused while the broker holds a replica.
     UnregisterBroker { broker_id: i32 },
 }

@@ -10,7 +10,7 @@
 use super::partition_log::{LogConfig, PartitionLog};
 use super::LogError;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -51,6 +51,23 @@ pub struct LogManager {
     dirs: Vec<DataDir>,
     default_config: LogConfig,
     partitions: Mutex<HashMap<(String, i32), Hosted>>,
+    /// Directories taken offline after an I/O failure (index -> what failed), and the
+    /// partitions they held: not served, not re-created, until the broker restarts (Kafka's
+    /// JBOD behaviour).
+    offline: Mutex<(BTreeMap<usize, String>, BTreeSet<(String, i32)>)>,
+}
+
+/// Name of the file a directory probe writes, fsyncs and removes.
+const PROBE_FILE: &str = ".lantern-dir-probe";
+
+fn probe(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(PROBE_FILE);
+    let mut f = fs::OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+    f.write_all(b"probe")?;
+    f.sync_all()?;
+    drop(f);
+    fs::remove_file(&path)
 }
 
 /// Checks a topic name as Kafka does (it becomes a directory name, so this also keeps
@@ -182,6 +199,7 @@ impl LogManager {
             dirs: data_dirs,
             default_config,
             partitions: Mutex::new(hosted),
+            offline: Mutex::new(Default::default()),
         };
         Ok((manager, loaded))
     }
@@ -202,7 +220,14 @@ impl LogManager {
         for hosted in partitions.values() {
             counts[hosted.dir_index] += 1;
         }
-        let dir_index = (0..self.dirs.len()).min_by_key(|&i| (counts[i], i)).unwrap_or(0);
+        let offline = self.offline.lock();
+        if offline.1.contains(&(topic.to_string(), partition)) {
+            return Err(LogError::OfflineDir { name, dir: self.dirs[0].path.clone() });
+        }
+        let Some(dir_index) = (0..self.dirs.len()).filter(|i| !offline.0.contains_key(i)).min_by_key(|&i| (counts[i], i)) else {
+            return Err(LogError::OfflineDir { name, dir: self.dirs[0].path.clone() });
+        };
+        drop(offline);
         let path = self.dirs[dir_index].path.join(&name);
         let log = Arc::new(Mutex::new(PartitionLog::open(&path, config)?));
         partitions.insert(
@@ -256,6 +281,50 @@ impl LogManager {
 
     pub fn log_dirs(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// Writes, fsyncs and removes a small file in every online directory; a directory where
+    /// that fails for any reason but a full disk (a full disk fails writes with
+    /// KAFKA_STORAGE_ERROR and recovers by itself) is taken offline. Returns the directories
+    /// newly taken offline with the partitions they held, which stop being served here.
+    /// Blocking: file I/O.
+    pub fn probe_dirs(&self) -> Vec<(PathBuf, String, Vec<(String, i32)>)> {
+        let mut failed = Vec::new();
+        for (i, d) in self.dirs.iter().enumerate() {
+            if self.offline.lock().0.contains_key(&i) {
+                continue;
+            }
+            if let Err(e) = probe(&d.path) {
+                let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+                if !full {
+                    failed.push((i, format!("{e}")));
+                }
+            }
+        }
+        failed.into_iter().map(|(i, why)| (self.dirs[i].path.clone(), why.clone(), self.take_offline(i, why))).collect()
+    }
+
+    /// Takes directory `index` offline: its partitions leave the hosted set (their files stay).
+    pub fn take_offline(&self, index: usize, why: String) -> Vec<(String, i32)> {
+        let mut partitions = self.partitions.lock();
+        let keys: Vec<(String, i32)> = partitions.iter().filter(|(_, h)| h.dir_index == index).map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            partitions.remove(k);
+        }
+        let mut offline = self.offline.lock();
+        offline.0.insert(index, why);
+        offline.1.extend(keys.iter().cloned());
+        keys
+    }
+
+    /// Offline directories and why.
+    pub fn offline_dirs(&self) -> Vec<(PathBuf, String)> {
+        self.offline.lock().0.iter().map(|(i, why)| (self.dirs[*i].path.clone(), why.clone())).collect()
+    }
+
+    /// Whether a partition was on a directory now offline.
+    pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
+        self.offline.lock().1.contains(&(topic.to_string(), partition))
     }
 
     pub fn default_config(&self) -> &LogConfig {

@@ -92,6 +92,8 @@ pub enum LogError {
         first: PathBuf,
         second: PathBuf,
     },
+    #[error("partition {name} cannot be created: its log directory ({dir} or every one) is offline after an I/O failure; replace the disk and restart the broker")]
+    OfflineDir { name: String, dir: PathBuf },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopic { name: String, reason: &'static str },
     #[error("partition {name} already exists on this broker")]
@@ -118,7 +120,8 @@ impl LogError {
             LogError::Io { .. }
             | LogError::CorruptSegment { .. }
             | LogError::DirLocked { .. }
-            | LogError::DuplicatePartition { .. } => KAFKA_STORAGE_ERROR,
+            | LogError::DuplicatePartition { .. }
+            | LogError::OfflineDir { .. } => KAFKA_STORAGE_ERROR,
             LogError::InvalidTopic { .. } => INVALID_TOPIC_EXCEPTION,
             LogError::PartitionExists { .. } => TOPIC_ALREADY_EXISTS,
             LogError::UnknownPartition { .. } | LogError::LogDeleted { .. } => UNKNOWN_TOPIC_OR_PARTITION,

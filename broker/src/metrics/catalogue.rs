@@ -191,7 +191,7 @@ pub static LOG_END_OFFSET: MetricDef = m("kafka.log", "Log", "LogEndOffset", &["
 // Exported so the offline-log-directory alert has a series; Lantern does not take a data
 // directory offline on I/O errors yet (the failing request gets an error instead), so there
 // is no failed-directory state to count and the value is 0.
-pub static OFFLINE_LOG_DIRS: MetricDef = m("kafka.log", "LogManager", "OfflineLogDirectoryCount", &[], Gauge, "Data directories taken offline after I/O errors; always 0 until log directory failure handling lands (no directory is ever taken offline).");
+pub static OFFLINE_LOG_DIRS: MetricDef = m("kafka.log", "LogManager", "OfflineLogDirectoryCount", &[], Gauge, "Data directories taken offline after an I/O failure (found by the log.dir.failure.probe.interval.ms probe); their partitions are served by other brokers until a restart.");
 pub static LOG_FLUSH: MetricDef = m("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", &[], Histogram, "fsync calls of log segments and their duration, ms.");
 pub static PURGATORY_SIZE: MetricDef = m("kafka.server", "DelayedOperationPurgatory", "PurgatorySize", &["delayedOperation"], Gauge, "Requests waiting: Fetch (long poll), Produce (fsync), Rebalance (JoinGroup/SyncGroup).");
 

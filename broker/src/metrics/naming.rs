@@ -73,7 +73,7 @@ fn attribute_type_part(bean_type: &str, profile: Profile) -> String {
         // Strimzi: socket-server-metrics falls under the generic listener rule (`kafka_server_$1_$4`,
         // sanitised); the KRaft beans have their own rules that drop the dashes.
         (Profile::Strimzi, "socket-server-metrics") => sanitize(bean_type),
-        (Profile::Strimzi, t) => t.replace('-', ""),
+        (Profile::Strimzi, t) => t.replace('-', "").to_lowercase(),
         (Profile::Confluent, "socket-server-metrics") => "socketservermetrics".to_string(),
         (Profile::Confluent, t) => sanitize(t),
     }

@@ -266,7 +266,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::LOG_SEGMENTS) { per_partition(|p| p.3 as f64) }
     else if is(&c::LOG_START_OFFSET) { per_partition(|p| p.4 as f64) }
     else if is(&c::LOG_END_OFFSET) { per_partition(|p| p.5 as f64) }
-    else if is(&c::OFFLINE_LOG_DIRS) { one(0.0) }
+    else if is(&c::OFFLINE_LOG_DIRS) { one(broker.replicas.offline_log_dirs().len() as f64) }
     else if is(&c::LOG_FLUSH) { vec![(Vec::new(), summary(&m.log_flush, 1000.0))] }
     else if is(&c::PURGATORY_SIZE) {
         [("Fetch", &m.purgatory_fetch), ("Produce", &m.purgatory_produce), ("Rebalance", &m.purgatory_rebalance)]
