@@ -321,6 +321,17 @@ mod tests {
         assert!(on_broker_unfenced(&img, 1).is_empty());
     }
 
+    #[test]
+    fn offline_replicas_lose_leadership_and_isr_membership_of_those_partitions_only() {
+        let mut img = image(vec![(1, vec![1, 2, 3], vec![1, 2, 3]), (1, vec![1, 2, 3], vec![1, 2, 3]), (2, vec![2, 1], vec![2, 1])], &[1, 2, 3]);
+        let recs = on_replicas_offline(&img, 1, &[("t".into(), 0), ("t".into(), 2), ("nope".into(), 0)]);
+        apply_all(&mut img, &recs);
+        let p = |i: i32| img.partition("t", i).unwrap().clone();
+        assert_eq!((p(0).leader, p(0).isr.clone()), (2, vec![2, 3]));
+        assert_eq!((p(1).leader, p(1).isr.clone()), (1, vec![1, 2, 3]), "not on the failed disk");
+        assert_eq!((p(2).leader, p(2).isr.clone()), (2, vec![2]));
+    }
+
     /// KIP-455: the ISR expansion that brings the last target replica in sync completes the
     /// reassignment in the same record, and the removed leader hands over.
     #[test]

@@ -382,6 +382,27 @@ mod tests {
     }
 
     #[test]
+    fn an_offline_directory_hosts_nothing_and_gets_nothing_new() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().join("d1"), root.path().join("d2")];
+        let (manager, _) = LogManager::open(&dirs, LogConfig::default()).unwrap();
+        for p in 0..4 {
+            manager.create_partition("t", p, LogConfig::default()).unwrap();
+        }
+        assert!(manager.probe_dirs().is_empty(), "healthy directories pass the probe");
+        let mut gone = manager.take_offline(1, "EIO".into());
+        gone.sort();
+        assert_eq!(gone, vec![("t".to_string(), 1), ("t".to_string(), 3)], "the partitions placed on d2");
+        assert!(manager.get("t", 1).is_none() && manager.is_offline("t", 1) && !manager.is_offline("t", 0));
+        assert_eq!(manager.offline_dirs(), vec![(dirs[1].clone(), "EIO".to_string())]);
+        // Not re-created, and new partitions go to the directory still online.
+        assert!(matches!(manager.create_partition("t", 1, LogConfig::default()), Err(LogError::OfflineDir { .. })));
+        manager.create_partition("t", 9, LogConfig::default()).unwrap();
+        assert!(dirs[0].join("t-9").is_dir());
+        assert!(manager.probe_dirs().is_empty(), "an offline directory is not probed again");
+    }
+
+    #[test]
     fn places_partitions_and_reloads_them() {
         let root = tempfile::tempdir().unwrap();
         let dirs = vec![root.path().join("d1"), root.path().join("d2")];
