@@ -412,3 +412,11 @@ def test_table_check_accepts_compaction_and_catches_a_lost_latest_value_or_a_mov
     # A record at another record's offset.
     moved = check_table(_table_history({1: ("key-0", "b"), 2: ("key-1", "x"), 3: ("key-1", "d")}))
     assert moved["moved"] == 1 and moved["latest_lost"] == 0
+
+
+def test_the_report_names_the_command_a_person_typed():
+    import suite
+    argv = ["--out", "target/faults/x", "--report", "docs/reliability.md", "--duration", "2700", "--rate", "100",
+            "--seed", "7", "--seed", "7", "--inside", '{"hosts": ["n1"]}']
+    assert suite.user_args(argv) == ["--duration", "2700", "--rate", "100", "--seed", "7"]
+    assert suite.user_args(["--duration=60", "--inside={}"]) == ["--duration=60"]

@@ -282,15 +282,35 @@ def panics(cluster) -> list[str]:
 BEGIN, END = "<!-- fault-run:begin -->", "<!-- fault-run:end -->"
 
 
+def user_args(argv: list[str]) -> list[str]:
+    """The arguments a person gave tests/faults/run: without those it adds (--out, --report)
+    or the re-exec inside the client namespace adds (--inside and its network, a second
+    --seed with the seed drawn)."""
+    out: list[str] = []
+    seed = None
+    it = iter(argv)
+    for a in it:
+        name, eq, value = a.partition("=")
+        if name in ("--inside", "--out", "--report"):
+            if not eq:
+                next(it, None)
+            continue
+        if name == "--seed":
+            seed = value if eq else next(it, None)
+            continue
+        out.append(a)
+    return out + (["--seed", seed] if seed is not None else [])
+
+
 def write_report(args, result: dict, summary: str) -> None:
     """Replaces the text between the run markers of `args.report` with this run's figures
     (the rest of the file is written by people: anomalies found and what was done)."""
     commit = os.environ.get("LANTERN_FAULTS_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip() or "unknown"
-    cmd = " ".join(["tests/faults/run", *[a for a in sys.argv[1:] if not a.startswith("--inside")]])
+    cmd = " ".join(["tests/faults/run", *user_args(sys.argv[1:])])
     block = "\n".join([
         BEGIN,
-        f"Command: `{cmd.split(' --inside')[0]}` at commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"Command: `{cmd}` at commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{'brokers on their own network namespaces' if result['network_faults'] else 'loopback (no network faults)'}; "
         f"verdict: **{'no anomaly' if result['ok'] else 'ANOMALIES'}**.",
         "",
