@@ -172,7 +172,7 @@ def cluster_overview():
             # The cluster: membership, the controller, the metadata quorum.
             stat("Live brokers", "Brokers registered with the controller and not fenced (KafkaController ActiveBrokerCount): the brokers clients see in Metadata.",
                  (f'max by (cluster) (kafka_controller_kafkacontroller_activebrokercount{{{B}}})', "{{cluster}}"), thresholds=steps(RED, (GREEN, 1))),
-            stat("Fenced brokers", "Registered brokers that missed their session or have not caught up with the metadata (KafkaController FencedBrokerCount): out of Metadata, leading nothing. The LanternFencedBrokers alert fires after a minute.",
+            stat("Fenced brokers", "Registered brokers that missed their session or have not caught up with the metadata (KafkaController FencedBrokerCount): out of Metadata, leading nothing. The LanternFencedBrokers alert fires after 90 seconds.",
                  (f'max by (cluster) (kafka_controller_kafkacontroller_fencedbrokercount{{{B}}})', "{{cluster}}"), thresholds=steps(GREEN, (ORANGE, 1))),
             ts("Active controller", "1 on the broker that is the active controller (the metadata quorum's leader while a majority acknowledges it). A step from one broker to another is a controller election; no broker at 1 means no controller (LanternNoActiveController).",
                (f'max by (instance) (kafka_controller_kafkacontroller_activecontrollercount{{{B}}})', "{{instance}}"), "short", min=0, max=1,

@@ -86,7 +86,7 @@ def test_replication_throttle_rates_are_dynamic_broker_configs_and_nothing_else_
         ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
     with pytest.raises(KafkaException) as e:
         _result(a.incremental_alter_configs([static]))
-    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG and "restart" in e.value.args[0].str(), e.value
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST and "restart" in e.value.args[0].str(), e.value
     undo = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
         ConfigEntry("leader.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE)])
     _result(a.incremental_alter_configs([undo]))

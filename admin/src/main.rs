@@ -4,7 +4,7 @@
 //! Kafka too.
 //!
 //! Exit codes: 0 done, 1 failed (a broker error, unreachable cluster), 2 refused as unsafe
-//! (nothing was changed).
+//! (nothing was changed), 130 interrupted while following a rebalance (the moves go on).
 mod client;
 mod commands;
 mod output;

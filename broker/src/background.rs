@@ -59,7 +59,15 @@ pub async fn log_dir_probe_loop(broker: Arc<Broker>, mut shutdown: watch::Receiv
         for (dir, why, partitions) in failed {
             tracing::error!(target: "kafka.log.LogManager", dir = %dir.display(), error = %why, partitions = partitions.len(),
                 "log directory failed: taken offline, its partitions are no longer served by this broker (replace the disk and restart to bring it back)");
-            broker.report_offline_replicas(partitions).await;
+            // Not awaited here: shutting down must not wait for an unreachable controller.
+            let b = broker.clone();
+            tokio::spawn(async move { b.report_offline_replicas(partitions).await });
+        }
+        if broker.replicas.all_log_dirs_offline() {
+            // Kafka halts when no log directory is left: a broker that can store nothing
+            // must not stay registered and be given partitions.
+            tracing::error!(target: "kafka.log.LogManager", "every log directory is offline: shutting down (replace the disks and restart)");
+            std::process::exit(1);
         }
     }
 }

@@ -123,13 +123,15 @@ impl Broker {
     }
 
     /// Tells the controller that this broker's replicas of `partitions` are offline (a failed
-    /// log directory), retrying until it answers: it moves their leadership and ISR
-    /// membership to the other replicas.
+    /// log directory), retrying until it answers (with a growing pause, up to 5 s): it moves
+    /// their leadership and ISR membership to the other replicas.
     pub async fn report_offline_replicas(&self, partitions: Vec<(String, i32)>) {
         if partitions.is_empty() {
             return;
         }
-        for attempt in 0..60u32 {
+        // Until it is done: until then the controller may keep this broker as their leader.
+        let mut attempt = 0u64;
+        loop {
             let request = ControllerRequest::ReplicasOffline {
                 broker_id: self.node_id(),
                 broker_epoch: self.lifecycle.epoch.load(std::sync::atomic::Ordering::Acquire),
@@ -141,8 +143,11 @@ impl Broker {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(target: "kafka.server.ReplicaManager", error = %e, attempt, "could not report offline replicas to the controller; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    if attempt % 10 == 0 {
+                        tracing::warn!(target: "kafka.server.ReplicaManager", error = %e, attempt, "could not report offline replicas to the controller; retrying");
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * attempt.min(10))).await;
                 }
             }
         }

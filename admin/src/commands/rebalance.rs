@@ -143,7 +143,10 @@ pub fn execute(client: &mut Client, output: Output, drain: &BTreeSet<i32>, wait:
     }
     if !wait {
         if output == Output::Table {
-            println!("Follow them with `lantern-admin rebalance status`{}.", if throttle.is_some() { "; `rebalance cancel` or a later `execute --wait` removes the throttle" } else { "" });
+            println!(
+                "Follow them with `lantern-admin rebalance status`{}.",
+                if throttle.is_some() { "; once they are done, `lantern-admin rebalance cancel` removes the throttle" } else { "" }
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -203,6 +206,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
+    // A second Ctrl-C ends the process at once. SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
 }
 
 /// Follows `moves` until none is in progress: a progress bar on a terminal, a line every few
@@ -264,7 +271,8 @@ fn follow(client: &mut Client, output: Output, moves: &[Move]) -> Result<ExitCod
             }
             eprintln!(
                 "Interrupted: {} reassignments are still running in the cluster (their state is in its metadata, so nothing is half-done). \
-                 Follow them with `lantern-admin rebalance status`, or stop them with `lantern-admin rebalance cancel`.",
+                 Follow them with `lantern-admin rebalance status`, or stop them with `lantern-admin rebalance cancel` \
+                 (which also removes a replication throttle; run it once they are done if you set one).",
                 ours_pending.len()
             );
             return Ok(ExitCode::from(130));
@@ -349,11 +357,15 @@ fn status(client: &mut Client, output: Output) -> Result<ExitCode> {
 }
 
 fn cancel(client: &mut Client, output: Output) -> Result<ExitCode> {
-    client.metadata()?;
-    let ongoing = list_reassignments(client)?;
+    let view = View::gather(client)?;
+    let ongoing = view.reassignments.clone();
     if ongoing.is_empty() {
-        if !print_json(output, &json!({"cancelled": 0}))? {
-            println!("No reassignment in progress.");
+        // Nothing moves: remove any replication throttle left behind (an `execute --throttle`
+        // without --wait, or one interrupted), on every topic and broker.
+        let topics: BTreeSet<String> = view.partitions.iter().map(|p| p.topic.clone()).collect();
+        super::throttle::clear(client, &topics, &view.broker_ids())?;
+        if !print_json(output, &json!({"cancelled": 0, "throttles_removed": true}))? {
+            println!("No reassignment in progress; replication throttles removed.");
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -98,7 +98,8 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfi
                             // Dynamic configs (the replication throttles): this broker's value, else the
                             // cluster default, else the static one.
                             let dynamic = crate::controller::DYNAMIC_BROKER_CONFIGS.contains(&d.name);
-                            let own = image.broker_configs.get(&broker.node_id().to_string()).and_then(|c| c.get(d.name));
+                            // The cluster-wide default resource (name "") shows the default level only.
+                            let own = if name.is_empty() { None } else { image.broker_configs.get(&broker.node_id().to_string()).and_then(|c| c.get(d.name)) };
                             let default = image.broker_configs.get("").and_then(|c| c.get(d.name));
                             let (value, source) = match (own, default) {
                                 (Some(v), _) => (Some(v.clone()), SOURCE_DYNAMIC_BROKER),

@@ -219,7 +219,10 @@ impl ReplicaManager {
     /// directory that failed stop being served here. Returns (dir, why, partitions) for each
     /// directory newly offline. Blocking: file I/O.
     pub fn probe_log_dirs(&self) -> Vec<(std::path::PathBuf, String, Vec<(String, i32)>)> {
-        let failed = self.logs.lock().probe_dirs();
+        // The disk I/O runs with no lock held: a hung disk must not stall requests here.
+        let online = self.logs.lock().online_dirs();
+        let results = online.into_iter().map(|(i, path)| (i, crate::log::log_manager::probe_dir(&path))).collect();
+        let failed = self.logs.lock().note_probes(results);
         if !failed.is_empty() {
             let mut partitions = self.partitions.write();
             for (_, _, keys) in &failed {
@@ -236,6 +239,11 @@ impl ReplicaManager {
         self.logs.lock().offline_dirs()
     }
 
+    /// Whether every log directory is offline.
+    pub fn all_log_dirs_offline(&self) -> bool {
+        self.logs.lock().all_offline()
+    }
+
     /// Whether the partition was on a log directory now offline.
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
         self.logs.lock().is_offline(topic, index)
@@ -245,6 +253,11 @@ impl ReplicaManager {
     /// checkpoint of every log whose epoch history changed since it was last written
     /// (blocking: file I/O, done without the logs' locks).
     pub fn checkpoint_high_watermarks(&self, dirs: &[std::path::PathBuf]) {
+        // An offline directory gets no checkpoint: writing one without its partitions would
+        // reset their high watermarks if it came back.
+        let offline: Vec<std::path::PathBuf> = self.offline_log_dirs().into_iter().map(|(d, _)| d).collect();
+        let dirs: Vec<std::path::PathBuf> = dirs.iter().filter(|d| !offline.contains(d)).cloned().collect();
+        let dirs = dirs.as_slice();
         let mut by_dir: HashMap<&std::path::Path, Vec<(String, i32, i64)>> = dirs.iter().map(|d| (d.as_path(), Vec::new())).collect();
         for p in self.all() {
             let (dir, epochs) = {

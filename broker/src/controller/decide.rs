@@ -189,7 +189,7 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["leader.replication.throttled.rate", "follower.replication.throttled.rate"];
 
 /// IncrementalAlterConfigs on a broker (`name` its id) or on the cluster-wide default (`name`
-/// ""): only the dynamic configs, as positive byte rates.
+/// ""): only the dynamic configs, as byte rates of 0 or more.
 pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) -> Result<Vec<MetadataRecord>, ControllerError> {
     if !name.is_empty() {
         let id: i32 = name.parse().map_err(|_| ControllerError::InvalidRequest(format!("'{name}' is not a broker id")))?;
@@ -204,14 +204,15 @@ pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp])
             ConfigOp::Delete(k) => (k, None),
         };
         if !DYNAMIC_BROKER_CONFIGS.contains(&key.as_str()) {
-            return Err(ControllerError::InvalidConfig(format!(
+            // Kafka's answer for a config that cannot change at run time: INVALID_REQUEST.
+            return Err(ControllerError::InvalidRequest(format!(
                 "{key} cannot be changed at run time (dynamic broker configs: {}); set it with a flag, a LANTERN_* variable or the config file and restart",
                 DYNAMIC_BROKER_CONFIGS.join(", ")
             )));
         }
         if let Some(v) = &value {
-            if !v.trim().parse::<i64>().is_ok_and(|n| n >= 1) {
-                return Err(ControllerError::InvalidConfig(format!("{key}={v}: a rate in bytes a second, at least 1")));
+            if !v.trim().parse::<i64>().is_ok_and(|n| n >= 0) {
+                return Err(ControllerError::InvalidConfig(format!("{key}={v}: a rate in bytes a second, 0 or more")));
             }
         }
         records.push(MetadataRecord::Config { resource: ConfigResource::Broker, name: name.to_string(), key: key.clone(), value });
@@ -427,8 +428,8 @@ mod tests {
         apply(&mut img, recs);
         assert_eq!(img.dynamic_broker_config(1, "leader.replication.throttled.rate"), Some("1000"));
         assert_eq!(img.dynamic_broker_config(2, "leader.replication.throttled.rate"), Some("5000"), "the cluster default");
-        assert_eq!(alter_broker_configs(&img, "1", &set("num.partitions", "3")).unwrap_err().code(), error_code::INVALID_CONFIG);
-        assert_eq!(alter_broker_configs(&img, "1", &set("leader.replication.throttled.rate", "0")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        assert_eq!(alter_broker_configs(&img, "1", &set("num.partitions", "3")).unwrap_err().code(), error_code::INVALID_REQUEST);
+        assert_eq!(alter_broker_configs(&img, "1", &set("leader.replication.throttled.rate", "-1")).unwrap_err().code(), error_code::INVALID_CONFIG);
         assert_eq!(alter_broker_configs(&img, "9", &set("leader.replication.throttled.rate", "1")).unwrap_err().code(), error_code::BROKER_ID_NOT_REGISTERED);
         let recs = alter_broker_configs(&img, "1", &[ConfigOp::Delete("leader.replication.throttled.rate".into())]).unwrap();
         apply(&mut img, recs);

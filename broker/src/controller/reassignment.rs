@@ -116,10 +116,14 @@ pub fn alter(p: &PartitionImage, target: &[i32], allow_replication_factor_change
     }
     let mut removing: Vec<i32> = p.replicas.iter().copied().filter(|r| !target.contains(r)).collect();
     removing.sort_unstable();
-    let mut adding: Vec<i32> = target.iter().copied().filter(|r| !p.replicas.contains(r)).collect();
-    adding.sort_unstable();
+    // Adding is counted from the partition's original replicas (before any reassignment in
+    // progress), so a cancel after a second target still restores exactly those: a replica
+    // the first target was adding and the second drops is both adding and removing.
+    let original: Vec<i32> = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
     let mut next = Next::of(p);
     next.replicas = target.iter().copied().chain(removing.iter().copied()).collect();
+    let mut adding: Vec<i32> = next.replicas.iter().copied().filter(|r| !original.contains(r)).collect();
+    adding.sort_unstable();
     next.adding = adding;
     next.removing = removing;
     // The ISR keeps replica order (as AlterPartition writes it).
@@ -240,7 +244,11 @@ mod tests {
         assert_eq!((moving.adding_replicas.clone(), moving.removing_replicas.clone()), (vec![4], vec![3]));
         let again = alter(&moving, &[1, 2, 5], true, &all).unwrap();
         assert_eq!(again.replicas, vec![1, 2, 5, 3, 4]);
-        assert_eq!((again.adding, again.removing), (vec![5], vec![3, 4]));
+        assert_eq!((again.adding.clone(), again.removing.clone()), (vec![4, 5], vec![3, 4]));
+        // A cancel now restores the original replicas exactly (found by review: 4 stayed).
+        let retargeted = applied(&moving, &again);
+        let back = cancel(&retargeted, false, &all).unwrap();
+        assert_eq!((back.replicas, back.adding, back.removing), (vec![1, 2, 3], vec![], vec![]));
         // Back to the original list: completes at once, 4 leaves.
         let back = alter(&moving, &[1, 2, 3], true, &all).unwrap();
         assert_eq!((back.replicas, back.isr, back.adding, back.removing), (vec![1, 2, 3], vec![1, 2, 3], vec![], vec![]));
@@ -295,6 +303,7 @@ mod tests {
         #[test]
         fn reassignment_invariants(current in proptest::sample::subsequence((1..=6).collect::<Vec<i32>>(), 1..=4),
                                    target in proptest::sample::subsequence((1..=6).collect::<Vec<i32>>(), 1..=4),
+                                   second in proptest::sample::subsequence((1..=6).collect::<Vec<i32>>(), 1..=4),
                                    in_sync in proptest::collection::vec(any::<bool>(), 6)) {
             let isr: Vec<i32> = current.iter().copied().enumerate().filter(|(i, _)| *i == 0 || in_sync[*i]).map(|(_, r)| r).collect();
             let p = part(current[0], &current, &isr);
@@ -304,6 +313,19 @@ mod tests {
             prop_assert!(next.adding.iter().all(|r| target.contains(r) && !current.contains(r)));
             prop_assert!(next.removing.iter().all(|r| !target.contains(r)));
             let moving = applied(&p, &next);
+            // A second target, then a cancel: back to the original replicas, whatever was
+            // being copied.
+            let retargeted = applied(&moving, &alter(&moving, &second, true, &all).unwrap());
+            if retargeted.is_reassigning() {
+                let back = cancel(&retargeted, false, &all).unwrap();
+                let mut got = back.replicas.clone();
+                got.sort_unstable();
+                // The replicas before any reassignment in progress (the first one may have
+                // completed at once).
+                let mut want: Vec<i32> = moving.replicas.iter().copied().filter(|r| !moving.adding_replicas.contains(r)).collect();
+                want.sort_unstable();
+                prop_assert_eq!(got, want);
+            }
             // Every replica catches up.
             let mut n = Next::of(&moving);
             n.isr = n.replicas.clone();

@@ -55,10 +55,33 @@ pub struct LogManager {
     /// partitions they held: not served, not re-created, until the broker restarts (Kafka's
     /// JBOD behaviour).
     offline: Mutex<(BTreeMap<usize, String>, BTreeSet<(String, i32)>)>,
+    /// Consecutive failed probes per directory.
+    probe_streaks: Mutex<BTreeMap<usize, u32>>,
 }
+
+/// Failed probes in a row before a directory is taken offline: one failure may be a passing
+/// shortage (descriptors, memory); a dead or read-only disk fails every time.
+pub const PROBE_FAILURES_TO_OFFLINE: u32 = 3;
 
 /// Name of the file a directory probe writes, fsyncs and removes.
 const PROBE_FILE: &str = ".lantern-dir-probe";
+
+/// Why the directory failed its probe, or None when it is fine (see [`probe_failure`]).
+pub fn probe_dir(dir: &Path) -> Option<String> {
+    probe_failure(dir)
+}
+
+/// Why the directory failed its probe, or None when it is fine. A full disk is fine here
+/// (writes fail with KAFKA_STORAGE_ERROR and recover once space is freed), and so are errors
+/// of the process rather than the disk (no descriptors or memory left, interrupted).
+fn probe_failure(dir: &Path) -> Option<String> {
+    let e = probe(dir).err()?;
+    let not_the_disk = matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM) | Some(libc::EINTR) | Some(libc::EAGAIN)
+    );
+    (!not_the_disk).then(|| e.to_string())
+}
 
 fn probe(dir: &Path) -> std::io::Result<()> {
     use std::io::Write;
@@ -200,6 +223,7 @@ impl LogManager {
             default_config,
             partitions: Mutex::new(hosted),
             offline: Mutex::new(Default::default()),
+            probe_streaks: Mutex::new(Default::default()),
         };
         Ok((manager, loaded))
     }
@@ -289,19 +313,55 @@ impl LogManager {
     /// newly taken offline with the partitions they held, which stop being served here.
     /// Blocking: file I/O.
     pub fn probe_dirs(&self) -> Vec<(PathBuf, String, Vec<(String, i32)>)> {
-        let mut failed = Vec::new();
-        for (i, d) in self.dirs.iter().enumerate() {
-            if self.offline.lock().0.contains_key(&i) {
-                continue;
-            }
-            if let Err(e) = probe(&d.path) {
-                let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
-                if !full {
-                    failed.push((i, format!("{e}")));
+        let online = self.online_dirs();
+        let results: Vec<(usize, Option<String>)> = online.into_iter().map(|(i, path)| (i, probe_failure(&path))).collect();
+        self.note_probes(results)
+    }
+
+    /// The online directories, to probe without holding any lock.
+    pub fn online_dirs(&self) -> Vec<(usize, PathBuf)> {
+        let offline = self.offline.lock();
+        self.dirs.iter().enumerate().filter(|(i, _)| !offline.0.contains_key(i)).map(|(i, d)| (i, d.path.clone())).collect()
+    }
+
+    /// Records probe results (None: the directory is fine); a directory that failed
+    /// [`PROBE_FAILURES_TO_OFFLINE`] times in a row is taken offline. Returns those, with
+    /// the partitions they held.
+    pub fn note_probes(&self, results: Vec<(usize, Option<String>)>) -> Vec<(PathBuf, String, Vec<(String, i32)>)> {
+        let mut newly = Vec::new();
+        for (i, failure) in results {
+            let streak = {
+                let mut streaks = self.probe_streaks.lock();
+                match &failure {
+                    None => {
+                        streaks.remove(&i);
+                        0
+                    }
+                    Some(_) => {
+                        let s = streaks.entry(i).or_default();
+                        *s += 1;
+                        *s
+                    }
+                }
+            };
+            if let Some(why) = failure {
+                if streak >= PROBE_FAILURES_TO_OFFLINE {
+                    newly.push((self.dirs[i].path.clone(), why.clone(), self.take_offline(i, why)));
                 }
             }
         }
-        failed.into_iter().map(|(i, why)| (self.dirs[i].path.clone(), why.clone(), self.take_offline(i, why))).collect()
+        newly
+    }
+
+    /// Whether every directory is offline (then nothing can be served: Kafka halts).
+    pub fn all_offline(&self) -> bool {
+        self.offline.lock().0.len() == self.dirs.len()
+    }
+
+    /// Whether `path` is one of the offline directories.
+    pub fn is_dir_offline(&self, path: &Path) -> bool {
+        let offline = self.offline.lock();
+        self.dirs.iter().enumerate().any(|(i, d)| d.path == path && offline.0.contains_key(&i))
     }
 
     /// Takes directory `index` offline: its partitions leave the hosted set (their files stay).
@@ -400,6 +460,25 @@ mod tests {
         manager.create_partition("t", 9, LogConfig::default()).unwrap();
         assert!(dirs[0].join("t-9").is_dir());
         assert!(manager.probe_dirs().is_empty(), "an offline directory is not probed again");
+        assert!(!manager.all_offline());
+    }
+
+    #[test]
+    fn a_directory_goes_offline_after_failing_probes_in_a_row_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().join("d1"), root.path().join("d2")];
+        let (manager, _) = LogManager::open(&dirs, LogConfig::default()).unwrap();
+        let fail = |i: usize| vec![(i, Some("EIO".to_string()))];
+        assert!(manager.note_probes(fail(1)).is_empty());
+        assert!(manager.note_probes(fail(1)).is_empty());
+        assert!(manager.note_probes(vec![(1, None)]).is_empty(), "a good probe resets the count");
+        for _ in 1..PROBE_FAILURES_TO_OFFLINE {
+            assert!(manager.note_probes(fail(1)).is_empty());
+        }
+        let gone = manager.note_probes(fail(1));
+        assert_eq!(gone.len(), 1);
+        assert!(manager.is_dir_offline(&dirs[1]) && !manager.is_dir_offline(&dirs[0]));
+        assert_eq!(manager.online_dirs(), vec![(0, dirs[0].clone())]);
     }
 
     #[test]
