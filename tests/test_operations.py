@@ -251,3 +251,19 @@ def test_a_throttled_drain_copies_at_the_throttled_rate(cluster_factory):
         return {b: (c.node(b).metric("kafka_server_leaderreplication_throttled_rate"),
                     c.node(b).metric("kafka_server_followerreplication_throttled_rate")) for b in (1, 2, 3)}
     wait_for("every broker unthrottled", lambda: (lambda t: all(v == (float(2**63 - 1),) * 2 for v in t.values()) or print(t))(throttles()), 10)
+
+
+def test_auto_rebalance_on_broker_join_moves_partitions_onto_a_new_broker(cluster_factory):
+    c = cluster_factory(3, props={**PROPS, "auto.rebalance.on.broker.join": "true"})
+    create(c, "joined", partitions=6, rf=2)
+    sent = [(b"k%d" % i, b"v%d" % i) for i in range(600)]
+    clients.produce_confluent(c.bootstrap, "joined", sent, partition_of=lambda i: i % 6)
+    c.add_node(4, props={"process.roles": "broker"})
+
+    def settled():
+        ps = partitions_of(c, "joined")
+        return (sum(4 in p.replicas for p in ps.values()) == 3 and all(len(p.replicas) == 2 and len(p.isr) == 2 for p in ps.values())
+                and admin_json(c, "rebalance", "status")["reassignments"] == [])
+    wait_for("broker 4 holds its share (3 of 12 replicas), every partition back to 2 in-sync replicas", settled, 30)
+    got = clients.consume_all_confluent(c.bootstrap, "joined", 6)
+    assert sorted(v for _, _, _, v, _ in got) == sorted(v for _, v in sent)

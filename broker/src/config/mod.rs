@@ -72,6 +72,7 @@ pub struct BrokerConfig {
     /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`,
     /// `leader.imbalance.per.broker.percentage`.
     pub auto_leader_rebalance_enable: bool,
+    pub auto_rebalance_on_broker_join: bool,
     pub unclean_leader_election_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
     pub leader_imbalance_per_broker_percentage: u32,
@@ -227,6 +228,7 @@ impl BrokerConfig {
             offsets_topic_replication_factor: num("offsets.topic.replication.factor") as i16,
             controlled_shutdown_enable: get("controlled.shutdown.enable") != Some("false"),
             auto_leader_rebalance_enable: get("auto.leader.rebalance.enable") != Some("false"),
+            auto_rebalance_on_broker_join: get("auto.rebalance.on.broker.join") == Some("true"),
             unclean_leader_election_enable: get("unclean.leader.election.enable") == Some("true"),
             leader_imbalance_check_interval_seconds: num("leader.imbalance.check.interval.seconds").max(1) as u64,
             leader_imbalance_per_broker_percentage: num("leader.imbalance.per.broker.percentage").clamp(0, 100) as u32,

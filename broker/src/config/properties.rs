@@ -159,6 +159,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     ),
     p("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000"), Some(0), "Default delete.retention.ms: how long tombstones survive cleaning."),
     p("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0"), Some(0), "Default min.compaction.lag.ms."),
+    p("auto.rebalance.on.broker.join", Kind::Bool, Some("false"), None, "When a broker that holds no replica joins (registers and catches up), the active controller rebalances existing partitions onto it (the plan of lantern-admin rebalance execute, as reassignments)."),
     p("auto.leader.rebalance.enable", Kind::Bool, Some("true"), None, "The active controller gives preferred replicas their leadership back when a broker's imbalance is above leader.imbalance.per.broker.percentage."),
     p("leader.imbalance.check.interval.seconds", Kind::Long, Some("300"), Some(1), "How often the controller checks the leader imbalance."),
     p("leader.imbalance.per.broker.percentage", Kind::Int, Some("10"), Some(0), "The share of a broker's preferred partitions led elsewhere above which leadership is moved back."),

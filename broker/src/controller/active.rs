@@ -22,6 +22,15 @@ impl Controller {
                 recs.extend(election::on_broker_unfenced(&image, broker_id));
                 self.write(recs).await?;
                 tracing::info!(target: "state.change.logger", broker = broker_id, broker_epoch = epoch, "unfenced broker: it has caught up with the metadata");
+                if self.config.auto_rebalance_on_broker_join {
+                    let moves = decide::rebalance_on_broker_join(&self.image(), broker_id);
+                    if !moves.is_empty() {
+                        let n = moves.len();
+                        self.write(moves).await?;
+                        tracing::info!(target: "state.change.logger", broker = broker_id, partitions = n,
+                            "a new broker joined: partitions reassigned onto it (auto.rebalance.on.broker.join)");
+                    }
+                }
             }
         }
         if want_shutdown {

@@ -220,6 +220,30 @@ pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp])
     Ok(records)
 }
 
+/// `auto.rebalance.on.broker.join`: when `broker` has just joined holding no replica, the
+/// reassignments that spread existing partitions onto it (the rebalance plan over the usable
+/// brokers; sizes unknown to the controller count as equal). Nothing while another
+/// reassignment is in progress: an operator's moves are not overridden.
+pub fn rebalance_on_broker_join(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    use super::rebalance;
+    let partitions: Vec<(&super::TopicImage, usize, &super::PartitionImage)> =
+        image.topics.values().flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p))).collect();
+    if partitions.iter().any(|(_, _, p)| p.replicas.contains(&broker) || p.is_reassigning()) {
+        return Vec::new();
+    }
+    let brokers: Vec<rebalance::Broker> = candidates(image).into_iter().map(|c| rebalance::Broker { id: c.id, rack: c.rack }).collect();
+    if !brokers.iter().any(|b| b.id == broker) {
+        return Vec::new();
+    }
+    let loads: Vec<rebalance::PartitionLoad> = partitions
+        .iter()
+        .map(|(t, i, p)| rebalance::PartitionLoad { topic: t.name.clone(), partition: *i as i32, replicas: p.replicas.clone(), bytes: 0 })
+        .collect();
+    let plan = rebalance::plan(&brokers, &BTreeSet::new(), &loads);
+    let asks: Vec<(String, i32, Option<Vec<i32>>)> = plan.moves.into_iter().map(|m| (m.topic, m.partition, Some(m.to))).collect();
+    alter_reassignments(image, &asks, true, &|_| false).0
+}
+
 /// One partition's answer to AlterPartitionReassignments: (topic, partition, error code,
 /// message).
 pub type ReassignmentResult = (String, i32, i16, Option<String>);
@@ -435,6 +459,21 @@ mod tests {
         apply(&mut img, recs);
         assert_eq!(img.dynamic_broker_config(1, "leader.replication.throttled.rate"), Some("5000"));
         assert!(!img.broker_configs.contains_key("1"), "an emptied broker entry goes");
+    }
+
+    #[test]
+    fn a_new_empty_broker_gets_its_share_when_auto_rebalance_is_on() {
+        let mut img = cluster(3);
+        let recs = create_topic(&img, "t", 6, 2, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        assert!(rebalance_on_broker_join(&img, 9).is_empty(), "not a live broker");
+        img.brokers.insert(4, BrokerRegistration { id: 4, epoch: 2, incarnation_id: Uuid::nil(), endpoints: vec![], rack: None, fenced: false, in_controlled_shutdown: false });
+        let recs = rebalance_on_broker_join(&img, 4);
+        assert_eq!(recs.len(), 3, "12 replicas over 4 brokers: 3 move to broker 4");
+        apply(&mut img, recs);
+        let adding: usize = img.topic("t").unwrap().partitions.iter().filter(|p| p.adding_replicas.contains(&4)).count();
+        assert_eq!(adding, 3);
+        assert!(rebalance_on_broker_join(&img, 4).is_empty(), "it holds replicas now (and moves are in progress)");
     }
 
     #[test]
