@@ -215,13 +215,13 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Probes every online log directory (see `LogManager::probe_dirs`); the partitions of a
+    /// Probes every online log directory (`log_manager::probe_dirs`); the partitions of a
     /// directory that failed stop being served here. Returns (dir, why, partitions) for each
     /// directory newly offline. Blocking: file I/O.
     pub fn probe_log_dirs(&self) -> Vec<(std::path::PathBuf, String, Vec<(String, i32)>)> {
         // The disk I/O runs with no lock held: a hung disk must not stall requests here.
         let online = self.logs.lock().online_dirs();
-        let results = online.into_iter().map(|(i, path)| (i, crate::log::log_manager::probe_dir(&path))).collect();
+        let results = crate::log::log_manager::probe_dirs(online);
         let failed = self.logs.lock().note_probes(results);
         if !failed.is_empty() {
             let mut partitions = self.partitions.write();

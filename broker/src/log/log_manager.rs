@@ -66,9 +66,11 @@ pub const PROBE_FAILURES_TO_OFFLINE: u32 = 3;
 /// Name of the file a directory probe writes, fsyncs and removes.
 const PROBE_FILE: &str = ".lantern-dir-probe";
 
-/// Why the directory failed its probe, or None when it is fine (see [`probe_failure`]).
-pub fn probe_dir(dir: &Path) -> Option<String> {
-    probe_failure(dir)
+/// Probes `dirs` (from [`LogManager::online_dirs`]), for [`LogManager::note_probes`]: a
+/// small file written, fsynced and removed in each. Blocking, and meant to run with no lock
+/// held (a hung disk must not stall anything else).
+pub fn probe_dirs(dirs: Vec<(usize, PathBuf)>) -> Vec<(usize, Option<String>)> {
+    dirs.into_iter().map(|(i, path)| (i, probe_failure(&path))).collect()
 }
 
 /// Why the directory failed its probe, or None when it is fine. A full disk is fine here
@@ -307,17 +309,6 @@ impl LogManager {
         self.dirs.iter().map(|d| d.path.clone()).collect()
     }
 
-    /// Writes, fsyncs and removes a small file in every online directory; a directory where
-    /// that fails for any reason but a full disk (a full disk fails writes with
-    /// KAFKA_STORAGE_ERROR and recovers by itself) is taken offline. Returns the directories
-    /// newly taken offline with the partitions they held, which stop being served here.
-    /// Blocking: file I/O.
-    pub fn probe_dirs(&self) -> Vec<(PathBuf, String, Vec<(String, i32)>)> {
-        let online = self.online_dirs();
-        let results: Vec<(usize, Option<String>)> = online.into_iter().map(|(i, path)| (i, probe_failure(&path))).collect();
-        self.note_probes(results)
-    }
-
     /// The online directories, to probe without holding any lock.
     pub fn online_dirs(&self) -> Vec<(usize, PathBuf)> {
         let offline = self.offline.lock();
@@ -449,7 +440,7 @@ mod tests {
         for p in 0..4 {
             manager.create_partition("t", p, LogConfig::default()).unwrap();
         }
-        assert!(manager.probe_dirs().is_empty(), "healthy directories pass the probe");
+        assert!(manager.note_probes(probe_dirs(manager.online_dirs())).is_empty(), "healthy directories pass the probe");
         let mut gone = manager.take_offline(1, "EIO".into());
         gone.sort();
         assert_eq!(gone, vec![("t".to_string(), 1), ("t".to_string(), 3)], "the partitions placed on d2");
@@ -459,7 +450,7 @@ mod tests {
         assert!(matches!(manager.create_partition("t", 1, LogConfig::default()), Err(LogError::OfflineDir { .. })));
         manager.create_partition("t", 9, LogConfig::default()).unwrap();
         assert!(dirs[0].join("t-9").is_dir());
-        assert!(manager.probe_dirs().is_empty(), "an offline directory is not probed again");
+        assert!(manager.note_probes(probe_dirs(manager.online_dirs())).is_empty(), "an offline directory is not probed again");
         assert!(!manager.all_offline());
     }
 
