@@ -189,6 +189,31 @@ def test_amtool_check_config():
     assert hooks and all(w.get("send_resolved") for w in hooks), "a webhook receiver that also reports resolution"
 
 
+def duration_s(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h)", text))
+
+
+def test_inhibited_alerts_wait_longer_than_the_alert_that_inhibits_them():
+    """Alertmanager inhibits only while the source alert is firing in it. An inhibited alert whose
+    `for` is not longer than its source's can reach Alertmanager first and be notified (the stack
+    test caught LanternOfflinePartitions, `for: 1m`, notified beside LanternBrokerDown, `for: 1m`)."""
+    rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r}
+    checked = 0
+    for inhibit in yaml.safe_load(AM.read_text())["inhibit_rules"]:
+        (source,) = [re.fullmatch(r'alertname="(\w+)"', m).group(1) for m in inhibit["source_matchers"]]
+        source_for = duration_s(rules[source].get("for", "0s"))
+        for matcher in inhibit["target_matchers"]:
+            pattern = re.fullmatch(r'alertname=~?"(.+)"', matcher).group(1)
+            for name, rule in rules.items():
+                if re.fullmatch(pattern, name):
+                    checked += 1
+                    assert duration_s(rule.get("for", "0s")) > source_for, (
+                        f"{name} (for {rule.get('for', '0s')}) is inhibited by {source} (for {rules[source].get('for')}):"
+                        f" give it a longer `for` so {source} reaches Alertmanager first")
+    assert checked >= 4, checked
+
+
 # --- Compose ---------------------------------------------------------------------------------
 
 def compose_validator():
