@@ -45,8 +45,7 @@ class ClusterNode(Broker):
         self.controller_only = controller_only
         name = name or f"node{node_id}"
         super().__init__(cluster.workdir / name, name=name, props=props)
-        self.controller_port = cluster.unused_port()
-        cluster.claim(self.port, self.http_port)
+        self.controller_port = free_port()  # never one another node was given (see free_port)
 
     @property
     def is_voter(self) -> bool:
@@ -140,7 +139,6 @@ class Cluster:
     def __init__(self, workdir: Path, n: int, *, props: dict | None = None, controllers: int = 0):
         self.workdir = Path(workdir)
         self.props = {k: str(v) for k, v in (props or {}).items()}
-        self._ports: set[int] = set()
         self.nodes: dict[int, ClusterNode] = {}
         self.extra: list[Broker] = []  # other processes a test started against this cluster
         self.isolated = controllers > 0
@@ -150,20 +148,6 @@ class Cluster:
             self.nodes[node_id] = ClusterNode(self, node_id, controller_only=True)
         self.voter_ids = sorted(i for i, node in self.nodes.items() if node.controller_only) if self.isolated else sorted(self.nodes)
         self.voters = ",".join(f"{i}@{self.nodes[i].controller_address}" for i in self.voter_ids)
-
-    # ---------------------------------------------------------------- ports
-    def claim(self, *ports: int) -> None:
-        self._ports.update(ports)
-
-    def unused_port(self) -> int:
-        """A free port no node of this cluster has been given yet (free_port alone may hand
-        out a port twice when asked in quick succession)."""
-        for _ in range(100):
-            p = free_port()
-            if p not in self._ports:
-                self._ports.add(p)
-                return p
-        raise AssertionError("no unused free port found")
 
     # ------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 30.0) -> "Cluster":

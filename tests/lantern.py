@@ -33,22 +33,32 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1, chosen below the kernel's ephemeral range.
+    """A currently free TCP port on 127.0.0.1, chosen below the kernel's ephemeral range and
+    never handed out before by this process.
     A port from that range (what binding to port 0 hands out) can be taken by any outgoing
     connection, a broker's to its peers included, between this check and the broker's own
-    bind: a cluster test once failed on exactly that ("Address already in use")."""
+    bind: a cluster test once failed on exactly that ("Address already in use"). And a port
+    handed out for a node not started yet is free when the next node's ports are chosen: a
+    cluster's node once got another node's controller port (CI: "cannot listen on
+    127.0.0.1:32452: Address already in use"), hence the record of what was handed out."""
     lo, _ = _ephemeral_range()
     top = min(lo, 65536) - 1
     bottom = max(1024, top - 12000)
     for _ in range(500):
         port = random.randint(bottom, top)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     raise AssertionError(f"no free port in {bottom}-{top}")
 
 
@@ -120,8 +130,6 @@ class Broker:
         self.name = name
         self.port = free_port()
         self.http_port = free_port()
-        while self.http_port == self.port:
-            self.http_port = free_port()
         self.advertised_port = advertised_port or self.port
         self.data_dirs = [self.workdir / f"data{i + 1}" for i in range(n_dirs)]
         self.props = dict(props or {})
