@@ -7,7 +7,6 @@ fault suite (tests/faults) injects the same fault into a replicated cluster at r
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,28 +18,12 @@ from confluent_kafka import KafkaError, Producer
 
 import clients
 from cluster import metadata, wait_for
+from mounts import CANNOT_MOUNT, can_mount, mount_tmpfs, read_only_over, umount
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "faults"))
 from nemesis import fill  # noqa: E402
 
-def _can_mount() -> bool:
-    if os.geteuid() != 0:
-        return False
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "lantern-probe", d], capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", d], check=False)
-        return ok
-
-
-pytestmark = pytest.mark.skipif(not _can_mount(), reason="mounting a small tmpfs as the log directory needs root (CAP_SYS_ADMIN)")
-
-
-def mount_tmpfs(path: Path, size_mb: int) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "lantern-test-disk", str(path)], check=True)
+pytestmark = pytest.mark.skipif(not can_mount(), reason=CANNOT_MOUNT)
 
 
 @pytest.fixture
@@ -54,7 +37,7 @@ def small_disks():
 
     yield mount
     for p in mounted:
-        subprocess.run(["umount", "-l", str(p)], check=False)
+        umount(p)
 
 
 def produce_once(bootstrap: str, topic: str, value: bytes) -> KafkaError | None:
@@ -160,10 +143,8 @@ def test_a_failed_log_directory_goes_offline_and_the_broker_goes_on_serving_its_
     on_first = sorted(set(range(4)) - set(on_second))
     assert on_second and on_first, (on_first, on_second)
 
-    # The directory becomes unwritable: a read-only filesystem mounted over it (a remount
-    # read-only is refused while the broker has files open for writing).
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "lantern-test-ro", str(second)], check=True)
-    try:
+    # The directory becomes unwritable: a read-only filesystem mounted over it (mounts.py).
+    with read_only_over(second):
         wait_for("the read-only directory offline", lambda: node1.metric("kafka_log_logmanager_offlinelogdirectorycount") == 1.0, 15)
 
         def parts():
@@ -182,5 +163,3 @@ def test_a_failed_log_directory_goes_offline_and_the_broker_goes_on_serving_its_
         import json
         disks = {d["path"]: d["error"] for b in json.loads(described.stdout)["brokers"] if b["id"] == 1 for d in b["disks"]}
         assert disks == {str(node1.data_dirs[0]): None, str(second): "KAFKA_STORAGE_ERROR"}, disks
-    finally:
-        subprocess.run(["umount", "-l", str(second)], check=False)
