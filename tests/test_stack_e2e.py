@@ -12,6 +12,12 @@ replication alerts from the brokers that see them (LanternUnderMinIsrPartitions,
 LanternOfflinePartitions; LanternUnderReplicatedPartitions, whose `for` is 5m, is checked
 active in Prometheus), Alertmanager holds them back as its inhibit rule says (the broker down
 explains them), and they resolve once broker-1 is back in the ISRs.
+Every broker has two log dirs (JBOD): broker-2's second becomes read-only (root only: a
+read-only tmpfs mounted over it, tests/mounts.py), the broker takes it offline and stays up,
+LanternOfflineLogDirectories for broker-2 reaches the webhook within its `for` plus two scrape
+intervals, LanternBrokerDown never fires for it, and once the dir is unmounted and broker-2
+restarted (an offline dir comes back only with a restart) every alert resolves. That test runs
+last: the alerts of the failed dir's partitions are notified (no broker is down to inhibit them).
 Broker-1's JSON log is also rotated (copytruncate) and given a non-JSON line, so the log
 pipeline's rotation and invalid-line panels have something real to show.
 
@@ -44,6 +50,7 @@ import yaml
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import mounts
 from lantern import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -113,6 +120,19 @@ def api(base: str, path: str, **params) -> dict:
         raise AssertionError(f"Prometheus {path} {params}: {e.code} {e.read().decode(errors='replace')}") from None
     assert body["status"] == "success", body
     return body["data"]
+
+
+def alert_rule(name: str) -> tuple[dict, int]:
+    """The rule of alert `name` in the production rule file, and its `for` in seconds."""
+    rule = next(r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if r.get("alert") == name)
+    for_s = int(rule["for"].rstrip("m")) * 60 if rule["for"].endswith("m") else int(rule["for"].rstrip("s"))
+    return rule, for_s
+
+
+def active_alerts(prom: str, name: str | None = None) -> list[dict]:
+    """Prometheus' ALERTS series (pending or firing) now, of alert `name` or of all."""
+    query = f'ALERTS{{alertname="{name}"}}' if name else "ALERTS"
+    return [a["metric"] for a in api(prom, "/api/v1/query", query=query)["result"]]
 
 
 def run_stack(*args, check=True) -> subprocess.CompletedProcess:
@@ -208,7 +228,7 @@ def stack(tmp_path_factory):
     d = tmp_path_factory.mktemp("stack")
     hook = Webhook()
     started = time.time()
-    run_stack("start", "--dir", d, "--brokers", len(BROKERS), "--timeout", 90,
+    run_stack("start", "--dir", d, "--brokers", len(BROKERS), "--log-dirs", 2, "--timeout", 90,
               "--scrape-interval", f"{SCRAPE_S}s", "--evaluation-interval", f"{EVAL_S}s",
               "--group-wait", "0s", "--group-interval", "1s", "--repeat-interval", "1h",
               "--webhook-url", hook.url,
@@ -344,8 +364,7 @@ def test_broker_down_alert_reaches_the_webhook_and_resolves(stack):
     """kill -9 broker-1: LanternBrokerDown must reach the webhook within `for` + 2 scrape intervals;
     after restart-broker a resolved notification must follow. Before the kill the healthy stack
     has notified nothing, and the other brokers of the cluster never have LanternBrokerDown."""
-    rule = next(r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if r.get("alert") == "LanternBrokerDown")
-    for_s = int(rule["for"].rstrip("m")) * 60 if rule["for"].endswith("m") else int(rule["for"].rstrip("s"))
+    _, for_s = alert_rule("LanternBrokerDown")
     budget = for_s + 2 * SCRAPE_S
     hook: Webhook = stack["hook"]
     pid = stack["state"]["procs"]["broker-1"]["pid"]
@@ -418,3 +437,107 @@ def test_broker_down_alert_reaches_the_webhook_and_resolves(stack):
             assert time.time() < deadline, f"{name} still active 60s after the restart: {active(name)}"
             time.sleep(1)
     print(f"the replication alerts resolved {time.time() - restarted_at:.1f}s after the restart")
+
+
+def broker_metric(http: str, name: str) -> float:
+    """An unlabelled gauge from the broker's own /metrics (no scrape in between)."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"http://{http}/metrics has no {name}")
+
+
+# Last in the module: it leaves notifications behind (the partitions on the failed directory
+# go offline or under their minimum ISR, and are notified: no broker is down to inhibit them),
+# which the broker-down test, which wants a stack that has notified nothing, must not see.
+def test_offline_log_dir_alert_reaches_the_webhook_and_resolves_after_a_restart(stack):
+    """JBOD (two log dirs per broker): broker-2's second log dir becomes read-only (a read-only
+    tmpfs mounted over it, as tests/test_disk_full.py does). The broker takes it offline after
+    three failed probes and goes on with its first dir; LanternOfflineLogDirectories for
+    broker-2 (and no other broker) must reach the webhook within `for` + 2 scrape intervals of
+    the broker reporting the dir offline, with the rule's labels, while broker-2 stays up
+    (LanternBrokerDown never fires for it). A dir comes back online only with a restart
+    (Kafka's JBOD behaviour, kept by Lantern): unmounted and restarted, the alert resolves, and
+    every alert the failure raised is gone again."""
+    if not mounts.can_mount():
+        pytest.skip(mounts.CANNOT_MOUNT)
+    name = "broker-2"
+    rule, for_s = alert_rule("LanternOfflineLogDirectories")
+    budget = for_s + 2 * SCRAPE_S
+    hook: Webhook = stack["hook"]
+    prom = stack["prom"]
+    st = json.loads((stack["dir"] / "stack.json").read_text())  # the broker-down test restarted broker-1
+    broker = st["brokers"][name]
+    assert len(broker["log_dirs"]) == 2, broker["log_dirs"]
+    failing = Path(broker["log_dirs"][1])
+    offline_metric = "kafka_log_logmanager_offlinelogdirectorycount"
+    assert broker_metric(broker["http"], offline_metric) == 0
+    assert not active_alerts(prom, "LanternOfflineLogDirectories")
+    alerts_before = {(a["alertname"], a.get("instance", "")) for a in active_alerts(prom)}
+    hosted_before = broker_metric(broker["http"], "kafka_server_replicamanager_partitioncount")
+    pid = st["procs"][name]["pid"]
+
+    mounted_at = time.time()
+    with mounts.read_only_over(failing):
+        while broker_metric(broker["http"], offline_metric) != 1:
+            assert time.time() < mounted_at + 30, f"{failing} (read-only) not offline on {name} after 30s"
+            time.sleep(0.2)
+        offline_at = time.time()
+        print(f"{name} took {failing} offline {offline_at - mounted_at:.1f}s after it became read-only")
+        # Its partitions on the failed dir are no longer hosted; those on the first dir are.
+        hosted = broker_metric(broker["http"], "kafka_server_replicamanager_partitioncount")
+        assert 0 < hosted < hosted_before, f"{name} hosts {hosted} partitions, {hosted_before} before"
+
+        firing = None
+        while time.time() < offline_at + budget + 30 and firing is None:
+            firing = hook.find("LanternOfflineLogDirectories", "firing", mounted_at, instance=name)
+            time.sleep(0.2)
+        assert firing, (f"no LanternOfflineLogDirectories notification for {name} within {budget + 30}s of the dir "
+                        f"going offline; Prometheus has {active_alerts(prom, 'LanternOfflineLogDirectories')}; "
+                        f"webhook got {[a['labels'] for t, a in hook.received if t >= mounted_at]}")
+        latency = firing[0] - offline_at
+        print(f"LanternOfflineLogDirectories reached the webhook {latency:.1f}s after {name} reported the dir offline "
+              f"({firing[0] - mounted_at:.1f}s after the mount; for {for_s}s + 2 x {SCRAPE_S}s scrape = {budget}s)")
+        assert latency <= budget, f"alert took {latency:.1f}s, budget {budget}s"
+        alert = firing[1]
+        assert alert["labels"] == {"alertname": "LanternOfflineLogDirectories", "cluster": CLUSTER, "instance": name,
+                                   "severity": rule["labels"]["severity"]}, alert["labels"]
+        assert alert["annotations"]["summary"] == f"1 offline log directories on {name}", alert["annotations"]
+        assert alert["annotations"].get("runbook"), alert["annotations"]
+        others = [a["labels"] for t, a in hook.received
+                  if a["labels"].get("alertname") == "LanternOfflineLogDirectories" and a["labels"].get("instance") != name]
+        assert not others, f"LanternOfflineLogDirectories notified for brokers whose dirs are fine: {others}"
+
+        # The broker stayed up all along: same process, live, scraped.
+        assert st["procs"][name]["pid"] == pid and os.path.exists(f"/proc/{pid}")
+        with urllib.request.urlopen(f"http://{broker['http']}/health/live", timeout=10) as r:
+            assert r.status == 200
+        up = api(prom, "/api/v1/query", query=f'up{{job="lantern-broker",instance="{name}"}}')["result"]
+        assert [float(u["value"][1]) for u in up] == [1.0], up
+        assert not hook.find("LanternBrokerDown", "firing", 0, instance=name)
+        assert not [a for a in active_alerts(prom, "LanternBrokerDown") if a.get("instance") == name]
+        raised = sorted({(a["alertname"], a.get("instance", "")) for a in active_alerts(prom)} - alerts_before)
+        print(f"alerts active in Prometheus with the dir offline: {raised}")
+    unmounted_at = time.time()
+
+    # Unmounted (the files underneath are the dir's own again), the dir comes back with a restart.
+    run_stack("restart-broker", "--dir", stack["dir"], name, "--timeout", 60)
+    restarted_at = time.time()
+    assert broker_metric(broker["http"], offline_metric) == 0
+    resolved = None
+    while time.time() < restarted_at + 60 and resolved is None:
+        resolved = hook.find("LanternOfflineLogDirectories", "resolved", unmounted_at, instance=name)
+        time.sleep(0.2)
+    assert resolved, f"no resolved LanternOfflineLogDirectories within 60s of the restart; webhook got {hook.received}"
+    print(f"resolved notification {resolved[0] - restarted_at:.1f}s after {name} was ready again "
+          f"({restarted_at - unmounted_at:.1f}s restart)")
+    assert not hook.find("LanternBrokerDown", "firing", 0, instance=name), "LanternBrokerDown fired for the broker"
+
+    # The stack is as healthy as before: every alert the failure raised (offline or under-min-ISR
+    # partitions of the failed dir) resolves once broker-2 has caught up.
+    deadline = time.time() + 60
+    while raised := sorted({(a["alertname"], a.get("instance", "")) for a in active_alerts(prom)} - alerts_before):
+        assert time.time() < deadline, f"still active 60s after the restart: {raised}"
+        time.sleep(1)
+    print(f"every alert the failure raised resolved {time.time() - restarted_at:.1f}s after the restart")
