@@ -22,6 +22,9 @@ pub const POINTS: &[&str] = &[
     // The cleaner: the copies renamed to `.swap` and the first segment's index files
     // removed, its `.swap` not yet renamed over the `.log`.
     "cleaner.mid_swap",
+    // A log-directory move (AlterReplicaLogDirs): the current directory renamed for
+    // deletion, the complete copy not yet renamed to the partition's name.
+    "log.move.mid_swap",
 ];
 
 fn crash_file() -> Option<&'static PathBuf> {

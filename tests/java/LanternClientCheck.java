@@ -29,6 +29,13 @@
 //     forTimestamp, maxTimestamp), the consumer's beginningOffsets/endOffsets/offsetsForTimes,
 //     and deleteTopics.
 //
+//   java LanternClientCheck --bootstrap=H:P,... --topic=T --mode=reassign --partition=N --replicas=A,B,C [--wait=false]
+//     alterPartitionReassignments, then listPartitionReassignments until it is done.
+//
+//   java LanternClientCheck --bootstrap=H:P --topic=T --mode=move-log-dir --partition=N --broker=ID --dir=PATH
+//     alterReplicaLogDirs, then describeReplicaLogDirs until the replica is in PATH with no
+//     future replica left; reports whether the future replica was seen on the way.
+//
 // The last line on stdout is always `LANTERN_RESULT {json}`; exit 0 only if every check
 // passed (1: a check failed, 2: bad arguments, 3: an unexpected exception).
 
@@ -128,6 +135,7 @@ public class LanternClientCheck {
                 case "cluster": c.cluster(); break;
                 case "produce": c.produceFile(); break;
                 case "reassign": c.reassign(); break;
+                case "move-log-dir": c.moveLogDir(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -148,9 +156,9 @@ public class LanternClientCheck {
     }
 
     static void usage(String why) {
-        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce "
+        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
-                + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S]\n" + why);
+                + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S] [--partition=N] [--replicas=A,B] [--broker=ID] [--dir=PATH]\n" + why);
         Runtime.getRuntime().halt(2);
     }
 
@@ -763,6 +771,42 @@ public class LanternClientCheck {
             summary.put("final_replicas", info.replicas().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
             summary.put("final_isr", info.isr().stream().map(Node::id).collect(java.util.stream.Collectors.toList()));
             summary.put("final_leader", info.leader() == null ? null : info.leader().id());
+        }
+    }
+
+    // ------------------------------------------------------- move-log-dir
+    /** AlterReplicaLogDirs with the admin client's own API, then describeReplicaLogDirs until
+     * the replica is in --dir with no future replica left (what kafka-reassign-partitions.sh
+     * --verify checks for log_dirs). */
+    void moveLogDir() throws Exception {
+        int partition = Integer.parseInt(need("partition"));
+        int brokerId = Integer.parseInt(need("broker"));
+        String dir = need("dir");
+        org.apache.kafka.common.TopicPartitionReplica replica = new org.apache.kafka.common.TopicPartitionReplica(topic, partition, brokerId);
+        try (Admin admin = admin()) {
+            long t = System.nanoTime();
+            admin.alterReplicaLogDirs(java.util.Map.of(replica, dir)).all().get(30, TimeUnit.SECONDS);
+            boolean futureSeen = false;
+            long deadline = System.nanoTime() + 120_000_000_000L;
+            while (true) {
+                org.apache.kafka.clients.admin.DescribeReplicaLogDirsResult.ReplicaLogDirInfo info =
+                    admin.describeReplicaLogDirs(java.util.List.of(replica)).all().get(30, TimeUnit.SECONDS).get(replica);
+                if (info.getFutureReplicaLogDir() != null) {
+                    futureSeen = true;
+                    summary.put("future_dir", info.getFutureReplicaLogDir());
+                }
+                if (dir.equals(info.getCurrentReplicaLogDir()) && info.getFutureReplicaLogDir() == null) {
+                    summary.put("current_dir", info.getCurrentReplicaLogDir());
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    errors.add("replica not in " + dir + " after 120 s: current " + info.getCurrentReplicaLogDir() + ", future " + info.getFutureReplicaLogDir());
+                    break;
+                }
+                Thread.sleep(50);
+            }
+            summary.put("future_seen", futureSeen);
+            summary.put("move_s", secs(t));
         }
     }
 

@@ -2,6 +2,9 @@
 //! and lag, and (v4) the directory's total and usable bytes, as kafka-log-dirs.sh and the
 //! admin clients' describeLogDirs show them.
 //!
+//! A replica being moved to another directory (AlterReplicaLogDirs) appears there too, as a
+//! future replica (`is_future_key`) whose lag is how far the copy is behind.
+//!
 //! A replica's lag is how far its log end is behind the leader's high watermark as of its
 //! last fetch (0 on the leader), the figure ReplicaFetcherManager MaxLag takes the largest of.
 use std::collections::{BTreeMap, HashSet};
@@ -39,6 +42,21 @@ pub async fn handle(broker: &Broker, request: DescribeLogDirsRequest, version: i
         let Some(i) = dirs.iter().position(|d| dir.parent() == Some(d.as_path())) else { continue };
         by_dir.entry(i).or_default().entry(p.topic.clone()).or_default().push(
             DescribeLogDirsPartition::default().with_partition_index(p.index).with_partition_size(size).with_offset_lag(p.follower_lag()),
+        );
+    }
+    // A log-directory move's copy, in its target directory, as Kafka's future replica: its
+    // size so far and how far it is behind the current log's end.
+    for (topic, index, target, lag, copied_bytes) in broker.replicas.log_dir_moves() {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&(topic.as_str(), index))) {
+            continue;
+        }
+        let Some(i) = dirs.iter().position(|d| *d == target) else { continue };
+        by_dir.entry(i).or_default().entry(topic).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(index)
+                .with_partition_size(copied_bytes as i64)
+                .with_offset_lag(lag)
+                .with_is_future_key(true),
         );
     }
     let space = if version >= 4 {

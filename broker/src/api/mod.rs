@@ -1,5 +1,6 @@
 //! One module per Kafka API. A handler is a function of (request, broker state) -> response;
 //! none of them touches a socket.
+mod alter_replica_log_dirs;
 mod api_versions;
 mod create_partitions;
 mod elect_leaders;
@@ -117,6 +118,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestKind::AlterPartitionReassignments(r) => {
             ResponseKind::AlterPartitionReassignments(partition_reassignments::alter(broker, r, version).await)
         }
+        RequestKind::AlterReplicaLogDirs(r) => ResponseKind::AlterReplicaLogDirs(alter_replica_log_dirs::handle(broker, r).await),
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(partition_reassignments::list(broker, r)),
         RequestKind::UnregisterBroker(r) => ResponseKind::UnregisterBroker(unregister_broker::handle(broker, r).await),
         // The decoder only lets through the APIs in protocol::SUPPORTED, all matched above.

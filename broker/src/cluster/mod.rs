@@ -4,6 +4,7 @@ pub mod delayed_fetch;
 pub mod hw_checkpoint;
 pub mod leader_epochs;
 pub mod lifecycle;
+pub mod log_dir_mover;
 pub mod meta_properties;
 pub mod partition;
 pub mod partition_metadata;

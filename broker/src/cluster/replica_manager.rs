@@ -25,7 +25,9 @@ pub struct FetchedData {
 type Key = (String, i32);
 
 pub struct ReplicaManager {
-    logs: Mutex<LogManager>,
+    logs: Arc<Mutex<LogManager>>,
+    /// Runs AlterReplicaLogDirs moves.
+    mover: super::log_dir_mover::LogDirMover,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     /// The metadata offset of the newest image applied: an older one (two applies racing)
     /// is skipped, or it would delete the logs of topics created since.
@@ -70,7 +72,7 @@ impl ReplicaManager {
             partition.restore_high_watermark(hw);
             partitions.insert((topic.clone(), index), Arc::new(partition));
         }
-        Ok((Self { logs: Mutex::new(logs), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
+        Ok((Self { logs: Arc::new(Mutex::new(logs)), mover: Default::default(), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
     }
 
     /// Changes after every image applied to the partitions.
@@ -232,6 +234,52 @@ impl ReplicaManager {
             }
         }
         failed
+    }
+
+    /// AlterReplicaLogDirs for one replica: starts moving its log to `dir` (one of
+    /// `log.dirs`, absolute). Answers Kafka's error code: NONE once the move is under way (or
+    /// nothing is to move), LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR (a directory offline, or the
+    /// copy could not be created), REPLICA_NOT_AVAILABLE (not hosted here yet: it will be
+    /// created in `dir`), UNKNOWN_TOPIC_OR_PARTITION. Blocking: creates the copy's directory.
+    pub fn alter_log_dir(&self, image: &MetadataImage, topic: &str, index: i32, dir: &std::path::Path) -> i16 {
+        use crate::error_code::*;
+        use crate::log::log_manager::{MoveRefused, MoveStart};
+        let exists = image.partition(topic, index).is_some();
+        let started = self.logs.lock().begin_move(topic, index, dir);
+        match started {
+            Ok(MoveStart::AlreadyThere) | Ok(MoveStart::AlreadyMoving) => NONE,
+            Ok(MoveStart::Started { current, future, log_move }) => {
+                tracing::info!(target: "state.change.logger", topic, partition = index, dir = %dir.display(), "moving the replica's log to another log directory");
+                let job = super::log_dir_mover::MoveJob { topic: topic.to_string(), partition: index, current, future, log_move };
+                self.mover.submit(job, Arc::clone(&self.logs));
+                NONE
+            }
+            Err(MoveRefused::UnknownDir) => LOG_DIR_NOT_FOUND,
+            Err(MoveRefused::Offline) => KAFKA_STORAGE_ERROR,
+            Err(MoveRefused::Storage(why)) => {
+                tracing::error!(target: "kafka.server.ReplicaManager", topic, partition = index, dir = %dir.display(), error = %why, "cannot create the copy for a log-directory move");
+                KAFKA_STORAGE_ERROR
+            }
+            Err(MoveRefused::NotHosted) if exists => REPLICA_NOT_AVAILABLE,
+            Err(MoveRefused::NotHosted) => {
+                self.logs.lock().forget_preferred(topic, index);
+                UNKNOWN_TOPIC_OR_PARTITION
+            }
+        }
+    }
+
+    /// Log-directory moves in progress: (topic, partition, target dir, messages the copy is
+    /// behind the log's end, the copy's bytes).
+    pub fn log_dir_moves(&self) -> Vec<(String, i32, std::path::PathBuf, i64, u64)> {
+        let moves = self.logs.lock().moves();
+        moves
+            .into_iter()
+            .map(|(t, p, m)| {
+                let (copied_end, bytes) = m.progress();
+                let lag = self.partition(&t, p).map_or(0, |part| (part.log_end_offset() - copied_end).max(0));
+                (t, p, m.target_dir.clone(), lag, bytes)
+            })
+            .collect()
     }
 
     /// Offline log directories and why.

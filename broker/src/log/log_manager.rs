@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A partition log shared between request handlers.
@@ -28,7 +29,7 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 const LOCK_FILE: &str = ".lock";
-const DELETE_SUFFIX: &str = "-delete";
+pub(super) const DELETE_SUFFIX: &str = "-delete";
 
 /// A partition found on disk by [`LogManager::open`]: (topic, partition, log).
 pub type LoadedPartition = (String, i32, SharedLog);
@@ -57,6 +58,64 @@ pub struct LogManager {
     offline: Mutex<(BTreeMap<usize, String>, BTreeSet<(String, i32)>)>,
     /// Consecutive failed probes per directory.
     probe_streaks: Mutex<BTreeMap<usize, u32>>,
+    /// Log-directory moves in progress (AlterReplicaLogDirs), by partition.
+    moves: Mutex<HashMap<(String, i32), Arc<LogMove>>>,
+    /// Where a partition not hosted yet is to be created (AlterReplicaLogDirs before the
+    /// replica exists, as Kafka's reassignment tool sends it), by directory index.
+    preferred: Mutex<HashMap<(String, i32), usize>>,
+}
+
+/// A log-directory move in progress: where to, and how far the copy has got.
+#[derive(Debug)]
+pub struct LogMove {
+    pub target: usize,
+    pub target_dir: PathBuf,
+    cancelled: AtomicBool,
+    /// The copy's log end offset and size, for DescribeLogDirs (`is_future_key`).
+    copied_end: AtomicI64,
+    copied_bytes: AtomicU64,
+}
+
+impl LogMove {
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+    pub fn note_progress(&self, end: i64, bytes: u64) {
+        self.copied_end.store(end, Ordering::Relaxed);
+        self.copied_bytes.store(bytes, Ordering::Relaxed);
+    }
+    /// (log end offset, bytes) of the copy so far.
+    pub fn progress(&self) -> (i64, u64) {
+        (self.copied_end.load(Ordering::Relaxed), self.copied_bytes.load(Ordering::Relaxed))
+    }
+}
+
+/// What [`LogManager::begin_move`] decided.
+#[derive(Debug)]
+pub enum MoveStart {
+    /// The log is in that directory already (a move elsewhere, if any, was cancelled).
+    AlreadyThere,
+    /// A move to that directory is under way.
+    AlreadyMoving,
+    /// Copy from `current` into `future` (created, empty, at the current log start), then
+    /// [`super::log_mover::complete`] and [`LogManager::finish_move`].
+    Started { current: SharedLog, future: PartitionLog, log_move: Arc<LogMove> },
+}
+
+/// Why [`LogManager::begin_move`] refused, as AlterReplicaLogDirs answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveRefused {
+    /// Not one of `log.dirs` (LOG_DIR_NOT_FOUND).
+    UnknownDir,
+    /// The target directory or the partition's own is offline (KAFKA_STORAGE_ERROR).
+    Offline,
+    /// Not hosted here (yet): the directory is remembered for its creation (REPLICA_NOT_AVAILABLE).
+    NotHosted,
+    /// Creating the copy failed (KAFKA_STORAGE_ERROR).
+    Storage(String),
 }
 
 /// Failed probes in a row before a directory is taken offline: one failure may be a passing
@@ -137,7 +196,7 @@ pub fn parse_partition_dir_name(name: &str) -> Option<(String, i32)> {
     Some((topic.to_string(), partition))
 }
 
-fn partition_dir_name(topic: &str, partition: i32) -> String {
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
@@ -180,6 +239,9 @@ impl LogManager {
                 path: dir.clone(),
                 _lock: lock_dir(dir)?,
             });
+        }
+        for (topic, partition) in super::log_mover::resolve_future_dirs(dirs)? {
+            tracing::info!(target: "kafka.log.LogManager", topic = %topic, partition, "a log-directory move cut short by a crash was completed");
         }
         let mut hosted: HashMap<(String, i32), Hosted> = HashMap::new();
         let mut loaded = Vec::new();
@@ -226,6 +288,8 @@ impl LogManager {
             partitions: Mutex::new(hosted),
             offline: Mutex::new(Default::default()),
             probe_streaks: Mutex::new(Default::default()),
+            moves: Mutex::new(Default::default()),
+            preferred: Mutex::new(Default::default()),
         };
         Ok((manager, loaded))
     }
@@ -250,7 +314,8 @@ impl LogManager {
         if offline.1.contains(&(topic.to_string(), partition)) {
             return Err(LogError::OfflineDir { name, dir: self.dirs[0].path.clone() });
         }
-        let Some(dir_index) = (0..self.dirs.len()).filter(|i| !offline.0.contains_key(i)).min_by_key(|&i| (counts[i], i)) else {
+        let preferred = self.preferred.lock().remove(&(topic.to_string(), partition)).filter(|i| !offline.0.contains_key(i));
+        let Some(dir_index) = preferred.or_else(|| (0..self.dirs.len()).filter(|i| !offline.0.contains_key(i)).min_by_key(|&i| (counts[i], i))) else {
             return Err(LogError::OfflineDir { name, dir: self.dirs[0].path.clone() });
         };
         drop(offline);
@@ -276,6 +341,9 @@ impl LogManager {
             .lock()
             .remove(&(topic.to_string(), partition))
             .ok_or_else(|| LogError::UnknownPartition { name: name.clone() })?;
+        if let Some(m) = self.moves.lock().remove(&(topic.to_string(), partition)) {
+            m.cancel();
+        }
         let path = {
             let mut log = hosted.log.lock();
             log.mark_deleted();
@@ -365,7 +433,108 @@ impl LogManager {
         let mut offline = self.offline.lock();
         offline.0.insert(index, why);
         offline.1.extend(keys.iter().cloned());
+        drop(offline);
+        self.moves.lock().retain(|key, m| {
+            let affected = m.target == index || keys.contains(key);
+            if affected {
+                m.cancel();
+            }
+            !affected
+        });
         keys
+    }
+
+    /// Starts moving a hosted partition's log to `dir` (AlterReplicaLogDirs): creates the
+    /// empty copy there. A move to another directory under way is cancelled first; asking for
+    /// the directory the log is in cancels any move and changes nothing. Creates a directory
+    /// and a file: blocking.
+    pub fn begin_move(&self, topic: &str, partition: i32, dir: &Path) -> Result<MoveStart, MoveRefused> {
+        let Some(target) = self.dirs.iter().position(|d| d.path == dir) else {
+            return Err(MoveRefused::UnknownDir);
+        };
+        let key = (topic.to_string(), partition);
+        {
+            let offline = self.offline.lock();
+            if offline.0.contains_key(&target) || offline.1.contains(&key) {
+                return Err(MoveRefused::Offline);
+            }
+        }
+        let (current, from) = {
+            let partitions = self.partitions.lock();
+            match partitions.get(&key) {
+                Some(h) => (Arc::clone(&h.log), h.dir_index),
+                None => {
+                    drop(partitions);
+                    self.preferred.lock().insert(key, target);
+                    return Err(MoveRefused::NotHosted);
+                }
+            }
+        };
+        let mut moves = self.moves.lock();
+        if let Some(m) = moves.get(&key) {
+            if m.target == target {
+                return Ok(MoveStart::AlreadyMoving);
+            }
+            m.cancel();
+            moves.remove(&key);
+        }
+        if from == target {
+            return Ok(MoveStart::AlreadyThere);
+        }
+        let (config, start) = {
+            let log = current.lock();
+            (log.config().clone(), log.log_start_offset())
+        };
+        let path = self.dirs[target].path.join(super::log_mover::future_dir_name(topic, partition));
+        let create = || -> Result<PartitionLog, LogError> {
+            let mut future = PartitionLog::open(&path, config)?;
+            if start > 0 {
+                future.truncate_fully_and_start_at(start, super::partition_log::wall_clock_ms())?;
+            }
+            Ok(future)
+        };
+        let future = create().map_err(|e| {
+            let _ = fs::remove_dir_all(&path);
+            MoveRefused::Storage(e.to_string())
+        })?;
+        let log_move = Arc::new(LogMove {
+            target,
+            target_dir: self.dirs[target].path.clone(),
+            cancelled: AtomicBool::new(false),
+            copied_end: AtomicI64::new(start),
+            copied_bytes: AtomicU64::new(0),
+        });
+        moves.insert(key, Arc::clone(&log_move));
+        Ok(MoveStart::Started { current, future, log_move })
+    }
+
+    /// A move has completed ([`super::log_mover::complete`]): the partition is in its target
+    /// directory now.
+    pub fn finish_move(&self, topic: &str, partition: i32, log_move: &Arc<LogMove>) {
+        let key = (topic.to_string(), partition);
+        if let Some(h) = self.partitions.lock().get_mut(&key) {
+            h.dir_index = log_move.target;
+        }
+        self.abandon_move(topic, partition, log_move);
+    }
+
+    /// A move ended (without completing, when not called by [`LogManager::finish_move`]).
+    pub fn abandon_move(&self, topic: &str, partition: i32, log_move: &Arc<LogMove>) {
+        let key = (topic.to_string(), partition);
+        let mut moves = self.moves.lock();
+        if moves.get(&key).is_some_and(|m| Arc::ptr_eq(m, log_move)) {
+            moves.remove(&key);
+        }
+    }
+
+    /// Drops a remembered directory for a partition that does not exist.
+    pub fn forget_preferred(&self, topic: &str, partition: i32) {
+        self.preferred.lock().remove(&(topic.to_string(), partition));
+    }
+
+    /// Moves in progress: (topic, partition, the move).
+    pub fn moves(&self) -> Vec<(String, i32, Arc<LogMove>)> {
+        self.moves.lock().iter().map(|((t, p), m)| (t.clone(), *p, Arc::clone(m))).collect()
     }
 
     /// Offline directories and why.

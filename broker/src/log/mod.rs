@@ -17,6 +17,7 @@
 //! - `cleaner_job`: compaction's slow middle phase, run without the log's lock.
 //! - `cleaner_files`: the cleaner's segment swap, its crash recovery, its checkpoint file.
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
+//! - `log_mover`: moving a partition's log to another of the `log.dirs` while in use.
 
 pub mod batch_filter;
 pub mod checkpoint_file;
@@ -26,6 +27,7 @@ pub mod cleaner_job;
 pub mod fetch;
 pub mod index;
 pub mod log_manager;
+pub mod log_mover;
 pub mod offset_map;
 pub mod partition_log;
 pub mod producer_state;
@@ -106,6 +108,8 @@ pub enum LogError {
     InvalidAppend { reason: &'static str },
     #[error("no log directories configured; set log.dirs to at least one directory")]
     NoLogDirs,
+    #[error("moving the log in {dir} to another log directory did not complete: {reason}; it stays where it was (send AlterReplicaLogDirs again)")]
+    MoveIncomplete { dir: PathBuf, reason: String },
 }
 
 impl LogError {
@@ -121,7 +125,8 @@ impl LogError {
             | LogError::CorruptSegment { .. }
             | LogError::DirLocked { .. }
             | LogError::DuplicatePartition { .. }
-            | LogError::OfflineDir { .. } => KAFKA_STORAGE_ERROR,
+            | LogError::OfflineDir { .. }
+            | LogError::MoveIncomplete { .. } => KAFKA_STORAGE_ERROR,
             LogError::InvalidTopic { .. } => INVALID_TOPIC_EXCEPTION,
             LogError::PartitionExists { .. } => TOPIC_ALREADY_EXISTS,
             LogError::UnknownPartition { .. } | LogError::LogDeleted { .. } => UNKNOWN_TOPIC_OR_PARTITION,

@@ -643,8 +643,35 @@ impl PartitionLog {
         self.deleted = true;
     }
 
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The log's directory was renamed to `dir` (a log-directory move): later file
+    /// operations use the new paths (open handles stay valid across a rename).
+    pub fn set_dir(&mut self, dir: &Path) {
+        self.dir = dir.to_path_buf();
+        for segment in &mut self.segments {
+            segment.set_dir(dir);
+        }
+    }
+
+    /// A copy of `other` made batch by batch (a log-directory move) takes over what the
+    /// batches do not carry: the config, the leader-epoch history (a checkpointed epoch
+    /// start may precede its first remaining batch) and the cleaner's checkpoint.
+    pub fn take_over_state_of(&mut self, other: &PartitionLog) -> Result<(), LogError> {
+        self.set_config(other.config.clone());
+        self.epochs = other.epochs.clone();
+        self.epochs_saved.clear();
+        self.save_epoch_checkpoint()?;
+        if let Some(offset) = other.cleaner_checkpoint {
+            self.store_cleaner_checkpoint(offset)?;
+        }
+        Ok(())
     }
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` in this log and where it
     /// ends (see [`LeaderEpochHistory::end_offset_for`]).

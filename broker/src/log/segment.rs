@@ -415,6 +415,12 @@ impl Segment {
         Ok(RetiredSegment { renamed, segment: Some(self) })
     }
 
+    /// The segment's files now live in `dir` (its log directory was renamed).
+    pub fn set_dir(&mut self, dir: &Path) {
+        let (log_path, _, _) = Self::paths(dir, self.base_offset);
+        self.data.path = log_path.into();
+    }
+
     pub fn base_offset(&self) -> i64 {
         self.base_offset
     }

@@ -145,6 +145,7 @@ pub static LAST_APPLIED_RECORD_TIMESTAMP: MetricDef = m("kafka.controller", "Kaf
 pub static LAST_APPLIED_RECORD_LAG_MS: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordLagMs", &[], Gauge, "Now minus LastAppliedRecordTimestamp, ms. Lantern writes no no-op records (as Kafka with metadata.max.idle.interval.ms=0), so on an idle cluster this is the time since the last metadata change; compare LastAppliedRecordOffset across nodes for a node that falls behind.");
 pub static UNCLEAN_LEADER_ELECTIONS: MetricDef = m("kafka.controller", "ControllerStats", "UncleanLeaderElectionsPerSec", &[], Meter, "Leaders elected from outside the ISR: by the controller for topics with unclean.leader.election.enable, or asked for with ElectLeaders (the unclean type).");
 pub static FETCHER_MAX_LAG: MetricDef = m("kafka.server", "ReplicaFetcherManager", "MaxLag", &["clientId"], Gauge, "The largest lag, in messages, of a partition this broker follows: the leader's high watermark minus this replica's log end offset at its last fetch.");
+pub static ALTER_LOG_DIRS_MAX_LAG: MetricDef = m("kafka.server", "ReplicaAlterLogDirsManager", "MaxLag", &["clientId"], Gauge, "The largest lag, in messages, of a replica being moved to another log directory (AlterReplicaLogDirs): the log end offset minus the copy's; 0 when no move is under way.");
 pub static LEADER_ELECTION_TIME: MetricDef = m("kafka.controller", "ControllerStats", "LeaderElectionRateAndTimeMs", &[], Histogram, "Partitions given a new leader by the active controller (Count), and the time from its decision to the commit of the change, ms.");
 pub static EVENT_QUEUE_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueTimeMs", &[], Histogram, "Time a metadata decision waited for the active controller's write lock (its event queue), ms.");
 pub static EVENT_QUEUE_PROCESSING_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueProcessingTimeMs", &[], Histogram, "Time a metadata decision held the active controller's write lock: deciding, committing through the quorum and applying, ms.");
@@ -188,9 +189,6 @@ pub static LOG_SIZE: MetricDef = m("kafka.log", "Log", "Size", &["topic", "parti
 pub static LOG_SEGMENTS: MetricDef = m("kafka.log", "Log", "NumLogSegments", &["topic", "partition"], Gauge, "Segments of the partition's log.");
 pub static LOG_START_OFFSET: MetricDef = m("kafka.log", "Log", "LogStartOffset", &["topic", "partition"], Gauge, "First offset in the log.");
 pub static LOG_END_OFFSET: MetricDef = m("kafka.log", "Log", "LogEndOffset", &["topic", "partition"], Gauge, "Offset after the last record in the log.");
-// Exported so the offline-log-directory alert has a series; Lantern does not take a data
-// directory offline on I/O errors yet (the failing request gets an error instead), so there
-// is no failed-directory state to count and the value is 0.
 pub static OFFLINE_LOG_DIRS: MetricDef = m("kafka.log", "LogManager", "OfflineLogDirectoryCount", &[], Gauge, "Data directories taken offline after an I/O failure (found by the log.dir.failure.probe.interval.ms probe); their partitions are served by other brokers until a restart.");
 pub static LOG_FLUSH: MetricDef = m("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", &[], Histogram, "fsync calls of log segments and their duration, ms.");
 pub static PURGATORY_SIZE: MetricDef = m("kafka.server", "DelayedOperationPurgatory", "PurgatorySize", &["delayedOperation"], Gauge, "Requests waiting: Fetch (long poll), Produce (fsync), Rebalance (JoinGroup/SyncGroup).");
@@ -262,7 +260,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,
     &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
     &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,
-    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME, &LEADER_ELECTION_TIME, &FETCHER_MAX_LAG,
+    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME, &LEADER_ELECTION_TIME, &FETCHER_MAX_LAG, &ALTER_LOG_DIRS_MAX_LAG,
     &RAFT_CURRENT_LEADER, &RAFT_CURRENT_VOTE, &RAFT_CURRENT_EPOCH, &RAFT_CURRENT_STATE, &RAFT_HIGH_WATERMARK,
     &RAFT_LOG_END_OFFSET, &RAFT_COMMIT_LATENCY_AVG, &RAFT_COMMIT_LATENCY_MAX, &RAFT_ELECTION_LATENCY_AVG,
     &RAFT_ELECTION_LATENCY_MAX, &RAFT_APPEND_RECORDS_RATE, &RAFT_FETCH_RECORDS_RATE,

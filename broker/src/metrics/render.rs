@@ -255,6 +255,10 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
         let max = broker.replicas.all().iter().map(|p| p.follower_lag()).max().unwrap_or(0);
         vec![(vec!["Replica".to_string()], Value::Number(max as f64))]
     }
+    else if is(&c::ALTER_LOG_DIRS_MAX_LAG) {
+        let max = broker.replicas.log_dir_moves().into_iter().map(|m| m.3).max().unwrap_or(0);
+        vec![(vec!["ReplicaAlterLogDirs".to_string()], Value::Number(max as f64))]
+    }
     else if is(&c::ISR_SHRINKS) { ctr(&broker.replicas.isr_shrinks) }
     else if is(&c::ISR_EXPANDS) { ctr(&broker.replicas.isr_expands) }
     else if is(&c::BROKER_METADATA_LOAD_ERRORS) { one(broker.controller.apply_errors() as f64) }

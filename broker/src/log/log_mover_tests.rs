@@ -1,0 +1,224 @@
+//! Tests of moving a log between directories: the copy follows appends, truncations and
+//! retention of the log it copies; the swap keeps every handle working; start-up settles a
+//! move a crash cut short.
+
+use super::*;
+use crate::log::log_manager::{LogManager, MoveRefused, MoveStart};
+use crate::log::partition_log::LogConfig;
+use crate::log::record_batch::validate_produce_records;
+use crate::log::test_util::{encode_batch, BatchSpec};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+fn small() -> LogConfig {
+    LogConfig { segment_bytes: 400, index_interval_bytes: 100, ..LogConfig::default() }
+}
+
+fn append(log: &SharedLog, epoch: i32, spec: BatchSpec) {
+    let mut bytes = encode_batch(&spec);
+    let headers = validate_produce_records(&bytes, 1 << 20).unwrap();
+    log.lock().append(&mut bytes, &headers, epoch, 0).unwrap();
+}
+
+fn values(n: usize, tag: &str) -> BatchSpec {
+    let owned: Vec<Vec<u8>> = (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = owned.iter().map(|v| v.as_slice()).collect();
+    BatchSpec::values(&refs)
+}
+
+/// Every byte of the log's batches, from its start.
+fn contents(log: &PartitionLog) -> Vec<u8> {
+    log.read(log.log_start_offset(), 1 << 24, i64::MAX).unwrap().records.to_vec()
+}
+
+fn future_in(dir: &Path, current: &SharedLog) -> PartitionLog {
+    let (config, start) = {
+        let log = current.lock();
+        (log.config().clone(), log.log_start_offset())
+    };
+    let mut future = PartitionLog::open(&dir.join(future_dir_name("t", 0)), config).unwrap();
+    if start > 0 {
+        future.truncate_fully_and_start_at(start, 0).unwrap();
+    }
+    future
+}
+
+#[test]
+fn the_moved_log_has_the_same_batches_epochs_and_producers_and_every_handle_follows_it() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let current: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&a.path().join("t-0"), small()).unwrap()));
+    for i in 0..10 {
+        append(&current, 1, values(3, &format!("a{i}")).idempotent(7, 0, i * 3));
+    }
+    std::fs::write(a.path().join("t-0").join("partition.metadata"), b"version: 0\ntopic_id: x\n").unwrap();
+    let mut future = future_in(b.path(), &current);
+    // Rounds of ~one batch, with appends (a new leader epoch too) between them.
+    let mut rounds = 0;
+    loop {
+        let round = copy_round(&current, &mut future, 64, 0).unwrap();
+        rounds += 1;
+        if rounds == 5 {
+            for i in 10..14 {
+                append(&current, 2, values(2, &format!("b{i}")).idempotent(7, 0, 30 + (i - 10) * 2));
+            }
+        }
+        if round.copied_bytes == 0 {
+            break;
+        }
+        assert!(rounds < 1000);
+    }
+    append(&current, 2, values(1, "tail").idempotent(7, 0, 38));
+    let handle = Arc::clone(&current);
+    let doomed = complete(&current, future, &["partition.metadata"], 0).unwrap();
+
+    let log = handle.lock();
+    assert_eq!(log.dir(), b.path().join("t-0"), "the shared handle holds the moved log");
+    assert!(!a.path().join("t-0").exists() && doomed.starts_with(a.path()) && doomed.exists());
+    assert_eq!(log.log_end_offset(), 30 + 8 + 1);
+    assert_eq!(log.epoch_history().entries(), &[(1, 0), (2, 30)]);
+    assert!(log.num_segments() > 1, "small segments rolled in the copy too");
+    assert!(b.path().join("t-0").join("partition.metadata").exists());
+    let copy = contents(&log);
+    let original = PartitionLog::open(&doomed, small()).unwrap();
+    assert_eq!(copy, contents(&original), "identical batches");
+    // The idempotent producer's next sequence is known to the moved log: its retry of the
+    // last batch is a duplicate, not a gap.
+    let retry = encode_batch(&values(1, "tail").idempotent(7, 0, 38));
+    let headers = validate_produce_records(&retry, 1 << 20).unwrap();
+    assert!(matches!(log.producer_state().check_all(&headers), Ok(crate::log::SequenceCheck::Duplicate { .. })));
+    drop(log);
+    // Appends go on in the new directory, and a reopen finds the same log there.
+    append(&handle, 2, values(2, "after"));
+    let end = handle.lock().log_end_offset();
+    handle.lock().close().unwrap();
+    let reopened = PartitionLog::open(&b.path().join("t-0"), small()).unwrap();
+    assert_eq!((reopened.log_end_offset(), reopened.epoch_history().entries()), (end, &[(1, 0), (2, 30)][..]));
+}
+
+#[test]
+fn a_truncation_of_the_log_during_the_copy_is_truncated_in_the_copy_too() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let current: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&a.path().join("t-0"), small()).unwrap()));
+    for i in 0..6 {
+        append(&current, 3, values(2, &format!("x{i}")));
+    }
+    let mut future = future_in(b.path(), &current);
+    while copy_round(&current, &mut future, 1 << 20, 0).unwrap().copied_bytes > 0 {}
+    assert_eq!(future.log_end_offset(), 12);
+    // A follower's truncation (a new leader lacked offsets 6..12), then the new leader's
+    // batches under epoch 4 at the same offsets.
+    current.lock().truncate_to(6, 0).unwrap();
+    for i in 0..4 {
+        append(&current, 4, values(2, &format!("y{i}")));
+    }
+    let round = copy_round(&current, &mut future, 1 << 20, 0).unwrap();
+    assert_eq!(round.behind, 0);
+    assert_eq!(contents(&future), contents(&current.lock()), "the copy holds the new leader's batches, not the old ones");
+    assert_eq!(future.epoch_history().entries(), &[(3, 0), (4, 6)]);
+}
+
+#[test]
+fn retention_past_the_copy_restarts_it_at_the_log_start() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let current: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&a.path().join("t-0"), small()).unwrap()));
+    append(&current, 1, values(2, "old"));
+    let mut future = future_in(b.path(), &current);
+    current.lock().truncate_fully_and_start_at(100, 0).unwrap();
+    append(&current, 1, values(3, "new"));
+    copy_round(&current, &mut future, 1 << 20, 0).unwrap();
+    assert_eq!((future.log_start_offset(), future.log_end_offset()), (100, 103));
+    let handle = Arc::clone(&current);
+    complete(&current, future, &[], 0).unwrap();
+    assert_eq!(handle.lock().log_start_offset(), 100);
+}
+
+#[test]
+fn a_log_deleted_during_the_move_is_not_swapped_in() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let current: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&a.path().join("t-0"), small()).unwrap()));
+    append(&current, 1, values(2, "v"));
+    let future = future_in(b.path(), &current);
+    current.lock().mark_deleted();
+    assert!(matches!(complete(&current, future, &[], 0), Err(LogError::LogDeleted { .. })));
+    assert!(a.path().join("t-0").exists());
+}
+
+#[test]
+fn start_up_removes_an_unfinished_copy_and_finishes_a_swap_cut_short() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    // t-0: the copy was under way (the log is still in a).
+    let log = PartitionLog::open(&a.path().join("t-0"), small()).unwrap();
+    drop(log);
+    let unfinished = b.path().join(future_dir_name("t", 0));
+    PartitionLog::open(&unfinished, small()).unwrap();
+    // t-1: a crash between the two renames (the log renamed for deletion, the copy not yet
+    // renamed): the copy is complete and takes the name.
+    let cut_short = b.path().join(future_dir_name("t", 1));
+    {
+        let shared: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&cut_short, small()).unwrap()));
+        append(&shared, 5, values(4, "kept"));
+        shared.lock().close().unwrap();
+    }
+    std::fs::create_dir_all(a.path().join("t-1.0123456789abcdef0123456789abcdef-delete")).unwrap();
+
+    let (manager, loaded) = LogManager::open(&[a.path().to_path_buf(), b.path().to_path_buf()], small()).unwrap();
+    assert!(!unfinished.exists() && !cut_short.exists());
+    let mut names: Vec<(String, i32, PathBuf, i64)> =
+        loaded.iter().map(|(t, p, l)| {
+            let log = l.lock();
+            (t.clone(), *p, log.dir().to_path_buf(), log.log_end_offset())
+        }).collect();
+    names.sort();
+    assert_eq!(names, vec![("t".into(), 0, a.path().join("t-0"), 0), ("t".into(), 1, b.path().join("t-1"), 4)]);
+    drop(manager);
+}
+
+#[test]
+fn future_dir_names_parse_back_and_other_names_do_not() {
+    let name = future_dir_name("my.topic-x", 12);
+    assert_eq!(parse_future_dir_name(&name), Some(("my.topic-x".to_string(), 12)));
+    assert_eq!(parse_future_dir_name("t-0"), None);
+    assert_eq!(parse_future_dir_name("t-0.0123-future"), None);
+    assert_eq!(parse_future_dir_name("t-0.0123456789abcdef0123456789abcdef-delete"), None);
+}
+
+#[test]
+fn the_manager_starts_one_move_per_partition_and_refuses_what_kafka_refuses() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+    let (manager, _) = LogManager::open(&dirs, small()).unwrap();
+    let log = manager.create_partition("t", 0, small()).unwrap();
+    assert_eq!(log.lock().dir(), a.path().join("t-0"));
+    append(&log, 1, values(3, "v"));
+
+    assert_eq!(manager.begin_move("t", 0, Path::new("/nowhere")).unwrap_err(), MoveRefused::UnknownDir);
+    assert!(matches!(manager.begin_move("t", 0, a.path()), Ok(MoveStart::AlreadyThere)));
+    // Not hosted yet: remembered, and the replica is created there.
+    assert_eq!(manager.begin_move("t", 1, b.path()).unwrap_err(), MoveRefused::NotHosted);
+    let placed = manager.create_partition("t", 1, small()).unwrap();
+    assert_eq!(placed.lock().dir(), b.path().join("t-1"));
+
+    let Ok(MoveStart::Started { current, mut future, log_move }) = manager.begin_move("t", 0, b.path()) else { panic!("no move") };
+    assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyMoving)));
+    assert_eq!(manager.moves().len(), 1);
+    while copy_round(&current, &mut future, 1 << 20, 0).unwrap().copied_bytes > 0 {}
+    complete(&current, future, &[], 0).unwrap();
+    manager.finish_move("t", 0, &log_move);
+    assert!(manager.moves().is_empty());
+    assert_eq!(manager.get("t", 0).unwrap().lock().dir(), b.path().join("t-0"));
+    // Back again: the manager knows the log is in b now.
+    assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyThere)));
+    let Ok(MoveStart::Started { log_move, .. }) = manager.begin_move("t", 0, a.path()) else { panic!("no move back") };
+    // A deleted partition cancels its move.
+    manager.delete_partition("t", 0).unwrap();
+    assert!(log_move.is_cancelled() && manager.moves().is_empty());
+    // An offline directory refuses moves into it.
+    manager.take_offline(0, "test".into());
+    assert_eq!(manager.begin_move("t", 1, a.path()).unwrap_err(), MoveRefused::Offline);
+}
