@@ -103,6 +103,8 @@ impl ReplicaManager {
         }
         self.applied_offset.store(image.last_offset, std::sync::atomic::Ordering::Release);
         let logs = self.logs.lock();
+        // Directories of deleted replicas, removed once the locks are released (see below).
+        let mut doomed = Vec::new();
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
         let gone: Vec<Key> = partitions
             .iter()
@@ -115,7 +117,7 @@ impl ReplicaManager {
         for key in gone {
             if let Some(p) = partitions.remove(&key) {
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the log of a partition no longer in the metadata");
-                logs.delete_partition(&key.0, key.1)?;
+                doomed.push(logs.delete_partition(&key.0, key.1)?);
             }
         }
         let elsewhere: Vec<Key> = partitions
@@ -138,9 +140,10 @@ impl ReplicaManager {
                     p.apply_state(&state(pimage, &ineligible), now_ms);
                 }
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the replica of a partition reassigned to other brokers");
-                if let Err(e) = logs.delete_partition(&key.0, key.1) {
+                match logs.delete_partition(&key.0, key.1) {
+                    Ok(dir) => doomed.push(dir),
                     // The other partitions' changes still apply; the files stay for an operator.
-                    tracing::error!(target: "state.change.logger", partition = %p.name(), error = %e, "could not delete the replica's files");
+                    Err(e) => tracing::error!(target: "state.change.logger", partition = %p.name(), error = %e, "could not delete the replica's files"),
                 }
             }
         }
@@ -199,7 +202,7 @@ impl ReplicaManager {
                                 // down (it was not served): the new topic starts empty.
                                 tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
                                     "deleting a leftover log of an earlier topic with the same name");
-                                logs.delete_partition(&topic.name, index)?;
+                                doomed.push(logs.delete_partition(&topic.name, index)?);
                                 logs.create_partition(&topic.name, index, cfg.clone())?
                             }
                             other => other?,
@@ -212,8 +215,12 @@ impl ReplicaManager {
                 }
             }
         }
+        drop(logs);
         drop(partitions);
         self.applied.send_replace(image.last_offset);
+        // Freeing a large replica's blocks takes seconds: not while requests wait for the
+        // partitions' lock.
+        crate::log::log_manager::remove_deleted(doomed);
         Ok(())
     }
 

@@ -21,6 +21,17 @@ use std::sync::Arc;
 /// A partition log shared between request handlers.
 pub type SharedLog = Arc<Mutex<PartitionLog>>;
 
+/// Removes directories [`LogManager::delete_partition`] renamed for deletion. Blocking (the
+/// file system frees every block); a failure is logged and left to the next start, which
+/// removes every `-delete` directory.
+pub fn remove_deleted(dirs: impl IntoIterator<Item = PathBuf>) {
+    for dir in dirs {
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e, "could not remove a deleted partition's directory; the next start removes it");
+        }
+    }
+}
+
 /// Kafka's limit on topic name length.
 /// The quorum's metadata log directory inside `metadata.log.dir`; never a partition here.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -333,8 +344,10 @@ impl LogManager {
 
     /// Deletes a partition: later operations on outstanding handles fail with
     /// `LogDeleted`; the directory is renamed to `<topic>-<n>.<uuid>-delete` (so a crash
-    /// mid-way finishes the deletion at the next start) and then removed.
-    pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+    /// mid-way finishes the deletion at the next start). Returns that directory for
+    /// [`remove_deleted`], which frees the files: a large replica takes seconds, so callers
+    /// holding locks call it after releasing them.
+    pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<PathBuf, LogError> {
         let name = partition_dir_name(topic, partition);
         let hosted = self
             .partitions
@@ -353,7 +366,7 @@ impl LogManager {
             .path
             .join(format!("{name}.{}{DELETE_SUFFIX}", uuid::Uuid::new_v4().simple()));
         fs::rename(&path, &doomed).map_err(LogError::io("renaming for deletion", &path))?;
-        fs::remove_dir_all(&doomed).map_err(LogError::io("removing", &doomed))
+        Ok(doomed)
     }
 
     /// The log of a hosted partition.
@@ -706,8 +719,9 @@ mod tests {
         let (manager, _) = LogManager::open(&[root.path().to_path_buf()], LogConfig::default()).unwrap();
         let log = manager.create_partition("t", 0, LogConfig::default()).unwrap();
         append_one(&log);
-        manager.delete_partition("t", 0).unwrap();
+        let doomed = manager.delete_partition("t", 0).unwrap();
         assert!(!root.path().join("t-0").exists());
+        remove_deleted([doomed]);
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "only .lock remains");
         assert!(matches!(
             log.lock().read(0, 10, i64::MAX),
