@@ -19,13 +19,13 @@ async fn wait(tick: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 
 /// Runs `work` for every hosted partition every `tick`, on a blocking thread (it does disk
 /// I/O).
-async fn every_partition(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, tick: Duration, work: impl Fn(&Partition, i64) + Copy + Send + 'static) {
+async fn every_partition(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, tick: Duration, work: impl Fn(&Broker, &Partition, i64) + Copy + Send + 'static) {
     while wait(tick, &mut shutdown).await {
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             for p in b.replicas.all() {
-                work(&p, now);
+                work(&b, &p, now);
             }
         })
         .await;
@@ -85,7 +85,7 @@ pub async fn hw_checkpoint_loop(broker: Arc<Broker>, mut shutdown: watch::Receiv
 /// Applies retention and time-based segment rolls every log.retention.check.interval.ms.
 pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let tick = Duration::from_millis(broker.config.retention_check_interval_ms);
-    every_partition(broker, shutdown, tick, |p, now| {
+    every_partition(broker, shutdown, tick, |_, p, now| {
         // A roll fsyncs under the lock: flush first, without it, so the roll has little left.
         if p.log().lock().roll_due(0, 0, now) {
             if let Err(e) = p.flush_blocking() {
@@ -112,7 +112,11 @@ pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>
 pub async fn cleaner_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let tick = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
     let map_memory = broker.config.log_cleaner_dedupe_buffer_size;
-    every_partition(broker, shutdown, tick, move |p, now| {
+    every_partition(broker, shutdown, tick, move |b, p, now| {
+        if b.replicas.is_moving(&p.topic, p.index) {
+            // Being copied to another log directory: cleaned once it is there.
+            return;
+        }
         let started = std::time::Instant::now();
         let job = p.log().lock().prepare_clean(now, map_memory);
         let cleaned = match job {

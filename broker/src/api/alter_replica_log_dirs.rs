@@ -17,6 +17,8 @@ pub async fn handle(broker: &Arc<Broker>, request: AlterReplicaLogDirsRequest) -
     let answered = tokio::task::spawn_blocking(move || {
         let image = b.image();
         let mut by_topic: BTreeMap<String, Vec<AlterReplicaLogDirPartitionResult>> = BTreeMap::new();
+        let mut refused = 0usize;
+        let mut first_refused = None;
         for dir in &request.dirs {
             // Kafka compares absolute paths; log.dirs entries are taken as configured.
             let path = std::path::Path::new(dir.path.as_str());
@@ -24,8 +26,8 @@ pub async fn handle(broker: &Arc<Broker>, request: AlterReplicaLogDirsRequest) -
                 for &index in &topic.partitions {
                     let code = b.replicas.alter_log_dir(&image, topic.name.0.as_str(), index, path);
                     if code != crate::error_code::NONE {
-                        tracing::warn!(target: "kafka.server.ReplicaManager", topic = %topic.name.0.as_str(), partition = index,
-                            dir = %path.display(), error_code = code, "AlterReplicaLogDirs refused for a replica");
+                        refused += 1;
+                        first_refused.get_or_insert_with(|| format!("{}-{} to {}: error code {code}", topic.name.0.as_str(), index, path.display()));
                     }
                     by_topic
                         .entry(topic.name.0.to_string())
@@ -33,6 +35,10 @@ pub async fn handle(broker: &Arc<Broker>, request: AlterReplicaLogDirsRequest) -
                         .push(AlterReplicaLogDirPartitionResult::default().with_partition_index(index).with_error_code(code));
                 }
             }
+        }
+        if let Some(first) = first_refused {
+            // One line per request: a request may name any number of partitions.
+            tracing::warn!(target: "kafka.server.ReplicaManager", refused, first = %first, "AlterReplicaLogDirs refused for some replicas");
         }
         by_topic
     })

@@ -1,104 +1,146 @@
-//! Runs the log-directory moves AlterReplicaLogDirs starts (Kafka's ReplicaAlterLogDirsThread):
-//! one worker thread, one move at a time, each a loop of `log_mover::copy_round`s and then
-//! `log_mover::complete`. Blocking file I/O, so a thread of its own, never a tokio worker.
+//! Runs the log-directory moves AlterReplicaLogDirs registers (Kafka's
+//! ReplicaAlterLogDirsThread): one worker thread, one move at a time. For each it creates the
+//! copy (the future log), runs `log_mover::copy_round`s until the copy has caught up, flushes
+//! it, and `log_mover::complete`s the swap. Blocking file I/O, so a thread of its own, never a
+//! tokio worker, and never under the log manager's lock.
+//!
+//! The queue holds partitions, each at most once: a request that retargets one partition a
+//! thousand times leaves one entry, and the move run is the one registered when its turn comes.
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::log::log_manager::LogMove;
-use crate::log::{log_mover, LogError, LogManager, PartitionLog, SharedLog};
+use crate::log::{log_mover, LogError, LogManager, PartitionLog};
 
-/// Bytes read per copy round; a round that reads less than half of it has caught up.
+/// Bytes read per copy round.
 const ROUND_BYTES: usize = 4 << 20;
 
-/// One move to run.
-pub struct MoveJob {
-    pub topic: String,
-    pub partition: i32,
-    pub current: SharedLog,
-    pub future: PartitionLog,
-    pub log_move: Arc<LogMove>,
+type Key = (String, i32);
+
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<Key>,
+    queued: HashSet<Key>,
+    worker_started: bool,
 }
 
 /// The worker's queue; the thread starts with the first move.
 #[derive(Default)]
 pub struct LogDirMover {
-    queue: Mutex<Option<mpsc::Sender<MoveJob>>>,
+    queue: Arc<(Mutex<Queue>, Condvar)>,
 }
 
 impl LogDirMover {
-    /// Queues a move; `logs` is the manager to report completion to.
-    pub fn submit(&self, job: MoveJob, logs: Arc<Mutex<LogManager>>) {
-        let mut queue = self.queue.lock();
-        let sender = queue.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::channel::<MoveJob>();
-            let spawned = std::thread::Builder::new().name("log-dir-mover".into()).spawn(move || {
-                for job in rx {
-                    run(job, &logs);
-                }
-            });
-            if let Err(e) = spawned {
-                tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", error = %e, "cannot start the log-directory mover thread");
+    /// Queues the move registered for `topic`-`partition` in `logs`.
+    pub fn submit(&self, topic: &str, partition: i32, logs: &Arc<Mutex<LogManager>>) {
+        let (lock, ready) = &*self.queue;
+        let mut q = lock.lock();
+        let key = (topic.to_string(), partition);
+        if q.queued.insert(key.clone()) {
+            q.order.push_back(key);
+        }
+        if !q.worker_started {
+            let queue = Arc::clone(&self.queue);
+            let logs = Arc::clone(logs);
+            match std::thread::Builder::new().name("log-dir-mover".into()).spawn(move || worker(&queue, &logs)) {
+                Ok(_) => q.worker_started = true,
+                Err(e) => tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", error = %e,
+                    "cannot start the log-directory mover thread; moves wait for the next AlterReplicaLogDirs"),
             }
-            tx
-        });
-        if let Err(mpsc::SendError(job)) = sender.send(job) {
-            *queue = None;
-            tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %job.topic, partition = job.partition,
-                "the log-directory mover thread is gone; the move is dropped (send AlterReplicaLogDirs again)");
-            let _ = std::fs::remove_dir_all(job.future.dir());
+        }
+        ready.notify_one();
+    }
+}
+
+fn worker(queue: &(Mutex<Queue>, Condvar), logs: &Mutex<LogManager>) {
+    let (lock, ready) = queue;
+    loop {
+        let key = {
+            let mut q = lock.lock();
+            loop {
+                if let Some(key) = q.order.pop_front() {
+                    q.queued.remove(&key);
+                    break key;
+                }
+                ready.wait(&mut q);
+            }
+        };
+        let Some(log_move) = logs.lock().move_of(&key.0, key.1) else { continue };
+        if log_move.is_cancelled() {
+            logs.lock().end_move(&log_move);
+            continue;
+        }
+        let future_dir = log_move.target_dir.join(log_mover::future_dir_name(&key.0, key.1).unwrap_or_default());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&log_move, &future_dir)));
+        logs.lock().end_move(&log_move);
+        let failed = match outcome {
+            Ok(Ok(Some(old_dir))) => {
+                if let Some(old_dir) = old_dir {
+                    if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                        tracing::warn!(target: "kafka.log.LogManager", dir = %old_dir.display(), error = %e, "could not remove the moved log's old directory; the next start removes it");
+                    }
+                }
+                false
+            }
+            Ok(Ok(None)) => {
+                tracing::info!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %key.0, partition = key.1, "log-directory move cancelled");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %key.0, partition = key.1, error = %e,
+                    "moving the replica's log to another log directory failed; it stays where it was");
+                true
+            }
+            Err(_) => {
+                tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %key.0, partition = key.1,
+                    "the log-directory move panicked; the log stays where it was");
+                true
+            }
+        };
+        // An abandoned copy goes (it was never renamed: `complete` only fails before that).
+        if failed && future_dir.is_dir() {
+            let _ = std::fs::remove_dir_all(&future_dir);
         }
     }
 }
 
-fn run(job: MoveJob, logs: &Mutex<LogManager>) {
-    let MoveJob { topic, partition, current, mut future, log_move } = job;
-    let future_dir = future.dir().to_path_buf();
+/// One move: Some(old directory to remove, if renamed) when the copy replaced the log,
+/// None when cancelled.
+fn run(log_move: &LogMove, future_dir: &std::path::Path) -> Result<Option<Option<PathBuf>>, LogError> {
     let started = std::time::Instant::now();
-    let outcome: Result<Option<PathBuf>, LogError> = (|| {
-        loop {
-            if log_move.is_cancelled() {
-                return Ok(None);
-            }
-            let round = log_mover::copy_round(&current, &mut future, ROUND_BYTES, crate::api::now_ms())?;
-            log_move.note_progress(future.log_end_offset(), future.size_bytes());
-            if round.copied_bytes < ROUND_BYTES / 2 {
-                break;
-            }
-        }
+    let current = &log_move.current;
+    let (config, start) = {
+        let log = current.lock();
+        (log.config().clone(), log.log_start_offset())
+    };
+    let mut future = PartitionLog::open(future_dir, config)?;
+    if start > 0 {
+        future.truncate_fully_and_start_at(start, crate::api::now_ms())?;
+    }
+    loop {
         if log_move.is_cancelled() {
             return Ok(None);
         }
-        log_mover::complete(&current, future, &[super::partition_metadata::FILE], crate::api::now_ms()).map(Some)
-    })();
-    match outcome {
-        Ok(Some(old_dir)) => {
-            logs.lock().finish_move(&topic, partition, &log_move);
-            tracing::info!(target: "state.change.logger", topic = %topic, partition, dir = %log_move.target_dir.display(),
-                seconds = started.elapsed().as_secs_f64(), "moved the replica's log to another log directory");
-            if let Err(e) = std::fs::remove_dir_all(&old_dir) {
-                tracing::warn!(target: "kafka.log.LogManager", dir = %old_dir.display(), error = %e, "could not remove the moved log's old directory; the next start removes it");
-            }
+        let round = log_mover::copy_round(current, &mut future, ROUND_BYTES, crate::api::now_ms())?;
+        log_move.note_progress(future.log_end_offset(), future.size_bytes());
+        if round.caught_up {
+            break;
         }
-        other => {
-            logs.lock().abandon_move(&topic, partition, &log_move);
-            match other {
-                Err(e) => tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %topic, partition, error = %e,
-                    "moving the replica's log to another log directory failed; it stays where it was"),
-                _ => tracing::info!(target: "kafka.server.ReplicaAlterLogDirsThread", topic = %topic, partition, "log-directory move cancelled"),
-            }
-            // The copy goes, unless the current log is not where it was: a failed swap that
-            // could not put it back leaves the copy as the only complete log (a restart
-            // promotes it).
-            let keep = {
-                let log = current.lock();
-                !log.is_deleted() && !log.dir().is_dir()
-            };
-            if !keep && future_dir.is_dir() {
-                let _ = std::fs::remove_dir_all(&future_dir);
-            }
+    }
+    // The copy's fsync before the lock is taken: `complete` then flushes only what is left.
+    future.flush()?;
+    let cancelled = || log_move.is_cancelled();
+    match log_mover::complete(current, future, &[super::partition_metadata::FILE], cancelled, || log_move.swapped(), crate::api::now_ms()) {
+        Ok(old_dir) => {
+            tracing::info!(target: "state.change.logger", topic = %log_move.topic, partition = log_move.partition,
+                dir = %log_move.target_dir.display(), seconds = started.elapsed().as_secs_f64(),
+                "moved the replica's log to another log directory");
+            Ok(Some(old_dir))
         }
+        Err(_) if log_move.is_cancelled() => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -95,6 +95,22 @@ impl ReplicaManager {
     /// `image` must be caught up at least to this broker's registration: an empty image would
     /// delete every log.
     pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
+        let mut doomed = Vec::new();
+        let applied = self.apply_image_locked(image, config, &mut doomed);
+        // Freeing a large replica's blocks takes seconds: not while requests wait for the
+        // partitions' lock, nor before the caller goes on (also when applying failed part-way).
+        if !doomed.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("log-delete".into())
+                .spawn(move || crate::log::log_manager::remove_deleted(doomed));
+            if let Err(e) = spawned {
+                tracing::warn!(target: "kafka.log.LogManager", error = %e, "cannot start a thread to remove deleted replicas; the next start removes them");
+            }
+        }
+        applied
+    }
+
+    fn apply_image_locked(&self, image: &MetadataImage, config: &BrokerConfig, doomed: &mut Vec<std::path::PathBuf>) -> Result<(), PartitionError> {
         let local = config.node_id;
         let mut partitions = self.partitions.write();
         let applied = self.applied_offset.load(std::sync::atomic::Ordering::Acquire);
@@ -103,8 +119,6 @@ impl ReplicaManager {
         }
         self.applied_offset.store(image.last_offset, std::sync::atomic::Ordering::Release);
         let logs = self.logs.lock();
-        // Directories of deleted replicas, removed once the locks are released (see below).
-        let mut doomed = Vec::new();
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
         let gone: Vec<Key> = partitions
             .iter()
@@ -218,9 +232,6 @@ impl ReplicaManager {
         drop(logs);
         drop(partitions);
         self.applied.send_replace(image.last_offset);
-        // Freeing a large replica's blocks takes seconds: not while requests wait for the
-        // partitions' lock.
-        crate::log::log_manager::remove_deleted(doomed);
         Ok(())
     }
 
@@ -247,7 +258,8 @@ impl ReplicaManager {
     /// `log.dirs`, absolute). Answers Kafka's error code: NONE once the move is under way (or
     /// nothing is to move), LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR (a directory offline, or the
     /// copy could not be created), REPLICA_NOT_AVAILABLE (not hosted here yet: it will be
-    /// created in `dir`), UNKNOWN_TOPIC_OR_PARTITION. Blocking: creates the copy's directory.
+    /// created in `dir`), UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION (the copy's
+    /// directory name would be too long).
     pub fn alter_log_dir(&self, image: &MetadataImage, topic: &str, index: i32, dir: &std::path::Path) -> i16 {
         use crate::error_code::*;
         use crate::log::log_manager::{MoveRefused, MoveStart};
@@ -255,24 +267,26 @@ impl ReplicaManager {
         let started = self.logs.lock().begin_move(topic, index, dir);
         match started {
             Ok(MoveStart::AlreadyThere) | Ok(MoveStart::AlreadyMoving) => NONE,
-            Ok(MoveStart::Started { current, future, log_move }) => {
+            Ok(MoveStart::Started(_)) => {
                 tracing::info!(target: "state.change.logger", topic, partition = index, dir = %dir.display(), "moving the replica's log to another log directory");
-                let job = super::log_dir_mover::MoveJob { topic: topic.to_string(), partition: index, current, future, log_move };
-                self.mover.submit(job, Arc::clone(&self.logs));
+                self.mover.submit(topic, index, &self.logs);
                 NONE
             }
             Err(MoveRefused::UnknownDir) => LOG_DIR_NOT_FOUND,
             Err(MoveRefused::Offline) => KAFKA_STORAGE_ERROR,
-            Err(MoveRefused::Storage(why)) => {
-                tracing::error!(target: "kafka.server.ReplicaManager", topic, partition = index, dir = %dir.display(), error = %why, "cannot create the copy for a log-directory move");
-                KAFKA_STORAGE_ERROR
-            }
+            Err(MoveRefused::NameTooLong) => INVALID_TOPIC_EXCEPTION,
             Err(MoveRefused::NotHosted) if exists => REPLICA_NOT_AVAILABLE,
             Err(MoveRefused::NotHosted) => {
                 self.logs.lock().forget_preferred(topic, index);
                 UNKNOWN_TOPIC_OR_PARTITION
             }
         }
+    }
+
+    /// Whether a log-directory move of the partition is under way (the cleaner leaves it alone
+    /// meanwhile, as Kafka pauses cleaning of a partition with a future replica).
+    pub fn is_moving(&self, topic: &str, index: i32) -> bool {
+        self.logs.lock().move_of(topic, index).is_some()
     }
 
     /// Log-directory moves in progress: (topic, partition, target dir, messages the copy is

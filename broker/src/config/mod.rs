@@ -177,6 +177,9 @@ impl BrokerConfig {
         if log_dirs.is_empty() {
             return Err(bad("log.dirs", get("log.dirs").unwrap_or_default(), "at least one directory is needed"));
         }
+        // Absolute, as Kafka makes them: DescribeLogDirs reports them and AlterReplicaLogDirs
+        // names them so.
+        let log_dirs: Vec<PathBuf> = log_dirs.into_iter().map(|d| std::path::absolute(&d).unwrap_or(d)).collect();
         let metadata_log_dir = get("metadata.log.dir").map(PathBuf::from).unwrap_or_else(|| log_dirs[0].clone());
         let retention_ms = int("log.retention.ms")
             .or_else(|| int("log.retention.minutes").map(|m| if m < 0 { -1 } else { m * 60_000 }))
@@ -338,7 +341,7 @@ mod tests {
         let c = BrokerConfig::from_properties(BTreeMap::new()).unwrap();
         assert_eq!(c.listeners[0].port, 9092);
         assert_eq!(c.advertised_listeners[0].host, "localhost");
-        assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(c.log_dirs, vec![std::env::current_dir().unwrap().join("data")]);
         assert_eq!(c.retention_ms, 168 * 3_600_000);
         assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
         assert!(c.auto_create_topics);

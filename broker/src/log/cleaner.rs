@@ -160,6 +160,14 @@ impl PartitionLog {
     pub fn finish_clean(&mut self, mut cleaned: CleanedLog) -> Result<(CleanStats, Retired), LogError> {
         self.ensure_live()?;
         let mut retired = Retired::default();
+        if cleaned.dir != self.dir {
+            // The log moved to another log directory meanwhile: none of the copies is of its
+            // segments, and its checkpoint is not this clean's.
+            for done in cleaned.segments.drain(..) {
+                let _ = discard(&done.copy);
+            }
+            return Ok((CleanStats::default(), retired));
+        }
         let mut swapped = Vec::new();
         let mut emptied = false;
         for done in cleaned.segments.drain(..) {

@@ -53,6 +53,8 @@ pub(super) struct CleanedSegment {
 
 /// What [`CleanJob::run`] produced. Copies that are never installed are removed on drop.
 pub struct CleanedLog {
+    /// The log's directory when the clean was planned.
+    pub(super) dir: PathBuf,
     pub(super) segments: Vec<CleanedSegment>,
     /// The next cleaner checkpoint: everything below it is clean once the copies are in.
     pub(super) checkpoint: i64,
@@ -78,7 +80,7 @@ impl CleanJob {
         if checkpoint <= self.plan.first_dirty {
             tracing::warn!(target: "kafka.log.LogCleaner", dir = %self.dir.display(), capacity = map.capacity(),
                 "the offset map cannot hold the keys of a single batch; raise log.cleaner.dedupe.buffer.size");
-            return Ok(CleanedLog { segments: Vec::new(), checkpoint: self.plan.first_dirty, stats });
+            return Ok(CleanedLog { dir: self.dir.clone(), segments: Vec::new(), checkpoint: self.plan.first_dirty, stats });
         }
         if map_full {
             tracing::info!(target: "kafka.log.LogCleaner", dir = %self.dir.display(), keys = map.len(), upto = checkpoint,
@@ -92,7 +94,7 @@ impl CleanJob {
                 segments.push(done);
             }
         }
-        Ok(CleanedLog { segments, checkpoint, stats })
+        Ok(CleanedLog { dir: self.dir.clone(), segments, checkpoint, stats })
     }
 
     /// Maps each key to its latest offset from the first dirty offset to the log end (as it

@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A partition log shared between request handlers.
@@ -54,8 +54,19 @@ struct DataDir {
 
 #[derive(Debug)]
 struct Hosted {
-    dir_index: usize,
+    /// Which of `dirs` holds the log; shared with a log-directory move, which changes it
+    /// under the log's lock at the moment it swaps the copy in.
+    dir_index: Arc<AtomicUsize>,
     log: SharedLog,
+}
+
+impl Hosted {
+    fn new(dir_index: usize, log: SharedLog) -> Hosted {
+        Hosted { dir_index: Arc::new(AtomicUsize::new(dir_index)), log }
+    }
+    fn dir_index(&self) -> usize {
+        self.dir_index.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug)]
@@ -76,11 +87,16 @@ pub struct LogManager {
     preferred: Mutex<HashMap<(String, i32), usize>>,
 }
 
-/// A log-directory move in progress: where to, and how far the copy has got.
+/// A log-directory move in progress: of which log, where to, and how far the copy has got.
 #[derive(Debug)]
 pub struct LogMove {
+    pub topic: String,
+    pub partition: i32,
+    pub current: SharedLog,
     pub target: usize,
     pub target_dir: PathBuf,
+    /// The partition's directory index in the manager (see `Hosted`).
+    hosted_index: Arc<AtomicUsize>,
     cancelled: AtomicBool,
     /// The copy's log end offset and size, for DescribeLogDirs (`is_future_key`).
     copied_end: AtomicI64,
@@ -102,6 +118,10 @@ impl LogMove {
     pub fn progress(&self) -> (i64, u64) {
         (self.copied_end.load(Ordering::Relaxed), self.copied_bytes.load(Ordering::Relaxed))
     }
+    /// The copy has replaced the log (called under the log's lock by `log_mover::complete`).
+    pub fn swapped(&self) {
+        self.hosted_index.store(self.target, Ordering::Release);
+    }
 }
 
 /// What [`LogManager::begin_move`] decided.
@@ -111,9 +131,8 @@ pub enum MoveStart {
     AlreadyThere,
     /// A move to that directory is under way.
     AlreadyMoving,
-    /// Copy from `current` into `future` (created, empty, at the current log start), then
-    /// [`super::log_mover::complete`] and [`LogManager::finish_move`].
-    Started { current: SharedLog, future: PartitionLog, log_move: Arc<LogMove> },
+    /// Registered: the mover creates the copy and runs it (`cluster::log_dir_mover`).
+    Started(Arc<LogMove>),
 }
 
 /// Why [`LogManager::begin_move`] refused, as AlterReplicaLogDirs answers it.
@@ -125,8 +144,8 @@ pub enum MoveRefused {
     Offline,
     /// Not hosted here (yet): the directory is remembered for its creation (REPLICA_NOT_AVAILABLE).
     NotHosted,
-    /// Creating the copy failed (KAFKA_STORAGE_ERROR).
-    Storage(String),
+    /// The copy's directory name would be too long (INVALID_TOPIC_EXCEPTION, as Kafka).
+    NameTooLong,
 }
 
 /// Failed probes in a row before a directory is taken offline: one failure may be a passing
@@ -283,13 +302,13 @@ impl LogManager {
                 if let Some(existing) = hosted.get(&(topic.clone(), partition)) {
                     return Err(LogError::DuplicatePartition {
                         name,
-                        first: data_dirs[existing.dir_index].path.clone(),
+                        first: data_dirs[existing.dir_index()].path.clone(),
                         second: dir.clone(),
                     });
                 }
                 let log = Arc::new(Mutex::new(PartitionLog::open(&path, default_config.clone())?));
                 loaded.push((topic.clone(), partition, Arc::clone(&log)));
-                hosted.insert((topic, partition), Hosted { dir_index, log });
+                hosted.insert((topic, partition), Hosted::new(dir_index, log));
             }
         }
         tracing::info!(target: "kafka.log.LogManager", partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
@@ -319,7 +338,7 @@ impl LogManager {
         }
         let mut counts = vec![0usize; self.dirs.len()];
         for hosted in partitions.values() {
-            counts[hosted.dir_index] += 1;
+            counts[hosted.dir_index()] += 1;
         }
         let offline = self.offline.lock();
         if offline.1.contains(&(topic.to_string(), partition)) {
@@ -332,13 +351,7 @@ impl LogManager {
         drop(offline);
         let path = self.dirs[dir_index].path.join(&name);
         let log = Arc::new(Mutex::new(PartitionLog::open(&path, config)?));
-        partitions.insert(
-            (topic.to_string(), partition),
-            Hosted {
-                dir_index,
-                log: Arc::clone(&log),
-            },
-        );
+        partitions.insert((topic.to_string(), partition), Hosted::new(dir_index, Arc::clone(&log)));
         Ok(log)
     }
 
@@ -357,14 +370,12 @@ impl LogManager {
         if let Some(m) = self.moves.lock().remove(&(topic.to_string(), partition)) {
             m.cancel();
         }
-        let path = {
-            let mut log = hosted.log.lock();
-            log.mark_deleted();
-            log.dir().to_path_buf()
-        };
-        let doomed = self.dirs[hosted.dir_index]
-            .path
-            .join(format!("{name}.{}{DELETE_SUFFIX}", uuid::Uuid::new_v4().simple()));
+        // Renamed within the directory the log is in now (under its lock: a log-directory
+        // move may have just swapped it).
+        let mut log = hosted.log.lock();
+        log.mark_deleted();
+        let path = log.dir().to_path_buf();
+        let doomed = path.parent().unwrap_or(Path::new(".")).join(super::log_mover::deleted_dir_name(&name));
         fs::rename(&path, &doomed).map_err(LogError::io("renaming for deletion", &path))?;
         Ok(doomed)
     }
@@ -439,7 +450,7 @@ impl LogManager {
     /// Takes directory `index` offline: its partitions leave the hosted set (their files stay).
     pub fn take_offline(&self, index: usize, why: String) -> Vec<(String, i32)> {
         let mut partitions = self.partitions.lock();
-        let keys: Vec<(String, i32)> = partitions.iter().filter(|(_, h)| h.dir_index == index).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<(String, i32)> = partitions.iter().filter(|(_, h)| h.dir_index() == index).map(|(k, _)| k.clone()).collect();
         for k in &keys {
             partitions.remove(k);
         }
@@ -457,10 +468,10 @@ impl LogManager {
         keys
     }
 
-    /// Starts moving a hosted partition's log to `dir` (AlterReplicaLogDirs): creates the
-    /// empty copy there. A move to another directory under way is cancelled first; asking for
-    /// the directory the log is in cancels any move and changes nothing. Creates a directory
-    /// and a file: blocking.
+    /// Registers a move of a hosted partition's log to `dir` (AlterReplicaLogDirs); the mover
+    /// creates the copy and runs it. A move to another directory under way is cancelled
+    /// first; asking for the directory the log is in cancels any move and changes nothing.
+    /// No file work: it runs under the manager's lock.
     pub fn begin_move(&self, topic: &str, partition: i32, dir: &Path) -> Result<MoveStart, MoveRefused> {
         let Some(target) = self.dirs.iter().position(|d| d.path == dir) else {
             return Err(MoveRefused::UnknownDir);
@@ -472,10 +483,10 @@ impl LogManager {
                 return Err(MoveRefused::Offline);
             }
         }
-        let (current, from) = {
+        let (current, hosted_index) = {
             let partitions = self.partitions.lock();
             match partitions.get(&key) {
-                Some(h) => (Arc::clone(&h.log), h.dir_index),
+                Some(h) => (Arc::clone(&h.log), Arc::clone(&h.dir_index)),
                 None => {
                     drop(partitions);
                     self.preferred.lock().insert(key, target);
@@ -483,6 +494,9 @@ impl LogManager {
                 }
             }
         };
+        if super::log_mover::future_dir_name(topic, partition).is_none() {
+            return Err(MoveRefused::NameTooLong);
+        }
         let mut moves = self.moves.lock();
         if let Some(m) = moves.get(&key) {
             if m.target == target {
@@ -491,49 +505,34 @@ impl LogManager {
             m.cancel();
             moves.remove(&key);
         }
-        if from == target {
+        if hosted_index.load(Ordering::Acquire) == target {
             return Ok(MoveStart::AlreadyThere);
         }
-        let (config, start) = {
-            let log = current.lock();
-            (log.config().clone(), log.log_start_offset())
-        };
-        let path = self.dirs[target].path.join(super::log_mover::future_dir_name(topic, partition));
-        let create = || -> Result<PartitionLog, LogError> {
-            let mut future = PartitionLog::open(&path, config)?;
-            if start > 0 {
-                future.truncate_fully_and_start_at(start, super::partition_log::wall_clock_ms())?;
-            }
-            Ok(future)
-        };
-        let future = create().map_err(|e| {
-            let _ = fs::remove_dir_all(&path);
-            MoveRefused::Storage(e.to_string())
-        })?;
+        let start = current.lock().log_start_offset();
         let log_move = Arc::new(LogMove {
+            topic: topic.to_string(),
+            partition,
+            current,
             target,
             target_dir: self.dirs[target].path.clone(),
+            hosted_index,
             cancelled: AtomicBool::new(false),
             copied_end: AtomicI64::new(start),
             copied_bytes: AtomicU64::new(0),
         });
         moves.insert(key, Arc::clone(&log_move));
-        Ok(MoveStart::Started { current, future, log_move })
+        Ok(MoveStart::Started(log_move))
     }
 
-    /// A move has completed ([`super::log_mover::complete`]): the partition is in its target
-    /// directory now.
-    pub fn finish_move(&self, topic: &str, partition: i32, log_move: &Arc<LogMove>) {
-        let key = (topic.to_string(), partition);
-        if let Some(h) = self.partitions.lock().get_mut(&key) {
-            h.dir_index = log_move.target;
-        }
-        self.abandon_move(topic, partition, log_move);
+    /// The move registered for a partition, if one is.
+    pub fn move_of(&self, topic: &str, partition: i32) -> Option<Arc<LogMove>> {
+        self.moves.lock().get(&(topic.to_string(), partition)).cloned()
     }
 
-    /// A move ended (without completing, when not called by [`LogManager::finish_move`]).
-    pub fn abandon_move(&self, topic: &str, partition: i32, log_move: &Arc<LogMove>) {
-        let key = (topic.to_string(), partition);
+    /// A move ended, completed or not (the directory index changed at the swap: see
+    /// [`LogMove::swapped`]).
+    pub fn end_move(&self, log_move: &Arc<LogMove>) {
+        let key = (log_move.topic.clone(), log_move.partition);
         let mut moves = self.moves.lock();
         if moves.get(&key).is_some_and(|m| Arc::ptr_eq(m, log_move)) {
             moves.remove(&key);

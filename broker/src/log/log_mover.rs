@@ -3,43 +3,49 @@
 //!
 //! The copy is a second `PartitionLog`, the *future* log, in `<target dir>/<topic>-<n>.<id>-future`.
 //! It follows the current log as a follower follows its leader: whole batches, appended as
-//! they are (offsets, epochs and producer state carried by the batches), the current log's
-//! lock held only to plan each read ([`copy_round`]). A truncation of the current log (a
+//! they are (offsets, epochs and producer state carried by the batches). The current log's
+//! lock is held only to decide (what to truncate, where to read); the copy's own file work
+//! and the reads run without it ([`copy_round`]), and a truncation of the current log during
+//! an unlocked read is caught by its truncation count. A truncation of the current log (a
 //! follower's, after a leader change) is mirrored by comparing leader epochs, as KIP-279
-//! does between replicas. When the copy is close behind, [`complete`] takes the lock, copies
-//! the last batches, and swaps: the current directory is renamed for deletion, the future one
-//! to the partition's name, and the future log replaces the current one inside the same
-//! shared handle, so every holder (partition, fetches, cleaner) goes on with the new files.
+//! does between replicas. When the copy has caught up, [`complete`] takes the lock, copies
+//! the last batches and swaps: the future log replaces the current one inside the same shared
+//! handle, so every holder (partition, fetches, cleaner) goes on with the new files.
 //!
-//! Crash safety rests on one order: the current directory is renamed away only once the
-//! future log is complete and fsynced. At start-up ([`resolve_future_dirs`]) a future
-//! directory whose partition still has its directory is an unfinished copy and is removed;
-//! one whose partition has none is the complete copy of a swap cut short, and takes the name.
+//! Crash safety: before anything is renamed the copy gets a commit marker
+//! ([`COMMITTED_MARKER`], fsynced); then the copy is renamed to the partition's name in its
+//! directory, then the current directory is renamed for deletion, then the marker goes. At
+//! start-up ([`resolve_future_dirs`]) a marked directory wins over any other copy of its
+//! partition, and an unmarked future directory is an unfinished copy and is removed.
 
 use super::fetch::ReadPlan;
 use super::log_manager::{partition_dir_name, parse_partition_dir_name, SharedLog, DELETE_SUFFIX};
 use super::partition_log::{sync_dir, PartitionLog};
 use super::record_batch::validate_fetched_records;
 use super::LogError;
-use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Suffix of a future log's directory.
 pub const FUTURE_SUFFIX: &str = "-future";
 
+/// The file that marks a complete copy (written, fsynced, before the first rename).
+pub const COMMITTED_MARKER: &str = ".lantern-move-committed";
+
 /// What one [`copy_round`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
     /// Batch bytes appended to the future log.
     pub copied_bytes: usize,
-    /// Offsets the future log is behind the current one after the round.
-    pub behind: i64,
+    /// Whether the copy reached the current log's end as it was when the read was planned.
+    pub caught_up: bool,
 }
 
-/// The directory name of a future log of `topic`-`partition`.
-pub fn future_dir_name(topic: &str, partition: i32) -> String {
-    format!("{}.{}{FUTURE_SUFFIX}", partition_dir_name(topic, partition), uuid::Uuid::new_v4().simple())
+/// The directory name of a future log of `topic`-`partition`, or None when it would be longer
+/// than a file name may be (Kafka answers INVALID_TOPIC_EXCEPTION then).
+pub fn future_dir_name(topic: &str, partition: i32) -> Option<String> {
+    let name = format!("{}.{}{FUTURE_SUFFIX}", partition_dir_name(topic, partition), uuid::Uuid::new_v4().simple());
+    (name.len() <= 255).then_some(name)
 }
 
 /// The partition a future log's directory name belongs to.
@@ -50,30 +56,32 @@ pub fn parse_future_dir_name(name: &str) -> Option<(String, i32)> {
     parse_partition_dir_name(partition_dir)
 }
 
-/// Makes `future` a prefix of `current` again: truncates what diverged (the current log was
-/// truncated by a leader change; leader epochs tell where, as between follower and leader)
-/// and restarts it at the current log start when retention has moved past its end.
-fn align(current: &PartitionLog, future: &mut PartitionLog, now_ms: i64) -> Result<(), LogError> {
+/// Under `current`'s lock: how far `future` agrees with it (where to truncate the copy: a
+/// truncation of the current log shows as diverging leader epochs, as between a follower and
+/// its leader) and where the current log starts.
+fn agreement(current: &PartitionLog, future: &PartitionLog) -> (i64, i64) {
     let end = future.log_end_offset();
     let mut keep = end.min(current.log_end_offset());
     if let Some(epoch) = future.epoch_history().latest_epoch() {
         let answer = current.end_offset_for_epoch(epoch);
         keep = keep.min(crate::cluster::leader_epochs::truncation_offset(future.epoch_history(), end, answer));
     }
-    if keep < end {
-        future.truncate_to(keep, now_ms)?;
-    }
-    if future.log_end_offset() < current.log_start_offset() {
-        future.truncate_fully_and_start_at(current.log_start_offset(), now_ms)?;
-    }
-    Ok(())
+    (keep, current.log_start_offset())
 }
 
-/// Under `current`'s lock: aligns `future` and plans a read of up to `max_bytes` after its end.
-fn plan_next(current: &PartitionLog, future: &mut PartitionLog, max_bytes: usize, now_ms: i64) -> Result<ReadPlan, LogError> {
-    current.ensure_live()?;
-    align(current, future, now_ms)?;
-    current.plan_read(future.log_end_offset(), max_bytes, i64::MAX)
+/// Makes `future` a prefix of the current log again ([`agreement`]'s answer): truncates what
+/// diverged, restarts it at the current log start when retention has moved past its end, and
+/// drops its segments wholly below the current log start. File work on the copy only.
+fn align(future: &mut PartitionLog, (keep, start): (i64, i64), now_ms: i64) -> Result<(), LogError> {
+    if keep < future.log_end_offset() {
+        future.truncate_to(keep, now_ms)?;
+    }
+    if future.log_end_offset() < start {
+        future.truncate_fully_and_start_at(start, now_ms)?;
+    } else if future.log_start_offset() < start {
+        future.delete_segments_below(start, now_ms)?;
+    }
+    Ok(())
 }
 
 /// Reads a plan and appends its whole batches to `future`; returns the bytes appended.
@@ -90,13 +98,41 @@ fn append_read(plan: ReadPlan, future: &mut PartitionLog, now_ms: i64) -> Result
     Ok(complete)
 }
 
-/// One step of the copy: under `current`'s lock, aligns the future log and plans a read of up
-/// to `max_bytes` after its end; reads and appends without the lock. Blocking file I/O.
+/// One step of the copy, with `current`'s lock held only to decide: aligns the copy, plans a
+/// read of up to `max_bytes` after its end, then reads and appends without the lock. A
+/// truncation of the current log during the read undoes the round. Blocking file I/O.
 pub fn copy_round(current: &SharedLog, future: &mut PartitionLog, max_bytes: usize, now_ms: i64) -> Result<Round, LogError> {
-    let plan = plan_next(&current.lock(), future, max_bytes, now_ms)?;
-    let copied_bytes = append_read(plan, future, now_ms)?;
-    let behind = current.lock().log_end_offset() - future.log_end_offset();
-    Ok(Round { copied_bytes, behind })
+    let (agreed, truncations) = {
+        let log = current.lock();
+        log.ensure_live()?;
+        (agreement(&log, future), log.truncations())
+    };
+    align(future, agreed, now_ms)?;
+    let (plan, end) = {
+        let log = current.lock();
+        log.ensure_live()?;
+        if log.truncations() != truncations || log.log_start_offset() != agreed.1 {
+            // Truncated or trimmed again meanwhile: the next round aligns anew.
+            return Ok(Round { copied_bytes: 0, caught_up: false });
+        }
+        (log.plan_read(future.log_end_offset(), max_bytes, i64::MAX)?, log.log_end_offset())
+    };
+    let before = future.log_end_offset();
+    let appended = append_read(plan, future, now_ms);
+    if current.lock().truncations() != truncations {
+        // The bytes read may be the new leader's, at positions planned for the old ones.
+        if future.log_end_offset() > before {
+            future.truncate_to(before, now_ms)?;
+        }
+        return Ok(Round { copied_bytes: 0, caught_up: false });
+    }
+    let copied_bytes = appended?;
+    if copied_bytes == 0 && future.log_end_offset() < end {
+        // Offsets at the log's end that no batch holds any more (compacted away): the copy's
+        // end moves there too, with an empty segment.
+        future.roll_to(end, now_ms)?;
+    }
+    Ok(Round { copied_bytes, caught_up: future.log_end_offset() >= end })
 }
 
 /// Copies `name` (a small per-partition file such as `partition.metadata`) from one log
@@ -104,43 +140,58 @@ pub fn copy_round(current: &SharedLog, future: &mut PartitionLog, max_bytes: usi
 fn carry_file(from: &Path, to: &Path, name: &str) -> Result<(), LogError> {
     let source = from.join(name);
     match fs::read(&source) {
-        Ok(bytes) => {
-            let target = to.join(name);
-            let file = fs::File::create(&target).map_err(LogError::io("creating", &target))?;
-            use std::io::Write;
-            let mut file = file;
-            file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(LogError::io("writing", &target))
-        }
+        Ok(bytes) => write_synced(&to.join(name), &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LogError::io("reading", &source)(e)),
     }
 }
 
-/// Finishes the move: under `current`'s lock, copies what is left, takes over its config,
-/// leader-epoch history and cleaner checkpoint, fsyncs, carries the small per-partition files
-/// named in `carry` (e.g. `partition.metadata`), renames the current directory for deletion
-/// and the future one to the partition's name in its directory, and puts the future log in
-/// the current one's place. Returns the renamed current directory, to remove once the lock
-/// is released.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    use std::io::Write;
+    let mut file = fs::File::create(path).map_err(LogError::io("creating", path))?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(LogError::io("writing", path))
+}
+
+/// Finishes the move: under `current`'s lock, copies what is left, takes over its config
+/// and leader-epoch history, fsyncs, carries the small per-partition files named in `carry`
+/// (e.g. `partition.metadata`), marks the copy committed, renames it to the partition's name
+/// in its directory and the current directory for deletion, and puts the future log in the
+/// current one's place. `swapped` runs under the lock once the future log is in place (the
+/// log manager records the new directory there). Returns the renamed current directory, to
+/// remove once the lock is released (None if that rename failed: the next start removes it).
 ///
-/// The lock is held for the remaining copy: call this when [`copy_round`] says little is left.
-pub fn complete(current: &SharedLog, mut future: PartitionLog, carry: &[&str], now_ms: i64) -> Result<PathBuf, LogError> {
+/// Nothing changes unless the copy could be renamed into place; after that the swap always
+/// completes, so appends never go to a directory about to be deleted. The lock is held for
+/// the remaining copy: call this once [`copy_round`] has caught up, with the copy flushed.
+pub fn complete(
+    current: &SharedLog,
+    mut future: PartitionLog,
+    carry: &[&str],
+    cancelled: impl Fn() -> bool,
+    swapped: impl FnOnce(),
+    now_ms: i64,
+) -> Result<Option<PathBuf>, LogError> {
     let mut log = current.lock();
     loop {
-        let plan = plan_next(&log, &mut future, 8 << 20, now_ms)?;
+        log.ensure_live()?;
+        if cancelled() {
+            return Err(LogError::MoveIncomplete { dir: log.dir().to_path_buf(), reason: "cancelled".into() });
+        }
+        let agreed = agreement(&log, &future);
+        align(&mut future, agreed, now_ms)?;
+        let plan = log.plan_read(future.log_end_offset(), 8 << 20, i64::MAX)?;
         if append_read(plan, &mut future, now_ms)? == 0 {
             break;
         }
+    }
+    if future.log_end_offset() < log.log_end_offset() {
+        future.roll_to(log.log_end_offset(), now_ms)?;
     }
     let old_dir = log.dir().to_path_buf();
     if future.log_end_offset() != log.log_end_offset() {
         return Err(LogError::MoveIncomplete {
             dir: old_dir,
-            reason: format!(
-                "the copy ends at offset {} but the log at {} (a gap at the log's end that no batch covers)",
-                future.log_end_offset(),
-                log.log_end_offset()
-            ),
+            reason: format!("the copy ends at offset {} but the log at {}", future.log_end_offset(), log.log_end_offset()),
         });
     }
     future.take_over_state_of(&log)?;
@@ -148,62 +199,125 @@ pub fn complete(current: &SharedLog, mut future: PartitionLog, carry: &[&str], n
     for name in carry {
         carry_file(&old_dir, future.dir(), name)?;
     }
-    sync_dir(future.dir())?;
     let (Some(old_parent), Some(new_parent), Some(name)) = (old_dir.parent(), future.dir().parent(), old_dir.file_name()) else {
         return Err(LogError::MoveIncomplete { dir: old_dir.clone(), reason: "the log directory has no parent".into() });
     };
+    let (old_parent, new_parent) = (old_parent.to_path_buf(), new_parent.to_path_buf());
+    let marker = future.dir().join(COMMITTED_MARKER);
+    write_synced(&marker, b"")?;
+    sync_dir(future.dir())?;
+    sync_dir(&new_parent)?;
     let final_dir = new_parent.join(name);
-    let doomed = old_parent.join(format!("{}.{}{DELETE_SUFFIX}", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
-    fs::rename(&old_dir, &doomed).map_err(LogError::io("renaming for deletion", &old_dir))?;
-    sync_dir(old_parent)?;
-    crate::crash_point::reached("log.move.mid_swap");
     if let Err(e) = fs::rename(future.dir(), &final_dir) {
-        // The current log goes back where it was; the copy is abandoned (removed at start-up).
-        let _ = fs::rename(&doomed, &old_dir);
+        let _ = fs::remove_file(&marker);
         return Err(LogError::io("renaming the moved log into place", &final_dir)(e));
     }
-    sync_dir(new_parent)?;
+    // From here the copy is the partition's log (a start-up now prefers it, marked, over the
+    // old directory): the swap completes whatever fails below.
     future.set_dir(&final_dir);
+    if let Err(e) = sync_dir(&new_parent) {
+        tracing::error!(target: "kafka.log.LogManager", error = %e, "could not sync the log directory after moving a log into it");
+    }
+    crate::crash_point::reached("log.move.mid_swap");
+    let doomed = old_parent.join(deleted_dir_name(&name.to_string_lossy()));
+    let doomed = match fs::rename(&old_dir, &doomed) {
+        Ok(()) => {
+            let synced = sync_dir(&old_parent).and_then(|_| {
+                fs::remove_file(final_dir.join(COMMITTED_MARKER)).map_err(LogError::io("removing", &final_dir.join(COMMITTED_MARKER)))
+            });
+            if let Err(e) = synced.and_then(|_| sync_dir(&final_dir)) {
+                tracing::warn!(target: "kafka.log.LogManager", error = %e, "could not finish tidying up after a log-directory move; the next start does");
+            }
+            Some(doomed)
+        }
+        Err(e) => {
+            tracing::error!(target: "kafka.log.LogManager", dir = %old_dir.display(), error = %e,
+                "could not rename the moved log's old directory for deletion; the next start removes it (the new one is marked)");
+            None
+        }
+    };
     let mut old = std::mem::replace(&mut *log, future);
     old.mark_deleted();
+    swapped();
     Ok(doomed)
 }
 
-/// Start-up: settles the future-log directories in `dirs` before any log is opened. Returns
-/// the partitions whose future log took the partition's name (a swap cut short by a crash).
+/// `<partition dir name>.<id>-delete`, the partition dir name cut so the whole fits in a file
+/// name (Kafka shortens the topic the same way).
+pub fn deleted_dir_name(partition_dir: &str) -> String {
+    let suffix = format!(".{}{DELETE_SUFFIX}", uuid::Uuid::new_v4().simple());
+    let mut keep = partition_dir.len().min(255 - suffix.len());
+    while !partition_dir.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &partition_dir[..keep])
+}
+
+/// Start-up: settles log-directory moves before any log is opened. For each partition, a
+/// directory holding the commit marker (a copy complete before a crash) wins: any other
+/// directory of the partition goes, and so does the marker; an unmarked future directory is
+/// an unfinished copy and goes. Returns the partitions whose moved copy won.
 pub fn resolve_future_dirs(dirs: &[PathBuf]) -> Result<Vec<(String, i32)>, LogError> {
-    let mut present: HashSet<(String, i32)> = HashSet::new();
-    let mut futures = Vec::new();
+    use std::collections::BTreeMap;
+    // Per partition: its directories named as a partition, and its future directories.
+    let mut found: BTreeMap<(String, i32), (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
     for dir in dirs {
-        let Ok(entries) = fs::read_dir(dir) else { continue };
-        for entry in entries.flatten() {
+        for entry in fs::read_dir(dir).map_err(LogError::io("listing data directory", dir))? {
+            let entry = entry.map_err(LogError::io("listing data directory", dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(key) = parse_future_dir_name(&name) {
-                futures.push((key, entry.path()));
+                found.entry(key).or_default().1.push(entry.path());
             } else if let Some(key) = parse_partition_dir_name(&name) {
-                present.insert(key);
+                found.entry(key).or_default().0.push(entry.path());
             }
         }
     }
-    let mut promoted = Vec::new();
-    for ((topic, partition), path) in futures {
-        let key = (topic, partition);
-        if present.contains(&key) {
-            tracing::info!(target: "kafka.log.LogManager", dir = %path.display(),
-                "removing the copy of an unfinished log-directory move (the partition's log stayed where it was; send AlterReplicaLogDirs again to move it)");
-            fs::remove_dir_all(&path).map_err(LogError::io("removing an unfinished future log", &path))?;
-        } else {
-            let parent = path.parent().unwrap_or(Path::new("."));
-            let target = parent.join(partition_dir_name(&key.0, key.1));
-            tracing::warn!(target: "kafka.log.LogManager", dir = %target.display(),
-                "finishing a log-directory move cut short by a crash: the complete copy takes the partition's name");
-            fs::rename(&path, &target).map_err(LogError::io("renaming a complete future log into place", &path))?;
-            sync_dir(parent)?;
-            present.insert(key.clone());
-            promoted.push(key);
+    let marked = |d: &PathBuf| d.join(COMMITTED_MARKER).exists();
+    let remove = |d: &Path, why: &str| -> Result<(), LogError> {
+        tracing::info!(target: "kafka.log.LogManager", dir = %d.display(), "{why}");
+        fs::remove_dir_all(d).map_err(LogError::io("removing", d))
+    };
+    let mut won = Vec::new();
+    for (key, (plain, futures)) in found {
+        if futures.is_empty() && !plain.iter().any(marked) {
+            continue;
+        }
+        let winner = match plain.iter().find(|d| marked(d)) {
+            Some(w) => Some(w.clone()),
+            None if plain.is_empty() => match futures.iter().find(|d| marked(d)) {
+                Some(f) => {
+                    let target = f.parent().unwrap_or(Path::new(".")).join(partition_dir_name(&key.0, key.1));
+                    fs::rename(f, &target).map_err(LogError::io("renaming a complete moved log into place", f))?;
+                    Some(target)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        // With a winner every other directory of the partition goes; without one (the log
+        // never left its directory) only the copies.
+        let losers: Vec<&PathBuf> = match &winner {
+            Some(w) => plain.iter().chain(futures.iter()).filter(|d| *d != w).collect(),
+            None => futures.iter().collect(),
+        };
+        for d in losers.into_iter().filter(|d| d.exists()) {
+            let why = if winner.is_some() {
+                "removing a partition directory superseded by a log-directory move a crash cut short"
+            } else {
+                "removing the copy of an unfinished log-directory move (the log stayed where it was; send AlterReplicaLogDirs again to move it)"
+            };
+            remove(d, why)?;
+        }
+        if let Some(w) = winner {
+            tracing::warn!(target: "kafka.log.LogManager", dir = %w.display(), "finished a log-directory move that a crash cut short");
+            fs::remove_file(w.join(COMMITTED_MARKER)).map_err(LogError::io("removing", &w.join(COMMITTED_MARKER)))?;
+            if let Some(parent) = w.parent() {
+                sync_dir(parent)?;
+            }
+            won.push(key);
         }
     }
-    Ok(promoted)
+    Ok(won)
 }
 
 #[cfg(test)]

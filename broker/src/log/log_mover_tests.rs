@@ -36,7 +36,7 @@ fn future_in(dir: &Path, current: &SharedLog) -> PartitionLog {
         let log = current.lock();
         (log.config().clone(), log.log_start_offset())
     };
-    let mut future = PartitionLog::open(&dir.join(future_dir_name("t", 0)), config).unwrap();
+    let mut future = PartitionLog::open(&dir.join(future_dir_name("t", 0).unwrap()), config).unwrap();
     if start > 0 {
         future.truncate_fully_and_start_at(start, 0).unwrap();
     }
@@ -63,14 +63,14 @@ fn the_moved_log_has_the_same_batches_epochs_and_producers_and_every_handle_foll
                 append(&current, 2, values(2, &format!("b{i}")).idempotent(7, 0, 30 + (i - 10) * 2));
             }
         }
-        if round.copied_bytes == 0 {
+        if round.caught_up && rounds > 5 {
             break;
         }
         assert!(rounds < 1000);
     }
     append(&current, 2, values(1, "tail").idempotent(7, 0, 38));
     let handle = Arc::clone(&current);
-    let doomed = complete(&current, future, &["partition.metadata"], 0).unwrap();
+    let doomed = complete(&current, future, &["partition.metadata"], || false, || {}, 0).unwrap().unwrap();
 
     let log = handle.lock();
     assert_eq!(log.dir(), b.path().join("t-0"), "the shared handle holds the moved log");
@@ -79,6 +79,7 @@ fn the_moved_log_has_the_same_batches_epochs_and_producers_and_every_handle_foll
     assert_eq!(log.epoch_history().entries(), &[(1, 0), (2, 30)]);
     assert!(log.num_segments() > 1, "small segments rolled in the copy too");
     assert!(b.path().join("t-0").join("partition.metadata").exists());
+    assert!(!b.path().join("t-0").join(COMMITTED_MARKER).exists(), "the commit marker is gone after the swap");
     let copy = contents(&log);
     let original = PartitionLog::open(&doomed, small()).unwrap();
     assert_eq!(copy, contents(&original), "identical batches");
@@ -105,7 +106,7 @@ fn a_truncation_of_the_log_during_the_copy_is_truncated_in_the_copy_too() {
         append(&current, 3, values(2, &format!("x{i}")));
     }
     let mut future = future_in(b.path(), &current);
-    while copy_round(&current, &mut future, 1 << 20, 0).unwrap().copied_bytes > 0 {}
+    assert!(copy_round(&current, &mut future, 1 << 20, 0).unwrap().caught_up);
     assert_eq!(future.log_end_offset(), 12);
     // A follower's truncation (a new leader lacked offsets 6..12), then the new leader's
     // batches under epoch 4 at the same offsets.
@@ -114,7 +115,7 @@ fn a_truncation_of_the_log_during_the_copy_is_truncated_in_the_copy_too() {
         append(&current, 4, values(2, &format!("y{i}")));
     }
     let round = copy_round(&current, &mut future, 1 << 20, 0).unwrap();
-    assert_eq!(round.behind, 0);
+    assert!(round.caught_up);
     assert_eq!(contents(&future), contents(&current.lock()), "the copy holds the new leader's batches, not the old ones");
     assert_eq!(future.epoch_history().entries(), &[(3, 0), (4, 6)]);
 }
@@ -131,7 +132,7 @@ fn retention_past_the_copy_restarts_it_at_the_log_start() {
     copy_round(&current, &mut future, 1 << 20, 0).unwrap();
     assert_eq!((future.log_start_offset(), future.log_end_offset()), (100, 103));
     let handle = Arc::clone(&current);
-    complete(&current, future, &[], 0).unwrap();
+    complete(&current, future, &[], || false, || {}, 0).unwrap();
     assert_eq!(handle.lock().log_start_offset(), 100);
 }
 
@@ -143,44 +144,72 @@ fn a_log_deleted_during_the_move_is_not_swapped_in() {
     append(&current, 1, values(2, "v"));
     let future = future_in(b.path(), &current);
     current.lock().mark_deleted();
-    assert!(matches!(complete(&current, future, &[], 0), Err(LogError::LogDeleted { .. })));
+    assert!(matches!(complete(&current, future, &[], || false, || {}, 0), Err(LogError::LogDeleted { .. })));
     assert!(a.path().join("t-0").exists());
 }
 
+fn closed_log_with(dir: &Path, records: usize) {
+    let shared: SharedLog = Arc::new(Mutex::new(PartitionLog::open(dir, small()).unwrap()));
+    if records > 0 {
+        append(&shared, 5, values(records, "kept"));
+    }
+    shared.lock().close().unwrap();
+}
+
 #[test]
-fn start_up_removes_an_unfinished_copy_and_finishes_a_swap_cut_short() {
+fn start_up_removes_unfinished_copies_and_lets_a_committed_copy_win() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    // t-0: the copy was under way (the log is still in a).
-    let log = PartitionLog::open(&a.path().join("t-0"), small()).unwrap();
-    drop(log);
-    let unfinished = b.path().join(future_dir_name("t", 0));
-    PartitionLog::open(&unfinished, small()).unwrap();
-    // t-1: a crash between the two renames (the log renamed for deletion, the copy not yet
-    // renamed): the copy is complete and takes the name.
-    let cut_short = b.path().join(future_dir_name("t", 1));
-    {
-        let shared: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&cut_short, small()).unwrap()));
-        append(&shared, 5, values(4, "kept"));
-        shared.lock().close().unwrap();
-    }
-    std::fs::create_dir_all(a.path().join("t-1.0123456789abcdef0123456789abcdef-delete")).unwrap();
+    // t-0: a copy under way (the log is still in a): the copy goes.
+    closed_log_with(&a.path().join("t-0"), 2);
+    let unfinished = b.path().join(future_dir_name("t", 0).unwrap());
+    closed_log_with(&unfinished, 1);
+    // t-1: a crash after the copy was renamed into place, before the old directory was
+    // renamed for deletion: both are named t-1, the marked one wins.
+    closed_log_with(&a.path().join("t-1"), 3);
+    closed_log_with(&b.path().join("t-1"), 4);
+    std::fs::write(b.path().join("t-1").join(COMMITTED_MARKER), b"").unwrap();
+    // t-2: a crash after the old directory was renamed for deletion but with the copy still
+    // under its future name (not this code's order, but what an older one or a rename that
+    // failed back leaves): the marked copy takes the name.
+    let cut_short = b.path().join(future_dir_name("t", 2).unwrap());
+    closed_log_with(&cut_short, 4);
+    std::fs::write(cut_short.join(COMMITTED_MARKER), b"").unwrap();
+    std::fs::create_dir_all(a.path().join("t-2.0123456789abcdef0123456789abcdef-delete")).unwrap();
+    // t-3: a deleted partition's queued copy, never marked, with no other directory: it goes
+    // (it must not come back as the partition).
+    closed_log_with(&b.path().join(future_dir_name("t", 3).unwrap()), 1);
 
     let (manager, loaded) = LogManager::open(&[a.path().to_path_buf(), b.path().to_path_buf()], small()).unwrap();
-    assert!(!unfinished.exists() && !cut_short.exists());
-    let mut names: Vec<(String, i32, PathBuf, i64)> =
-        loaded.iter().map(|(t, p, l)| {
+    let mut names: Vec<(String, i32, PathBuf, i64)> = loaded
+        .iter()
+        .map(|(t, p, l)| {
             let log = l.lock();
             (t.clone(), *p, log.dir().to_path_buf(), log.log_end_offset())
-        }).collect();
+        })
+        .collect();
     names.sort();
-    assert_eq!(names, vec![("t".into(), 0, a.path().join("t-0"), 0), ("t".into(), 1, b.path().join("t-1"), 4)]);
+    assert_eq!(
+        names,
+        vec![
+            ("t".into(), 0, a.path().join("t-0"), 2),
+            ("t".into(), 1, b.path().join("t-1"), 4),
+            ("t".into(), 2, b.path().join("t-2"), 4),
+        ]
+    );
+    for d in [a.path(), b.path()] {
+        let left: Vec<String> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.iter().all(|n| !n.ends_with("-future") && !n.ends_with("-delete")), "{left:?}");
+    }
+    assert!(!b.path().join("t-1").join(COMMITTED_MARKER).exists() && !b.path().join("t-2").join(COMMITTED_MARKER).exists());
     drop(manager);
 }
 
 #[test]
 fn future_dir_names_parse_back_and_other_names_do_not() {
-    let name = future_dir_name("my.topic-x", 12);
+    let name = future_dir_name("my.topic-x", 12).unwrap();
+    assert!(future_dir_name(&"x".repeat(249), 0).is_none(), "longer than a file name may be");
+    assert_eq!(deleted_dir_name(&format!("{}-0", "y".repeat(249))).len(), 255);
     assert_eq!(parse_future_dir_name(&name), Some(("my.topic-x".to_string(), 12)));
     assert_eq!(parse_future_dir_name("t-0"), None);
     assert_eq!(parse_future_dir_name("t-0.0123-future"), None);
@@ -204,19 +233,29 @@ fn the_manager_starts_one_move_per_partition_and_refuses_what_kafka_refuses() {
     let placed = manager.create_partition("t", 1, small()).unwrap();
     assert_eq!(placed.lock().dir(), b.path().join("t-1"));
 
-    let Ok(MoveStart::Started { current, mut future, log_move }) = manager.begin_move("t", 0, b.path()) else { panic!("no move") };
+    let Ok(MoveStart::Started(log_move)) = manager.begin_move("t", 0, b.path()) else { panic!("no move") };
     assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyMoving)));
     assert_eq!(manager.moves().len(), 1);
-    while copy_round(&current, &mut future, 1 << 20, 0).unwrap().copied_bytes > 0 {}
-    complete(&current, future, &[], 0).unwrap();
-    manager.finish_move("t", 0, &log_move);
+    let mut future = PartitionLog::open(&b.path().join(future_dir_name("t", 0).unwrap()), small()).unwrap();
+    while !copy_round(&log_move.current, &mut future, 1 << 20, 0).unwrap().caught_up {}
+    complete(&log_move.current, future, &[], || log_move.is_cancelled(), || log_move.swapped(), 0).unwrap();
+    manager.end_move(&log_move);
     assert!(manager.moves().is_empty());
     assert_eq!(manager.get("t", 0).unwrap().lock().dir(), b.path().join("t-0"));
     // Back again: the manager knows the log is in b now.
     assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyThere)));
-    let Ok(MoveStart::Started { log_move, .. }) = manager.begin_move("t", 0, a.path()) else { panic!("no move back") };
-    // A deleted partition cancels its move.
-    manager.delete_partition("t", 0).unwrap();
+    let Ok(MoveStart::Started(log_move)) = manager.begin_move("t", 0, a.path()) else { panic!("no move back") };
+    // A move that is cancelled does not swap, even once it has caught up.
+    let mut future = PartitionLog::open(&a.path().join(future_dir_name("t", 0).unwrap()), small()).unwrap();
+    while !copy_round(&log_move.current, &mut future, 1 << 20, 0).unwrap().caught_up {}
+    log_move.cancel();
+    assert!(complete(&log_move.current, future, &[], || log_move.is_cancelled(), || log_move.swapped(), 0).is_err());
+    assert_eq!(manager.get("t", 0).unwrap().lock().dir(), b.path().join("t-0"));
+    manager.end_move(&log_move);
+    let Ok(MoveStart::Started(log_move)) = manager.begin_move("t", 0, a.path()) else { panic!("no move back") };
+    // A deleted partition cancels its move; its directory is renamed where it is (b).
+    let doomed = manager.delete_partition("t", 0).unwrap();
+    assert!(doomed.starts_with(b.path()));
     assert!(log_move.is_cancelled() && manager.moves().is_empty());
     // An offline directory refuses moves into it.
     manager.take_offline(0, "test".into());

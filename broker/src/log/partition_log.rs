@@ -164,6 +164,9 @@ pub struct PartitionLog {
     pub(super) epochs: LeaderEpochHistory,
     /// The history as last written to `leader-epoch-checkpoint` (empty: never written).
     pub(super) epochs_saved: Vec<(i32, i64)>,
+    /// Truncations so far (`truncate_to`, `truncate_fully_and_start_at`): a reader that planned
+    /// under the lock and read without it checks this did not change meanwhile.
+    pub(super) truncations: u64,
 }
 
 /// Kafka's per-partition leader-epoch checkpoint file.
@@ -291,6 +294,7 @@ impl PartitionLog {
             cleaner_checkpoint: cleaner_files::load_checkpoint(dir)?,
             epochs: LeaderEpochHistory::default(),
             epochs_saved: read_epoch_checkpoint(dir),
+            truncations: 0,
         };
         log.flushed_offset = log.log_end_offset();
         log.rebuild_producer_state(now_ms)?;
@@ -541,7 +545,7 @@ impl PartitionLog {
     /// Starts a segment at `base` (past the log end) for a follower's batch after a gap too
     /// wide for the active segment: an empty active segment is replaced, a non-empty one
     /// sealed first.
-    fn roll_to(&mut self, base: i64, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn roll_to(&mut self, base: i64, now_ms: i64) -> Result<(), LogError> {
         let end = self.log_end_offset();
         if self.active().is_empty() {
             let empty = self.segments.pop().expect("a log always has an active segment");
@@ -647,6 +651,11 @@ impl PartitionLog {
         self.deleted
     }
 
+    /// How many truncations this log has had (see the field).
+    pub fn truncations(&self) -> u64 {
+        self.truncations
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -661,17 +670,15 @@ impl PartitionLog {
     }
 
     /// A copy of `other` made batch by batch (a log-directory move) takes over what the
-    /// batches do not carry: the config, the leader-epoch history (a checkpointed epoch
-    /// start may precede its first remaining batch) and the cleaner's checkpoint.
+    /// batches do not carry: the config and the leader-epoch history (a checkpointed epoch
+    /// start may precede its first remaining batch). Not the cleaner's checkpoint: the copy
+    /// may hold batches from before a compaction of `other` that ran during the copy, so the
+    /// whole copy is dirty for the cleaner.
     pub fn take_over_state_of(&mut self, other: &PartitionLog) -> Result<(), LogError> {
         self.set_config(other.config.clone());
         self.epochs = other.epochs.clone();
         self.epochs_saved.clear();
-        self.save_epoch_checkpoint()?;
-        if let Some(offset) = other.cleaner_checkpoint {
-            self.store_cleaner_checkpoint(offset)?;
-        }
-        Ok(())
+        self.save_epoch_checkpoint()
     }
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` in this log and where it
     /// ends (see [`LeaderEpochHistory::end_offset_for`]).

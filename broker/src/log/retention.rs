@@ -43,6 +43,14 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// Deletes the segments wholly below `offset` (the copy of a log whose start moved: its
+    /// log start offset follows, to the first segment left). Returns how many went.
+    pub fn delete_segments_below(&mut self, offset: i64, now_ms: i64) -> Result<usize, LogError> {
+        self.ensure_live()?;
+        let n = self.deletable_prefix(|segment, _| segment.next_offset() <= offset);
+        self.delete_oldest(n, now_ms)
+    }
+
     /// How many leading segments satisfy `predicate` (called oldest first, stopping at the
     /// first refusal); an empty active segment is never counted.
     fn deletable_prefix(&self, mut predicate: impl FnMut(&Segment, bool) -> bool) -> usize {
@@ -94,6 +102,7 @@ impl PartitionLog {
     /// truncateFullyAndStartAt.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         self.ensure_live()?;
+        self.truncations += 1;
         let old: Vec<Segment> = self.segments.drain(..).collect();
         for segment in old {
             segment.delete()?;
@@ -120,6 +129,7 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         if offset <= self.segments[0].base_offset() {
             return self.truncate_fully_and_start_at(offset, now_ms);
         } else {
