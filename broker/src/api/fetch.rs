@@ -190,6 +190,14 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, re
                         partitions.push(base);
                         continue;
                     }
+                    // KIP-74: only the first partition with data may return a first batch
+                    // larger than its limit (so the consumer always makes progress); a later
+                    // one whose next batch does not fit in what is left is left out, or the
+                    // response would exceed the client's fetch.max.bytes.
+                    if planned_bytes > 0 && plan.bytes() > limit {
+                        partitions.push(base);
+                        continue;
+                    }
                     planned_bytes += plan.bytes();
                     planned.push(PlannedRead { topic: ti, partition: partitions.len(), plan, throttled });
                     partitions.push(base);
