@@ -1,4 +1,5 @@
-//! IncrementalAlterConfigs (SET and DELETE) for topic configs and the dynamic broker configs
+//! IncrementalAlterConfigs (SET, DELETE, and APPEND/SUBTRACT on list-valued configs) for topic
+//! configs and the dynamic broker configs
 //! (the replication throttle rates; every other broker config is static).
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
@@ -11,19 +12,29 @@ use crate::controller::{ConfigOp, ControllerRequest};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
-/// The SET and DELETE operations of one resource; APPEND/SUBTRACT (list-valued configs) are
-/// not honoured.
-fn parse_ops(configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig]) -> Result<Vec<ConfigOp>, String> {
+/// The operations of one resource: SET, DELETE, and APPEND/SUBTRACT (list-valued configs, the
+/// controller checks which). Errors as (Kafka error code, message).
+fn parse_ops(configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig]) -> Result<Vec<ConfigOp>, (i16, String)> {
+    let mut seen = std::collections::HashSet::new();
     configs
         .iter()
         .map(|c| {
             let name = c.name.to_string();
+            if !seen.insert(name.clone()) {
+                // Kafka: "Error due to duplicate config keys".
+                return Err((error_code::INVALID_REQUEST, format!("config '{name}' appears more than once in the request")));
+            }
+            let invalid = |msg: String| Err((error_code::INVALID_CONFIG, msg));
             match (c.config_operation, &c.value) {
                 (OP_SET, Some(v)) => Ok(ConfigOp::Set(name, v.to_string())),
-                (OP_SET, None) => Err(format!("SET of '{name}' needs a value")),
                 (OP_DELETE, _) => Ok(ConfigOp::Delete(name)),
-                (op, _) => Err(format!("operation {op} (APPEND/SUBTRACT) is not supported for '{name}': no list-valued config is honoured yet")),
+                (OP_APPEND, Some(v)) => Ok(ConfigOp::Append(name, v.to_string())),
+                (OP_SUBTRACT, Some(v)) => Ok(ConfigOp::Subtract(name, v.to_string())),
+                (OP_SET | OP_APPEND | OP_SUBTRACT, None) => invalid(format!("operation {} of '{name}' needs a value", c.config_operation)),
+                (op, _) => invalid(format!("unknown operation {op} for '{name}' (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)")),
             }
         })
         .collect()
@@ -41,7 +52,7 @@ pub async fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest) ->
                 RESOURCE_TOPIC | RESOURCE_BROKER => match parse_ops(&res.configs) {
                     Ok(ops) if res.resource_type == RESOURCE_TOPIC => ControllerRequest::AlterTopicConfigs { name, ops, validate_only: request.validate_only },
                     Ok(ops) => ControllerRequest::AlterBrokerConfigs { name, ops, validate_only: request.validate_only },
-                    Err(msg) => return fail(error_code::INVALID_CONFIG, msg),
+                    Err((code, msg)) => return fail(code, msg),
                 },
                 other => return fail(error_code::INVALID_REQUEST, format!("resource type {other} is not supported")),
             };

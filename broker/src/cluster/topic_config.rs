@@ -95,6 +95,29 @@ fn v_throttled(v: &str) -> Result<(), String> {
     super::replication_quota::validate_list(v)
 }
 
+/// The list-valued topic configs (IncrementalAlterConfigs APPEND/SUBTRACT apply to these
+/// only) with Kafka's default for each, the value an APPEND starts from without an override.
+pub const LIST_TOPIC_CONFIGS: &[(&str, &str)] =
+    &[("cleanup.policy", "delete"), ("leader.replication.throttled.replicas", ""), ("follower.replication.throttled.replicas", "")];
+
+/// A list config's value after APPEND (`add`) or SUBTRACT of `items` (comma-separated), as
+/// Kafka computes it: appended items not already present go at the end, in order.
+pub fn list_after(current: &str, items: &str, add: bool) -> String {
+    let split = |v: &str| -> Vec<String> { v.split(',').map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect() };
+    let mut list = split(current);
+    let given = split(items);
+    if add {
+        for item in given {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+    } else {
+        list.retain(|item| !given.contains(item));
+    }
+    list.join(",")
+}
+
 /// Checks one topic config override; the error says what is wrong.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     let def = TOPIC_CONFIGS

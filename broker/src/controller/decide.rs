@@ -167,9 +167,9 @@ pub fn create_partitions(
 }
 
 pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) -> Result<Vec<MetadataRecord>, ControllerError> {
-    if image.topic(name).is_none() {
+    let Some(topic) = image.topic(name) else {
         return Err(ControllerError::UnknownTopic(name.to_string()));
-    }
+    };
     let mut records = Vec::with_capacity(ops.len());
     for op in ops {
         let (key, value) = match op {
@@ -178,6 +178,19 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
                 (k.clone(), Some(v.clone()))
             }
             ConfigOp::Delete(k) => (k.clone(), None),
+            ConfigOp::Append(k, items) | ConfigOp::Subtract(k, items) => {
+                use crate::cluster::topic_config::{list_after, LIST_TOPIC_CONFIGS};
+                let Some((_, default)) = LIST_TOPIC_CONFIGS.iter().find(|(n, _)| n == k) else {
+                    return Err(ControllerError::InvalidConfig(format!(
+                        "{k}: APPEND and SUBTRACT apply only to list-valued configs ({}); use SET",
+                        LIST_TOPIC_CONFIGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    )));
+                };
+                let current = topic.configs.get(k.as_str()).map_or(*default, String::as_str);
+                let v = list_after(current, items, matches!(op, ConfigOp::Append(..)));
+                validate_topic_config(k, &v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+                (k.clone(), Some(v))
+            }
         };
         records.push(MetadataRecord::Config { resource: ConfigResource::Topic, name: name.to_string(), key, value });
     }
@@ -202,6 +215,9 @@ pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp])
         let (key, value) = match op {
             ConfigOp::Set(k, v) => (k, Some(v.clone())),
             ConfigOp::Delete(k) => (k, None),
+            ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _) => {
+                return Err(ControllerError::InvalidConfig(format!("{k}: APPEND and SUBTRACT apply only to list-valued configs; use SET")));
+            }
         };
         if !DYNAMIC_BROKER_CONFIGS.contains(&key.as_str()) {
             // Kafka's answer for a config that cannot change at run time: INVALID_REQUEST.
@@ -440,6 +456,35 @@ mod tests {
         apply(&mut img, recs);
         let p = img.partition("t", 0).unwrap();
         assert_eq!((p.replicas.clone(), p.isr.clone(), p.is_reassigning()), (vec![2, 1], vec![2, 1], false));
+    }
+
+    #[test]
+    fn append_and_subtract_change_list_configs_from_their_current_value_or_kafkas_default() {
+        let mut img = cluster(1);
+        let recs = create_topic(&img, "t", 1, 1, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let policy = |img: &MetadataImage| img.topic("t").unwrap().configs.get("cleanup.policy").cloned();
+        let append = |k: &str, v: &str| vec![ConfigOp::Append(k.into(), v.into())];
+        let subtract = |k: &str, v: &str| vec![ConfigOp::Subtract(k.into(), v.into())];
+        // No override yet: APPEND starts from Kafka's default, delete.
+        let recs = alter_topic_configs(&img, "t", &append("cleanup.policy", "compact")).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(policy(&img).as_deref(), Some("delete,compact"));
+        let recs = alter_topic_configs(&img, "t", &append("cleanup.policy", "compact,delete")).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(policy(&img).as_deref(), Some("delete,compact"), "nothing added twice");
+        let recs = alter_topic_configs(&img, "t", &subtract("cleanup.policy", "delete")).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(policy(&img).as_deref(), Some("compact"));
+        // Emptied cleanup.policy is not a valid value; a config that is not a list refuses both.
+        assert_eq!(alter_topic_configs(&img, "t", &subtract("cleanup.policy", "compact")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        assert_eq!(alter_topic_configs(&img, "t", &append("retention.ms", "1")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        assert_eq!(alter_broker_configs(&img, "1", &append("leader.replication.throttled.rate", "1")).unwrap_err().code(), error_code::INVALID_CONFIG);
+        let recs = alter_topic_configs(&img, "t", &append("leader.replication.throttled.replicas", "0:1,1:1")).unwrap();
+        apply(&mut img, recs);
+        let recs = alter_topic_configs(&img, "t", &subtract("leader.replication.throttled.replicas", "0:1")).unwrap();
+        apply(&mut img, recs);
+        assert_eq!(img.topic("t").unwrap().configs.get("leader.replication.throttled.replicas").map(String::as_str), Some("1:1"));
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::error_code;
 pub enum ConfigOp {
     Set(String, String),
     Delete(String),
+    /// Adds the comma-separated items not already in a list-valued config.
+    Append(String, String),
+    /// Removes the comma-separated items from a list-valued config.
+    Subtract(String, String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
