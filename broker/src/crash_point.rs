@@ -22,8 +22,8 @@ pub const POINTS: &[&str] = &[
     // The cleaner: the copies renamed to `.swap` and the first segment's index files
     // removed, its `.swap` not yet renamed over the `.log`.
     "cleaner.mid_swap",
-    // A log-directory move (AlterReplicaLogDirs): the current directory renamed for
-    // deletion, the complete copy not yet renamed to the partition's name.
+    // A log-directory move (AlterReplicaLogDirs): the committed copy renamed to the
+    // partition's name in its directory, the old directory not yet renamed for deletion.
     "log.move.mid_swap",
 ];
 

@@ -13,14 +13,14 @@ use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse {
     let b = Arc::clone(broker);
-    // Starting a move creates a directory and a segment file: a blocking thread.
+    // Starting a move may wait for a swap under way (the log's lock): a blocking thread.
     let answered = tokio::task::spawn_blocking(move || {
         let image = b.image();
         let mut by_topic: BTreeMap<String, Vec<AlterReplicaLogDirPartitionResult>> = BTreeMap::new();
         let mut refused = 0usize;
         let mut first_refused = None;
         for dir in &request.dirs {
-            // Kafka compares absolute paths; log.dirs entries are taken as configured.
+            // Kafka compares absolute paths; log.dirs are made absolute at start-up.
             let path = std::path::Path::new(dir.path.as_str());
             for topic in &dir.topics {
                 for &index in &topic.partitions {

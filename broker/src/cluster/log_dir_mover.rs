@@ -7,7 +7,6 @@
 //! The queue holds partitions, each at most once: a request that retargets one partition a
 //! thousand times leaves one entry, and the move run is the one registered when its turn comes.
 use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -73,16 +72,18 @@ fn worker(queue: &(Mutex<Queue>, Condvar), logs: &Mutex<LogManager>) {
             logs.lock().end_move(&log_move);
             continue;
         }
-        let future_dir = log_move.target_dir.join(log_mover::future_dir_name(&key.0, key.1).unwrap_or_default());
+        // begin_move refused names too long for a future directory; never the data dir itself.
+        let Some(name) = log_mover::future_dir_name(&key.0, key.1) else {
+            logs.lock().end_move(&log_move);
+            continue;
+        };
+        let future_dir = log_move.target_dir.join(name);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&log_move, &future_dir)));
-        logs.lock().end_move(&log_move);
         let failed = match outcome {
-            Ok(Ok(Some(old_dir))) => {
-                if let Some(old_dir) = old_dir {
-                    if let Err(e) = std::fs::remove_dir_all(&old_dir) {
-                        tracing::warn!(target: "kafka.log.LogManager", dir = %old_dir.display(), error = %e, "could not remove the moved log's old directory; the next start removes it");
-                    }
-                }
+            Ok(Ok(Some(left))) => {
+                // Before the move ends: once DescribeLogDirs shows no future replica, nothing
+                // of the old copy is left.
+                log_mover::finish_move_cleanup(left);
                 false
             }
             Ok(Ok(None)) => {
@@ -104,22 +105,24 @@ fn worker(queue: &(Mutex<Queue>, Condvar), logs: &Mutex<LogManager>) {
         if failed && future_dir.is_dir() {
             let _ = std::fs::remove_dir_all(&future_dir);
         }
+        logs.lock().end_move(&log_move);
     }
 }
 
-/// One move: Some(old directory to remove, if renamed) when the copy replaced the log,
-/// None when cancelled.
-fn run(log_move: &LogMove, future_dir: &std::path::Path) -> Result<Option<Option<PathBuf>>, LogError> {
+/// One move: Some(what the old log left, to remove) when the copy replaced the log, None
+/// when cancelled.
+fn run(log_move: &LogMove, future_dir: &std::path::Path) -> Result<Option<log_mover::MovedFrom>, LogError> {
     let started = std::time::Instant::now();
     let current = &log_move.current;
     let (config, start) = {
         let log = current.lock();
         (log.config().clone(), log.log_start_offset())
     };
-    let mut future = PartitionLog::open(future_dir, config)?;
+    let mut future = PartitionLog::open(future_dir, log_mover::future_config(&config))?;
     if start > 0 {
         future.truncate_fully_and_start_at(start, crate::api::now_ms())?;
     }
+    log_move.note_progress(start, 0);
     loop {
         if log_move.is_cancelled() {
             return Ok(None);

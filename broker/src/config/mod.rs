@@ -180,7 +180,9 @@ impl BrokerConfig {
         // Absolute, as Kafka makes them: DescribeLogDirs reports them and AlterReplicaLogDirs
         // names them so.
         let log_dirs: Vec<PathBuf> = log_dirs.into_iter().map(|d| std::path::absolute(&d).unwrap_or(d)).collect();
-        let metadata_log_dir = get("metadata.log.dir").map(PathBuf::from).unwrap_or_else(|| log_dirs[0].clone());
+        let metadata_log_dir = get("metadata.log.dir")
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| PathBuf::from(d)))
+            .unwrap_or_else(|| log_dirs[0].clone());
         let retention_ms = int("log.retention.ms")
             .or_else(|| int("log.retention.minutes").map(|m| if m < 0 { -1 } else { m * 60_000 }))
             .or_else(|| int("log.retention.hours").map(|h| if h < 0 { -1 } else { h * 3_600_000 }))

@@ -95,6 +95,13 @@ impl PartitionLog {
             .saturating_sub(1)
     }
 
+    /// The base offset of the segment holding `offset` and of the one after it (i64::MAX for
+    /// the active segment): a copy of this log keeps the same segment boundaries.
+    pub fn segment_bounds(&self, offset: i64) -> (i64, i64) {
+        let i = self.segment_index_for(offset);
+        (self.segments[i].base_offset(), self.segments.get(i + 1).map_or(i64::MAX, |s| s.base_offset()))
+    }
+
     /// Reads whole batches starting with the one that contains `fetch_offset`: see
     /// [`PartitionLog::plan_read`]. Blocking; holds `&self` for the whole read.
     pub fn read(&self, fetch_offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<FetchSlice, LogError> {

@@ -450,6 +450,13 @@ impl LogManager {
     /// Takes directory `index` offline: its partitions leave the hosted set (their files stay).
     pub fn take_offline(&self, index: usize, why: String) -> Vec<(String, i32)> {
         let mut partitions = self.partitions.lock();
+        // Moves into or out of the directory stop first; a swap under way finishes before its
+        // log's lock is free, so the directory indexes read below are final.
+        let stopped: Vec<Arc<LogMove>> = self.moves.lock().values().filter(|m| m.target == index).cloned().collect();
+        for m in stopped {
+            m.cancel();
+            drop(m.current.lock());
+        }
         let keys: Vec<(String, i32)> = partitions.iter().filter(|(_, h)| h.dir_index() == index).map(|(k, _)| k.clone()).collect();
         for k in &keys {
             partitions.remove(k);
@@ -503,12 +510,14 @@ impl LogManager {
                 return Ok(MoveStart::AlreadyMoving);
             }
             m.cancel();
+            // A swap under way finishes before the log's lock is free (and one not started
+            // sees the cancel): the directory index read below is then the final one.
+            drop(m.current.lock());
             moves.remove(&key);
         }
         if hosted_index.load(Ordering::Acquire) == target {
             return Ok(MoveStart::AlreadyThere);
         }
-        let start = current.lock().log_start_offset();
         let log_move = Arc::new(LogMove {
             topic: topic.to_string(),
             partition,
@@ -517,7 +526,8 @@ impl LogManager {
             target_dir: self.dirs[target].path.clone(),
             hosted_index,
             cancelled: AtomicBool::new(false),
-            copied_end: AtomicI64::new(start),
+            // The copy starts at the log start (the mover sets it when it begins).
+            copied_end: AtomicI64::new(0),
             copied_bytes: AtomicU64::new(0),
         });
         moves.insert(key, Arc::clone(&log_move));

@@ -84,6 +84,22 @@ fn align(future: &mut PartitionLog, (keep, start): (i64, i64), now_ms: i64) -> R
     Ok(())
 }
 
+/// The copy's segments start where the current log's do (reads stop at a segment's end, and
+/// the copy rolls where the next one starts), so that retention's deletions, and so the log
+/// start offset, are the same in both. The copy never rolls by itself: see [`future_config`].
+fn follow_segment(future: &mut PartitionLog, segment_base: i64, now_ms: i64) -> Result<(), LogError> {
+    if future.active().base_offset() < segment_base && future.log_end_offset() <= segment_base {
+        future.roll_to(segment_base, now_ms)?;
+    }
+    Ok(())
+}
+
+/// The copy's config while it is made: the current log's, without size- or time-based rolls
+/// (its segments follow the current log's); `complete` restores the real one.
+pub fn future_config(current: &super::LogConfig) -> super::LogConfig {
+    super::LogConfig { segment_bytes: u64::MAX, segment_ms: u64::MAX, ..current.clone() }
+}
+
 /// Reads a plan and appends its whole batches to `future`; returns the bytes appended.
 fn append_read(plan: ReadPlan, future: &mut PartitionLog, now_ms: i64) -> Result<usize, LogError> {
     if plan.bytes() == 0 {
@@ -108,15 +124,17 @@ pub fn copy_round(current: &SharedLog, future: &mut PartitionLog, max_bytes: usi
         (agreement(&log, future), log.truncations())
     };
     align(future, agreed, now_ms)?;
-    let (plan, end) = {
+    let (plan, end, (segment_base, segment_end)) = {
         let log = current.lock();
         log.ensure_live()?;
         if log.truncations() != truncations || log.log_start_offset() != agreed.1 {
             // Truncated or trimmed again meanwhile: the next round aligns anew.
             return Ok(Round { copied_bytes: 0, caught_up: false });
         }
-        (log.plan_read(future.log_end_offset(), max_bytes, i64::MAX)?, log.log_end_offset())
+        let bounds = log.segment_bounds(future.log_end_offset());
+        (log.plan_read(future.log_end_offset(), max_bytes, bounds.1)?, log.log_end_offset(), bounds)
     };
+    follow_segment(future, segment_base, now_ms)?;
     let before = future.log_end_offset();
     let appended = append_read(plan, future, now_ms);
     if current.lock().truncations() != truncations {
@@ -128,9 +146,9 @@ pub fn copy_round(current: &SharedLog, future: &mut PartitionLog, max_bytes: usi
     }
     let copied_bytes = appended?;
     if copied_bytes == 0 && future.log_end_offset() < end {
-        // Offsets at the log's end that no batch holds any more (compacted away): the copy's
-        // end moves there too, with an empty segment.
-        future.roll_to(end, now_ms)?;
+        // Offsets that no batch holds any more (compacted away) at the end of a segment or of
+        // the log: the copy moves on to the next segment, or its end moves there too.
+        follow_segment(future, segment_end.min(end), now_ms)?;
     }
     Ok(Round { copied_bytes, caught_up: future.log_end_offset() >= end })
 }
@@ -157,8 +175,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 /// (e.g. `partition.metadata`), marks the copy committed, renames it to the partition's name
 /// in its directory and the current directory for deletion, and puts the future log in the
 /// current one's place. `swapped` runs under the lock once the future log is in place (the
-/// log manager records the new directory there). Returns the renamed current directory, to
-/// remove once the lock is released (None if that rename failed: the next start removes it).
+/// log manager records the new directory there). Returns what to remove with
+/// [`finish_move_cleanup`] once the lock is released.
 ///
 /// Nothing changes unless the copy could be renamed into place; after that the swap always
 /// completes, so appends never go to a directory about to be deleted. The lock is held for
@@ -170,7 +188,7 @@ pub fn complete(
     cancelled: impl Fn() -> bool,
     swapped: impl FnOnce(),
     now_ms: i64,
-) -> Result<Option<PathBuf>, LogError> {
+) -> Result<MovedFrom, LogError> {
     let mut log = current.lock();
     loop {
         log.ensure_live()?;
@@ -179,13 +197,18 @@ pub fn complete(
         }
         let agreed = agreement(&log, &future);
         align(&mut future, agreed, now_ms)?;
-        let plan = log.plan_read(future.log_end_offset(), 8 << 20, i64::MAX)?;
+        let (segment_base, segment_end) = log.segment_bounds(future.log_end_offset());
+        follow_segment(&mut future, segment_base, now_ms)?;
+        let plan = log.plan_read(future.log_end_offset(), 8 << 20, segment_end)?;
         if append_read(plan, &mut future, now_ms)? == 0 {
-            break;
+            // The rest of this segment has no batch left (compacted away): on to the next, or
+            // done at the log's end.
+            let before = future.log_end_offset();
+            follow_segment(&mut future, segment_end.min(log.log_end_offset()), now_ms)?;
+            if future.log_end_offset() == before {
+                break;
+            }
         }
-    }
-    if future.log_end_offset() < log.log_end_offset() {
-        future.roll_to(log.log_end_offset(), now_ms)?;
     }
     let old_dir = log.dir().to_path_buf();
     if future.log_end_offset() != log.log_end_offset() {
@@ -203,14 +226,19 @@ pub fn complete(
         return Err(LogError::MoveIncomplete { dir: old_dir.clone(), reason: "the log directory has no parent".into() });
     };
     let (old_parent, new_parent) = (old_parent.to_path_buf(), new_parent.to_path_buf());
+    // A marker left in the current directory by an earlier move's failed tidy-up would make
+    // two marked directories: it goes first.
+    match fs::remove_file(old_dir.join(COMMITTED_MARKER)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LogError::io("removing", &old_dir.join(COMMITTED_MARKER))(e)),
+        _ => {}
+    }
     let marker = future.dir().join(COMMITTED_MARKER);
-    write_synced(&marker, b"")?;
-    sync_dir(future.dir())?;
-    sync_dir(&new_parent)?;
+    let committed = write_synced(&marker, b"").and_then(|_| sync_dir(future.dir())).and_then(|_| sync_dir(&new_parent));
     let final_dir = new_parent.join(name);
-    if let Err(e) = fs::rename(future.dir(), &final_dir) {
+    let renamed = committed.and_then(|_| fs::rename(future.dir(), &final_dir).map_err(LogError::io("renaming the moved log into place", &final_dir)));
+    if let Err(e) = renamed {
         let _ = fs::remove_file(&marker);
-        return Err(LogError::io("renaming the moved log into place", &final_dir)(e));
+        return Err(e);
     }
     // From here the copy is the partition's log (a start-up now prefers it, marked, over the
     // old directory): the swap completes whatever fails below.
@@ -220,26 +248,55 @@ pub fn complete(
     }
     crate::crash_point::reached("log.move.mid_swap");
     let doomed = old_parent.join(deleted_dir_name(&name.to_string_lossy()));
-    let doomed = match fs::rename(&old_dir, &doomed) {
-        Ok(()) => {
-            let synced = sync_dir(&old_parent).and_then(|_| {
-                fs::remove_file(final_dir.join(COMMITTED_MARKER)).map_err(LogError::io("removing", &final_dir.join(COMMITTED_MARKER)))
-            });
-            if let Err(e) = synced.and_then(|_| sync_dir(&final_dir)) {
-                tracing::warn!(target: "kafka.log.LogManager", error = %e, "could not finish tidying up after a log-directory move; the next start does");
-            }
-            Some(doomed)
-        }
+    let left = match fs::rename(&old_dir, &doomed).map_err(LogError::io("renaming for deletion", &old_dir)).and_then(|_| sync_dir(&old_parent)) {
+        Ok(()) => MovedFrom { dir: doomed, marker: None },
         Err(e) => {
+            // The old directory may still be under the partition's name: it must be gone
+            // before the marker goes (`finish_move_cleanup`), or a start-up could not tell them apart.
             tracing::error!(target: "kafka.log.LogManager", dir = %old_dir.display(), error = %e,
-                "could not rename the moved log's old directory for deletion; the next start removes it (the new one is marked)");
-            None
+                "could not rename the moved log's old directory for deletion; removing it in place");
+            let dir = if doomed.exists() { doomed } else { old_dir.clone() };
+            MovedFrom { dir, marker: Some(final_dir.join(COMMITTED_MARKER)) }
         }
     };
     let mut old = std::mem::replace(&mut *log, future);
     old.mark_deleted();
     swapped();
-    Ok(doomed)
+    drop(log);
+    if left.marker.is_none() {
+        // The old directory is out of the partition's name: the marker is no longer needed.
+        let tidy = fs::remove_file(final_dir.join(COMMITTED_MARKER))
+            .map_err(LogError::io("removing", &final_dir.join(COMMITTED_MARKER)))
+            .and_then(|_| sync_dir(&final_dir));
+        if let Err(e) = tidy {
+            tracing::warn!(target: "kafka.log.LogManager", error = %e, "could not remove a log-directory move's commit marker; the next start does");
+        }
+    }
+    Ok(left)
+}
+
+/// What a completed move left behind: the old directory to remove (renamed for deletion, or
+/// still under the partition's name if that rename failed) and, in the latter case, the
+/// commit marker to remove once it is gone ([`finish_move_cleanup`]).
+#[derive(Debug)]
+pub struct MovedFrom {
+    pub dir: PathBuf,
+    pub marker: Option<PathBuf>,
+}
+
+/// Removes what a completed move left behind (blocking: frees the old copy's blocks).
+pub fn finish_move_cleanup(left: MovedFrom) {
+    match fs::remove_dir_all(&left.dir) {
+        Ok(()) => {
+            if let Some(marker) = left.marker {
+                if let Err(e) = fs::remove_file(&marker) {
+                    tracing::warn!(target: "kafka.log.LogManager", file = %marker.display(), error = %e, "could not remove a log-directory move's commit marker; the next start does");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(target: "kafka.log.LogManager", dir = %left.dir.display(), error = %e,
+            "could not remove the moved log's old directory; the next start removes it"),
+    }
 }
 
 /// `<partition dir name>.<id>-delete`, the partition dir name cut so the whole fits in a file
@@ -311,6 +368,7 @@ pub fn resolve_future_dirs(dirs: &[PathBuf]) -> Result<Vec<(String, i32)>, LogEr
         if let Some(w) = winner {
             tracing::warn!(target: "kafka.log.LogManager", dir = %w.display(), "finished a log-directory move that a crash cut short");
             fs::remove_file(w.join(COMMITTED_MARKER)).map_err(LogError::io("removing", &w.join(COMMITTED_MARKER)))?;
+            sync_dir(&w)?;
             if let Some(parent) = w.parent() {
                 sync_dir(parent)?;
             }

@@ -36,7 +36,7 @@ fn future_in(dir: &Path, current: &SharedLog) -> PartitionLog {
         let log = current.lock();
         (log.config().clone(), log.log_start_offset())
     };
-    let mut future = PartitionLog::open(&dir.join(future_dir_name("t", 0).unwrap()), config).unwrap();
+    let mut future = PartitionLog::open(&dir.join(future_dir_name("t", 0).unwrap()), future_config(&config)).unwrap();
     if start > 0 {
         future.truncate_fully_and_start_at(start, 0).unwrap();
     }
@@ -70,7 +70,9 @@ fn the_moved_log_has_the_same_batches_epochs_and_producers_and_every_handle_foll
     }
     append(&current, 2, values(1, "tail").idempotent(7, 0, 38));
     let handle = Arc::clone(&current);
-    let doomed = complete(&current, future, &["partition.metadata"], || false, || {}, 0).unwrap().unwrap();
+    let left = complete(&current, future, &["partition.metadata"], || false, || {}, 0).unwrap();
+    assert!(left.marker.is_none());
+    let doomed = left.dir;
 
     let log = handle.lock();
     assert_eq!(log.dir(), b.path().join("t-0"), "the shared handle holds the moved log");
@@ -78,6 +80,8 @@ fn the_moved_log_has_the_same_batches_epochs_and_producers_and_every_handle_foll
     assert_eq!(log.log_end_offset(), 30 + 8 + 1);
     assert_eq!(log.epoch_history().entries(), &[(1, 0), (2, 30)]);
     assert!(log.num_segments() > 1, "small segments rolled in the copy too");
+    let original_bases = PartitionLog::open(&doomed, small()).unwrap().segment_base_offsets();
+    assert_eq!(log.segment_base_offsets()[..original_bases.len() - 1], original_bases[..original_bases.len() - 1], "the copy's segments start where the log's do");
     assert!(b.path().join("t-0").join("partition.metadata").exists());
     assert!(!b.path().join("t-0").join(COMMITTED_MARKER).exists(), "the commit marker is gone after the swap");
     let copy = contents(&log);
@@ -106,7 +110,7 @@ fn a_truncation_of_the_log_during_the_copy_is_truncated_in_the_copy_too() {
         append(&current, 3, values(2, &format!("x{i}")));
     }
     let mut future = future_in(b.path(), &current);
-    assert!(copy_round(&current, &mut future, 1 << 20, 0).unwrap().caught_up);
+    while !copy_round(&current, &mut future, 1 << 20, 0).unwrap().caught_up {}
     assert_eq!(future.log_end_offset(), 12);
     // A follower's truncation (a new leader lacked offsets 6..12), then the new leader's
     // batches under epoch 4 at the same offsets.
@@ -114,8 +118,11 @@ fn a_truncation_of_the_log_during_the_copy_is_truncated_in_the_copy_too() {
     for i in 0..4 {
         append(&current, 4, values(2, &format!("y{i}")));
     }
-    let round = copy_round(&current, &mut future, 1 << 20, 0).unwrap();
-    assert!(round.caught_up);
+    let mut rounds = 0;
+    while !copy_round(&current, &mut future, 1 << 20, 0).unwrap().caught_up {
+        rounds += 1;
+        assert!(rounds < 100);
+    }
     assert_eq!(contents(&future), contents(&current.lock()), "the copy holds the new leader's batches, not the old ones");
     assert_eq!(future.epoch_history().entries(), &[(3, 0), (4, 6)]);
 }
@@ -134,6 +141,31 @@ fn retention_past_the_copy_restarts_it_at_the_log_start() {
     let handle = Arc::clone(&current);
     complete(&current, future, &[], || false, || {}, 0).unwrap();
     assert_eq!(handle.lock().log_start_offset(), 100);
+}
+
+#[test]
+fn retention_during_the_copy_leaves_the_copy_with_the_same_log_start() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let current: SharedLog = Arc::new(Mutex::new(PartitionLog::open(&a.path().join("t-0"), small()).unwrap()));
+    for i in 0..30 {
+        append(&current, 1, values(2, &format!("r{i}")));
+    }
+    let mut future = future_in(b.path(), &current);
+    while !copy_round(&current, &mut future, 1 << 20, 0).unwrap().caught_up {}
+    // Retention takes the oldest segments of the log (as by retention.bytes).
+    {
+        let mut log = current.lock();
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() > 3, "{bases:?}");
+        log.delete_segments_below(bases[2], 0).unwrap();
+    }
+    let start = current.lock().log_start_offset();
+    append(&current, 1, values(2, "after"));
+    let handle = Arc::clone(&current);
+    complete(&current, future, &[], || false, || {}, 0).unwrap();
+    let log = handle.lock();
+    assert_eq!(log.log_start_offset(), start, "the moved log starts where the log did, not earlier");
 }
 
 #[test]
@@ -236,7 +268,7 @@ fn the_manager_starts_one_move_per_partition_and_refuses_what_kafka_refuses() {
     let Ok(MoveStart::Started(log_move)) = manager.begin_move("t", 0, b.path()) else { panic!("no move") };
     assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyMoving)));
     assert_eq!(manager.moves().len(), 1);
-    let mut future = PartitionLog::open(&b.path().join(future_dir_name("t", 0).unwrap()), small()).unwrap();
+    let mut future = PartitionLog::open(&b.path().join(future_dir_name("t", 0).unwrap()), future_config(&small())).unwrap();
     while !copy_round(&log_move.current, &mut future, 1 << 20, 0).unwrap().caught_up {}
     complete(&log_move.current, future, &[], || log_move.is_cancelled(), || log_move.swapped(), 0).unwrap();
     manager.end_move(&log_move);
@@ -246,7 +278,7 @@ fn the_manager_starts_one_move_per_partition_and_refuses_what_kafka_refuses() {
     assert!(matches!(manager.begin_move("t", 0, b.path()), Ok(MoveStart::AlreadyThere)));
     let Ok(MoveStart::Started(log_move)) = manager.begin_move("t", 0, a.path()) else { panic!("no move back") };
     // A move that is cancelled does not swap, even once it has caught up.
-    let mut future = PartitionLog::open(&a.path().join(future_dir_name("t", 0).unwrap()), small()).unwrap();
+    let mut future = PartitionLog::open(&a.path().join(future_dir_name("t", 0).unwrap()), future_config(&small())).unwrap();
     while !copy_round(&log_move.current, &mut future, 1 << 20, 0).unwrap().caught_up {}
     log_move.cancel();
     assert!(complete(&log_move.current, future, &[], || log_move.is_cancelled(), || log_move.swapped(), 0).is_err());
