@@ -49,7 +49,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DeleteGroups, 0, 0, 2),
     s(ApiKey::OffsetDelete, 0, 0, 0),
     s(ApiKey::DescribeLogDirs, 1, 1, 4),
-    s(ApiKey::AlterReplicaLogDirs, 0, 0, 2),
+    s(ApiKey::AlterReplicaLogDirs, 1, 1, 2),
     s(ApiKey::AlterPartitionReassignments, 0, 0, 1),
     s(ApiKey::ListPartitionReassignments, 0, 0, 0),
     s(ApiKey::UnregisterBroker, 0, 0, 0),
