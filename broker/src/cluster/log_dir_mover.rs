@@ -44,10 +44,24 @@ impl LogDirMover {
         if !q.worker_started {
             let queue = Arc::clone(&self.queue);
             let logs = Arc::clone(logs);
-            match std::thread::Builder::new().name("log-dir-mover".into()).spawn(move || worker(&queue, &logs)) {
+            let for_worker = Arc::clone(&logs);
+            match std::thread::Builder::new().name("log-dir-mover".into()).spawn(move || worker(&queue, &for_worker)) {
                 Ok(_) => q.worker_started = true,
-                Err(e) => tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", error = %e,
-                    "cannot start the log-directory mover thread; moves wait for the next AlterReplicaLogDirs"),
+                Err(e) => {
+                    // Nothing will run the queued moves: they end now (not left registered,
+                    // which would answer the next request "already moving" and keep the
+                    // cleaner off the partitions), and the next request tries again.
+                    tracing::error!(target: "kafka.server.ReplicaAlterLogDirsThread", error = %e,
+                        "cannot start the log-directory mover thread; the moves are dropped (send AlterReplicaLogDirs again)");
+                    let dropped: Vec<Key> = q.order.drain(..).collect();
+                    q.queued.clear();
+                    let manager = logs.lock();
+                    for (t, p) in dropped {
+                        if let Some(m) = manager.move_of(&t, p) {
+                            manager.end_move(&m);
+                        }
+                    }
+                }
             }
         }
         ready.notify_one();
