@@ -62,3 +62,65 @@ def test_incremental_alter_configs_append_and_subtract_on_cleanup_policy(broker_
         alter(ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.APPEND))
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG, e.value
     assert policy() == "compact", "a refused request changes nothing"
+
+
+def _log_start_series(node, topic: str, partition: int) -> float | None:
+    return node.metric(f'kafka_log_log_logstartoffset{{topic="{topic}",partition="{partition}"}}')
+
+
+def test_delete_records_moves_the_log_start_on_every_replica_and_survives_restarts(cluster_factory, topic_name):
+    """DeleteRecords with confluent-kafka's AdminClient on a replication-factor-3 topic: the
+    answer's low watermark is the requested offset (in the middle of a batch), a consumer from
+    the beginning starts there, every replica's log start moves (the followers take it from
+    their fetches), and it stays after the leader is killed and the whole cluster restarted.
+    Refused as Kafka refuses it: past the high watermark (OFFSET_OUT_OF_RANGE) and on a
+    compact-only topic (POLICY_VIOLATION)."""
+    import pytest
+    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    from cluster import metadata, wait_for
+
+    c = cluster_factory(3, props={"replica.lag.time.max.ms": 4000})
+    a = clients.admin(c.bootstrap)
+    compacted = topic_name + "-compacted"
+    for t, conf in ((topic_name, {}), (compacted, {"cleanup.policy": "compact"})):
+        a.create_topics([NewTopic(t, 1, replication_factor=3, config={"min.insync.replicas": "2", **conf})])[t].result(timeout=30)
+        clients.wait_topic(c.bootstrap, t, 1)
+    msgs = [(b"k%d" % i, b"v%d" % i) for i in range(1000)]
+    # Batches of 100: offset 450 is inside one.
+    clients.produce_confluent(c.bootstrap, topic_name, msgs, acks="all", linger_ms=50, batch_num_messages=100)
+
+    def delete(topic, offset):
+        tp = TopicPartition(topic, 0, offset)
+        return a.delete_records([tp], request_timeout=30, operation_timeout=20)[tp].result(timeout=40)
+
+    assert delete(topic_name, 450).low_watermark == 450
+    assert clients.watermarks(c.bootstrap, topic_name, 0) == (450, 1000)
+    got = clients.consume_confluent(c.bootstrap, topic_name, [0], timeout=30)
+    assert [o for _, o, _, _, _ in got] == list(range(450, 1000)), "a consumer from the beginning starts at the new log start"
+    for node in c.running_brokers():
+        wait_for(f"node {node.node_id}'s log start offset", lambda: _log_start_series(node, topic_name, 0) == 450, 15)
+
+    with pytest.raises(KafkaException) as e:
+        delete(topic_name, 1001)
+    assert e.value.args[0].name() == "OFFSET_OUT_OF_RANGE"
+    with pytest.raises(KafkaException) as e:
+        delete(compacted, 0)
+    assert e.value.args[0].name() == "POLICY_VIOLATION"
+
+    leader = metadata(c.running_brokers()[0], [topic_name]).topics[topic_name].partitions[0].leader
+    c.kill9(leader)
+    wait_for("a new leader", lambda: metadata(c.running_brokers()[0], [topic_name]).topics[topic_name].partitions[0].leader not in (-1, leader), 30)
+    assert clients.watermarks(c.bootstrap, topic_name, 0)[0] == 450, "the new leader starts where the old one did"
+    a = clients.admin(c.bootstrap)  # metadata without the killed broker
+    assert delete(topic_name, -1).low_watermark == 1000, "-1: everything below the high watermark"
+    c.restart(leader)
+    c.terminate_all()
+    c.start()
+
+    def after_restart():
+        try:
+            return clients.watermarks(c.bootstrap, topic_name, 0)
+        except KafkaException:
+            return None
+    assert wait_for("watermarks after the restart", after_restart, 60) == (1000, 1000), "deleted records stay deleted across restarts"

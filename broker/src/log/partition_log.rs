@@ -297,6 +297,7 @@ impl PartitionLog {
             truncations: 0,
         };
         log.flushed_offset = log.log_end_offset();
+        log.restore_log_start_offset()?;
         log.rebuild_producer_state(now_ms)?;
         Ok(log)
     }
@@ -676,6 +677,8 @@ impl PartitionLog {
     /// whole copy is dirty for the cleaner.
     pub fn take_over_state_of(&mut self, other: &PartitionLog) -> Result<(), LogError> {
         self.set_config(other.config.clone());
+        // DeleteRecords may have moved the start into the copy's first segment.
+        self.increment_log_start_offset(other.log_start_offset, other.last_append_ms)?;
         self.epochs = other.epochs.clone();
         self.epochs_saved.clear();
         self.save_epoch_checkpoint()

@@ -53,6 +53,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::AlterPartitionReassignments, 0, 0, 1),
     s(ApiKey::ListPartitionReassignments, 0, 0, 0),
     s(ApiKey::UnregisterBroker, 0, 0, 0),
+    s(ApiKey::DeleteRecords, 0, 0, 2),
 ];
 
 /// The supported range of an API, if it is implemented.
