@@ -124,3 +124,29 @@ def test_delete_records_moves_the_log_start_on_every_replica_and_survives_restar
         except KafkaException:
             return None
     assert wait_for("watermarks after the restart", after_restart, 60) == (1000, 1000), "deleted records stay deleted across restarts"
+
+
+def test_java_admin_legacy_alter_configs_and_describe_producers(broker_factory, topic_name, java_classpaths):
+    """The Java AdminClient 3.9's legacy `alterConfigs` replaces a topic's whole config set
+    (what it leaves out goes back to Kafka's default, as DescribeConfigs then shows) and is
+    refused for an invalid value; `describeProducers` (3.9 and 4.1) reports the idempotent
+    producer that wrote 10 records: one producer, last sequence 9, no open transaction."""
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory()
+    summaries = {v: run_java(java_classpaths[CLIENTS[v]], broker, "--mode=admin-compat", f"--topic={topic_name}-{v}")[0]
+                 for v in ("3.x", "4.x")}
+    summary = summaries["3.x"]
+    assert summary["legacy_alter_configs"] is True
+    assert summary["configs_after_alter"] == {
+        "retention.bytes": "12345 DYNAMIC_TOPIC_CONFIG",
+        "retention.ms": "604800000 DEFAULT_CONFIG",
+        "cleanup.policy": "delete DEFAULT_CONFIG",
+    }, summary["configs_after_alter"]
+    assert summary["invalid_value"] == "InvalidConfigurationException", summary["invalid_value"]
+    for version, summary in summaries.items():
+        producers = summary["producers"]
+        assert len(producers) == 1, (version, producers)
+        assert producers[0]["last_sequence"] == 9 and producers[0]["epoch"] == 0 and producers[0]["producer_id"] >= 0, (version, producers)
+        assert producers[0]["txn_start"] is False
+        assert producers[0]["last_timestamp"] > 0

@@ -696,6 +696,11 @@ impl PartitionLog {
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
+
+    /// The idempotent producers this log remembers (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<super::producer_state::ActiveProducer> {
+        self.producers.active_producers()
+    }
     /// The offset the next appended record gets.
     pub fn log_end_offset(&self) -> i64 {
         self.active().next_offset()

@@ -54,6 +54,8 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::ListPartitionReassignments, 0, 0, 0),
     s(ApiKey::UnregisterBroker, 0, 0, 0),
     s(ApiKey::DeleteRecords, 0, 0, 2),
+    s(ApiKey::AlterConfigs, 0, 0, 2),
+    s(ApiKey::DescribeProducers, 0, 0, 0),
 ];
 
 /// The supported range of an API, if it is implemented.
