@@ -150,3 +150,23 @@ def test_java_admin_legacy_alter_configs_and_describe_producers(broker_factory, 
         assert producers[0]["last_sequence"] == 9 and producers[0]["epoch"] == 0 and producers[0]["producer_id"] >= 0, (version, producers)
         assert producers[0]["txn_start"] is False
         assert producers[0]["last_timestamp"] > 0
+
+
+def test_a_batch_with_keyless_records_for_a_compacted_topic_fails_exactly_those_records(broker_factory, topic_name, java_classpaths):
+    """KIP-467: one batch of 100 records to a compacted topic, 10 of them without a key. The
+    broker answers INVALID_RECORD with record_errors naming the 10 (ProduceResponse v8+), so
+    the Java producer fails exactly those 10 with InvalidRecordException and the other 90
+    with its own "part of a batch which had one or more invalid records" error (Kafka never
+    appends part of a batch), instead of failing all 100 as invalid."""
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory()
+    keyless = [i for i in range(100) if i % 10 == 3]
+    for version in ("3.x", "4.x"):
+        summary, _ = run_java(java_classpaths[CLIENTS[version]], broker, "--mode=record-errors", f"--topic={topic_name}-{version}")
+        failed_by = summary["failed_by"]
+        assert failed_by.get("InvalidRecordException") == keyless, (version, summary)
+        others = [i for cls, idx in failed_by.items() if cls != "InvalidRecordException" for i in idx]
+        assert sorted(others) == [i for i in range(100) if i not in keyless], (version, summary)
+        assert "without key" in summary["message_by"]["InvalidRecordException"], summary["message_by"]
+        assert summary["acked"] == 0, "Kafka never appends part of a batch"

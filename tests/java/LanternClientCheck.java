@@ -137,6 +137,7 @@ public class LanternClientCheck {
                 case "reassign": c.reassign(); break;
                 case "move-log-dir": c.moveLogDir(); break;
                 case "admin-compat": c.adminCompat(); break;
+                case "record-errors": c.recordErrors(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -157,7 +158,7 @@ public class LanternClientCheck {
     }
 
     static void usage(String why) {
-        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir|admin-compat "
+        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir|admin-compat|record-errors "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
                 + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S] [--partition=N] [--replicas=A,B] [--broker=ID] [--dir=PATH]\n" + why);
         Runtime.getRuntime().halt(2);
@@ -863,6 +864,47 @@ public class LanternClientCheck {
             }
             summary.put("producers", producers);
         }
+    }
+
+    /** KIP-467: one batch of 100 records to a compacted topic, every tenth (3, 13, ...) without
+     *  a key. Reports, by exception class, which record indexes failed and how. */
+    void recordErrors() throws Exception {
+        try (Admin admin = admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1).configs(Map.of("cleanup.policy", "compact"))))
+                .all().get(30, TimeUnit.SECONDS);
+        }
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 2000);
+        p.put(ProducerConfig.BATCH_SIZE_CONFIG, 1 << 20);
+        p.put(ProducerConfig.RETRIES_CONFIG, 0);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        Map<String, List<Integer>> failedBy = new TreeMap<>();
+        Map<String, String> messageBy = new TreeMap<>();
+        List<Integer> ok = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                byte[] key = i % 10 == 3 ? null : ("k" + i).getBytes(StandardCharsets.UTF_8);
+                sent.add(producer.send(new ProducerRecord<>(topic, 0, key, ("v" + i).getBytes(StandardCharsets.UTF_8))));
+            }
+            producer.flush();
+            for (int i = 0; i < sent.size(); i++) {
+                try {
+                    sent.get(i).get(30, TimeUnit.SECONDS);
+                    ok.add(i);
+                } catch (ExecutionException e) {
+                    String cls = e.getCause().getClass().getSimpleName();
+                    failedBy.computeIfAbsent(cls, k -> new ArrayList<>()).add(i);
+                    messageBy.putIfAbsent(cls, String.valueOf(e.getCause().getMessage()));
+                }
+            }
+        }
+        summary.put("acked", ok.size());
+        summary.put("failed_by", failedBy);
+        summary.put("message_by", messageBy);
     }
 
     static Map<String, Object> node(Node nd) {

@@ -4,7 +4,7 @@
 //! NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas).
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{now_ms, str_bytes, RequestContext};
@@ -85,7 +85,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         if recording {
             record_append(&broker.metrics, &responses[ti].name.0, &result, bytes as u64);
         }
-        let slot = &mut responses[ti].partition_responses[pi];
+        let topic = &mut responses[ti];
+        let slot = &mut topic.partition_responses[pi];
         match result {
             Ok(a) => {
                 slot.base_offset = a.base_offset;
@@ -94,7 +95,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
             }
             Err(e) => {
                 slot.error_code = e.code();
-                slot.error_message = Some(str_bytes(&e.to_string()));
+                let partition = format!("{}-{}", topic.name.0, slot.index);
+                let record_errors = e.record_errors(&partition);
+                if record_errors.is_empty() {
+                    slot.error_message = Some(str_bytes(&e.to_string()));
+                } else {
+                    // Kafka's wording (LogValidator), so clients and their users see the same.
+                    let first: Vec<String> = record_errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
+                    slot.error_message = Some(str_bytes(&format!(
+                        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                        record_errors.len(),
+                        first.join(", ")
+                    )));
+                    slot.record_errors = record_errors
+                        .into_iter()
+                        .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(str_bytes(&m))))
+                        .collect();
+                }
             }
         }
     }

@@ -53,6 +53,15 @@ pub enum PartitionError {
 }
 
 impl PartitionError {
+    /// The records at fault when only some of a produce's records are (KIP-467), as (index,
+    /// message); empty otherwise.
+    pub fn record_errors(&self, partition: &str) -> Vec<(i32, String)> {
+        match self {
+            PartitionError::Batch(e) | PartitionError::Log(LogError::Batch(e)) => e.record_errors(partition),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn code(&self) -> i16 {
         match self {
             PartitionError::Log(e) => e.kafka_error_code(),
