@@ -170,3 +170,30 @@ def test_a_batch_with_keyless_records_for_a_compacted_topic_fails_exactly_those_
         assert sorted(others) == [i for i in range(100) if i not in keyless], (version, summary)
         assert "without key" in summary["message_by"]["InvalidRecordException"], summary["message_by"]
         assert summary["acked"] == 0, "Kafka never appends part of a batch"
+
+
+def test_idle_idempotent_producers_are_forgotten_after_producer_id_expiration_ms(broker_factory, topic_name, java_classpaths):
+    """producer.id.expiration.ms bounds a partition's producer state: 40 short-lived idempotent
+    producers each write one record; DescribeProducers (Java AdminClient) lists all 40, and
+    none once their last batch is older than the expiration (checked every
+    producer.id.expiration.check.interval.ms). Before, the state grew forever."""
+    import time
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory(props={"producer.id.expiration.ms": 10000, "producer.id.expiration.check.interval.ms": 500})
+    clients.create_topic(broker.bootstrap, topic_name, 1)
+    producers = [clients.producer(broker.bootstrap, enable_idempotence=True, linger_ms=0) for _ in range(40)]
+    errors = []
+    for i, p in enumerate(producers):
+        p.produce(topic_name, key=b"k%d" % i, value=b"v", partition=0, on_delivery=lambda e, m: e and errors.append(e))
+    for p in producers:
+        assert p.flush(30) == 0
+    assert not errors, errors
+    del producers
+    last_write = time.monotonic()
+    cp = java_classpaths[CLIENTS["3.x"]]
+    before = run_java(cp, broker, "--mode=describe-producers", f"--topic={topic_name}")[0]["producers"]
+    assert len(before) == 40 and len({p["producer_id"] for p in before}) == 40, before
+    time.sleep(max(0.0, last_write + 11.5 - time.monotonic()))
+    after = run_java(cp, broker, "--mode=describe-producers", f"--topic={topic_name}")[0]["producers"]
+    assert after == [], after

@@ -138,6 +138,7 @@ public class LanternClientCheck {
                 case "move-log-dir": c.moveLogDir(); break;
                 case "admin-compat": c.adminCompat(); break;
                 case "record-errors": c.recordErrors(); break;
+                case "describe-producers": c.describeProducers(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -158,7 +159,7 @@ public class LanternClientCheck {
     }
 
     static void usage(String why) {
-        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir|admin-compat|record-errors "
+        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir|admin-compat|record-errors|describe-producers "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
                 + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S] [--partition=N] [--replicas=A,B] [--broker=ID] [--dir=PATH]\n" + why);
         Runtime.getRuntime().halt(2);
@@ -852,18 +853,29 @@ public class LanternClientCheck {
                     producer.send(new ProducerRecord<>(topic, 0, ("k" + i).getBytes(StandardCharsets.UTF_8), ("v" + i).getBytes(StandardCharsets.UTF_8))).get(30, TimeUnit.SECONDS);
                 }
             }
-            List<Map<String, Object>> producers = new ArrayList<>();
-            for (org.apache.kafka.clients.admin.ProducerState ps : admin.describeProducers(List.of(tp)).partitionResult(tp).get(30, TimeUnit.SECONDS).activeProducers()) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("producer_id", ps.producerId());
-                m.put("epoch", ps.producerEpoch());
-                m.put("last_sequence", ps.lastSequence());
-                m.put("last_timestamp", ps.lastTimestamp());
-                m.put("txn_start", ps.currentTransactionStartOffset().isPresent());
-                producers.add(m);
-            }
-            summary.put("producers", producers);
+            summary.put("producers", producersOf(admin, tp));
         }
+    }
+
+    /** Admin.describeProducers of partition 0 of --topic. */
+    void describeProducers() throws Exception {
+        try (Admin admin = admin()) {
+            summary.put("producers", producersOf(admin, new TopicPartition(topic, 0)));
+        }
+    }
+
+    static List<Map<String, Object>> producersOf(Admin admin, TopicPartition tp) throws Exception {
+        List<Map<String, Object>> producers = new ArrayList<>();
+        for (org.apache.kafka.clients.admin.ProducerState ps : admin.describeProducers(List.of(tp)).partitionResult(tp).get(30, TimeUnit.SECONDS).activeProducers()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("producer_id", ps.producerId());
+            m.put("epoch", ps.producerEpoch());
+            m.put("last_sequence", ps.lastSequence());
+            m.put("last_timestamp", ps.lastTimestamp());
+            m.put("txn_start", ps.currentTransactionStartOffset().isPresent());
+            producers.add(m);
+        }
+        return producers;
     }
 
     /** KIP-467: one batch of 100 records to a compacted topic, every tenth (3, 13, ...) without

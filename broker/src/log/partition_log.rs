@@ -719,6 +719,11 @@ impl PartitionLog {
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }
+    /// How many idempotent producers this log remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
     /// Forgets idle producers (Kafka's producer.id.expiration.ms, default 86400000).
     pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) {
         self.producers.remove_expired(now_ms, expiration_ms);
