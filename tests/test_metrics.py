@@ -587,6 +587,13 @@ def test_request_metrics(broker_factory, topic_name):
         f"totaltimems_count{{request=Produce}} is {s.value(RM + 'totaltimems_count', request='Produce')} but "
         f"requests_total{{request=Produce}} is {reqs}: every completed request is timed once")
     assert s.value(RM + "requestbytes_sum", request="Produce") >= 300 * 201, "Produce requestbytes_sum < payload"
+    # Kafka records every fetch under request="Fetch" too (the Fetch-latency alert selects it),
+    # and a fetch's errors under Fetch only.
+    fetch_grew = s.value(RM + "totaltimems_count", request="Fetch") - s0.value(RM + "totaltimems_count", 0, request="Fetch")
+    consumer_grew = s.value(RM + "totaltimems_count", request="FetchConsumer") - count0["FetchConsumer"]
+    assert fetch_grew == consumer_grew > 0, f"Fetch timed {fetch_grew:g} times, FetchConsumer {consumer_grew:g} (no follower here)"
+    assert s.value(RM + "errors_total", request="Fetch", error="NONE") > 0
+    assert not s.series(RM + "errors_total", request="FetchConsumer")
     assert s.value(RM + "errors_total", request="Metadata", error="NONE") > 0
     assert s.value(RM + "errors_total", request="Produce", error="NONE") > 0
 

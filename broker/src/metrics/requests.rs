@@ -68,11 +68,13 @@ pub fn error_name(code: i16) -> String {
 pub struct RequestMetrics {
     apis: Vec<OnceLock<ApiHandles>>,
     fetch_follower: OnceLock<ApiHandles>,
+    /// `request="Fetch"`: every fetch, consumer's and follower's, as Kafka also records them.
+    fetch_all: OnceLock<ApiHandles>,
 }
 
 impl Default for RequestMetrics {
     fn default() -> Self {
-        Self { apis: (0..MAX_API).map(|_| OnceLock::new()).collect(), fetch_follower: OnceLock::new() }
+        Self { apis: (0..MAX_API).map(|_| OnceLock::new()).collect(), fetch_follower: OnceLock::new(), fetch_all: OnceLock::new() }
     }
 }
 
@@ -92,6 +94,21 @@ impl RequestMetrics {
                 versions: Default::default(),
                 errors: RwLock::new(HashMap::new()),
             }
+        })
+    }
+}
+
+impl RequestMetrics {
+    /// For a Fetch, the `request="Fetch"` handles besides FetchConsumer/FetchFollower: Kafka
+    /// records every fetch under both names (rates and times), and its errors under Fetch.
+    pub fn fetch_all(&self, metrics: &BrokerMetrics, api: ApiKey) -> Option<&ApiHandles> {
+        (api == ApiKey::Fetch).then(|| {
+            self.fetch_all.get_or_init(|| ApiHandles {
+                name: "Fetch",
+                times: metrics.request_times.with(&["Fetch"]),
+                versions: Default::default(),
+                errors: RwLock::new(HashMap::new()),
+            })
         })
     }
 }

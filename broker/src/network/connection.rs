@@ -264,18 +264,24 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     let total = read_done.elapsed();
     let mut errors = std::collections::BTreeMap::new();
     if m.enabled {
-        handles.count_version(m, version);
-        for &(code, n) in &error_counts {
-            handles.count_error(m, code, n);
+        // A Fetch counts under FetchConsumer/FetchFollower and under Fetch, its errors under
+        // Fetch only (Kafka's RequestChannel).
+        let fetch_all = m.request_handles.fetch_all(m, api_key);
+        for h in std::iter::once(handles).chain(fetch_all) {
+            h.count_version(m, version);
+            let times = &h.times;
+            times.request_bytes.record(request_bytes);
+            times.request_queue.record(micros(started - read_done));
+            times.remote.record(micros(remote));
+            times.local.record(micros(handling.saturating_sub(remote)));
+            times.response_queue.record(micros(queued));
+            times.response_send.record(micros(sent));
+            times.total.record(micros(total));
         }
-        let times = &handles.times;
-        times.request_bytes.record(request_bytes);
-        times.request_queue.record(micros(started - read_done));
-        times.remote.record(micros(remote));
-        times.local.record(micros(handling.saturating_sub(remote)));
-        times.response_queue.record(micros(queued));
-        times.response_send.record(micros(sent));
-        times.total.record(micros(total));
+        let counted = fetch_all.unwrap_or(handles);
+        for &(code, n) in &error_counts {
+            counted.count_error(m, code, n);
+        }
     }
     if broker.request_log.is_some() {
         for (code, n) in error_counts {
