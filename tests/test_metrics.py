@@ -813,3 +813,51 @@ def test_docs_list_every_exported_family(broker_factory, topic_name, naming):
                 seen = {k for lb, _ in s.series(r["strimzi"]) for k in lb if k != "quantile"}
                 assert seen <= set(r["labels"]), \
                     f"{r['strimzi']}: labels {sorted(seen)} in the scrape, docs say {r['labels']}"
+
+
+def test_topic_series_exist_only_for_topics_the_metadata_has(broker_factory, topic_name):
+    """Per-topic BrokerTopicMetrics series are made only for existing topics (a produce or
+    list to a made-up name creates none: unauthenticated input cannot grow memory) and go when
+    the topic is deleted, as Kafka removes its per-topic MBeans."""
+    from confluent_kafka.admin import AdminClient
+    b = broker_factory(props=dict(FAST_PROPS))
+    made_up = f"no-such-topic-{uuid.uuid4().hex[:6]}"
+    assert raw_produce(b, made_up, 0) == ERR_UNKNOWN_TOPIC_OR_PARTITION
+    clients.create_topic(b.bootstrap, topic_name, 1)
+    clients.produce_confluent(b.bootstrap, topic_name, [(b"k", b"v")] * 10)
+    s = scrape(b)
+    topics = {lb.get("topic") for n, lb, _ in s.samples if n.startswith("kafka_server_brokertopicmetrics_")}
+    assert made_up not in topics, f"series for a topic that does not exist: {made_up}"
+    assert topic_name in topics, f"no series for {topic_name}: {sorted(t for t in topics if t)}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})  # kept: its futures die with it
+    admin.delete_topics([topic_name])[topic_name].result(timeout=20)
+    got = wait_metric(b, lambda sc: not any(lb.get("topic") == topic_name for n, lb, _ in sc.samples), 10,
+                      lambda sc: f"series of the deleted {topic_name}: {[(n, lb) for n, lb, _ in sc.samples if lb.get('topic') == topic_name][:5]}")
+    assert got.total("kafka_server_brokertopicmetrics_messagesin_total") >= 10, "the all-topics series stay"
+
+
+def test_api_versions_with_invalid_client_software_is_refused_and_not_a_label(broker_factory):
+    """ApiVersions v3 whose client_software_name does not match Kafka's pattern
+    ([a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?) gets INVALID_REQUEST (Kafka's isValid), and
+    the name never becomes a metric label."""
+    b = broker_factory(props=dict(FAST_PROPS))
+    fam, name_label, _ = SOFTWARE_FAMILY["strimzi"]
+
+    def compact(s: bytes) -> bytes:
+        return uvarint(len(s) + 1) + s
+
+    for name, want in ((b"bad name {x=1}", 42), (b"good-client", 0)):
+        s = connect(b)
+        try:
+            s.sendall(frame(struct.pack(">hhih", 18, 3, 9, 5) + b"probe" + b"\x00" + compact(name) + compact(b"1.0") + b"\x00"))
+            s.settimeout(10)
+            resp = read_response(s)
+            corr, err = struct.unpack_from(">ih", resp, 0)
+            assert (corr, err) == (9, want), (name, corr, err)
+            sc = scrape(b)
+            names = {lb.get(name_label) for lb, _ in sc.series(fam)}
+            assert "bad name {x=1}" not in names, names
+            if want == 0:
+                assert "good-client" in names, names
+        finally:
+            s.close()

@@ -109,6 +109,12 @@ impl Broker {
         self.replicas.apply_image(&self.controller.image(), &self.config)
     }
 
+    /// A topic's metric handles, only for a topic the metadata has: series are never created
+    /// for the names a client makes up (unbounded memory from unauthenticated input).
+    pub fn topic_stats(&self, topic: &str) -> Option<Arc<crate::metrics::TopicStats>> {
+        self.image().topic(topic).is_some().then(|| self.metrics.topic(topic))
+    }
+
     /// The partition if this broker leads it; otherwise the Kafka error to answer with:
     /// NOT_LEADER_OR_FOLLOWER when the partition exists elsewhere (the client refreshes its
     /// metadata and retries), UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
@@ -234,6 +240,8 @@ impl Broker {
     /// Applies the current image on a blocking thread (log directories are created there).
     pub async fn apply_metadata_now(&self) {
         let image = self.controller.image();
+        // A deleted topic's per-topic series go, as Kafka removes its MBeans.
+        self.metrics.retain_topics(|topic| image.topic(topic).is_some());
         let replicas = self.replicas.clone();
         let config = self.config.clone();
         let coordinator = self.coordinator.clone();

@@ -96,7 +96,7 @@ fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Part
 fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: Option<i32>) {
     let image = follower.map(|_| broker.image());
     for t in &response.responses {
-        let stats = broker.metrics.topic(&t.topic.0);
+        let Some(stats) = broker.topic_stats(&t.topic.0) else { continue };
         let bytes: usize = t.partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
         let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
         // Kafka counts bytes sent to followers as ReplicationBytesOut, not BytesOut.

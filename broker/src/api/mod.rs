@@ -44,7 +44,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::protocol::Request;
 
-pub use api_versions::unsupported_version_response;
+pub use api_versions::{unsupported_version_response, valid_client_software};
 
 
 pub(crate) fn str_bytes(s: &str) -> StrBytes {

@@ -70,7 +70,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     let recording = broker.metrics.enabled;
     // Kafka counts TotalProduceRequests per topic-partition a request addresses.
     for t in responses.iter().filter(|_| recording) {
-        let stats = broker.metrics.topic(&t.name.0);
+        let Some(stats) = broker.topic_stats(&t.name.0) else { continue };
         TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
         let refused = t.partition_responses.iter().filter(|p| p.error_code != 0).count() as u64;
         TopicStats::add(&stats.failed_produce, refused);
@@ -86,7 +86,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         };
         completed += 1;
         if recording {
-            record_append(&broker.metrics, &responses[ti].name.0, &result, bytes as u64);
+            if let Some(stats) = broker.topic_stats(&responses[ti].name.0) {
+                record_append(&broker.metrics, &stats, &result, bytes as u64);
+            }
         }
         let topic = &mut responses[ti];
         let slot = &mut topic.partition_responses[pi];
@@ -124,7 +126,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     if completed < waiting && recording {
         for t in &responses {
             let lost = t.partition_responses.iter().filter(|p| is_awaiting_append(p)).count() as u64;
-            TopicStats::add(&broker.metrics.topic(&t.name.0).failed_produce, lost);
+            if let Some(stats) = broker.topic_stats(&t.name.0) {
+                TopicStats::add(&stats.failed_produce, lost);
+            }
         }
     }
     if acks == 0 {
@@ -147,8 +151,7 @@ fn is_awaiting_append(p: &PartitionProduceResponse) -> bool {
 }
 
 /// BrokerTopicMetrics and LogFlushStats for one partition append.
-fn record_append(metrics: &BrokerMetrics, topic: &str, result: &Result<Appended, PartitionError>, bytes: u64) {
-    let stats = metrics.topic(topic);
+fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Appended, PartitionError>, bytes: u64) {
     match result {
         Ok(a) => {
             if let Some(d) = a.flushed_in {

@@ -240,6 +240,14 @@ impl BrokerMetrics {
         }
     }
 
+    /// Drops the series of every topic `keep` refuses (the topics the metadata no longer has).
+    pub fn retain_topics(&self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self.topics.read().keys().filter(|t| !keep(t)).cloned().collect();
+        for t in gone {
+            self.remove_topic(&t);
+        }
+    }
+
     /// (network idle, handler idle) ratios since the previous call (at most once a second;
     /// scrapes in between reuse the last values).
     pub fn idle_ratios(&self) -> (f64, f64) {

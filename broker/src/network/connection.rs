@@ -203,7 +203,7 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     };
     let (api_key, version, correlation_id) = (request.api_key, request.version(), request.correlation_id());
     if let RequestKind::ApiVersions(r) = &request.body {
-        if version >= 3 && !conn.named {
+        if version >= 3 && !conn.named && api::valid_client_software(r) {
             let g = m.connections_by_software.with(&[&r.client_software_name, &r.client_software_version, &conn.listener, NETWORK_PROCESSOR]);
             g.fetch_add(1, Ordering::Relaxed);
             if let Some(old) = conn.software.replace(g) {
