@@ -56,7 +56,11 @@ fn bucket_value(i: usize) -> f64 {
 impl Histogram {
     /// Records one value (in the histogram's unit, e.g. microseconds or bytes).
     pub fn record(&self, v: u64) {
-        let now = window_now();
+        self.record_in(v, window_now())
+    }
+
+    /// [`Histogram::record`] in window `now` (time passed in, for tests).
+    fn record_in(&self, v: u64, now: u64) {
         let epoch = self.epoch.load(Ordering::Relaxed);
         if now != epoch && self.epoch.compare_exchange(epoch, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             // A new window: the set it maps to holds data two windows old; clear it. When more
@@ -88,8 +92,26 @@ impl Histogram {
 
     /// Quantiles over the recent windows, in the recorded unit; 0 when nothing is recent.
     pub fn quantiles(&self) -> [f64; 6] {
+        self.quantiles_in(window_now())
+    }
+
+    /// [`Histogram::quantiles`] as of window `now`. Only recording clears a set, so when
+    /// traffic stops the sets keep old values: a set counts only while its window is the
+    /// current or the previous one, so a spike leaves the quantiles within two windows.
+    fn quantiles_in(&self, now: u64) -> [f64; 6] {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // The set of window w is sets[w % 2]; it holds window `epoch` or `epoch - 1`.
+        let live = |set: usize| {
+            let window = if set as u64 == epoch % 2 { epoch } else { epoch.wrapping_sub(1) };
+            window == now || window + 1 == now
+        };
+        let (live0, live1) = (live(0), live(1));
         let merged: Vec<u64> = (0..BUCKETS)
-            .map(|i| self.sets[0][i].load(Ordering::Relaxed) + self.sets[1][i].load(Ordering::Relaxed))
+            .map(|i| {
+                let a = if live0 { self.sets[0][i].load(Ordering::Relaxed) } else { 0 };
+                let b = if live1 { self.sets[1][i].load(Ordering::Relaxed) } else { 0 };
+                a + b
+            })
             .collect();
         let total: u64 = merged.iter().sum();
         let mut out = [0.0; 6];
@@ -127,6 +149,23 @@ mod tests {
             assert!((got - exact).abs() / exact < 0.1, "q{want}: {got} vs {exact}");
         }
         assert_eq!(h.count(), 10_000);
+    }
+
+    #[test]
+    fn a_spike_leaves_the_quantiles_two_windows_after_traffic_stops() {
+        let h = Histogram::default();
+        let w = 1_000u64;
+        for _ in 0..100 {
+            h.record_in(5_000_000, w); // a 5 s spike
+        }
+        assert!(h.quantiles_in(w)[4] > 4_000_000.0, "seen in its own window");
+        assert!(h.quantiles_in(w + 1)[4] > 4_000_000.0, "and in the next (one to two minutes, as documented)");
+        assert_eq!(h.quantiles_in(w + 2), [0.0; 6], "gone once nothing was recorded for two windows");
+        assert_eq!(h.quantiles_in(w + 50), [0.0; 6]);
+        // Traffic resumes: the old spike is not counted with the new values.
+        h.record_in(10, w + 50);
+        assert!(h.quantiles_in(w + 50)[5] < 20.0, "{:?}", h.quantiles_in(w + 50));
+        assert_eq!(h.count(), 101, "Count is cumulative, as Kafka's");
     }
 
     #[test]
