@@ -30,6 +30,8 @@ pub struct Broker {
     pub leader_quota: crate::cluster::replication_quota::ReplicationQuota,
     pub follower_quota: crate::cluster::replication_quota::ReplicationQuota,
     ready: AtomicBool,
+    /// Set when shutdown starts (BrokerState 7 from then on).
+    shutting_down: AtomicBool,
 }
 
 impl Broker {
@@ -65,6 +67,7 @@ impl Broker {
             leader_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             follower_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             ready: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
         })
     }
 
@@ -102,6 +105,25 @@ impl Broker {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release)
+    }
+
+    /// Shutdown has begun: not ready, and BrokerState says so.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.set_ready(false);
+    }
+
+    /// Kafka's BrokerState: 1 starting (logs recovered, not yet serving: registering or
+    /// fenced), 3 running, 7 shutting down. (2, recovering logs, is reported before a
+    /// `Broker` exists: see `metrics::render_recovering`.)
+    pub fn state_code(&self) -> u8 {
+        if self.shutting_down.load(Ordering::Acquire) {
+            7
+        } else if self.is_ready() {
+            3
+        } else {
+            1
+        }
     }
 
     /// Brings local partitions in line with the metadata image this node has applied.

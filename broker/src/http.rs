@@ -84,8 +84,12 @@ async fn metrics(State(slot): State<Arc<NodeSlot>>, headers: axum::http::HeaderM
         })
         .await
         .unwrap_or_default()
+    } else if slot.config.cluster.roles.broker {
+        crate::metrics::render::render_recovering(&slot.config, openmetrics)
     } else {
-        String::new()
+        // A controller-only node before its quorum part runs: nothing to report yet, but a
+        // valid exposition.
+        if openmetrics { "# EOF\n".to_string() } else { String::new() }
     };
     let content_type = if openmetrics {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"

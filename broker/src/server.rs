@@ -158,7 +158,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
             break;
         }
     }
-    broker.set_ready(false);
+    broker.begin_shutdown();
     if broker.config.controlled_shutdown_enable {
         // Bounded by two sessions: by then the controller has fenced this broker anyway.
         let patience = Duration::from_millis(2 * broker.config.cluster.session_timeout_ms);

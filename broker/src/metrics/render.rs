@@ -285,7 +285,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::NUM_GROUPS_EMPTY) { count_groups(GroupState::Empty) }
     else if is(&c::NUM_GROUPS_DEAD) { count_groups(GroupState::Dead) }
     else if is(&c::NUM_OFFSETS) { one(s.offsets.len() as f64) }
-    else if is(&c::BROKER_STATE) { one(if broker.is_ready() { 3.0 } else { 7.0 }) }
+    else if is(&c::BROKER_STATE) { one(f64::from(broker.state_code())) }
     else if is(&c::DISK_READ_BYTES) { one(s.process.read_bytes) }
     else if is(&c::DISK_WRITE_BYTES) { one(s.process.write_bytes) }
     else if is(&c::MALFORMED_REQUESTS) { one(m.malformed_requests.load(Ordering::Relaxed) as f64) }
@@ -357,6 +357,20 @@ fn number(v: f64) -> String {
 }
 
 /// Renders every exported metric. `openmetrics` selects OpenMetrics 1.0 text.
+/// What /metrics serves while a broker recovers its logs (no `Broker` exists yet): a valid
+/// exposition with BrokerState 2 (Kafka's RECOVERY), so a scrape shows why nothing else is
+/// there, instead of an empty body (invalid OpenMetrics).
+pub fn render_recovering(config: &crate::config::BrokerConfig, openmetrics: bool) -> String {
+    let def = &c::BROKER_STATE;
+    let fam = family(def, config.metrics_naming);
+    let type_name = if openmetrics && fam.prom_type == PromType::Untyped { "unknown" } else { fam.prom_type.as_str() };
+    let mut out = format!("# HELP {} {}\n# TYPE {} {}\n{} 2\n", fam.name, def.help, fam.name, type_name, fam.name);
+    if openmetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
 pub fn render(node: &Scrape, openmetrics: bool) -> String {
     let snap = snapshot(node);
     let mut out = String::with_capacity(32 * 1024);
@@ -392,4 +406,20 @@ pub fn render(node: &Scrape, openmetrics: bool) -> String {
         out.push_str("# EOF\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn while_logs_recover_metrics_say_so_in_a_valid_exposition() {
+        let config = crate::config::BrokerConfig::from_properties(Default::default()).unwrap();
+        let text = render_recovering(&config, false);
+        let sample = text.lines().find(|l| !l.starts_with('#')).unwrap();
+        assert!(sample.ends_with(" 2") && sample.contains("brokerstate"), "{text}");
+        assert!(text.contains("# TYPE "), "{text}");
+        let om = render_recovering(&config, true);
+        assert!(om.ends_with("# EOF\n"), "OpenMetrics needs its terminator: {om}");
+    }
 }
