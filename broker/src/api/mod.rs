@@ -20,6 +20,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_offsets_v0;
 mod metadata;
 mod offset_commit;
 mod offset_delete;

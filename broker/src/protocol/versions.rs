@@ -24,7 +24,7 @@ const fn s(key: ApiKey, min: i16, decode_min: i16, max: i16) -> Supported {
 pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::Produce, 0, 3, 11),
     s(ApiKey::Fetch, 4, 4, 12),
-    s(ApiKey::ListOffsets, 1, 1, 8),
+    s(ApiKey::ListOffsets, 0, 0, 8),
     s(ApiKey::Metadata, 0, 0, 12),
     s(ApiKey::ApiVersions, 0, 0, 4),
     s(ApiKey::CreateTopics, 2, 2, 7),
