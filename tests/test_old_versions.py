@@ -176,3 +176,20 @@ def test_offset_commit_v0_and_offset_fetch_v0_answer_unsupported_version_as_kafk
         assert [(t[0], [tuple(p) for p in t[1]]) for t in r.topics] == [(topic_name, [(0, -1, "", UNSUPPORTED_VERSION)])], r
     finally:
         a.close()
+
+
+def test_api_versions_advertises_kafka_3_9s_oldest_versions(fast_broker):
+    """ApiVersions, as a real client reads it: every API Lantern implements starts where Kafka
+    3.9's does, but Fetch (no message formats before v2 yet: v4+)."""
+    from kafka import KafkaClient
+    c = KafkaClient(bootstrap_servers=fast_broker.bootstrap)
+    try:
+        c.poll(future=c.cluster.request_update(), timeout_ms=10000)
+        ranges = c.get_api_versions()
+    finally:
+        c.close()
+    # ListOffsets, OffsetCommit, OffsetFetch, OffsetForLeaderEpoch, CreateTopics, DeleteTopics,
+    # DescribeConfigs, AlterReplicaLogDirs, DescribeLogDirs
+    for key in (2, 8, 9, 23, 19, 20, 32, 34, 35):
+        assert ranges[key][0] == 0, f"API {key}: advertised {ranges[key]}"
+    assert ranges[0][0] == 0 and ranges[1][0] == 4, f"Produce {ranges[0]}, Fetch {ranges[1]}"
