@@ -121,3 +121,27 @@ def test_kafka_python_offsets(broker, topic_name, produced):
             assert past is None, f"partition {p}: timestamp after the last record gave {past}, expected None"
     finally:
         c.close()
+
+
+def test_kafka_python_as_a_0_10_0_client_lists_offsets_with_v0(broker, topic_name, produced):
+    """A client that only knows ListOffsets v0 (kafka-python pinned to api_version 0.10.0, as
+    Sarama-based tools such as Burrow send it): the old-style offsets list holds the high
+    watermark for latest and the log start for earliest. Lantern used to close the connection."""
+    from kafka import TopicPartition as KTP
+
+    from test_metrics import scrape
+
+    def v0_requests():
+        return scrape(broker).value("kafka_network_requestmetrics_requests_total", 0, request="ListOffsets", version=0)
+
+    before = v0_requests()
+    c = clients.kp_consumer(broker.bootstrap, api_version=(0, 10, 0), request_timeout_ms=20000)
+    try:
+        tps = {p: KTP(topic_name, p) for p in COUNTS}
+        begin = c.beginning_offsets(list(tps.values()))
+        end = c.end_offsets(list(tps.values()))
+        assert {p: begin[tp] for p, tp in tps.items()} == {p: 0 for p in COUNTS}
+        assert {p: end[tp] for p, tp in tps.items()} == COUNTS
+    finally:
+        c.close()
+    assert v0_requests() >= before + 2, "kafka-python sent ListOffsets v0 (one per beginning/end call)"

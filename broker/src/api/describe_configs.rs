@@ -55,7 +55,7 @@ pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
         .collect()
 }
 
-pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let image = broker.image();
     let results = request
         .resources
@@ -121,5 +121,18 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest) -> DescribeConfi
             }
         })
         .collect();
-    DescribeConfigsResponse::default().with_results(results)
+    let mut response = DescribeConfigsResponse::default().with_results(results);
+    if version == 0 {
+        mark_defaults(&mut response);
+    }
+    response
+}
+
+/// v0 has `is_default` where later versions have `config_source`. Kafka 2.x filled it from the
+/// source; Kafka 3.9's broker leaves it false (its v0 answer regressed when the messages were
+/// generated), which would tell a v0 client that every config is set: Lantern keeps 2.x's meaning.
+fn mark_defaults(response: &mut DescribeConfigsResponse) {
+    for config in response.results.iter_mut().flat_map(|r| r.configs.iter_mut()) {
+        config.is_default = config.config_source == SOURCE_DEFAULT;
+    }
 }

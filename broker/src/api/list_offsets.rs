@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2, and -4 earliest-local), latest (-1), max timestamp (-3), or the
-//! first offset whose record timestamp is at or after a given time.
+//! first offset whose record timestamp is at or after a given time. Version 0 has its own
+//! semantics (`list_offsets_v0`).
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
@@ -13,6 +14,9 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 pub async fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    if version == 0 {
+        return super::list_offsets_v0::handle(broker, request);
+    }
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();

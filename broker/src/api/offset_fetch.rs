@@ -1,5 +1,6 @@
 //! OffsetFetch: one group (v0-7) or several (v8+); all committed offsets when no topics are
-//! named.
+//! named. Version 0 read offsets from ZooKeeper: a Kafka 3.9 broker without ZooKeeper (KRaft)
+//! answers it with UNSUPPORTED_VERSION on every partition asked, and so does Lantern.
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -24,6 +25,9 @@ fn by_topic(rows: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
 
 pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let epoch = |e: i32| if version >= 5 { e } else { -1 };
+    if version == 0 {
+        return partition_errors(request, crate::error_code::UNSUPPORTED_VERSION);
+    }
     if version >= 8 {
         let groups = request
             .groups
@@ -55,21 +59,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
         return OffsetFetchResponse::default().with_groups(groups);
     }
     if let Some(code) = broker.coordinator_error(&request.group_id.0) {
-        // v0/v1 have no top-level error code: Kafka answers with it on every partition asked.
-        let topics = request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partition_indexes
-                    .iter()
-                    .map(|p| OffsetFetchResponsePartition::default().with_partition_index(*p).with_committed_offset(-1).with_error_code(code))
-                    .collect();
-                OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions)
-            })
-            .collect();
-        return OffsetFetchResponse::default().with_error_code(code).with_topics(topics);
+        return partition_errors(request, code);
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let topics = by_topic(broker.coordinator.fetch_offsets(&request.group_id.0, wanted))
@@ -89,4 +79,23 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// An error for the whole request of v0-7. v0/v1 have no top-level error code: Kafka answers
+/// with it on every partition asked (offset -1, empty metadata).
+fn partition_errors(request: OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
+    let topics = request
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|p| OffsetFetchResponsePartition::default().with_partition_index(*p).with_committed_offset(-1).with_error_code(code))
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_error_code(code).with_topics(topics)
 }

@@ -22,8 +22,9 @@ pub struct CommitRequest {
     pub generation: i32,
     pub member_id: String,
     pub instance_id: Option<String>,
-    /// (topic, partition, offset, leader epoch, metadata)
-    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+    /// (topic, partition, offset, leader epoch, metadata, commit timestamp). The timestamp is
+    /// -1 (the time of the commit) except from OffsetCommit v1, whose clients may set it.
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>, i64)>,
 }
 
 /// One row of an OffsetFetch answer.
@@ -85,14 +86,14 @@ impl GroupCoordinator {
             let mut codes = Vec::with_capacity(req.offsets.len());
             let mut entries = Vec::new();
             let mut to_store = Vec::new();
-            for (topic, partition, offset, leader_epoch, metadata) in &req.offsets {
+            for (topic, partition, offset, leader_epoch, metadata, commit_timestamp) in &req.offsets {
                 let metadata = metadata.clone().unwrap_or_default();
                 if !partition_exists(topic, *partition) {
                     codes.push(UNKNOWN_TOPIC_OR_PARTITION);
                 } else if metadata.len() > self.config.offset_metadata_max_bytes {
                     codes.push(OFFSET_METADATA_TOO_LARGE);
                 } else {
-                    let value = OffsetValue { offset: *offset, leader_epoch: *leader_epoch, metadata, commit_timestamp: now_ms };
+                    let value = OffsetValue { offset: *offset, leader_epoch: *leader_epoch, metadata, commit_timestamp: if *commit_timestamp == -1 { now_ms } else { *commit_timestamp } };
                     entries.push((offset_key(&req.group_id, topic, *partition), Some(offset_value(&value))));
                     to_store.push((codes.len(), topic.clone(), *partition, value));
                     codes.push(NONE);

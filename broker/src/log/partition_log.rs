@@ -712,6 +712,20 @@ impl PartitionLog {
     pub fn num_segments(&self) -> usize {
         self.segments.len()
     }
+    /// What ListOffsets v0 searches (Kafka's `legacyFetchOffsetsBefore`): each segment's
+    /// base offset (at least the log start) with its file's modification time, oldest first,
+    /// then the log end offset at `now_ms` when the active segment holds data.
+    pub fn segment_offset_times(&self, now_ms: i64) -> Vec<(i64, i64)> {
+        let mut table: Vec<(i64, i64)> = self
+            .segments
+            .iter()
+            .map(|s| (s.base_offset().max(self.log_start_offset), s.last_modified_ms()))
+            .collect();
+        if !self.active().is_empty() {
+            table.push((self.log_end_offset(), now_ms));
+        }
+        table
+    }
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments.iter().map(Segment::base_offset).collect()

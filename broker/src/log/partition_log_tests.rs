@@ -313,3 +313,23 @@ fn deleted_log_refuses_operations() {
     log.delete().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn segment_offset_times_are_the_boundaries_list_offsets_v0_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small()).unwrap();
+    let now = 4_000_000_000_000;
+    // An empty log: its one empty segment, no log-end entry.
+    let empty = log.segment_offset_times(now);
+    assert_eq!(empty.iter().map(|&(o, _)| o).collect::<Vec<_>>(), [0]);
+    for i in 0..10i64 {
+        append_spec(&mut log, &BatchSpec::timestamps(&[i, i + 1])).unwrap();
+    }
+    let table = log.segment_offset_times(now);
+    // Segments at 0, 6, 12, 18 (the active one holds data), then the log end at `now`.
+    assert_eq!(table.iter().map(|&(o, _)| o).collect::<Vec<_>>(), [0, 6, 12, 18, 20]);
+    assert_eq!(table[4].1, now);
+    let file_time = std::fs::metadata(dir.path().join("00000000000000000006.log")).unwrap().modified().unwrap();
+    let file_ms = file_time.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(table[1].1, file_ms, "a segment's time is its file's modification time");
+}

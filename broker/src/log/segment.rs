@@ -451,18 +451,23 @@ impl Segment {
     pub fn max_timestamp(&self) -> i64 {
         self.index.max_timestamp()
     }
-    /// Kafka's `largestTimestamp` for time retention: the max timestamp, or the file's
-    /// modification time when no batch carries a timestamp.
-    pub fn largest_timestamp(&self) -> i64 {
-        if self.max_timestamp() >= 0 {
-            return self.max_timestamp();
-        }
+    /// The data file's modification time in ms since the epoch (Kafka's segment
+    /// `lastModified`, which ListOffsets v0 searches by), or -1 if it cannot be read.
+    pub fn last_modified_ms(&self) -> i64 {
         self.data.file
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+    /// Kafka's `largestTimestamp` for time retention: the max timestamp, or the file's
+    /// modification time when no batch carries a timestamp.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp() >= 0 {
+            return self.max_timestamp();
+        }
+        self.last_modified_ms()
     }
 }
 

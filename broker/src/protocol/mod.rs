@@ -120,3 +120,5 @@ pub fn decode_response<Resp: Decodable>(mut frame: Bytes, api_key: ApiKey, versi
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod legacy_tests;

@@ -17,7 +17,7 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 1-2
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirPartitionResult {
@@ -69,7 +69,7 @@ impl AlterReplicaLogDirPartitionResult {
 #[cfg(feature = "broker")]
 impl Encodable for AlterReplicaLogDirPartitionResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition_index)?;
@@ -111,7 +111,7 @@ impl Encodable for AlterReplicaLogDirPartitionResult {
 #[cfg(feature = "client")]
 impl Decodable for AlterReplicaLogDirPartitionResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let partition_index = types::Int32.decode(buf)?;
@@ -145,11 +145,11 @@ impl Default for AlterReplicaLogDirPartitionResult {
 }
 
 impl Message for AlterReplicaLogDirPartitionResult {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 1-2
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirTopicResult {
@@ -201,7 +201,7 @@ impl AlterReplicaLogDirTopicResult {
 #[cfg(feature = "broker")]
 impl Encodable for AlterReplicaLogDirTopicResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -260,7 +260,7 @@ impl Encodable for AlterReplicaLogDirTopicResult {
 #[cfg(feature = "client")]
 impl Decodable for AlterReplicaLogDirTopicResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let topic_name = if version >= 2 {
@@ -302,11 +302,11 @@ impl Default for AlterReplicaLogDirTopicResult {
 }
 
 impl Message for AlterReplicaLogDirTopicResult {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 1-2
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirsResponse {
@@ -358,7 +358,7 @@ impl AlterReplicaLogDirsResponse {
 #[cfg(feature = "broker")]
 impl Encodable for AlterReplicaLogDirsResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.throttle_time_ms)?;
@@ -409,7 +409,7 @@ impl Encodable for AlterReplicaLogDirsResponse {
 #[cfg(feature = "client")]
 impl Decodable for AlterReplicaLogDirsResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let throttle_time_ms = types::Int32.decode(buf)?;
@@ -447,7 +447,7 @@ impl Default for AlterReplicaLogDirsResponse {
 }
 
 impl Message for AlterReplicaLogDirsResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
