@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 pub use super::topic_config_defs::{lookup, ConfigType, Effect, TopicConfigDef, TOPIC_CONFIGS};
 use crate::config::BrokerConfig;
+use crate::log::log_validator::{AppendPolicy, TopicCompression};
 use crate::log::LogConfig;
 
 /// The list-valued topic configs (IncrementalAlterConfigs APPEND/SUBTRACT apply to these
@@ -78,6 +79,22 @@ pub fn unclean_leader_election(config: &BrokerConfig, overrides: &BTreeMap<Strin
     overrides.get("unclean.leader.election.enable").map_or(config.unclean_leader_election_enable, |v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// A topic's message.timestamp.* and compression.type settings, resolved as Kafka's
+/// LogConfig does (before/after.max.ms left at Long.MAX_VALUE fall back to the deprecated
+/// difference.max.ms).
+fn append_policy(value: &dyn Fn(&str) -> String) -> AppendPolicy {
+    let long = |name: &str| value(name).trim().parse::<i64>().unwrap_or(i64::MAX);
+    let int = |name: &str, default: i32| value(name).trim().parse::<i32>().unwrap_or(default);
+    let difference = long("message.timestamp.difference.max.ms");
+    let bound = |v: i64| if v != i64::MAX { v } else { difference };
+    AppendPolicy {
+        log_append_time: value("message.timestamp.type").trim() == "LogAppendTime",
+        before_max_ms: bound(long("message.timestamp.before.max.ms")),
+        after_max_ms: bound(long("message.timestamp.after.max.ms")),
+        compression: TopicCompression::from_config(&value("compression.type"), int("compression.gzip.level", -1), int("compression.zstd.level", 3)),
+    }
+}
+
 /// The log settings of a topic: broker defaults with the topic's overrides applied.
 pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let num = |name: &str, default: i64| -> i64 {
@@ -100,5 +117,6 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         delete_retention_ms: num("delete.retention.ms", config.delete_retention_ms),
         min_compaction_lag_ms: num("min.compaction.lag.ms", config.min_compaction_lag_ms),
         min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+        append: append_policy(&value),
     }
 }

@@ -17,6 +17,7 @@ use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::record_batch::{stamp_batch, BatchError, BatchHeader};
 use super::records::{validate_keys_for_compaction, DEFAULT_MAX_DECOMPRESSED};
 use super::segment::{Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, MAX_SEGMENT_BYTES, TIME_INDEX_SUFFIX};
+use super::log_validator::AppendPolicy;
 use super::LogError;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,9 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// min.cleanable.dirty.ratio: clean only when this share of the cleanable bytes is new.
     pub min_cleanable_dirty_ratio: f64,
+    /// message.timestamp.*, compression.type: what produced batches go through before they
+    /// are appended (see `log_validator.rs`; applied by the partition, outside the lock).
+    pub append: AppendPolicy,
 }
 
 impl Default for LogConfig {
@@ -71,6 +75,7 @@ impl Default for LogConfig {
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.5,
+            append: AppendPolicy::default(),
         }
     }
 }

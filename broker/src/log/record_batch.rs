@@ -73,8 +73,11 @@ pub enum BatchError {
     EmptyRecordSet,
     #[error("compacted topic cannot accept a record without a key; give every record a key, or produce to a topic with cleanup.policy=delete")]
     RecordWithoutKey,
-    #[error("records of a batch for a compacted topic cannot be read to check their keys: {reason}")]
+    #[error("the records of a batch cannot be read (to check their keys, timestamps or recompress them): {reason}")]
     UnreadableRecords { reason: String },
+    /// A timestamp the topic's message.timestamp.* configs refuse (Kafka's text in `reason`).
+    #[error("{reason}")]
+    InvalidTimestamp { reason: String },
 }
 
 impl BatchError {
@@ -94,6 +97,7 @@ impl BatchError {
             | BatchError::InvalidSequence { .. }
             | BatchError::EmptyRecordSet
             | BatchError::RecordWithoutKey => INVALID_RECORD,
+            BatchError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
         }
     }
 }
