@@ -106,6 +106,8 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
     LogConfig {
         segment_bytes: num("segment.bytes", config.segment_bytes as i64) as u64,
         segment_ms: num("segment.ms", config.roll_ms) as u64,
+        segment_jitter_ms: value("segment.jitter.ms").trim().parse().unwrap_or(0),
+        segment_index_bytes: value("segment.index.bytes").trim().parse().unwrap_or(10 << 20),
         retention_ms: num("retention.ms", config.retention_ms),
         retention_bytes: num("retention.bytes", config.retention_bytes),
         max_message_bytes: num("max.message.bytes", config.message_max_bytes as i64) as usize,
@@ -116,6 +118,7 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         cleanup_policy_compact: policy.split(',').any(|w| w.trim() == "compact"),
         delete_retention_ms: num("delete.retention.ms", config.delete_retention_ms),
         min_compaction_lag_ms: num("min.compaction.lag.ms", config.min_compaction_lag_ms),
+        max_compaction_lag_ms: value("max.compaction.lag.ms").trim().parse().unwrap_or(i64::MAX),
         min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
         append: append_policy(&value),
     }
