@@ -89,7 +89,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("delete.retention.ms", Long, "86400000", Some("log.cleaner.delete.retention.ms"), AtLeast(0), Honoured),
     def("min.compaction.lag.ms", Long, "0", Some("log.cleaner.min.compaction.lag.ms"), AtLeast(0), Honoured),
     def("max.compaction.lag.ms", Long, I64_MAX, Some("log.cleaner.max.compaction.lag.ms"), AtLeast(1), Honoured),
-    def("file.delete.delay.ms", Long, "60000", Some("log.segment.delete.delay.ms"), AtLeast(0), Honoured),
+    def(
+        "file.delete.delay.ms",
+        Long,
+        "60000",
+        Some("log.segment.delete.delay.ms"),
+        AtLeast(0),
+        StoredOnly("Kafka waits before removing a deleted segment's files so that reads still using them finish; Lantern's reads hold the segment's open file, which stays readable after it is removed, so the files go at once (renamed .deleted first, as Kafka does)."),
+    ),
     def("min.cleanable.dirty.ratio", Double, "0.5", Some("log.cleaner.min.cleanable.ratio"), Ratio, Honoured),
     def("cleanup.policy", List, "delete", Some("log.cleanup.policy"), ListOf(&["compact", "delete"]), Honoured),
     def("unclean.leader.election.enable", Boolean, "false", Some("unclean.leader.election.enable"), Any, Honoured),
@@ -112,7 +119,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         StoredOnly("Lantern's lz4 encoder (lz4_flex) has one speed; recompressed lz4 batches are written at it whatever the level."),
     ),
     def("compression.zstd.level", Int, "3", Some("compression.zstd.level"), Between(-131072, 22), Honoured),
-    def("preallocate", Boolean, "false", Some("log.preallocate"), Any, Honoured),
+    def(
+        "preallocate",
+        Boolean,
+        "false",
+        Some("log.preallocate"),
+        Any,
+        StoredOnly("Lantern's segments are append-only files whose length is their data (recovery and retention read it so); a file preallocated to segment.bytes would need a separate end marker. Kafka recommends it only on Windows; on Linux file systems an append allocates cheaply."),
+    ),
     def(
         "message.format.version",
         ConfigType::String,
@@ -236,6 +250,24 @@ mod tests {
         assert_eq!(ours, kafka);
         for d in TOPIC_CONFIGS {
             assert_eq!(d.validate(d.default), Ok(()), "{}: its default", d.name);
+        }
+    }
+
+    #[test]
+    fn the_configuration_page_lists_every_config_with_its_default_and_effect() {
+        let page = include_str!("../../../docs/configuration.md");
+        for d in TOPIC_CONFIGS {
+            let default = if d.default.is_empty() { "(empty)".to_string() } else { format!("`{}`", d.default) };
+            let row = page
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` | ", d.name)))
+                .unwrap_or_else(|| panic!("docs/configuration.md has no row for {}", d.name));
+            assert!(row.contains(&format!(" | {default} | ")), "{}: the row does not give the default {default}", d.name);
+            let effect = match d.effect {
+                Honoured => "| honoured",
+                StoredOnly(_) => "| stored only",
+            };
+            assert!(row.contains(effect), "{}: the row should say '{effect}'", d.name);
         }
     }
 
