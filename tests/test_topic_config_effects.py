@@ -150,3 +150,18 @@ def test_broker_level_defaults_apply_to_topics_without_overrides(broker_factory,
     clients.create_topic(b.bootstrap, other, 1, config={"message.timestamp.type": "CreateTime"})
     reports = produce(b.bootstrap, other, [(b"k", b"v")], timestamp=int(time.time() * 1000) + 600_000, retries=0)
     assert reports[0][0] is not None and reports[0][0].code() == KafkaError.INVALID_TIMESTAMP
+
+
+def test_a_full_segment_index_rolls_the_segment(broker, topic_name):
+    # 24 bytes: 3 offset index entries (8 bytes each) or 2 time index entries (12 bytes each).
+    clients.create_topic(broker.bootstrap, topic_name, 1,
+                         config={"segment.index.bytes": "24", "index.interval.bytes": "0"})
+    for i in range(12):
+        produce(broker.bootstrap, topic_name, [(b"k", b"v%d" % i)], timestamp=int(time.time() * 1000) + i)
+    segments = broker.segment_files(topic_name, 0)
+    assert len(segments) > 1, "the segment rolled when its index was full"
+    for log in segments[:-1]:
+        index = log.with_suffix(".index")
+        assert index.stat().st_size <= 24, (index, index.stat().st_size)
+    got = clients.consume_confluent(broker.bootstrap, topic_name, [0])
+    assert [v for _, _, _, v, _ in got] == [b"v%d" % i for i in range(12)]
