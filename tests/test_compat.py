@@ -62,3 +62,138 @@ def test_incremental_alter_configs_append_and_subtract_on_cleanup_policy(broker_
         alter(ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.APPEND))
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG, e.value
     assert policy() == "compact", "a refused request changes nothing"
+
+
+def _log_start_series(node, topic: str, partition: int) -> float | None:
+    return node.metric(f'kafka_log_log_logstartoffset{{topic="{topic}",partition="{partition}"}}')
+
+
+def test_delete_records_moves_the_log_start_on_every_replica_and_survives_restarts(cluster_factory, topic_name):
+    """DeleteRecords with confluent-kafka's AdminClient on a replication-factor-3 topic: the
+    answer's low watermark is the requested offset (in the middle of a batch), a consumer from
+    the beginning starts there, every replica's log start moves (the followers take it from
+    their fetches), and it stays after the leader is killed and the whole cluster restarted.
+    Refused as Kafka refuses it: past the high watermark (OFFSET_OUT_OF_RANGE) and on a
+    compact-only topic (POLICY_VIOLATION)."""
+    import pytest
+    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka.admin import NewTopic
+    from cluster import metadata, wait_for
+
+    c = cluster_factory(3, props={"replica.lag.time.max.ms": 4000})
+    a = clients.admin(c.bootstrap)
+    compacted = topic_name + "-compacted"
+    for t, conf in ((topic_name, {}), (compacted, {"cleanup.policy": "compact"})):
+        a.create_topics([NewTopic(t, 1, replication_factor=3, config={"min.insync.replicas": "2", **conf})])[t].result(timeout=30)
+        clients.wait_topic(c.bootstrap, t, 1)
+    msgs = [(b"k%d" % i, b"v%d" % i) for i in range(1000)]
+    # Batches of 100: offset 450 is inside one.
+    clients.produce_confluent(c.bootstrap, topic_name, msgs, acks="all", linger_ms=50, batch_num_messages=100)
+
+    def delete(topic, offset):
+        tp = TopicPartition(topic, 0, offset)
+        return a.delete_records([tp], request_timeout=30, operation_timeout=20)[tp].result(timeout=40)
+
+    assert delete(topic_name, 450).low_watermark == 450
+    assert clients.watermarks(c.bootstrap, topic_name, 0) == (450, 1000)
+    got = clients.consume_confluent(c.bootstrap, topic_name, [0], timeout=30)
+    assert [o for _, o, _, _, _ in got] == list(range(450, 1000)), "a consumer from the beginning starts at the new log start"
+    for node in c.running_brokers():
+        wait_for(f"node {node.node_id}'s log start offset", lambda: _log_start_series(node, topic_name, 0) == 450, 15)
+
+    with pytest.raises(KafkaException) as e:
+        delete(topic_name, 1001)
+    assert e.value.args[0].name() == "OFFSET_OUT_OF_RANGE"
+    with pytest.raises(KafkaException) as e:
+        delete(compacted, 0)
+    assert e.value.args[0].name() == "POLICY_VIOLATION"
+
+    leader = metadata(c.running_brokers()[0], [topic_name]).topics[topic_name].partitions[0].leader
+    c.kill9(leader)
+    wait_for("a new leader", lambda: metadata(c.running_brokers()[0], [topic_name]).topics[topic_name].partitions[0].leader not in (-1, leader), 30)
+    assert clients.watermarks(c.bootstrap, topic_name, 0)[0] == 450, "the new leader starts where the old one did"
+    a = clients.admin(c.bootstrap)  # metadata without the killed broker
+    assert delete(topic_name, -1).low_watermark == 1000, "-1: everything below the high watermark"
+    c.restart(leader)
+    c.terminate_all()
+    c.start()
+
+    def after_restart():
+        try:
+            return clients.watermarks(c.bootstrap, topic_name, 0)
+        except KafkaException:
+            return None
+    assert wait_for("watermarks after the restart", after_restart, 60) == (1000, 1000), "deleted records stay deleted across restarts"
+
+
+def test_java_admin_legacy_alter_configs_and_describe_producers(broker_factory, topic_name, java_classpaths):
+    """The Java AdminClient 3.9's legacy `alterConfigs` replaces a topic's whole config set
+    (what it leaves out goes back to Kafka's default, as DescribeConfigs then shows) and is
+    refused for an invalid value; `describeProducers` (3.9 and 4.1) reports the idempotent
+    producer that wrote 10 records: one producer, last sequence 9, no open transaction."""
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory()
+    summaries = {v: run_java(java_classpaths[CLIENTS[v]], broker, "--mode=admin-compat", f"--topic={topic_name}-{v}")[0]
+                 for v in ("3.x", "4.x")}
+    summary = summaries["3.x"]
+    assert summary["legacy_alter_configs"] is True
+    assert summary["configs_after_alter"] == {
+        "retention.bytes": "12345 DYNAMIC_TOPIC_CONFIG",
+        "retention.ms": "604800000 DEFAULT_CONFIG",
+        "cleanup.policy": "delete DEFAULT_CONFIG",
+    }, summary["configs_after_alter"]
+    assert summary["invalid_value"] == "InvalidConfigurationException", summary["invalid_value"]
+    for version, summary in summaries.items():
+        producers = summary["producers"]
+        assert len(producers) == 1, (version, producers)
+        assert producers[0]["last_sequence"] == 9 and producers[0]["epoch"] == 0 and producers[0]["producer_id"] >= 0, (version, producers)
+        assert producers[0]["txn_start"] is False
+        assert producers[0]["last_timestamp"] > 0
+
+
+def test_a_batch_with_keyless_records_for_a_compacted_topic_fails_exactly_those_records(broker_factory, topic_name, java_classpaths):
+    """KIP-467: one batch of 100 records to a compacted topic, 10 of them without a key. The
+    broker answers INVALID_RECORD with record_errors naming the 10 (ProduceResponse v8+), so
+    the Java producer fails exactly those 10 with InvalidRecordException and the other 90
+    with its own "part of a batch which had one or more invalid records" error (Kafka never
+    appends part of a batch), instead of failing all 100 as invalid."""
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory()
+    keyless = [i for i in range(100) if i % 10 == 3]
+    for version in ("3.x", "4.x"):
+        summary, _ = run_java(java_classpaths[CLIENTS[version]], broker, "--mode=record-errors", f"--topic={topic_name}-{version}")
+        failed_by = summary["failed_by"]
+        assert failed_by.get("InvalidRecordException") == keyless, (version, summary)
+        others = [i for cls, idx in failed_by.items() if cls != "InvalidRecordException" for i in idx]
+        assert sorted(others) == [i for i in range(100) if i not in keyless], (version, summary)
+        assert "without key" in summary["message_by"]["InvalidRecordException"], summary["message_by"]
+        assert summary["acked"] == 0, "Kafka never appends part of a batch"
+
+
+def test_idle_idempotent_producers_are_forgotten_after_producer_id_expiration_ms(broker_factory, topic_name, java_classpaths):
+    """producer.id.expiration.ms bounds a partition's producer state: 40 short-lived idempotent
+    producers each write one record; DescribeProducers (Java AdminClient) lists all 40, and
+    none once their last batch is older than the expiration (checked every
+    producer.id.expiration.check.interval.ms). Before, the state grew forever."""
+    import time
+    from javacheck import CLIENTS, run_java
+
+    broker = broker_factory(props={"producer.id.expiration.ms": 10000, "producer.id.expiration.check.interval.ms": 500})
+    clients.create_topic(broker.bootstrap, topic_name, 1)
+    producers = [clients.producer(broker.bootstrap, enable_idempotence=True, linger_ms=0) for _ in range(40)]
+    errors = []
+    for i, p in enumerate(producers):
+        p.produce(topic_name, key=b"k%d" % i, value=b"v", partition=0, on_delivery=lambda e, m: e and errors.append(e))
+    for p in producers:
+        assert p.flush(30) == 0
+    assert not errors, errors
+    del producers
+    last_write = time.monotonic()
+    cp = java_classpaths[CLIENTS["3.x"]]
+    before = run_java(cp, broker, "--mode=describe-producers", f"--topic={topic_name}")[0]["producers"]
+    assert len(before) == 40 and len({p["producer_id"] for p in before}) == 40, before
+    time.sleep(max(0.0, last_write + 11.5 - time.monotonic()))
+    after = run_java(cp, broker, "--mode=describe-producers", f"--topic={topic_name}")[0]["producers"]
+    assert after == [], after

@@ -671,7 +671,12 @@ def test_list_describe_delete_groups(gbroker, topic_name):
         assert e.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND, f"describe of a deleted group: {e}"
 
 
-def test_static_member_rejoins_without_rebalance(gbroker, topic_name):
+@pytest.mark.parametrize("restarted", ["follower", "leader"])
+def test_static_member_rejoins_without_rebalance(gbroker, topic_name, restarted):
+    """A static member restarted within its session timeout with unchanged metadata gets its
+    partitions back and the other member sees no rebalance, also when the restarted member
+    was the group's leader (KIP-814: the first member to join leads; it gets the current
+    generation back, and its SyncGroup its old assignment)."""
     partitions, session_ms = 6, 10000
     clients.create_topic(gbroker.bootstrap, topic_name, partitions)
     clients.produce_confluent(gbroker.bootstrap, topic_name, clients.keyed_messages(300, 30))
@@ -680,11 +685,17 @@ def test_static_member_rejoins_without_rebalance(gbroker, topic_name):
     def conf(name, instance):
         return confluent_conf(gbroker, group, name, **{"group.instance.id": instance, "session.timeout.ms": session_ms})
 
-    b = Member("static-b", conf("static-b", "instance-b"), topic_name).start()
-    a = a2 = None
+    a = a2 = b = None
     try:
-        wait_for(lambda: b.assignment() == set(range(partitions)), 20, lambda: state_of([b]))
-        a = Member("static-a", conf("static-a", "instance-a"), topic_name).start()
+        # The first member to join leads the group: b, or with restarted=leader a.
+        first, second = ("a", "b") if restarted == "leader" else ("b", "a")
+        members = {}
+        for name in (first, second):
+            members[name] = Member(f"static-{name}", conf(f"static-{name}", f"instance-{name}"), topic_name).start()
+            if name == first:
+                m = members[name]
+                wait_for(lambda: m.assignment() == set(range(partitions)), 20, lambda: state_of([m]))
+        a, b = members["a"], members["b"]
         wait_settled([a, b], partitions)
         a_parts, b_parts = a.assignment(), b.assignment()
         b_events = len(b.rebalance_events())

@@ -105,6 +105,24 @@ pub async fn retention_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>
     .await
 }
 
+/// Forgets idempotent producers whose last batch is older than producer.id.expiration.ms,
+/// every producer.id.expiration.check.interval.ms (Kafka's producer-expiration task), so the
+/// producer state of a partition written by many short-lived producers stays bounded.
+pub async fn producer_expiration_loop(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms);
+    let expiration_ms = broker.config.producer_id_expiration_ms;
+    every_partition(broker, shutdown, tick, move |_, p, now| {
+        let mut log = p.log().lock();
+        let before = log.producer_count();
+        log.remove_expired_producers(now, expiration_ms);
+        let forgotten = before - log.producer_count();
+        if forgotten > 0 {
+            tracing::debug!(target: "kafka.log.ProducerStateManager", partition = %p.name(), forgotten, left = log.producer_count(), "expired idle producer ids");
+        }
+    })
+    .await
+}
+
 /// Compacts logs with cleanup.policy=compact every log.cleaner.backoff.ms (Kafka's
 /// LogCleaner, one thread). Each partition's lock is held only to plan the clean and to swap
 /// the cleaned segments in; mapping keys and writing the copies runs unlocked, so produce,

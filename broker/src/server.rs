@@ -143,6 +143,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     }
     tasks.push(tokio::spawn(background::flush_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::retention_loop(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::producer_expiration_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::hw_checkpoint_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::log_dir_probe_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::group_loop(broker.clone(), broker_stop.clone())));

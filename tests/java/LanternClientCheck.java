@@ -136,6 +136,9 @@ public class LanternClientCheck {
                 case "produce": c.produceFile(); break;
                 case "reassign": c.reassign(); break;
                 case "move-log-dir": c.moveLogDir(); break;
+                case "admin-compat": c.adminCompat(); break;
+                case "record-errors": c.recordErrors(); break;
+                case "describe-producers": c.describeProducers(); break;
                 default: usage("unknown --mode " + opt.get("mode"));
             }
             rc = c.errors.isEmpty() ? 0 : 1;
@@ -156,7 +159,7 @@ public class LanternClientCheck {
     }
 
     static void usage(String why) {
-        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir "
+        System.err.println("usage: LanternClientCheck --bootstrap=H:P --topic=T --mode=roundtrip|meta|cluster|produce|reassign|move-log-dir|admin-compat|record-errors|describe-producers "
                 + "[--count=N] [--compression=none|gzip|snappy|lz4|zstd] [--consume=group|assign] "
                 + "[--partitions=6] [--node-id=1] [--input=FILE] [--rate=RECORDS_PER_S] [--partition=N] [--replicas=A,B] [--broker=ID] [--dir=PATH]\n" + why);
         Runtime.getRuntime().halt(2);
@@ -808,6 +811,112 @@ public class LanternClientCheck {
             summary.put("future_seen", futureSeen);
             summary.put("move_s", secs(t));
         }
+    }
+
+    /** The legacy Admin.alterConfigs (deprecated in 3.x, gone in 4.x: called by reflection so
+     *  this file compiles against both) replaces a topic's whole set of configs; then
+     *  describeConfigs shows what it left, an invalid value is refused, and
+     *  Admin.describeProducers reports the idempotent producer that wrote 10 records. */
+    void adminCompat() throws Exception {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (Admin admin = admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1).configs(Map.of("retention.ms", "100000", "cleanup.policy", "compact"))))
+                .all().get(30, TimeUnit.SECONDS);
+            java.lang.reflect.Method alter;
+            try {
+                alter = admin.getClass().getMethod("alterConfigs", Map.class);
+            } catch (NoSuchMethodException e) {
+                alter = null;
+            }
+            summary.put("legacy_alter_configs", alter != null);
+            if (alter != null) {
+                Object result = alter.invoke(admin, Map.of(res, new Config(List.of(new ConfigEntry("retention.bytes", "12345")))));
+                ((org.apache.kafka.clients.admin.AlterConfigsResult) result).all().get(30, TimeUnit.SECONDS);
+                Config after = admin.describeConfigs(List.of(res)).all().get(30, TimeUnit.SECONDS).get(res);
+                Map<String, Object> seen = new LinkedHashMap<>();
+                for (String k : List.of("retention.bytes", "retention.ms", "cleanup.policy")) {
+                    ConfigEntry e = after.get(k);
+                    seen.put(k, e == null ? null : e.value() + " " + e.source());
+                }
+                summary.put("configs_after_alter", seen);
+                Object bad = alter.invoke(admin, Map.of(res, new Config(List.of(new ConfigEntry("retention.bytes", "lots")))));
+                try {
+                    ((org.apache.kafka.clients.admin.AlterConfigsResult) bad).all().get(30, TimeUnit.SECONDS);
+                    summary.put("invalid_value", "accepted");
+                } catch (java.util.concurrent.ExecutionException e) {
+                    summary.put("invalid_value", e.getCause().getClass().getSimpleName());
+                }
+            }
+            try (KafkaProducer<byte[], byte[]> producer = producer("none", 0)) {
+                for (int i = 0; i < 10; i++) {
+                    producer.send(new ProducerRecord<>(topic, 0, ("k" + i).getBytes(StandardCharsets.UTF_8), ("v" + i).getBytes(StandardCharsets.UTF_8))).get(30, TimeUnit.SECONDS);
+                }
+            }
+            summary.put("producers", producersOf(admin, tp));
+        }
+    }
+
+    /** Admin.describeProducers of partition 0 of --topic. */
+    void describeProducers() throws Exception {
+        try (Admin admin = admin()) {
+            summary.put("producers", producersOf(admin, new TopicPartition(topic, 0)));
+        }
+    }
+
+    static List<Map<String, Object>> producersOf(Admin admin, TopicPartition tp) throws Exception {
+        List<Map<String, Object>> producers = new ArrayList<>();
+        for (org.apache.kafka.clients.admin.ProducerState ps : admin.describeProducers(List.of(tp)).partitionResult(tp).get(30, TimeUnit.SECONDS).activeProducers()) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("producer_id", ps.producerId());
+            m.put("epoch", ps.producerEpoch());
+            m.put("last_sequence", ps.lastSequence());
+            m.put("last_timestamp", ps.lastTimestamp());
+            m.put("txn_start", ps.currentTransactionStartOffset().isPresent());
+            producers.add(m);
+        }
+        return producers;
+    }
+
+    /** KIP-467: one batch of 100 records to a compacted topic, every tenth (3, 13, ...) without
+     *  a key. Reports, by exception class, which record indexes failed and how. */
+    void recordErrors() throws Exception {
+        try (Admin admin = admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1).configs(Map.of("cleanup.policy", "compact"))))
+                .all().get(30, TimeUnit.SECONDS);
+        }
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 2000);
+        p.put(ProducerConfig.BATCH_SIZE_CONFIG, 1 << 20);
+        p.put(ProducerConfig.RETRIES_CONFIG, 0);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        Map<String, List<Integer>> failedBy = new TreeMap<>();
+        Map<String, String> messageBy = new TreeMap<>();
+        List<Integer> ok = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                byte[] key = i % 10 == 3 ? null : ("k" + i).getBytes(StandardCharsets.UTF_8);
+                sent.add(producer.send(new ProducerRecord<>(topic, 0, key, ("v" + i).getBytes(StandardCharsets.UTF_8))));
+            }
+            producer.flush();
+            for (int i = 0; i < sent.size(); i++) {
+                try {
+                    sent.get(i).get(30, TimeUnit.SECONDS);
+                    ok.add(i);
+                } catch (ExecutionException e) {
+                    String cls = e.getCause().getClass().getSimpleName();
+                    failedBy.computeIfAbsent(cls, k -> new ArrayList<>()).add(i);
+                    messageBy.putIfAbsent(cls, String.valueOf(e.getCause().getMessage()));
+                }
+            }
+        }
+        summary.put("acked", ok.size());
+        summary.put("failed_by", failedBy);
+        summary.put("message_by", messageBy);
     }
 
     static Map<String, Object> node(Node nd) {

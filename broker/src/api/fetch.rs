@@ -181,7 +181,7 @@ async fn read_once(broker: &Broker, request: &FetchRequest, max_bytes: usize, re
             match planned_read {
                 Ok((plan, hw)) => {
                     if let Some(follower) = replica {
-                        if let Some(change) = partition.on_follower_fetch(follower, fp.fetch_offset, now_ms) {
+                        if let Some(change) = partition.on_follower_fetch(follower, fp.fetch_offset, fp.log_start_offset, now_ms) {
                             broker.request_isr_change(partition.clone(), change);
                         }
                     }

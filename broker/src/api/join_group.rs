@@ -45,4 +45,5 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: JoinGroupReq
         .with_leader(str_bytes(&r.leader))
         .with_member_id(str_bytes(&r.member_id))
         .with_members(members)
+        .with_skip_assignment(version >= 9 && r.skip_assignment)
 }

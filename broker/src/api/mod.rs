@@ -1,16 +1,19 @@
 //! One module per Kafka API. A handler is a function of (request, broker state) -> response;
 //! none of them touches a socket.
+mod alter_configs;
 mod alter_replica_log_dirs;
 mod api_versions;
 mod create_partitions;
 mod elect_leaders;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -95,6 +98,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await),
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(broker, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(broker, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, r).await)
         }
@@ -112,6 +116,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r, version)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(broker, r, version)),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(broker, r)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(broker, r).await),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(broker, r).await),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r, version).await),

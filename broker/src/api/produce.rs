@@ -4,7 +4,7 @@
 //! NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas).
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{now_ms, str_bytes, RequestContext};
@@ -62,7 +62,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
             };
             partitions.push(match refusal {
                 Some((code, message)) => base.with_error_code(code).with_error_message(message.map(str_bytes)),
-                None => base,
+                None => awaiting_append(base),
             });
         }
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
@@ -77,32 +77,73 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     }
     let waiting = appends.len() as i64;
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
+    let mut completed = 0i64;
     while let Some(joined) = appends.join_next().await {
         let Ok((ti, pi, result, bytes)) = joined else {
-            tracing::error!(target: "kafka.server.ReplicaManager", "a produce append task failed to complete");
+            // Its partition keeps the error `awaiting_append` put there, and is counted below.
+            tracing::error!(target: "kafka.server.ReplicaManager", error = ?joined.err(), "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR");
             continue;
         };
+        completed += 1;
         if recording {
             record_append(&broker.metrics, &responses[ti].name.0, &result, bytes as u64);
         }
-        let slot = &mut responses[ti].partition_responses[pi];
+        let topic = &mut responses[ti];
+        let slot = &mut topic.partition_responses[pi];
         match result {
             Ok(a) => {
+                slot.error_code = error_code::NONE;
+                slot.error_message = None;
                 slot.base_offset = a.base_offset;
                 slot.log_append_time_ms = a.log_append_time;
                 slot.log_start_offset = a.log_start_offset;
             }
             Err(e) => {
                 slot.error_code = e.code();
-                slot.error_message = Some(str_bytes(&e.to_string()));
+                let partition = format!("{}-{}", topic.name.0, slot.index);
+                let record_errors = e.record_errors(&partition);
+                if record_errors.is_empty() {
+                    slot.error_message = Some(str_bytes(&e.to_string()));
+                } else {
+                    // Kafka's wording (LogValidator), so clients and their users see the same.
+                    let first: Vec<String> = record_errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
+                    slot.error_message = Some(str_bytes(&format!(
+                        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                        record_errors.len(),
+                        first.join(", ")
+                    )));
+                    slot.record_errors = record_errors
+                        .into_iter()
+                        .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(str_bytes(&m))))
+                        .collect();
+                }
             }
         }
     }
     broker.metrics.purgatory_produce.fetch_sub(waiting, Ordering::Relaxed);
+    if completed < waiting && recording {
+        for t in &responses {
+            let lost = t.partition_responses.iter().filter(|p| is_awaiting_append(p)).count() as u64;
+            TopicStats::add(&broker.metrics.topic(&t.name.0).failed_produce, lost);
+        }
+    }
     if acks == 0 {
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+const APPEND_DID_NOT_COMPLETE: &str = "the append task did not complete (the broker logged why); the records may or may not have been written: retry";
+
+/// A partition whose append has been started: it answers UNKNOWN_SERVER_ERROR unless the
+/// append's result replaces that, so an append task that panics or is cancelled is never
+/// answered as a success at offset 0.
+fn awaiting_append(base: PartitionProduceResponse) -> PartitionProduceResponse {
+    base.with_error_code(error_code::UNKNOWN_SERVER_ERROR).with_error_message(Some(str_bytes(APPEND_DID_NOT_COMPLETE)))
+}
+
+fn is_awaiting_append(p: &PartitionProduceResponse) -> bool {
+    p.error_code == error_code::UNKNOWN_SERVER_ERROR && p.error_message.as_deref() == Some(APPEND_DID_NOT_COMPLETE)
 }
 
 /// BrokerTopicMetrics and LogFlushStats for one partition append.
@@ -127,5 +168,28 @@ fn record_append(metrics: &BrokerMetrics, topic: &str, result: &Result<Appended,
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_whose_append_never_reports_answers_an_error_not_success_at_offset_0() {
+        let p = awaiting_append(PartitionProduceResponse::default().with_index(3));
+        assert_eq!(p.error_code, error_code::UNKNOWN_SERVER_ERROR);
+        assert!(is_awaiting_append(&p));
+        assert!(!is_awaiting_append(&PartitionProduceResponse::default()));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_append_task_is_a_join_error_the_handler_skips() {
+        // The handler relies on this: a panic surfaces as Err from join_next, with no result to
+        // overwrite the partition's awaiting_append error.
+        let mut set: JoinSet<(usize, usize)> = JoinSet::new();
+        set.spawn(async { panic!("append task panics") });
+        let joined = set.join_next().await.expect("one task");
+        assert!(joined.is_err_and(|e| e.is_panic()));
     }
 }

@@ -48,9 +48,22 @@ pub enum PartitionError {
     NotLeader(String),
     #[error("the records were written to {0} but not every ISR member had them within the request's timeout")]
     ReplicationTimedOut(String),
+    #[error("records of {0} cannot be deleted: its cleanup.policy is compact without delete (compaction decides what stays)")]
+    DeleteOnCompactedTopic(String),
+    #[error("cannot delete the records of {partition} before offset {offset}: it is past the high watermark {high_watermark}")]
+    DeleteBeyondHighWatermark { partition: String, offset: i64, high_watermark: i64 },
 }
 
 impl PartitionError {
+    /// The records at fault when only some of a produce's records are (KIP-467), as (index,
+    /// message); empty otherwise.
+    pub fn record_errors(&self, partition: &str) -> Vec<(i32, String)> {
+        match self {
+            PartitionError::Batch(e) | PartitionError::Log(LogError::Batch(e)) => e.record_errors(partition),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn code(&self) -> i16 {
         match self {
             PartitionError::Log(e) => e.kafka_error_code(),
@@ -61,6 +74,8 @@ impl PartitionError {
             PartitionError::NotEnoughReplicasAfterAppend(_) => crate::error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
             PartitionError::NotLeader(_) => crate::error_code::NOT_LEADER_OR_FOLLOWER,
             PartitionError::ReplicationTimedOut(_) => crate::error_code::REQUEST_TIMED_OUT,
+            PartitionError::DeleteOnCompactedTopic(_) => crate::error_code::POLICY_VIOLATION,
+            PartitionError::DeleteBeyondHighWatermark { .. } => crate::error_code::OFFSET_OUT_OF_RANGE,
         }
     }
 }
@@ -177,6 +192,7 @@ impl Partition {
             self.set_leadership(state.leader_epoch, state.leader)
         };
         let leo = self.log_end_offset();
+        let mut isr_changed = false;
         let hw = {
             let mut repl = self.replication.lock();
             if state.leader < 0 || state.leader != self.local {
@@ -186,6 +202,7 @@ impl Partition {
                 match repl.as_mut() {
                     Some(r) if !changed && r.replicas() == state.replicas => {
                         r.set_ineligible(state.isr_ineligible);
+                        isr_changed = r.isr() != state.isr;
                         r.on_isr_committed(state.isr.to_vec(), state.partition_epoch, leo)
                     }
                     _ => {
@@ -209,8 +226,9 @@ impl Partition {
         if let Some(hw) = hw {
             self.publish_high_watermark(hw);
         }
-        if changed {
-            // acks=all produces waiting here re-check whether this broker still leads.
+        if changed || isr_changed {
+            // acks=all produces waiting here re-check whether this broker still leads, and
+            // DeleteRecords its low watermark (a follower that left the ISR no longer counts).
             self.hw_watch.send_modify(|_| {});
         }
         changed
@@ -256,12 +274,22 @@ impl Partition {
 
     /// On the leader: follower `replica` fetched at `fetch_offset`. Returns an ISR expansion
     /// to send to the controller when the follower has just caught up.
-    pub fn on_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Option<IsrChange> {
+    /// `log_start_offset` is the follower's (DeleteRecords waits for it, see
+    /// [`Partition::low_watermark`]).
+    pub fn on_follower_fetch(&self, replica: i32, fetch_offset: i64, log_start_offset: i64, now_ms: i64) -> Option<IsrChange> {
         let leo = self.log_end_offset();
-        let (hw, change) = match self.replication.lock().as_mut() {
-            Some(r) => r.on_follower_fetch(replica, fetch_offset, leo, now_ms),
-            None => (None, None),
+        let (hw, change, start_moved) = match self.replication.lock().as_mut() {
+            Some(r) => {
+                let start_moved = r.on_follower_log_start(replica, log_start_offset);
+                let (hw, change) = r.on_follower_fetch(replica, fetch_offset, leo, now_ms);
+                (hw, change, start_moved)
+            }
+            None => (None, None, false),
         };
+        if start_moved {
+            // DeleteRecords waiting for the low watermark re-check it.
+            self.hw_watch.send_modify(|_| {});
+        }
         if let Some(hw) = hw {
             self.publish_high_watermark(hw);
         }
@@ -692,6 +720,9 @@ fn validate(records: BytesMut, max_message_bytes: usize, compact: bool) -> Resul
     }
     Ok((records, headers))
 }
+
+#[path = "partition_log_start.rs"]
+mod log_start;
 
 #[cfg(test)]
 #[path = "partition_tests.rs"]

@@ -453,7 +453,14 @@ async fn apply_response(
                         }
                     }
                     match p.append_as_follower(records, pd.high_watermark, leader, epoch, now_ms()).await {
-                        Ok(()) => {}
+                        // DeleteRecords at the leader moves this replica's start too.
+                        Ok(()) => {
+                            if let Err(e) = p.follow_leader_log_start(pd.log_start_offset, now_ms()).await {
+                                tracing::warn!(target: "kafka.server.ReplicaFetcherThread", partition = %p.name(), leader, leader_log_start = pd.log_start_offset, error = %e,
+                                    "could not move the log start offset to the leader's; retrying after the backoff");
+                                applied.failed.push(key);
+                            }
+                        }
                         // The leadership changed while the fetch was out: nothing to back off from.
                         Err(crate::cluster::partition::PartitionError::NotLeader(_)) => {}
                         Err(e) => {

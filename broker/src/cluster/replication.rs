@@ -34,6 +34,8 @@ pub struct FollowerState {
     /// The leader's log end offset and the time at its previous fetch.
     last_fetch_leader_leo: i64,
     last_fetch_ms: i64,
+    /// The log start offset it reported in its last fetch; -1 until it has fetched.
+    pub log_start_offset: i64,
 }
 
 /// An ISR change the leader asks the controller for.
@@ -85,7 +87,7 @@ impl LeaderReplication {
             .filter(|r| **r != local)
             .map(|r| {
                 let caught_up = if isr.contains(r) { now_ms } else { 0 };
-                (*r, FollowerState { log_end_offset: -1, last_caught_up_ms: caught_up, last_fetch_leader_leo: -1, last_fetch_ms: 0 })
+                (*r, FollowerState { log_end_offset: -1, last_caught_up_ms: caught_up, last_fetch_leader_leo: -1, last_fetch_ms: 0, log_start_offset: -1 })
             })
             .collect();
         Self {
@@ -261,6 +263,26 @@ impl LeaderReplication {
         self.isr.len() >= min_insync_replicas
     }
 
+    /// A follower's fetch reported its log start offset. Returns whether that changed.
+    pub fn on_follower_log_start(&mut self, follower: i32, log_start_offset: i64) -> bool {
+        let Some(f) = self.followers.get_mut(&follower) else { return false };
+        let changed = f.log_start_offset != log_start_offset;
+        f.log_start_offset = log_start_offset;
+        changed
+    }
+
+    /// DeleteRecords' low watermark (Kafka's lowWatermarkIfLeader): the smallest log start
+    /// offset of the leader (`leader_log_start`) and the ISR's followers; -1 while one of
+    /// them has not reported its own. Followers out of the ISR do not hold it back: one that
+    /// is down would make every DeleteRecords time out.
+    pub fn low_watermark(&self, leader_log_start: i64) -> i64 {
+        self.isr
+            .iter()
+            .filter(|r| **r != self.local)
+            .map(|r| self.followers.get(r).map_or(-1, |f| f.log_start_offset))
+            .fold(leader_log_start, i64::min)
+    }
+
     /// Whether an acks=all batch ending before `required_offset` is done.
     pub fn acks_all(&self, required_offset: i64, min_insync_replicas: usize) -> AcksAll {
         if self.high_watermark < required_offset {
@@ -283,6 +305,22 @@ mod tests {
     /// Leader 1 of replicas 1, 2, 3, all in the ISR, log end offset 100, high watermark 90.
     fn leader() -> LeaderReplication {
         LeaderReplication::new(1, vec![1, 2, 3], vec![1, 2, 3], 5, 100, 90, 1_000)
+    }
+
+    #[test]
+    fn low_watermark_is_the_smallest_log_start_of_the_leader_and_the_isr() {
+        let mut l = LeaderReplication::new(1, vec![1, 2, 3, 4], vec![1, 2, 3], 5, 100, 90, 1_000);
+        assert_eq!(l.low_watermark(50), -1, "no follower has reported its log start yet");
+        assert!(l.on_follower_log_start(2, 50));
+        assert!(!l.on_follower_log_start(2, 50));
+        assert_eq!(l.low_watermark(50), -1, "follower 3 has not reported");
+        l.on_follower_log_start(3, 40);
+        assert_eq!(l.low_watermark(50), 40);
+        l.on_follower_log_start(3, 60);
+        assert_eq!(l.low_watermark(50), 50, "the leader's own start counts");
+        l.on_follower_log_start(4, 0);
+        assert_eq!(l.low_watermark(50), 50, "4 is not in the ISR");
+        assert!(!l.on_follower_log_start(9, 0), "not a replica");
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub struct BrokerConfig {
     pub replica_fetch_response_max_bytes: usize,
     pub offsets_retention_minutes: u64,
     pub offsets_retention_check_interval_ms: u64,
+    /// producer.id.expiration.ms / .check.interval.ms: idle idempotent producers are forgotten.
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     pub offset_metadata_max_bytes: usize,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
@@ -251,6 +254,8 @@ impl BrokerConfig {
             replica_fetch_response_max_bytes: num("replica.fetch.response.max.bytes").max(1) as usize,
             offsets_retention_minutes: num("offsets.retention.minutes") as u64,
             offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms") as u64,
+            producer_id_expiration_ms: num("producer.id.expiration.ms") as i64,
+            producer_id_expiration_check_interval_ms: num("producer.id.expiration.check.interval.ms") as u64,
             offset_metadata_max_bytes: num("offset.metadata.max.bytes") as usize,
             log_cleaner_enable: get("log.cleaner.enable") == Some("true"),
             log_cleaner_backoff_ms: num("log.cleaner.backoff.ms") as u64,

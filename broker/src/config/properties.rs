@@ -171,6 +171,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("offsets.topic.segment.bytes", Kind::Int, Some("104857600"), Some(1024), "Segment size of __consumer_offsets."),
     p("offsets.retention.minutes", Kind::Int, Some("10080"), Some(1), "How long an empty group's committed offsets are kept."),
     p("offsets.retention.check.interval.ms", Kind::Long, Some("600000"), Some(1), "How often offsets are checked for expiry."),
+    p("producer.id.expiration.ms", Kind::Int, Some("86400000"), Some(1), "How long a partition remembers an idempotent producer after its last batch's timestamp."),
+    p("producer.id.expiration.check.interval.ms", Kind::Int, Some("600000"), Some(1), "How often idle idempotent producers are forgotten."),
     p("offset.metadata.max.bytes", Kind::Int, Some("4096"), Some(0), "Largest metadata string of a committed offset."),
     p("log.cleaner.enable", Kind::Bool, Some("true"), None, "Run the log cleaner for compacted topics."),
     p("log.cleaner.backoff.ms", Kind::Long, Some("15000"), Some(1), "Pause between log cleaner passes."),

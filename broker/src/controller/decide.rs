@@ -172,13 +172,15 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
         return Err(ControllerError::UnknownTopic(name.to_string()));
     };
     let mut records = Vec::with_capacity(ops.len());
-    for op in ops {
+    let expanded = expand_delete_unlisted(ops, topic.configs.keys());
+    for op in &expanded {
         let (key, value) = match op {
             ConfigOp::Set(k, v) => {
                 validate_topic_config(k, v).map_err(ControllerError::InvalidConfig)?;
                 (k.clone(), Some(v.clone()))
             }
             ConfigOp::Delete(k) => (k.clone(), None),
+            ConfigOp::DeleteUnlisted => continue,
             ConfigOp::Append(k, items) | ConfigOp::Subtract(k, items) => {
                 use crate::cluster::topic_config::{list_after, LIST_TOPIC_CONFIGS};
                 let Some((_, default)) = LIST_TOPIC_CONFIGS.iter().find(|(n, _)| n == k) else {
@@ -209,6 +211,17 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
     Ok(records)
 }
 
+/// With [`ConfigOp::DeleteUnlisted`] among `ops`: the ops plus a Delete of every `current`
+/// config that no op sets (the legacy AlterConfigs replaces the whole set).
+fn expand_delete_unlisted<'a>(ops: &[ConfigOp], current: impl Iterator<Item = &'a String>) -> Vec<ConfigOp> {
+    let mut out = ops.to_vec();
+    if ops.iter().any(|op| matches!(op, ConfigOp::DeleteUnlisted)) {
+        let set = |k: &String| ops.iter().any(|op| matches!(op, ConfigOp::Set(n, _) if n == k));
+        out.extend(current.filter(|k| !set(k)).map(|k| ConfigOp::Delete(k.clone())));
+    }
+    out
+}
+
 /// Broker configs that may change at run time (IncrementalAlterConfigs on a broker resource);
 /// the rest are static (flags, environment, config file).
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &["leader.replication.throttled.rate", "follower.replication.throttled.rate"];
@@ -223,10 +236,13 @@ pub fn alter_broker_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp])
         }
     }
     let mut records = Vec::with_capacity(ops.len());
-    for op in ops {
+    let current = image.broker_configs.get(name).into_iter().flat_map(|c| c.keys());
+    let expanded = expand_delete_unlisted(ops, current);
+    for op in &expanded {
         let (key, value) = match op {
             ConfigOp::Set(k, v) => (k, Some(v.clone())),
             ConfigOp::Delete(k) => (k, None),
+            ConfigOp::DeleteUnlisted => continue,
             ConfigOp::Append(k, _) | ConfigOp::Subtract(k, _) => {
                 return Err(ControllerError::InvalidConfig(format!("{k}: APPEND and SUBTRACT apply only to list-valued configs; use SET")));
             }
@@ -468,6 +484,25 @@ mod tests {
         apply(&mut img, recs);
         let p = img.partition("t", 0).unwrap();
         assert_eq!((p.replicas.clone(), p.isr.clone(), p.is_reassigning()), (vec![2, 1], vec![2, 1], false));
+    }
+
+    #[test]
+    fn legacy_alter_configs_replaces_the_whole_set() {
+        let mut img = cluster(1);
+        let recs = create_topic(&img, "t", 1, 1, None, &BTreeMap::new(), Uuid::new_v4(), SEED).unwrap();
+        apply(&mut img, recs);
+        let set = |k: &str, v: &str| ConfigOp::Set(k.into(), v.into());
+        let recs = alter_topic_configs(&img, "t", &[set("retention.ms", "1000"), set("cleanup.policy", "compact")]).unwrap();
+        apply(&mut img, recs);
+        let recs = alter_topic_configs(&img, "t", &[set("retention.bytes", "5"), ConfigOp::DeleteUnlisted]).unwrap();
+        apply(&mut img, recs);
+        let configs: Vec<(String, String)> = img.topic("t").unwrap().configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(configs, vec![("retention.bytes".to_string(), "5".to_string())], "what the request does not set goes back to its default");
+        let recs = alter_broker_configs(&img, "1", &[set("leader.replication.throttled.rate", "10")]).unwrap();
+        apply(&mut img, recs);
+        let recs = alter_broker_configs(&img, "1", &[ConfigOp::DeleteUnlisted]).unwrap();
+        apply(&mut img, recs);
+        assert!(img.broker_configs.get("1").is_none_or(|c| c.is_empty()));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum ConfigOp {
     Append(String, String),
     /// Removes the comma-separated items from a list-valued config.
     Subtract(String, String),
+    /// The legacy AlterConfigs: every config the resource has that this request does not
+    /// set goes back to its default (decided against the controller's image, so atomic).
+    DeleteUnlisted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

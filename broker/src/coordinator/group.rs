@@ -46,6 +46,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// (member id, group instance id, metadata): only for the leader.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// KIP-814 (JoinGroup v9+): a restarted static leader gets the members but must not
+    /// compute a new assignment; its SyncGroup returns the assignment it had.
+    pub skip_assignment: bool,
 }
 
 /// What a member waiting in SyncGroup receives.
@@ -300,6 +303,7 @@ impl Group {
                     leader: leader.clone(),
                     member_id: m.id.clone(),
                     members: if m.id == leader { roster.clone() } else { Vec::new() },
+                    skip_assignment: false,
                 });
             }
         }

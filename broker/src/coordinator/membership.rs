@@ -58,6 +58,7 @@ fn current(group: &Group, member_id: &str) -> JoinResult {
         leader: group.leader.clone().unwrap_or_default(),
         member_id: member_id.to_string(),
         members,
+        skip_assignment: false,
     }
 }
 
@@ -147,13 +148,22 @@ impl GroupCoordinator {
                     }
                     let unchanged = old.protocols == req.protocols;
                     let was_leader = group.leader.as_deref() == Some(old_id.as_str());
-                    if group.is(GroupState::Stable) && unchanged && !was_leader {
+                    if group.is(GroupState::Stable) && unchanged {
+                        // KIP-814: the leader too keeps the current generation; it gets the
+                        // member list with SkipAssignment, so it does not reassign, and its
+                        // SyncGroup (Stable) returns the assignment it had. Nobody else sees
+                        // a rebalance.
                         let mut m = make_member(group, new_id.clone(), old.assignment.clone(), tx);
                         m.join_waiter = None;
                         group.static_members.insert(instance.clone(), new_id.clone());
                         group.members.insert(new_id.clone(), m);
+                        if was_leader {
+                            group.leader = Some(new_id.clone());
+                        }
                         group.dirty = true;
-                        return Err(current(group, &new_id));
+                        tracing::info!(target: "kafka.coordinator.group.GroupCoordinator", group = %req.group_id, instance = %instance, member = %new_id, leader = was_leader,
+                            "static member rejoined with unchanged metadata; no rebalance");
+                        return Err(JoinResult { skip_assignment: was_leader, ..current(group, &new_id) });
                     }
                     if was_leader {
                         group.leader = Some(new_id.clone());

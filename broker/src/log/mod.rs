@@ -17,6 +17,7 @@
 //! - `cleaner_job`: compaction's slow middle phase, run without the log's lock.
 //! - `cleaner_files`: the cleaner's segment swap, its crash recovery, its checkpoint file.
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
+//! - `log_start`: the log start offset DeleteRecords moves, and its checkpoint file.
 //! - `log_mover`: moving a partition's log to another of the `log.dirs` while in use.
 
 pub mod batch_filter;
@@ -27,6 +28,7 @@ pub mod cleaner_job;
 pub mod fetch;
 pub mod index;
 pub mod log_manager;
+pub mod log_start;
 pub mod log_validator;
 pub mod log_mover;
 pub mod offset_map;

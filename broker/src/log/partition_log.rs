@@ -314,6 +314,7 @@ impl PartitionLog {
             truncations: 0,
         };
         log.flushed_offset = log.log_end_offset();
+        log.restore_log_start_offset()?;
         log.rebuild_producer_state(now_ms)?;
         Ok(log)
     }
@@ -696,6 +697,8 @@ impl PartitionLog {
     /// whole copy is dirty for the cleaner.
     pub fn take_over_state_of(&mut self, other: &PartitionLog) -> Result<(), LogError> {
         self.set_config(other.config.clone());
+        // DeleteRecords may have moved the start into the copy's first segment.
+        self.increment_log_start_offset(other.log_start_offset, other.last_append_ms)?;
         self.epochs = other.epochs.clone();
         self.epochs_saved.clear();
         self.save_epoch_checkpoint()
@@ -712,6 +715,11 @@ impl PartitionLog {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
+    }
+
+    /// The idempotent producers this log remembers (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<super::producer_state::ActiveProducer> {
+        self.producers.active_producers()
     }
     /// The offset the next appended record gets.
     pub fn log_end_offset(&self) -> i64 {
@@ -731,6 +739,11 @@ impl PartitionLog {
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }
+    /// How many idempotent producers this log remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
     /// Forgets idle producers (Kafka's producer.id.expiration.ms, default 86400000).
     pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) {
         self.producers.remove_expired(now_ms, expiration_ms);

@@ -69,6 +69,15 @@ pub struct BatchMetadata {
     pub timestamp: i64,
 }
 
+/// What DescribeProducers reports of one idempotent producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
@@ -200,6 +209,19 @@ impl ProducerStateManager {
             .iter()
             .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.base_offset)))
             .collect()
+    }
+
+    /// Every producer's id, epoch, last sequence and last timestamp, by id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .filter_map(|(id, e)| {
+                e.batches.back().map(|b| ActiveProducer { producer_id: *id, epoch: e.epoch, last_sequence: b.last_seq, last_timestamp: e.last_timestamp })
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Current epoch and remembered batches of a producer.

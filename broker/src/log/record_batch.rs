@@ -71,8 +71,10 @@ pub enum BatchError {
     InvalidSequence { producer_id: i64, base_sequence: i32 },
     #[error("produce request carries no record batch for this partition; send at least one batch")]
     EmptyRecordSet,
-    #[error("compacted topic cannot accept a record without a key; give every record a key, or produce to a topic with cleanup.policy=delete")]
-    RecordWithoutKey,
+    /// `indexes`: the positions of the keyless records in the partition's record set (for a
+    /// single batch, Kafka's batch_index), reported per record from ProduceResponse v8.
+    #[error("compacted topic cannot accept a record without a key ({} of them, the first at index {}); give every record a key, or produce to a topic with cleanup.policy=delete", indexes.len(), indexes.first().copied().unwrap_or(0))]
+    RecordWithoutKey { indexes: Vec<i32> },
     #[error("the records of a batch cannot be read (to check their keys, timestamps or recompress them): {reason}")]
     UnreadableRecords { reason: String },
     /// A timestamp the topic's message.timestamp.* configs refuse (Kafka's text in `reason`).
@@ -81,6 +83,18 @@ pub enum BatchError {
 }
 
 impl BatchError {
+    /// The records at fault, when only some of the batch is (KIP-467): their indexes and why,
+    /// for ProduceResponse's record_errors. Empty when the batch as a whole is refused.
+    pub fn record_errors(&self, partition: &str) -> Vec<(i32, String)> {
+        match self {
+            BatchError::RecordWithoutKey { indexes } => indexes
+                .iter()
+                .map(|i| (*i, format!("Compacted topic cannot accept message without key in topic partition {partition}.")))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The Kafka protocol error code a broker returns for this failure.
     pub fn kafka_error_code(&self) -> i16 {
         use crate::error_code::*;
@@ -96,7 +110,7 @@ impl BatchError {
             | BatchError::ControlBatchFromClient
             | BatchError::InvalidSequence { .. }
             | BatchError::EmptyRecordSet
-            | BatchError::RecordWithoutKey => INVALID_RECORD,
+            | BatchError::RecordWithoutKey { .. } => INVALID_RECORD,
             BatchError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
         }
     }

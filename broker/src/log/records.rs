@@ -117,6 +117,9 @@ pub fn validate_keys_for_compaction(
         },
     };
     let mut at = 0usize;
+    // Every keyless record is reported (KIP-467), so the client fails only those.
+    let mut keyless = Vec::new();
+    let mut index = 0i32;
     for header in headers {
         let end = at.saturating_add(header.total_size());
         let batch = records.get(at..end).ok_or(BatchError::Truncated {
@@ -126,12 +129,13 @@ pub fn validate_keys_for_compaction(
         let decoded = BatchRecords::decode(batch, max_decompressed).map_err(unreadable)?;
         for record in decoded.iter() {
             if record.map_err(unreadable)?.key.is_none() {
-                return Err(BatchError::RecordWithoutKey);
+                keyless.push(index);
             }
+            index = index.saturating_add(1);
         }
         at = end;
     }
-    Ok(())
+    if keyless.is_empty() { Ok(()) } else { Err(BatchError::RecordWithoutKey { indexes: keyless }) }
 }
 
 /// Iterator over the records of a [`BatchRecords`].
@@ -498,7 +502,8 @@ mod tests {
         let headers = crate::log::validate_produce_records(&set, 1 << 20).unwrap();
         validate_keys_for_compaction(&keyed, &headers[..1], 1 << 20).unwrap();
         let err = validate_keys_for_compaction(&set, &headers, 1 << 20).unwrap_err();
-        assert_eq!(err, BatchError::RecordWithoutKey);
+        assert_eq!(err, BatchError::RecordWithoutKey { indexes: vec![2] }, "the third record of the set, after the two keyed ones");
+        assert_eq!(err.record_errors("t-0").len(), 1);
         assert_eq!(err.kafka_error_code(), crate::error_code::INVALID_RECORD);
         // Records that cannot be decompressed are corrupt, not keyless.
         let mut garbled = keyed.clone();

@@ -134,6 +134,7 @@ impl PartitionLog {
         self.segments.push(Segment::create(&self.dir, start, self.config.index_interval_bytes, now_ms)?);
         sync_dir(&self.dir)?;
         self.log_start_offset = start;
+        self.lower_saved_log_start()?;
         self.flushed_offset = start;
         self.mark_flushed(start);
         if self.cleaner_checkpoint.is_some() {
@@ -153,7 +154,9 @@ impl PartitionLog {
             return Ok(());
         }
         self.truncations += 1;
-        if offset <= self.segments[0].base_offset() {
+        // Below the log start (DeleteRecords may have put it inside the first segment) the
+        // log restarts empty, as Kafka's truncateTo.
+        if offset <= self.segments[0].base_offset() || offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset, now_ms);
         } else {
             while self.segments.len() > 1 && self.active().base_offset() >= offset {

@@ -53,6 +53,9 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::AlterPartitionReassignments, 0, 0, 1),
     s(ApiKey::ListPartitionReassignments, 0, 0, 0),
     s(ApiKey::UnregisterBroker, 0, 0, 0),
+    s(ApiKey::DeleteRecords, 0, 0, 2),
+    s(ApiKey::AlterConfigs, 0, 0, 2),
+    s(ApiKey::DescribeProducers, 0, 0, 0),
 ];
 
 /// The supported range of an API, if it is implemented.
