@@ -106,23 +106,35 @@ pub fn apply(
     }
     let mut out = Vec::with_capacity(records.len());
     let mut at = 0usize;
+    // Each refused record as (its position in the record set, Kafka's message); Kafka reports
+    // them all, so the checks go on after the first.
+    let mut refused: Vec<(i32, String)> = Vec::new();
+    let mut first_index = 0i32;
     for header in &headers {
         let size = header.total_size();
         let batch = records.get(at..at + size).ok_or(BatchError::Truncated { needed: at + size, available: records.len() })?;
-        check_timestamp_type(policy, header)?;
+        if claims_log_append_time(policy, header) {
+            refused.push((first_index, "Invalid timestamp type in message: Producer should not set timestamp type to LogAppendTime.".into()));
+        }
         let recompress = policy.recompress_to(header);
         if policy.checks_timestamps() || recompress.is_some() {
-            check_records(policy, batch, now_ms, max_decompressed)?;
+            check_records(policy, batch, now_ms, max_decompressed, first_index, &mut refused)?;
         }
-        let start = out.len();
-        match recompress {
-            Some((codec, level)) => out.extend(recompressed(batch, header, codec, level, max_decompressed)?),
-            None => out.extend_from_slice(batch),
+        if refused.is_empty() {
+            let start = out.len();
+            match recompress {
+                Some((codec, level)) => out.extend(recompressed(batch, header, codec, level, max_decompressed)?),
+                None => out.extend_from_slice(batch),
+            }
+            if policy.log_append_time {
+                stamp_log_append_time(&mut out[start..], now_ms);
+            }
         }
-        if policy.log_append_time {
-            stamp_log_append_time(&mut out[start..], now_ms);
-        }
+        first_index = first_index.saturating_add(header.records_count);
         at += size;
+    }
+    if !refused.is_empty() {
+        return Err(BatchError::InvalidTimestamp { records: refused });
     }
     let headers = super::record_batch::validate_fetched_records(&out)?;
     Ok((out, headers, if policy.log_append_time { now_ms } else { NO_TIMESTAMP }))
@@ -130,19 +142,23 @@ pub fn apply(
 
 /// A producer may not claim LogAppendTime (Kafka: "Producer should not set timestamp type to
 /// LogAppendTime"), except that on a CreateTime topic such a batch stands for records whose
-/// timestamp is its maxTimestamp, checked like any other.
-fn check_timestamp_type(policy: &AppendPolicy, header: &BatchHeader) -> Result<(), BatchError> {
-    if header.timestamp_type() == TimestampType::LogAppendTime && (policy.log_append_time || header.max_timestamp == NO_TIMESTAMP) {
-        return Err(BatchError::InvalidTimestamp {
-            reason: "Invalid timestamp type in message: Producer should not set timestamp type to LogAppendTime.".into(),
-        });
-    }
-    Ok(())
+/// timestamp is its maxTimestamp, checked like any other. Kafka reports each record of such a
+/// batch; this reports its first (the count in a hostile header could be anything).
+fn claims_log_append_time(policy: &AppendPolicy, header: &BatchHeader) -> bool {
+    header.timestamp_type() == TimestampType::LogAppendTime && (policy.log_append_time || header.max_timestamp == NO_TIMESTAMP)
 }
 
 /// Reads every record of the batch (so a recompressed batch holds only well-formed records,
-/// as many as its header counts) and checks CreateTime timestamps against the bounds.
-fn check_records(policy: &AppendPolicy, batch: &[u8], now_ms: i64, max_decompressed: usize) -> Result<(), BatchError> {
+/// as many as its header counts) and checks CreateTime timestamps against the bounds, adding
+/// those out of them to `refused` (numbered from `first_index`).
+fn check_records(
+    policy: &AppendPolicy,
+    batch: &[u8],
+    now_ms: i64,
+    max_decompressed: usize,
+    first_index: i32,
+    refused: &mut Vec<(i32, String)>,
+) -> Result<(), BatchError> {
     let unreadable = |e: RecordError| match e {
         RecordError::Batch(e) => e,
         other => BatchError::UnreadableRecords { reason: other.to_string() },
@@ -151,21 +167,23 @@ fn check_records(policy: &AppendPolicy, batch: &[u8], now_ms: i64, max_decompres
     let mut count = 0i64;
     for record in decoded.iter() {
         let record = record.map_err(unreadable)?;
-        count += 1;
         if policy.checks_timestamps() && record.timestamp != NO_TIMESTAMP {
             let diff = now_ms.saturating_sub(record.timestamp);
             if diff > policy.before_max_ms || diff.saturating_neg() > policy.after_max_ms {
-                return Err(BatchError::InvalidTimestamp {
-                    reason: format!(
+                let index = first_index.saturating_add(i32::try_from(count).unwrap_or(i32::MAX));
+                refused.push((
+                    index,
+                    format!(
                         "Timestamp {} of message with offset {} is out of range. The timestamp should be within [{}, {}]",
                         record.timestamp,
                         record.offset,
                         now_ms.saturating_sub(policy.before_max_ms),
                         now_ms.saturating_add(policy.after_max_ms)
                     ),
-                });
+                ));
             }
         }
+        count += 1;
     }
     if count != i64::from(decoded.header().records_count) {
         return Err(BatchError::UnreadableRecords { reason: format!("the batch counts {} records but holds {count}", decoded.header().records_count) });

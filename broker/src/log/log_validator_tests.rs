@@ -95,6 +95,7 @@ fn timestamps_outside_the_bounds_are_refused_as_kafka_refuses_them() {
             e.to_string(),
             format!("Timestamp {} of message with offset 1 is out of range. The timestamp should be within [{}, {}]", NOW - 1001, NOW - 1000, NOW + 500)
         );
+        assert_eq!(e.record_errors("t-0"), vec![(1, e.to_string())], "KIP-467: the record at fault, by its position");
         let future = encode_batch(&BatchSpec::timestamps(&[NOW + 501]).with_compression(codec));
         assert_eq!(run(&bounded(1000, 500), &future).unwrap_err().kafka_error_code(), error_code::INVALID_TIMESTAMP);
         // Unbounded on one side.
@@ -102,6 +103,15 @@ fn timestamps_outside_the_bounds_are_refused_as_kafka_refuses_them() {
         // LogAppendTime topics do not check the producer's timestamps.
         run(&AppendPolicy { log_append_time: true, ..bounded(0, 0) }, &old).unwrap();
     }
+}
+
+#[test]
+fn every_refused_record_is_reported_by_its_position_in_the_record_set() {
+    let mut set = encode_batch(&BatchSpec::timestamps(&[NOW, NOW - 5000, NOW]));
+    set.extend(encode_batch(&BatchSpec::timestamps(&[NOW - 6000, NOW]).with_compression(Compression::Zstd)));
+    let e = run(&bounded(1000, 1000), &set).unwrap_err();
+    let positions: Vec<i32> = e.record_errors("t-0").into_iter().map(|(i, _)| i).collect();
+    assert_eq!(positions, vec![1, 3]);
 }
 
 #[test]

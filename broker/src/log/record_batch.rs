@@ -77,9 +77,11 @@ pub enum BatchError {
     RecordWithoutKey { indexes: Vec<i32> },
     #[error("the records of a batch cannot be read (to check their keys, timestamps or recompress them): {reason}")]
     UnreadableRecords { reason: String },
-    /// A timestamp the topic's message.timestamp.* configs refuse (Kafka's text in `reason`).
-    #[error("{reason}")]
-    InvalidTimestamp { reason: String },
+    /// Records whose timestamps the topic's message.timestamp.* configs refuse: (position in
+    /// the partition's record set, Kafka's message), reported per record from ProduceResponse
+    /// v8 (KIP-467).
+    #[error("{}", records.first().map_or("invalid timestamp", |r| r.1.as_str()))]
+    InvalidTimestamp { records: Vec<(i32, String)> },
 }
 
 impl BatchError {
@@ -91,6 +93,7 @@ impl BatchError {
                 .iter()
                 .map(|i| (*i, format!("Compacted topic cannot accept message without key in topic partition {partition}.")))
                 .collect(),
+            BatchError::InvalidTimestamp { records } => records.clone(),
             _ => Vec::new(),
         }
     }
