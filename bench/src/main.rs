@@ -4,11 +4,12 @@
 //! description and the command into docs/benchmarks.md.
 //!
 //!   lantern-bench --broker target/release/lantern-broker --work target/bench-work \
-//!       --out results.md [--secs 5] [--latency-secs 10] [--rounds 4] [--only produce,limits,...]
+//!       --out results.md [--secs 5] [--latency-secs 10] [--rounds 4] [--only produce,limits,recompress,...]
 //!       [--quiet-cpu 15] [--wait-max 900]
 
 mod kafka;
 mod limits;
+mod recompress;
 mod sys;
 
 use std::collections::BTreeMap;
@@ -139,6 +140,7 @@ struct Bench {
     produce: Vec<ProduceRow>,
     latency: Vec<LatencyRow>,
     metrics: Vec<MetricsRow>,
+    recompress: Vec<recompress::RecompressRow>,
     failures: Vec<String>,
     topic_seq: usize,
     /// Seconds waited for other work to finish before runs, and runs started busy anyway.
@@ -270,6 +272,7 @@ impl Bench {
                     partitions: spec.partitions,
                     fsync,
                     metrics: true,
+                    extra: vec![],
                 },
             );
             let topic = "bench";
@@ -341,6 +344,7 @@ impl Bench {
                     partitions,
                     fsync,
                     metrics: true,
+                    extra: vec![],
                 },
             );
             let m = Meter::start(broker.pid);
@@ -388,6 +392,7 @@ impl Bench {
                                 partitions: spec.partitions,
                                 fsync: Fsync::Off,
                                 metrics,
+                                extra: vec![],
                             },
                         );
                         let m = Meter::start(broker.pid);
@@ -484,6 +489,7 @@ impl Bench {
                     partitions: spec.partitions,
                     fsync: Fsync::Off,
                     metrics: true,
+                    extra: vec![],
                 },
             );
             let data = b.a.work.join("perf.data");
@@ -579,6 +585,7 @@ fn main() {
         produce: vec![],
         latency: vec![],
         metrics: vec![],
+        recompress: vec![],
         failures: vec![],
         topic_seq: 0,
         waited_s: 0.0,
@@ -660,6 +667,18 @@ fn main() {
             secs,
         };
         b.run_metrics(&spec);
+    }
+    if want(&b.a, "recompress") {
+        let spec = ProduceSpec {
+            size: 1024,
+            partitions: 1,
+            acks: "1",
+            compression: "lz4",
+            secs,
+        };
+        for codec in recompress::TOPIC_CODECS {
+            b.run_recompress(spec.clone(), codec);
+        }
     }
     if want(&b.a, "profile") {
         let spec = ProduceSpec {
@@ -903,6 +922,11 @@ fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         let _ = writeln!(w, "\nPer round (adjacent on/off pair), throughput overhead: {}. Mean over rounds: throughput overhead **{:.1}%** (positive = slower with metrics), broker CPU per byte **{:+.1}%**. For reference, medians over all runs: on {on:.1} MB/s, off {off:.1} MB/s; CPU per 100 MB on {con:.1} ms, off {coff:.1} ms.\n", per_round.join(", "), overhead * 100.0, cpu_overhead * 100.0);
         js.insert("metrics", json!({"runs": b.metrics.iter().map(|m| json!({"metrics": m.metrics, "mb_s": m.r.mb_s(), "usage": usage_json(&m.u)})).collect::<Vec<_>>(),
             "median_on_mb_s": on, "median_off_mb_s": off, "per_round_throughput_overhead": rounds.iter().map(|r| r.0).collect::<Vec<_>>(), "throughput_overhead": overhead, "cpu_per_byte_overhead": cpu_overhead}));
+    }
+
+    if !b.recompress.is_empty() {
+        let rj = recompress::report(&b.recompress, w);
+        js.insert("recompress", rj);
     }
 
     if !b.profiles.is_empty() {

@@ -168,6 +168,8 @@ pub struct BrokerOpts {
     pub partitions: i32,
     pub fsync: Fsync,
     pub metrics: bool,
+    /// More broker flags (`--<property>=<value>`).
+    pub extra: Vec<String>,
 }
 
 pub struct Broker {
@@ -205,6 +207,7 @@ impl Broker {
         if !o.metrics {
             args.push("--metrics.enabled=false".into());
         }
+        args.extend(o.extra.iter().cloned());
         let log = fs::File::create(dir.join("broker.log")).expect("broker log");
         let child = Command::new(bin)
             .args(&args)

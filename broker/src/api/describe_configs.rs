@@ -1,5 +1,5 @@
-//! DescribeConfigs for topics (every honoured topic config with its effective value and
-//! source) and for this broker (every property with its effective value).
+//! DescribeConfigs for topics (every Kafka topic config with its effective value, source and
+//! synonyms) and for this broker (every property with its effective value).
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_response::{
@@ -10,8 +10,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::{str_bytes};
 use crate::error_code;
 use crate::broker::Broker;
-use crate::cluster::topic_config::{broker_default, TOPIC_CONFIGS};
-use crate::config::{Origin, PROPERTIES};
+use crate::cluster::topic_config::{broker_default, ConfigType, TOPIC_CONFIGS};
+use crate::config::{lookup as lookup_property, Kind, Origin, PROPERTIES};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -23,14 +23,14 @@ const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-/// One topic config with its effective value.
+/// One topic config with its effective value, where that came from, and the synonyms in
+/// Kafka's order (the topic's override, the broker property as set, that property's default).
 pub struct Entry {
     pub name: &'static str,
     pub value: String,
     pub source: i8,
-    pub synonym: &'static str,
-    pub broker_value: String,
-    pub broker_source: i8,
+    pub kind: ConfigType,
+    pub synonyms: Vec<(&'static str, String, i8)>,
 }
 
 fn broker_source(broker: &Broker, property: &str) -> i8 {
@@ -40,19 +40,43 @@ fn broker_source(broker: &Broker, property: &str) -> i8 {
     }
 }
 
-/// Every topic config of a topic with the given overrides.
+/// Every topic config of a topic with the given overrides, as Kafka's ConfigHelper describes
+/// it: the source is the first synonym's, DEFAULT_CONFIG when there is none.
 pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let broker_value = broker_default(&broker.config, def.name);
-            let broker_src = broker_source(broker, def.broker_synonym);
-            match overrides.get(def.name) {
-                Some(v) => Entry { name: def.name, value: v.clone(), source: SOURCE_TOPIC, synonym: def.broker_synonym, broker_value, broker_source: broker_src },
-                None => Entry { name: def.name, value: broker_value.clone(), source: broker_src, synonym: def.broker_synonym, broker_value, broker_source: broker_src },
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(def.name) {
+                synonyms.push((def.name, v.clone(), SOURCE_TOPIC));
             }
+            if let Some(property) = def.broker_synonym {
+                if let Some((v, origin)) = broker.config.effective.get(property) {
+                    if *origin != Origin::Default {
+                        synonyms.push((property, v.clone(), SOURCE_STATIC_BROKER));
+                    }
+                }
+                if let Some(default) = lookup_property(property).and_then(|p| p.default) {
+                    synonyms.push((property, default.to_string(), SOURCE_DEFAULT));
+                }
+            }
+            let value = overrides.get(def.name).cloned().unwrap_or_else(|| broker_default(&broker.config, def.name));
+            let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2);
+            Entry { name: def.name, value, source, kind: def.kind, synonyms }
         })
         .collect()
+}
+
+/// DescribeConfigs' type id of a broker property.
+fn property_type(kind: Kind) -> i8 {
+    match kind {
+        Kind::Bool => ConfigType::Boolean as i8,
+        Kind::Int | Kind::IntBetween(..) | Kind::GzipLevel => ConfigType::Int as i8,
+        Kind::Long => ConfigType::Long as i8,
+        Kind::Ratio => ConfigType::Double as i8,
+        Kind::List => ConfigType::List as i8,
+        Kind::Str | Kind::Choice(_) => ConfigType::String as i8,
+    }
 }
 
 pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
@@ -73,17 +97,19 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) ->
                             .into_iter()
                             .filter(|e| wanted(e.name))
                             .map(|e| {
-                                let mut synonyms = Vec::new();
-                                if request.include_synonyms {
-                                    if e.source == SOURCE_TOPIC {
-                                        synonyms.push(DescribeConfigsSynonym::default().with_name(str_bytes(e.name)).with_value(Some(str_bytes(&e.value))).with_source(SOURCE_TOPIC));
-                                    }
-                                    synonyms.push(DescribeConfigsSynonym::default().with_name(str_bytes(e.synonym)).with_value(Some(str_bytes(&e.broker_value))).with_source(e.broker_source));
-                                }
+                                let synonyms = if request.include_synonyms {
+                                    e.synonyms
+                                        .iter()
+                                        .map(|(n, v, src)| DescribeConfigsSynonym::default().with_name(str_bytes(n)).with_value(Some(str_bytes(v))).with_source(*src))
+                                        .collect()
+                                } else {
+                                    Vec::new()
+                                };
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(e.name))
                                     .with_value(Some(str_bytes(&e.value)))
                                     .with_config_source(e.source)
+                                    .with_config_type(e.kind as i8)
                                     .with_synonyms(synonyms)
                             })
                             .collect();
@@ -110,6 +136,7 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) ->
                                 .with_name(str_bytes(d.name))
                                 .with_value(value.as_deref().map(str_bytes))
                                 .with_read_only(!dynamic)
+                                .with_config_type(property_type(d.kind))
                                 .with_config_source(source)
                                 .with_documentation(request.include_documentation.then(|| str_bytes(d.doc)))
                         })

@@ -109,11 +109,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 } else {
                     // Kafka's wording (LogValidator), so clients and their users see the same.
                     let first: Vec<String> = record_errors.iter().take(3).map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')")).collect();
-                    slot.error_message = Some(str_bytes(&format!(
-                        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
-                        record_errors.len(),
-                        first.join(", ")
-                    )));
+                    slot.error_message = Some(str_bytes(&if slot.error_code == error_code::INVALID_TIMESTAMP {
+                        "One or more records have been rejected due to invalid timestamp".to_string()
+                    } else {
+                        format!(
+                            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                            record_errors.len(),
+                            first.join(", ")
+                        )
+                    }));
                     slot.record_errors = record_errors
                         .into_iter()
                         .map(|(i, m)| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(str_bytes(&m))))

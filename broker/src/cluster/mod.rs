@@ -13,6 +13,7 @@ pub mod replica_manager;
 pub mod replication;
 pub mod replication_quota;
 pub mod topic_config;
+pub mod topic_config_defs;
 
 pub use delayed_fetch::DelayedFetch;
 pub use partition::{Partition, PartitionError};

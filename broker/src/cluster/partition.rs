@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 use super::delayed_fetch::FetchWatchers;
 use super::replication::{AcksAll, IsrChange, LeaderReplication};
+use crate::log::log_validator::{self, AppendPolicy};
+use crate::log::record_batch::NO_TIMESTAMP;
 use crate::log::records::DEFAULT_MAX_DECOMPRESSED;
 use crate::log::{
     validate_keys_for_compaction, validate_produce_records, AppendOutcome, BatchError, BatchHeader, Compression, LogConfig,
@@ -111,6 +113,8 @@ pub struct Partition {
     /// of its config so produce validation needs no lock.
     max_message_bytes: AtomicUsize,
     compact: AtomicBool,
+    /// The topic's timestamp and compression settings, copied out of its config likewise.
+    append_policy: Mutex<AppendPolicy>,
     /// The leader's view of its followers (`None` while this broker does not lead).
     replication: Mutex<Option<LeaderReplication>>,
     /// The high watermark as published, for acks=all produces waiting on it (and changed
@@ -151,9 +155,9 @@ impl Partition {
 
     /// A partition hosted by broker `local` whose leader is `leader`.
     pub fn with_leader(topic: &str, topic_id: Uuid, index: i32, leader_epoch: i32, leader: i32, local: i32, log: Arc<Mutex<PartitionLog>>) -> Self {
-        let (leo, max_message_bytes, compact) = {
+        let (leo, max_message_bytes, compact, append_policy) = {
             let log = log.lock();
-            (log.log_end_offset(), log.config().max_message_bytes, log.config().cleanup_policy_compact)
+            (log.log_end_offset(), log.config().max_message_bytes, log.config().cleanup_policy_compact, log.config().append)
         };
         Self {
             topic: topic.to_string(),
@@ -167,6 +171,7 @@ impl Partition {
             fetch_watchers: FetchWatchers::default(),
             max_message_bytes: AtomicUsize::new(max_message_bytes),
             compact: AtomicBool::new(compact),
+            append_policy: Mutex::new(append_policy),
             replication: Mutex::new(
                 (leader >= 0 && leader == local).then(|| LeaderReplication::new(local, vec![local], vec![local], 0, leo, leo, 0)),
             ),
@@ -482,6 +487,7 @@ impl Partition {
     pub fn set_config(&self, config: LogConfig) {
         self.max_message_bytes.store(config.max_message_bytes, Ordering::Release);
         self.compact.store(config.cleanup_policy_compact, Ordering::Release);
+        *self.append_policy.lock() = config.append;
         self.log.lock().set_config(config);
     }
 
@@ -495,7 +501,7 @@ impl Partition {
         // Small uncompressed record sets are checked on the worker (CRCs of under 1 MiB take
         // microseconds; a hop to a blocking thread costs more, and much more when the CPUs are
         // busy); a compressed batch for a compacted topic may inflate to 64 MiB.
-        let (mut owned, headers) = if owned.len() >= BLOCKING_VALIDATION_BYTES {
+        let (owned, headers) = if owned.len() >= BLOCKING_VALIDATION_BYTES {
             self.validate_blocking(move || validate(owned, max_message_bytes, compact)).await?
         } else {
             let headers = validate_produce_records(&owned, max_message_bytes)?;
@@ -512,6 +518,7 @@ impl Partition {
                 .await?
             }
         };
+        let (mut owned, headers, log_append_time) = self.apply_append_policy(owned, headers, now_ms, max_message_bytes).await?;
         let count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
         // A roll fsyncs the active segment under the lock; flushing first leaves it nothing
         // (or only what arrived since) to write.
@@ -537,7 +544,7 @@ impl Partition {
             AppendOutcome::Appended(info) => Appended {
                 base_offset: info.base_offset,
                 last_offset: info.last_offset,
-                log_append_time: info.log_append_time,
+                log_append_time,
                 log_start_offset: info.log_start_offset,
                 records: info.record_count as u64,
                 duplicate: false,
@@ -568,6 +575,36 @@ impl Partition {
             None => {}
         }
         Ok(appended)
+    }
+
+    /// The topic's message.timestamp.* and compression.type applied to validated batches
+    /// (`log_validator`): on a blocking thread when that decompresses or the set is large.
+    /// Returns the batches to append and the LogAppendTime to report (-1 for CreateTime).
+    async fn apply_append_policy(
+        &self,
+        records: BytesMut,
+        headers: Vec<BatchHeader>,
+        now_ms: i64,
+        max_message_bytes: usize,
+    ) -> Result<(BytesMut, Vec<BatchHeader>, i64), PartitionError> {
+        let policy = *self.append_policy.lock();
+        if !policy.applies_to(&headers) {
+            return Ok((records, headers, NO_TIMESTAMP));
+        }
+        let blocking = policy.decompresses(&headers) || records.len() >= BLOCKING_VALIDATION_BYTES;
+        let run = move || -> Result<(BytesMut, Vec<BatchHeader>, i64), BatchError> {
+            let (out, headers, log_append_time) = log_validator::apply(&policy, Vec::from(records), headers, now_ms, DEFAULT_MAX_DECOMPRESSED)?;
+            // Kafka checks a recompressed batch against max.message.bytes again.
+            if let Some(h) = headers.iter().find(|h| h.total_size() > max_message_bytes) {
+                return Err(BatchError::MessageTooLarge { size: h.total_size(), max: max_message_bytes });
+            }
+            Ok((BytesMut::from(&out[..]), headers, log_append_time))
+        };
+        if blocking {
+            self.validate_blocking(run).await
+        } else {
+            run().map_err(PartitionError::from)
+        }
     }
 
     async fn validate_blocking<T: Send + 'static>(

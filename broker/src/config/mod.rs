@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: usize,
     pub segment_bytes: u64,
     pub roll_ms: i64,
+    /// `log.roll.jitter.ms` (or `.hours`): default segment.jitter.ms.
+    pub roll_jitter_ms: i64,
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub retention_check_interval_ms: u64,
@@ -193,6 +195,7 @@ impl BrokerConfig {
         let roll_ms = int("log.roll.ms")
             .or_else(|| int("log.roll.hours").map(|h| h * 3_600_000))
             .unwrap_or(7 * 24 * 3_600_000);
+        let roll_jitter_ms = int("log.roll.jitter.ms").or_else(|| int("log.roll.jitter.hours").map(|h| h * 3_600_000)).unwrap_or(0);
         let num = |n: &str| int(n).unwrap_or(0);
         let node_id = num("node.id") as i32;
         let cluster = cluster::parse(&|n: &str| get(n).map(str::to_string), node_id, &listeners)
@@ -220,6 +223,7 @@ impl BrokerConfig {
             fetch_max_bytes: num("fetch.max.bytes") as usize,
             segment_bytes: num("log.segment.bytes") as u64,
             roll_ms,
+            roll_jitter_ms,
             retention_ms,
             retention_bytes: num("log.retention.bytes"),
             retention_check_interval_ms: num("log.retention.check.interval.ms") as u64,
@@ -307,6 +311,18 @@ fn validate(def: &PropertyDef, value: &str) -> Result<(), String> {
                 return Err(format!("expected one of {}", words.join(", ")));
             }
         }
+        Kind::IntBetween(lo, hi) => match v.parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) => {}
+            _ => return Err(format!("expected an integer from {lo} to {hi}")),
+        },
+        Kind::GzipLevel => match v.parse::<i64>() {
+            Ok(n) if n == -1 || (1..=9).contains(&n) => {}
+            _ => return Err("expected 1 to 9, or -1 (the codec's default)".into()),
+        },
+        Kind::Ratio => match v.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => {}
+            _ => return Err("expected a number from 0 to 1".into()),
+        },
         Kind::Str | Kind::List => {}
     }
     Ok(())

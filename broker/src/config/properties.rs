@@ -1,7 +1,8 @@
 //! The table of broker properties Lantern accepts: Kafka's names, defaults and value kinds.
 //!
-//! Every property listed here is honoured by the broker; a property that is not listed is
-//! refused at start-up rather than silently ignored.
+//! Every property listed here is honoured by the broker, except the broker-level defaults of
+//! topic configs that are stored only (their text says so, and docs/configuration.md why); a
+//! property that is not listed is refused at start-up rather than silently ignored.
 
 /// How a property's value is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,12 @@ pub enum Kind {
     List,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
+    /// A 32-bit integer within these bounds (both included).
+    IntBetween(i64, i64),
+    /// Kafka's gzip level: 1 to 9, or -1 for the codec's default.
+    GzipLevel,
+    /// A decimal between 0 and 1.
+    Ratio,
 }
 
 /// One accepted property.
@@ -112,6 +119,23 @@ pub const PROPERTIES: &[PropertyDef] = &[
         "How often retention and time-based rolls are checked.",
     ),
     p("log.index.interval.bytes", Kind::Int, Some("4096"), Some(0), "Bytes between offset index entries."),
+    p("log.index.size.max.bytes", Kind::Int, Some("10485760"), Some(4), "Default segment.index.bytes: the most an offset or time index of a segment may hold; a segment whose index is full rolls."),
+    p("log.roll.jitter.ms", Kind::Long, None, Some(0), "Default segment.jitter.ms: the most a partition's time-based roll is brought forward, so that partitions created together do not all roll at once. Overrides log.roll.jitter.hours."),
+    p("log.roll.jitter.hours", Kind::Int, Some("0"), Some(0), "log.roll.jitter.ms in hours."),
+    p("log.segment.delete.delay.ms", Kind::Long, Some("60000"), Some(0), "Default file.delete.delay.ms: how long a segment removed by retention or compaction stays on disk (renamed .deleted) before its files are deleted."),
+    p("log.preallocate", Kind::Bool, Some("false"), None, "Default preallocate: create each new segment file at its full segment.bytes size."),
+    p("compression.type", Kind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), Some("producer"), None, "Default compression.type: the codec batches are stored with; producer keeps the producer's, another value recompresses batches that differ."),
+    p("compression.gzip.level", Kind::GzipLevel, Some("-1"), None, "Default compression.gzip.level (1-9, -1 the codec's default) of batches the broker recompresses to gzip."),
+    p("compression.lz4.level", Kind::IntBetween(1, 17), Some("9"), None, "Default compression.lz4.level; stored only (Lantern's lz4 encoder has one level)."),
+    p("compression.zstd.level", Kind::IntBetween(-131072, 22), Some("3"), None, "Default compression.zstd.level of batches the broker recompresses to zstd."),
+    p("log.message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), Some("CreateTime"), None, "Default message.timestamp.type: LogAppendTime stamps each batch with the broker's clock at append."),
+    p("log.message.timestamp.difference.max.ms", Kind::Long, Some("9223372036854775807"), Some(0), "Default message.timestamp.difference.max.ms (deprecated by Kafka in favour of the before/after pair, which win when set)."),
+    p("log.message.timestamp.before.max.ms", Kind::Long, Some("9223372036854775807"), Some(0), "Default message.timestamp.before.max.ms: CreateTime records older than this are refused (INVALID_TIMESTAMP)."),
+    p("log.message.timestamp.after.max.ms", Kind::Long, Some("9223372036854775807"), Some(0), "Default message.timestamp.after.max.ms: CreateTime records this far in the future are refused (INVALID_TIMESTAMP)."),
+    p("log.message.format.version", Kind::Str, Some("3.0-IV1"), None, "Default message.format.version; stored only (deprecated by Kafka; Lantern writes record format v2 only)."),
+    p("log.message.downconversion.enable", Kind::Bool, Some("true"), None, "Default message.downconversion.enable; stored only (Lantern never down-converts)."),
+    p("log.local.retention.ms", Kind::Long, Some("-2"), Some(-2), "Default local.retention.ms; stored only (no tiered storage)."),
+    p("log.local.retention.bytes", Kind::Long, Some("-2"), Some(-2), "Default local.retention.bytes; stored only (no tiered storage)."),
     p(
         "log.flush.interval.messages",
         Kind::Long,
@@ -161,6 +185,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     ),
     p("log.cleaner.delete.retention.ms", Kind::Long, Some("86400000"), Some(0), "Default delete.retention.ms: how long tombstones survive cleaning."),
     p("log.cleaner.min.compaction.lag.ms", Kind::Long, Some("0"), Some(0), "Default min.compaction.lag.ms."),
+    p("log.cleaner.max.compaction.lag.ms", Kind::Long, Some("9223372036854775807"), Some(1), "Default max.compaction.lag.ms: a compacted log with a record this old still uncleaned is cleaned whatever its dirty ratio."),
+    p("log.cleaner.min.cleanable.ratio", Kind::Ratio, Some("0.5"), None, "Default min.cleanable.dirty.ratio."),
     p("auto.rebalance.on.broker.join", Kind::Bool, Some("false"), None, "When a broker that holds no replica joins (registers and catches up), the active controller rebalances existing partitions onto it (the plan of lantern-admin rebalance execute, as reassignments)."),
     p("auto.leader.rebalance.enable", Kind::Bool, Some("true"), None, "The active controller gives preferred replicas their leadership back when a broker's imbalance is above leader.imbalance.per.broker.percentage."),
     p("leader.imbalance.check.interval.seconds", Kind::Long, Some("300"), Some(1), "How often the controller checks the leader imbalance."),

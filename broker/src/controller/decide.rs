@@ -9,7 +9,7 @@ use super::image::MetadataImage;
 use super::placement::{self, Candidate, Seed};
 use super::records::{ConfigResource, MetadataRecord};
 use super::requests::{ConfigOp, ControllerError};
-use crate::cluster::topic_config::validate_topic_config;
+use crate::cluster::topic_config::{validate_topic_config, validate_topic_configs};
 use crate::error_code;
 
 /// Partitions one topic may have; a CreateTopics asking for more is refused rather than
@@ -80,8 +80,9 @@ pub fn create_topic(
         });
     }
     for (k, v) in configs {
-        validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+        validate_topic_config(k, v).map_err(ControllerError::InvalidConfig)?;
     }
+    validate_topic_configs(configs).map_err(ControllerError::InvalidConfig)?;
     let lists = match assignments {
         Some(lists) => {
             check_assignments(image, lists)?;
@@ -175,7 +176,7 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
     for op in &expanded {
         let (key, value) = match op {
             ConfigOp::Set(k, v) => {
-                validate_topic_config(k, v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+                validate_topic_config(k, v).map_err(ControllerError::InvalidConfig)?;
                 (k.clone(), Some(v.clone()))
             }
             ConfigOp::Delete(k) => (k.clone(), None),
@@ -190,12 +191,23 @@ pub fn alter_topic_configs(image: &MetadataImage, name: &str, ops: &[ConfigOp]) 
                 };
                 let current = topic.configs.get(k.as_str()).map_or(*default, String::as_str);
                 let v = list_after(current, items, matches!(op, ConfigOp::Append(..)));
-                validate_topic_config(k, &v).map_err(|r| ControllerError::InvalidConfig(format!("{k}={v}: {r}")))?;
+                validate_topic_config(k, &v).map_err(ControllerError::InvalidConfig)?;
                 (k.clone(), Some(v))
             }
         };
         records.push(MetadataRecord::Config { resource: ConfigResource::Topic, name: name.to_string(), key, value });
     }
+    // The topic's configs as they would be after these changes, checked together.
+    let mut after = topic.configs.clone();
+    for r in &records {
+        if let MetadataRecord::Config { key, value, .. } = r {
+            match value {
+                Some(v) => after.insert(key.clone(), v.clone()),
+                None => after.remove(key),
+            };
+        }
+    }
+    validate_topic_configs(&after).map_err(ControllerError::InvalidConfig)?;
     Ok(records)
 }
 

@@ -245,6 +245,15 @@ impl PartitionLog {
         (n, clean, dirty)
     }
 
+    /// Whether the first dirty segment of the `cleanable` first ones holds records older than
+    /// max.compaction.lag.ms (its first batch's timestamp, as Kafka's LogCleanerManager takes
+    /// it): then the log is cleaned whatever its dirty ratio.
+    fn compaction_overdue(&self, cleanable: usize, now_ms: i64) -> bool {
+        let first_dirty = self.first_dirty_offset();
+        let oldest_dirty = (0..cleanable).find(|&i| self.segments[i + 1].base_offset() > first_dirty);
+        oldest_dirty.is_some_and(|i| now_ms.saturating_sub(self.segments[i].rolling_base_ms()) > self.config.max_compaction_lag_ms)
+    }
+
     fn first_dirty_offset(&self) -> i64 {
         self.cleaner_checkpoint.unwrap_or(self.log_start_offset).clamp(self.log_start_offset, self.log_end_offset())
     }
@@ -255,7 +264,7 @@ impl PartitionLog {
             return None;
         }
         let ratio = dirty as f64 / (clean + dirty) as f64;
-        if !(ratio >= self.config.min_cleanable_dirty_ratio) {
+        if !(ratio >= self.config.min_cleanable_dirty_ratio) && !self.compaction_overdue(segments, now_ms) {
             return None;
         }
         Some(CleanPlan {

@@ -277,6 +277,27 @@ fn min_compaction_lag_and_policy_gate_the_cleanable_range() {
 }
 
 #[test]
+fn max_compaction_lag_cleans_a_log_whose_dirty_ratio_is_below_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { min_cleanable_dirty_ratio: 0.9, ..compacted(1 << 20) };
+    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("key-{i}")).collect();
+    let first: Vec<(Option<&str>, Option<&str>)> = keys.iter().map(|k| (Some(k.as_str()), Some("old"))).collect();
+    put(&mut log, &first, 5000);
+    log.roll(5000).unwrap();
+    log.clean(NOW).unwrap();
+    put(&mut log, &[(Some("key-0"), Some("new"))], 6000);
+    log.roll(6000).unwrap();
+    assert!(log.dirty_ratio(NOW) < 0.9);
+    assert_eq!(log.clean(NOW).unwrap().records_removed, 0, "below min.cleanable.dirty.ratio");
+    log.set_config(LogConfig { max_compaction_lag_ms: NOW, ..config.clone() });
+    assert_eq!(log.clean(NOW).unwrap().records_removed, 0, "its dirty records are younger than max.compaction.lag.ms");
+    log.set_config(LogConfig { max_compaction_lag_ms: 1000, ..config });
+    assert_eq!(log.clean(NOW).unwrap().records_removed, 1, "overdue: cleaned whatever the ratio");
+    assert_eq!(records_from(&log, 0).iter().filter(|(_, (k, _))| k.as_deref() == Some(b"key-0".as_slice())).count(), 1);
+}
+
+#[test]
 fn an_idempotent_producers_last_batch_survives_as_an_empty_batch() {
     let dir = tempfile::tempdir().unwrap();
     let config = compacted(1 << 20);

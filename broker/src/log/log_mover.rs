@@ -94,10 +94,16 @@ fn follow_segment(future: &mut PartitionLog, segment_base: i64, now_ms: i64) -> 
     Ok(())
 }
 
-/// The copy's config while it is made: the current log's, without size- or time-based rolls
-/// (its segments follow the current log's); `complete` restores the real one.
+/// The copy's config while it is made: the current log's, without size-, time- or
+/// index-based rolls (its segments follow the current log's); `complete` restores the real one.
 pub fn future_config(current: &super::LogConfig) -> super::LogConfig {
-    super::LogConfig { segment_bytes: u64::MAX, segment_ms: u64::MAX, ..current.clone() }
+    super::LogConfig {
+        segment_bytes: u64::MAX,
+        segment_ms: u64::MAX,
+        segment_index_bytes: usize::MAX,
+        max_compaction_lag_ms: i64::MAX,
+        ..current.clone()
+    }
 }
 
 /// Reads a plan and appends its whole batches to `future`; returns the bytes appended.

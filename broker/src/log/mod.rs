@@ -29,6 +29,7 @@ pub mod fetch;
 pub mod index;
 pub mod log_manager;
 pub mod log_start;
+pub mod log_validator;
 pub mod log_mover;
 pub mod offset_map;
 pub mod partition_log;

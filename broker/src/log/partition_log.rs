@@ -17,6 +17,7 @@ use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::record_batch::{stamp_batch, BatchError, BatchHeader};
 use super::records::{validate_keys_for_compaction, DEFAULT_MAX_DECOMPRESSED};
 use super::segment::{Segment, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, MAX_SEGMENT_BYTES, TIME_INDEX_SUFFIX};
+use super::log_validator::AppendPolicy;
 use super::LogError;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,12 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// segment.ms: roll a non-empty active segment older than this.
     pub segment_ms: u64,
+    /// segment.jitter.ms: each segment rolls up to this much (and under segment.ms) earlier,
+    /// by an amount fixed per segment, so partitions created together do not roll together.
+    pub segment_jitter_ms: u64,
+    /// segment.index.bytes: a segment whose offset index (8 bytes an entry) or time index
+    /// (12) would outgrow this rolls.
+    pub segment_index_bytes: usize,
     /// retention.ms: delete segments whose newest record is older; -1 keeps forever.
     pub retention_ms: i64,
     /// retention.bytes: delete oldest segments while the log is bigger; -1 is unlimited.
@@ -51,8 +58,14 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// min.compaction.lag.ms: segments with a record newer than this are not cleaned yet.
     pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a compacted log with a dirty record older than this is cleaned
+    /// whatever its dirty ratio, and its active segment rolls at this age at the latest.
+    pub max_compaction_lag_ms: i64,
     /// min.cleanable.dirty.ratio: clean only when this share of the cleanable bytes is new.
     pub min_cleanable_dirty_ratio: f64,
+    /// message.timestamp.*, compression.type: what produced batches go through before they
+    /// are appended (see `log_validator.rs`; applied by the partition, outside the lock).
+    pub append: AppendPolicy,
 }
 
 impl Default for LogConfig {
@@ -60,6 +73,8 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
@@ -70,7 +85,9 @@ impl Default for LogConfig {
             cleanup_policy_compact: false,
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            append: AppendPolicy::default(),
         }
     }
 }
@@ -511,9 +528,10 @@ impl PartitionLog {
     }
 
     /// Whether an append of `bytes` bytes / `count` offsets would roll first: the active
-    /// segment is non-empty and would grow past segment.bytes, is older than segment.ms, or
-    /// its relative offsets would overflow the index. A roll fsyncs the active segment under
-    /// the lock, so callers flush first, outside it, when this says so.
+    /// segment is non-empty and would grow past segment.bytes, is older than segment.ms (see
+    /// `roll_age_ms`), its index is full (segment.index.bytes) or its relative offsets would
+    /// overflow the index. A roll fsyncs the active segment under the lock, so callers flush
+    /// first, outside it, when this says so.
     pub fn roll_due(&self, bytes: usize, count: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
@@ -521,11 +539,13 @@ impl PartitionLog {
         }
         let limit = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = active.size().saturating_add(bytes as u64) > limit;
-        let old =
-            now_ms.saturating_sub(active.rolling_base_ms()) > i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let old = now_ms.saturating_sub(active.rolling_base_ms()) > self.roll_age_ms();
+        let index = active.index();
+        let index_full = index.offset_entries().len() >= self.config.segment_index_bytes / 8
+            || index.time_entries().len() >= self.config.segment_index_bytes / 12;
         let last_offset = active.next_offset().saturating_add(count).saturating_sub(1);
         let overflow = last_offset.saturating_sub(active.base_offset()) > i64::from(i32::MAX);
-        full || old || overflow
+        full || old || index_full || overflow
     }
 
     /// Seals the active segment (fsync, index files) and starts a new one at the log end.

@@ -75,8 +75,13 @@ pub enum BatchError {
     /// single batch, Kafka's batch_index), reported per record from ProduceResponse v8.
     #[error("compacted topic cannot accept a record without a key ({} of them, the first at index {}); give every record a key, or produce to a topic with cleanup.policy=delete", indexes.len(), indexes.first().copied().unwrap_or(0))]
     RecordWithoutKey { indexes: Vec<i32> },
-    #[error("records of a batch for a compacted topic cannot be read to check their keys: {reason}")]
+    #[error("the records of a batch cannot be read (to check their keys, timestamps or recompress them): {reason}")]
     UnreadableRecords { reason: String },
+    /// Records whose timestamps the topic's message.timestamp.* configs refuse: (position in
+    /// the partition's record set, Kafka's message), reported per record from ProduceResponse
+    /// v8 (KIP-467).
+    #[error("{}", records.first().map_or("invalid timestamp", |r| r.1.as_str()))]
+    InvalidTimestamp { records: Vec<(i32, String)> },
 }
 
 impl BatchError {
@@ -88,6 +93,7 @@ impl BatchError {
                 .iter()
                 .map(|i| (*i, format!("Compacted topic cannot accept message without key in topic partition {partition}.")))
                 .collect(),
+            BatchError::InvalidTimestamp { records } => records.clone(),
             _ => Vec::new(),
         }
     }
@@ -108,6 +114,7 @@ impl BatchError {
             | BatchError::InvalidSequence { .. }
             | BatchError::EmptyRecordSet
             | BatchError::RecordWithoutKey { .. } => INVALID_RECORD,
+            BatchError::InvalidTimestamp { .. } => INVALID_TIMESTAMP,
         }
     }
 }

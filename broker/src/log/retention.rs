@@ -84,12 +84,35 @@ impl PartitionLog {
         Ok(n)
     }
 
-    /// Rolls a non-empty active segment older than segment.ms; returns whether it rolled.
+    /// The age at which the active segment rolls, as Kafka's LogSegment.shouldRoll computes
+    /// it: segment.ms (for a compacted log no more than max.compaction.lag.ms, so its records
+    /// reach a cleanable segment in time) less the segment's jitter, a share of
+    /// min(segment.jitter.ms, segment.ms) fixed by the partition and the segment's base offset
+    /// (Kafka draws it at random per segment; a hash spreads partitions alike and repeats).
+    pub(super) fn roll_age_ms(&self) -> i64 {
+        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let max_segment_ms = if self.config.cleanup_policy_compact && self.config.max_compaction_lag_ms > 0 {
+            segment_ms.min(self.config.max_compaction_lag_ms)
+        } else {
+            segment_ms
+        };
+        let jitter_range = i64::try_from(self.config.segment_jitter_ms).unwrap_or(i64::MAX).min(segment_ms);
+        let jitter = if jitter_range <= 0 {
+            0
+        } else {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (self.dir(), self.active().base_offset()).hash(&mut h);
+            (h.finish() % jitter_range as u64) as i64
+        };
+        max_segment_ms.saturating_sub(jitter)
+    }
+
+    /// Rolls a non-empty active segment older than its roll age; returns whether it rolled.
     pub fn maybe_roll_by_time(&mut self, now_ms: i64) -> Result<bool, LogError> {
         self.ensure_live()?;
         let active = self.active();
-        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
-        if active.is_empty() || now_ms.saturating_sub(active.rolling_base_ms()) <= segment_ms {
+        if active.is_empty() || now_ms.saturating_sub(active.rolling_base_ms()) <= self.roll_age_ms() {
             return Ok(false);
         }
         self.roll(now_ms)?;
@@ -260,6 +283,59 @@ mod tests {
         append_ts(&mut log, &[2], now + 101);
         append_ts(&mut log, &[3], now + 500);
         assert_eq!(log.segment_base_offsets(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn segment_jitter_brings_the_time_roll_forward_by_a_share_fixed_per_segment() {
+        let jittered = LogConfig { segment_ms: 1000, segment_jitter_ms: 5000, ..LogConfig::default() };
+        let mut ages = std::collections::HashSet::new();
+        for _ in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = PartitionLog::open(dir.path(), jittered.clone()).unwrap();
+            let age = log.roll_age_ms();
+            assert!((1..=1000).contains(&age), "{age}: jitter is under min(segment.jitter.ms, segment.ms)");
+            assert_eq!(log.roll_age_ms(), age, "fixed for the segment");
+            ages.insert(age);
+            let now = log.active().rolling_base_ms();
+            append_ts(&mut log, &[1], now);
+            assert!(!log.maybe_roll_by_time(now + age).unwrap());
+            assert!(log.maybe_roll_by_time(now + age + 1).unwrap());
+        }
+        assert!(ages.len() > 1, "partitions created together roll at different ages: {ages:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig { segment_jitter_ms: 0, ..jittered }).unwrap();
+        assert_eq!(log.roll_age_ms(), 1000);
+    }
+
+    #[test]
+    fn a_compacted_log_rolls_by_max_compaction_lag() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_ms: 1_000_000, max_compaction_lag_ms: 100, ..LogConfig::default() };
+        let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.roll_age_ms(), 1_000_000, "not compacted: segment.ms");
+        log.set_config(LogConfig { cleanup_policy_compact: true, ..config });
+        assert_eq!(log.roll_age_ms(), 100);
+    }
+
+    #[test]
+    fn a_full_index_rolls_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        // 3 offset index entries (8 bytes each), 2 time index entries (12 bytes each).
+        let config = LogConfig { segment_index_bytes: 24, index_interval_bytes: 0, ..LogConfig::default() };
+        let mut log = PartitionLog::open(dir.path(), config).unwrap();
+        for i in 0..12 {
+            append_ts(&mut log, &[i * 10], 0);
+        }
+        assert!(log.num_segments() > 1, "rolled when an index was full");
+        for s in &log.segments {
+            assert!(s.index().offset_entries().len() <= 3 && s.index().time_entries().len() <= 2);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), LogConfig { index_interval_bytes: 0, ..LogConfig::default() }).unwrap();
+        for i in 0..12 {
+            append_ts(&mut log, &[i * 10], 0);
+        }
+        assert_eq!(log.num_segments(), 1);
     }
 
     #[test]
