@@ -80,7 +80,8 @@ mod tests {
         (ApiKey::Heartbeat, 0), (ApiKey::LeaveGroup, 0), (ApiKey::OffsetCommit, 0), (ApiKey::OffsetFetch, 0),
         (ApiKey::ListGroups, 0), (ApiKey::DescribeGroups, 0), (ApiKey::DeleteGroups, 0), (ApiKey::OffsetDelete, 0),
         (ApiKey::DescribeLogDirs, 0), (ApiKey::AlterReplicaLogDirs, 0), (ApiKey::AlterPartitionReassignments, 0),
-        (ApiKey::ListPartitionReassignments, 0), (ApiKey::UnregisterBroker, 0),
+        (ApiKey::ListPartitionReassignments, 0), (ApiKey::UnregisterBroker, 0), (ApiKey::DeleteRecords, 0),
+        (ApiKey::AlterConfigs, 0), (ApiKey::DescribeProducers, 0),
     ];
 
     #[test]
