@@ -829,6 +829,9 @@ def test_topic_series_exist_only_for_topics_the_metadata_has(broker_factory, top
     topics = {lb.get("topic") for n, lb, _ in s.samples if n.startswith("kafka_server_brokertopicmetrics_")}
     assert made_up not in topics, f"series for a topic that does not exist: {made_up}"
     assert topic_name in topics, f"no series for {topic_name}: {sorted(t for t in topics if t)}"
+    assert s.total("kafka_server_brokertopicmetrics_failedproducerequests_total", topic=topic_name) == 0, (
+        "a clean produce counted as failed: " + str(s.series("kafka_server_brokertopicmetrics_failedproducerequests_total")))
+    assert s.total("kafka_server_brokertopicmetrics_totalproducerequests_total", topic=topic_name) > 0
     admin = AdminClient({"bootstrap.servers": b.bootstrap})  # kept: its futures die with it
     admin.delete_topics([topic_name])[topic_name].result(timeout=20)
     got = wait_metric(b, lambda sc: not any(lb.get("topic") == topic_name for n, lb, _ in sc.samples), 10,

@@ -21,6 +21,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: JoinGroupReq
         protocol_type: request.protocol_type.to_string(),
         protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let started = std::time::Instant::now();
     broker.metrics.purgatory_rebalance.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

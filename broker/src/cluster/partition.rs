@@ -206,6 +206,8 @@ impl Partition {
                         r.on_isr_committed(state.isr.to_vec(), state.partition_epoch, leo)
                     }
                     _ => {
+                        // A rebuilt leader state (new leadership or replica set): waiters re-check.
+                        isr_changed = true;
                         let mut r = LeaderReplication::new(
                             self.local,
                             state.replicas.to_vec(),

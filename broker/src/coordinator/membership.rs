@@ -27,6 +27,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// v4+: a new dynamic member first gets MEMBER_ID_REQUIRED and its id.
     pub require_known_member_id: bool,
+    /// v9+: the response can carry SkipAssignment (KIP-814).
+    pub supports_skip_assignment: bool,
 }
 
 fn fail(error: i16, member_id: &str) -> JoinResult {
@@ -163,6 +165,12 @@ impl GroupCoordinator {
                         group.dirty = true;
                         tracing::info!(target: "kafka.coordinator.group.GroupCoordinator", group = %req.group_id, instance = %instance, member = %new_id, leader = was_leader,
                             "static member rejoined with unchanged metadata; no rebalance");
+                        if was_leader && !req.supports_skip_assignment {
+                            // Before v9 (Kafka's GroupCoordinator): the old leader id and no
+                            // members, so the restarted leader acts as a follower and computes
+                            // no assignment that a Stable group would not hand out anyway.
+                            return Err(JoinResult { leader: old_id, members: Vec::new(), ..current(group, &new_id) });
+                        }
                         return Err(JoinResult { skip_assignment: was_leader, ..current(group, &new_id) });
                     }
                     if was_leader {

@@ -45,6 +45,10 @@ impl PartitionLog {
         }
         write(&self.dir, offset)?;
         self.log_start_offset = offset;
+        // As Kafka's truncateFromStart: epochs wholly below the start go, so
+        // OffsetForLeaderEpoch never answers with an offset the log no longer has.
+        self.epochs.truncate_before(offset);
+        self.save_epoch_checkpoint()?;
         self.delete_segments_below(offset, now_ms)?;
         if self.cleaner_checkpoint.is_some_and(|c| c < offset) {
             self.store_cleaner_checkpoint(offset)?;
@@ -104,6 +108,7 @@ mod tests {
         assert_eq!(log.segment_base_offsets()[0], mid - 1, "the segment holding the new start stays");
         assert!(log.num_segments() < segments, "segments wholly below the start are deleted");
         assert!(!log.increment_log_start_offset(mid - 1, 0).unwrap(), "never down");
+        assert_eq!(log.epoch_history().entries().first().map(|e| e.1), Some(mid), "epochs start at the log start");
         assert!(matches!(log.plan_read(mid - 1, 1 << 20, log.log_end_offset()), Err(crate::log::LogError::OffsetOutOfRange { .. })));
         drop(log);
         let log = PartitionLog::open(dir.path(), small_segments()).unwrap();

@@ -169,7 +169,7 @@ fn check_records(
         let record = record.map_err(unreadable)?;
         if policy.checks_timestamps() && record.timestamp != NO_TIMESTAMP {
             let diff = now_ms.saturating_sub(record.timestamp);
-            if diff > policy.before_max_ms || diff.saturating_neg() > policy.after_max_ms {
+            if (diff > policy.before_max_ms || diff.saturating_neg() > policy.after_max_ms) && refused.len() < super::record_batch::MAX_RECORD_ERRORS {
                 let index = first_index.saturating_add(i32::try_from(count).unwrap_or(i32::MAX));
                 refused.push((
                     index,

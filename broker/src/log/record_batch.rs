@@ -84,6 +84,11 @@ pub enum BatchError {
     InvalidTimestamp { records: Vec<(i32, String)> },
 }
 
+/// At most this many records are listed per refused partition (KIP-467's record_errors): a
+/// compressed batch of a few KB can hold millions of tiny records, and the batch is refused
+/// as a whole anyway (clients fail the unlisted ones with their generic error).
+pub const MAX_RECORD_ERRORS: usize = 1000;
+
 impl BatchError {
     /// The records at fault, when only some of the batch is (KIP-467): their indexes and why,
     /// for ProduceResponse's record_errors. Empty when the batch as a whole is refused.

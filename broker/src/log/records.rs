@@ -130,6 +130,9 @@ pub fn validate_keys_for_compaction(
         for record in decoded.iter() {
             if record.map_err(unreadable)?.key.is_none() {
                 keyless.push(index);
+                if keyless.len() >= super::record_batch::MAX_RECORD_ERRORS {
+                    return Err(BatchError::RecordWithoutKey { indexes: keyless });
+                }
             }
             index = index.saturating_add(1);
         }
@@ -492,6 +495,20 @@ mod tests {
         let results: Vec<_> = batch.iter().collect();
         assert_eq!(results.len(), 4);
         assert!(results[3].is_err());
+    }
+
+    #[test]
+    fn keyless_records_listed_are_capped() {
+        let values: Vec<&[u8]> = vec![b"v".as_slice(); 5000];
+        let set = encode_batch(&BatchSpec::values(&values).with_compression(Compression::Zstd));
+        let headers = crate::log::validate_produce_records(&set, 1 << 20).unwrap();
+        match validate_keys_for_compaction(&set, &headers, 1 << 24).unwrap_err() {
+            BatchError::RecordWithoutKey { indexes } => {
+                assert_eq!(indexes.len(), crate::log::record_batch::MAX_RECORD_ERRORS);
+                assert_eq!(indexes[..3], [0, 1, 2]);
+            }
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl Histogram {
     /// [`Histogram::record`] in window `now` (time passed in, for tests).
     fn record_in(&self, v: u64, now: u64) {
         let epoch = self.epoch.load(Ordering::Relaxed);
-        if now != epoch && self.epoch.compare_exchange(epoch, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        // Only forward: a recorder preempted across a window boundary must not move the epoch
+        // back (and clear the current window's set); its value lands in the set of its window.
+        if now > epoch && self.epoch.compare_exchange(epoch, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             // A new window: the set it maps to holds data two windows old; clear it. When more
             // than one window passed, the other set is stale too.
             self.clear_set((now % 2) as usize);
@@ -103,7 +105,7 @@ impl Histogram {
         // The set of window w is sets[w % 2]; it holds window `epoch` or `epoch - 1`.
         let live = |set: usize| {
             let window = if set as u64 == epoch % 2 { epoch } else { epoch.wrapping_sub(1) };
-            window == now || window + 1 == now
+            window == now || window.wrapping_add(1) == now
         };
         let (live0, live1) = (live(0), live(1));
         let merged: Vec<u64> = (0..BUCKETS)
@@ -155,6 +157,7 @@ mod tests {
     fn a_spike_leaves_the_quantiles_two_windows_after_traffic_stops() {
         let h = Histogram::default();
         let w = 1_000u64;
+        h.epoch.store(w, Ordering::Relaxed);
         for _ in 0..100 {
             h.record_in(5_000_000, w); // a 5 s spike
         }
