@@ -197,3 +197,72 @@ def test_idle_idempotent_producers_are_forgotten_after_producer_id_expiration_ms
     time.sleep(max(0.0, last_write + 11.5 - time.monotonic()))
     after = run_java(cp, broker, "--mode=describe-producers", f"--topic={topic_name}")[0]["producers"]
     assert after == [], after
+
+
+def _zstd_batch(values: list[bytes]) -> bytes:
+    """A magic-2 record batch of `values` (no keys), its records zstd-compressed."""
+    import struct
+    import time
+    import zstandard
+    from lantern import crc32c
+    from test_bad_input import uvarint
+
+    def zigzag(n: int) -> bytes:
+        return uvarint((n << 1) ^ (n >> 63))
+
+    records = b""
+    for i, v in enumerate(values):
+        body = b"\x00" + zigzag(0) + zigzag(i) + zigzag(-1) + zigzag(len(v)) + v + zigzag(0)
+        records += zigzag(len(body)) + body
+    compressed = zstandard.ZstdCompressor().compress(records)
+    ts = int(time.time() * 1000)
+    after_crc = struct.pack(">hiqqqhii", 4, len(values) - 1, ts, ts, -1, -1, -1, len(values)) + compressed
+    rest = struct.pack(">ibI", -1, 2, crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(rest)) + rest
+
+
+def test_zstd_is_refused_to_produce_below_v7_and_fetch_below_v10(broker_factory, topic_name):
+    """KIP-110, as Kafka: a zstd batch in Produce v3 gets UNSUPPORTED_COMPRESSION_TYPE (v7
+    stores it), and a consumer's Fetch v4 whose first batch is zstd gets the same error instead
+    of records it cannot read. (Since compression.type=zstd recompresses on the broker, a topic
+    can hold zstd that an old client never sent.)"""
+    import struct
+    from test_bad_input import connect, frame, header_v1, read_response
+
+    broker = broker_factory()
+    clients.create_topic(broker.bootstrap, topic_name, 1)
+    batch = _zstd_batch([b"v%d" % i for i in range(10)])
+
+    def produce(version: int) -> int:
+        body = struct.pack(">hhi", -1, 1, 5000) + struct.pack(">i", 1) + struct.pack(">h", len(topic_name)) + topic_name.encode()
+        body += struct.pack(">i", 1) + struct.pack(">ii", 0, len(batch)) + batch
+        s = connect(broker)
+        try:
+            s.sendall(frame(header_v1(0, version, 7, b"old-client") + body))
+            s.settimeout(10)
+            resp = read_response(s)
+        finally:
+            s.close()
+        (name_len,) = struct.unpack_from(">h", resp, 8)
+        _, index, err = struct.unpack_from(">iih", resp, 10 + name_len)
+        return err
+
+    assert produce(3) == 76, "Produce v3 with zstd: UNSUPPORTED_COMPRESSION_TYPE"
+    assert clients.watermarks(broker.bootstrap, topic_name, 0) == (0, 0)
+    assert produce(7) == 0, "Produce v7 may use zstd"
+
+    body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0) + struct.pack(">i", 1)
+    body += struct.pack(">h", len(topic_name)) + topic_name.encode() + struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)
+    s = connect(broker)
+    try:
+        s.sendall(frame(header_v1(1, 4, 8, b"old-client") + body))
+        s.settimeout(10)
+        resp = read_response(s)
+    finally:
+        s.close()
+    _, _, n_topics = struct.unpack_from(">iii", resp, 0)
+    (name_len,) = struct.unpack_from(">h", resp, 12)
+    _, index, err = struct.unpack_from(">iih", resp, 14 + name_len)
+    assert (n_topics, index, err) == (1, 0, 76), (n_topics, index, err)
+    got = clients.consume_confluent(broker.bootstrap, topic_name, [0], timeout=30)
+    assert [v for _, _, _, v, _ in got] == [b"v%d" % i for i in range(10)], "a current client reads the zstd batch"

@@ -58,10 +58,32 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         }
     };
     ctx.add_remote(waited);
+    let mut response = response;
+    if version < 10 && replica.is_none() {
+        keep_zstd_from_old_consumers(&mut response);
+    }
     if broker.metrics.enabled {
         record_topic_stats(broker, &response, replica);
     }
     response
+}
+
+/// KIP-110: a consumer fetching below v10 predates zstd. Its records end before the first zstd
+/// batch, and a partition whose first batch is zstd answers UNSUPPORTED_COMPRESSION_TYPE (as
+/// Kafka), so it never gets a batch it cannot read. (A topic can hold zstd batches its
+/// producers did not send: `compression.type=zstd` recompresses.)
+fn keep_zstd_from_old_consumers(response: &mut FetchResponse) {
+    for p in response.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        let Some(records) = &p.records else { continue };
+        match crate::log::record_batch::first_zstd_batch(records) {
+            None => {}
+            Some(0) => {
+                p.records = None;
+                p.error_code = error_code::UNSUPPORTED_COMPRESSION_TYPE;
+            }
+            Some(at) => p.records = Some(records.slice(..at)),
+        }
+    }
 }
 
 /// The follower a fetch with `replica_id` comes from, if it is one: a live registered broker

@@ -17,7 +17,7 @@ use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
 use tokio::task::JoinSet;
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refuse_all = if !matches!(acks, 0 | 1 | -1) {
@@ -40,6 +40,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 (Some((code, message)), _, _) => Some((code, Some(message))),
                 (None, Err(code), _) => Some((code, None)),
                 (None, Ok(_), None) => Some((error_code::INVALID_REQUEST, Some("a produce partition needs records"))),
+                // KIP-110: zstd needs Produce v7; older clients cannot have meant it.
+                (None, Ok(_), Some(records)) if version < 7 && crate::log::record_batch::first_zstd_batch(&records).is_some() => {
+                    Some((error_code::UNSUPPORTED_COMPRESSION_TYPE, Some("Produce requests below version 7 may not use zstd compression")))
+                }
                 (None, Ok(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {

@@ -373,6 +373,25 @@ pub fn stamp_batch(batch: &mut [u8], base_offset: i64, partition_leader_epoch: i
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&partition_leader_epoch.to_be_bytes());
 }
 
+/// The byte position of the first zstd-compressed batch in a record set, if any (scanning
+/// the v2 headers; a truncated tail ends the scan). Kafka refuses zstd to clients that
+/// predate it: Produce below v7 and Fetch below v10 (KIP-110).
+pub fn first_zstd_batch(records: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    while at + HEADER_SIZE <= records.len() {
+        let length = i32::from_be_bytes(records[at + BATCH_LENGTH_AT..at + BATCH_LENGTH_AT + 4].try_into().ok()?);
+        let attributes = i16::from_be_bytes([records[at + CRC_START], records[at + CRC_START + 1]]);
+        if attributes & ATTR_COMPRESSION_MASK == 4 {
+            return Some(at);
+        }
+        if length < MIN_BATCH_LENGTH {
+            return None;
+        }
+        at = at.saturating_add(length as usize + LOG_OVERHEAD);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,5 +522,19 @@ mod tests {
             bytes[i] = val;
             let _ = validate_produce_records(&bytes, 1 << 20);
         }
+    }
+
+    #[test]
+    fn the_first_zstd_batch_is_found_by_its_header() {
+        use crate::log::test_util::{encode_batch, BatchSpec};
+        let lz4 = encode_batch(&BatchSpec::timestamps(&[1, 2]).with_compression(Compression::Lz4));
+        let zstd = encode_batch(&BatchSpec::timestamps(&[3]).with_compression(Compression::Zstd));
+        assert_eq!(first_zstd_batch(&lz4), None);
+        let mut set = lz4.clone();
+        set.extend_from_slice(&zstd);
+        assert_eq!(first_zstd_batch(&set), Some(lz4.len()));
+        assert_eq!(first_zstd_batch(&zstd), Some(0));
+        assert_eq!(first_zstd_batch(&set[..lz4.len() + 10]), None, "a truncated tail ends the scan");
+        assert_eq!(first_zstd_batch(&[]), None);
     }
 }
