@@ -14,7 +14,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::{DelayedFetch, Partition};
 use crate::error_code;
-use crate::log::{FetchSlice, LogError, ReadPlan};
+use crate::log::{format_conversion, FetchSlice, LogError, ReadPlan};
 use crate::metrics::TopicStats;
 use std::sync::atomic::Ordering;
 
@@ -62,6 +62,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     if version < 10 && replica.is_none() {
         keep_zstd_from_old_consumers(&mut response);
     }
+    if let (Some(magic), None) = (format_conversion::fetch_magic(version), replica) {
+        down_convert_for_old_consumer(&mut response, &request, magic).await;
+    }
     if broker.metrics.enabled {
         record_topic_stats(broker, &response, replica);
     }
@@ -82,6 +85,51 @@ fn keep_zstd_from_old_consumers(response: &mut FetchResponse) {
                 p.error_code = error_code::UNSUPPORTED_COMPRESSION_TYPE;
             }
             Some(at) => p.records = Some(records.slice(..at)),
+        }
+    }
+}
+
+/// Fetch v0-3: a consumer that reads magic 0 or 1 gets its records down-converted (Kafka's
+/// RecordsUtil.downConvert), on a blocking thread when they are many. Stored data that cannot
+/// be converted answers CORRUPT_MESSAGE for its partition, logged.
+async fn down_convert_for_old_consumer(response: &mut FetchResponse, request: &FetchRequest, magic: i8) {
+    let mut work = Vec::new();
+    for (ti, t) in response.responses.iter().enumerate() {
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let Some(records) = p.records.clone().filter(|r| !r.is_empty()) else { continue };
+            let fetch_offset = request
+                .topics
+                .get(ti)
+                .and_then(|rt| rt.partitions.iter().find(|rp| rp.partition == p.partition_index))
+                .map_or(0, |rp| rp.fetch_offset);
+            work.push((ti, pi, records, fetch_offset));
+        }
+    }
+    let bytes: usize = work.iter().map(|w| w.2.len()).sum();
+    let convert = move |work: Vec<(usize, usize, bytes::Bytes, i64)>| -> Vec<(usize, usize, Result<Vec<u8>, String>)> {
+        work.into_iter()
+            .map(|(ti, pi, records, from)| (ti, pi, format_conversion::down_convert(&records, magic, from, crate::log::records::DEFAULT_MAX_DECOMPRESSED)))
+            .collect()
+    };
+    let results = if bytes < BLOCKING_READ_BYTES {
+        convert(work)
+    } else {
+        let slots: Vec<(usize, usize)> = work.iter().map(|w| (w.0, w.1)).collect();
+        tokio::task::spawn_blocking(move || convert(work))
+            .await
+            .unwrap_or_else(|_| slots.into_iter().map(|(ti, pi)| (ti, pi, Err("the conversion task did not complete".to_string()))).collect())
+    };
+    for (ti, pi, result) in results {
+        let t = &mut response.responses[ti];
+        let p = &mut t.partitions[pi];
+        match result {
+            Ok(set) => p.records = Some(bytes::Bytes::from(set)),
+            Err(reason) => {
+                tracing::warn!(target: "kafka.server.ReplicaManager", partition = %format!("{}-{}", t.topic.0, p.partition_index), %reason,
+                    "cannot down-convert records for a consumer fetching below v4; answering CORRUPT_MESSAGE");
+                p.records = None;
+                p.error_code = error_code::CORRUPT_MESSAGE;
+            }
         }
     }
 }

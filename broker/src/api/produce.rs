@@ -47,6 +47,15 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 (None, Ok(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {
+                        // Produce v0-2 may carry magic 0/1 message sets: stored as one v2 batch.
+                        let records = if version < 3 && crate::log::legacy_format::is_legacy(&records) {
+                            match up_convert(records).await {
+                                Ok(batch) => batch,
+                                Err(e) => return (ti, pi, Err(e), 0),
+                            }
+                        } else {
+                            records
+                        };
                         let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));
                         let result = if acks == -1 {
                             partition.append_replicated(&records, now_ms(), timeout).await
@@ -144,6 +153,16 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Up-converts an old-format message set (decompression and recompression: a blocking thread).
+async fn up_convert(records: bytes::Bytes) -> Result<bytes::Bytes, PartitionError> {
+    let converted = tokio::task::spawn_blocking(move || {
+        crate::log::format_conversion::up_convert(&records, crate::log::records::DEFAULT_MAX_DECOMPRESSED)
+    })
+    .await
+    .map_err(|_| PartitionError::TaskAborted { what: "message format conversion", partition: String::new() })?;
+    Ok(bytes::Bytes::from(converted?))
 }
 
 const APPEND_DID_NOT_COMPLETE: &str = "the append task did not complete (the broker logged why); the records may or may not have been written: retry";

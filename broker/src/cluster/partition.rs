@@ -34,6 +34,9 @@ pub enum PartitionError {
     Log(#[from] LogError),
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// An old-format (magic 0/1) message set that cannot be converted to a record batch.
+    #[error(transparent)]
+    LegacyFormat(#[from] crate::log::legacy_format::LegacyFormatError),
     #[error("fsync of {0} failed: {1}")]
     Flush(String, std::io::Error),
     #[error("the flush task for {0} did not complete")]
@@ -68,6 +71,7 @@ impl PartitionError {
         match self {
             PartitionError::Log(e) => e.kafka_error_code(),
             PartitionError::Batch(e) => e.kafka_error_code(),
+            PartitionError::LegacyFormat(e) => e.kafka_error_code(),
             PartitionError::Flush(..) | PartitionError::FlushAborted(_) => crate::error_code::KAFKA_STORAGE_ERROR,
             PartitionError::TaskAborted { .. } => crate::error_code::UNKNOWN_SERVER_ERROR,
             PartitionError::NotEnoughReplicas { .. } => crate::error_code::NOT_ENOUGH_REPLICAS,

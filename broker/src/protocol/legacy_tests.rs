@@ -9,8 +9,9 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{
     AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse, DescribeLogDirsRequest,
-    DescribeLogDirsResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    DescribeLogDirsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use proptest::prelude::*;
@@ -270,6 +271,48 @@ fn offset_fetch_v0() {
 }
 
 #[test]
+fn produce_v0_to_v2() {
+    // Request v0-2: Acks, TimeoutMs, [TopicData: Name, [PartitionData: Index, Records]] (no
+    // TransactionalId before v3).
+    let v0 = Wire::default().i16(1).i32(1500).array(1).str("t").array(1).i32(0).i32(3).i8(1).i8(2).i8(3);
+    for version in 0..=2 {
+        let r: ProduceRequest = same_bytes_both_ways(v0.0.clone().freeze(), version);
+        assert_eq!((r.acks, r.timeout_ms, r.transactional_id.is_none()), (1, 1500, true));
+        assert_eq!(r.topic_data[0].partition_data[0].records.as_deref(), Some(&[1u8, 2, 3][..]));
+    }
+    let with_txn = ProduceRequest::default().with_transactional_id(Some(StrBytes::from_static_str("x").into()));
+    assert!(with_txn.encode(&mut BytesMut::new(), 2).is_err(), "v2 cannot carry a transactional id");
+    // Response v0: [Responses: Name, [Index, ErrorCode, BaseOffset]]; v1 adds ThrottleTimeMs at
+    // the end; v2 adds LogAppendTimeMs after BaseOffset.
+    same_bytes_both_ways::<ProduceResponse>(Wire::default().array(1).str("t").array(1).i32(0).i16(0).i64(42).bytes(), 0);
+    same_bytes_both_ways::<ProduceResponse>(Wire::default().array(1).str("t").array(1).i32(0).i16(0).i64(42).i32(0).bytes(), 1);
+    let r: ProduceResponse = same_bytes_both_ways(Wire::default().array(1).str("t").array(1).i32(0).i16(0).i64(42).i64(777).i32(0).bytes(), 2);
+    assert_eq!(r.responses[0].partition_responses[0].log_append_time_ms, 777);
+}
+
+#[test]
+fn fetch_v0_to_v3() {
+    // Request: ReplicaId, MaxWaitMs, MinBytes (+ MaxBytes v3), [Topics: Topic, [Partition,
+    // FetchOffset, PartitionMaxBytes]].
+    let v0 = Wire::default().i32(-1).i32(500).i32(1).array(1).str("t").array(1).i32(0).i64(9).i32(1 << 20);
+    for version in 0..=2 {
+        let r: FetchRequest = same_bytes_both_ways(v0.0.clone().freeze(), version);
+        assert_eq!((r.max_bytes, r.isolation_level, r.topics[0].partitions[0].fetch_offset), (0x7fffffff, 0, 9));
+    }
+    let v3 = Wire::default().i32(-1).i32(500).i32(1).i32(4096).array(1).str("t").array(1).i32(0).i64(9).i32(1 << 20);
+    let r: FetchRequest = same_bytes_both_ways(v3.bytes(), 3);
+    assert_eq!(r.max_bytes, 4096);
+    // Response v0: [Responses: Topic, [PartitionIndex, ErrorCode, HighWatermark, Records]];
+    // v1-3 put ThrottleTimeMs first.
+    let records = |w: Wire| w.i32(2).i8(7).i8(8);
+    let r: FetchResponse = same_bytes_both_ways(records(Wire::default().array(1).str("t").array(1).i32(0).i16(0).i64(100)).bytes(), 0);
+    assert_eq!(r.responses[0].partitions[0].records.as_deref(), Some(&[7u8, 8][..]));
+    for version in 1..=3 {
+        same_bytes_both_ways::<FetchResponse>(records(Wire::default().i32(0).array(1).str("t").array(1).i32(0).i16(0).i64(100)).bytes(), version);
+    }
+}
+
+#[test]
 fn every_version_below_the_old_minimum_reaches_the_handlers() {
     let cases: &[(ApiKey, i16, Bytes)] = &[
         (ApiKey::CreateTopics, 0, Wire::default().array(0).i32(1000).bytes()),
@@ -284,6 +327,8 @@ fn every_version_below_the_old_minimum_reaches_the_handlers() {
         (ApiKey::OffsetCommit, 1, Wire::default().str("g").i32(-1).str("").array(0).bytes()),
         (ApiKey::OffsetFetch, 0, Wire::default().str("g").array(0).bytes()),
         (ApiKey::ListOffsets, 0, Wire::default().i32(-1).array(0).bytes()),
+        (ApiKey::Produce, 0, Wire::default().i16(1).i32(1000).array(0).bytes()),
+        (ApiKey::Fetch, 0, Wire::default().i32(-1).i32(100).i32(1).array(0).bytes()),
     ];
     for (api, version, body) in cases {
         let r = decode_frame(*api, *version, body);

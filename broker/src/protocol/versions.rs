@@ -6,11 +6,10 @@ use kafka_protocol::messages::ApiKey;
 #[derive(Debug, Clone, Copy)]
 pub struct Supported {
     pub key: ApiKey,
-    /// Advertised minimum. Produce advertises 0 because librdkafka disables compression when a
-    /// broker's Produce minimum is above 0; versions below `decode_min` are still refused.
+    /// Advertised minimum.
     pub min: i16,
-    /// Oldest version actually decoded: the message formats before record batch v2 (Produce
-    /// v0-2, Fetch v0-3) are not implemented. For every other API it is `min`.
+    /// Oldest version actually decoded; `min` for every API today (Produce v0-2 and Fetch v0-3
+    /// carry the message formats before record batch v2, converted at the edge).
     pub decode_min: i16,
     pub max: i16,
 }
@@ -20,12 +19,12 @@ const fn s(key: ApiKey, min: i16, decode_min: i16, max: i16) -> Supported {
 }
 
 /// Implemented APIs. Minima are Kafka 3.9's (the versions Kafka 4 removed included, see
-/// vendor/kafka-protocol/PATCHES.md) except Produce v0-2 and Fetch v0-3. Maxima stop before
+/// vendor/kafka-protocol/PATCHES.md). Maxima stop before
 /// versions that change semantics Lantern does not have yet: Produce 12+/Fetch 13+ address
 /// topics by id only, Metadata 13 and ListOffsets 9+ add fields for tiered storage.
 pub const SUPPORTED: &[Supported] = &[
-    s(ApiKey::Produce, 0, 3, 11),
-    s(ApiKey::Fetch, 4, 4, 12),
+    s(ApiKey::Produce, 0, 0, 11),
+    s(ApiKey::Fetch, 0, 0, 12),
     s(ApiKey::ListOffsets, 0, 0, 8),
     s(ApiKey::Metadata, 0, 0, 12),
     s(ApiKey::ApiVersions, 0, 0, 4),
@@ -85,15 +84,10 @@ mod tests {
     ];
 
     #[test]
-    fn every_version_kafka_3_9_accepts_is_decoded_but_the_old_message_formats() {
+    fn every_version_kafka_3_9_accepts_is_decoded() {
         for s in SUPPORTED {
             let (_, min) = KAFKA_3_9_MIN.iter().find(|(k, _)| *k == s.key).unwrap_or_else(|| panic!("{:?} missing", s.key));
-            let want = match s.key {
-                ApiKey::Produce => 3,
-                ApiKey::Fetch => 4,
-                _ => *min,
-            };
-            assert_eq!(s.decode_min, want, "{:?}", s.key);
+            assert_eq!((s.min, s.decode_min), (*min, *min), "{:?}", s.key);
         }
     }
 

@@ -1,0 +1,185 @@
+//! Conversion between the stored record format (batch v2) and the message formats of old
+//! clients (magic 0/1, see `legacy_format.rs`), as Kafka's LogValidator (up-conversion on
+//! Produce v0-2) and RecordsUtil.downConvert (Fetch v0-3) do.
+//!
+//! Up-conversion turns a whole message set into one v2 batch: no producer id, no headers,
+//! magic 0 timestamps `NO_TIMESTAMP`, and the codec of the set's last compressed wrapper (the
+//! topic's compression.type may still recompress it on append). Down-conversion turns each
+//! stored batch into one wrapper of the same codec (or one message per record when the batch
+//! is uncompressed), drops headers and control batches, and keeps offsets and timestamps.
+use super::legacy_format::{self, LegacyFormatError, LegacyRecord, LegacyWriter};
+use super::log_validator::compress;
+use super::record_batch::{BatchHeader, Compression, TimestampType, CRC_START, HEADER_SIZE, MAGIC_V2, NO_PRODUCER_ID};
+use super::records::BatchRecords;
+
+/// Most records one converted batch may hold (offset deltas are i32; far above what any old
+/// client puts in one request).
+pub const MAX_CONVERTED_RECORDS: usize = 1 << 20;
+
+/// The magic a consumer fetching with `version` reads (Kafka's FetchRequest: v0-1 magic 0,
+/// v2-3 magic 1, v4+ record batches).
+pub fn fetch_magic(version: i16) -> Option<i8> {
+    match version {
+        ..=1 => Some(0),
+        2..=3 => Some(1),
+        _ => None,
+    }
+}
+
+/// One v2 batch (base offset 0, for the log to assign) holding every record of the old-format
+/// message set `set`, wrappers decompressed within `max_decompressed` bytes each.
+pub fn up_convert(set: &[u8], max_decompressed: usize) -> Result<Vec<u8>, LegacyFormatError> {
+    let messages = legacy_format::messages(set)?;
+    let mut builder = V2Builder::default();
+    let mut codec = Compression::None;
+    let mut inner_buf = Vec::new();
+    for m in &messages {
+        if m.codec == Compression::None {
+            builder.push(&m.record)?;
+            continue;
+        }
+        codec = m.codec;
+        for r in legacy_format::inner_records(m, &mut inner_buf, max_decompressed)? {
+            builder.push(&r)?;
+        }
+    }
+    builder.finish(codec)
+}
+
+/// The stored batches `records` as an old-format message set of `magic`, for a consumer that
+/// asked from `fetch_offset`. Uncompressed batches lose the records before `fetch_offset` (a
+/// compressed wrapper is kept whole: its consumer skips them, as with Kafka).
+pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompressed: usize) -> Result<Vec<u8>, String> {
+    let mut out = LegacyWriter::new(magic);
+    let mut at = 0usize;
+    while at < records.len() {
+        let header = BatchHeader::parse(&records[at..]).map_err(|e| e.to_string())?;
+        let size = header.total_size();
+        let Some(batch) = records.get(at..at + size) else { break };
+        at += size;
+        if header.is_control() {
+            continue;
+        }
+        let codec = header.compression().map_err(|e| e.to_string())?;
+        if codec == Compression::Zstd {
+            return Err("a zstd batch cannot be given to a consumer of magic 0/1".into());
+        }
+        let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
+        let stamp = |t: i64| if log_append_time { header.max_timestamp } else { t };
+        let decoded = BatchRecords::decode(batch, max_decompressed).map_err(|e| e.to_string())?;
+        if codec == Compression::None {
+            for r in decoded.iter() {
+                let r = r.map_err(|e| e.to_string())?;
+                if r.offset >= fetch_offset {
+                    out.push(r.offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
+                }
+            }
+            continue;
+        }
+        let mut inner = LegacyWriter::new(magic);
+        let (mut last_offset, mut max_timestamp) = (None, i64::MIN);
+        for r in decoded.iter() {
+            let r = r.map_err(|e| e.to_string())?;
+            let inner_offset = if magic >= 1 { r.offset - header.base_offset } else { r.offset };
+            inner.push(inner_offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
+            last_offset = Some(r.offset);
+            max_timestamp = max_timestamp.max(stamp(r.timestamp));
+        }
+        // Inner offsets relative to the batch base and the wrapper at the last record there
+        // is: the consumer's (wrapper - last inner + inner) gives each record its offset, also
+        // in a compacted batch with gaps.
+        let Some(last_offset) = last_offset else { continue };
+        let value = legacy_format::compress_inner(codec, magic, &inner.finish()).map_err(|e| e.to_string())?;
+        out.push(last_offset, max_timestamp, log_append_time, codec, None, Some(&value));
+    }
+    Ok(out.finish())
+}
+
+/// Accumulates up-converted records into one v2 batch.
+#[derive(Default)]
+struct V2Builder {
+    section: Vec<u8>,
+    count: usize,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    log_append_time: bool,
+}
+
+impl V2Builder {
+    fn push(&mut self, r: &LegacyRecord<'_>) -> Result<(), LegacyFormatError> {
+        if self.count >= MAX_CONVERTED_RECORDS {
+            return Err(LegacyFormatError::TooManyRecords { max: MAX_CONVERTED_RECORDS });
+        }
+        if self.count == 0 {
+            self.base_timestamp = r.timestamp;
+            self.max_timestamp = r.timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(r.timestamp);
+        self.log_append_time |= r.log_append_time;
+        let mut body = Vec::with_capacity(16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len));
+        body.push(0); // record attributes
+        put_varlong(&mut body, r.timestamp.wrapping_sub(self.base_timestamp));
+        put_varlong(&mut body, self.count as i64);
+        for field in [r.key, r.value] {
+            match field {
+                Some(b) => {
+                    put_varlong(&mut body, b.len() as i64);
+                    body.extend_from_slice(b);
+                }
+                None => put_varlong(&mut body, -1),
+            }
+        }
+        put_varlong(&mut body, 0); // no headers
+        put_varlong(&mut self.section, body.len() as i64);
+        self.section.extend_from_slice(&body);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(self, codec: Compression) -> Result<Vec<u8>, LegacyFormatError> {
+        let section = compress(codec, -1, &self.section).map_err(|e| LegacyFormatError::Encode { reason: e.to_string() })?;
+        let mut out = Vec::with_capacity(HEADER_SIZE + section.len());
+        let batch_length = (HEADER_SIZE - 12 + section.len()) as i32;
+        let mut attributes: i16 = match codec {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        };
+        if self.log_append_time {
+            attributes |= 0x08;
+        }
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&batch_length.to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.push(MAGIC_V2 as u8);
+        out.extend_from_slice(&[0; 4]); // crc
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&(self.count as i32 - 1).to_be_bytes());
+        out.extend_from_slice(&self.base_timestamp.to_be_bytes());
+        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        out.extend_from_slice(&NO_PRODUCER_ID.to_be_bytes());
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&(self.count as i32).to_be_bytes());
+        out.extend_from_slice(&section);
+        let crc = crc32c::crc32c(&out[CRC_START..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        Ok(out)
+    }
+}
+
+/// Zig-zag varint, as record fields are encoded in batch v2.
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+#[cfg(test)]
+#[path = "format_conversion_tests.rs"]
+mod tests;

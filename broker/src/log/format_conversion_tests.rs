@@ -1,0 +1,167 @@
+use super::*;
+use crate::log::legacy_format::{compress_inner, messages, inner_records};
+use crate::log::record_batch::{validate_produce_records, NO_TIMESTAMP};
+use crate::log::records::DEFAULT_MAX_DECOMPRESSED;
+use crate::log::test_util::{encode_batch, BatchSpec};
+
+fn v2_records(batch: &[u8]) -> Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    let decoded = BatchRecords::decode(batch, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    decoded.iter().map(|r| r.unwrap()).map(|r| (r.offset, r.timestamp, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec))).collect()
+}
+
+/// (offset, timestamp, key, value) of every record of an old-format set, wrappers opened.
+fn legacy_records(set: &[u8]) -> Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for m in messages(set).unwrap() {
+        if m.codec == Compression::None {
+            out.push((m.record.offset, m.record.timestamp, m.record.key.map(<[u8]>::to_vec), m.record.value.map(<[u8]>::to_vec)));
+            continue;
+        }
+        let mut buf = Vec::new();
+        for r in inner_records(&m, &mut buf, DEFAULT_MAX_DECOMPRESSED).unwrap() {
+            out.push((r.offset, r.timestamp, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec)));
+        }
+    }
+    out
+}
+
+#[test]
+fn an_uncompressed_magic_1_set_becomes_one_valid_v2_batch() {
+    let mut w = LegacyWriter::new(1);
+    w.push(0, 2000, false, Compression::None, Some(b"k0"), Some(b"v0"));
+    w.push(1, 1500, false, Compression::None, None, Some(b"v1"));
+    w.push(2, 2500, false, Compression::None, Some(b"k2"), None);
+    let batch = up_convert(&w.finish(), DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let headers = validate_produce_records(&batch, 1 << 20).unwrap();
+    assert_eq!(headers.len(), 1);
+    let h = headers[0];
+    assert_eq!((h.records_count, h.last_offset_delta, h.base_timestamp, h.max_timestamp, h.producer_id), (3, 2, 2000, 2500, -1));
+    assert_eq!(h.compression(), Ok(Compression::None));
+    assert_eq!(
+        v2_records(&batch),
+        vec![
+            (0, 2000, Some(b"k0".to_vec()), Some(b"v0".to_vec())),
+            (1, 1500, None, Some(b"v1".to_vec())),
+            (2, 2500, Some(b"k2".to_vec()), None)
+        ]
+    );
+}
+
+#[test]
+fn magic_0_records_have_no_timestamp_and_wrappers_keep_their_codec() {
+    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4] {
+        let mut inner = LegacyWriter::new(0);
+        for i in 0..4 {
+            inner.push(i, 0, false, Compression::None, Some(format!("k{i}").as_bytes()), Some(b"value"));
+        }
+        let value = compress_inner(codec, 0, &inner.finish()).unwrap();
+        let mut w = LegacyWriter::new(0);
+        w.push(3, 0, false, codec, None, Some(&value));
+        let batch = up_convert(&w.finish(), DEFAULT_MAX_DECOMPRESSED).unwrap();
+        let h = validate_produce_records(&batch, 1 << 20).unwrap()[0];
+        assert_eq!(h.compression(), Ok(codec));
+        assert_eq!((h.records_count, h.max_timestamp), (4, NO_TIMESTAMP));
+        let got = v2_records(&batch);
+        assert_eq!(got.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(0, -1), (1, -1), (2, -1), (3, -1)], "{codec:?}");
+        assert_eq!(got[3].2.as_deref(), Some(&b"k3"[..]));
+    }
+}
+
+#[test]
+fn a_producer_claiming_log_append_time_keeps_the_bit_for_the_validator_to_refuse() {
+    let mut w = LegacyWriter::new(1);
+    w.push(0, 99, true, Compression::None, None, Some(b"v"));
+    let batch = up_convert(&w.finish(), DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let h = validate_produce_records(&batch, 1 << 20).unwrap()[0];
+    assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+}
+
+#[test]
+fn down_conversion_gives_old_consumers_every_record_at_its_offset() {
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4] {
+        for magic in [0i8, 1] {
+            let mut a = BatchSpec::timestamps(&[10, 30, 20]).with_compression(codec);
+            a.base_offset = 100;
+            let mut b = BatchSpec::timestamps(&[40, 50]).with_compression(codec);
+            b.base_offset = 103;
+            let mut stored = encode_batch(&a);
+            stored.extend(encode_batch(&b));
+            let set = down_convert(&stored, magic, 100, DEFAULT_MAX_DECOMPRESSED).unwrap();
+            let got = legacy_records(&set);
+            let ts = |t: i64| if magic == 0 { NO_TIMESTAMP } else { t };
+            assert_eq!(
+                got.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+                vec![(100, ts(10)), (101, ts(30)), (102, ts(20)), (103, ts(40)), (104, ts(50))],
+                "{codec:?} magic {magic}"
+            );
+            assert_eq!(got[4].3.as_deref(), Some(&b"v1"[..]));
+            let wrappers = messages(&set).unwrap();
+            assert_eq!(wrappers.len(), if codec == Compression::None { 5 } else { 2 }, "one wrapper per stored batch");
+        }
+    }
+}
+
+#[test]
+fn uncompressed_records_before_the_fetch_offset_are_left_out_and_control_batches_dropped() {
+    let mut a = BatchSpec::timestamps(&[1, 2, 3, 4]);
+    a.base_offset = 10;
+    let mut control = BatchSpec::values(&[b"marker"]);
+    control.base_offset = 14;
+    control.attributes_extra = 0x20 | 0x10;
+    control.producer_id = 7;
+    control.producer_epoch = 0;
+    let mut stored = encode_batch(&a);
+    stored.extend(encode_batch(&control));
+    let set = down_convert(&stored, 1, 12, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    assert_eq!(legacy_records(&set).iter().map(|r| r.0).collect::<Vec<_>>(), vec![12, 13]);
+}
+
+#[test]
+fn a_compacted_batch_with_gaps_keeps_each_record_at_its_offset() {
+    // Records at offsets 200, 203 and 205 of a batch whose last offset delta is 7.
+    let mut spec = BatchSpec::timestamps(&[5, 6, 7]).with_compression(Compression::Gzip);
+    spec.base_offset = 200;
+    spec.last_offset_delta = Some(7);
+    let raw = {
+        use crate::log::test_util::put_varint;
+        let mut out = Vec::new();
+        for (i, delta) in [0i64, 3, 5].iter().enumerate() {
+            let mut body = vec![0u8];
+            put_varint(&mut body, i as i64);
+            put_varint(&mut body, *delta);
+            put_varint(&mut body, 1);
+            body.push(b'k');
+            put_varint(&mut body, 1);
+            body.push(b'a' + i as u8);
+            put_varint(&mut body, 0);
+            put_varint(&mut out, body.len() as i64);
+            out.extend(body);
+        }
+        out
+    };
+    let stored = crate::log::test_util::encode_batch_with_payload(&spec, &crate::log::test_util::compress(Compression::Gzip, &raw));
+    let set = down_convert(&stored, 1, 200, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    assert_eq!(legacy_records(&set).iter().map(|r| r.0).collect::<Vec<_>>(), vec![200, 203, 205]);
+}
+
+#[test]
+fn up_then_down_conversion_is_lossless_for_what_old_formats_carry() {
+    let mut inner = LegacyWriter::new(1);
+    for i in 0..50 {
+        inner.push(i, 1_000 + i, false, Compression::None, Some(format!("key-{i}").as_bytes()), Some(format!("value-{i}").as_bytes()));
+    }
+    let value = compress_inner(Compression::Snappy, 1, &inner.finish()).unwrap();
+    let mut w = LegacyWriter::new(1);
+    w.push(49, 1_049, false, Compression::Snappy, None, Some(&value));
+    let produced = w.finish();
+    let mut batch = up_convert(&produced, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    crate::log::record_batch::stamp_batch(&mut batch, 500, 3);
+    let fetched = down_convert(&batch, 1, 500, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let want: Vec<_> = legacy_records(&produced).into_iter().map(|(o, t, k, v)| (o + 500, t, k, v)).collect();
+    assert_eq!(legacy_records(&fetched), want);
+}
+
+#[test]
+fn fetch_versions_map_to_kafkas_magic() {
+    assert_eq!((fetch_magic(0), fetch_magic(1), fetch_magic(2), fetch_magic(3), fetch_magic(4)), (Some(0), Some(0), Some(1), Some(1), None));
+}
