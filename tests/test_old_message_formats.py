@@ -33,6 +33,10 @@ def requests_of(broker, api: str, version: int) -> float:
     return scrape(broker).value("kafka_network_requestmetrics_requests_total", 0, request=api, version=version)
 
 
+def conversions(broker, direction: str, topic: str) -> float:
+    return scrape(broker).value(f"kafka_server_brokertopicmetrics_{direction}messageconversions_total", 0, topic=topic)
+
+
 def kp_old_consume(bootstrap: str, topic: str, n: int, api_version: tuple, timeout: float = 60.0) -> list:
     """Reads n records of partition 0 from offset 0 with kafka-python pinned to api_version
     (which cannot ask ListOffsets v1+ for end offsets below 0.10.1: read until n arrive)."""
@@ -80,6 +84,8 @@ def test_old_clients_produce_and_consume_every_codec_and_modern_clients_read_the
         assert offsets == list(range(len(sent), len(sent) + PER_CODEC)), f"{codec}: acknowledged offsets {offsets[:5]}..."
         sent.extend(records)
     assert requests_of(b, "Produce", produce_v) > produced_before, f"kafka-python {api_version} did not send Produce v{produce_v}"
+    # Kafka's conversion meters count records: every one sent was up-converted.
+    assert conversions(b, "produce", topic_name) == len(sent)
 
     # The old client reads back what it wrote: every record at its offset. Magic 0 has no
     # timestamps (kafka-python reports -1 or None), magic 1 keeps the producer's.
@@ -90,6 +96,7 @@ def test_old_clients_produce_and_consume_every_codec_and_modern_clients_read_the
     assert [g[3] if (g[3] is not None and g[3] >= 0) else None for g in got] == want_ts
     assert requests_of(b, "Fetch", fetch_v) > fetched_before, f"kafka-python {api_version} did not fetch with v{fetch_v}"
 
+    assert conversions(b, "fetch", topic_name) >= len(sent)
     # A modern consumer reads the same records from the stored v2 batches.
     modern = clients.consume_confluent(b.bootstrap, topic_name, [0])
     assert [(m[1], m[2], m[3]) for m in modern] == [(i, k, v) for i, (k, v, _) in enumerate(sent)]

@@ -63,7 +63,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
         keep_zstd_from_old_consumers(&mut response);
     }
     if let (Some(magic), None) = (format_conversion::fetch_magic(version), replica) {
-        down_convert_for_old_consumer(&mut response, &request, magic).await;
+        down_convert_for_old_consumer(broker, &mut response, &request, magic).await;
     }
     if broker.metrics.enabled {
         record_topic_stats(broker, &response, replica);
@@ -92,7 +92,7 @@ fn keep_zstd_from_old_consumers(response: &mut FetchResponse) {
 /// Fetch v0-3: a consumer that reads magic 0 or 1 gets its records down-converted (Kafka's
 /// RecordsUtil.downConvert), on a blocking thread when they are many. Stored data that cannot
 /// be converted answers CORRUPT_MESSAGE for its partition, logged.
-async fn down_convert_for_old_consumer(response: &mut FetchResponse, request: &FetchRequest, magic: i8) {
+async fn down_convert_for_old_consumer(broker: &Broker, response: &mut FetchResponse, request: &FetchRequest, magic: i8) {
     let mut work = Vec::new();
     for (ti, t) in response.responses.iter().enumerate() {
         for (pi, p) in t.partitions.iter().enumerate() {
@@ -106,7 +106,7 @@ async fn down_convert_for_old_consumer(response: &mut FetchResponse, request: &F
         }
     }
     let bytes: usize = work.iter().map(|w| w.2.len()).sum();
-    let convert = move |work: Vec<(usize, usize, bytes::Bytes, i64)>| -> Vec<(usize, usize, Result<Vec<u8>, String>)> {
+    let convert = move |work: Vec<(usize, usize, bytes::Bytes, i64)>| -> Vec<(usize, usize, Result<(Vec<u8>, u64), String>)> {
         work.into_iter()
             .map(|(ti, pi, records, from)| (ti, pi, format_conversion::down_convert(&records, magic, from, crate::log::records::DEFAULT_MAX_DECOMPRESSED)))
             .collect()
@@ -123,7 +123,12 @@ async fn down_convert_for_old_consumer(response: &mut FetchResponse, request: &F
         let t = &mut response.responses[ti];
         let p = &mut t.partitions[pi];
         match result {
-            Ok(set) => p.records = Some(bytes::Bytes::from(set)),
+            Ok((set, records)) => {
+                p.records = Some(bytes::Bytes::from(set));
+                if let Some(stats) = broker.topic_stats(&t.topic.0).filter(|_| broker.metrics.enabled) {
+                    TopicStats::add(&stats.fetch_conversions, records);
+                }
+            }
             Err(reason) => {
                 tracing::warn!(target: "kafka.server.ReplicaManager", partition = %format!("{}-{}", t.topic.0, p.partition_index), %reason,
                     "cannot down-convert records for a consumer fetching below v4; answering CORRUPT_MESSAGE");

@@ -30,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     // Responses are built in request order; appends to different partitions run concurrently
     // so that their fsyncs (with log.flush.interval.messages=1) overlap.
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
-    let mut appends: JoinSet<(usize, usize, Result<Appended, PartitionError>, usize)> = JoinSet::new();
+    let mut appends: JoinSet<(usize, usize, Result<Appended, PartitionError>, usize, bool)> = JoinSet::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -48,10 +48,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {
                         // Produce v0-2 may carry magic 0/1 message sets: stored as one v2 batch.
-                        let records = if version < 3 && crate::log::legacy_format::is_legacy(&records) {
+                        let converted = version < 3 && crate::log::legacy_format::is_legacy(&records);
+                        let records = if converted {
                             match up_convert(records).await {
                                 Ok(batch) => batch,
-                                Err(e) => return (ti, pi, Err(e), 0),
+                                Err(e) => return (ti, pi, Err(e), 0, converted),
                             }
                         } else {
                             records
@@ -68,7 +69,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                         if let Err(e) = &result {
                             tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
                         }
-                        (ti, pi, result, records.len())
+                        (ti, pi, result, records.len(), converted)
                     });
                     None
                 }
@@ -93,7 +94,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
     let mut completed = 0i64;
     while let Some(joined) = appends.join_next().await {
-        let Ok((ti, pi, result, bytes)) = joined else {
+        let Ok((ti, pi, result, bytes, converted)) = joined else {
             // Its partition keeps the error `awaiting_append` put there, and is counted below.
             tracing::error!(target: "kafka.server.ReplicaManager", error = ?joined.err(), "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR");
             continue;
@@ -102,6 +103,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         if recording {
             if let Some(stats) = broker.topic_stats(&responses[ti].name.0) {
                 record_append(&broker.metrics, &stats, &result, bytes as u64);
+                if let (true, Ok(a)) = (converted, &result) {
+                    TopicStats::add(&stats.produce_conversions, a.records);
+                }
             }
         }
         let topic = &mut responses[ti];

@@ -47,10 +47,12 @@ pub fn up_convert(set: &[u8], max_decompressed: usize) -> Result<Vec<u8>, Legacy
 }
 
 /// The stored batches `records` as an old-format message set of `magic`, for a consumer that
-/// asked from `fetch_offset`. Uncompressed batches lose the records before `fetch_offset` (a
-/// compressed wrapper is kept whole: its consumer skips them, as with Kafka).
-pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompressed: usize) -> Result<Vec<u8>, String> {
+/// asked from `fetch_offset`, and how many records it holds. Uncompressed batches lose the
+/// records before `fetch_offset` (a compressed wrapper is kept whole: its consumer skips them,
+/// as with Kafka).
+pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompressed: usize) -> Result<(Vec<u8>, u64), String> {
     let mut out = LegacyWriter::new(magic);
+    let mut converted = 0u64;
     let mut at = 0usize;
     while at < records.len() {
         let header = BatchHeader::parse(&records[at..]).map_err(|e| e.to_string())?;
@@ -72,6 +74,7 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
                 let r = r.map_err(|e| e.to_string())?;
                 if r.offset >= fetch_offset {
                     out.push(r.offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
+                    converted += 1;
                 }
             }
             continue;
@@ -83,6 +86,7 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
             let inner_offset = if magic >= 1 { r.offset - header.base_offset } else { r.offset };
             inner.push(inner_offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
             last_offset = Some(r.offset);
+            converted += 1;
             max_timestamp = max_timestamp.max(stamp(r.timestamp));
         }
         // Inner offsets relative to the batch base and the wrapper at the last record there
@@ -92,7 +96,7 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
         let value = legacy_format::compress_inner(codec, magic, &inner.finish()).map_err(|e| e.to_string())?;
         out.push(last_offset, max_timestamp, log_append_time, codec, None, Some(&value));
     }
-    Ok(out.finish())
+    Ok((out.finish(), converted))
 }
 
 /// Accumulates up-converted records into one v2 batch.

@@ -86,7 +86,8 @@ fn down_conversion_gives_old_consumers_every_record_at_its_offset() {
             b.base_offset = 103;
             let mut stored = encode_batch(&a);
             stored.extend(encode_batch(&b));
-            let set = down_convert(&stored, magic, 100, DEFAULT_MAX_DECOMPRESSED).unwrap();
+            let (set, n) = down_convert(&stored, magic, 100, DEFAULT_MAX_DECOMPRESSED).unwrap();
+            assert_eq!(n, 5);
             let got = legacy_records(&set);
             let ts = |t: i64| if magic == 0 { NO_TIMESTAMP } else { t };
             assert_eq!(
@@ -112,7 +113,8 @@ fn uncompressed_records_before_the_fetch_offset_are_left_out_and_control_batches
     control.producer_epoch = 0;
     let mut stored = encode_batch(&a);
     stored.extend(encode_batch(&control));
-    let set = down_convert(&stored, 1, 12, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let (set, n) = down_convert(&stored, 1, 12, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    assert_eq!(n, 2);
     assert_eq!(legacy_records(&set).iter().map(|r| r.0).collect::<Vec<_>>(), vec![12, 13]);
 }
 
@@ -140,7 +142,7 @@ fn a_compacted_batch_with_gaps_keeps_each_record_at_its_offset() {
         out
     };
     let stored = crate::log::test_util::encode_batch_with_payload(&spec, &crate::log::test_util::compress(Compression::Gzip, &raw));
-    let set = down_convert(&stored, 1, 200, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let (set, _) = down_convert(&stored, 1, 200, DEFAULT_MAX_DECOMPRESSED).unwrap();
     assert_eq!(legacy_records(&set).iter().map(|r| r.0).collect::<Vec<_>>(), vec![200, 203, 205]);
 }
 
@@ -156,7 +158,7 @@ fn up_then_down_conversion_is_lossless_for_what_old_formats_carry() {
     let produced = w.finish();
     let mut batch = up_convert(&produced, DEFAULT_MAX_DECOMPRESSED).unwrap();
     crate::log::record_batch::stamp_batch(&mut batch, 500, 3);
-    let fetched = down_convert(&batch, 1, 500, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    let (fetched, _) = down_convert(&batch, 1, 500, DEFAULT_MAX_DECOMPRESSED).unwrap();
     let want: Vec<_> = legacy_records(&produced).into_iter().map(|(o, t, k, v)| (o + 500, t, k, v)).collect();
     assert_eq!(legacy_records(&fetched), want);
 }

@@ -81,6 +81,8 @@ pub static INVALID_OFFSET_OR_SEQUENCE: MetricDef = topic_meter("InvalidOffsetOrS
 pub static REPLICATION_BYTES_IN: MetricDef = topic_meter("ReplicationBytesInPerSec", "Bytes fetched from leaders by this follower.");
 pub static REPLICATION_BYTES_OUT: MetricDef = topic_meter("ReplicationBytesOutPerSec", "Bytes sent to followers (not counted in BytesOutPerSec).");
 pub static REASSIGNMENT_BYTES_IN: MetricDef = topic_meter("ReassignmentBytesInPerSec", "Bytes fetched by this broker into replicas a reassignment is adding (part of ReplicationBytesInPerSec).");
+pub static PRODUCE_MESSAGE_CONVERSIONS: MetricDef = topic_meter("ProduceMessageConversionsPerSec", "Records up-converted from the message formats before v2 (magic 0/1, Produce v0-2) to record batch v2.");
+pub static FETCH_MESSAGE_CONVERSIONS: MetricDef = topic_meter("FetchMessageConversionsPerSec", "Records down-converted to magic 0/1 for consumers fetching below v4.");
 pub static REASSIGNMENT_BYTES_OUT: MetricDef = topic_meter("ReassignmentBytesOutPerSec", "Bytes sent to replicas a reassignment is adding (part of ReplicationBytesOutPerSec).");
 
 // RequestMetrics
@@ -250,6 +252,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &MESSAGES_IN, &BYTES_IN, &BYTES_OUT, &BYTES_REJECTED, &TOTAL_PRODUCE_REQUESTS, &TOTAL_FETCH_REQUESTS,
     &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE,
     &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT, &REASSIGNMENT_BYTES_IN, &REASSIGNMENT_BYTES_OUT,
+    &PRODUCE_MESSAGE_CONVERSIONS, &FETCH_MESSAGE_CONVERSIONS,
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
     &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
     &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,

@@ -80,6 +80,9 @@ pub struct TopicStats {
     /// The part of replication bytes that copies a replica being added by a reassignment.
     pub reassignment_bytes_in: [Arc<Counter>; 2],
     pub reassignment_bytes_out: [Arc<Counter>; 2],
+    /// Records converted from or to the message formats before v2 (Produce v0-2, Fetch v0-3).
+    pub produce_conversions: [Arc<Counter>; 2],
+    pub fetch_conversions: [Arc<Counter>; 2],
 }
 
 impl TopicStats {
@@ -141,7 +144,7 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
-    pub topic_meters: [Family<Counter>; 14],
+    pub topic_meters: [Family<Counter>; 16],
     topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
     pub requests: Family<Counter>,
     pub errors: Family<Counter>,
@@ -228,6 +231,8 @@ impl BrokerMetrics {
             replication_bytes_out: pair(11),
             reassignment_bytes_in: pair(12),
             reassignment_bytes_out: pair(13),
+            produce_conversions: pair(14),
+            fetch_conversions: pair(15),
         });
         self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
     }
