@@ -24,7 +24,9 @@ const MAX_WAIT_CAP_MS: u64 = 30_000;
 /// pread (a page-cache copy of tens of microseconds) costs less than the hand-off.
 const BLOCKING_READ_BYTES: usize = 64 * 1024;
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, mut request: FetchRequest, version: i16) -> FetchResponse {
+    // v13+ name topics by id: read by name, answer by id.
+    let known_ids = (version >= 13).then(|| resolve_topic_ids(broker, &mut request));
     let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -34,7 +36,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     // Registered with the partitions' watchers only once the fetch has to wait.
     let mut delayed: Option<DelayedFetch> = None;
     // A follower (replica_id >= 0) reads up to the log end and reports its position.
-    let replica = follower(broker, ctx, request.replica_id.0);
+    // v15+ carry the replica in ReplicaState (KIP-903).
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let replica = follower(broker, ctx, replica_id);
     let response = loop {
         let (response, total, errored) = read_once(broker, &request, max_bytes, replica).await;
         let now = tokio::time::Instant::now();
@@ -68,7 +72,46 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRe
     if broker.metrics.enabled {
         record_topic_stats(broker, &response, replica);
     }
+    if let Some(known) = known_ids {
+        answer_by_topic_id(&mut response, &request, &known);
+    }
     response
+}
+
+/// Fetch v13+: each requested topic id becomes its name for the read; whether it is known.
+fn resolve_topic_ids(broker: &Broker, request: &mut FetchRequest) -> Vec<bool> {
+    let image = broker.image();
+    request
+        .topics
+        .iter_mut()
+        .map(|t| match image.topic_by_id(t.topic_id) {
+            Some(topic) => {
+                t.topic = kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(topic.name.clone()));
+                true
+            }
+            None => {
+                t.topic = Default::default();
+                false
+            }
+        })
+        .collect()
+}
+
+/// Fetch v13+: the response names each topic by the id it was asked by; an unknown id answers
+/// UNKNOWN_TOPIC_ID for its partitions, as Kafka.
+fn answer_by_topic_id(response: &mut FetchResponse, request: &FetchRequest, known: &[bool]) {
+    for (ti, t) in response.responses.iter_mut().enumerate() {
+        let Some(asked) = request.topics.get(ti) else { continue };
+        t.topic_id = asked.topic_id;
+        t.topic = Default::default();
+        if !known.get(ti).copied().unwrap_or(false) {
+            for p in &mut t.partitions {
+                p.error_code = error_code::UNKNOWN_TOPIC_ID;
+                p.high_watermark = -1;
+                p.records = None;
+            }
+        }
+    }
 }
 
 /// KIP-110: a consumer fetching below v10 predates zstd. Its records end before the first zstd

@@ -11,6 +11,7 @@ use crate::coordinator::offsets_topic::TOPIC as OFFSETS_TOPIC;
 use crate::error_code::COORDINATOR_NOT_AVAILABLE;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// When the refusal to create the offsets topic was last logged (each group's consumer asks
 /// again every few hundred milliseconds): once per 10 s.
@@ -22,8 +23,16 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FindCoordina
     let answer = |key: &str| -> Coordinator {
         let c = Coordinator::default().with_key(str_bytes(key)).with_node_id(BrokerId(-1));
         let unavailable = |why: String| c.clone().with_error_code(COORDINATOR_NOT_AVAILABLE).with_error_message(Some(str_bytes(&why)));
-        if request.key_type != KEY_TYPE_GROUP {
-            return unavailable("transactions are not supported by this broker yet".into());
+        match request.key_type {
+            KEY_TYPE_GROUP => {}
+            KEY_TYPE_TRANSACTION => return unavailable("transactions are not supported by this broker yet".into()),
+            // v6 (KIP-932) adds share groups, which Kafka 3.9 answers only with them enabled.
+            other => {
+                return c
+                    .clone()
+                    .with_error_code(crate::error_code::INVALID_REQUEST)
+                    .with_error_message(Some(str_bytes(&format!("coordinator key type {other} is not supported (0 group, 1 transaction)"))))
+            }
         }
         if let Err(e) = &ready {
             return unavailable(format!("{OFFSETS_TOPIC} cannot be created yet: {e}"));

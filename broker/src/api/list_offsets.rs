@@ -1,5 +1,5 @@
-//! ListOffsets: earliest (-2, and -4 earliest-local), latest (-1), max timestamp (-3), or the
-//! first offset whose record timestamp is at or after a given time. Version 0 has its own
+//! ListOffsets: earliest (-2, and -4 earliest-local), latest (-1), max timestamp (-3), latest
+//! tiered (-5, v9: none without tiered storage, as Kafka answers it), or the first offset whose record timestamp is at or after a given time. Version 0 has its own
 //! semantics (`list_offsets_v0`).
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -12,6 +12,7 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     if version == 0 {
@@ -59,6 +60,9 @@ async fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16
         LATEST => return Ok((partition.high_watermark(), -1)),
         EARLIEST | EARLIEST_LOCAL => return Ok((partition.log_start_offset(), -1)),
         MAX_TIMESTAMP => None,
+        // KIP-1005: the highest offset in remote storage; Lantern has none (Kafka answers -1
+        // when remote storage is not enabled).
+        LATEST_TIERED => return Ok((-1, -1)),
         ts if ts >= 0 => Some(ts),
         _ => return Err(error_code::INVALID_REQUEST),
     };

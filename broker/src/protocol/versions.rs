@@ -18,14 +18,13 @@ const fn s(key: ApiKey, min: i16, decode_min: i16, max: i16) -> Supported {
     Supported { key, min, decode_min, max }
 }
 
-/// Implemented APIs. Minima are Kafka 3.9's (the versions Kafka 4 removed included, see
-/// vendor/kafka-protocol/PATCHES.md). Maxima stop before
-/// versions that change semantics Lantern does not have yet: Produce 12+/Fetch 13+ address
-/// topics by id only, Metadata 13 and ListOffsets 9+ add fields for tiered storage.
+/// Implemented APIs, with Kafka 3.9's ranges (the versions Kafka 4 removed included, see
+/// vendor/kafka-protocol/PATCHES.md), and AlterPartitionReassignments v1 (Kafka 4.0's, which
+/// changes replication factors).
 pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::Produce, 0, 0, 11),
-    s(ApiKey::Fetch, 0, 0, 12),
-    s(ApiKey::ListOffsets, 0, 0, 8),
+    s(ApiKey::Fetch, 0, 0, 17),
+    s(ApiKey::ListOffsets, 0, 0, 9),
     s(ApiKey::Metadata, 0, 0, 12),
     s(ApiKey::ApiVersions, 0, 0, 4),
     s(ApiKey::CreateTopics, 0, 0, 7),
@@ -37,7 +36,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::ElectLeaders, 0, 0, 2),
     s(ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     s(ApiKey::DescribeCluster, 0, 0, 1),
-    s(ApiKey::FindCoordinator, 0, 0, 4),
+    s(ApiKey::FindCoordinator, 0, 0, 6),
     s(ApiKey::JoinGroup, 0, 0, 9),
     s(ApiKey::SyncGroup, 0, 0, 5),
     s(ApiKey::Heartbeat, 0, 0, 4),
@@ -88,6 +87,28 @@ mod tests {
         for s in SUPPORTED {
             let (_, min) = KAFKA_3_9_MIN.iter().find(|(k, _)| *k == s.key).unwrap_or_else(|| panic!("{:?} missing", s.key));
             assert_eq!((s.min, s.decode_min), (*min, *min), "{:?}", s.key);
+        }
+    }
+
+    /// The newest version of each API Kafka 3.9 accepts.
+    const KAFKA_3_9_MAX: &[(ApiKey, i16)] = &[
+        (ApiKey::Produce, 11), (ApiKey::Fetch, 17), (ApiKey::ListOffsets, 9), (ApiKey::Metadata, 12),
+        (ApiKey::ApiVersions, 4), (ApiKey::CreateTopics, 7), (ApiKey::DeleteTopics, 6), (ApiKey::InitProducerId, 5),
+        (ApiKey::OffsetForLeaderEpoch, 4), (ApiKey::DescribeConfigs, 4), (ApiKey::CreatePartitions, 3),
+        (ApiKey::ElectLeaders, 2), (ApiKey::IncrementalAlterConfigs, 1), (ApiKey::DescribeCluster, 1),
+        (ApiKey::FindCoordinator, 6), (ApiKey::JoinGroup, 9), (ApiKey::SyncGroup, 5), (ApiKey::Heartbeat, 4),
+        (ApiKey::LeaveGroup, 5), (ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9), (ApiKey::ListGroups, 5),
+        (ApiKey::DescribeGroups, 5), (ApiKey::DeleteGroups, 2), (ApiKey::OffsetDelete, 0), (ApiKey::DescribeLogDirs, 4),
+        (ApiKey::AlterReplicaLogDirs, 2), (ApiKey::AlterPartitionReassignments, 0), (ApiKey::ListPartitionReassignments, 0),
+        (ApiKey::UnregisterBroker, 0), (ApiKey::DeleteRecords, 2), (ApiKey::AlterConfigs, 2), (ApiKey::DescribeProducers, 0),
+    ];
+
+    #[test]
+    fn every_version_kafka_3_9_accepts_up_to_its_newest_is_advertised() {
+        for s in SUPPORTED {
+            let (_, max) = KAFKA_3_9_MAX.iter().find(|(k, _)| *k == s.key).unwrap_or_else(|| panic!("{:?} missing", s.key));
+            let want = if s.key == ApiKey::AlterPartitionReassignments { 1 } else { *max };
+            assert_eq!(s.max, want, "{:?}", s.key);
         }
     }
 
