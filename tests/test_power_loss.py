@@ -12,7 +12,9 @@ Each test: a real broker on the mount, an idempotent acks=all producer that reco
 offset of every acknowledged record, a power cut while it produces (the mount freezes:
 every later operation fails with EIO, and the backing directory is rewritten to the durable
 state), kill -9 at the same moment, then the broker restarted on the backing directory and
-everything read back. `check_after_cut` is the one checker of both tests.
+everything read back. `check_after_cut` is the one checker of both tests. (The tests take
+`powercut_mount` before `broker_factory`: fixtures are torn down in reverse, so after a
+failure the broker is killed before its disk is unmounted.)
 """
 
 from __future__ import annotations
@@ -180,9 +182,6 @@ def _power_cut_run(broker_factory, powercut_mount, topic: str, tmp_path, props: 
     check_durable_files(cut["durable"], topic)
     broker.data_dirs = [backing]  # the disk as the cut left it
     broker.start()
-    restart_log = _restart_log(broker)
-    assert "panicked" not in restart_log and " ERROR " not in restart_log, (
-        f"the broker restarted on the cut disk with errors:\n{restart_log[-4000:]}")
     ends = {q: clients.watermarks(broker.bootstrap, topic, q) for q in range(PARTITIONS)}
     assert all(lo == 0 for lo, _ in ends.values()), f"log start offsets moved: {ends}"
     end_offsets = {q: hi for q, (_, hi) in ends.items()}
@@ -191,6 +190,8 @@ def _power_cut_run(broker_factory, powercut_mount, topic: str, tmp_path, props: 
 
 
 def _check_new_produce_works(broker, topic: str, end_offsets: dict[int, int]) -> None:
+    """New records continue each log at its end, and since the restart the broker has
+    logged no error and no panic."""
     msgs = [(f"after-{q}".encode(), f"after the cut {q}".encode()) for q in range(PARTITIONS)]
     reports = clients.produce_confluent(broker.bootstrap, topic, msgs, partition_of=lambda i: i,
                                         enable_idempotence=True)
@@ -199,6 +200,9 @@ def _check_new_produce_works(broker, topic: str, end_offsets: dict[int, int]) ->
     got = clients.consume_confluent(broker.bootstrap, topic, list(range(PARTITIONS)), start=end_offsets)
     assert sorted((p, o, k, v) for p, o, k, v, _ in got) == [
         (q, end_offsets[q], k, v) for q, (k, v) in enumerate(msgs)]
+    restart_log = _restart_log(broker)
+    assert "panicked" not in restart_log and " ERROR " not in restart_log, (
+        f"the broker restarted on the cut disk with errors:\n{restart_log[-4000:]}")
 
 
 def check_durable_files(durable: dict, topic: str) -> None:
@@ -233,7 +237,7 @@ def _recovery_lines(broker) -> list[str]:
     return out
 
 
-def test_flush_every_message_keeps_every_acknowledged_record(broker_factory, powercut_mount, topic_name, tmp_path):
+def test_flush_every_message_keeps_every_acknowledged_record(powercut_mount, broker_factory, topic_name, tmp_path):
     broker, rec, cut, _, got, ends = _power_cut_run(
         broker_factory, powercut_mount, topic_name, tmp_path, {"log.flush.interval.messages": 1},
         # the cut lands inside an append not fsynced yet (so not acknowledged), torn
@@ -252,7 +256,7 @@ def test_flush_every_message_keeps_every_acknowledged_record(broker_factory, pow
 FLUSH_MS = 1000  # Lantern's default log.flush.interval.ms (docs/configuration.md)
 
 
-def test_default_flush_loses_only_the_last_flush_interval(broker_factory, powercut_mount, topic_name, tmp_path):
+def test_default_flush_loses_only_the_last_flush_interval(powercut_mount, broker_factory, topic_name, tmp_path):
     """Default flush settings (time-based, every second): acknowledged records are lost, and
     the checker says so. The cut is made to land when a partition holds 64 KiB appended
     since its last flush, so there reliably is an acknowledged loss to detect. Every lost
