@@ -6,6 +6,8 @@
 Every process a test started is killed at teardown, and when a test fails the tail of each
 broker's stderr (of every cluster still running, too) is attached to the report.
 `java_classpaths` compiles tests/java once per session (see javacheck.py).
+`powercut_mount(backing, mountpoint, **kw)` mounts tests/powercut_fs.py (skipping the test
+where FUSE is not available), unmounted at teardown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster  # noqa: E402
 from javacheck import setup_classpaths  # noqa: E402
 from lantern import Broker  # noqa: E402
+from powercut_fs import MountFailed, PowercutMount, fuse_unavailable  # noqa: E402
 
 # Clusters not torn down yet: their nodes' logs go into the report of a failing test.
 _LIVE_CLUSTERS: list[Cluster] = []
@@ -110,3 +113,30 @@ def java_classpaths() -> dict[str, str]:
     """{kafka-clients version: classpath}; runs tests/java/setup.sh (fetch + verify jars,
     compile LanternClientCheck) once per session."""
     return setup_classpaths()
+
+
+@pytest.fixture
+def powercut_mount():
+    """`make(backing, mountpoint, seed=None)`: a started PowercutMount; skips the test where
+    this machine cannot mount FUSE (see powercut_fs.fuse_unavailable). Every mount is
+    unmounted and its process gone after the test."""
+    made: list[PowercutMount] = []
+
+    def make(backing: Path, mountpoint: Path, **kw) -> PowercutMount:
+        why = fuse_unavailable()
+        if why:
+            pytest.skip(f"FUSE unavailable: {why}")
+        m = PowercutMount(backing, mountpoint, **kw)
+        made.append(m)
+        try:
+            return m.start()
+        except MountFailed as e:
+            # the kernel refusing the mount (a container without CAP_SYS_ADMIN) is the
+            # machine's limit; anything else (a missing package, a crash) is a failure
+            if "mount failed: Operation not permitted" in str(e) or "mount failed: Permission denied" in str(e):
+                pytest.skip(f"FUSE unavailable: the kernel refused the mount: {e}")
+            raise
+
+    yield make
+    for m in made:
+        m.stop()

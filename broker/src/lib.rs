@@ -12,6 +12,7 @@ pub mod config;
 pub mod controller;
 pub mod coordinator;
 pub mod crash_point;
+pub mod durable_fs;
 pub mod error_code;
 pub mod http;
 pub mod log;

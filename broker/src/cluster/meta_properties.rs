@@ -87,7 +87,7 @@ pub fn write_missing(dirs: &[PathBuf], meta: &MetaProperties) -> std::io::Result
         if path.exists() {
             continue;
         }
-        std::fs::create_dir_all(dir)?;
+        crate::durable_fs::create_dir_all(dir)?;
         let text = format!("#Written by lantern-broker\nversion=1\nnode.id={}\ncluster.id={}\n", meta.node_id, meta.cluster_id);
         write_durably(Path::new(&path), text.as_bytes())?;
     }

@@ -264,7 +264,7 @@ impl LogManager {
         }
         let mut data_dirs = Vec::with_capacity(dirs.len());
         for dir in dirs {
-            fs::create_dir_all(dir).map_err(LogError::io("creating data directory", dir))?;
+            crate::durable_fs::create_dir_all(dir).map_err(LogError::io("creating data directory", dir))?;
             data_dirs.push(DataDir {
                 path: dir.clone(),
                 _lock: lock_dir(dir)?,

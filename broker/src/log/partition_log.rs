@@ -239,7 +239,9 @@ impl PartitionLog {
     /// leftovers of interrupted deletions, and rebuilds the producer state.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         let now_ms = wall_clock_ms();
-        fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
+        // A new partition directory is linked durably into its log directory: without
+        // that, a power cut can take it and every record fsynced into it.
+        crate::durable_fs::create_dir_all(dir).map_err(LogError::io("creating log directory", dir))?;
         cleaner_files::finish_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(LogError::io("listing log directory", dir))? {

@@ -57,9 +57,15 @@ pub struct LogStore {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        crate::durable_fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
+        let created = !path.try_exists()?;
         let mut file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(&path)?;
+        if created {
+            // The appends fdatasync the file; its name must be durable too, or a power cut
+            // takes the whole log (every topic) with it.
+            crate::durable_fs::sync_dir(dir)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (entries, valid) = decode_frames(&bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;

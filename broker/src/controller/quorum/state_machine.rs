@@ -60,7 +60,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// Loads the last snapshot, if any; openraft then applies the log after it.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::durable_fs::create_dir_all(dir)?;
         let snap: Option<SnapshotFile> = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
             Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
                 std::io::Error::other(format!("{} is corrupt ({e}); restore it from another voter's copy", dir.join(SNAPSHOT_FILE).display()))
