@@ -123,3 +123,18 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         append: append_policy(&value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_cleanup_policy_neither_deletes_nor_compacts() {
+        let config = BrokerConfig::from_properties(BTreeMap::new()).expect("the defaults are a valid configuration");
+        let with = |policy: &str| log_config(&config, &BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]));
+        let empty = with("");
+        assert!(!empty.cleanup_policy_delete && !empty.cleanup_policy_compact);
+        let both = with("compact, delete");
+        assert!(both.cleanup_policy_delete && both.cleanup_policy_compact);
+    }
+}

@@ -197,6 +197,9 @@ impl TopicConfigDef {
                 _ => invalid("Value must be no less than 0 and no more than 1"),
             },
             (OneOf(words), _) if !words.contains(&v) => invalid(&format!("String must be one of: {}", words.join(", "))),
+            // An empty list is valid, as Kafka parses "" as []: cleanup.policy= means neither
+            // deletion nor compaction (the log is kept whole).
+            (ListOf(_), _) if v.trim().is_empty() => Ok(()),
             (ListOf(words), _) => {
                 let items: Vec<&str> = v.split(',').map(str::trim).collect();
                 match items.iter().find(|w| !words.contains(w)) {
@@ -286,6 +289,7 @@ mod tests {
             ("message.format.version", "2.8"),
             ("retention.bytes", "-7"),
             ("cleanup.policy", "compact,delete"),
+            ("cleanup.policy", ""),
         ] {
             assert_eq!(check(name, good), Ok(()), "{name}={good}");
         }
