@@ -30,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     // Responses are built in request order; appends to different partitions run concurrently
     // so that their fsyncs (with log.flush.interval.messages=1) overlap.
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
-    let mut appends: JoinSet<(usize, usize, Result<Appended, PartitionError>, usize)> = JoinSet::new();
+    let mut appends: JoinSet<Outcome> = JoinSet::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -48,8 +48,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     let trace = ctx.trace.clone();
                     appends.spawn(async move {
                         let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));
+                        // The local append (and its fsync) here; an acks=all wait for the
+                        // followers comes after, without the handler slot.
                         let result = if acks == -1 {
-                            partition.append_replicated(&records, now_ms(), timeout).await
+                            partition.append_for_acks_all(&records, now_ms()).await
                         } else {
                             partition.append(&records, now_ms()).await
                         };
@@ -59,7 +61,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                         if let Err(e) = &result {
                             tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
                         }
-                        (ti, pi, result, records.len())
+                        (ti, pi, result, records.len(), partition)
                     });
                     None
                 }
@@ -82,13 +84,26 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     }
     let waiting = appends.len() as i64;
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
+    let mut outcomes = joined(&mut appends).await;
+    if acks == -1 {
+        // acks=all: every appended partition waits for its in-sync followers, together, and
+        // without the handler slot (Kafka's produce purgatory; RemoteTimeMs).
+        let mut waits: JoinSet<Outcome> = JoinSet::new();
+        for (ti, pi, result, bytes, partition) in std::mem::take(&mut outcomes) {
+            match result {
+                Ok(appended) => {
+                    waits.spawn(async move {
+                        let result = partition.replicated(appended, timeout).await;
+                        (ti, pi, result, bytes, partition)
+                    });
+                }
+                Err(e) => outcomes.push((ti, pi, Err(e), bytes, partition)),
+            }
+        }
+        outcomes.extend(crate::network::handler_pool::remote(joined(&mut waits)).await);
+    }
     let mut completed = 0i64;
-    while let Some(joined) = appends.join_next().await {
-        let Ok((ti, pi, result, bytes)) = joined else {
-            // Its partition keeps the error `awaiting_append` put there, and is counted below.
-            tracing::error!(target: "kafka.server.ReplicaManager", error = ?joined.err(), "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR");
-            continue;
-        };
+    for (ti, pi, result, bytes, _) in outcomes {
         completed += 1;
         if recording {
             if let Some(stats) = broker.topic_stats(&responses[ti].name.0) {
@@ -144,6 +159,22 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// A partition's append: (topic index, partition index, result, record bytes, partition).
+type Outcome = (usize, usize, Result<Appended, PartitionError>, usize, Arc<crate::cluster::Partition>);
+
+/// Every task's outcome; a task that failed to complete leaves its partition at the error
+/// `awaiting_append` put there (counted as lost by the caller).
+async fn joined(tasks: &mut JoinSet<Outcome>) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => tracing::error!(target: "kafka.server.ReplicaManager", error = ?e, "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR"),
+        }
+    }
+    outcomes
 }
 
 const APPEND_DID_NOT_COMPLETE: &str = "the append task did not complete (the broker logged why); the records may or may not have been written: retry";

@@ -319,11 +319,21 @@ impl Partition {
     /// acks=all (-1): refuses before appending when the ISR is below min.insync.replicas,
     /// then appends and waits until every ISR member has the records (or `timeout`).
     pub async fn append_replicated(&self, records: &Bytes, now_ms: i64, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
+        let appended = self.append_for_acks_all(records, now_ms).await?;
+        self.replicated(appended, timeout).await
+    }
+
+    /// The local part of an acks=all append: refused below min.insync.replicas, else appended.
+    pub async fn append_for_acks_all(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
         if !self.enough_replicas_for_acks_all() {
             let isr = self.isr().len();
             return Err(PartitionError::NotEnoughReplicas { partition: self.name(), isr, min: self.min_insync_replicas() });
         }
-        let appended = self.append(records, now_ms).await?;
+        self.append(records, now_ms).await
+    }
+
+    /// The remote part of an acks=all append: `appended` once the ISR has it.
+    pub async fn replicated(&self, appended: Appended, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
         match self.wait_replicated(appended.last_offset + 1, timeout).await {
             Replicated::Done => Ok(appended),
             Replicated::NotEnoughReplicasAfterAppend => Err(PartitionError::NotEnoughReplicasAfterAppend(self.name())),
@@ -332,8 +342,13 @@ impl Partition {
         }
     }
 
-    /// acks=all: waits until every ISR member has everything before `required_offset`.
+    /// acks=all: waits until every ISR member has everything before `required_offset`, without
+    /// the request's handler slot (the followers' fetches may need one; RemoteTimeMs).
     pub async fn wait_replicated(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
+        crate::network::handler_pool::remote(self.wait_replicated_inner(required_offset, timeout)).await
+    }
+
+    async fn wait_replicated_inner(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
         let mut rx = self.hw_watch.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
