@@ -86,21 +86,26 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
     let mut outcomes = joined(&mut appends).await;
     if acks == -1 {
-        // acks=all: every appended partition waits for its in-sync followers, together, and
-        // without the handler slot (Kafka's produce purgatory; RemoteTimeMs).
+        // acks=all: every appended partition not yet on its in-sync followers waits for them,
+        // together, and without the handler slot (Kafka's produce purgatory; RemoteTimeMs).
         let mut waits: JoinSet<Outcome> = JoinSet::new();
         for (ti, pi, result, bytes, partition) in std::mem::take(&mut outcomes) {
             match result {
-                Ok(appended) => {
-                    waits.spawn(async move {
-                        let result = partition.replicated(appended, timeout).await;
-                        (ti, pi, result, bytes, partition)
-                    });
-                }
+                Ok(appended) => match partition.replicated_now(appended) {
+                    Some(decided) => outcomes.push((ti, pi, decided, bytes, partition)),
+                    None => {
+                        waits.spawn(async move {
+                            let result = partition.replicated(appended, timeout).await;
+                            (ti, pi, result, bytes, partition)
+                        });
+                    }
+                },
                 Err(e) => outcomes.push((ti, pi, Err(e), bytes, partition)),
             }
         }
-        outcomes.extend(crate::network::handler_pool::remote(joined(&mut waits)).await);
+        if !waits.is_empty() {
+            outcomes.extend(crate::network::handler_pool::remote(joined(&mut waits)).await);
+        }
     }
     let mut completed = 0i64;
     for (ti, pi, result, bytes, _) in outcomes {

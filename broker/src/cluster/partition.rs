@@ -334,7 +334,17 @@ impl Partition {
 
     /// The remote part of an acks=all append: `appended` once the ISR has it.
     pub async fn replicated(&self, appended: Appended, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
-        match self.wait_replicated(appended.last_offset + 1, timeout).await {
+        self.replication_result(appended, self.wait_replicated(appended.last_offset + 1, timeout).await)
+    }
+
+    /// The outcome of an acks=all append if it is already decided (no follower to wait for, as
+    /// with a single replica), without waiting.
+    pub fn replicated_now(&self, appended: Appended) -> Option<Result<Appended, PartitionError>> {
+        self.acks_all_now(appended.last_offset + 1).map(|r| self.replication_result(appended, r))
+    }
+
+    fn replication_result(&self, appended: Appended, replicated: Replicated) -> Result<Appended, PartitionError> {
+        match replicated {
             Replicated::Done => Ok(appended),
             Replicated::NotEnoughReplicasAfterAppend => Err(PartitionError::NotEnoughReplicasAfterAppend(self.name())),
             Replicated::NotLeader => Err(PartitionError::NotLeader(self.name())),
@@ -342,22 +352,32 @@ impl Partition {
         }
     }
 
-    /// acks=all: waits until every ISR member has everything before `required_offset`, without
-    /// the request's handler slot (the followers' fetches may need one; RemoteTimeMs).
+    /// acks=all's state for `required_offset` now: `None` while the followers are still due.
+    fn acks_all_now(&self, required_offset: i64) -> Option<Replicated> {
+        match self.replication.lock().as_ref().map(|r| r.acks_all(required_offset, self.min_insync_replicas())) {
+            None => Some(Replicated::NotLeader),
+            Some(AcksAll::Done) => Some(Replicated::Done),
+            Some(AcksAll::NotEnoughReplicasAfterAppend) => Some(Replicated::NotEnoughReplicasAfterAppend),
+            Some(AcksAll::Waiting) => None,
+        }
+    }
+
+    /// acks=all: waits until every ISR member has everything before `required_offset`; when it
+    /// has to wait, without the request's handler slot (the followers' fetches may need one;
+    /// RemoteTimeMs).
     pub async fn wait_replicated(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
-        crate::network::handler_pool::remote(self.wait_replicated_inner(required_offset, timeout)).await
+        match self.acks_all_now(required_offset) {
+            Some(decided) => decided,
+            None => crate::network::handler_pool::remote(self.wait_replicated_inner(required_offset, timeout)).await,
+        }
     }
 
     async fn wait_replicated_inner(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
         let mut rx = self.hw_watch.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let state = self.replication.lock().as_ref().map(|r| r.acks_all(required_offset, self.min_insync_replicas()));
-            match state {
-                None => return Replicated::NotLeader,
-                Some(AcksAll::Done) => return Replicated::Done,
-                Some(AcksAll::NotEnoughReplicasAfterAppend) => return Replicated::NotEnoughReplicasAfterAppend,
-                Some(AcksAll::Waiting) => {}
+            if let Some(decided) = self.acks_all_now(required_offset) {
+                return decided;
             }
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Replicated::NotLeader },
