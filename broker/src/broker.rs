@@ -25,6 +25,8 @@ pub struct Broker {
     pub tracer: Option<crate::telemetry::Tracer>,
     /// max.connections and max.connections.per.ip, shared by the listeners.
     pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
+    /// `num.io.threads` request handler slots.
+    pub handlers: Arc<crate::network::handler_pool::HandlerPool>,
     /// Replication throttles: what this broker sends to followers that are catching up, and
     /// what it fetches as such a follower (see `cluster::replication_quota`).
     pub leader_quota: crate::cluster::replication_quota::ReplicationQuota,
@@ -46,6 +48,7 @@ impl Broker {
         let metrics_enabled = config.metrics_enabled;
         let connection_quotas = crate::network::ConnectionQuotas::new(config.max_connections, config.max_connections_per_ip);
         let worker_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let handlers = crate::network::handler_pool::HandlerPool::new(config.num_io_threads);
         let coordinator = Arc::new(GroupCoordinator::new(CoordinatorConfig {
             offsets_partitions: config.offsets_topic_num_partitions,
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
@@ -64,6 +67,7 @@ impl Broker {
             request_log,
             tracer,
             connection_quotas,
+            handlers,
             leader_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             follower_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             ready: AtomicBool::new(false),

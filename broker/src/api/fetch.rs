@@ -32,7 +32,6 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, mut request: Fet
     let min_bytes = request.min_bytes.max(0) as usize;
     let request_max = if version >= 3 { request.max_bytes.max(0) as usize } else { usize::MAX };
     let max_bytes = request_max.min(broker.config.fetch_max_bytes);
-    let mut waited = std::time::Duration::ZERO;
     // Registered with the partitions' watchers only once the fetch has to wait.
     let mut delayed: Option<DelayedFetch> = None;
     // A follower (replica_id >= 0) reads up to the log end and reports its position.
@@ -53,15 +52,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, mut request: Fet
         };
         // In the purgatory: waiting for min_bytes or max_wait_ms.
         broker.metrics.purgatory_fetch.fetch_add(1, Ordering::Relaxed);
-        let woken = watch.wait_until(deadline).await;
+        // Without the handler slot (RemoteTimeMs), as a delayed fetch frees Kafka's handler thread.
+        let woken = crate::network::handler_pool::remote(watch.wait_until(deadline)).await;
         broker.metrics.purgatory_fetch.fetch_sub(1, Ordering::Relaxed);
-        waited += now.elapsed();
         if !woken {
             // Timed out: answer with what there is.
             break read_once(broker, &request, max_bytes, replica).await.0;
         }
     };
-    ctx.add_remote(waited);
     let mut response = response;
     if version < 10 && replica.is_none() {
         keep_zstd_from_old_consumers(&mut response);

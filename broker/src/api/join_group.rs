@@ -23,11 +23,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: JoinGroupReq
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let started = std::time::Instant::now();
     broker.metrics.purgatory_rebalance.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let r = broker.coordinator.join(&broker.replicas, req).await;
+    // Waiting for the group's other members, without the handler slot (RemoteTimeMs).
+    let r = crate::network::handler_pool::remote(broker.coordinator.join(&broker.replicas, req)).await;
     broker.metrics.purgatory_rebalance.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    ctx.add_remote(started.elapsed());
     let members = r
         .members
         .into_iter()

@@ -58,8 +58,6 @@ pub struct RequestContext {
     /// The listener the request came in on: Metadata answers with endpoints on it.
     pub listener: String,
     pub client_id: String,
-    /// Time spent waiting on others (long poll, rebalance), for RemoteTimeMs.
-    remote_micros: std::sync::atomic::AtomicU64,
     /// The request's span, when tracing is on and the request sampled: handlers start
     /// child spans from it.
     pub trace: Option<crate::telemetry::TraceParent>,
@@ -71,18 +69,10 @@ impl RequestContext {
             peer,
             listener: listener.to_string(),
             client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            remote_micros: Default::default(),
             trace: None,
         }
     }
 
-    pub fn add_remote(&self, d: std::time::Duration) {
-        self.remote_micros.fetch_add(d.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn remote_micros(&self) -> u64 {
-        self.remote_micros.load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 /// Handles a decoded request. `None` means no response is sent (Produce with acks=0).
@@ -110,7 +100,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Request
         }
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(broker, ctx, r, version).await),
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(broker, ctx, r, version).await),
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, ctx, r, version).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(broker, r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, version).await),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(broker, r, version).await),

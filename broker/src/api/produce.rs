@@ -30,7 +30,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     // Responses are built in request order; appends to different partitions run concurrently
     // so that their fsyncs (with log.flush.interval.messages=1) overlap.
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
-    let mut appends: JoinSet<(usize, usize, Result<Appended, PartitionError>, usize, bool)> = JoinSet::new();
+    let mut appends: JoinSet<Outcome> = JoinSet::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -46,20 +46,23 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 }
                 (None, Ok(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
+                    let conversions = broker.topic_stats(&name).filter(|_| broker.metrics.enabled);
                     appends.spawn(async move {
                         // Produce v0-2 may carry magic 0/1 message sets: stored as one v2 batch.
                         let converted = version < 3 && crate::log::legacy_format::is_legacy(&records);
                         let records = if converted {
                             match up_convert(records).await {
                                 Ok(batch) => batch,
-                                Err(e) => return (ti, pi, Err(e), 0, converted),
+                                Err(e) => return (ti, pi, Err(e), 0, partition),
                             }
                         } else {
                             records
                         };
                         let span = trace.map(|t| spans::log_append_span(&t, &partition.topic, partition.index, &records));
+                        // The local append (and its fsync) here; an acks=all wait for the
+                        // followers comes after, without the handler slot.
                         let result = if acks == -1 {
-                            partition.append_replicated(&records, now_ms(), timeout).await
+                            partition.append_for_acks_all(&records, now_ms()).await
                         } else {
                             partition.append(&records, now_ms()).await
                         };
@@ -69,7 +72,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                         if let Err(e) = &result {
                             tracing::debug!(target: "kafka.request.logger", partition = %partition.name(), error = %e, "produce refused");
                         }
-                        (ti, pi, result, records.len(), converted)
+                        // Kafka counts conversions as LogValidator appends them.
+                        if let (true, Ok(a), Some(stats)) = (converted, &result, &conversions) {
+                            TopicStats::add(&stats.produce_conversions, a.records);
+                        }
+                        (ti, pi, result, records.len(), partition)
                     });
                     None
                 }
@@ -92,20 +99,35 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     }
     let waiting = appends.len() as i64;
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
+    let mut outcomes = joined(&mut appends).await;
+    if acks == -1 {
+        // acks=all: every appended partition not yet on its in-sync followers waits for them,
+        // together, and without the handler slot (Kafka's produce purgatory; RemoteTimeMs).
+        let mut waits: JoinSet<Outcome> = JoinSet::new();
+        for (ti, pi, result, bytes, partition) in std::mem::take(&mut outcomes) {
+            match result {
+                Ok(appended) => match partition.replicated_now(appended) {
+                    Some(decided) => outcomes.push((ti, pi, decided, bytes, partition)),
+                    None => {
+                        waits.spawn(async move {
+                            let result = partition.replicated(appended, timeout).await;
+                            (ti, pi, result, bytes, partition)
+                        });
+                    }
+                },
+                Err(e) => outcomes.push((ti, pi, Err(e), bytes, partition)),
+            }
+        }
+        if !waits.is_empty() {
+            outcomes.extend(crate::network::handler_pool::remote(joined(&mut waits)).await);
+        }
+    }
     let mut completed = 0i64;
-    while let Some(joined) = appends.join_next().await {
-        let Ok((ti, pi, result, bytes, converted)) = joined else {
-            // Its partition keeps the error `awaiting_append` put there, and is counted below.
-            tracing::error!(target: "kafka.server.ReplicaManager", error = ?joined.err(), "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR");
-            continue;
-        };
+    for (ti, pi, result, bytes, _) in outcomes {
         completed += 1;
         if recording {
             if let Some(stats) = broker.topic_stats(&responses[ti].name.0) {
                 record_append(&broker.metrics, &stats, &result, bytes as u64);
-                if let (true, Ok(a)) = (converted, &result) {
-                    TopicStats::add(&stats.produce_conversions, a.records);
-                }
             }
         }
         let topic = &mut responses[ti];
@@ -157,6 +179,22 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// A partition's append: (topic index, partition index, result, record bytes, partition).
+type Outcome = (usize, usize, Result<Appended, PartitionError>, usize, Arc<crate::cluster::Partition>);
+
+/// Every task's outcome; a task that failed to complete leaves its partition at the error
+/// `awaiting_append` put there (counted as lost by the caller).
+async fn joined(tasks: &mut JoinSet<Outcome>) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => tracing::error!(target: "kafka.server.ReplicaManager", error = ?e, "a produce append task failed to complete; answering UNKNOWN_SERVER_ERROR"),
+        }
+    }
+    outcomes
 }
 
 /// Up-converts an old-format message set (decompression and recompression: a blocking thread).

@@ -323,12 +323,32 @@ impl Partition {
     /// acks=all (-1): refuses before appending when the ISR is below min.insync.replicas,
     /// then appends and waits until every ISR member has the records (or `timeout`).
     pub async fn append_replicated(&self, records: &Bytes, now_ms: i64, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
+        let appended = self.append_for_acks_all(records, now_ms).await?;
+        self.replicated(appended, timeout).await
+    }
+
+    /// The local part of an acks=all append: refused below min.insync.replicas, else appended.
+    pub async fn append_for_acks_all(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
         if !self.enough_replicas_for_acks_all() {
             let isr = self.isr().len();
             return Err(PartitionError::NotEnoughReplicas { partition: self.name(), isr, min: self.min_insync_replicas() });
         }
-        let appended = self.append(records, now_ms).await?;
-        match self.wait_replicated(appended.last_offset + 1, timeout).await {
+        self.append(records, now_ms).await
+    }
+
+    /// The remote part of an acks=all append: `appended` once the ISR has it.
+    pub async fn replicated(&self, appended: Appended, timeout: std::time::Duration) -> Result<Appended, PartitionError> {
+        self.replication_result(appended, self.wait_replicated(appended.last_offset + 1, timeout).await)
+    }
+
+    /// The outcome of an acks=all append if it is already decided (no follower to wait for, as
+    /// with a single replica), without waiting.
+    pub fn replicated_now(&self, appended: Appended) -> Option<Result<Appended, PartitionError>> {
+        self.acks_all_now(appended.last_offset + 1).map(|r| self.replication_result(appended, r))
+    }
+
+    fn replication_result(&self, appended: Appended, replicated: Replicated) -> Result<Appended, PartitionError> {
+        match replicated {
             Replicated::Done => Ok(appended),
             Replicated::NotEnoughReplicasAfterAppend => Err(PartitionError::NotEnoughReplicasAfterAppend(self.name())),
             Replicated::NotLeader => Err(PartitionError::NotLeader(self.name())),
@@ -336,17 +356,32 @@ impl Partition {
         }
     }
 
-    /// acks=all: waits until every ISR member has everything before `required_offset`.
+    /// acks=all's state for `required_offset` now: `None` while the followers are still due.
+    fn acks_all_now(&self, required_offset: i64) -> Option<Replicated> {
+        match self.replication.lock().as_ref().map(|r| r.acks_all(required_offset, self.min_insync_replicas())) {
+            None => Some(Replicated::NotLeader),
+            Some(AcksAll::Done) => Some(Replicated::Done),
+            Some(AcksAll::NotEnoughReplicasAfterAppend) => Some(Replicated::NotEnoughReplicasAfterAppend),
+            Some(AcksAll::Waiting) => None,
+        }
+    }
+
+    /// acks=all: waits until every ISR member has everything before `required_offset`; when it
+    /// has to wait, without the request's handler slot (the followers' fetches may need one;
+    /// RemoteTimeMs).
     pub async fn wait_replicated(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
+        match self.acks_all_now(required_offset) {
+            Some(decided) => decided,
+            None => crate::network::handler_pool::remote(self.wait_replicated_inner(required_offset, timeout)).await,
+        }
+    }
+
+    async fn wait_replicated_inner(&self, required_offset: i64, timeout: std::time::Duration) -> Replicated {
         let mut rx = self.hw_watch.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let state = self.replication.lock().as_ref().map(|r| r.acks_all(required_offset, self.min_insync_replicas()));
-            match state {
-                None => return Replicated::NotLeader,
-                Some(AcksAll::Done) => return Replicated::Done,
-                Some(AcksAll::NotEnoughReplicasAfterAppend) => return Replicated::NotEnoughReplicasAfterAppend,
-                Some(AcksAll::Waiting) => {}
+            if let Some(decided) = self.acks_all_now(required_offset) {
+                return decided;
             }
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return Replicated::NotLeader },

@@ -53,8 +53,13 @@ impl Partition {
     }
 
     /// Waits until the low watermark reaches `required` (true) or `timeout` passes, or this
-    /// broker stops leading (false).
+    /// broker stops leading (false); without the request's handler slot (the followers'
+    /// fetches move it; RemoteTimeMs).
     pub async fn wait_low_watermark(&self, required: i64, timeout: std::time::Duration) -> bool {
+        crate::network::handler_pool::remote(self.wait_low_watermark_inner(required, timeout)).await
+    }
+
+    async fn wait_low_watermark_inner(&self, required: i64, timeout: std::time::Duration) -> bool {
         let mut rx = self.hw_watch.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

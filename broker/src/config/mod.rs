@@ -51,6 +51,8 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// `num.io.threads`: request handler slots (network::handler_pool).
+    pub num_io_threads: usize,
     pub message_max_bytes: usize,
     pub fetch_max_bytes: usize,
     pub segment_bytes: u64,
@@ -219,6 +221,7 @@ impl BrokerConfig {
             auto_create_topics: get("auto.create.topics.enable") == Some("true"),
             delete_topic_enable: get("delete.topic.enable") == Some("true"),
             socket_request_max_bytes: num("socket.request.max.bytes") as usize,
+            num_io_threads: num("num.io.threads").max(1) as usize,
             message_max_bytes: num("message.max.bytes") as usize,
             fetch_max_bytes: num("fetch.max.bytes") as usize,
             segment_bytes: num("log.segment.bytes") as u64,

@@ -102,6 +102,13 @@ pub const PROPERTIES: &[PropertyDef] = &[
         Some(64),
         "Largest request frame accepted; a larger length prefix closes the connection before any allocation.",
     ),
+    p(
+        "num.io.threads",
+        Kind::Int,
+        Some("8"),
+        Some(1),
+        "Request handler slots: requests handled at once (fsyncs included); more wait in the request queue (RequestQueueSize).",
+    ),
     p("message.max.bytes", Kind::Int, Some("1048588"), Some(0), "Largest record batch accepted (topic max.message.bytes)."),
     p("fetch.max.bytes", Kind::Int, Some("57671680"), Some(1024), "Largest Fetch response, whatever the client asks."),
     p("log.segment.bytes", Kind::Int, Some("1073741824"), Some(1024), "Segment size before a roll."),

@@ -95,9 +95,9 @@ pub static REMOTE_TIME: MetricDef = request_hist("RemoteTimeMs", "Time a request
 pub static RESPONSE_QUEUE_TIME: MetricDef = request_hist("ResponseQueueTimeMs", "Time a response waited before sending, ms.");
 pub static RESPONSE_SEND_TIME: MetricDef = request_hist("ResponseSendTimeMs", "Time to write the response to the socket, ms.");
 pub static REQUEST_BYTES: MetricDef = request_hist("RequestBytes", "Size of requests, bytes.");
-pub static REQUEST_QUEUE_SIZE: MetricDef = m("kafka.network", "RequestChannel", "RequestQueueSize", &[], Gauge, "Requests read and not yet being handled.");
-pub static NETWORK_IDLE: MetricDef = m("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", &[], Gauge, "Share of time the network layer was not reading or writing, 0..1.");
-pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent", &[], Gauge, "Share of handler capacity (worker threads) not spent handling requests, 0..1.");
+pub static REQUEST_QUEUE_SIZE: MetricDef = m("kafka.network", "RequestChannel", "RequestQueueSize", &[], Gauge, "Requests read from clients and waiting for a request handler slot (num.io.threads), new ones and ones resuming after a remote wait.");
+pub static NETWORK_IDLE: MetricDef = m("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", &[], Gauge, "1 - (time the worker threads spent inside socket reads and writes and decoding requests) / (elapsed time x worker threads), over the time since the previous scrape (at least 1 s), 0..1.");
+pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent", &[], Gauge, "1 - (request handler slot time held by requests) / (elapsed time x num.io.threads), over the time since the previous scrape (at least 1 s), 0..1. A request holds a slot while it is handled, fsyncs and blocking reads included, not while it waits on others (RemoteTimeMs).");
 
 // socket-server-metrics
 pub static CONNECTION_COUNT: MetricDef = m("kafka.server", "socket-server-metrics", "connection-count", &["listener", "networkProcessor"], Attribute, "Open client connections.");

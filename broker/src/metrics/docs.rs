@@ -19,6 +19,18 @@ pub fn metrics_markdown() -> String {
          across nodes with `max`, not `sum`. `ActiveControllerCount` is 1 on the active controller only. A \
          broker that is not a controller (`process.roles=broker`) serves no `kafka.controller` metric, as in Kafka; its \
          `raft-metrics` describe it as an `observer`.\n\n\
+         Requests are handled in `num.io.threads` request handler slots (default 8), as Kafka handles them in that \
+         many request handler threads. A request read from a client waits for a free slot (`RequestQueueSize` counts \
+         the requests waiting, `RequestQueueTimeMs` is the wait), holds it while it is handled, including the fsyncs \
+         that `flush.messages` demands and blocking log reads (a Kafka handler thread blocks on them too), and gives \
+         it back while it waits on others, as Kafka's purgatories free the handler thread: a long-polling Fetch, \
+         JoinGroup and SyncGroup waiting for the group, an acks=all Produce or an offset commit waiting for the \
+         followers, DeleteRecords waiting for the low watermark (`RemoteTimeMs`, which includes taking a slot again \
+         to finish). `RequestHandlerAvgIdlePercent` is 1 - slot time held / (elapsed time x `num.io.threads`): 0 means \
+         every slot was busy all the time and requests queue. `NetworkProcessorAvgIdlePercent` is 1 - the time the \
+         runtime's worker threads (one per CPU; every connection's socket work runs on them) spent inside socket reads \
+         and writes and decoding requests / (elapsed time x worker threads); waiting for a client's socket is not busy \
+         time. Both are taken over the time since the previous scrape (at least one second).\n\n\
          | MBean | Strimzi name | Confluent name | type | labels | status | meaning |\n|---|---|---|---|---|---|---|\n",
     );
     for def in CATALOGUE {

@@ -167,11 +167,12 @@ pub struct BrokerMetrics {
     pub purgatory_fetch: Gauge,
     pub purgatory_produce: Gauge,
     pub purgatory_rebalance: Gauge,
-    pub request_queue: Gauge,
-    /// Nanoseconds spent handling requests / reading and writing sockets, for idle ratios.
-    pub handler_busy_ns: Counter,
+    /// Nanoseconds worker threads spent in the network layer's work: socket reads and writes
+    /// (inside the system calls) and decoding requests, for NetworkProcessorAvgIdlePercent.
     pub network_busy_ns: Counter,
-    idle_window: Mutex<(Instant, u64, u64, f64, f64)>,
+    /// (window start, network busy ns at that start, idle share of the last complete window)
+    network_window: Mutex<(Instant, u64, f64)>,
+    /// The runtime's worker threads: every connection's reads and writes run on them.
     pub worker_threads: usize,
     pub request_handles: requests::RequestMetrics,
 }
@@ -201,10 +202,8 @@ impl BrokerMetrics {
             purgatory_fetch: Gauge::new(0),
             purgatory_produce: Gauge::new(0),
             purgatory_rebalance: Gauge::new(0),
-            request_queue: Gauge::new(0),
-            handler_busy_ns: Counter::new(0),
             network_busy_ns: Counter::new(0),
-            idle_window: Mutex::new((Instant::now(), 0, 0, 1.0, 1.0)),
+            network_window: Mutex::new((Instant::now(), 0, 1.0)),
             worker_threads: worker_threads.max(1),
             request_handles: requests::RequestMetrics::default(),
         }
@@ -253,18 +252,19 @@ impl BrokerMetrics {
         }
     }
 
-    /// (network idle, handler idle) ratios since the previous call (at most once a second;
-    /// scrapes in between reuse the last values).
-    pub fn idle_ratios(&self) -> (f64, f64) {
-        let mut w = self.idle_window.lock();
+    /// NetworkProcessorAvgIdlePercent: 1 − network busy time / (elapsed × worker threads) since
+    /// the previous call (at most once a second; scrapes in between reuse the last value). The
+    /// busy time is spent on the worker threads themselves (system calls and decoding run on
+    /// them), so it cannot exceed that capacity but for timer granularity.
+    pub fn network_idle_ratio(&self) -> f64 {
+        let mut w = self.network_window.lock();
         let elapsed = w.0.elapsed();
         if elapsed.as_millis() < 1000 {
-            return (w.3, w.4);
+            return w.2;
         }
-        let (net, handler) = (self.network_busy_ns.load(Ordering::Relaxed), self.handler_busy_ns.load(Ordering::Relaxed));
-        let wall = elapsed.as_nanos() as f64 * self.worker_threads as f64;
-        let ratio = |busy: u64, before: u64| (1.0 - (busy.saturating_sub(before) as f64 / wall)).clamp(0.0, 1.0);
-        *w = (Instant::now(), net, handler, ratio(net, w.1), ratio(handler, w.2));
-        (w.3, w.4)
+        let busy = self.network_busy_ns.load(Ordering::Relaxed);
+        let capacity = elapsed.as_nanos() as f64 * self.worker_threads as f64;
+        *w = (Instant::now(), busy, (1.0 - busy.saturating_sub(w.1) as f64 / capacity).clamp(0.0, 1.0));
+        w.2
     }
 }

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::api;
 use crate::broker::Broker;
 use crate::metrics::{self, BrokerMetrics, Gauge};
+use super::handler_pool::RequestSlot;
 use crate::protocol::{decode_request, encode_response, DecodeError, ResponseFrame};
 use crate::telemetry::kafka::{self as spans, RequestInfo};
 use super::request_log::{now_rfc3339, ClientInformation, CompletedRequest, RequestHeaderFields};
@@ -69,10 +70,14 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
     unknown.fetch_add(1, Ordering::Relaxed);
     let mut conn = Conn { peer, listener, id, software: Some(unknown), software_name: UNKNOWN.into(), software_version: UNKNOWN.into(), named: false };
     let close = loop {
+        let mut reading = Duration::ZERO;
+        let mut timed = Timed { stream: &mut stream, busy: &mut reading };
         let frame = tokio::select! {
-            f = read_frame(&mut stream, &mut buf, max, idle) => f,
+            f = read_frame(&mut timed, &mut buf, max, idle) => f,
             _ = shutdown.changed() => Err(Close::Shutdown),
         };
+        drop(timed);
+        metrics::add(&m.network_busy_ns, reading.as_nanos() as u64);
         let (frame, read_done) = match frame {
             Ok(f) => (f, Instant::now()),
             Err(c) => break c,
@@ -116,9 +121,27 @@ async fn unless_idle<T>(idle: Option<Duration>, read: impl std::future::Future<O
     }
 }
 
+/// A connection's socket for reading, adding the time spent inside its reads (the system
+/// calls, not the waits between them) to `busy`: the network layer's busy time, as Kafka's
+/// network processors are busy outside their select().
+struct Timed<'a> {
+    stream: &'a mut TcpStream,
+    busy: &'a mut Duration,
+}
+
+impl AsyncRead for Timed<'_> {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let polled = Instant::now();
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut *this.stream).poll_read(cx, buf);
+        *this.busy += polled.elapsed();
+        r
+    }
+}
+
 /// Reads one length-prefixed frame. The prefix is checked before any buffer grows for it.
 /// The connection is idle when the prefix, or any later chunk, takes `idle` to arrive.
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, max: usize, idle: Option<Duration>) -> Result<Bytes, Close> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut, max: usize, idle: Option<Duration>) -> Result<Bytes, Close> {
     let mut len = [0u8; 4];
     match unless_idle(idle, stream.read_exact(&mut len)).await? {
         Ok(_) => {}
@@ -186,9 +209,10 @@ fn micros(d: std::time::Duration) -> u64 {
 async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpStream, frame: Bytes, read_done: Instant) -> Result<(), Close> {
     let m: &BrokerMetrics = &broker.metrics;
     let request_bytes = frame.len() as u64;
-    m.request_queue.fetch_add(1, Ordering::Relaxed);
+    // Decoding is the network layer's work (Kafka's processors parse the request).
+    let decoding = Instant::now();
     let decoded = decode_request(frame);
-    m.request_queue.fetch_sub(1, Ordering::Relaxed);
+    metrics::add(&m.network_busy_ns, decoding.elapsed().as_nanos() as u64);
     let request = match decoded {
         Ok(r) => r,
         // The protocol's answer to an ApiVersions version we do not know: error 35 in v0 form.
@@ -216,6 +240,8 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     }
     let follower = matches!(&request.body, RequestKind::Fetch(f) if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
     let handles = m.request_handles.api(m, api_key, follower);
+    // A handler slot (num.io.threads): the wait for one is the request queue time.
+    let current = RequestSlot::new(broker.handlers.acquire().await);
     let started = Instant::now();
     let mut ctx = api::RequestContext::new(conn.peer, &conn.listener, &request.header);
     // Tracing off: `tracer` is None and this is the only cost.
@@ -235,11 +261,11 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     if let Some(s) = &span {
         ctx.trace = s.parent();
     }
-    let response = api::handle(broker, &ctx, request).await;
+    let response = current.scope(api::handle(broker, &ctx, request)).await;
+    current.release();
     let handled = Instant::now();
     let handling = handled - started;
-    let remote = std::time::Duration::from_micros(ctx.remote_micros());
-    metrics::add(&m.handler_busy_ns, handling.saturating_sub(remote).as_nanos() as u64);
+    let remote = current.remote();
     let mut error_counts: Vec<(i16, u64)> = Vec::new();
     let mut first_error = None;
     let (response_bytes, queued, sent) = match response {

@@ -3,6 +3,7 @@
 //! responses go out in request order; connection limits (`quotas`) and idle expiry
 //! (`connections.max.idle.ms`, in `connection`).
 mod connection;
+pub mod handler_pool;
 pub mod quotas;
 pub mod request_log;
 
