@@ -24,6 +24,32 @@ pub struct FetchedData {
 
 type Key = (String, i32);
 
+/// A change to this broker's logs that the committed metadata asks for and that could not be
+/// made here (creating, opening or deleting a partition's log). The metadata stays as
+/// committed; the broker says so (to the client that asked, in its log and metrics) instead of
+/// pretending the change was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFailure {
+    pub topic: String,
+    /// Nil when not known (a log found at start-up that could not be read).
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    /// "create", "open" or "delete".
+    pub action: &'static str,
+    pub error: String,
+    /// The partition's directory when one is left on disk.
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Display for LocalFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "could not {} the log of {}-{}: {}", self.action, self.topic, self.partition, self.error)
+    }
+}
+
+/// Deletions that failed, kept for the DeleteTopics that caused them (the newest ones only).
+const FAILED_DELETIONS_KEPT: usize = 1024;
+
 pub struct ReplicaManager {
     logs: Arc<Mutex<LogManager>>,
     /// Runs AlterReplicaLogDirs moves.
@@ -39,6 +65,14 @@ pub struct ReplicaManager {
     /// The metadata offset of the last image applied, for whoever acts on the partitions'
     /// new state (the replica fetchers start following a new leader at once).
     applied: tokio::sync::watch::Sender<i64>,
+    /// Replicas this broker should host but could not create or open: not served (clients get
+    /// KAFKA_STORAGE_ERROR), reported to the controller as offline, and not tried again until
+    /// a restart (as a Kafka replica on a failed log directory). Dropped once the metadata no
+    /// longer assigns them here.
+    offline_replicas: Mutex<HashMap<Key, LocalFailure>>,
+    /// Deletions that failed (the directory stays on disk until a restart or a topic of the
+    /// same name removes it), newest last.
+    failed_deletions: Mutex<std::collections::VecDeque<LocalFailure>>,
 }
 
 impl ReplicaManager {
@@ -59,20 +93,54 @@ impl ReplicaManager {
             });
             checkpoints.insert(dir.clone(), read);
         }
+        let mut offline_replicas = HashMap::new();
+        for u in logs.take_unopened() {
+            let failure = LocalFailure { topic: u.topic.clone(), topic_id: uuid::Uuid::nil(), partition: u.partition, action: "open", error: u.error, dir: Some(u.dir) };
+            offline_replicas.insert((u.topic, u.partition), failure);
+        }
         for (topic, index, log) in loaded {
-            found.push((topic.clone(), index));
             // The topic id from partition.metadata (nil for a log from before ids were
             // recorded); apply_image deletes a log whose topic is gone or has another id, and
             // fills in leader and epoch.
-            let dir = log.lock().dir().to_path_buf();
-            let topic_id = partition_metadata::read(&dir).map_err(LogError::io("reading", &dir.join(partition_metadata::FILE)))?;
-            let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
+            let (dir, empty) = {
+                let l = log.lock();
+                (l.dir().to_path_buf(), l.log_end_offset() == 0)
+            };
+            let topic_id = match partition_metadata::read(&dir) {
+                Ok(id) => id.unwrap_or_else(uuid::Uuid::nil),
+                // A log with no records has nothing to mistake for another topic's: its id is
+                // written again once the metadata is applied.
+                Err(e) if empty => {
+                    tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e, "unreadable partition.metadata in an empty log; it is written again");
+                    uuid::Uuid::nil()
+                }
+                Err(e) => {
+                    // Whose records these are cannot be told: not served, left for an operator.
+                    tracing::error!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e, "unreadable partition.metadata; the replica is offline");
+                    logs.release(&topic, index);
+                    let error = LogError::io("reading", &dir.join(partition_metadata::FILE))(e).to_string();
+                    offline_replicas.insert((topic.clone(), index), LocalFailure { topic, topic_id: uuid::Uuid::nil(), partition: index, action: "open", error, dir: Some(dir) });
+                    continue;
+                }
+            };
+            found.push((topic.clone(), index));
             let hw = dir.parent().and_then(|d| checkpoints.get(d)).and_then(|c| c.get(&(topic.clone(), index))).copied().unwrap_or(0);
             let partition = Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log);
             partition.restore_high_watermark(hw);
             partitions.insert((topic.clone(), index), Arc::new(partition));
         }
-        Ok((Self { logs: Arc::new(Mutex::new(logs)), mover: Default::default(), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
+        let manager = Self {
+            logs: Arc::new(Mutex::new(logs)),
+            mover: Default::default(),
+            partitions: RwLock::new(partitions),
+            applied_offset: std::sync::atomic::AtomicI64::new(-1),
+            isr_shrinks: Default::default(),
+            isr_expands: Default::default(),
+            applied: tokio::sync::watch::channel(-1).0,
+            offline_replicas: Mutex::new(offline_replicas),
+            failed_deletions: Default::default(),
+        };
+        Ok((manager, found))
     }
 
     /// Changes after every image applied to the partitions.
@@ -92,11 +160,16 @@ impl ReplicaManager {
     /// topics it no longer has and of partitions reassigned to other brokers, and applies
     /// topic configs, ids, leaders and epochs to the ones that stay.
     ///
+    /// One partition's failure (no file descriptors left, a full or read-only disk) stops
+    /// neither the others' changes nor this broker: the failed replica is offline here (see
+    /// `offline_replicas`) and a failed deletion is remembered for the request that caused it.
+    /// Returns the failures this call recorded, for the caller to report.
+    ///
     /// `image` must be caught up at least to this broker's registration: an empty image would
     /// delete every log.
-    pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
+    pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Vec<LocalFailure> {
         let mut doomed = Vec::new();
-        let applied = self.apply_image_locked(image, config, &mut doomed);
+        let failures = self.apply_image_locked(image, config, &mut doomed);
         // Freeing a large replica's blocks takes seconds: not while requests wait for the
         // partitions' lock, nor before the caller goes on (also when applying failed part-way).
         if !doomed.is_empty() {
@@ -107,18 +180,42 @@ impl ReplicaManager {
                 tracing::warn!(target: "kafka.log.LogManager", error = %e, "cannot start a thread to remove deleted replicas; the next start removes them");
             }
         }
-        applied
+        for f in &failures {
+            tracing::error!(target: "state.change.logger", topic = %f.topic, partition = f.partition, action = f.action, error = %f.error,
+                "could not apply a committed metadata change to this broker's log; the metadata stays as committed");
+        }
+        failures
     }
 
-    fn apply_image_locked(&self, image: &MetadataImage, config: &BrokerConfig, doomed: &mut Vec<std::path::PathBuf>) -> Result<(), PartitionError> {
+    fn apply_image_locked(&self, image: &MetadataImage, config: &BrokerConfig, doomed: &mut Vec<std::path::PathBuf>) -> Vec<LocalFailure> {
         let local = config.node_id;
+        let mut failures = Vec::new();
         let mut partitions = self.partitions.write();
         let applied = self.applied_offset.load(std::sync::atomic::Ordering::Acquire);
         if image.last_offset < applied {
-            return Ok(());
+            return failures;
         }
         self.applied_offset.store(image.last_offset, std::sync::atomic::Ordering::Release);
         let logs = self.logs.lock();
+        // An offline replica the metadata no longer puts here (its topic deleted or re-created,
+        // the replica moved away) is forgotten: a new topic of that name starts afresh.
+        self.offline_replicas.lock().retain(|(t, i), f| {
+            image.topic(t).is_some_and(|topic| (f.topic_id.is_nil() || f.topic_id == topic.id) && topic.partitions.get(*i as usize).is_some_and(|p| p.replicas.contains(&local)))
+        });
+        let mut delete = |key: &Key, topic_id: uuid::Uuid, failures: &mut Vec<LocalFailure>| match logs.delete_partition(&key.0, key.1) {
+            Ok(dir) => doomed.push(dir),
+            // The partition is no longer served either way; its directory stays on disk until
+            // the next start or a new topic of that name sets it aside.
+            Err(e) => {
+                let f = LocalFailure { topic: key.0.clone(), topic_id, partition: key.1, action: "delete", error: e.to_string(), dir: None };
+                let mut kept = self.failed_deletions.lock();
+                if kept.len() == FAILED_DELETIONS_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(f.clone());
+                failures.push(f);
+            }
+        };
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
         let gone: Vec<Key> = partitions
             .iter()
@@ -131,7 +228,7 @@ impl ReplicaManager {
         for key in gone {
             if let Some(p) = partitions.remove(&key) {
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the log of a partition no longer in the metadata");
-                doomed.push(logs.delete_partition(&key.0, key.1)?);
+                delete(&key, p.topic_id, &mut failures);
             }
         }
         let elsewhere: Vec<Key> = partitions
@@ -154,11 +251,7 @@ impl ReplicaManager {
                     p.apply_state(&state(pimage, &ineligible), now_ms);
                 }
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the replica of a partition reassigned to other brokers");
-                match logs.delete_partition(&key.0, key.1) {
-                    Ok(dir) => doomed.push(dir),
-                    // The other partitions' changes still apply; the files stay for an operator.
-                    Err(e) => tracing::error!(target: "state.change.logger", partition = %p.name(), error = %e, "could not delete the replica's files"),
-                }
+                delete(&key, p.topic_id, &mut failures);
             }
         }
         for topic in image.topics.values() {
@@ -170,8 +263,9 @@ impl ReplicaManager {
                     continue;
                 }
                 let key = (topic.name.clone(), index);
-                if logs.is_offline(&topic.name, index) {
-                    // On a failed disk: neither served nor re-created until a restart.
+                if logs.is_offline(&topic.name, index) || self.offline_replicas.lock().contains_key(&key) {
+                    // On a failed disk, or its log could not be created or opened: neither
+                    // served nor tried again until a restart.
                     continue;
                 }
                 let fresh = |log| {
@@ -179,6 +273,11 @@ impl ReplicaManager {
                     p.set_min_insync_replicas(min_insync);
                     p.apply_state(&state(pimage, &ineligible), now_ms);
                     p
+                };
+                let mut offline = |action: &'static str, error: String, dir: Option<std::path::PathBuf>| {
+                    let f = LocalFailure { topic: topic.name.clone(), topic_id: topic.id, partition: index, action, error, dir };
+                    self.offline_replicas.lock().insert(key.clone(), f.clone());
+                    failures.push(f);
                 };
                 match partitions.get(&key) {
                     Some(p) if p.topic_id == topic.id => {
@@ -205,26 +304,38 @@ impl ReplicaManager {
                         // was deleted above): record it, attach leader and epoch.
                         let log = p.log().clone();
                         let dir = log.lock().dir().to_path_buf();
-                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
+                        if let Err(e) = partition_metadata::write(&dir, topic.id) {
+                            partitions.remove(&key);
+                            logs.release(&topic.name, index);
+                            offline("create", LogError::io("writing", &dir.join(partition_metadata::FILE))(e).to_string(), Some(dir));
+                            continue;
+                        }
                         log.lock().set_config(cfg.clone());
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
                     None => {
-                        let log = match logs.create_partition(&topic.name, index, cfg.clone()) {
-                            Err(crate::log::LogError::PartitionExists { .. }) => {
-                                // A log left on disk by a topic deleted while this broker was
-                                // down (it was not served): the new topic starts empty.
-                                tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
-                                    "deleting a leftover log of an earlier topic with the same name");
-                                doomed.push(logs.delete_partition(&topic.name, index)?);
-                                logs.create_partition(&topic.name, index, cfg.clone())?
+                        // partition.metadata is written inside the new directory before the log
+                        // opens, and a failure removes the directory: no partial partition.
+                        let id = topic.id;
+                        if logs.get(&topic.name, index).is_some() {
+                            // A log still open from a topic deleted while this broker was down
+                            // (not served): the new topic starts empty.
+                            tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
+                                "deleting a leftover log of an earlier topic with the same name");
+                            if let Ok(dir) = logs.delete_partition(&topic.name, index) {
+                                doomed.push(dir);
                             }
-                            other => other?,
-                        };
-                        let dir = log.lock().dir().to_path_buf();
-                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
-                        tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
-                        partitions.insert(key, Arc::new(fresh(log)));
+                        }
+                        match logs.create_partition_with(&topic.name, index, cfg.clone(), |dir| partition_metadata::write(dir, id)) {
+                            Ok((log, leftover)) => {
+                                // A directory left by a deletion or creation that failed, or by a
+                                // topic deleted while this broker was down: never the new topic's.
+                                doomed.extend(leftover);
+                                tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
+                                partitions.insert(key, Arc::new(fresh(log)));
+                            }
+                            Err(e) => offline("create", e.to_string(), None),
+                        }
                     }
                 }
             }
@@ -232,7 +343,64 @@ impl ReplicaManager {
         drop(logs);
         drop(partitions);
         self.applied.send_replace(image.last_offset);
-        Ok(())
+        failures
+    }
+
+    /// Why this broker does not host a replica the metadata assigns to it, if its log could
+    /// not be created or opened here.
+    pub fn offline_replica(&self, topic: &str, index: i32) -> Option<LocalFailure> {
+        self.offline_replicas.lock().get(&(topic.to_string(), index)).cloned()
+    }
+
+    /// Every replica whose log could not be created or opened here.
+    pub fn offline_replicas(&self) -> Vec<LocalFailure> {
+        self.offline_replicas.lock().values().cloned().collect()
+    }
+
+    /// The failed deletions of a topic's partitions (by topic id).
+    pub fn failed_deletions(&self, topic_id: uuid::Uuid) -> Vec<LocalFailure> {
+        self.failed_deletions.lock().iter().filter(|f| f.topic_id == topic_id).cloned().collect()
+    }
+
+    /// Start-up, once the metadata is known: the logs found on disk that it no longer has
+    /// (topic deleted, or re-created under another id, while this broker was down; a creation
+    /// or deletion cut short) are set aside (`log_manager::set_aside_stray`): removed when
+    /// empty, else renamed `-stray` and kept. They are not served, and they no longer hold the
+    /// name a new topic needs. Blocking.
+    pub fn set_aside_strays(&self, image: &MetadataImage) {
+        let stray = |t: &str, i: i32, id: uuid::Uuid| {
+            image.topic(t).is_none_or(|topic| i as usize >= topic.partitions.len() || (!id.is_nil() && id != topic.id))
+        };
+        let mut dirs = Vec::new();
+        {
+            let mut partitions = self.partitions.write();
+            let logs = self.logs.lock();
+            let keys: Vec<Key> = partitions.iter().filter(|((t, i), p)| stray(t, *i, p.topic_id)).map(|(k, _)| k.clone()).collect();
+            for key in keys {
+                if let Some(p) = partitions.remove(&key) {
+                    logs.release(&key.0, key.1);
+                    dirs.push(p.log().lock().dir().to_path_buf());
+                }
+            }
+            self.offline_replicas.lock().retain(|(t, i), f| {
+                let gone = stray(t, *i, f.topic_id);
+                if gone {
+                    dirs.extend(f.dir.clone());
+                }
+                !gone
+            });
+        }
+        for dir in dirs {
+            match crate::log::log_manager::set_aside_stray(&dir) {
+                Ok(crate::log::log_manager::StrayOutcome::Removed) => {
+                    tracing::info!(target: "kafka.log.LogManager", dir = %dir.display(), "removed the empty log of a partition the metadata no longer has")
+                }
+                Ok(crate::log::log_manager::StrayOutcome::SetAside(to)) => tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), kept_as = %to.display(),
+                    "the log of a partition the metadata no longer has holds records: renamed aside and kept, never served (remove it once not needed)"),
+                Err(e) => tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e,
+                    "could not set aside the log of a partition the metadata no longer has; it is not served, and a new topic of that name sets it aside"),
+            }
+        }
     }
 
     /// Probes every online log directory (`log_manager::probe_dirs`); the partitions of a
@@ -315,7 +483,7 @@ impl ReplicaManager {
 
     /// Whether the partition was on a log directory now offline.
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
-        self.logs.lock().is_offline(topic, index)
+        self.logs.lock().is_offline(topic, index) || self.offline_replicas.lock().contains_key(&(topic.to_string(), index))
     }
 
     /// Writes every log directory's high-watermark checkpoint, and the leader-epoch
@@ -407,12 +575,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path());
         let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        rm.apply_image(&image(1, 0), &cfg).unwrap();
+        assert!(rm.apply_image(&image(1, 0), &cfg).is_empty());
         let held = rm.partition("t", 0).unwrap();
         assert!(held.is_leader());
-        rm.apply_image(&image(-1, 1), &cfg).unwrap();
+        assert!(rm.apply_image(&image(-1, 1), &cfg).is_empty());
         assert!(!held.is_leader(), "a holder sees the leader go away");
-        rm.apply_image(&image(1, 2), &cfg).unwrap();
+        assert!(rm.apply_image(&image(1, 2), &cfg).is_empty());
         let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b"])));
         held.append(&batch, 0).await.unwrap();
         let now = rm.partition("t", 0).unwrap();
@@ -428,7 +596,7 @@ mod tests {
         let cfg = config(dir.path());
         {
             let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            assert!(rm.apply_image(&image(1, 0), &cfg).is_empty());
             let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b", b"c"])));
             rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
             rm.close_all();
@@ -456,9 +624,9 @@ mod tests {
         let (rm, _) = ReplicaManager::open(&cfg).unwrap();
         let mut newer = image(1, 0);
         newer.last_offset = 10;
-        rm.apply_image(&newer, &cfg).unwrap();
+        assert!(rm.apply_image(&newer, &cfg).is_empty());
         let older = MetadataImage { last_offset: 5, ..Default::default() };
-        rm.apply_image(&older, &cfg).unwrap();
+        assert!(rm.apply_image(&older, &cfg).is_empty());
         assert!(rm.partition("t", 0).is_some());
     }
 
@@ -470,7 +638,7 @@ mod tests {
         let cfg = config(dir.path());
         {
             let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            assert!(rm.apply_image(&image(1, 0), &cfg).is_empty());
             let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old"])));
             rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
             rm.close_all();
@@ -483,7 +651,7 @@ mod tests {
         let t = recreated.topics.get_mut("t").unwrap();
         t.id = id;
         recreated.topic_names = [(id, "t".to_string())].into();
-        rm.apply_image(&recreated, &cfg).unwrap();
+        assert!(rm.apply_image(&recreated, &cfg).is_empty());
         let p = rm.partition("t", 0).unwrap();
         assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
     }
@@ -497,7 +665,7 @@ mod tests {
         let cfg = config(dir.path());
         {
             let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
+            assert!(rm.apply_image(&image(1, 0), &cfg).is_empty());
             let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old", b"older"])));
             rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
             rm.close_all();
@@ -508,7 +676,7 @@ mod tests {
         let id = uuid::Uuid::from_u128(8);
         recreated.topics.get_mut("t").unwrap().id = id;
         recreated.topic_names = [(id, "t".to_string())].into();
-        rm.apply_image(&recreated, &cfg).unwrap();
+        assert!(rm.apply_image(&recreated, &cfg).is_empty());
         let p = rm.partition("t", 0).unwrap();
         assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
         let dir = p.log().lock().dir().to_path_buf();
@@ -520,9 +688,135 @@ mod tests {
         rm.close_all();
         drop((p, rm));
         let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        rm.apply_image(&recreated, &cfg).unwrap();
+        assert!(rm.apply_image(&recreated, &cfg).is_empty());
         let p = rm.partition("t", 0).unwrap();
         assert_eq!(p.log().lock().log_end_offset(), 1);
         assert!(p.is_leader(), "a log loaded at start-up leads when the image says this broker leads");
+    }
+
+    fn topic(img: &mut MetadataImage, name: &str, id: u128, partitions: usize, configs: &[(&str, &str)]) {
+        let id = uuid::Uuid::from_u128(id);
+        let p = PartitionImage { leader: 1, leader_epoch: 0, replicas: vec![1], isr: vec![1], partition_epoch: 0, ..Default::default() };
+        img.topic_names.insert(id, name.into());
+        let configs = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        img.topics.insert(name.into(), TopicImage { name: name.into(), id, partitions: vec![p; partitions], configs });
+    }
+
+    /// A log that cannot be created (here its log directory has gone) is reported and its
+    /// replica is offline; the rest of the image is still applied (before, the first failure
+    /// ended the apply, so topic "b"'s new config never reached its log while the client that
+    /// changed it was told success), and nothing half-created is left.
+    #[tokio::test]
+    async fn a_log_that_cannot_be_created_is_an_offline_replica_and_the_rest_of_the_image_applies() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let cfg = config(&data);
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        let mut img = MetadataImage { last_offset: 1, ..Default::default() };
+        topic(&mut img, "b", 2, 1, &[]);
+        assert!(rm.apply_image(&img, &cfg).is_empty());
+        std::fs::remove_dir_all(&data).unwrap();
+        let mut img = MetadataImage { last_offset: 2, ..img };
+        topic(&mut img, "a", 1, 2, &[]);
+        topic(&mut img, "b", 2, 1, &[("max.message.bytes", "1234")]);
+        let failed = rm.apply_image(&img, &cfg);
+        assert_eq!(failed.iter().map(|f| (f.topic.as_str(), f.partition, f.action)).collect::<Vec<_>>(), vec![("a", 0, "create"), ("a", 1, "create")]);
+        assert!(failed[0].error.contains("No such file"), "{}", failed[0].error);
+        assert_eq!(rm.partition("b", 0).unwrap().log().lock().config().max_message_bytes, 1234, "the other topic's change applied");
+        assert!(rm.partition("a", 0).is_none() && rm.is_offline("a", 0) && rm.offline_replica("a", 1).is_some());
+        // Not tried again (and not reported again) until a restart.
+        std::fs::create_dir_all(&data).unwrap();
+        assert!(rm.apply_image(&MetadataImage { last_offset: 3, ..img.clone() }, &cfg).is_empty());
+        assert!(rm.partition("a", 0).is_none());
+        assert!(!data.join("a-0").exists(), "no partial partition directory");
+        // Deleted from the metadata: the offline replica is forgotten, and the name is free.
+        let mut gone = MetadataImage { last_offset: 4, ..img.clone() };
+        gone.topics.remove("a");
+        assert!(rm.apply_image(&gone, &cfg).is_empty());
+        assert!(!rm.is_offline("a", 0));
+        let mut again = MetadataImage { last_offset: 5, ..gone };
+        topic(&mut again, "a", 3, 1, &[]);
+        assert!(rm.apply_image(&again, &cfg).is_empty());
+        assert!(rm.partition("a", 0).is_some());
+    }
+
+    /// A directory of the same name left on disk by a deletion that failed is never adopted by
+    /// the new topic (before, the new topic was served the old topic's records).
+    #[tokio::test]
+    async fn a_leftover_directory_of_a_failed_deletion_is_not_adopted_by_a_new_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        assert!(rm.apply_image(&image(1, 0), &cfg).is_empty());
+        let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old"])));
+        rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
+        // What a deletion whose rename failed leaves: no longer hosted, its files in place.
+        rm.logs.lock().release("t", 0);
+        rm.forget("t", 0);
+        let mut recreated = image(1, 0);
+        let id = uuid::Uuid::from_u128(8);
+        recreated.topics.get_mut("t").unwrap().id = id;
+        recreated.topic_names = [(id, "t".to_string())].into();
+        assert!(rm.apply_image(&recreated, &cfg).is_empty());
+        assert_eq!(rm.partition("t", 0).unwrap().log_end_offset(), 0);
+    }
+
+    /// Start-up over half-applied states: a log that cannot be opened, an unreadable
+    /// partition.metadata, and logs the metadata no longer has. None stops the broker.
+    #[tokio::test]
+    async fn start_up_recovers_from_half_applied_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let mut img = MetadataImage { last_offset: 1, ..Default::default() };
+        for (i, name) in ["kept", "broken", "torn-id", "torn-id-empty", "gone-empty", "gone-full"].iter().enumerate() {
+            topic(&mut img, name, 10 + i as u128, 1, &[]);
+        }
+        {
+            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+            assert!(rm.apply_image(&img, &cfg).is_empty());
+            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"x"])));
+            for name in ["kept", "torn-id", "gone-full"] {
+                rm.partition(name, 0).unwrap().append(&batch, 0).await.unwrap();
+            }
+            rm.close_all();
+        }
+        let p = |name: &str| dir.path().join(format!("{name}-0"));
+        // A segment that cannot be opened (a directory where the file should be).
+        let seg = p("broken").join("00000000000000000000.log");
+        std::fs::remove_file(&seg).unwrap();
+        std::fs::create_dir(&seg).unwrap();
+        std::fs::write(p("torn-id").join(partition_metadata::FILE), "").unwrap();
+        std::fs::write(p("torn-id-empty").join(partition_metadata::FILE), "version: 0\ntopic_id").unwrap();
+        std::fs::create_dir_all(dir.path().join("t-0.0123-delete")).unwrap();
+        // Without their partition.metadata, index files or segment: still logs.
+        std::fs::remove_file(p("kept").join(partition_metadata::FILE)).unwrap();
+        for f in std::fs::read_dir(p("kept")).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "index" || e == "timeindex") {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+        std::fs::remove_file(p("gone-empty").join("00000000000000000000.log")).unwrap();
+        img.topics.remove("gone-empty");
+        img.topics.remove("gone-full");
+
+        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
+        let mut offline: Vec<String> = rm.offline_replicas().into_iter().map(|f| f.topic).collect();
+        offline.sort();
+        assert_eq!(offline, vec!["broken", "torn-id"]);
+        rm.set_aside_strays(&img);
+        assert!(rm.apply_image(&img, &cfg).is_empty());
+        assert_eq!(rm.partition("kept", 0).unwrap().log_end_offset(), 1);
+        assert_eq!(partition_metadata::read(&p("kept")).unwrap(), Some(uuid::Uuid::from_u128(10)), "written again");
+        assert_eq!(partition_metadata::read(&p("torn-id-empty")).unwrap(), Some(uuid::Uuid::from_u128(13)));
+        assert!(rm.partition("broken", 0).is_none() && rm.is_offline("broken", 0));
+        assert!(p("broken").exists() && p("torn-id").exists(), "an unreadable log is left for an operator");
+        assert!(!p("gone-empty").exists(), "an empty stray is removed");
+        assert!(!p("gone-full").exists() && !dir.path().join("t-0.0123-delete").exists());
+        let kept_aside: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with("-stray")).collect();
+        assert!(kept_aside.len() == 1 && kept_aside[0].starts_with("gone-full-0."), "{kept_aside:?}");
+        drop(rm);
+        let (_, loaded) = ReplicaManager::open(&cfg).unwrap();
+        assert!(!loaded.iter().any(|(t, _)| t.starts_with("gone")), "a stray is never loaded again");
     }
 }
