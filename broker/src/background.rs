@@ -72,6 +72,27 @@ pub async fn log_dir_probe_loop(broker: Arc<Broker>, mut shutdown: watch::Receiv
     }
 }
 
+/// Reports to the controller the replicas whose log could not be created or opened here
+/// (`Broker::queue_offline_report`), once this broker is unfenced: the controller moves their
+/// leadership and ISR membership to the other replicas, or marks the partition offline.
+pub async fn offline_report_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let partitions = tokio::select! {
+            p = broker.next_offline_report() => p,
+            _ = shutdown.changed() => return,
+        };
+        while !broker.lifecycle.unfenced.load(std::sync::atomic::Ordering::Acquire) {
+            if !wait(Duration::from_millis(100), &mut shutdown).await {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = broker.report_offline_replicas(partitions) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Writes each log directory's high-watermark checkpoint every
 /// replica.high.watermark.checkpoint.interval.ms.
 pub async fn hw_checkpoint_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

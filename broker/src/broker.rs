@@ -32,6 +32,9 @@ pub struct Broker {
     pub leader_quota: crate::cluster::replication_quota::ReplicationQuota,
     pub follower_quota: crate::cluster::replication_quota::ReplicationQuota,
     ready: AtomicBool,
+    /// Replicas whose log could not be created or opened, to report offline to the controller.
+    offline_reports: parking_lot::Mutex<Vec<(String, i32)>>,
+    offline_reported: tokio::sync::Notify,
     /// Set when shutdown starts (BrokerState 7 from then on).
     shutting_down: AtomicBool,
 }
@@ -71,6 +74,8 @@ impl Broker {
             leader_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             follower_quota: crate::cluster::replication_quota::ReplicationQuota::new(std::time::Instant::now()),
             ready: AtomicBool::new(false),
+            offline_reports: Default::default(),
+            offline_reported: Default::default(),
             shutting_down: AtomicBool::new(false),
         })
     }
@@ -130,9 +135,40 @@ impl Broker {
         }
     }
 
-    /// Brings local partitions in line with the metadata image this node has applied.
-    pub fn apply_metadata(&self) -> Result<(), crate::cluster::PartitionError> {
-        self.replicas.apply_image(&self.controller.image(), &self.config)
+    /// Brings local partitions in line with the metadata image this node has applied
+    /// (start-up): the logs the metadata no longer has are set aside first, and a replica whose
+    /// log cannot be created is offline rather than a reason not to start.
+    pub fn apply_metadata(&self) {
+        let image = self.controller.image();
+        self.replicas.set_aside_strays(&image);
+        self.replicas.apply_image(&image, &self.config);
+        // Those that failed here and those whose log could not be opened.
+        let offline = self.replicas.offline_replicas();
+        self.metrics.metadata_apply_errors.fetch_add(offline.len() as u64, Ordering::Relaxed);
+        self.queue_offline_report(offline.into_iter().map(|f| (f.topic, f.partition)).collect());
+    }
+
+    /// Why this broker could not apply its part of a committed change to `topic`'s partitions
+    /// `indexes` (their logs could not be created or opened here), as a message for the
+    /// client; None when it could (or hosts none of them).
+    pub fn local_apply_failure(&self, topic: &str, topic_id: uuid::Uuid, indexes: std::ops::Range<i32>) -> Option<String> {
+        let failed: Vec<crate::cluster::replica_manager::LocalFailure> =
+            indexes.filter_map(|i| self.replicas.offline_replica(topic, i)).filter(|f| f.topic_id.is_nil() || f.topic_id == topic_id).collect();
+        self.describe_failures(&failed, "the partitions are offline on this broker until it restarts")
+    }
+
+    /// The failures as one message naming each (the first few) and what follows from them.
+    pub fn describe_failures(&self, failed: &[crate::cluster::replica_manager::LocalFailure], consequence: &str) -> Option<String> {
+        let first = failed.first()?;
+        let mut msg = format!("the change is committed in the metadata, but broker {} {first}", self.node_id());
+        for f in failed.iter().skip(1).take(2) {
+            msg.push_str(&format!("; {f}"));
+        }
+        if failed.len() > 3 {
+            msg.push_str(&format!("; and {} more", failed.len() - 3));
+        }
+        msg.push_str(&format!("; {consequence}"));
+        Some(msg)
     }
 
     /// A topic's metric handles, only for a topic the metadata has: series are never created
@@ -260,7 +296,10 @@ impl Broker {
         };
         // `submit` answers once this node has applied the change: open its logs now.
         self.apply_metadata_now().await;
-        Ok(topic)
+        match self.local_apply_failure(&topic.name, topic.id, 0..topic.partitions.len() as i32) {
+            Some(why) => Err(ControllerError::NotAppliedLocally(why)),
+            None => Ok(topic),
+        }
     }
 
     /// Applies the current image on a blocking thread (log directories are created there).
@@ -272,18 +311,49 @@ impl Broker {
         let config = self.config.clone();
         let coordinator = self.coordinator.clone();
         let failed = match tokio::task::spawn_blocking(move || {
-            let applied = replicas.apply_image(&image, &config);
+            let failed = replicas.apply_image(&image, &config);
             // Groups follow the leadership of their __consumer_offsets partitions.
             coordinator.sync_with_leadership(&replicas);
-            applied
+            failed
         })
         .await
         {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the metadata apply task failed: {e}"),
+            Ok(failed) => failed,
+            Err(e) => {
+                crate::metrics::inc(&self.metrics.metadata_apply_errors);
+                tracing::error!(target: "state.change.logger", error = %e, "the metadata apply task failed");
+                return;
+            }
         };
-        crate::metrics::inc(&self.metrics.metadata_apply_errors);
-        tracing::error!(target: "state.change.logger", error = %failed, "could not apply the metadata to the local logs");
+        if failed.is_empty() {
+            return;
+        }
+        self.metrics.metadata_apply_errors.fetch_add(failed.len() as u64, Ordering::Relaxed);
+        // A replica whose log could not be created is offline here: the controller moves its
+        // leadership and ISR membership to the other replicas (Kafka's offline replica).
+        let offline: Vec<(String, i32)> = failed.iter().filter(|f| f.action != "delete").map(|f| (f.topic.clone(), f.partition)).collect();
+        self.queue_offline_report(offline);
+    }
+
+    /// Queues replicas to report offline to the controller (`background::offline_report_loop`
+    /// sends them once this broker is unfenced, so that its unfencing does not hand their
+    /// leadership straight back).
+    pub fn queue_offline_report(&self, partitions: Vec<(String, i32)>) {
+        if partitions.is_empty() {
+            return;
+        }
+        self.offline_reports.lock().extend(partitions);
+        self.offline_reported.notify_one();
+    }
+
+    /// The replicas queued by `queue_offline_report`, waiting for some if none are.
+    pub async fn next_offline_report(&self) -> Vec<(String, i32)> {
+        loop {
+            let queued = std::mem::take(&mut *self.offline_reports.lock());
+            if !queued.is_empty() {
+                return queued;
+            }
+            self.offline_reported.notified().await;
+        }
     }
 }

@@ -134,6 +134,7 @@ pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdo
     tasks.push(tokio::spawn(follow_metadata(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(crate::cluster::replica_fetcher::run(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::isr_shrink_loop(broker.clone(), broker_stop.clone())));
+    tasks.push(tokio::spawn(background::offline_report_loop(broker.clone(), broker_stop.clone())));
 
     for l in broker.config.listeners.iter().filter(|l| !broker.config.cluster.controller_listener_names.contains(&l.name)) {
         let addr = format!("{}:{}", l.host, l.port);
@@ -279,13 +280,6 @@ fn open(config: BrokerConfig, controller: Arc<Controller>, tracer: Option<Tracer
     let started = std::time::Instant::now();
     let (replicas, loaded) = ReplicaManager::open(&config).context("cannot open the logs in log.dirs")?;
     tracing::info!(target: "kafka.server.KafkaServer", partitions = loaded.len(), elapsed_ms = started.elapsed().as_millis() as u64, "logs loaded and recovered");
-    let image = controller.image();
-    for (topic, index) in &loaded {
-        if image.topic(topic).is_none_or(|t| *index as usize >= t.partitions.len()) {
-            tracing::warn!(target: "kafka.server.KafkaServer", topic = %topic, partition = index, "a log on disk belongs to no known topic; it is left in place and not served");
-            replicas.forget(topic, *index);
-        }
-    }
     let request_log = match &config.request_log_path {
         Some(path) => Some(
             crate::network::request_log::RequestLog::open(path)
@@ -294,7 +288,7 @@ fn open(config: BrokerConfig, controller: Arc<Controller>, tracer: Option<Tracer
         None => None,
     };
     let broker = Broker::new(config, controller, Arc::new(replicas), request_log, tracer);
-    broker.apply_metadata().context("cannot create the logs the metadata lists")?;
+    broker.apply_metadata();
     let started = std::time::Instant::now();
     let (groups, offsets) = broker.coordinator.load(&broker.replicas).context("cannot load consumer groups from __consumer_offsets")?;
     tracing::info!(target: "kafka.coordinator.group.GroupMetadataManager", groups, offsets, elapsed_ms = started.elapsed().as_millis() as u64, "loaded consumer groups");

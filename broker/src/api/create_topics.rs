@@ -18,7 +18,8 @@ pub async fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16)
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
-    let mut created = false;
+    // (index in `results`, name, id, partitions) of each topic created, to check once applied.
+    let mut created = Vec::new();
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -65,8 +66,10 @@ pub async fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16)
         };
         match broker.controller.submit(asked).await {
             Ok(ControllerReply::Topic(t)) => {
-                created |= !request.validate_only;
                 let partitions = t.partitions.len() as i32;
+                if !request.validate_only {
+                    created.push((results.len(), name.clone(), t.id, partitions));
+                }
                 let replication = t.partitions.first().map_or(0, |p| p.replicas.len() as i16);
                 let mut r = result.with_topic_id(t.id).with_num_partitions(partitions).with_replication_factor(replication);
                 if version >= 5 {
@@ -90,8 +93,21 @@ pub async fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16)
             Err(e) => results.push(fail(e.code(), e.to_string())),
         }
     }
-    if created {
+    if !created.is_empty() {
+        // Answered once this broker has applied the change to its own logs: a replica whose
+        // log could not be created here is not reported as a success. The topic stays in the
+        // metadata (a retry gets TOPIC_ALREADY_EXISTS, as in Kafka); its replica here is
+        // offline until the broker restarts.
         broker.apply_metadata_now().await;
+        for (i, name, id, partitions) in created {
+            if let Some(why) = broker.local_apply_failure(&name, id, 0..partitions) {
+                let r = &mut results[i];
+                *r = CreatableTopicResult::default()
+                    .with_name(r.name.clone())
+                    .with_error_code(error_code::KAFKA_STORAGE_ERROR)
+                    .with_error_message(Some(str_bytes(&why)));
+            }
+        }
     }
     CreateTopicsResponse::default().with_topics(results)
 }

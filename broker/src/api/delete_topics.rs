@@ -14,7 +14,8 @@ pub async fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16)
     } else {
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
     };
-    let mut deleted = false;
+    // (index in `responses`, topic id) of each topic deleted.
+    let mut deleted = Vec::new();
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
         let image = broker.image();
@@ -36,7 +37,7 @@ pub async fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16)
         };
         responses.push(match outcome {
             Ok(ControllerReply::TopicDeleted(t)) => {
-                deleted = true;
+                deleted.push((responses.len(), t.id));
                 tracing::info!(target: "state.change.logger", topic = %name, "deleted topic");
                 result.with_topic_id(t.id)
             }
@@ -44,8 +45,18 @@ pub async fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16)
             Err(e) => result.with_topic_id(id).with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
         });
     }
-    if deleted {
+    if !deleted.is_empty() {
+        // An error, not success, when this broker could not remove its logs of the topic: it is
+        // gone from the metadata (a retry gets UNKNOWN_TOPIC_OR_PARTITION) and no longer served,
+        // but its files are still on disk here.
         broker.apply_metadata_now().await;
+        for (i, id) in deleted {
+            let failed = broker.replicas.failed_deletions(id);
+            if let Some(why) = broker.describe_failures(&failed, "its files stay on disk until the broker restarts or a topic of that name is created") {
+                let r = &mut responses[i];
+                *r = r.clone().with_error_code(error_code::KAFKA_STORAGE_ERROR).with_error_message(Some(str_bytes(&why)));
+            }
+        }
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }

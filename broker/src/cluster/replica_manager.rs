@@ -24,6 +24,32 @@ pub struct FetchedData {
 
 type Key = (String, i32);
 
+/// A change to this broker's logs that the committed metadata asks for and that could not be
+/// made here (creating, opening or deleting a partition's log). The metadata stays as
+/// committed; the broker says so (to the client that asked, in its log and metrics) instead of
+/// pretending the change was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFailure {
+    pub topic: String,
+    /// Nil when not known (a log found at start-up that could not be read).
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    /// "create", "open" or "delete".
+    pub action: &'static str,
+    pub error: String,
+    /// The partition's directory when one is left on disk.
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Display for LocalFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "could not {} the log of {}-{}: {}", self.action, self.topic, self.partition, self.error)
+    }
+}
+
+/// Deletions that failed, kept for the DeleteTopics that caused them (the newest ones only).
+const FAILED_DELETIONS_KEPT: usize = 1024;
+
 pub struct ReplicaManager {
     logs: Arc<Mutex<LogManager>>,
     /// Runs AlterReplicaLogDirs moves.
@@ -39,6 +65,14 @@ pub struct ReplicaManager {
     /// The metadata offset of the last image applied, for whoever acts on the partitions'
     /// new state (the replica fetchers start following a new leader at once).
     applied: tokio::sync::watch::Sender<i64>,
+    /// Replicas this broker should host but could not create or open: not served (clients get
+    /// KAFKA_STORAGE_ERROR), reported to the controller as offline, and not tried again until
+    /// a restart (as a Kafka replica on a failed log directory). Dropped once the metadata no
+    /// longer assigns them here.
+    offline_replicas: Mutex<HashMap<Key, LocalFailure>>,
+    /// Deletions that failed (the directory stays on disk until a restart or a topic of the
+    /// same name removes it), newest last.
+    failed_deletions: Mutex<std::collections::VecDeque<LocalFailure>>,
 }
 
 impl ReplicaManager {
@@ -59,20 +93,54 @@ impl ReplicaManager {
             });
             checkpoints.insert(dir.clone(), read);
         }
+        let mut offline_replicas = HashMap::new();
+        for u in logs.take_unopened() {
+            let failure = LocalFailure { topic: u.topic.clone(), topic_id: uuid::Uuid::nil(), partition: u.partition, action: "open", error: u.error, dir: Some(u.dir) };
+            offline_replicas.insert((u.topic, u.partition), failure);
+        }
         for (topic, index, log) in loaded {
-            found.push((topic.clone(), index));
             // The topic id from partition.metadata (nil for a log from before ids were
             // recorded); apply_image deletes a log whose topic is gone or has another id, and
             // fills in leader and epoch.
-            let dir = log.lock().dir().to_path_buf();
-            let topic_id = partition_metadata::read(&dir).map_err(LogError::io("reading", &dir.join(partition_metadata::FILE)))?;
-            let topic_id = topic_id.unwrap_or_else(uuid::Uuid::nil);
+            let (dir, empty) = {
+                let l = log.lock();
+                (l.dir().to_path_buf(), l.log_end_offset() == 0)
+            };
+            let topic_id = match partition_metadata::read(&dir) {
+                Ok(id) => id.unwrap_or_else(uuid::Uuid::nil),
+                // A log with no records has nothing to mistake for another topic's: its id is
+                // written again once the metadata is applied.
+                Err(e) if empty => {
+                    tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e, "unreadable partition.metadata in an empty log; it is written again");
+                    uuid::Uuid::nil()
+                }
+                Err(e) => {
+                    // Whose records these are cannot be told: not served, left for an operator.
+                    tracing::error!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e, "unreadable partition.metadata; the replica is offline");
+                    logs.release(&topic, index);
+                    let error = LogError::io("reading", &dir.join(partition_metadata::FILE))(e).to_string();
+                    offline_replicas.insert((topic.clone(), index), LocalFailure { topic, topic_id: uuid::Uuid::nil(), partition: index, action: "open", error, dir: Some(dir) });
+                    continue;
+                }
+            };
+            found.push((topic.clone(), index));
             let hw = dir.parent().and_then(|d| checkpoints.get(d)).and_then(|c| c.get(&(topic.clone(), index))).copied().unwrap_or(0);
             let partition = Partition::with_leader(&topic, topic_id, index, 0, -1, config.node_id, log);
             partition.restore_high_watermark(hw);
             partitions.insert((topic.clone(), index), Arc::new(partition));
         }
-        Ok((Self { logs: Arc::new(Mutex::new(logs)), mover: Default::default(), partitions: RwLock::new(partitions), applied_offset: std::sync::atomic::AtomicI64::new(-1), isr_shrinks: Default::default(), isr_expands: Default::default(), applied: tokio::sync::watch::channel(-1).0 }, found))
+        let manager = Self {
+            logs: Arc::new(Mutex::new(logs)),
+            mover: Default::default(),
+            partitions: RwLock::new(partitions),
+            applied_offset: std::sync::atomic::AtomicI64::new(-1),
+            isr_shrinks: Default::default(),
+            isr_expands: Default::default(),
+            applied: tokio::sync::watch::channel(-1).0,
+            offline_replicas: Mutex::new(offline_replicas),
+            failed_deletions: Default::default(),
+        };
+        Ok((manager, found))
     }
 
     /// Changes after every image applied to the partitions.
@@ -92,11 +160,16 @@ impl ReplicaManager {
     /// topics it no longer has and of partitions reassigned to other brokers, and applies
     /// topic configs, ids, leaders and epochs to the ones that stay.
     ///
+    /// One partition's failure (no file descriptors left, a full or read-only disk) stops
+    /// neither the others' changes nor this broker: the failed replica is offline here (see
+    /// `offline_replicas`) and a failed deletion is remembered for the request that caused it.
+    /// Returns the failures this call recorded, for the caller to report.
+    ///
     /// `image` must be caught up at least to this broker's registration: an empty image would
     /// delete every log.
-    pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), PartitionError> {
+    pub fn apply_image(&self, image: &MetadataImage, config: &BrokerConfig) -> Vec<LocalFailure> {
         let mut doomed = Vec::new();
-        let applied = self.apply_image_locked(image, config, &mut doomed);
+        let failures = self.apply_image_locked(image, config, &mut doomed);
         // Freeing a large replica's blocks takes seconds: not while requests wait for the
         // partitions' lock, nor before the caller goes on (also when applying failed part-way).
         if !doomed.is_empty() {
@@ -107,18 +180,42 @@ impl ReplicaManager {
                 tracing::warn!(target: "kafka.log.LogManager", error = %e, "cannot start a thread to remove deleted replicas; the next start removes them");
             }
         }
-        applied
+        for f in &failures {
+            tracing::error!(target: "state.change.logger", topic = %f.topic, partition = f.partition, action = f.action, error = %f.error,
+                "could not apply a committed metadata change to this broker's log; the metadata stays as committed");
+        }
+        failures
     }
 
-    fn apply_image_locked(&self, image: &MetadataImage, config: &BrokerConfig, doomed: &mut Vec<std::path::PathBuf>) -> Result<(), PartitionError> {
+    fn apply_image_locked(&self, image: &MetadataImage, config: &BrokerConfig, doomed: &mut Vec<std::path::PathBuf>) -> Vec<LocalFailure> {
         let local = config.node_id;
+        let mut failures = Vec::new();
         let mut partitions = self.partitions.write();
         let applied = self.applied_offset.load(std::sync::atomic::Ordering::Acquire);
         if image.last_offset < applied {
-            return Ok(());
+            return failures;
         }
         self.applied_offset.store(image.last_offset, std::sync::atomic::Ordering::Release);
         let logs = self.logs.lock();
+        // An offline replica the metadata no longer puts here (its topic deleted or re-created,
+        // the replica moved away) is forgotten: a new topic of that name starts afresh.
+        self.offline_replicas.lock().retain(|(t, i), f| {
+            image.topic(t).is_some_and(|topic| (f.topic_id.is_nil() || f.topic_id == topic.id) && topic.partitions.get(*i as usize).is_some_and(|p| p.replicas.contains(&local)))
+        });
+        let mut delete = |key: &Key, topic_id: uuid::Uuid, failures: &mut Vec<LocalFailure>| match logs.delete_partition(&key.0, key.1) {
+            Ok(dir) => doomed.push(dir),
+            // The partition is no longer served either way; its directory stays on disk until
+            // the next start or a new topic of that name sets it aside.
+            Err(e) => {
+                let f = LocalFailure { topic: key.0.clone(), topic_id, partition: key.1, action: "delete", error: e.to_string(), dir: None };
+                let mut kept = self.failed_deletions.lock();
+                if kept.len() == FAILED_DELETIONS_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(f.clone());
+                failures.push(f);
+            }
+        };
         // Remove what is gone (deleted topic, or a topic re-created with a new id).
         let gone: Vec<Key> = partitions
             .iter()
@@ -131,7 +228,7 @@ impl ReplicaManager {
         for key in gone {
             if let Some(p) = partitions.remove(&key) {
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the log of a partition no longer in the metadata");
-                doomed.push(logs.delete_partition(&key.0, key.1)?);
+                delete(&key, p.topic_id, &mut failures);
             }
         }
         let elsewhere: Vec<Key> = partitions
@@ -154,11 +251,7 @@ impl ReplicaManager {
                     p.apply_state(&state(pimage, &ineligible), now_ms);
                 }
                 tracing::info!(target: "state.change.logger", partition = %p.name(), "deleting the replica of a partition reassigned to other brokers");
-                match logs.delete_partition(&key.0, key.1) {
-                    Ok(dir) => doomed.push(dir),
-                    // The other partitions' changes still apply; the files stay for an operator.
-                    Err(e) => tracing::error!(target: "state.change.logger", partition = %p.name(), error = %e, "could not delete the replica's files"),
-                }
+                delete(&key, p.topic_id, &mut failures);
             }
         }
         for topic in image.topics.values() {
@@ -170,8 +263,9 @@ impl ReplicaManager {
                     continue;
                 }
                 let key = (topic.name.clone(), index);
-                if logs.is_offline(&topic.name, index) {
-                    // On a failed disk: neither served nor re-created until a restart.
+                if logs.is_offline(&topic.name, index) || self.offline_replicas.lock().contains_key(&key) {
+                    // On a failed disk, or its log could not be created or opened: neither
+                    // served nor tried again until a restart.
                     continue;
                 }
                 let fresh = |log| {
@@ -179,6 +273,11 @@ impl ReplicaManager {
                     p.set_min_insync_replicas(min_insync);
                     p.apply_state(&state(pimage, &ineligible), now_ms);
                     p
+                };
+                let mut offline = |action: &'static str, error: String, dir: Option<std::path::PathBuf>| {
+                    let f = LocalFailure { topic: topic.name.clone(), topic_id: topic.id, partition: index, action, error, dir };
+                    self.offline_replicas.lock().insert(key.clone(), f.clone());
+                    failures.push(f);
                 };
                 match partitions.get(&key) {
                     Some(p) if p.topic_id == topic.id => {
@@ -205,26 +304,38 @@ impl ReplicaManager {
                         // was deleted above): record it, attach leader and epoch.
                         let log = p.log().clone();
                         let dir = log.lock().dir().to_path_buf();
-                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
+                        if let Err(e) = partition_metadata::write(&dir, topic.id) {
+                            partitions.remove(&key);
+                            logs.release(&topic.name, index);
+                            offline("create", LogError::io("writing", &dir.join(partition_metadata::FILE))(e).to_string(), Some(dir));
+                            continue;
+                        }
                         log.lock().set_config(cfg.clone());
                         partitions.insert(key, Arc::new(fresh(log)));
                     }
                     None => {
-                        let log = match logs.create_partition(&topic.name, index, cfg.clone()) {
-                            Err(crate::log::LogError::PartitionExists { .. }) => {
-                                // A log left on disk by a topic deleted while this broker was
-                                // down (it was not served): the new topic starts empty.
-                                tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
-                                    "deleting a leftover log of an earlier topic with the same name");
-                                doomed.push(logs.delete_partition(&topic.name, index)?);
-                                logs.create_partition(&topic.name, index, cfg.clone())?
+                        // partition.metadata is written inside the new directory before the log
+                        // opens, and a failure removes the directory: no partial partition.
+                        let id = topic.id;
+                        if logs.get(&topic.name, index).is_some() {
+                            // A log still open from a topic deleted while this broker was down
+                            // (not served): the new topic starts empty.
+                            tracing::warn!(target: "state.change.logger", topic = %topic.name, partition = index,
+                                "deleting a leftover log of an earlier topic with the same name");
+                            if let Ok(dir) = logs.delete_partition(&topic.name, index) {
+                                doomed.push(dir);
                             }
-                            other => other?,
-                        };
-                        let dir = log.lock().dir().to_path_buf();
-                        partition_metadata::write(&dir, topic.id).map_err(LogError::io("writing", &dir.join(partition_metadata::FILE)))?;
-                        tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
-                        partitions.insert(key, Arc::new(fresh(log)));
+                        }
+                        match logs.create_partition_with(&topic.name, index, cfg.clone(), |dir| partition_metadata::write(dir, id)) {
+                            Ok((log, leftover)) => {
+                                // A directory left by a deletion or creation that failed, or by a
+                                // topic deleted while this broker was down: never the new topic's.
+                                doomed.extend(leftover);
+                                tracing::info!(target: "state.change.logger", topic = %topic.name, partition = index, leader = pimage.leader, "created log");
+                                partitions.insert(key, Arc::new(fresh(log)));
+                            }
+                            Err(e) => offline("create", e.to_string(), None),
+                        }
                     }
                 }
             }
@@ -232,7 +343,64 @@ impl ReplicaManager {
         drop(logs);
         drop(partitions);
         self.applied.send_replace(image.last_offset);
-        Ok(())
+        failures
+    }
+
+    /// Why this broker does not host a replica the metadata assigns to it, if its log could
+    /// not be created or opened here.
+    pub fn offline_replica(&self, topic: &str, index: i32) -> Option<LocalFailure> {
+        self.offline_replicas.lock().get(&(topic.to_string(), index)).cloned()
+    }
+
+    /// Every replica whose log could not be created or opened here.
+    pub fn offline_replicas(&self) -> Vec<LocalFailure> {
+        self.offline_replicas.lock().values().cloned().collect()
+    }
+
+    /// The failed deletions of a topic's partitions (by topic id).
+    pub fn failed_deletions(&self, topic_id: uuid::Uuid) -> Vec<LocalFailure> {
+        self.failed_deletions.lock().iter().filter(|f| f.topic_id == topic_id).cloned().collect()
+    }
+
+    /// Start-up, once the metadata is known: the logs found on disk that it no longer has
+    /// (topic deleted, or re-created under another id, while this broker was down; a creation
+    /// or deletion cut short) are set aside (`log_manager::set_aside_stray`): removed when
+    /// empty, else renamed `-stray` and kept. They are not served, and they no longer hold the
+    /// name a new topic needs. Blocking.
+    pub fn set_aside_strays(&self, image: &MetadataImage) {
+        let stray = |t: &str, i: i32, id: uuid::Uuid| {
+            image.topic(t).is_none_or(|topic| i as usize >= topic.partitions.len() || (!id.is_nil() && id != topic.id))
+        };
+        let mut dirs = Vec::new();
+        {
+            let mut partitions = self.partitions.write();
+            let logs = self.logs.lock();
+            let keys: Vec<Key> = partitions.iter().filter(|((t, i), p)| stray(t, *i, p.topic_id)).map(|(k, _)| k.clone()).collect();
+            for key in keys {
+                if let Some(p) = partitions.remove(&key) {
+                    logs.release(&key.0, key.1);
+                    dirs.push(p.log().lock().dir().to_path_buf());
+                }
+            }
+            self.offline_replicas.lock().retain(|(t, i), f| {
+                let gone = stray(t, *i, f.topic_id);
+                if gone {
+                    dirs.extend(f.dir.clone());
+                }
+                !gone
+            });
+        }
+        for dir in dirs {
+            match crate::log::log_manager::set_aside_stray(&dir) {
+                Ok(crate::log::log_manager::StrayOutcome::Removed) => {
+                    tracing::info!(target: "kafka.log.LogManager", dir = %dir.display(), "removed the empty log of a partition the metadata no longer has")
+                }
+                Ok(crate::log::log_manager::StrayOutcome::SetAside(to)) => tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), kept_as = %to.display(),
+                    "the log of a partition the metadata no longer has holds records: renamed aside and kept, never served (remove it once not needed)"),
+                Err(e) => tracing::warn!(target: "kafka.log.LogManager", dir = %dir.display(), error = %e,
+                    "could not set aside the log of a partition the metadata no longer has; it is not served, and a new topic of that name sets it aside"),
+            }
+        }
     }
 
     /// Probes every online log directory (`log_manager::probe_dirs`); the partitions of a
@@ -315,7 +483,7 @@ impl ReplicaManager {
 
     /// Whether the partition was on a log directory now offline.
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
-        self.logs.lock().is_offline(topic, index)
+        self.logs.lock().is_offline(topic, index) || self.offline_replicas.lock().contains_key(&(topic.to_string(), index))
     }
 
     /// Writes every log directory's high-watermark checkpoint, and the leader-epoch
@@ -381,148 +549,5 @@ impl ReplicaManager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::controller::{PartitionImage, TopicImage};
-    use crate::log::test_util::{encode_batch, BatchSpec};
-
-    fn config(dir: &std::path::Path) -> BrokerConfig {
-        let raw = [("log.dirs".to_string(), (dir.display().to_string(), crate::config::Origin::Flag))].into_iter().collect();
-        BrokerConfig::from_properties(raw).unwrap()
-    }
-
-    fn image(leader: i32, leader_epoch: i32) -> MetadataImage {
-        let id = uuid::Uuid::from_u128(7);
-        let mut img = MetadataImage::default();
-        let p = PartitionImage { leader, leader_epoch, replicas: vec![1], isr: vec![1], partition_epoch: leader_epoch, ..Default::default() };
-        img.topic_names.insert(id, "t".into());
-        img.topics.insert("t".into(), TopicImage { name: "t".into(), id, partitions: vec![p], configs: Default::default() });
-        img
-    }
-
-    /// A produce that picked up the partition before a leadership change must not leave the
-    /// high watermark behind: the change is applied in place, not by a new partition object.
-    #[tokio::test]
-    async fn leadership_changes_in_place_so_in_flight_appends_advance_the_same_high_watermark() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        rm.apply_image(&image(1, 0), &cfg).unwrap();
-        let held = rm.partition("t", 0).unwrap();
-        assert!(held.is_leader());
-        rm.apply_image(&image(-1, 1), &cfg).unwrap();
-        assert!(!held.is_leader(), "a holder sees the leader go away");
-        rm.apply_image(&image(1, 2), &cfg).unwrap();
-        let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b"])));
-        held.append(&batch, 0).await.unwrap();
-        let now = rm.partition("t", 0).unwrap();
-        assert_eq!((now.leader_epoch(), now.high_watermark()), (2, 2));
-    }
-
-
-    /// A restarted broker resumes each high watermark from the checkpoint (at most the log
-    /// end), not from the log end: records past it were never known to be committed.
-    #[tokio::test]
-    async fn high_watermarks_resume_from_the_checkpoint_not_the_log_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        {
-            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
-            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"a", b"b", b"c"])));
-            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
-            rm.close_all();
-        }
-        super::super::hw_checkpoint::write(dir.path(), &[("t".into(), 0, 1)]).unwrap();
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        let p = rm.partition("t", 0).unwrap();
-        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 1));
-        // A checkpoint past the log end (a truncated log) is capped at it.
-        drop(rm);
-        super::super::hw_checkpoint::write(dir.path(), &[("t".into(), 0, 99)]).unwrap();
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        assert_eq!(rm.partition("t", 0).unwrap().high_watermark(), 3);
-        // What the broker writes back is what it has.
-        rm.checkpoint_high_watermarks(&cfg.log_dirs);
-        assert_eq!(super::super::hw_checkpoint::read(dir.path()).unwrap()[&("t".to_string(), 0)], 3);
-    }
-
-    /// Two applies race (a handler's and the metadata follower's): the older image, applied
-    /// last, must not delete the log of a topic the newer one created.
-    #[tokio::test]
-    async fn an_older_image_applied_late_deletes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        let mut newer = image(1, 0);
-        newer.last_offset = 10;
-        rm.apply_image(&newer, &cfg).unwrap();
-        let older = MetadataImage { last_offset: 5, ..Default::default() };
-        rm.apply_image(&older, &cfg).unwrap();
-        assert!(rm.partition("t", 0).is_some());
-    }
-
-    /// A log left from a deleted topic (forgotten at start-up) does not block a new topic of
-    /// the same name, and none of its records are served under the new topic.
-    #[tokio::test]
-    async fn a_leftover_log_of_a_deleted_topic_does_not_block_or_leak_into_a_new_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        {
-            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
-            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old"])));
-            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
-            rm.close_all();
-        }
-        let (rm, loaded) = ReplicaManager::open(&cfg).unwrap();
-        assert_eq!(loaded.len(), 1);
-        rm.forget("t", 0); // start-up: no topic t in the metadata
-        let mut recreated = image(1, 0);
-        let id = uuid::Uuid::from_u128(8);
-        let t = recreated.topics.get_mut("t").unwrap();
-        t.id = id;
-        recreated.topic_names = [(id, "t".to_string())].into();
-        rm.apply_image(&recreated, &cfg).unwrap();
-        let p = rm.partition("t", 0).unwrap();
-        assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
-    }
-
-    /// The topic was deleted and re-created under the same name (new id, this broker again a
-    /// replica) while this broker was down: at restart the image has a topic `t`, but not the
-    /// one its log belongs to. The log's partition.metadata says so; the old records go.
-    #[tokio::test]
-    async fn a_log_of_a_topic_recreated_while_the_broker_was_down_is_not_served_as_the_new_topic() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
-        {
-            let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-            rm.apply_image(&image(1, 0), &cfg).unwrap();
-            let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"old", b"older"])));
-            rm.partition("t", 0).unwrap().append(&batch, 0).await.unwrap();
-            rm.close_all();
-        }
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        assert_eq!(rm.partition("t", 0).unwrap().topic_id, uuid::Uuid::from_u128(7), "the id comes from partition.metadata");
-        let mut recreated = image(1, 0);
-        let id = uuid::Uuid::from_u128(8);
-        recreated.topics.get_mut("t").unwrap().id = id;
-        recreated.topic_names = [(id, "t".to_string())].into();
-        rm.apply_image(&recreated, &cfg).unwrap();
-        let p = rm.partition("t", 0).unwrap();
-        assert_eq!((p.topic_id, p.log().lock().log_end_offset()), (id, 0));
-        let dir = p.log().lock().dir().to_path_buf();
-        assert_eq!(partition_metadata::read(&dir).unwrap(), Some(id));
-
-        // And the same log kept across a restart under the same topic keeps its records.
-        let batch = bytes::Bytes::from(encode_batch(&BatchSpec::values(&[b"new"])));
-        p.append(&batch, 0).await.unwrap();
-        rm.close_all();
-        drop((p, rm));
-        let (rm, _) = ReplicaManager::open(&cfg).unwrap();
-        rm.apply_image(&recreated, &cfg).unwrap();
-        let p = rm.partition("t", 0).unwrap();
-        assert_eq!(p.log().lock().log_end_offset(), 1);
-        assert!(p.is_leader(), "a log loaded at start-up leads when the image says this broker leads");
-    }
-}
+#[path = "replica_manager_tests.rs"]
+mod tests;

@@ -109,6 +109,9 @@ pub enum ControllerError {
     DuplicateBrokerRegistration(i32, Uuid),
     #[error("could not store metadata: {0}")]
     Storage(String),
+    /// Committed, but this broker could not apply it to its logs (the message says what).
+    #[error("{0}")]
+    NotAppliedLocally(String),
     #[error("ISR change refused: {0}")]
     AlterPartition(String, i16),
     #[error("broker {0} is not registered")]
@@ -131,7 +134,7 @@ impl ControllerError {
             ControllerError::Timeout(_) => error_code::REQUEST_TIMED_OUT,
             ControllerError::StaleBrokerEpoch { .. } => error_code::STALE_BROKER_EPOCH,
             ControllerError::DuplicateBrokerRegistration(..) => error_code::DUPLICATE_BROKER_REGISTRATION,
-            ControllerError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+            ControllerError::Storage(_) | ControllerError::NotAppliedLocally(_) => error_code::KAFKA_STORAGE_ERROR,
             ControllerError::AlterPartition(_, code) => *code,
             ControllerError::BrokerNotRegistered(_) => error_code::BROKER_ID_NOT_REGISTERED,
         }

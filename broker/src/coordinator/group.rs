@@ -347,6 +347,29 @@ impl Group {
         }
     }
 
+    /// The stored form the group will have once the leader's `assignments` are in force
+    /// (Kafka's storeGroup(group, assignment)): written before the group becomes Stable.
+    pub fn value_with_assignments(&self, assignments: &[(String, Bytes)]) -> GroupValue {
+        let mut v = self.to_value();
+        for m in &mut v.members {
+            m.assignment = assignments.iter().find(|(id, _)| *id == m.member_id).map(|(_, a)| a.clone()).unwrap_or_default();
+        }
+        v
+    }
+
+    /// The leader's assignments could not be stored: every member waiting in SyncGroup gets
+    /// `error`, no assignment is kept, and the group rebalances again (Kafka's
+    /// resetAndPropagateAssignmentError, then maybePrepareRebalance).
+    pub fn fail_sync(&mut self, error: i16, timers: GroupTimers, now: Instant, now_ms: i64) {
+        for m in self.members.values_mut() {
+            m.assignment = Bytes::new();
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult { error, ..Default::default() });
+            }
+        }
+        self.prepare_rebalance(timers, now, now_ms);
+    }
+
     /// Periodic housekeeping: expired sessions, expired pending ids, rebalance deadlines.
     /// Returns true when the group's metadata changed in a way worth persisting.
     pub fn tick(&mut self, timers: GroupTimers, now: Instant, now_ms: i64) -> bool {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::group::{Group, GroupState, JoinResult, Member, SyncResult};
-use super::GroupCoordinator;
+use super::{offsets_topic, schema, GroupCoordinator};
 use crate::error_code::{
     COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
     INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
@@ -84,9 +84,20 @@ fn check_member(group: &Group, member_id: &str, instance_id: Option<&str>) -> Re
 
 impl GroupCoordinator {
     pub async fn join(&self, replicas: &ReplicaManager, req: JoinRequest) -> JoinResult {
+        let group_id = req.group_id.clone();
         let rx = match self.join_locked(req) {
             Ok(rx) => rx,
-            Err(result) => {
+            Err(mut result) => {
+                // A join answered at once that changed what is stored (a static member taking
+                // over its old identity without a rebalance): stored before the member hears
+                // success, as Kafka's GroupCoordinator does, else the member gets the error.
+                if result.error == NONE {
+                    if let Err(e) = self.persist_group(replicas, &group_id).await {
+                        let code = e.group_store_code();
+                        self.write_failed(&group_id, "group metadata (JoinGroup)", &e, code);
+                        result = fail(code, "");
+                    }
+                }
                 self.persist_dirty(replicas).await;
                 return result;
             }
@@ -244,8 +255,9 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
         let err = |error| SyncResult { error, ..Default::default() };
+        let mut store = None;
         let rx = {
-            let (now, now_ms) = (Instant::now(), now_ms());
+            let now = Instant::now();
             let mut groups = self.groups.lock();
             let Some(group) = groups.get_mut(group_id) else { return err(UNKNOWN_MEMBER_ID) };
             if let Err(code) = check_member(group, member_id, instance_id) {
@@ -273,12 +285,34 @@ impl GroupCoordinator {
                     let (tx, rx) = oneshot::channel();
                     member.sync_waiter = Some(tx);
                     if is_leader {
-                        group.complete_sync(assignments, now_ms);
+                        // Stable only once the assignments are stored: a coordinator that
+                        // fails over must not lose what every member was told.
+                        let value = schema::group_value(&group.value_with_assignments(&assignments));
+                        store = Some((group.generation, assignments, value));
                     }
                     rx
                 }
             }
         };
+        if let Some((generation, assignments, value)) = store {
+            let written = offsets_topic::append(replicas, self.partition_for(group_id), &[(schema::group_key(group_id), Some(value))], now_ms()).await;
+            let now = Instant::now();
+            let mut groups = self.groups.lock();
+            // Unless the group moved on meanwhile (a member left, the rebalance timed out).
+            if let Some(group) = groups.get_mut(group_id).filter(|g| g.is(GroupState::CompletingRebalance) && g.generation == generation) {
+                match written {
+                    Ok(()) => {
+                        group.complete_sync(assignments, now_ms());
+                        group.dirty = false;
+                    }
+                    Err(e) => {
+                        let code = e.group_store_code();
+                        self.write_failed(group_id, "group assignment (SyncGroup)", &e, code);
+                        group.fail_sync(code, self.timers(), now, now_ms());
+                    }
+                }
+            }
+        }
         let result = rx.await.unwrap_or_else(|_| err(REBALANCE_IN_PROGRESS));
         self.persist_dirty(replicas).await;
         result
@@ -338,5 +372,64 @@ impl GroupCoordinator {
         };
         self.persist_dirty(replicas).await;
         codes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::CoordinatorConfig;
+    use crate::error_code::COORDINATOR_NOT_AVAILABLE as NOT_AVAILABLE;
+
+    fn coordinator() -> GroupCoordinator {
+        GroupCoordinator::new(CoordinatorConfig {
+            offsets_partitions: 1,
+            initial_rebalance_delay: Duration::ZERO,
+            min_session_timeout: Duration::from_millis(1),
+            max_session_timeout: Duration::from_secs(60),
+            offsets_retention: Duration::from_secs(60),
+            offset_metadata_max_bytes: 4096,
+        })
+    }
+
+    /// A broker whose `__consumer_offsets` partition is not hosted here: every write fails.
+    fn replicas(dir: &std::path::Path) -> ReplicaManager {
+        let raw = [("log.dirs".to_string(), (dir.display().to_string(), crate::config::Origin::Flag))].into_iter().collect();
+        ReplicaManager::open(&crate::config::BrokerConfig::from_properties(raw).unwrap()).unwrap().0
+    }
+
+    /// Kafka's GroupCoordinator: the group becomes Stable only once the leader's assignment is
+    /// stored; when the write fails, the members get the mapped error (here the partition is
+    /// not hosted: COORDINATOR_NOT_AVAILABLE) and the group rebalances. Before, the failure was
+    /// logged and every member was told NONE with an assignment a failover would lose.
+    #[tokio::test]
+    async fn a_sync_group_whose_assignment_cannot_be_stored_answers_the_error_and_rebalances() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, rm) = (coordinator(), replicas(dir.path()));
+        let join = c
+            .join(&rm, JoinRequest {
+                group_id: "g".into(),
+                member_id: String::new(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+                require_known_member_id: false,
+                supports_skip_assignment: false,
+            })
+            .await;
+        assert_eq!(join.error, NONE, "the new generation's write is not waited on (Kafka only warns)");
+        let failed_before = c.failed_writes.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(failed_before, 1, "but it is counted");
+        let sync = c.sync(&rm, "g", join.generation, &join.member_id, None, None, None, vec![(join.member_id.clone(), Bytes::from_static(b"A"))]).await;
+        assert_eq!(sync.error, NOT_AVAILABLE);
+        assert!(sync.assignment.is_empty());
+        assert_eq!(c.failed_writes.load(std::sync::atomic::Ordering::Relaxed), failed_before + 1);
+        let g = c.describe_group("g");
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert!(g.members.iter().all(|m| m.assignment.is_empty()));
     }
 }

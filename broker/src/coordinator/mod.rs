@@ -71,11 +71,14 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     /// The `__consumer_offsets` partitions whose groups are loaded: those this broker leads.
     loaded: Mutex<std::collections::BTreeSet<i32>>,
+    /// Writes of group metadata or offsets to `__consumer_offsets` that failed
+    /// (FailedGroupMetadataWritesPerSec).
+    pub failed_writes: std::sync::atomic::AtomicU64,
 }
 
 impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
-        Self { config, groups: Mutex::new(HashMap::new()), loaded: Mutex::new(Default::default()) }
+        Self { config, groups: Mutex::new(HashMap::new()), loaded: Mutex::new(Default::default()), failed_writes: Default::default() }
     }
 
     /// Loads the groups of the `__consumer_offsets` partitions this broker has come to lead
@@ -206,7 +209,33 @@ impl GroupCoordinator {
         self.persist_dirty(replicas).await;
     }
 
-    /// Writes the metadata of every group marked dirty.
+    /// A write to `__consumer_offsets` failed: logged and counted, in one place. `what` is
+    /// what was being written; `answered` the error code the member gets (NONE when no request
+    /// waits on the write).
+    fn write_failed(&self, group: &str, what: &str, error: &offsets_topic::OffsetsTopicError, answered: i16) {
+        self.failed_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", group, what, error = %error, answered,
+            "could not write to __consumer_offsets");
+    }
+
+    /// Writes one group's metadata now if it changed.
+    async fn persist_group(&self, replicas: &ReplicaManager, id: &str) -> Result<(), offsets_topic::OffsetsTopicError> {
+        let value = {
+            let mut groups = self.groups.lock();
+            match groups.get_mut(id).filter(|g| g.dirty) {
+                Some(g) => {
+                    g.dirty = false;
+                    group_value(&g.to_value())
+                }
+                None => return Ok(()),
+            }
+        };
+        offsets_topic::append(replicas, self.partition_for(id), &[(group_key(id), Some(value))], now_ms()).await
+    }
+
+    /// Writes the metadata of every group marked dirty (changes no request waits on: a
+    /// member removed by session expiry, a group emptied). One that fails is logged and
+    /// counted, as Kafka only warns then; the next change writes the whole group again.
     async fn persist_dirty(&self, replicas: &ReplicaManager) {
         let writes: Vec<(String, Bytes)> = {
             let mut groups = self.groups.lock();
@@ -222,7 +251,7 @@ impl GroupCoordinator {
         for (id, value) in writes {
             let partition = self.partition_for(&id);
             if let Err(e) = offsets_topic::append(replicas, partition, &[(group_key(&id), Some(value))], now_ms()).await {
-                tracing::error!(target: "kafka.coordinator.group.GroupCoordinator", group = %id, error = %e, "could not persist group metadata");
+                self.write_failed(&id, "group metadata", &e, crate::error_code::NONE);
             }
         }
     }
@@ -306,7 +335,7 @@ impl GroupCoordinator {
             entries
         };
         if let Err(e) = offsets_topic::append(replicas, self.partition_for(id), &entries, now_ms()).await {
-            tracing::error!(target: "kafka.coordinator.group.GroupCoordinator", group = id, error = %e, "could not write tombstones for a deleted group");
+            self.write_failed(id, "tombstones of a deleted group", &e, e.code());
             return e.code();
         }
         let mut groups = self.groups.lock();

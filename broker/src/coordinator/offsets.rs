@@ -102,7 +102,7 @@ impl GroupCoordinator {
             (codes, entries, to_store)
         };
         if let Err(e) = offsets_topic::append(replicas, self.partition_for(&req.group_id), &entries, now_ms).await {
-            tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", group = %req.group_id, error = %e, "could not persist committed offsets");
+            self.write_failed(&req.group_id, "committed offsets", &e, e.code());
             for (i, ..) in &to_store {
                 codes[*i] = e.code();
             }
@@ -160,6 +160,7 @@ impl GroupCoordinator {
             (codes, entries)
         };
         if let Err(e) = offsets_topic::append(replicas, self.partition_for(group_id), &entries, now_ms()).await {
+            self.write_failed(group_id, "offset deletions", &e, e.code());
             return (e.code(), Vec::new());
         }
         let mut groups = self.groups.lock();
@@ -200,7 +201,7 @@ impl GroupCoordinator {
         }
         for (id, entries) in writes {
             if let Err(e) = offsets_topic::append(replicas, self.partition_for(&id), &entries, now).await {
-                tracing::error!(target: "kafka.coordinator.group.GroupMetadataManager", group = %id, error = %e, "could not write offset expiry tombstones");
+                self.write_failed(&id, "offset expiry tombstones", &e, crate::error_code::NONE);
             }
         }
     }

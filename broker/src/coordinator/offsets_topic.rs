@@ -23,20 +23,38 @@ pub enum OffsetsTopicError {
 }
 
 impl OffsetsTopicError {
-    pub fn code(&self) -> i16 {
+    /// The error of the append itself, as the log answered it (Kafka's `status.error`).
+    fn append_code(&self) -> i16 {
         match self {
-            // COORDINATOR_NOT_AVAILABLE: the client retries.
-            OffsetsTopicError::NotHosted(_) => 15,
-            OffsetsTopicError::Encode(_) => error_code::KAFKA_STORAGE_ERROR,
-            OffsetsTopicError::Append(e) => match e.code() {
-                // A batch too large for the topic: OFFSET_METADATA_TOO_LARGE.
-                error_code::MESSAGE_TOO_LARGE => 12,
-                // Not (or no longer) replicated as required, or leadership moved: as Kafka,
-                // the client retries with (or finds) the coordinator.
-                error_code::NOT_ENOUGH_REPLICAS | error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND | error_code::REQUEST_TIMED_OUT => 15,
-                error_code::NOT_LEADER_OR_FOLLOWER => error_code::NOT_COORDINATOR,
-                _ => error_code::KAFKA_STORAGE_ERROR,
-            },
+            OffsetsTopicError::NotHosted(_) => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            OffsetsTopicError::Encode(_) => error_code::UNKNOWN_SERVER_ERROR,
+            OffsetsTopicError::Append(e) => e.code(),
+        }
+    }
+
+    /// What OffsetCommit answers for each offset of a failed write (Kafka's
+    /// GroupMetadataManager.storeOffsets callback): the client retries, or finds the
+    /// coordinator again, rather than see a storage error it does not expect from a commit.
+    pub fn code(&self) -> i16 {
+        use error_code::*;
+        match self.append_code() {
+            UNKNOWN_TOPIC_OR_PARTITION | NOT_ENOUGH_REPLICAS | NOT_ENOUGH_REPLICAS_AFTER_APPEND => COORDINATOR_NOT_AVAILABLE,
+            NOT_LEADER_OR_FOLLOWER | KAFKA_STORAGE_ERROR => NOT_COORDINATOR,
+            MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE | INVALID_FETCH_SIZE => INVALID_COMMIT_OFFSET_SIZE,
+            other => other,
+        }
+    }
+
+    /// What SyncGroup (and a static member's rejoin) answers when the group's metadata could not
+    /// be written (Kafka's GroupMetadataManager.storeGroup callback).
+    pub fn group_store_code(&self) -> i16 {
+        use error_code::*;
+        match self.append_code() {
+            UNKNOWN_TOPIC_OR_PARTITION | NOT_ENOUGH_REPLICAS | NOT_ENOUGH_REPLICAS_AFTER_APPEND => COORDINATOR_NOT_AVAILABLE,
+            NOT_LEADER_OR_FOLLOWER | KAFKA_STORAGE_ERROR => NOT_COORDINATOR,
+            REQUEST_TIMED_OUT => REBALANCE_IN_PROGRESS,
+            MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE | INVALID_FETCH_SIZE => UNKNOWN_SERVER_ERROR,
+            other => other,
         }
     }
 }
@@ -129,4 +147,33 @@ pub fn replay(partition: &Partition, mut apply: impl FnMut(Bytes, Option<Bytes>)
         offset = next;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::PartitionError;
+    use crate::log::LogError;
+    use error_code::*;
+
+    /// The append errors a member sees, mapped as Kafka's GroupMetadataManager maps them:
+    /// storeOffsets for OffsetCommit, storeGroup for SyncGroup.
+    #[test]
+    fn write_errors_map_as_kafkas_group_metadata_manager() {
+        let storage = || OffsetsTopicError::Append(PartitionError::Flush("p".into(), std::io::Error::from_raw_os_error(libc::EIO)));
+        let io = || OffsetsTopicError::Append(PartitionError::Log(LogError::Io { action: "appending to", path: "/d/s".into(), source: std::io::Error::from_raw_os_error(libc::ENOSPC) }));
+        let cases: Vec<(OffsetsTopicError, i16, i16)> = vec![
+            (OffsetsTopicError::NotHosted(3), COORDINATOR_NOT_AVAILABLE, COORDINATOR_NOT_AVAILABLE),
+            (OffsetsTopicError::Append(PartitionError::NotEnoughReplicas { partition: "p".into(), isr: 1, min: 2 }), COORDINATOR_NOT_AVAILABLE, COORDINATOR_NOT_AVAILABLE),
+            (OffsetsTopicError::Append(PartitionError::NotEnoughReplicasAfterAppend("p".into())), COORDINATOR_NOT_AVAILABLE, COORDINATOR_NOT_AVAILABLE),
+            (OffsetsTopicError::Append(PartitionError::NotLeader("p".into())), NOT_COORDINATOR, NOT_COORDINATOR),
+            (storage(), NOT_COORDINATOR, NOT_COORDINATOR),
+            (io(), NOT_COORDINATOR, NOT_COORDINATOR),
+            (OffsetsTopicError::Append(PartitionError::ReplicationTimedOut("p".into())), REQUEST_TIMED_OUT, REBALANCE_IN_PROGRESS),
+            (OffsetsTopicError::Encode("x".into()), UNKNOWN_SERVER_ERROR, UNKNOWN_SERVER_ERROR),
+        ];
+        for (e, commit, store) in cases {
+            assert_eq!((e.code(), e.group_store_code()), (commit, store), "{e}");
+        }
+    }
 }

@@ -32,6 +32,40 @@ pub fn remove_deleted(dirs: impl IntoIterator<Item = PathBuf>) {
     }
 }
 
+/// What became of a partition directory the metadata no longer has ([`set_aside_stray`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrayOutcome {
+    /// It held no records (a creation cut short, a topic deleted before any write): removed.
+    Removed,
+    /// It holds records: renamed to this `-stray` directory and kept for an operator.
+    SetAside(PathBuf),
+}
+
+/// Deals with the directory of a partition the metadata no longer has (its topic deleted, or
+/// re-created under another id, while this broker was down, or a creation or deletion that
+/// failed part-way), so that it neither stops the broker nor stands in the way of a topic of
+/// the same name: removed when it holds no records, else renamed to `<name>.<uuid>-stray` and
+/// never loaded again (Kafka's LogManager does the same with stray logs since 3.8). Blocking.
+pub fn set_aside_stray(dir: &Path) -> Result<StrayOutcome, LogError> {
+    let holds_records = fs::read_dir(dir)
+        .map_err(LogError::io("listing", dir))?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(super::segment::LOG_SUFFIX) && e.metadata().map_or(true, |m| m.len() > 0));
+    if !holds_records {
+        fs::remove_dir_all(dir).map_err(LogError::io("removing", dir))?;
+        return Ok(StrayOutcome::Removed);
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let suffix = format!(".{}{STRAY_SUFFIX}", uuid::Uuid::new_v4().simple());
+    let mut keep = name.len().min(255 - suffix.len());
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let aside = dir.with_file_name(format!("{}{suffix}", &name[..keep]));
+    fs::rename(dir, &aside).map_err(LogError::io("renaming aside", dir))?;
+    Ok(StrayOutcome::SetAside(aside))
+}
+
 /// Kafka's limit on topic name length.
 /// The quorum's metadata log directory inside `metadata.log.dir`; never a partition here.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -41,6 +75,9 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 const LOCK_FILE: &str = ".lock";
 pub(super) const DELETE_SUFFIX: &str = "-delete";
+/// A partition directory the metadata no longer has, holding records: renamed aside with this
+/// suffix and kept for an operator, as Kafka's `-stray` directories.
+pub const STRAY_SUFFIX: &str = "-stray";
 
 /// A partition found on disk by [`LogManager::open`]: (topic, partition, log).
 pub type LoadedPartition = (String, i32, SharedLog);
@@ -85,6 +122,17 @@ pub struct LogManager {
     /// Where a partition not hosted yet is to be created (AlterReplicaLogDirs before the
     /// replica exists, as Kafka's reassignment tool sends it), by directory index.
     preferred: Mutex<HashMap<(String, i32), usize>>,
+    /// Partition directories found at open whose log could not be opened.
+    unopened: Mutex<Vec<Unopened>>,
+}
+
+/// A partition directory [`LogManager::open`] found but could not open: left as it is.
+#[derive(Debug, Clone)]
+pub struct Unopened {
+    pub topic: String,
+    pub partition: i32,
+    pub dir: PathBuf,
+    pub error: String,
 }
 
 /// A log-directory move in progress: of which log, where to, and how far the copy has got.
@@ -275,6 +323,7 @@ impl LogManager {
         }
         let mut hosted: HashMap<(String, i32), Hosted> = HashMap::new();
         let mut loaded = Vec::new();
+        let mut unopened = Vec::new();
         for (dir_index, data_dir) in data_dirs.iter().enumerate() {
             let dir = &data_dir.path;
             let mut entries = Vec::new();
@@ -288,8 +337,15 @@ impl LogManager {
             entries.sort();
             for (name, path) in entries {
                 if name.ends_with(DELETE_SUFFIX) {
+                    // A deletion cut short (a crash, or a removal that failed): finished now. A
+                    // directory that still cannot be removed holds no partition, so it stops
+                    // nothing; the next start tries again (Kafka retries its logsToBeDeleted).
                     tracing::info!(target: "kafka.log.LogManager", dir = %path.display(), "removing partition directory left by an interrupted deletion");
-                    fs::remove_dir_all(&path).map_err(LogError::io("removing deleted partition", &path))?;
+                    remove_deleted([path]);
+                    continue;
+                }
+                if name.ends_with(STRAY_SUFFIX) {
+                    // Kept for an operator (see `set_aside_stray`): never loaded.
                     continue;
                 }
                 // The metadata log lives beside the partitions (as in Kafka) but is the quorum's.
@@ -306,9 +362,19 @@ impl LogManager {
                         second: dir.clone(),
                     });
                 }
-                let log = Arc::new(Mutex::new(PartitionLog::open(&path, default_config.clone())?));
-                loaded.push((topic.clone(), partition, Arc::clone(&log)));
-                hosted.insert((topic, partition), Hosted::new(dir_index, log));
+                match PartitionLog::open(&path, default_config.clone()) {
+                    Ok(log) => {
+                        let log = Arc::new(Mutex::new(log));
+                        loaded.push((topic.clone(), partition, Arc::clone(&log)));
+                        hosted.insert((topic, partition), Hosted::new(dir_index, log));
+                    }
+                    // One log that cannot be opened does not stop the broker: it stays on disk,
+                    // unserved, and the caller decides (offline replica, or a stray to set aside).
+                    Err(e) => {
+                        tracing::error!(target: "kafka.log.LogManager", dir = %path.display(), error = %e, "could not open a partition log");
+                        unopened.push(Unopened { topic, partition, dir: path, error: e.to_string() });
+                    }
+                }
             }
         }
         tracing::info!(target: "kafka.log.LogManager", partitions = loaded.len(), dirs = data_dirs.len(), "log manager opened");
@@ -320,6 +386,7 @@ impl LogManager {
             probe_streaks: Mutex::new(Default::default()),
             moves: Mutex::new(Default::default()),
             preferred: Mutex::new(Default::default()),
+            unopened: Mutex::new(unopened),
         };
         Ok((manager, loaded))
     }
@@ -327,6 +394,26 @@ impl LogManager {
     /// Creates a new, empty partition log in the data directory holding the fewest
     /// partitions (the first such directory on ties).
     pub fn create_partition(&self, topic: &str, partition: i32, config: LogConfig) -> Result<SharedLog, LogError> {
+        let (log, leftover) = self.create_partition_with(topic, partition, config, |_| Ok(()))?;
+        if let Some(dir) = leftover {
+            remove_deleted([dir]);
+        }
+        Ok(log)
+    }
+
+    /// As [`LogManager::create_partition`], with `init` run on the new directory before the log
+    /// is opened in it (the caller's own files, such as partition.metadata). All or nothing: if
+    /// any step fails, the directory is removed again, so a failed creation leaves no partial
+    /// partition behind. A directory of that name already on disk and not hosted (a deletion
+    /// or creation that failed part-way) is renamed aside first, never adopted: returned with
+    /// the log for [`remove_deleted`].
+    pub fn create_partition_with(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        init: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<(SharedLog, Option<PathBuf>), LogError> {
         validate_topic_name(topic)?;
         let name = partition_dir_name(topic, partition);
         if partition < 0 {
@@ -349,10 +436,45 @@ impl LogManager {
             return Err(LogError::OfflineDir { name, dir: self.dirs[0].path.clone() });
         };
         drop(offline);
+        let mut leftover = None;
+        for d in &self.dirs {
+            let stale = d.path.join(&name);
+            if fs::symlink_metadata(&stale).is_ok() {
+                let aside = d.path.join(super::log_mover::deleted_dir_name(&name));
+                tracing::warn!(target: "kafka.log.LogManager", dir = %stale.display(), "removing a leftover directory of a partition not hosted here before creating it anew");
+                fs::rename(&stale, &aside).map_err(LogError::io("renaming aside a leftover", &stale))?;
+                leftover = Some(aside);
+            }
+        }
         let path = self.dirs[dir_index].path.join(&name);
-        let log = Arc::new(Mutex::new(PartitionLog::open(&path, config)?));
+        let created = fs::create_dir(&path)
+            .map_err(LogError::io("creating log directory", &path))
+            .and_then(|()| init(&path).map_err(LogError::io("initialising log directory", &path)))
+            .and_then(|()| PartitionLog::open(&path, config));
+        let log = match created {
+            Ok(log) => Arc::new(Mutex::new(log)),
+            Err(e) => {
+                if let Err(undo) = fs::remove_dir_all(&path) {
+                    if undo.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!(target: "kafka.log.LogManager", dir = %path.display(), error = %undo,
+                            "could not remove a partly created partition directory; the next start removes it");
+                    }
+                }
+                return Err(e);
+            }
+        };
         partitions.insert((topic.to_string(), partition), Hosted::new(dir_index, Arc::clone(&log)));
-        Ok(log)
+        Ok((log, leftover))
+    }
+
+    /// Stops hosting a partition without touching its files (its log could not be used).
+    pub fn release(&self, topic: &str, partition: i32) {
+        self.partitions.lock().remove(&(topic.to_string(), partition));
+    }
+
+    /// The partition directories [`LogManager::open`] could not open (taken: asked once).
+    pub fn take_unopened(&self) -> Vec<Unopened> {
+        std::mem::take(&mut *self.unopened.lock())
     }
 
     /// Deletes a partition: later operations on outstanding handles fail with
@@ -762,5 +884,21 @@ mod tests {
             LogManager::open(&dirs, LogConfig::default()),
             Err(LogError::DuplicatePartition { .. })
         ));
+    }
+
+    /// All or nothing: a creation that fails part-way leaves no directory behind.
+    #[test]
+    fn a_failed_creation_leaves_no_partial_partition_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, _) = LogManager::open(&[root.path().to_path_buf()], LogConfig::default()).unwrap();
+        let failed = manager.create_partition_with("t", 0, LogConfig::default(), |dir| {
+            fs::write(dir.join("partition.metadata"), b"half")?;
+            Err(io::Error::from_raw_os_error(libc::EMFILE))
+        });
+        let err = failed.err().unwrap();
+        assert!(err.to_string().contains("Too many open files"), "{err}");
+        assert!(!root.path().join("t-0").exists());
+        assert!(manager.get("t", 0).is_none());
+        manager.create_partition("t", 0, LogConfig::default()).unwrap();
     }
 }

@@ -203,6 +203,9 @@ pub static NUM_GROUPS_COMPLETING: MetricDef = m("kafka.coordinator.group", "Grou
 pub static NUM_GROUPS_EMPTY: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsEmpty", &[], Gauge, "Groups in state Empty.");
 pub static NUM_GROUPS_DEAD: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumGroupsDead", &[], Gauge, "Groups in state Dead.");
 pub static NUM_OFFSETS: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "NumOffsets", &[], Gauge, "Committed offsets held by the coordinator.");
+// Kafka has no MBean for this; named in the style of FailedProduceRequestsPerSec, on the
+// GroupMetadataManager that does the writes.
+pub static FAILED_GROUP_METADATA_WRITES: MetricDef = m("kafka.coordinator.group", "GroupMetadataManager", "FailedGroupMetadataWritesPerSec", &[], Meter, "Writes to __consumer_offsets by the group coordinator that failed (group metadata from JoinGroup/SyncGroup or session expiry, committed offsets, tombstones); the member that asked got an error, and each failure is logged.");
 
 // KafkaServer
 pub static BROKER_STATE: MetricDef = m("kafka.server", "KafkaServer", "BrokerState", &[], Gauge, "Kafka's broker state: 1 starting, 2 recovering logs, 3 running, 7 shutting down.");
@@ -272,7 +275,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &BROKER_METADATA_LOAD_ERRORS, &BROKER_METADATA_APPLY_ERRORS,
     &LOG_SIZE, &LOG_SEGMENTS, &LOG_START_OFFSET, &LOG_END_OFFSET, &OFFLINE_LOG_DIRS, &LOG_FLUSH, &PURGATORY_SIZE,
     &NUM_GROUPS, &NUM_GROUPS_STABLE, &NUM_GROUPS_PREPARING, &NUM_GROUPS_COMPLETING, &NUM_GROUPS_EMPTY,
-    &NUM_GROUPS_DEAD, &NUM_OFFSETS,
+    &NUM_GROUPS_DEAD, &NUM_OFFSETS, &FAILED_GROUP_METADATA_WRITES,
     &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
     &MALFORMED_REQUESTS, &CONTROLLER_MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
     &KE_BROKERS, &KE_BROKER_INFO, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,

@@ -284,6 +284,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::NUM_GROUPS_EMPTY) { count_groups(GroupState::Empty) }
     else if is(&c::NUM_GROUPS_DEAD) { count_groups(GroupState::Dead) }
     else if is(&c::NUM_OFFSETS) { one(s.offsets.len() as f64) }
+    else if is(&c::FAILED_GROUP_METADATA_WRITES) { ctr(&broker.coordinator.failed_writes) }
     else if is(&c::BROKER_STATE) { one(f64::from(broker.state_code())) }
     else if is(&c::DISK_READ_BYTES) { one(s.process.read_bytes) }
     else if is(&c::DISK_WRITE_BYTES) { one(s.process.write_bytes) }
