@@ -34,7 +34,9 @@ def stored_batches(broker, topic: str) -> list[tuple[int, int, bool]]:
 
 def produce(bootstrap: str, topic: str, messages, *, timestamp=None, **conf) -> list:
     """Produces and returns (error, timestamp type, timestamp) of each delivery report."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20,
+    # One batch per call: flush() sends at once, so a long linger only keeps a slow loop (a
+    # loaded machine) from splitting the records into several batches.
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5000,
                   **{k.replace("_", "."): v for k, v in conf.items()}})
     reports = [None] * len(messages)
 
