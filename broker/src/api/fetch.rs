@@ -152,7 +152,8 @@ async fn down_convert_for_old_consumer(broker: &Broker, response: &mut FetchResp
             .map(|(ti, pi, records, from)| (ti, pi, format_conversion::down_convert(&records, magic, from, crate::log::records::DEFAULT_MAX_DECOMPRESSED)))
             .collect()
     };
-    let results = if bytes < BLOCKING_READ_BYTES {
+    // Compressed batches are decompressed and compressed again: never on an async worker.
+    let results = if bytes < BLOCKING_READ_BYTES && work.iter().all(|w| format_conversion::is_uncompressed(&w.2)) {
         convert(work)
     } else {
         let slots: Vec<(usize, usize)> = work.iter().map(|w| (w.0, w.1)).collect();

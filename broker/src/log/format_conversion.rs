@@ -27,20 +27,31 @@ pub fn fetch_magic(version: i16) -> Option<i8> {
 }
 
 /// One v2 batch (base offset 0, for the log to assign) holding every record of the old-format
-/// message set `set`, wrappers decompressed within `max_decompressed` bytes each.
+/// message set `set`. `max_decompressed` bounds the records of the whole set, not of each
+/// wrapper: a small request of many highly compressed wrappers must not grow the batch (and
+/// the memory behind it) without limit.
 pub fn up_convert(set: &[u8], max_decompressed: usize) -> Result<Vec<u8>, LegacyFormatError> {
     let messages = legacy_format::messages(set)?;
     let mut builder = V2Builder::default();
     let mut codec = Compression::None;
     let mut inner_buf = Vec::new();
+    let too_large = LegacyFormatError::DecompressedTooLarge { max: max_decompressed };
     for m in &messages {
         if m.codec == Compression::None {
             builder.push(&m.record)?;
-            continue;
+        } else {
+            codec = m.codec;
+            let budget = max_decompressed.saturating_sub(builder.section.len());
+            let inner = legacy_format::inner_records(m, &mut inner_buf, budget).map_err(|e| match e {
+                LegacyFormatError::DecompressedTooLarge { .. } => too_large.clone(),
+                other => other,
+            })?;
+            for r in inner {
+                builder.push(&r)?;
+            }
         }
-        codec = m.codec;
-        for r in legacy_format::inner_records(m, &mut inner_buf, max_decompressed)? {
-            builder.push(&r)?;
+        if builder.section.len() > max_decompressed {
+            return Err(too_large);
         }
     }
     builder.finish(codec)
@@ -49,11 +60,14 @@ pub fn up_convert(set: &[u8], max_decompressed: usize) -> Result<Vec<u8>, Legacy
 /// The stored batches `records` as an old-format message set of `magic`, for a consumer that
 /// asked from `fetch_offset`, and how many records it holds. Uncompressed batches lose the
 /// records before `fetch_offset` (a compressed wrapper is kept whole: its consumer skips them,
-/// as with Kafka).
+/// as with Kafka). The set is at most `records.len()` bytes, or its first message when that is
+/// larger, as Kafka's LazyDownConversionRecords sends: small records grow as old messages, and
+/// the read was sized to the consumer's limits.
 pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompressed: usize) -> Result<(Vec<u8>, u64), String> {
     let mut out = LegacyWriter::new(magic);
     let mut converted = 0u64;
     let mut at = 0usize;
+    let fits = |out: &LegacyWriter, entry: usize| out.is_empty() || out.len() + entry <= records.len();
     while at < records.len() {
         let header = BatchHeader::parse(&records[at..]).map_err(|e| e.to_string())?;
         let size = header.total_size();
@@ -73,6 +87,9 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
             for r in decoded.iter() {
                 let r = r.map_err(|e| e.to_string())?;
                 if r.offset >= fetch_offset {
+                    if !fits(&out, out.entry_size(r.key, r.value)) {
+                        return Ok((out.finish(), converted));
+                    }
                     out.push(r.offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
                     converted += 1;
                 }
@@ -80,13 +97,14 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
             continue;
         }
         let mut inner = LegacyWriter::new(magic);
-        let (mut last_offset, mut max_timestamp) = (None, i64::MIN);
+        let (mut last_offset, mut max_timestamp, mut inner_count) = (None, i64::MIN, 0u64);
         for r in decoded.iter() {
             let r = r.map_err(|e| e.to_string())?;
             let inner_offset = if magic >= 1 { r.offset - header.base_offset } else { r.offset };
             inner.push(inner_offset, stamp(r.timestamp), log_append_time, Compression::None, r.key, r.value);
             last_offset = Some(r.offset);
             converted += 1;
+            inner_count += 1;
             max_timestamp = max_timestamp.max(stamp(r.timestamp));
         }
         // Inner offsets relative to the batch base and the wrapper at the last record there
@@ -94,9 +112,27 @@ pub fn down_convert(records: &[u8], magic: i8, fetch_offset: i64, max_decompress
         // in a compacted batch with gaps.
         let Some(last_offset) = last_offset else { continue };
         let value = legacy_format::compress_inner(codec, magic, &inner.finish()).map_err(|e| e.to_string())?;
+        if !fits(&out, out.entry_size(None, Some(&value))) {
+            return Ok((out.finish(), converted - inner_count));
+        }
         out.push(last_offset, max_timestamp, log_append_time, codec, None, Some(&value));
     }
     Ok((out.finish(), converted))
+}
+
+/// Whether every batch of `records` is uncompressed: only then is down-converting them cheap
+/// enough for an async worker. A few KiB of compressed batches can decompress to the
+/// decompression cap and be compressed again, CPU that belongs on a blocking thread.
+pub fn is_uncompressed(records: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at < records.len() {
+        let Ok(header) = BatchHeader::parse(&records[at..]) else { return false };
+        if header.compression() != Ok(Compression::None) {
+            return false;
+        }
+        at += header.total_size();
+    }
+    true
 }
 
 /// Accumulates up-converted records into one v2 batch.

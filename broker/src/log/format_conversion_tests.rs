@@ -76,6 +76,30 @@ fn a_producer_claiming_log_append_time_keeps_the_bit_for_the_validator_to_refuse
     assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
 }
 
+/// What an old consumer reading from `from` to the end gets over as many fetches as it takes
+/// (each down-converted set is at most the size of the batches read, as with Kafka).
+fn down_convert_all(stored: &[u8], magic: i8, mut from: i64) -> (Vec<u8>, u64) {
+    let (mut all, mut total) = (Vec::new(), 0);
+    loop {
+        let mut at = 0;
+        while at < stored.len() {
+            let h = BatchHeader::parse(&stored[at..]).unwrap();
+            if h.last_offset() >= from {
+                break;
+            }
+            at += h.total_size();
+        }
+        if at >= stored.len() {
+            return (all, total);
+        }
+        let (set, n) = down_convert(&stored[at..], magic, from, DEFAULT_MAX_DECOMPRESSED).unwrap();
+        assert!(n > 0, "every fetch makes progress");
+        from = legacy_records(&set).last().unwrap().0 + 1;
+        all.extend(set);
+        total += n;
+    }
+}
+
 #[test]
 fn down_conversion_gives_old_consumers_every_record_at_its_offset() {
     for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4] {
@@ -86,7 +110,7 @@ fn down_conversion_gives_old_consumers_every_record_at_its_offset() {
             b.base_offset = 103;
             let mut stored = encode_batch(&a);
             stored.extend(encode_batch(&b));
-            let (set, n) = down_convert(&stored, magic, 100, DEFAULT_MAX_DECOMPRESSED).unwrap();
+            let (set, n) = down_convert_all(&stored, magic, 100);
             assert_eq!(n, 5);
             let got = legacy_records(&set);
             let ts = |t: i64| if magic == 0 { NO_TIMESTAMP } else { t };
@@ -166,4 +190,80 @@ fn up_then_down_conversion_is_lossless_for_what_old_formats_carry() {
 #[test]
 fn fetch_versions_map_to_kafkas_magic() {
     assert_eq!((fetch_magic(0), fetch_magic(1), fetch_magic(2), fetch_magic(3), fetch_magic(4)), (Some(0), Some(0), Some(1), Some(1), None));
+}
+
+/// A message set of `wrappers` gzip wrappers, each holding one record of `value_len` zero bytes
+/// (a few hundred bytes compressed each).
+fn gzip_bombs(wrappers: i64, value_len: usize) -> Vec<u8> {
+    let value = vec![0u8; value_len];
+    let mut w = LegacyWriter::new(1);
+    for i in 0..wrappers {
+        let mut inner = LegacyWriter::new(1);
+        inner.push(0, 1, false, Compression::None, None, Some(&value));
+        let compressed = compress_inner(Compression::Gzip, 1, &inner.finish()).unwrap();
+        w.push(i, 1, false, Compression::Gzip, None, Some(&compressed));
+    }
+    w.finish()
+}
+
+#[test]
+fn the_decompression_cap_bounds_the_whole_set_not_each_wrapper() {
+    // Each wrapper stays under the cap, but together they would make the converted batch (and
+    // the memory behind it) grow with every wrapper a hostile producer adds.
+    let set = gzip_bombs(8, 300 << 10);
+    assert!(set.len() < 64 << 10, "the request is small: {} bytes", set.len());
+    let err = up_convert(&set, 1 << 20).expect_err("8 x 300 KiB decompressed is over a 1 MiB cap");
+    assert_eq!(err.kafka_error_code(), crate::error_code::MESSAGE_TOO_LARGE, "{err}");
+    // Under the cap, the same kind of set converts.
+    assert!(up_convert(&gzip_bombs(3, 300 << 10), 1 << 20).is_ok());
+}
+
+#[test]
+fn a_down_converted_set_is_no_larger_than_what_was_read_but_holds_at_least_one_message() {
+    // Small records grow by ~30 bytes each as magic 1 messages: a fetch sized by the stored v2
+    // bytes would exceed the consumer's limits (Kafka's LazyDownConversionRecords sends at most
+    // the unconverted size, and the first message whole).
+    let values: Vec<&[u8]> = vec![b"v"; 400];
+    let mut spec = BatchSpec::values(&values);
+    spec.base_offset = 1000;
+    let stored = encode_batch(&spec);
+    for magic in [0i8, 1] {
+        let (set, n) = down_convert(&stored, magic, 1000, DEFAULT_MAX_DECOMPRESSED).unwrap();
+        assert!(set.len() <= stored.len(), "magic {magic}: {} converted bytes for {} read", set.len(), stored.len());
+        let offsets: Vec<i64> = legacy_records(&set).iter().map(|r| r.0).collect();
+        assert_eq!(offsets.len() as u64, n, "magic {magic}: the count is of what was sent");
+        assert!(n > 0 && n < 400, "magic {magic}: {n}");
+        assert_eq!(offsets, (1000..1000 + n as i64).collect::<Vec<_>>(), "magic {magic}: a prefix, in order");
+    }
+}
+
+#[test]
+fn only_uncompressed_batches_count_as_cheap_to_convert() {
+    let plain = encode_batch(&BatchSpec::values(&[b"a", b"b"]));
+    let gzip = encode_batch(&BatchSpec::values(&[b"a", b"b"]).with_compression(Compression::Gzip));
+    assert!(is_uncompressed(&plain));
+    assert!(!is_uncompressed(&gzip));
+    let mut both = plain.clone();
+    both.extend(&gzip);
+    assert!(!is_uncompressed(&both), "a compressed batch after an uncompressed one");
+    assert!(!is_uncompressed(&plain[..20]), "unreadable bytes are not assumed cheap");
+}
+
+#[test]
+fn down_conversion_stops_before_a_wrapper_that_would_pass_the_read_size() {
+    // Many small gzip batches of incompressible-ish records: each wrapper is about as large as
+    // its stored batch plus the wrapper overhead, so the whole read cannot fit converted.
+    let mut stored = Vec::new();
+    for i in 0..20i64 {
+        let values: Vec<Vec<u8>> = (0..3).map(|j| format!("{i}-{j}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let mut spec = BatchSpec::values(&refs).with_compression(Compression::Gzip);
+        spec.base_offset = i * 3;
+        stored.extend(encode_batch(&spec));
+    }
+    let (set, n) = down_convert(&stored, 0, 0, DEFAULT_MAX_DECOMPRESSED).unwrap();
+    assert!(set.len() <= stored.len(), "{} converted bytes for {} read", set.len(), stored.len());
+    let offsets: Vec<i64> = legacy_records(&set).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, (0..n as i64).collect::<Vec<_>>());
+    assert_eq!(n % 3, 0, "whole wrappers only");
 }

@@ -54,6 +54,8 @@ pub enum LegacyFormatError {
     Empty,
     #[error("the message set holds more than {max} records; send smaller requests")]
     TooManyRecords { max: usize },
+    #[error("the message set decompresses to more than {max} bytes; send smaller requests")]
+    DecompressedTooLarge { max: usize },
     #[error("cannot write the converted records: {reason}")]
     Encode { reason: String },
 }
@@ -64,7 +66,7 @@ impl LegacyFormatError {
         match self {
             LegacyFormatError::UnsupportedCompression { .. } => error_code::UNSUPPORTED_COMPRESSION_TYPE,
             LegacyFormatError::InvalidWrapper { .. } | LegacyFormatError::Empty => error_code::INVALID_RECORD,
-            LegacyFormatError::TooManyRecords { .. } => error_code::MESSAGE_TOO_LARGE,
+            LegacyFormatError::TooManyRecords { .. } | LegacyFormatError::DecompressedTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
             LegacyFormatError::Encode { .. } => error_code::UNKNOWN_SERVER_ERROR,
             _ => error_code::CORRUPT_MESSAGE,
         }
@@ -125,7 +127,10 @@ pub fn is_legacy(set: &[u8]) -> bool {
 pub fn inner_records<'b>(wrapper: &LegacyMessage<'_>, buf: &'b mut Vec<u8>, cap: usize) -> Result<Vec<LegacyRecord<'b>>, LegacyFormatError> {
     let at = wrapper.at;
     let compressed = wrapper.record.value.unwrap_or_default();
-    *buf = decompress_legacy(wrapper.codec, wrapper.record.magic, compressed, cap).map_err(|e| LegacyFormatError::Decompress { at, reason: e.to_string() })?;
+    *buf = decompress_legacy(wrapper.codec, wrapper.record.magic, compressed, cap).map_err(|e| match e {
+        RecordError::TooLarge { limit } => LegacyFormatError::DecompressedTooLarge { max: limit },
+        e => LegacyFormatError::Decompress { at, reason: e.to_string() },
+    })?;
     let inner = messages(buf).map_err(|e| match e {
         LegacyFormatError::Empty => LegacyFormatError::InvalidWrapper { at, what: "no message" },
         other => other,
@@ -265,6 +270,12 @@ impl LegacyWriter {
 
     pub fn len(&self) -> usize {
         self.out.len()
+    }
+
+    /// The bytes `push` would add for a message with these key and value lengths.
+    pub fn entry_size(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> usize {
+        let fixed = if self.magic >= 1 { MIN_MESSAGE_V1 } else { MIN_MESSAGE_V0 };
+        LOG_OVERHEAD + fixed + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)
     }
 
     pub fn is_empty(&self) -> bool {

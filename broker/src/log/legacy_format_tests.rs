@@ -171,7 +171,9 @@ fn a_decompression_bomb_is_capped() {
     let big = vec![b'x'; 1 << 20];
     let set = wrapper(1, Compression::Gzip, 0, &[&big]);
     let m = messages(&set).unwrap();
-    assert!(matches!(inner_records(&m[0], &mut Vec::new(), 64 * 1024), Err(LegacyFormatError::Decompress { .. })));
+    let e = inner_records(&m[0], &mut Vec::new(), 64 * 1024).unwrap_err();
+    assert_eq!(e, LegacyFormatError::DecompressedTooLarge { max: 64 * 1024 });
+    assert_eq!(e.kafka_error_code(), error_code::MESSAGE_TOO_LARGE);
 }
 
 proptest! {
