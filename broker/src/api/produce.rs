@@ -49,11 +49,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     let conversions = broker.topic_stats(&name).filter(|_| broker.metrics.enabled);
                     appends.spawn(async move {
                         // Produce v0-2 may carry magic 0/1 message sets: stored as one v2 batch.
+                        // BytesInPerSec counts what the producer sent, before any conversion.
+                        let received = records.len();
                         let converted = version < 3 && crate::log::legacy_format::is_legacy(&records);
                         let records = if converted {
                             match up_convert(records).await {
                                 Ok(batch) => batch,
-                                Err(e) => return (ti, pi, Err(e), 0, partition),
+                                Err(e) => return (ti, pi, Err(e), received, partition),
                             }
                         } else {
                             records
@@ -76,7 +78,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                         if let (true, Ok(a), Some(stats)) = (converted, &result, &conversions) {
                             TopicStats::add(&stats.produce_conversions, a.records);
                         }
-                        (ti, pi, result, records.len(), partition)
+                        (ti, pi, result, received, partition)
                     });
                     None
                 }

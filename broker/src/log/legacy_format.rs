@@ -146,7 +146,8 @@ pub fn inner_records<'b>(wrapper: &LegacyMessage<'_>, buf: &'b mut Vec<u8>, cap:
         }
         let mut r = m.record;
         if r.magic >= 1 {
-            r.offset = wrapper.record.offset - last + r.offset;
+            // Hostile offsets must not overflow; the log assigns its own anyway.
+            r.offset = wrapper.record.offset.wrapping_sub(last).wrapping_add(r.offset);
         }
         if wrapper.record.log_append_time {
             r.timestamp = wrapper.record.timestamp;
