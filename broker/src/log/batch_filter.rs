@@ -11,7 +11,7 @@
 //! retained records are written uncompressed (the payload bytes of each record are copied as
 //! they are); an unchanged batch keeps its original, possibly compressed, bytes.
 
-use super::record_batch::{verify_crc, BatchHeader, TimestampType, ATTR_COMPRESSION_MASK, CRC_START, HEADER_SIZE};
+use super::record_batch::{put_varint, verify_crc, BatchHeader, TimestampType, ATTR_COMPRESSION_MASK};
 use super::records::{BatchRecords, Record, RecordError};
 
 /// What to do with a batch.
@@ -106,42 +106,20 @@ fn encode_batch(
     count: i32,
     section: &[u8],
 ) -> Result<Vec<u8>, RecordError> {
-    let batch_length = i32::try_from(HEADER_SIZE - 12 + section.len())
-        .map_err(|_| RecordError::TooLarge { limit: i32::MAX as usize })?;
-    let mut out = Vec::with_capacity(HEADER_SIZE + section.len());
-    out.extend_from_slice(&original.base_offset.to_be_bytes());
-    out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
-    out.push(original.magic as u8);
-    out.extend_from_slice(&0u32.to_be_bytes()); // CRC, set below
-    out.extend_from_slice(&(original.attributes & !ATTR_COMPRESSION_MASK).to_be_bytes());
-    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&base_timestamp.to_be_bytes());
-    out.extend_from_slice(&max_timestamp.to_be_bytes());
-    out.extend_from_slice(&original.producer_id.to_be_bytes());
-    out.extend_from_slice(&original.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&original.base_sequence.to_be_bytes());
-    out.extend_from_slice(&count.to_be_bytes());
-    out.extend_from_slice(section);
-    let crc = crc32c::crc32c(&out[CRC_START..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(out)
-}
-
-/// Zig-zag LEB128, the record format's varint/varlong.
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
+    let header = BatchHeader {
+        attributes: original.attributes & !ATTR_COMPRESSION_MASK,
+        base_timestamp,
+        max_timestamp,
+        records_count: count,
+        ..*original
+    };
+    super::record_batch::encode_batch(&header, section).map_err(|_| RecordError::TooLarge { limit: i32::MAX as usize })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record_batch::Compression;
+    use crate::log::record_batch::{Compression, CRC_START, HEADER_SIZE};
     use crate::log::records::DEFAULT_MAX_DECOMPRESSED;
     use crate::log::test_util::{encode_batch as encode_spec, BatchSpec, TestRecord};
     use proptest::prelude::*;

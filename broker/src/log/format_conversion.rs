@@ -8,8 +8,8 @@
 //! stored batch into one wrapper of the same codec (or one message per record when the batch
 //! is uncompressed), drops headers and control batches, and keeps offsets and timestamps.
 use super::legacy_format::{self, LegacyFormatError, LegacyRecord, LegacyWriter};
-use super::log_validator::compress;
-use super::record_batch::{BatchHeader, Compression, TimestampType, CRC_START, HEADER_SIZE, MAGIC_V2, NO_PRODUCER_ID};
+use super::log_validator::{codec_bits, compress};
+use super::record_batch::{encode_batch, put_varint, BatchHeader, Compression, TimestampType, ATTR_TIMESTAMP_TYPE, MAGIC_V2, NO_PRODUCER_ID};
 use super::records::BatchRecords;
 
 /// Most records one converted batch may hold (offset deltas are i32; far above what any old
@@ -158,66 +158,45 @@ impl V2Builder {
         self.log_append_time |= r.log_append_time;
         let mut body = Vec::with_capacity(16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len));
         body.push(0); // record attributes
-        put_varlong(&mut body, r.timestamp.wrapping_sub(self.base_timestamp));
-        put_varlong(&mut body, self.count as i64);
+        put_varint(&mut body, r.timestamp.wrapping_sub(self.base_timestamp));
+        put_varint(&mut body, self.count as i64);
         for field in [r.key, r.value] {
             match field {
                 Some(b) => {
-                    put_varlong(&mut body, b.len() as i64);
+                    put_varint(&mut body, b.len() as i64);
                     body.extend_from_slice(b);
                 }
-                None => put_varlong(&mut body, -1),
+                None => put_varint(&mut body, -1),
             }
         }
-        put_varlong(&mut body, 0); // no headers
-        put_varlong(&mut self.section, body.len() as i64);
+        put_varint(&mut body, 0); // no headers
+        put_varint(&mut self.section, body.len() as i64);
         self.section.extend_from_slice(&body);
         self.count += 1;
         Ok(())
     }
 
     fn finish(self, codec: Compression) -> Result<Vec<u8>, LegacyFormatError> {
-        let section = compress(codec, -1, &self.section).map_err(|e| LegacyFormatError::Encode { reason: e.to_string() })?;
-        let mut out = Vec::with_capacity(HEADER_SIZE + section.len());
-        let batch_length = (HEADER_SIZE - 12 + section.len()) as i32;
-        let mut attributes: i16 = match codec {
-            Compression::None => 0,
-            Compression::Gzip => 1,
-            Compression::Snappy => 2,
-            Compression::Lz4 => 3,
-            Compression::Zstd => 4,
+        let encode_failed = |reason: String| LegacyFormatError::Encode { reason };
+        let section = compress(codec, -1, &self.section).map_err(|e| encode_failed(e.to_string()))?;
+        let count = i32::try_from(self.count).map_err(|e| encode_failed(e.to_string()))?;
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: -1,
+            magic: MAGIC_V2,
+            crc: 0,
+            attributes: codec_bits(codec) | if self.log_append_time { ATTR_TIMESTAMP_TYPE } else { 0 },
+            last_offset_delta: count - 1,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: count,
         };
-        if self.log_append_time {
-            attributes |= 0x08;
-        }
-        out.extend_from_slice(&0i64.to_be_bytes());
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&(-1i32).to_be_bytes());
-        out.push(MAGIC_V2 as u8);
-        out.extend_from_slice(&[0; 4]); // crc
-        out.extend_from_slice(&attributes.to_be_bytes());
-        out.extend_from_slice(&(self.count as i32 - 1).to_be_bytes());
-        out.extend_from_slice(&self.base_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
-        out.extend_from_slice(&NO_PRODUCER_ID.to_be_bytes());
-        out.extend_from_slice(&(-1i16).to_be_bytes());
-        out.extend_from_slice(&(-1i32).to_be_bytes());
-        out.extend_from_slice(&(self.count as i32).to_be_bytes());
-        out.extend_from_slice(&section);
-        let crc = crc32c::crc32c(&out[CRC_START..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        Ok(out)
+        encode_batch(&header, &section).map_err(|e| encode_failed(e.to_string()))
     }
-}
-
-/// Zig-zag varint, as record fields are encoded in batch v2.
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 #[cfg(test)]

@@ -15,10 +15,9 @@
 
 use std::io::Write;
 
-use super::record_batch::{BatchError, BatchHeader, Compression, TimestampType, ATTR_COMPRESSION_MASK, CRC_START, HEADER_SIZE, NO_TIMESTAMP};
+use super::record_batch::{BatchError, BatchHeader, Compression, TimestampType, ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE, CRC_START, HEADER_SIZE, NO_TIMESTAMP};
 use super::records::{decompress, BatchRecords, RecordError};
 
-const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTRIBUTES_AT: usize = 21;
 const MAX_TIMESTAMP_AT: usize = 35;
 
@@ -221,7 +220,8 @@ fn recompressed(batch: &[u8], header: &BatchHeader, codec: Compression, level: i
     Ok(out)
 }
 
-fn codec_bits(codec: Compression) -> i16 {
+/// The attribute bits (0-2) of a codec.
+pub(crate) fn codec_bits(codec: Compression) -> i16 {
     match codec {
         Compression::None => 0,
         Compression::Gzip => 1,

@@ -43,7 +43,7 @@ const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 
 pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+pub(crate) const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
@@ -360,6 +360,41 @@ pub fn validate_fetched_records(records: &[u8]) -> Result<Vec<BatchHeader>, Batc
         rest = tail;
     }
     Ok(headers)
+}
+
+/// A batch of `header`'s fields (its `batch_length` and `crc` computed here, not read) around
+/// the records `section` (already compressed as the attributes say).
+pub fn encode_batch(header: &BatchHeader, section: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let batch_length = i32::try_from(HEADER_SIZE - LOG_OVERHEAD + section.len())
+        .map_err(|_| BatchError::MessageTooLarge { size: section.len(), max: i32::MAX as usize })?;
+    let mut out = Vec::with_capacity(HEADER_SIZE + section.len());
+    out.extend_from_slice(&header.base_offset.to_be_bytes());
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    out.push(header.magic as u8);
+    out.extend_from_slice(&0u32.to_be_bytes()); // CRC, set below
+    out.extend_from_slice(&header.attributes.to_be_bytes());
+    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.producer_id.to_be_bytes());
+    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&header.base_sequence.to_be_bytes());
+    out.extend_from_slice(&header.records_count.to_be_bytes());
+    out.extend_from_slice(section);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// Zig-zag LEB128, the record format's varint/varlong.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
 }
 
 /// Writes the broker-assigned base offset and partition leader epoch into a batch. Both lie
