@@ -79,14 +79,8 @@ impl BatchSpec {
     }
 }
 
-pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
+/// The record format's varint, as the broker writes it.
+pub use super::record_batch::put_varint;
 
 fn put_bytes(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
     match b {
