@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import Producer
 
@@ -167,6 +168,7 @@ def _power_cut_run(broker_factory, powercut_mount, topic: str, tmp_path, props: 
         rec.wait_acked(min_acked)
         while time.monotonic() - t0 < min_seconds:
             time.sleep(0.05)
+        wait_for_cut_premise(fs, broker.data_dirs[0], topic)
         before = len(rec.acked)
         rec.wait_acked(before + 50, timeout=10)  # still acknowledging: the cut lands mid-stream
         cut = fs.cut(**cut_kw)
@@ -203,6 +205,37 @@ def _check_new_produce_works(broker, topic: str, end_offsets: dict[int, int]) ->
     restart_log = _restart_log(broker)
     assert "panicked" not in restart_log and " ERROR " not in restart_log, (
         f"the broker restarted on the cut disk with errors:\n{restart_log[-4000:]}")
+
+
+def durable_now(fs, mount: Path, files: list[str]) -> list[str]:
+    """Which of `files` (mount-relative paths) are durable now: present, with no unsynced
+    bytes and a directory whose entries are all synced. (A file seen durable stays durable:
+    the broker only ever replaces these atomically, and a cut cannot undo a synced rename.)"""
+    present = [f for f in files if (mount / f.lstrip("/")).exists()]
+    unsynced = fs.stats()
+    dirty_dirs = set(unsynced["dirs"])
+    return [f for f in present
+            if f not in unsynced["files"] and (f.rsplit("/", 1)[0] or "/") not in dirty_dirs]
+
+
+def wait_for_cut_premise(fs, mount: Path, topic: str, timeout: float = 60.0) -> None:
+    """Before the cut: every partition has rolled (so the cut goes through a roll's aftermath)
+    and has written its checkpoints durably once. Both happen on their own within a second or
+    two, but on a loaded machine the single-threaded test file system can delay them: waiting
+    for them keeps `check_durable_files` a check that the cut does not undo what was durable,
+    not a race against the checkpoint interval. Fails if they never happen."""
+    want = [f"/{topic}-{q}/{name}" for q in range(PARTITIONS) for name in ("partition.metadata", "leader-epoch-checkpoint")]
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while True:
+        seen.update(durable_now(fs, mount, [f for f in want if f not in seen]))
+        unrolled = [q for q in range(PARTITIONS) if len(list((mount / f"{topic}-{q}").glob("*.log"))) < 2]
+        if len(seen) == len(want) and not unrolled:
+            return
+        assert time.monotonic() < deadline, (
+            f"{timeout:.0f}s after the first acknowledgements: not durable yet {sorted(set(want) - seen)}; "
+            f"partitions that have not rolled (segment.bytes=1 MiB): {unrolled}")
+        time.sleep(0.05)
 
 
 def check_durable_files(durable: dict, topic: str) -> None:
