@@ -211,6 +211,15 @@ impl ProduceResult {
     pub fn msg_s(&self) -> f64 {
         self.msgs as f64 / self.secs
     }
+    /// The bytes the broker stored (batches as sent, after compression): batches x mean
+    /// batch size; the value bytes if the statistics gave no batch size.
+    pub fn stored_bytes(&self) -> f64 {
+        if self.avg_batch_msgs > 0.0 && self.avg_batch_bytes.is_finite() {
+            self.msgs as f64 / self.avg_batch_msgs * self.avg_batch_bytes
+        } else {
+            self.bytes as f64
+        }
+    }
 }
 
 fn producer_config(bootstrap: &str, acks: &str, compression: &str) -> ClientConfig {

@@ -4,7 +4,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -182,38 +181,49 @@ pub fn write_fsync_us(dir: &Path, size: usize, secs: f64) -> (f64, f64) {
     (percentile(&lat, 50.0), percentile(&lat, 99.0))
 }
 
-/// Rewrites `size` bytes in place in a file whose pages are already cached, each time followed
-/// by fdatasync, for `secs`: (p50 of write+sync, p50 of the sync alone) in microseconds. No
-/// page-cache allocation is involved, so unlike an append this does not depend on how recently
-/// the VM's memory was used; the caller adds the cost of filling fresh pages.
-pub fn rewrite_fsync_us(dir: &Path, size: usize, secs: f64) -> (f64, f64) {
-    let path = dir.join(format!("rewrite-{size}.bin"));
-    let buf = noise(size.max(1), 17);
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    f.write_all_at(&buf, 0).unwrap();
-    f.sync_data().unwrap();
-    let (mut total, mut sync) = (Vec::new(), Vec::new());
+/// The storage limit of one produce run, measured right after it under the same conditions:
+/// the same bytes (`total`) appended by `files` writers at once (one per partition, each to a
+/// new file that grows) in chunks of the run's mean batch (`chunk`), into the page cache the
+/// run's data dir freed a moment before (the caller deletes it first, as the next run's start
+/// does); with `fsync`, each append is followed by fdatasync, timed. Gives bytes/s over all
+/// writers: what the storage path alone does with the run's writes, so a broker that also
+/// parses, validates, indexes and answers over TCP cannot exceed it. Stops after `max_secs`.
+pub fn append_limit(dir: &Path, files: usize, chunk: usize, total: u64, fsync: bool, max_secs: f64) -> f64 {
+    let files = files.max(1);
+    let chunk = chunk.max(1);
+    let per_file = total.div_ceil(files as u64);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(files + 1));
+    let writers: Vec<_> = (0..files)
+        .map(|i| {
+            let path = dir.join(format!("append-limit-{i}.bin"));
+            let start = start.clone();
+            thread::spawn(move || {
+                let buf = noise(chunk, 19 + i as u64);
+                let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
+                start.wait();
+                let t0 = Instant::now();
+                let mut n = 0u64;
+                while n < per_file && t0.elapsed().as_secs_f64() < max_secs {
+                    f.write_all(&buf).unwrap();
+                    if fsync {
+                        f.sync_data().unwrap();
+                    }
+                    n += chunk as u64;
+                }
+                (n, path, f)
+            })
+        })
+        .collect();
+    start.wait();
     let t0 = Instant::now();
-    while t0.elapsed().as_secs_f64() < secs || total.len() < 20 {
-        let t = Instant::now();
-        f.write_all_at(&buf, 0).unwrap();
-        let ts = Instant::now();
-        f.sync_data().unwrap();
-        sync.push(ts.elapsed().as_secs_f64() * 1e6);
-        total.push(t.elapsed().as_secs_f64() * 1e6);
-        if total.len() >= 100_000 {
-            break;
-        }
+    let done: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes: u64 = done.iter().map(|d| d.0).sum();
+    for (_, path, f) in done {
+        // Untimed: write back now so it does not compete with what is measured next.
+        let _ = f.sync_data();
+        drop(f);
+        let _ = fs::remove_file(path);
     }
-    drop(f);
-    let _ = fs::remove_file(&path);
-    total.sort_by(f64::total_cmp);
-    sync.sort_by(f64::total_cmp);
-    (percentile(&total, 50.0), percentile(&sync, 50.0))
+    bytes as f64 / secs
 }

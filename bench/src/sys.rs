@@ -26,15 +26,21 @@ fn clk_tck() -> f64 {
     }
 }
 
-/// User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat.
-pub fn cpu_secs(pid: &str) -> f64 {
+/// (user, system) CPU seconds of a process (all its threads), from /proc/<pid>/stat.
+pub fn cpu_split_secs(pid: &str) -> (f64, f64) {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at field 3 (state).
     let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    (utime + stime) / clk_tck()
+    (utime / clk_tck(), stime / clk_tck())
+}
+
+/// User + system CPU seconds of a process (all its threads).
+pub fn cpu_secs(pid: &str) -> f64 {
+    let (u, s) = cpu_split_secs(pid);
+    u + s
 }
 
 /// Busy CPU seconds of the whole machine (all but idle and iowait), from /proc/stat.
@@ -115,6 +121,7 @@ pub struct Meter {
     pid: String,
     t0: Instant,
     broker0: f64,
+    broker_user0: f64,
     client0: f64,
     machine0: f64,
 }
@@ -123,6 +130,8 @@ pub struct Meter {
 pub struct Usage {
     pub wall_s: f64,
     pub broker_cpu_s: f64,
+    /// The user-space part of `broker_cpu_s`.
+    pub broker_user_cpu_s: f64,
     pub client_cpu_s: f64,
     /// Busy CPU seconds of everything else on the machine during the phase (noise indicator).
     pub other_cpu_s: f64,
@@ -136,6 +145,7 @@ impl Meter {
         Meter {
             t0: Instant::now(),
             broker0: cpu_secs(&pid),
+            broker_user0: cpu_split_secs(&pid).0,
             client0: cpu_secs("self"),
             machine0: machine_busy_secs(),
             pid,
@@ -149,6 +159,7 @@ impl Meter {
         Usage {
             wall_s: self.t0.elapsed().as_secs_f64(),
             broker_cpu_s: broker,
+            broker_user_cpu_s: cpu_split_secs(&self.pid).0 - self.broker_user0,
             client_cpu_s: client,
             other_cpu_s: (machine - broker - client).max(0.0),
             broker_peak_rss_mib: status_kib(&self.pid, "VmHWM:") as f64 / 1024.0,
