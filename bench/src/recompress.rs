@@ -99,6 +99,6 @@ pub fn report(rows: &[RecompressRow], w: &mut String) -> serde_json::Value {
     json!(rows
         .iter()
         .map(|row| json!({"topic_codec": row.topic_codec, "mb_s": row.r.mb_s(), "msg_s": row.r.msg_s(), "stored_bytes": row.stored_bytes,
-            "value_bytes": row.r.bytes, "usage": crate::usage_json(&row.u)}))
+            "value_bytes": row.r.bytes, "usage": crate::report::usage_json(&row.u)}))
         .collect::<Vec<_>>())
 }
