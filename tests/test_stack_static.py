@@ -306,7 +306,7 @@ def test_dashboard_structure():
     ds_uid = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]["uid"]
     boards = dashboards()
     assert set(boards) == {"lantern-cluster-overview.json", "lantern-topics.json", "lantern-consumer-groups.json",
-                           "lantern-node.json", "lantern-logs.json"}
+                           "lantern-node.json", "lantern-logs.json", "lantern-mirroring.json"}
     uids = [d["uid"] for d in boards.values()]
     assert len(uids) == len(set(uids))
     problems = []
@@ -319,7 +319,9 @@ def test_dashboard_structure():
         if len(ids) != len(set(ids)):
             problems.append(f"{name}: duplicate panel ids")
         var_names = [v["name"] for v in d["templating"]["list"]]
-        if not {"cluster", "instance"} <= set(var_names):
+        # a mirror is between clusters: its dashboard selects flows by source and target
+        wanted = {"instance", "source", "target"} if name == "lantern-mirroring.json" else {"cluster", "instance"}
+        if not wanted <= set(var_names):
             problems.append(f"{name}: variables {var_names}")
         for v in d["templating"]["list"]:
             if v["datasource"]["uid"] != ds_uid:
