@@ -5,7 +5,7 @@
 //! committed to the source cluster (group `lantern-mirror.<source>-><target>`) only for records
 //! the target acknowledged, so a crash re-copies (never skips) what was in flight: at least once.
 //! Each acknowledgement feeds the offset syncs the checkpoint loop translates groups with.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -138,6 +138,7 @@ fn send_record(
         }
     }
     slots[slot].next_send = m.offset() + 1;
+    slots[slot].in_flight.push_back((m.offset(), false));
     Ok(true)
 }
 
@@ -149,6 +150,27 @@ struct Slot {
     committed: i64,
     sync_state: PartitionState,
     delayed_sync: Option<(i64, i64)>,
+    /// Source offsets sent and not yet part of the acknowledged prefix, in send order, with
+    /// whether each was acknowledged: progress only moves past a record once every record sent
+    /// before it is acknowledged too, whatever order the producer reports them in.
+    in_flight: VecDeque<(i64, bool)>,
+}
+
+impl Slot {
+    fn acknowledge(&mut self, offset: i64) {
+        match self.in_flight.front_mut() {
+            Some(front) if front.0 == offset => front.1 = true,
+            _ => {
+                if let Some(e) = self.in_flight.iter_mut().find(|e| e.0 == offset) {
+                    e.1 = true;
+                }
+            }
+        }
+        while let Some(&(o, true)) = self.in_flight.front() {
+            self.acked_next = self.acked_next.max(o + 1);
+            self.in_flight.pop_front();
+        }
+    }
 }
 
 pub struct CopyLoop {
@@ -335,7 +357,7 @@ impl CopyLoop {
                 for a in run {
                     match &a.result {
                         Ok(downstream) => {
-                            slot.acked_next = slot.acked_next.max(a.source_offset + 1);
+                            slot.acknowledge(a.source_offset);
                             if slot.sync_state.update(a.source_offset, *downstream) {
                                 slot.delayed_sync = None;
                                 syncs.push((a.slot, a.source_offset, *downstream));
@@ -472,7 +494,7 @@ impl CopyLoop {
                 p.acked_next_offset = committed_at;
                 p.high_watermark = p.high_watermark.max(committed_at);
             });
-            self.slots.push(Slot { copied: c, next_send: start, acked_next: committed_at, committed: committed_at, sync_state: PartitionState::new(s.offset_lag_max), delayed_sync: None });
+            self.slots.push(Slot { copied: c, next_send: start, acked_next: committed_at, committed: committed_at, sync_state: PartitionState::new(s.offset_lag_max), delayed_sync: None, in_flight: VecDeque::new() });
         }
         let mut tpl = TopicPartitionList::new();
         for slot in &self.slots {
@@ -509,5 +531,33 @@ impl CopyLoop {
             }
             self.topic_configs.insert(topic, configs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> Slot {
+        let copied = Copied { source_topic: "t".into(), remote_topic: "a.t".into(), partition: 0 };
+        Slot { copied, next_send: 0, acked_next: 0, committed: 0, sync_state: PartitionState::new(100), delayed_sync: None, in_flight: VecDeque::new() }
+    }
+
+    #[test]
+    fn progress_is_the_acknowledged_prefix() {
+        let mut s = slot();
+        // offsets as sent (a gap: 12 was compacted away on the source)
+        for o in [10, 11, 13, 14] {
+            s.in_flight.push_back((o, false));
+        }
+        s.acknowledge(11);
+        assert_eq!(s.acked_next, 0, "11 is acknowledged but 10 is not: nothing is safe to commit");
+        s.acknowledge(10);
+        assert_eq!(s.acked_next, 12);
+        s.acknowledge(14);
+        assert_eq!(s.acked_next, 12);
+        s.acknowledge(13);
+        assert_eq!(s.acked_next, 15);
+        assert!(s.in_flight.is_empty());
     }
 }
