@@ -307,10 +307,11 @@ def test_mirror_groups_heartbeats_new_topics_configs_and_cycles(broker_factory, 
 
         wait_for("retention.ms synced to the target", target_retention, timeout=20)
         # both directions run: backup's topics reach primary, nothing loops back
-        topics_src = set(AdminClient({"bootstrap.servers": src.bootstrap}).list_topics(timeout=10).topics)
-        topics_tgt = set(AdminClient({"bootstrap.servers": tgt.bootstrap}).list_topics(timeout=10).topics)
-        assert "backup.heartbeats" in wait_for("backup's heartbeats on primary", lambda: set(
-            AdminClient({"bootstrap.servers": src.bootstrap}).list_topics(timeout=10).topics)), topics_src
+        src_admin = AdminClient({"bootstrap.servers": src.bootstrap})
+        wait_for("backup's heartbeats on primary", lambda: "backup.heartbeats" in src_admin.list_topics(timeout=10).topics)
+        topics_src = set(src_admin.list_topics(timeout=10).topics)
+        topics_tgt = set(tgt_admin.list_topics(timeout=10).topics)
+        assert "primary.heartbeats" in topics_tgt, "primary's heartbeats (written by backup->primary) reach backup"
         assert not any(t.startswith("backup.primary.") or t.startswith("primary.backup.") for t in topics_src | topics_tgt), \
             (topics_src, topics_tgt)
         # metrics: the series Strimzi's MirrorMaker 2 dashboard queries, with its labels
@@ -386,3 +387,41 @@ def test_mirror_refuses_bad_settings(tmp_path):
         rc, out = run_mirror_expect_exit(tmp_path, base + extra)
         assert rc == 2, (extra, rc, out)
         assert named in out, (extra, out)
+
+
+def test_mirror_pauses_while_the_target_is_down_and_loses_nothing(broker_factory, tmp_path):
+    src, tgt = start_clusters(broker_factory)
+    create_topic(src.bootstrap, "events", 2)
+    mirror = Mirror(tmp_path / "mirror", mirror_props(src, tgt, **{"primary->backup.topics": "events"}))
+    p = Producer({"bootstrap.servers": src.bootstrap, "linger.ms": 5})
+
+    def produce(lo, hi):
+        for i in range(lo, hi):
+            p.produce("events", key=b"%d" % i, value=b"e%d" % i, partition=i % 2)
+        assert p.flush(30) == 0
+
+    try:
+        mirror.start()
+        produce(0, 5000)
+        wait_for("the first records copied", lambda: total_metric(
+            mirror.metrics_text(), "kafka_connect_mirror_mirrorsourceconnector_record_count") >= 5000, timeout=30)
+        tgt.terminate()
+        produce(5000, 10000)
+        time.sleep(3)
+        assert mirror.proc.poll() is None, f"the mirror exited while the target was down:\n{mirror.log_tail()}"
+        tgt.start()
+        wait_for("every record on the target", lambda: sum(
+            len(r) for r in read_partitions(tgt.bootstrap, "primary.events", 2).values()) >= 10000, timeout=60, every=1)
+        source = read_partitions(src.bootstrap, "events", 2)
+        target = read_partitions(tgt.bootstrap, "primary.events", 2)
+        for part in (0, 1):
+            first, seen = [], set()
+            for r in target[part]:
+                if r[1] not in seen:
+                    seen.add(r[1])
+                    first.append(r)
+            assert [r[:2] for r in first] == [r[:2] for r in source[part]], f"partition {part} differs"
+        dups = sum(len(target[q]) for q in (0, 1)) - 10000
+        print(f"target outage: 10000 records, {dups} duplicates")
+    finally:
+        mirror.stop()

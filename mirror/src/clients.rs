@@ -97,6 +97,15 @@ impl ClientContext for Context {
                 }
             }),
             StatsRole::TargetProducer => self.metrics.with(|s| {
+                // librdkafka's view of where a record's time goes (microseconds): queued in the
+                // producer, waiting in the output buffer, and the broker's round trip.
+                for (name, b) in &stats.brokers {
+                    if let (Some(q), Some(o), Some(r)) = (&b.int_latency, &b.outbuf_latency, &b.rtt) {
+                        if r.cnt > 0 {
+                            tracing::debug!(target: "lantern.mirror.stats", broker = %name, queue_avg_us = q.avg, outbuf_avg_us = o.avg, rtt_avg_us = r.avg, rtt_max_us = r.max, "target producer latency");
+                        }
+                    }
+                }
                 if let Some(f) = s.flows.get_mut(&key) {
                     f.producer_bytes = stats.tx_bytes.max(0) as u64;
                     f.producer_buffer_available = stats.msg_size_max.saturating_sub(stats.msg_size) as f64;
