@@ -454,12 +454,73 @@ def logs():
     )
 
 
+def mirroring():
+    """lantern-mirror (docs/mirroring.md): MM2's metric names as Strimzi's JMX rules write them,
+    plus lantern_mirror_* lag series; every series carries the flow's source and target."""
+    M = 'job="lantern-mirror",instance=~"$instance",source=~"$source",target=~"$target"'
+    SRC = "kafka_connect_mirror_mirrorsourceconnector"
+    flow = "{{source}} -> {{target}}"
+    by_topic = "{{source}} -> {{target}} {{topic}}"
+    return dashboard(
+        "lantern-mirroring", "Lantern / Mirroring",
+        "lantern-mirror's flows between clusters: lag in records and seconds, copy rates, replication latency and record age, checkpoints, progress commits and failures.",
+        [variable("instance", "Mirror", 'label_values(up{job="lantern-mirror"}, instance)'),
+         variable("source", "Source cluster", 'label_values(lantern_mirror_topics{job="lantern-mirror", instance=~"$instance"}, source)'),
+         variable("target", "Target cluster", 'label_values(lantern_mirror_topics{job="lantern-mirror", instance=~"$instance", source=~"$source"}, target)')],
+        [
+            stat("Records copied/s", "Records copied to the target per second, all selected flows.",
+                 f'sum(rate({SRC}_record_count{{{M}}}[{RI}]))', "suffix: rec/s", w=6),
+            stat("Lag", "Records on the source not yet acknowledged by the target (LanternMirrorStopped when it stays above 0 with nothing copied).",
+                 f'sum(lantern_mirror_lag_records{{{M}}})', thresholds=steps(GREEN, (ORANGE, 10000), (RED, 100000)), w=6),
+            stat("Lag (time)", "How far the most-behind partition is behind: seconds since its newest copied record was written, while records wait (LanternMirrorLagHigh above 300 s).",
+                 f'max(lantern_mirror_lag_seconds{{{M}}})', "s", thresholds=steps(GREEN, (ORANGE, 60), (RED, 300)), w=6),
+            stat("Records refused", "Records the target refused for good; the flow stops at the first and must be fixed and restarted.",
+                 f'sum(kafka_connect_task_error_total_record_failures{{{M}}})', thresholds=steps(GREEN, (RED, 1)), w=6),
+            ts("Lag per topic (records)", "Records waiting per source topic.",
+               (f'sum by (source, target, topic) (lantern_mirror_lag_records{{{M}}})', by_topic), "short",
+               thresholds=steps(GREEN, (ORANGE, 10000), (RED, 100000))),
+            ts("Lag per topic (seconds)", "Seconds the most-behind partition of each topic is behind; 0 when caught up.",
+               (f'max by (source, target, topic) (lantern_mirror_lag_seconds{{{M}}})', by_topic), "s",
+               thresholds=steps(GREEN, (ORANGE, 60), (RED, 300))),
+            ts("Records copied per topic", "Records per second written to each remote topic (MM2 record-count).",
+               (f'sum by (source, target, topic) (rate({SRC}_record_count{{{M}}}[{RI}]))', by_topic), "suffix: rec/s"),
+            ts("Bytes copied per topic", "Key and value bytes per second written to each remote topic (MM2 byte-count).",
+               (f'sum by (source, target, topic) (rate({SRC}_byte_count{{{M}}}[{RI}]))', by_topic), "Bps"),
+            ts("Replication latency", "From sending a record to the target's acknowledgement: average and max over the last minute (MM2 replication-latency-ms).",
+               [(f'max by (source, target, topic) ({SRC}_replication_latency_ms_avg{{{M}}})', "avg " + by_topic),
+                (f'max by (source, target, topic) ({SRC}_replication_latency_ms_max{{{M}}})', "max " + by_topic)], "ms",
+               thresholds=steps(GREEN, (ORANGE, 1000), (RED, 10000))),
+            ts("Record age", "Age of records when sent to the target (now minus the record's timestamp; MM2 record-age-ms): how far behind the source the copy runs.",
+               [(f'max by (source, target, topic) ({SRC}_record_age_ms_avg{{{M}}})', "avg " + by_topic),
+                (f'max by (source, target, topic) ({SRC}_record_age_ms_max{{{M}}})', "max " + by_topic)], "ms",
+               thresholds=steps(GREEN, (ORANGE, 60000), (RED, 300000))),
+            ts("Checkpoint latency", "From reading a group's offsets on the source to its checkpoint acknowledged by the target (MM2 checkpoint-latency-ms).",
+               (f'max by (source, target, group) (kafka_connect_mirror_mirrorcheckpointconnector_checkpoint_latency_ms_avg{{{M}}})', "{{source}} -> {{target}} {{group}}"), "ms"),
+            ts("Time since the last checkpoint round", "Seconds since consumer group offsets were last translated (LanternMirrorCheckpointStale above 600 s).",
+               (f'time() - max by (source, target) (lantern_mirror_last_checkpoint_timestamp_seconds{{{M}}} > 0)', flow), "s",
+               thresholds=steps(GREEN, (ORANGE, 300), (RED, 600))),
+            ts("Progress commits", "Time to commit the copied progress to the source cluster (average, ms) and failed commits per second (retried at the next interval).",
+               [(f'max by (source, target) (kafka_connect_connector_task_offset_commit_avg_time_ms{{{M}}})', "avg ms " + flow),
+                (f'sum by (source, target) (rate(lantern_mirror_offset_commit_failures_total{{{M}}}[{RI}]))', "failures/s " + flow)], "short"),
+            ts("Records in flight", "Records sent to the target and not yet acknowledged; flat at a high value while the target is unreachable.",
+               (f'sum by (source, target) (kafka_connect_source_task_source_record_active_count{{{M}}})', flow), "short"),
+            ts("Heartbeats and checkpoints", "Heartbeats and checkpoints written to the target per second.",
+               [(f'sum by (source, target) (rate(lantern_mirror_heartbeats_total{{{M}}}[{RI}]))', "heartbeats " + flow),
+                (f'sum by (source, target) (rate(lantern_mirror_checkpoints_total{{{M}}}[{RI}]))', "checkpoints " + flow)], "short"),
+            table("Lag per partition", "Records waiting in each source partition.",
+                  f'sum by (source, target, topic, partition) (lantern_mirror_lag_records{{{M}}})', "short",
+                  thresholds=steps(GREEN, (ORANGE, 10000), (RED, 100000))),
+        ],
+    )
+
+
 DASHBOARDS = {
     "lantern-cluster-overview.json": lambda: _fix_cpu_memory(cluster_overview()),
     "lantern-topics.json": topics,
     "lantern-consumer-groups.json": consumer_groups,
     "lantern-node.json": node,
     "lantern-logs.json": logs,
+    "lantern-mirroring.json": mirroring,
 }
 
 

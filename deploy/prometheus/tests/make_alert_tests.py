@@ -224,6 +224,31 @@ SCENARIOS: dict[str, tuple[list[tuple[str, str]], list[tuple[int, list[tuple[dic
          ('node_scrape_collector_success{job="node",cluster="monitoring",instance="host-1",collector="diskstats"}', "1 0x10")],
         [(4, []), (8, [({**EXP1, "collector": "diskstats"}, "0")])],
     ),
+    "LanternMirrorStopped": (
+        # primary->backup: records wait and none is copied from minute 2 on; primary->dr: lag but
+        # copying; backup->primary: caught up and idle.
+        [('lantern_mirror_lag_records{job="lantern-mirror",instance="mirror-1",source="primary",target="backup",topic="orders",partition="0"}', "0 0 500x20"),
+         ('kafka_connect_mirror_mirrorsourceconnector_record_count{job="lantern-mirror",instance="mirror-1",source="primary",target="backup",topic="primary.orders",partition="0"}', "0+100x2 200x20"),
+         ('lantern_mirror_lag_records{job="lantern-mirror",instance="mirror-1",source="primary",target="dr",topic="orders",partition="0"}', "300x22"),
+         ('kafka_connect_mirror_mirrorsourceconnector_record_count{job="lantern-mirror",instance="mirror-1",source="primary",target="dr",topic="primary.orders",partition="0"}', "0+100x22"),
+         ('lantern_mirror_lag_records{job="lantern-mirror",instance="mirror-1",source="backup",target="primary",topic="orders",partition="0"}', "0x22"),
+         ('kafka_connect_mirror_mirrorsourceconnector_record_count{job="lantern-mirror",instance="mirror-1",source="backup",target="primary",topic="backup.orders",partition="0"}', "50x22")],
+        [(5, []), (14, [({"source": "primary", "target": "backup"}, "500")])],
+    ),
+    "LanternMirrorLagHigh": (
+        # orders falls behind by a minute more every minute from minute 1; events stays 10 s behind.
+        [('lantern_mirror_lag_seconds{job="lantern-mirror",instance="mirror-1",source="primary",target="backup",topic="orders",partition="0"}', "0+60x20"),
+         ('lantern_mirror_lag_seconds{job="lantern-mirror",instance="mirror-1",source="primary",target="backup",topic="events",partition="0"}', "10x20")],
+        [(10, []), (17, [({"source": "primary", "target": "backup", "topic": "orders"}, "1020")])],
+    ),
+    "LanternMirrorCheckpointStale": (
+        # primary->backup checkpoints every minute until minute 10, then stops; backup->primary
+        # keeps checkpointing; primary->dr never checkpointed (checkpoints disabled or no groups).
+        [('lantern_mirror_last_checkpoint_timestamp_seconds{job="lantern-mirror",instance="mirror-1",source="primary",target="backup"}', "0+60x10 600x20"),
+         ('lantern_mirror_last_checkpoint_timestamp_seconds{job="lantern-mirror",instance="mirror-1",source="backup",target="primary"}', "0+60x30"),
+         ('lantern_mirror_last_checkpoint_timestamp_seconds{job="lantern-mirror",instance="mirror-1",source="primary",target="dr"}', "0x30")],
+        [(20, []), (24, []), (27, [({"source": "primary", "target": "backup"}, "1020")])],
+    ),
 }
 
 TEMPLATE = re.compile(r"\{\{\s*(\$labels\.(\w+)|\$value(\s*\|\s*humanizePercentage)?)\s*\}\}")
