@@ -211,3 +211,35 @@ class HttpReceiver(_Base):
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class GrpcLogsReceiver:
+    """opentelemetry.proto.collector.logs.v1.LogsService/Export on 127.0.0.1 (TLS with
+    `tls=(cert, key)`); keeps (resource attributes, scope name, LogRecord message) per record."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None):
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+        self.lock = threading.Lock()
+        self.records: list[tuple[dict, str, object]] = []
+        receiver = self
+
+        class Service(logs_service_pb2_grpc.LogsServiceServicer):
+            def Export(self, request, context):
+                with receiver.lock:
+                    for rl in request.resource_logs:
+                        resource = {a.key: _value(a.value) for a in rl.resource.attributes}
+                        for sl in rl.scope_logs:
+                            receiver.records.extend((resource, sl.scope.name, r) for r in sl.log_records)
+                return logs_service_pb2.ExportLogsServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Service(), self.server)
+        if tls:
+            creds = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
+            self.endpoint = f"https://127.0.0.1:{self.server.add_secure_port('127.0.0.1:0', creds)}"
+        else:
+            self.endpoint = f"http://127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def close(self):
+        self.server.stop(0)
