@@ -512,28 +512,47 @@ def test_logs_command_filters_and_counts(broker_factory, tmp_path, exporters):
 
 
 class OtlpLogsReceiver:
-    """Accepts POST /v1/logs (OTLP/HTTP JSON) on a given port and keeps every log record."""
+    """Accepts POST /v1/logs on a given port, as OTLP/HTTP protobuf (decoded with the
+    OpenTelemetry project's opentelemetry-proto) or JSON, and keeps every log record as
+    (resource attributes, record in OTLP/JSON's shape)."""
 
     def __init__(self, port: int):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from google.protobuf.json_format import MessageToDict
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
         self.records: list[tuple[dict, dict]] = []
+        self.content_types: set[str] = set()
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                ok = self.path == "/v1/logs" and self.headers.get("Content-Type", "").startswith("application/json")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ctype = self.headers.get("Content-Type", "")
+                ok = self.path == "/v1/logs"
+                if ok and ctype.startswith("application/x-protobuf"):
+                    req = logs_service_pb2.ExportLogsServiceRequest.FromString(raw)
+                    # protobuf's JSON mapping names fields as OTLP/JSON does (ids aside)
+                    body = MessageToDict(req, use_integers_for_enums=True)
+                    reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+                elif ok and ctype.startswith("application/json"):
+                    body, reply = json.loads(raw), b"{}"
+                else:
+                    ok = False
                 if ok:
                     with receiver.lock:
+                        receiver.content_types.add(ctype)
                         for rl in body["resourceLogs"]:
                             res = {a["key"]: a["value"]["stringValue"] for a in rl["resource"]["attributes"]}
                             for sl in rl["scopeLogs"]:
                                 receiver.records.extend((res, r) for r in sl["logRecords"])
+                else:
+                    reply = b""
                 self.send_response(200 if ok else 404)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(reply)
 
             def log_message(self, *args):
                 pass
@@ -578,7 +597,41 @@ def test_otlp_export_delivers_every_event_after_the_receiver_appears(broker_fact
         assert res["host.name"] == "test-host" and res["service.instance.id"] == "1"
         if "severityText" in r:
             want = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}[r["severityText"]]
-            assert r["severityNumber"] == want and int(r["timeUnixNano"]) > 0
+            assert int(r["severityNumber"]) == want and int(r["timeUnixNano"]) > 0
     missing = exp.ids - set(ids)
     assert not missing, f"{len(missing)} events never reached the OTLP receiver"
+    assert receiver.content_types == {"application/x-protobuf"}, receiver.content_types  # the OTLP default
     print(f"OTLP: {len(records)} log records for {len(exp.ids)} events")
+
+
+def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory):
+    """OTLP/gRPC to a grpcio LogsService over TLS with a private CA: every event arrives with
+    its severity, body, attributes, resource and scope."""
+    from otlp_receivers import GrpcLogsReceiver, make_ca, _value
+    ca, cert, key = make_ca(tmp_path_factory.mktemp("otlp-logs-tls"))
+    receiver = GrpcLogsReceiver(tls=(cert, key))
+    try:
+        blog, work = tmp_path / "broker.log", tmp_path / "exporter"
+        work.mkdir()
+        levels = ["DEBUG", "INFO", "WARN", "ERROR"]
+        append(blog, "".join(json.dumps({"timestamp": "2026-01-02T03:04:05.678Z", "level": levels[i % 4], "target": "kafka.log.LogManager",
+                                         "message": f"event {i}", "partition": i, "test_id": f"g-{i}"}) + "\n" for i in range(200)))
+        e = Exporter(work, [f"--pipeline.log-file={blog}", "--pipeline.ship=false", f"--pipeline.otlp-endpoint={receiver.endpoint}",
+                            "--pipeline.otlp-protocol=grpc", f"--pipeline.otlp-certificate={ca}"]).start()
+        exporters.append(e)
+        wait_for("200 events exported over gRPC", lambda: value(e.metrics(), "lantern_pipeline_otlp_exported_total") >= 200)
+        with receiver.lock:
+            records = list(receiver.records)
+    finally:
+        receiver.close()
+    by_id = {}
+    for res, scope, r in records:
+        attrs = {a.key: _value(a.value) for a in r.attributes}
+        by_id[attrs["test_id"]] = (res, scope, r, attrs)
+    assert set(by_id) == {f"g-{i}" for i in range(200)}, f"missing: {sorted({f'g-{i}' for i in range(200)} - set(by_id))[:5]}"
+    res, scope, r, attrs = by_id["g-6"]
+    assert res["service.name"] == "lantern-broker" and res["host.name"] == "test-host" and res["service.instance.id"] == "1", res
+    assert scope == "lantern-exporter"
+    assert (r.severity_text, r.severity_number) == ("WARN", 13) and r.body.string_value == "event 6"
+    assert r.time_unix_nano == 1767323045678 * 1_000_000 and r.observed_time_unix_nano > r.time_unix_nano
+    assert attrs["partition"] == 6 and attrs["target"] == "kafka.log.LogManager"

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use lantern_broker::config::{self, LogFormat};
-use lantern_broker::telemetry::TraceConfig;
+use lantern_broker::telemetry::{TraceConfig, Tracer};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +57,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The exporter is built on the runtime (tonic's channel starts its worker there).
+    let telemetry = match tracing_config {
+        Some(t) => match runtime.block_on(async { Tracer::start(&t, cfg.node_id) }) {
+            Ok(telemetry) => {
+                tracing::info!(target: "kafka.server.KafkaServer", protocol = ?t.protocol, sampler = ?t.sampler, "tracing: exporting spans over OTLP");
+                Some(telemetry)
+            }
+            Err(e) => {
+                eprintln!("lantern-broker: tracing configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let result = runtime.block_on(async {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -64,7 +78,7 @@ fn main() -> ExitCode {
             tracing::info!(target: "kafka.server.KafkaServer", "received shutdown signal");
             let _ = tx.send(true);
         });
-        lantern_broker::server::run(cfg, tracing_config, rx).await
+        lantern_broker::server::run(cfg, telemetry, rx).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

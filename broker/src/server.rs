@@ -17,18 +17,13 @@ use crate::config::BrokerConfig;
 use crate::controller::{quorum, Controller};
 use crate::http::{self, NodeSlot};
 use crate::network;
-use crate::telemetry::{TraceConfig, Tracer};
+use crate::telemetry::{Exporter, Tracer};
 
 /// Runs the node until `shutdown` turns true, then flushes and closes every log.
-/// `trace_config` (from the OTEL_* environment) turns on span export.
-pub async fn run(config: BrokerConfig, trace_config: Option<TraceConfig>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let (tracer, exporter) = match trace_config {
-        Some(t) => {
-            tracing::info!(target: "kafka.server.KafkaServer", endpoint = %t.endpoint, service_name = %t.service_name, sampler = ?t.sampler, "tracing: exporting spans as OTLP/HTTP JSON");
-            let instance = vec![("service.instance.id".to_string(), config.node_id.to_string())];
-            let (tracer, exporter) = Tracer::start(t, instance);
-            (Some(tracer), Some(exporter))
-        }
+/// `telemetry` (built from the OTEL_* environment by `Tracer::start`) turns on span export.
+pub async fn run(config: BrokerConfig, telemetry: Option<(Tracer, Exporter)>, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let (tracer, exporter) = match telemetry {
+        Some((tracer, exporter)) => (Some(tracer), Some(exporter)),
         None => {
             tracing::debug!(target: "kafka.server.KafkaServer", "tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)");
             (None, None)

@@ -1,40 +1,117 @@
-//! The export task: takes finished spans off the queue, batches them (up to
-//! OTEL_BSP_MAX_EXPORT_BATCH_SIZE, or whatever arrived within OTEL_BSP_SCHEDULE_DELAY) and
-//! POSTs each batch as OTLP/HTTP JSON. A failed batch is dropped, counted and logged (at most
-//! once a minute); the request path never waits for any of this.
+//! From finished spans to the receiver: the OTLP exporter of opentelemetry-otlp for the
+//! configured protocol (gRPC through tonic, HTTP through hyper, https with rustls), fed by a
+//! span processor that never waits.
 //!
-//! The HTTP client is deliberately tiny: one HTTP/1.1 request per connection
-//! (`Connection: close`) to a plain-http endpoint, judged by its status line.
+//! Why not the SDK's BatchSpanProcessor: it exports from a thread of its own, outside the
+//! tokio runtime the tonic and hyper clients need, and keeps its count of dropped spans to
+//! itself. `QueueProcessor` hands each finished span to a bounded queue (`try_send`: a full
+//! queue drops the span and counts it) and one task on the runtime batches them
+//! (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, or what arrived within OTEL_BSP_SCHEDULE_DELAY) and
+//! awaits the exporter. A failed batch is dropped, counted and logged at most once a minute.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use opentelemetry_sdk::Resource;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::config::{Endpoint, TraceConfig};
-use super::{otlp_json, SpanData, TraceStats};
+use super::config::{Protocol, TraceConfig};
+use super::TraceStats;
 
-/// Most of a response the exporter reads: the status line and headers, or an error body.
-const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 const WARN_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("cannot encode spans as JSON: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("cannot connect to {0}: {1} (is the OTLP receiver running? check OTEL_EXPORTER_OTLP_ENDPOINT)")]
-    Connect(String, std::io::Error),
-    #[error("I/O error talking to {0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("no answer from {0} within {1:?} (OTEL_EXPORTER_OTLP_TIMEOUT)")]
-    Timeout(String, Duration),
-    #[error("{endpoint} answered HTTP {status}: {body}")]
-    Refused { endpoint: String, status: u16, body: String },
-    #[error("{0} sent a response that is not HTTP")]
-    NotHttp(String),
+pub enum ExporterError {
+    #[error("cannot read the CA certificate {path} (OTEL_EXPORTER_OTLP_CERTIFICATE): {reason}")]
+    Certificate { path: String, reason: String },
+    #[error("{0}")]
+    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("cannot use the CA certificate: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The OTLP span exporter `config` asks for. Needs a tokio runtime (tonic's channel starts
+/// its worker there).
+pub fn build_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanExporter, ExporterError> {
+    let ca_pem = match &config.certificate {
+        Some(path) => Some(std::fs::read(path).map_err(|e| ExporterError::Certificate { path: path.display().to_string(), reason: e.to_string() })?),
+        None => None,
+    };
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match config.protocol {
+        Protocol::Grpc => {
+            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = &ca_pem {
+                tls = tls.ca_certificate(opentelemetry_otlp::tonic_types::transport::Certificate::from_pem(pem));
+            }
+            builder.with_tonic().with_protocol(opentelemetry_otlp::Protocol::Grpc).with_timeout(config.timeout).with_tls_config(tls).build()?
+        }
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            let protocol = if config.protocol == Protocol::HttpJson { opentelemetry_otlp::Protocol::HttpJson } else { opentelemetry_otlp::Protocol::HttpBinary };
+            let client = https_client(ca_pem.as_deref(), config)?;
+            builder.with_http().with_protocol(protocol).with_timeout(config.timeout).with_http_client(client).build()?
+        }
+    };
+    Ok(exporter)
+}
+
+/// An HTTP/1.1 client for http:// and https:// endpoints: rustls (ring) trusting the
+/// system's CAs and the configured certificate.
+fn https_client(ca_pem: Option<&[u8]>, config: &TraceConfig) -> Result<impl opentelemetry_http::HttpClient, ExporterError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are not fatal: a private CA may be all that is needed.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(pem) = ca_pem {
+        let path = || config.certificate.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| ExporterError::Certificate { path: path(), reason: e.to_string() })?;
+        if certs.is_empty() {
+            return Err(ExporterError::Certificate { path: path(), reason: "no PEM certificate in the file".into() });
+        }
+        for cert in certs {
+            roots.add(cert)?;
+        }
+    }
+    // ring is the only rustls provider built in, so it is the default one.
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    Ok(opentelemetry_http::hyper::HyperClient::new(connector, config.timeout, None))
+}
+
+/// The span processor of the broker's tracer provider: queues without waiting.
+#[derive(Debug)]
+pub struct QueueProcessor {
+    queue: mpsc::Sender<SpanData>,
+    stats: Arc<TraceStats>,
+}
+
+impl SpanProcessor for QueueProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let counter = match self.queue.try_send(span) {
+            Ok(()) => &self.stats.queued,
+            Err(_) => &self.stats.dropped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
 }
 
 /// Owns the export task; `shutdown` exports what is queued and stops it.
@@ -45,31 +122,36 @@ pub struct Exporter {
     timeout: Duration,
 }
 
-struct Batcher {
-    config: TraceConfig,
-    resource: Vec<(String, String)>,
+struct Batcher<E> {
+    exporter: E,
+    max_batch: usize,
+    schedule_delay: Duration,
+    timeout: Duration,
     stats: Arc<TraceStats>,
     last_warning: Option<Instant>,
     failures_since_warning: u64,
 }
 
 impl Exporter {
-    pub(super) fn spawn(config: TraceConfig, extra_resource: Vec<(String, String)>, rx: mpsc::Receiver<SpanData>, stats: Arc<TraceStats>) -> Exporter {
-        let mut resource = vec![("service.name".to_string(), config.service_name.clone())];
-        resource.extend(config.resource.iter().cloned());
-        for (k, v) in extra_resource {
-            if !resource.iter().any(|(existing, _)| *existing == k) {
-                resource.push((k, v));
-            }
-        }
-        resource.push(("telemetry.sdk.name".into(), "lantern".into()));
-        resource.push(("telemetry.sdk.language".into(), "rust".into()));
-        resource.push(("telemetry.sdk.version".into(), env!("CARGO_PKG_VERSION").into()));
+    /// Starts the export task on the current runtime; returns the processor that feeds it.
+    pub fn spawn<E>(mut exporter: E, resource: &Resource, config: &TraceConfig, stats: Arc<TraceStats>) -> (QueueProcessor, Exporter)
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        exporter.set_resource(resource);
+        let (tx, rx) = mpsc::channel(config.max_queue_size.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let timeout = config.timeout;
-        let batcher = Batcher { config, resource, stats: stats.clone(), last_warning: None, failures_since_warning: 0 };
+        let batcher = Batcher {
+            exporter,
+            max_batch: config.max_export_batch_size.max(1),
+            schedule_delay: config.schedule_delay,
+            timeout: config.timeout,
+            stats: stats.clone(),
+            last_warning: None,
+            failures_since_warning: 0,
+        };
         let task = tokio::spawn(batcher.run(rx, stop_rx));
-        Exporter { stop: Some(stop_tx), task, stats, timeout }
+        (QueueProcessor { queue: tx, stats: stats.clone() }, Exporter { stop: Some(stop_tx), task, stats, timeout: config.timeout })
     }
 
     pub fn stats(&self) -> &TraceStats {
@@ -97,10 +179,9 @@ impl Exporter {
     }
 }
 
-impl Batcher {
+impl<E: opentelemetry_sdk::trace::SpanExporter> Batcher<E> {
     async fn run(mut self, mut rx: mpsc::Receiver<SpanData>, mut stop: oneshot::Receiver<()>) {
-        let max = self.config.max_export_batch_size.max(1);
-        let mut batch: Vec<SpanData> = Vec::with_capacity(max);
+        let mut batch: Vec<SpanData> = Vec::with_capacity(self.max_batch);
         let mut deadline = None;
         loop {
             let flush_at = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -111,9 +192,9 @@ impl Batcher {
                     Some(span) => {
                         batch.push(span);
                         if batch.len() == 1 {
-                            deadline = Some(tokio::time::Instant::now() + self.config.schedule_delay);
+                            deadline = Some(tokio::time::Instant::now() + self.schedule_delay);
                         }
-                        if batch.len() >= max {
+                        if batch.len() >= self.max_batch {
                             self.export(&mut batch).await;
                             deadline = None;
                         }
@@ -130,11 +211,12 @@ impl Batcher {
         rx.close();
         while let Ok(span) = rx.try_recv() {
             batch.push(span);
-            if batch.len() >= max {
+            if batch.len() >= self.max_batch {
                 self.export(&mut batch).await;
             }
         }
         self.export(&mut batch).await;
+        let _ = self.exporter.shutdown();
     }
 
     async fn export(&mut self, batch: &mut Vec<SpanData>) {
@@ -142,11 +224,12 @@ impl Batcher {
             return;
         }
         let n = batch.len() as u64;
-        let result = match otlp_json::encode(&self.resource, batch) {
-            Ok(body) => post(&self.config.endpoint, &self.config.headers, &body, self.config.timeout).await,
-            Err(e) => Err(e.into()),
+        let spans = std::mem::replace(batch, Vec::with_capacity(self.max_batch));
+        // The exporters apply the timeout themselves; this one also covers a stuck connect.
+        let result = match tokio::time::timeout(self.timeout + Duration::from_secs(1), self.exporter.export(spans)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {:?} (OTEL_EXPORTER_OTLP_TIMEOUT)", self.timeout)),
         };
-        batch.clear();
         match result {
             Ok(()) => {
                 self.stats.exported.fetch_add(n, Ordering::Relaxed);
@@ -169,221 +252,102 @@ impl Batcher {
     }
 }
 
-/// POSTs one OTLP/HTTP JSON body; any 2xx answer is success.
-pub async fn post(endpoint: &Endpoint, headers: &[(String, String)], body: &[u8], timeout: Duration) -> Result<(), ExportError> {
-    let target = endpoint.to_string();
-    match tokio::time::timeout(timeout, exchange(endpoint, headers, body, &target)).await {
-        Ok(result) => result,
-        Err(_) => Err(ExportError::Timeout(target, timeout)),
-    }
-}
-
-async fn exchange(endpoint: &Endpoint, headers: &[(String, String)], body: &[u8], target: &str) -> Result<(), ExportError> {
-    let mut stream = TcpStream::connect(&endpoint.authority).await.map_err(|e| ExportError::Connect(target.to_string(), e))?;
-    let _ = stream.set_nodelay(true);
-    let io = |e| ExportError::Io(target.to_string(), e);
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: lantern-broker/{}\r\n",
-        endpoint.path,
-        endpoint.authority,
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.map_err(io)?;
-    stream.write_all(body).await.map_err(io)?;
-    stream.flush().await.map_err(io)?;
-
-    let mut response = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        if let Some(i) = find(&response, b"\r\n\r\n") {
-            break i + 4;
-        }
-        if response.len() >= MAX_RESPONSE_BYTES {
-            return Err(ExportError::NotHttp(target.to_string()));
-        }
-        let n = stream.read(&mut chunk).await.map_err(io)?;
-        if n == 0 {
-            break response.len(); // closed early: judge by what arrived
-        }
-        response.extend_from_slice(&chunk[..n]);
-    };
-    let status = parse_status(&response).ok_or_else(|| ExportError::NotHttp(target.to_string()))?;
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
-    // An error: read a little of the body for the log line.
-    while response.len() < header_end + 512 && response.len() < MAX_RESPONSE_BYTES {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => response.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body: String = String::from_utf8_lossy(&response[header_end.min(response.len())..])
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
-    Err(ExportError::Refused { endpoint: target.to_string(), status, body })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The status code of an `HTTP/1.x NNN reason` status line.
-fn parse_status(response: &[u8]) -> Option<u16> {
-    let line_end = find(response, b"\r\n").unwrap_or(response.len());
-    let line = std::str::from_utf8(&response[..line_end]).ok()?;
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next()?;
-    let code = parts.next()?;
-    if !version.starts_with("HTTP/1.") || code.len() != 3 {
-        return None;
-    }
-    code.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{Sampler, SpanKind, Tracer};
     use super::*;
-    use tokio::net::TcpListener;
+    use opentelemetry::trace::{SpanKind, TraceContextExt};
+    use std::sync::Mutex;
 
-    /// A one-connection-at-a-time HTTP receiver recording (request head, body) and
-    /// answering each with `status`.
-    async fn receiver(status: u16) -> (String, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break (String::new(), Vec::new());
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = find(&buf, b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap_or(0)))
-                            .unwrap_or(0);
-                        while buf.len() < i + 4 + len {
-                            let n = s.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        break (head, buf[i + 4..].to_vec());
-                    }
-                };
-                let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: 7\r\n\r\nnope {status}");
-                let _ = s.write_all(answer.as_bytes()).await;
-                let _ = tx.send((head, body));
-            }
-        });
-        (addr, rx)
+    /// An exporter that records each batch's span names, optionally failing.
+    #[derive(Debug, Clone, Default)]
+    struct Batches {
+        seen: Arc<Mutex<Vec<Vec<String>>>>,
+        fail: bool,
     }
 
-    fn config(addr: &str, delay_ms: u64, batch: usize) -> TraceConfig {
+    impl opentelemetry_sdk::trace::SpanExporter for Batches {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.seen.lock().expect("not poisoned").push(batch.into_iter().map(|s| s.name.into_owned()).collect());
+            if self.fail {
+                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure("refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn config(queue: usize, batch: usize, delay_ms: u64) -> TraceConfig {
         let vars = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), format!("http://{addr}")),
-            ("OTEL_SERVICE_NAME".to_string(), "test-broker".to_string()),
-            ("OTEL_EXPORTER_OTLP_HEADERS".to_string(), "x-token=s3cret".to_string()),
-            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), delay_ms.to_string()),
+            ("OTEL_TRACES_EXPORTER".to_string(), "otlp".to_string()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE".to_string(), queue.to_string()),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE".to_string(), batch.to_string()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), delay_ms.to_string()),
         ];
         TraceConfig::from_env(vars).expect("valid").expect("enabled")
     }
 
-    #[tokio::test]
-    async fn spans_reach_the_receiver_as_otlp_json() {
-        let (addr, mut got) = receiver(200).await;
-        let (tracer, exporter) = Tracer::start(config(&addr, 20, 512), vec![("service.instance.id".into(), "1".into())]);
-        let mut span = tracer.root_span("kafka.Produce".into(), SpanKind::Server, Instant::now()).expect("sampled");
-        span.set("kafka.api.name", "Produce");
-        span.end();
-        let (head, body) = tokio::time::timeout(Duration::from_secs(5), got.recv()).await.expect("exported in time").expect("request");
-        assert!(head.starts_with("POST /v1/traces HTTP/1.1\r\n"), "{head}");
-        assert!(head.contains("Content-Type: application/json") && head.contains("x-token: s3cret"), "{head}");
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
-        let attrs = &v["resourceSpans"][0]["resource"]["attributes"];
-        assert_eq!(attrs[0], serde_json::json!({"key": "service.name", "value": {"stringValue": "test-broker"}}));
-        assert!(attrs.as_array().expect("array").iter().any(|a| a["key"] == "service.instance.id"));
-        assert_eq!(v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"], "kafka.Produce");
-        exporter.shutdown().await;
-        assert_eq!(tracer.stats().exported.load(Ordering::Relaxed), 1);
+    fn span(tracer: &super::super::Tracer, name: &'static str) {
+        tracer.root_span(name.into(), SpanKind::Server, Instant::now(), vec![]).expect("sampled").end();
+    }
+
+    fn tracer(exporter: Batches, config: &TraceConfig) -> (super::super::Tracer, Exporter) {
+        let stats = Arc::new(TraceStats::default());
+        let (processor, task) = Exporter::spawn(exporter, &Resource::builder_empty().build(), config, stats.clone());
+        (super::super::Tracer::with_processor(config.sampler, Resource::builder_empty().build(), processor, stats), task)
     }
 
     #[tokio::test]
     async fn full_batches_go_out_without_waiting_and_shutdown_flushes_the_rest() {
-        let (addr, mut got) = receiver(200).await;
-        let (tracer, exporter) = Tracer::start(config(&addr, 3_600_000, 2), vec![]);
-        for _ in 0..3 {
-            tracer.root_span("x".into(), SpanKind::Server, Instant::now()).expect("sampled").end();
+        let exporter = Batches::default();
+        let (tracer, task) = tracer(exporter.clone(), &config(16, 2, 3_600_000));
+        for name in ["a", "b", "c"] {
+            span(&tracer, name);
         }
-        let (_, body) = tokio::time::timeout(Duration::from_secs(5), got.recv()).await.expect("full batch sent").expect("request");
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        assert_eq!(v["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().map(Vec::len), Some(2));
-        exporter.shutdown().await;
-        let (_, body) = got.recv().await.expect("the rest at shutdown");
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-        assert_eq!(v["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().map(Vec::len), Some(1));
+        for _ in 0..100 {
+            if !exporter.seen.lock().expect("not poisoned").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*exporter.seen.lock().expect("not poisoned"), vec![vec!["a".to_string(), "b".to_string()]]);
+        task.shutdown().await;
+        assert_eq!(exporter.seen.lock().expect("not poisoned")[1], vec!["c".to_string()]);
         assert_eq!(tracer.stats().exported.load(Ordering::Relaxed), 3);
     }
 
-    #[tokio::test]
-    async fn refusals_and_unreachable_receivers_count_failures() {
-        let (addr, _got) = receiver(503).await;
-        let endpoint = Endpoint { authority: addr.clone(), path: "/v1/traces".into() };
-        let err = post(&endpoint, &[], b"{}", Duration::from_secs(5)).await.expect_err("503 is a failure");
-        assert!(matches!(err, ExportError::Refused { status: 503, .. }), "{err}");
-        assert!(err.to_string().contains("nope 503"), "{err}");
-
-        let (_, exporter) = {
-            let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let dead = closed.local_addr().expect("addr").to_string();
-            drop(closed);
-            let (tracer, exporter) = Tracer::start(config(&dead, 10, 512), vec![]);
-            tracer.root_span("x".into(), SpanKind::Server, Instant::now()).expect("sampled").end();
-            (tracer, exporter)
-        };
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(exporter.stats().failed.load(Ordering::Relaxed), 1);
-        exporter.shutdown().await;
-    }
-
-    #[tokio::test]
-    async fn a_silent_receiver_times_out() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = Endpoint { authority: listener.local_addr().expect("addr").to_string(), path: "/".into() };
-        let err = post(&endpoint, &[], b"{}", Duration::from_millis(100)).await.expect_err("no answer");
-        assert!(matches!(err, ExportError::Timeout(..)), "{err}");
-        drop(listener);
-    }
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n\r\n"), Some(200));
-        assert_eq!(parse_status(b"HTTP/1.0 204 No Content\r\n"), Some(204));
-        assert_eq!(parse_status(b"HTTP/1.1 400\r\n"), Some(400));
-        for bad in [&b""[..], b"SSH-2.0-OpenSSH\r\n", b"HTTP/1.1 2000 OK\r\n", b"HTTP/2 200\r\n", b"\xff\xfe"] {
-            assert_eq!(parse_status(bad), None);
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let exporter = Batches::default();
+        // On a current-thread runtime the export task cannot run until this test yields.
+        let (tracer, task) = tracer(exporter.clone(), &config(2, 2, 3_600_000));
+        for _ in 0..5 {
+            span(&tracer, "x");
         }
+        assert_eq!(tracer.stats().queued.load(Ordering::Relaxed), 2);
+        assert_eq!(tracer.stats().dropped.load(Ordering::Relaxed), 3);
+        task.shutdown().await;
+        assert_eq!(tracer.stats().exported.load(Ordering::Relaxed), 2);
     }
 
-    #[test]
-    fn sampler_is_consulted_per_root() {
-        let (tracer, _rx) = Tracer::for_tests(Sampler::TraceIdRatio(0.0), 4);
-        assert!(tracer.root_span("x".into(), SpanKind::Server, Instant::now()).is_none());
+    #[tokio::test]
+    async fn a_refused_batch_is_counted_as_failed_and_unsampled_spans_never_queue() {
+        let exporter = Batches { fail: true, ..Default::default() };
+        let (tracer, task) = tracer(exporter.clone(), &config(16, 16, 5));
+        span(&tracer, "x");
+        // A child of an unsampled remote parent is not sampled (parentbased) and never queued.
+        let remote = opentelemetry::trace::SpanContext::new(
+            opentelemetry::trace::TraceId::from(7),
+            opentelemetry::trace::SpanId::from(9),
+            opentelemetry::trace::TraceFlags::default(),
+            true,
+            Default::default(),
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(remote);
+        let builder = opentelemetry::trace::Tracer::span_builder(&tracer.tracer, "unsampled");
+        drop(opentelemetry::trace::Tracer::build_with_context(&tracer.tracer, builder, &cx));
+        task.shutdown().await;
+        assert_eq!(tracer.stats().queued.load(Ordering::Relaxed), 1);
+        assert_eq!(tracer.stats().failed.load(Ordering::Relaxed), 1);
+        assert_eq!(tracer.stats().exported.load(Ordering::Relaxed), 0);
     }
 }

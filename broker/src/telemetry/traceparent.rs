@@ -1,74 +1,82 @@
 //! Producer trace contexts carried in record headers: W3C `traceparent` (and `tracestate`)
 //! as OpenTelemetry's Kafka instrumentation writes them, read from the first record of each
-//! produced batch.
+//! produced batch and extracted by the SDK's `TraceContextPropagator`.
 //!
 //! Everything here reads untrusted bytes. Batches are decoded with `log::records` under a
 //! decompression cap far below the general one (a batch too big to inspect is simply not
-//! linked); header lists are walked with bounds checks and a count limit; a malformed value
-//! is ignored, never an error for the produce request.
+//! linked); header lists are walked with bounds checks and a count limit; only short
+//! printable-ASCII values reach the propagator; a malformed value is ignored, never an error
+//! for the produce request.
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{Link, SpanContext, TraceContextExt};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
 use crate::log::record_batch::BatchHeader;
 use crate::log::records::BatchRecords;
-
-use super::{Link, SpanContext};
 
 /// Decompressed size up to which a batch is inspected for a producer context.
 pub const MAX_INSPECTED_BYTES: usize = 4 << 20;
 /// Headers looked at per record before giving up on finding `traceparent`.
 const MAX_HEADERS: usize = 64;
-/// W3C: vendors may cap tracestate at 512 characters.
-const MAX_TRACESTATE: usize = 512;
+/// W3C: vendors may cap tracestate at 512 characters; no valid traceparent is longer.
+const MAX_VALUE: usize = 512;
 
-/// Parses a W3C `traceparent` value: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
-/// Follows the spec's rules: lowercase hex only, version `ff` and all-zero ids invalid, a
-/// version-00 value has exactly 55 characters, a later version may append `-`-prefixed fields.
-pub fn parse_traceparent(value: &[u8]) -> Option<SpanContext> {
-    if value.len() < 55 {
-        return None;
-    }
-    let (head, rest) = value.split_at(55);
-    let version = hex_byte(&head[0..2])?;
-    let well_formed = head[2] == b'-' && head[35] == b'-' && head[52] == b'-';
-    let length_ok = match version {
-        0xff => false,
-        0x00 => rest.is_empty(),
-        _ => rest.is_empty() || rest[0] == b'-',
-    };
-    if !well_formed || !length_ok {
-        return None;
-    }
-    let mut trace_id = [0u8; 16];
-    for (i, b) in trace_id.iter_mut().enumerate() {
-        *b = hex_byte(&head[3 + 2 * i..5 + 2 * i])?;
-    }
-    let mut span_id = [0u8; 8];
-    for (i, b) in span_id.iter_mut().enumerate() {
-        *b = hex_byte(&head[36 + 2 * i..38 + 2 * i])?;
-    }
-    let flags = hex_byte(&head[53..55])?;
-    if trace_id == [0; 16] || span_id == [0; 8] {
-        return None;
-    }
-    Some(SpanContext { trace_id, span_id, flags })
+/// The two headers the propagator reads, as found in one record.
+#[derive(Default)]
+struct RecordHeaders<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
 }
 
-fn hex_byte(two: &[u8]) -> Option<u8> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    match two {
-        [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
-        _ => None,
+impl Extractor for RecordHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent,
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        let mut keys = Vec::with_capacity(2);
+        keys.extend(self.traceparent.map(|_| "traceparent"));
+        keys.extend(self.tracestate.map(|_| "tracestate"));
+        keys
     }
 }
 
-/// A `tracestate` kept only if it is short printable ASCII (it is echoed to the receiver).
-fn valid_tracestate(value: &[u8]) -> Option<String> {
-    if value.is_empty() || value.len() > MAX_TRACESTATE || !value.iter().all(|b| (0x20..0x7f).contains(b)) {
+/// A header value the propagator may see: short printable ASCII.
+fn printable(value: &[u8]) -> Option<&str> {
+    if value.is_empty() || value.len() > MAX_VALUE || !value.iter().all(|b| (0x20..0x7f).contains(b)) {
         return None;
     }
-    String::from_utf8(value.to_vec()).ok()
+    std::str::from_utf8(value).ok()
+}
+
+/// W3C's layout of a `traceparent`: `vv-<32>-<16>-ff` in lowercase hex, a version-00 value
+/// exactly 55 characters, a later one possibly followed by `-`-prefixed fields. The SDK's
+/// propagator checks the rest (version `ff`, all-zero ids) but takes fields of any length
+/// and a leading `+` (it parses with `from_str_radix`), so the layout is checked first.
+fn w3c_layout(value: &[u8]) -> bool {
+    let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    value.len() >= 55
+        && (value.len() == 55 || (value[..2] != *b"00" && value[55] == b'-'))
+        && value[2] == b'-'
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && [&value[..2], &value[3..35], &value[36..52], &value[53..55]].into_iter().all(hex)
+}
+
+/// The producer's span context from a `traceparent` (and optional `tracestate`) value, as the
+/// SDK's W3C propagator reads it; `None` for an invalid one.
+pub fn extract(traceparent: &[u8], tracestate: Option<&[u8]>) -> Option<SpanContext> {
+    if !w3c_layout(traceparent) {
+        return None;
+    }
+    let headers = RecordHeaders { traceparent: Some(printable(traceparent)?), tracestate: tracestate.and_then(printable) };
+    let cx = TraceContextPropagator::new().extract(&headers);
+    let span_context = cx.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
 }
 
 /// The producer contexts of a produce partition's record set: one per batch whose first
@@ -85,7 +93,7 @@ pub fn producer_links(records: &[u8], max: usize) -> Vec<Link> {
         let Ok(decoded) = BatchRecords::decode(batch, MAX_INSPECTED_BYTES) else { continue };
         let Some(Ok(first)) = decoded.iter().next() else { continue };
         if let Some(link) = link_in_fields(first.encoded_fields) {
-            if !links.contains(&link) {
+            if !links.iter().any(|l| l.span_context == link.span_context) {
                 links.push(link);
             }
         }
@@ -107,12 +115,12 @@ fn link_in_fields(fields: &[u8]) -> Option<Link> {
         let key = r.take(key_len)?;
         let value = r.nullable_bytes()?;
         match (key, value) {
-            (b"traceparent", Some(v)) if parent.is_none() => parent = Some(parse_traceparent(v)?),
-            (b"tracestate", Some(v)) if state.is_none() => state = valid_tracestate(v),
+            (b"traceparent", Some(v)) if parent.is_none() => parent = Some(v),
+            (b"tracestate", Some(v)) if state.is_none() => state = Some(v),
             _ => {}
         }
     }
-    parent.map(|context| Link { context, trace_state: state })
+    extract(parent?, state).map(Link::with_context)
 }
 
 /// Bounds-checked reader of Kafka's zig-zag varints and length-prefixed bytes.
@@ -161,12 +169,17 @@ mod tests {
 
     const VALID: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    fn parse_traceparent(v: &[u8]) -> Option<SpanContext> {
+        extract(v, None)
+    }
+
     #[test]
     fn parses_the_spec_example() {
-        let c = parse_traceparent(VALID).expect("valid");
-        assert_eq!(c.trace_id, [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36]);
-        assert_eq!(c.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
-        assert_eq!(c.flags, 1);
+        let c = extract(VALID, Some(b"rojo=00f067aa0ba902b7")).expect("valid");
+        assert_eq!(c.trace_id().to_bytes(), [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36]);
+        assert_eq!(c.span_id().to_bytes(), [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+        assert!(c.is_sampled() && c.is_remote());
+        assert_eq!(c.trace_state().header(), "rojo=00f067aa0ba902b7");
         // A future version may append fields after a dash.
         assert!(parse_traceparent(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds").is_some());
     }
@@ -208,7 +221,8 @@ mod tests {
             prop_assume!(trace != [0; 16] && span != [0; 8]);
             let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
             let value = format!("00-{}-{}-{:02x}", hex(&trace), hex(&span), flags);
-            prop_assert_eq!(parse_traceparent(value.as_bytes()), Some(SpanContext { trace_id: trace, span_id: span, flags }));
+            let c = parse_traceparent(value.as_bytes()).expect("valid");
+            prop_assert_eq!((c.trace_id().to_bytes(), c.span_id().to_bytes(), c.is_sampled()), (trace, span, flags & 1 == 1));
         }
     }
 
@@ -256,10 +270,10 @@ mod tests {
         let all: Vec<u8> = [a, b, dup, none, bad].concat();
         let links = producer_links(&all, 8);
         assert_eq!(links.len(), 2, "{links:?}");
-        assert_eq!(links[0].context, parse_traceparent(VALID).unwrap());
-        assert_eq!(links[0].trace_state.as_deref(), Some("rojo=1"));
-        assert_eq!(links[1].context.trace_id, [0x11; 16]);
-        assert_eq!(links[1].trace_state, None);
+        assert_eq!(links[0].span_context, extract(VALID, Some(b"rojo=1")).unwrap());
+        assert_eq!(links[0].span_context.trace_state().header(), "rojo=1");
+        assert_eq!(links[1].span_context.trace_id().to_bytes(), [0x11; 16]);
+        assert_eq!(links[1].span_context.trace_state().header(), "");
         assert_eq!(producer_links(&all, 1).len(), 1);
     }
 
@@ -278,7 +292,7 @@ mod tests {
         let all = [batch(0, Compression::Zstd, &[huge]), batch(1, Compression::None, &[record(0, &[(b"traceparent", Some(tp))])])].concat();
         let links = producer_links(&all, 4);
         assert_eq!(links.len(), 1);
-        assert_eq!(links[0].context.trace_id, [0x11; 16]);
+        assert_eq!(links[0].span_context.trace_id().to_bytes(), [0x11; 16]);
     }
 
     #[test]
@@ -300,6 +314,6 @@ mod tests {
             fields.extend_from_slice(v);
         }
         let link = link_in_fields(&fields).expect("traceparent found");
-        assert_eq!(link.trace_state, None);
+        assert_eq!(link.span_context.trace_state().header(), "");
     }
 }

@@ -2,7 +2,7 @@
 //! and ships every event to a topic on the broker (and optionally to an OTLP receiver).
 //!
 //! tail (files by inode, rotation) -> event (parse, enrich) -> derived (metrics) -> spool
-//! (disk queue) -> ship (librdkafka, acks=all) and otlp (OTLP/HTTP JSON logs), each with its own
+//! (disk queue) -> ship (librdkafka, acks=all) and otlp (OTLP logs), each with its own
 //! spool cursor; reader runs the first four on one thread and writes the checkpoint; kafka holds
 //! the librdkafka settings both Kafka clients share; query is the `lantern-exporter logs`
 //! command reading the topic back.
@@ -55,8 +55,12 @@ pub struct PipelineArgs {
     pub spool_max_bytes: u64,
     pub poll_interval: Duration,
     pub linger: Duration,
-    /// `--pipeline.otlp-endpoint`: also export events as OTLP/HTTP JSON logs.
-    pub otlp_endpoint: Option<otlp::Endpoint>,
+    /// `--pipeline.otlp-endpoint`: also export events as OTLP logs.
+    pub otlp_endpoint: Option<String>,
+    /// `--pipeline.otlp-protocol` (default http/protobuf, the OTLP default).
+    pub otlp_protocol: otlp::Protocol,
+    /// `--pipeline.otlp-certificate`: CAs trusted for https besides the system's.
+    pub otlp_certificate: Option<PathBuf>,
 }
 
 impl Default for PipelineArgs {
@@ -74,6 +78,8 @@ impl Default for PipelineArgs {
             poll_interval: Duration::from_millis(250),
             linger: Duration::from_millis(1000),
             otlp_endpoint: None,
+            otlp_protocol: otlp::Protocol::HttpProtobuf,
+            otlp_certificate: None,
         }
     }
 }
@@ -93,8 +99,11 @@ pub const USAGE: &str = "Log pipeline flags:
   --pipeline.spool-max-bytes=N      unshipped events kept on disk before dropping (default 256 MiB)
   --pipeline.poll-interval-ms=N     how often files are checked for new lines (default 250)
   --pipeline.linger-ms=N            pause after a produce that was not a full batch (default 1000)
-  --pipeline.otlp-endpoint=URL      also export events as OTLP/HTTP JSON logs to URL/v1/logs
-                                    (http:// only), e.g. http://127.0.0.1:4318";
+  --pipeline.otlp-endpoint=URL      also export events as OTLP logs, e.g. http://127.0.0.1:4318
+                                    (HTTP: to URL/v1/logs); http:// or https://
+  --pipeline.otlp-protocol=P        grpc, http/protobuf (default) or http/json
+  --pipeline.otlp-certificate=PATH  PEM CAs trusted for https besides the system's
+                                    (headers, compression, timeout: OTEL_EXPORTER_OTLP_[LOGS_]*)";
 
 impl PipelineArgs {
     /// Takes one `--pipeline.<name>=<value>` flag; an error names what is wrong with it.
@@ -117,7 +126,9 @@ impl PipelineArgs {
                 }
             }
             "spool-max-bytes" => self.spool_max_bytes = value.parse().map_err(|_| format!("expected a number of bytes, got {value:?}"))?,
-            "otlp-endpoint" => self.otlp_endpoint = Some(otlp::parse_endpoint(value)?),
+            "otlp-endpoint" => self.otlp_endpoint = Some(otlp::check_endpoint(value)?),
+            "otlp-protocol" => self.otlp_protocol = otlp::Protocol::parse(value)?,
+            "otlp-certificate" => self.otlp_certificate = Some(nonempty(value)?.into()),
             "linger-ms" => {
                 let ms: u64 = value.parse().map_err(|_| format!("expected milliseconds, got {value:?}"))?;
                 self.linger = Duration::from_millis(ms);
@@ -213,7 +224,13 @@ impl Pipeline {
         }
         let otlp_stats = Arc::new(OtlpStats::default());
         if let Some(endpoint) = &args.otlp_endpoint {
-            let cfg = OtlpConfig { endpoint: endpoint.clone(), host: origin.host.clone(), broker_id: origin.broker_id.clone() };
+            let cfg = OtlpConfig {
+                endpoint: endpoint.clone(),
+                protocol: args.otlp_protocol,
+                certificate: args.otlp_certificate.clone(),
+                host: origin.host.clone(),
+                broker_id: origin.broker_id.clone(),
+            };
             tokio::spawn(otlp::run(cfg, otlp_reader.clone(), otlp_stats.clone(), shutdown));
         }
         Ok(Arc::new(Pipeline {

@@ -1,15 +1,23 @@
-//! Optional OTLP logs export (`--pipeline.otlp-endpoint`): spooled events as OTLP/HTTP JSON
-//! log records POSTed to `<endpoint>/v1/logs`, with their own spool cursor, so delivery is
-//! at-least-once and independent of the Kafka topic. Plain `http://` only (run an
-//! OpenTelemetry Collector nearby for TLS or gRPC); the HTTP client is one request per
-//! connection, as the broker's span exporter does.
+//! Optional OTLP logs export (`--pipeline.otlp-endpoint`): spooled events become the
+//! OpenTelemetry SDK's log records, sent by opentelemetry-otlp's log exporter over the
+//! protocol asked for (`--pipeline.otlp-protocol`: grpc, http/protobuf or http/json; https
+//! with rustls and `--pipeline.otlp-certificate`). Headers, compression and the timeout come
+//! from the standard `OTEL_EXPORTER_OTLP_[LOGS_]*` variables, which the crate reads.
+//!
+//! The exporter is called directly, batch by batch from the spool with its own cursor, rather
+//! than through the SDK's batch processor: an event leaves the spool only once the receiver
+//! has accepted it, so delivery is at-least-once and survives restarts and receiver outages.
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::Resource;
+use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::spool::{Batch, SpoolReader};
@@ -19,27 +27,41 @@ const MAX_BATCH_EVENTS: usize = 500;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where logs are POSTed: `host:port` and the request path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub authority: String,
-    pub path: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
 }
 
-/// `http://host:port[/base]` -> POST to `/base/v1/logs` (OTEL_EXPORTER_OTLP_ENDPOINT's rule);
-/// a URL already ending in `/v1/logs` is taken as it is.
-pub fn parse_endpoint(url: &str) -> Result<Endpoint, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url:?}: only http:// endpoints are supported (put an OpenTelemetry Collector in front for https or gRPC)"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(format!("{url:?} names no host"));
+impl Protocol {
+    pub fn parse(value: &str) -> Result<Protocol, String> {
+        match value {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            _ => Err(format!("{value:?}: expected grpc, http/protobuf or http/json")),
+        }
     }
-    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let path = if path.ends_with("/v1/logs") { path.to_string() } else { format!("{}/v1/logs", path.trim_end_matches('/')) };
-    Ok(Endpoint { authority, path })
+}
+
+/// Checks an `http://` or `https://` URL (the crates parse it in full when the export starts).
+pub fn check_endpoint(url: &str) -> Result<String, String> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https") if url.len() > scheme.as_deref().map_or(0, str::len) + 3 => Ok(url.to_string()),
+        _ => Err(format!("{url:?}: expected an http:// or https:// URL, e.g. http://127.0.0.1:4318")),
+    }
+}
+
+/// The URL logs are sent to: over HTTP, `<url>/v1/logs` (OTEL_EXPORTER_OTLP_ENDPOINT's rule)
+/// unless the URL already ends so; over gRPC the URL itself.
+pub fn logs_url(url: &str, protocol: Protocol) -> String {
+    if protocol == Protocol::Grpc || url.ends_with("/v1/logs") {
+        url.to_string()
+    } else {
+        format!("{}/v1/logs", url.trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,91 +70,156 @@ pub struct OtlpStats {
     pub errors: AtomicU64,
 }
 
-/// OpenTelemetry severity numbers for the level names logs use.
-fn severity(level: &str) -> u32 {
-    match level.to_ascii_uppercase().as_str() {
-        "TRACE" => 1,
-        "DEBUG" => 5,
-        "INFO" => 9,
-        "WARN" | "WARNING" => 13,
-        "ERROR" => 17,
-        "FATAL" => 21,
-        _ => 0,
-    }
-}
-
-fn any_value(v: &Value) -> Value {
-    match v {
-        Value::String(s) => json!({"stringValue": s}),
-        Value::Bool(b) => json!({"boolValue": b}),
-        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"intValue": n.to_string()}),
-        Value::Number(n) => json!({"doubleValue": n.as_f64()}),
-        other => json!({"stringValue": other.to_string()}),
-    }
-}
-
-/// One event -> one OTLP LogRecord: timestamp, level -> severity, message -> body, every other
-/// field -> an attribute (nested objects as JSON text).
-pub fn log_record(event: &str, now_ms: i64) -> Value {
-    let obj: Map<String, Value> = match serde_json::from_str(event) {
-        Ok(Value::Object(o)) => o,
-        _ => {
-            let mut m = Map::new();
-            m.insert("message".into(), Value::String(event.into()));
-            m
-        }
-    };
-    let ts_ms = obj.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse_rfc3339_ms);
-    let ns = |ms: i64| (ms as i128 * 1_000_000).to_string();
-    let mut rec = Map::new();
-    if let Some(ms) = ts_ms {
-        rec.insert("timeUnixNano".into(), Value::String(ns(ms)));
-    }
-    rec.insert("observedTimeUnixNano".into(), Value::String(ns(now_ms)));
-    if let Some(level) = obj.get("level").and_then(Value::as_str) {
-        rec.insert("severityText".into(), Value::String(level.into()));
-        rec.insert("severityNumber".into(), json!(severity(level)));
-    }
-    if let Some(msg) = obj.get("message") {
-        rec.insert("body".into(), any_value(msg));
-    }
-    let attrs: Vec<Value> = obj
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "timestamp" | "level" | "message"))
-        .map(|(k, v)| json!({"key": k, "value": any_value(v)}))
-        .collect();
-    rec.insert("attributes".into(), Value::Array(attrs));
-    Value::Object(rec)
-}
-
-/// The ExportLogsServiceRequest body for a batch.
-pub fn request_body(events: &[String], host: &str, broker_id: Option<&str>, now_ms: i64) -> Vec<u8> {
-    let mut resource = vec![json!({"key": "service.name", "value": {"stringValue": "lantern-broker"}}), json!({"key": "host.name", "value": {"stringValue": host}})];
-    if let Some(id) = broker_id {
-        resource.push(json!({"key": "service.instance.id", "value": {"stringValue": id}}));
-    }
-    let records: Vec<Value> = events.iter().map(|e| log_record(e, now_ms)).collect();
-    let body = json!({"resourceLogs": [{
-        "resource": {"attributes": resource},
-        "scopeLogs": [{"scope": {"name": "lantern-exporter", "version": env!("CARGO_PKG_VERSION")}, "logRecords": records}]
-    }]});
-    body.to_string().into_bytes()
-}
-
 #[derive(Clone, Debug)]
 pub struct OtlpConfig {
-    pub endpoint: Endpoint,
+    pub endpoint: String,
+    pub protocol: Protocol,
+    /// A PEM file of CAs trusted for https besides the system's.
+    pub certificate: Option<PathBuf>,
     pub host: String,
     pub broker_id: Option<String>,
 }
 
+/// The OTLP log exporter `cfg` asks for, its resource set. Needs a tokio runtime.
+pub fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporter, String> {
+    let ca_pem = match &cfg.certificate {
+        Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?),
+        None => None,
+    };
+    let url = logs_url(&cfg.endpoint, cfg.protocol);
+    let builder = opentelemetry_otlp::LogExporter::builder();
+    let built = match cfg.protocol {
+        Protocol::Grpc => {
+            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = &ca_pem {
+                tls = tls.ca_certificate(opentelemetry_otlp::tonic_types::transport::Certificate::from_pem(pem));
+            }
+            builder.with_tonic().with_protocol(opentelemetry_otlp::Protocol::Grpc).with_endpoint(url).with_tls_config(tls).build()
+        }
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            let protocol = if cfg.protocol == Protocol::HttpJson { opentelemetry_otlp::Protocol::HttpJson } else { opentelemetry_otlp::Protocol::HttpBinary };
+            let client = https_client(ca_pem.as_deref())?;
+            builder.with_http().with_protocol(protocol).with_endpoint(url).with_http_client(client).build()
+        }
+    };
+    let mut exporter = built.map_err(|e| e.to_string())?;
+    let mut resource = Resource::builder_empty()
+        .with_service_name("lantern-broker")
+        .with_attribute(KeyValue::new("host.name", cfg.host.clone()));
+    if let Some(id) = &cfg.broker_id {
+        resource = resource.with_attribute(KeyValue::new("service.instance.id", id.clone()));
+    }
+    exporter.set_resource(&resource.build());
+    Ok(exporter)
+}
+
+/// An HTTP/1.1 client for http:// and https://: rustls (ring) trusting the system's CAs and
+/// the configured certificate.
+fn https_client(ca_pem: Option<&[u8]>) -> Result<impl opentelemetry_http::HttpClient, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(pem) = ca_pem {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| format!("the CA certificate: {e}"))?;
+        if certs.is_empty() {
+            return Err("the CA certificate file holds no PEM certificate".into());
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("the CA certificate: {e}"))?;
+        }
+    }
+    // ring is the only rustls provider built in, so it is the default one.
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    Ok(opentelemetry_http::hyper::HyperClient::new(connector, TIMEOUT, None))
+}
+
+/// OpenTelemetry severities for the level names logs use (static: the SDK keeps the text).
+fn severity(level: &str) -> Option<(&'static str, Severity)> {
+    Some(match level.to_ascii_uppercase().as_str() {
+        "TRACE" => ("TRACE", Severity::Trace),
+        "DEBUG" => ("DEBUG", Severity::Debug),
+        "INFO" => ("INFO", Severity::Info),
+        "WARN" | "WARNING" => ("WARN", Severity::Warn),
+        "ERROR" => ("ERROR", Severity::Error),
+        "FATAL" => ("FATAL", Severity::Fatal),
+        _ => return None,
+    })
+}
+
+fn any_value(v: &Value) -> AnyValue {
+    match v {
+        Value::String(s) => AnyValue::from(s.clone()),
+        Value::Bool(b) => AnyValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AnyValue::Int(i),
+            None => AnyValue::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        other => AnyValue::from(other.to_string()),
+    }
+}
+
+fn at_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// One event -> one log record: timestamp, level -> severity, message -> body, every other
+/// field -> an attribute (nested objects as JSON text); a line that is not a JSON object is
+/// the body.
+pub fn log_record(logger: &SdkLogger, event: &str, now_ms: i64) -> SdkLogRecord {
+    let obj: Map<String, Value> = match serde_json::from_str(event) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::from_iter([("message".to_string(), Value::String(event.into()))]),
+    };
+    let mut rec = logger.create_log_record();
+    if let Some(ms) = obj.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse_rfc3339_ms) {
+        rec.set_timestamp(at_ms(ms));
+    }
+    rec.set_observed_timestamp(at_ms(now_ms));
+    if let Some((text, number)) = obj.get("level").and_then(Value::as_str).and_then(severity) {
+        rec.set_severity_text(text);
+        rec.set_severity_number(number);
+    }
+    if let Some(msg) = obj.get("message") {
+        rec.set_body(any_value(msg));
+    }
+    for (k, v) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "timestamp" | "level" | "message")) {
+        rec.add_attribute(k.clone(), any_value(v));
+    }
+    rec
+}
+
 enum Outcome {
     Accepted,
-    /// 4xx other than 408/429: this batch will never be accepted as it is.
-    Refused(u16),
+    /// The receiver refuses this batch for good (HTTP 4xx other than 408/429, or a gRPC
+    /// code that says the request itself is wrong): it will never be accepted as it is.
+    Refused(String),
+}
+
+/// Whether an export error of opentelemetry-otlp is a refusal of the batch (its messages are
+/// the only place the HTTP status or gRPC code appears).
+fn refused(message: &str) -> bool {
+    if let Some(code) = message.split("status code: ").nth(1).and_then(|rest| rest.get(..3)).and_then(|c| c.parse::<u16>().ok()) {
+        return (400..500).contains(&code) && code != 408 && code != 429;
+    }
+    ["gRPC code: InvalidArgument", "gRPC code: FailedPrecondition", "gRPC code: Unimplemented", "gRPC code: PermissionDenied", "gRPC code: Unauthenticated", "gRPC code: NotFound"]
+        .iter()
+        .any(|c| message.contains(c))
 }
 
 pub async fn run(cfg: OtlpConfig, spool: SpoolReader, stats: Arc<OtlpStats>, mut shutdown: watch::Receiver<bool>) {
+    let exporter = match build_exporter(&cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(target: "lantern.exporter.pipeline", error = %e, "cannot set up the OTLP log exporter; events wait in the spool");
+            return;
+        }
+    };
+    // A logger only to make records: it has no processor, records go to the exporter by hand.
+    let provider = SdkLoggerProvider::builder().build();
+    let logger = provider.logger_with_scope(InstrumentationScope::builder("lantern-exporter").with_version(env!("CARGO_PKG_VERSION")).build());
+    let scope = InstrumentationScope::builder("lantern-exporter").with_version(env!("CARGO_PKG_VERSION")).build();
     let mut backoff = Duration::from_millis(250);
     let mut max_events = MAX_BATCH_EVENTS;
     let mut failing = false;
@@ -154,23 +241,31 @@ pub async fn run(cfg: OtlpConfig, spool: SpoolReader, stats: Arc<OtlpStats>, mut
                 continue;
             }
         };
-        let body = request_body(&batch.events, &cfg.host, cfg.broker_id.as_deref(), timefmt::now_ms());
-        match post(&cfg.endpoint, &body).await {
+        let now = timefmt::now_ms();
+        let records: Vec<SdkLogRecord> = batch.events.iter().map(|e| log_record(&logger, e, now)).collect();
+        let pairs: Vec<(&SdkLogRecord, &InstrumentationScope)> = records.iter().map(|r| (r, &scope)).collect();
+        let result = match tokio::time::timeout(TIMEOUT * 2, exporter.export(LogBatch::new(&pairs))).await {
+            Ok(Ok(())) => Ok(Outcome::Accepted),
+            Ok(Err(e)) if refused(&e.to_string()) => Ok(Outcome::Refused(e.to_string())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", TIMEOUT * 2)),
+        };
+        match result {
             Ok(Outcome::Accepted) => {
                 ack(&spool, &batch, false, &stats);
                 max_events = MAX_BATCH_EVENTS;
                 backoff = Duration::from_millis(250);
                 if failing {
-                    tracing::info!(target: "lantern.exporter.pipeline", endpoint = %cfg.endpoint.authority, "OTLP receiver accepts logs again");
+                    tracing::info!(target: "lantern.exporter.pipeline", endpoint = %cfg.endpoint, "OTLP receiver accepts logs again");
                     failing = false;
                 }
             }
-            Ok(Outcome::Refused(status)) if batch.events.len() > 1 => {
-                tracing::warn!(target: "lantern.exporter.pipeline", status, events = batch.events.len(), "OTLP receiver refused a batch; retrying in smaller batches");
+            Ok(Outcome::Refused(error)) if batch.events.len() > 1 => {
+                tracing::warn!(target: "lantern.exporter.pipeline", %error, events = batch.events.len(), "OTLP receiver refused a batch; retrying in smaller batches");
                 max_events = (batch.events.len() / 2).max(1);
             }
-            Ok(Outcome::Refused(status)) => {
-                tracing::error!(target: "lantern.exporter.pipeline", status, "OTLP receiver refuses this event for good; dropped and counted in lantern_pipeline_events_dropped_total");
+            Ok(Outcome::Refused(error)) => {
+                tracing::error!(target: "lantern.exporter.pipeline", %error, "OTLP receiver refuses this event for good; dropped and counted in lantern_pipeline_events_dropped_total");
                 ack(&spool, &batch, true, &stats);
             }
             Err(e) => {
@@ -196,66 +291,48 @@ fn ack(spool: &SpoolReader, batch: &Batch, refused: bool, stats: &OtlpStats) {
     }
 }
 
-async fn post(endpoint: &Endpoint, body: &[u8]) -> Result<Outcome, String> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(&endpoint.authority).await.map_err(|e| format!("cannot connect to {}: {e}", endpoint.authority))?;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: lantern-exporter/{}\r\n\r\n",
-            endpoint.path,
-            endpoint.authority,
-            body.len(),
-            env!("CARGO_PKG_VERSION")
-        );
-        let io = |e: std::io::Error| format!("OTLP request to {} failed: {e}", endpoint.authority);
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
-        stream.write_all(body).await.map_err(io)?;
-        let mut response = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while !response.windows(2).any(|w| w == b"\r\n") && response.len() < 8192 {
-            let n = stream.read(&mut chunk).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            response.extend_from_slice(&chunk[..n]);
-        }
-        let line = String::from_utf8_lossy(&response);
-        let status: u16 = line
-            .strip_prefix("HTTP/1.")
-            .and_then(|r| r.get(2..5))
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("{} did not answer HTTP", endpoint.authority))?;
-        match status {
-            200..=299 => Ok(Outcome::Accepted),
-            408 | 429 => Err(format!("OTLP receiver answered {status}; retrying")),
-            400..=499 => Ok(Outcome::Refused(status)),
-            _ => Err(format!("OTLP receiver answered {status}")),
-        }
-    };
-    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| format!("OTLP receiver did not answer within {TIMEOUT:?}"))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_get_the_logs_path() {
-        assert_eq!(parse_endpoint("http://localhost:4318").unwrap(), Endpoint { authority: "localhost:4318".into(), path: "/v1/logs".into() });
-        assert_eq!(parse_endpoint("http://c/otlp/").unwrap().path, "/otlp/v1/logs");
-        assert_eq!(parse_endpoint("http://c:1/v1/logs").unwrap().path, "/v1/logs");
-        assert!(parse_endpoint("https://c:4318").is_err());
+    fn endpoints_get_the_logs_path_over_http_only() {
+        assert_eq!(logs_url("http://localhost:4318", Protocol::HttpProtobuf), "http://localhost:4318/v1/logs");
+        assert_eq!(logs_url("https://c/otlp/", Protocol::HttpJson), "https://c/otlp/v1/logs");
+        assert_eq!(logs_url("http://c:1/v1/logs", Protocol::HttpProtobuf), "http://c:1/v1/logs");
+        assert_eq!(logs_url("http://c:4317", Protocol::Grpc), "http://c:4317");
+        assert!(check_endpoint("https://c:4318").is_ok());
+        for bad in ["c:4318", "ftp://c", "http://"] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+        assert!(Protocol::parse("thrift").is_err());
     }
 
     #[test]
     fn events_become_log_records() {
-        let ev = r#"{"timestamp":"1970-01-01T00:00:01.5Z","level":"WARN","message":"disk slow","target":"kafka.log.LogManager","partition":3,"host":"h"}"#;
-        let r = log_record(ev, 2000);
-        assert_eq!(r["timeUnixNano"], "1500000000");
-        assert_eq!(r["observedTimeUnixNano"], "2000000000");
-        assert_eq!((r["severityText"].as_str(), r["severityNumber"].as_u64()), (Some("WARN"), Some(13)));
-        assert_eq!(r["body"]["stringValue"], "disk slow");
-        let attrs = r["attributes"].as_array().unwrap();
-        assert!(attrs.contains(&json!({"key": "partition", "value": {"intValue": "3"}})));
-        assert!(attrs.contains(&json!({"key": "target", "value": {"stringValue": "kafka.log.LogManager"}})));
+        let provider = SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let ev = r#"{"timestamp":"1970-01-01T00:00:01.5Z","level":"WARN","message":"disk slow","target":"kafka.log.LogManager","partition":3,"ratio":0.5}"#;
+        let r = log_record(&logger, ev, 2000);
+        assert_eq!(r.timestamp(), Some(at_ms(1500)));
+        assert_eq!(r.observed_timestamp(), Some(at_ms(2000)));
+        assert_eq!((r.severity_text(), r.severity_number()), (Some("WARN"), Some(Severity::Warn)));
+        assert_eq!(r.body(), Some(&AnyValue::from("disk slow".to_string())));
+        let attrs: Vec<(String, AnyValue)> = r.attributes_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        assert!(attrs.contains(&("partition".into(), AnyValue::Int(3))), "{attrs:?}");
+        assert!(attrs.contains(&("ratio".into(), AnyValue::Double(0.5))), "{attrs:?}");
+        assert!(attrs.contains(&("target".into(), AnyValue::from("kafka.log.LogManager".to_string()))), "{attrs:?}");
+        let plain = log_record(&logger, "not json", 2000);
+        assert_eq!((plain.body(), plain.severity_number()), (Some(&AnyValue::from("not json".to_string())), None));
+    }
+
+    #[test]
+    fn refusals_are_told_from_outages() {
+        assert!(refused("HTTP export failed with status code: 400"));
+        assert!(!refused("HTTP export failed with status code: 429"));
+        assert!(!refused("HTTP export failed with status code: 503"));
+        assert!(refused("TonicLogsClient export failed with gRPC code: InvalidArgument"));
+        assert!(!refused("TonicLogsClient export failed with gRPC code: Unavailable: connection refused"));
+        assert!(!refused("connection refused"));
     }
 }
