@@ -1,6 +1,6 @@
 //! The metric table of docs/metrics.md, generated from the catalogue; a test fails when the
 //! committed file drifts from it.
-use super::catalogue::{Shape, Status, CATALOGUE};
+use super::catalogue::{Shape, Status, CATALOGUE, NOT_SERVED};
 use super::naming::{family, Profile};
 
 /// The whole docs/metrics.md.
@@ -53,6 +53,17 @@ pub fn metrics_markdown() -> String {
             s.labels.join(", "),
             def.help
         ));
+    }
+    out.push_str(
+        "\n## Not served\n\n\
+         What Confluent's jmx-monitoring-stacks KRaft dashboards (`kafka-cluster-kraft.json`, `kafka-topics-kraft.json`, \
+         `kraft.json`) query under `metrics.naming=confluent` and Lantern leaves out, because the thing measured does \
+         not exist here. Neither is ZooKeeper's (the `zookeeper` job and `SessionExpireListener` meters of the \
+         ZooKeeper-era dashboards): Lantern keeps its metadata in its own Raft quorum (KRaft) and runs no ZooKeeper.\n\n\
+         | name | why |\n|---|---|\n",
+    );
+    for (name, why) in NOT_SERVED {
+        out.push_str(&format!("| `{name}` | {why} |\n"));
     }
     out
 }

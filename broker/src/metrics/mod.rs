@@ -6,6 +6,7 @@ pub mod docs;
 pub mod histogram;
 pub mod naming;
 mod process;
+pub mod rates;
 pub mod render;
 pub mod requests;
 pub mod windowed;
@@ -158,6 +159,11 @@ pub struct BrokerMetrics {
     pub acceptor_blocked: Family<BlockedTime>,
     pub idle_closed: Family<Counter>,
     pub rejected_connections: Family<Counter>,
+    pub connection_rates: rates::ConnectionRates,
+    /// Per leader followed: the replica fetcher's fetch requests, for MinFetchRate.
+    pub fetcher_rates: rates::FetcherRates,
+    /// Responses handled and not yet being written (ResponseQueueSize).
+    pub responses_queued: Gauge,
     pub malformed_requests: Counter,
     pub oversized_requests: Counter,
     pub unsupported_requests: Counter,
@@ -194,6 +200,9 @@ impl BrokerMetrics {
             acceptor_blocked: Family::default(),
             idle_closed: Family::default(),
             rejected_connections: Family::default(),
+            connection_rates: Default::default(),
+            fetcher_rates: Default::default(),
+            responses_queued: Gauge::new(0),
             malformed_requests: Counter::new(0),
             oversized_requests: Counter::new(0),
             unsupported_requests: Counter::new(0),
