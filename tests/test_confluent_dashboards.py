@@ -7,9 +7,10 @@ A real 3-node cluster (every node broker and controller) and Debian's Prometheus
 node as both job="kafka-broker" and job="kafka-controller", as Confluent's dev-toolkit scrapes
 its combined nodes, with its `env` label. Real clients give the panels something to show:
 confluent-kafka produces to and a consumer group reads and commits a replicated topic,
-kafka-python pinned to Kafka 0.10.1 produces the old message format (the conversion panels), an
-Admin client deletes a topic that does not exist (the errors panel), and one node's log dir holds
-a `-stray` directory (the stray partition panels).
+kafka-python pinned to Kafka 0.10.1 produces the old message format (the conversion panels), a
+keyless record is refused by a compacted topic, an Admin client deletes a topic that does not
+exist (the errors panel), and one node's log dir holds a `-stray` directory (the stray partition
+panels).
 
 - every Kafka-side metric the dashboards select is served by each of the three brokers with the
   label names they match on or group by; every label value they select is served by some broker
@@ -41,6 +42,7 @@ FIXTURES = ["confluent-kafka-cluster-kraft.exprs.json", "confluent-kafka-topics-
             "confluent-kraft.exprs.json"]
 METRICS_MD = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 TOPIC = "orders"
+COMPACTED = "compacted-orders"
 GROUP = "dashboard-readers"
 N_MESSAGES = 300
 N_OLD_FORMAT = 20
@@ -119,6 +121,13 @@ def workload(nodes) -> None:
         c.commit(offsets=c.position(c.assignment()), asynchronous=False)
     finally:
         c.close()
+    # A record without a key, refused by a compacted topic (NoKeyCompactedTopicRecordsPerSec).
+    clients.create_topic(bootstrap, COMPACTED, 1, {"cleanup.policy": "compact"})
+    p = clients.producer(bootstrap, **{"message.timeout.ms": 10000})
+    refused = []
+    p.produce(COMPACTED, value=b"no key", on_delivery=lambda err, _m: refused.append(err))
+    p.flush(15)
+    assert len(refused) == 1 and refused[0] is not None, f"a keyless record on a compacted topic: {refused}"
     # An error response: DeleteTopics of a topic that does not exist.
     with pytest.raises(Exception):
         admin.delete_topics(["no-such-topic"], operation_timeout=10)["no-such-topic"].result(timeout=30)
@@ -226,6 +235,8 @@ def test_every_kafka_side_panel_returns_data_and_the_left_out_ones_none(stack):
     assert [float(r["value"][1]) for r in commits] == [2.0], "the group committed twice"
     assert all(0 <= v <= 1 for v in values_of("Request Handler Avg Percent"))
     assert values_of("FetchSessionCache - Sessions in cache") == [0.0] * 3, "Lantern keeps no fetch sessions"
+    no_key = prom.query(f'sum(kafka_server_brokertopicmetrics_nokeycompactedtopicrecordspersec{{job="kafka-broker",topic="{COMPACTED}"}})')
+    assert [float(r["value"][1]) for r in no_key] == [1.0], no_key
     topics = "confluent-kafka-topics-kraft.exprs.json"
     totals = {r["metric"]["topic"]: float(r["value"][1])
               for r in results[(topics, "Total message count",

@@ -78,6 +78,8 @@ pub static FAILED_PRODUCE_REQUESTS: MetricDef = topic_meter("FailedProduceReques
 pub static FAILED_FETCH_REQUESTS: MetricDef = topic_meter("FailedFetchRequestsPerSec", "Fetch partitions answered with an error.");
 pub static INVALID_CRC: MetricDef = topic_meter("InvalidMessageCrcRecordsPerSec", "Batches refused because their CRC did not match.");
 pub static INVALID_OFFSET_OR_SEQUENCE: MetricDef = topic_meter("InvalidOffsetOrSequenceRecordsPerSec", "Batches refused for an out-of-order idempotent sequence.");
+pub static INVALID_MAGIC_NUMBER: MetricDef = topic_meter("InvalidMagicNumberRecordsPerSec", "Batches refused for their magic byte: not 2 in a Produce v3+ request (the formats before v2 come only in Produce v0-2, which are converted), or no format Kafka has.");
+pub static NO_KEY_COMPACTED: MetricDef = topic_meter("NoKeyCompactedTopicRecordsPerSec", "Records without a key refused by a compacted topic (cleanup.policy=compact).");
 pub static REPLICATION_BYTES_IN: MetricDef = topic_meter("ReplicationBytesInPerSec", "Bytes fetched from leaders by this follower.");
 pub static REPLICATION_BYTES_OUT: MetricDef = topic_meter("ReplicationBytesOutPerSec", "Bytes sent to followers (not counted in BytesOutPerSec).");
 pub static REASSIGNMENT_BYTES_IN: MetricDef = topic_meter("ReassignmentBytesInPerSec", "Bytes fetched by this broker into replicas a reassignment is adding (part of ReplicationBytesInPerSec).");
@@ -281,7 +283,7 @@ const JVM: &str = "The JVM's heap and garbage collector: Lantern is a native pro
 /// Every metric, in the order /metrics renders them.
 pub static CATALOGUE: &[&MetricDef] = &[
     &MESSAGES_IN, &BYTES_IN, &BYTES_OUT, &BYTES_REJECTED, &TOTAL_PRODUCE_REQUESTS, &TOTAL_FETCH_REQUESTS,
-    &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE,
+    &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE, &INVALID_MAGIC_NUMBER, &NO_KEY_COMPACTED,
     &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT, &REASSIGNMENT_BYTES_IN, &REASSIGNMENT_BYTES_OUT,
     &PRODUCE_MESSAGE_CONVERSIONS, &FETCH_MESSAGE_CONVERSIONS,
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,

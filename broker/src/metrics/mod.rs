@@ -84,6 +84,8 @@ pub struct TopicStats {
     /// Records converted from or to the message formats before v2 (Produce v0-2, Fetch v0-3).
     pub produce_conversions: [Arc<Counter>; 2],
     pub fetch_conversions: [Arc<Counter>; 2],
+    pub invalid_magic: [Arc<Counter>; 2],
+    pub no_key_compacted: [Arc<Counter>; 2],
 }
 
 impl TopicStats {
@@ -145,7 +147,7 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
-    pub topic_meters: [Family<Counter>; 16],
+    pub topic_meters: [Family<Counter>; 18],
     topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
     pub requests: Family<Counter>,
     pub errors: Family<Counter>,
@@ -241,6 +243,8 @@ impl BrokerMetrics {
             reassignment_bytes_out: pair(13),
             produce_conversions: pair(14),
             fetch_conversions: pair(15),
+            invalid_magic: pair(16),
+            no_key_compacted: pair(17),
         });
         self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
     }

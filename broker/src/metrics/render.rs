@@ -177,7 +177,8 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
         &c::MESSAGES_IN, &c::BYTES_IN, &c::BYTES_OUT, &c::BYTES_REJECTED, &c::TOTAL_PRODUCE_REQUESTS,
         &c::TOTAL_FETCH_REQUESTS, &c::FAILED_PRODUCE_REQUESTS, &c::FAILED_FETCH_REQUESTS, &c::INVALID_CRC,
         &c::INVALID_OFFSET_OR_SEQUENCE, &c::REPLICATION_BYTES_IN, &c::REPLICATION_BYTES_OUT, &c::REASSIGNMENT_BYTES_IN,
-        &c::REASSIGNMENT_BYTES_OUT, &c::PRODUCE_MESSAGE_CONVERSIONS, &c::FETCH_MESSAGE_CONVERSIONS,
+        &c::REASSIGNMENT_BYTES_OUT, &c::PRODUCE_MESSAGE_CONVERSIONS, &c::FETCH_MESSAGE_CONVERSIONS, &c::INVALID_MAGIC_NUMBER,
+        &c::NO_KEY_COMPACTED,
     ];
     if let Some(i) = topic_meters.iter().position(|d| is(d)) {
         return counters(&m.topic_meters[i]);
