@@ -1,7 +1,8 @@
 """Claim: Confluent jmx-monitoring-stacks' dashboards for KRaft clusters work against a Lantern
 cluster run with `metrics.naming=confluent`: kafka-cluster-kraft.json, kafka-topics-kraft.json
-and kraft.json (their PromQL as fixtures in tests/fixtures/kraft_dashboards, with the source
-commit), queried through a real Prometheus, as their users open them.
+and kraft.json, and their dashboards-old-exporter versions (their PromQL as fixtures in
+tests/fixtures/kraft_dashboards, with the source commit), queried through a real Prometheus, as
+their users open them.
 
 A real 3-node cluster (every node broker and controller) and Debian's Prometheus scraping each
 node as both job="kafka-broker" and job="kafka-controller", as Confluent's dev-toolkit scrapes
@@ -39,7 +40,8 @@ from test_kraft_dashboards import (load, resolve_variables, scrape, selectors, s
                                    variable_selectors)
 
 FIXTURES = ["confluent-kafka-cluster-kraft.exprs.json", "confluent-kafka-topics-kraft.exprs.json",
-            "confluent-kraft.exprs.json"]
+            "confluent-kraft.exprs.json", "confluent-kafka-cluster-kraft-old-exporter.exprs.json",
+            "confluent-kafka-topics-kraft-old-exporter.exprs.json", "confluent-kraft-old-exporter.exprs.json"]
 METRICS_MD = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 TOPIC = "orders"
 COMPACTED = "compacted-orders"

@@ -264,7 +264,7 @@ pub static PROCESS_MAX_FDS: MetricDef = m("", "", "process_max_fds", &[], Native
 pub static PROCESS_START_TIME: MetricDef = m("", "", "process_start_time_seconds", &[], NativeGauge, "Start time of the process since the Unix epoch, seconds.");
 
 /// What Confluent's jmx-monitoring-stacks dashboards for KRaft clusters (kafka-cluster-kraft.json,
-/// kafka-topics-kraft.json, kraft.json) query and Lantern does not serve, because the thing they
+/// kafka-topics-kraft.json, kraft.json, and their dashboards-old-exporter versions) query and Lantern does not serve, because the thing they
 /// measure does not exist here: (Prometheus name, why). docs/metrics.md lists them, and
 /// tests/test_confluent_dashboards.py reads its allow-list from there.
 pub static NOT_SERVED: &[(&str, &str)] = &[
@@ -274,6 +274,7 @@ pub static NOT_SERVED: &[(&str, &str)] = &[
     ("kafka_tier_tasks_archive_tierarchiver_totallag", TIERED),
     ("kafka_tier_tasks_tiertasks_numpartitionsinerror", TIERED),
     ("jvm_memory_used_bytes", JVM),
+    ("jvm_memory_bytes_used", JVM),
     ("jvm_memory_bytes_max", JVM),
     ("jvm_gc_collection_seconds_sum", JVM),
 ];

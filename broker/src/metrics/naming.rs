@@ -144,6 +144,19 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
     }
 }
 
+/// Other names a family is also served under, the same series: the names of an older rule set
+/// that published dashboards still select. Confluent's dashboards-old-exporter
+/// (kafka-cluster-kraft.json among them) read RequestHandlerAvgIdlePercent's OneMinuteRate as
+/// `..._total`; its current kafka_broker.yml as `..._oneminuterate`.
+pub fn aliases(def: &MetricDef, profile: Profile) -> &'static [&'static str] {
+    match (profile, def.domain, def.bean_type, def.name) {
+        (Profile::Confluent, "kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent") => {
+            &["kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_total"]
+        }
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::catalogue::*;
@@ -223,6 +236,11 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for def in CATALOGUE {
                 assert!(seen.insert(family(def, profile).name), "{} twice under {profile:?}", def.name);
+            }
+            for def in CATALOGUE {
+                for alias in aliases(def, profile) {
+                    assert!(seen.insert(alias.to_string()), "alias {alias} twice under {profile:?}");
+                }
             }
         }
     }

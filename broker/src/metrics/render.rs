@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::catalogue::{self as c, MetricDef, Status, CATALOGUE};
 use super::histogram::{Histogram, QUANTILES};
-use super::naming::{family, PromType};
+use super::naming::{aliases, family, PromType};
 use super::process;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
@@ -405,24 +405,27 @@ pub fn render(node: &Scrape, openmetrics: bool) -> String {
             continue;
         }
         let fam = family(def, node.config.metrics_naming);
-        let (type_name, family_name) = match (openmetrics, fam.prom_type) {
-            (true, PromType::Counter) => ("counter", fam.name.strip_suffix("_total").unwrap_or(&fam.name).to_string()),
-            (true, PromType::Untyped) => ("unknown", fam.name.clone()),
-            (_, t) => (t.as_str(), fam.name.clone()),
-        };
-        let _ = writeln!(out, "# HELP {family_name} {}", def.help);
-        let _ = writeln!(out, "# TYPE {family_name} {type_name}");
-        for (values, value) in series {
-            match value {
-                Value::Number(v) => {
-                    let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, None), number(v));
-                }
-                Value::Summary(q, count, sum) => {
-                    for ((_, label), v) in QUANTILES.iter().zip(q) {
-                        let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, Some(("quantile", label))), number(v));
+        let names = std::iter::once(fam.name.clone()).chain(aliases(def, node.config.metrics_naming).iter().map(|a| a.to_string()));
+        for name in names {
+            let (type_name, family_name) = match (openmetrics, fam.prom_type) {
+                (true, PromType::Counter) => ("counter", name.strip_suffix("_total").unwrap_or(&name).to_string()),
+                (true, PromType::Untyped) => ("unknown", name.clone()),
+                (_, t) => (t.as_str(), name.clone()),
+            };
+            let _ = writeln!(out, "# HELP {family_name} {}", def.help);
+            let _ = writeln!(out, "# TYPE {family_name} {type_name}");
+            for (values, value) in &series {
+                match value {
+                    Value::Number(v) => {
+                        let _ = writeln!(out, "{name}{} {}", labels(&fam.labels, values, None), number(*v));
                     }
-                    let _ = writeln!(out, "{}_count{} {count}", fam.name, labels(&fam.labels, &values, None));
-                    let _ = writeln!(out, "{}_sum{} {}", fam.name, labels(&fam.labels, &values, None), number(sum));
+                    Value::Summary(q, count, sum) => {
+                        for ((_, label), v) in QUANTILES.iter().zip(q) {
+                            let _ = writeln!(out, "{name}{} {}", labels(&fam.labels, values, Some(("quantile", label))), number(*v));
+                        }
+                        let _ = writeln!(out, "{name}_count{} {count}", labels(&fam.labels, values, None));
+                        let _ = writeln!(out, "{name}_sum{} {}", labels(&fam.labels, values, None), number(*sum));
+                    }
                 }
             }
         }
