@@ -5,7 +5,7 @@ loopback ports) and Debian's real Prometheus scraping their /metrics every secon
 Prometheus gets, as target labels, what the scrape setups the KRaft dashboards were written
 for would add: Strimzi's PodMonitor relabelling on Kubernetes (namespace, pod,
 kubernetes_pod_name, strimzi_io_cluster, strimzi_io_name, container) and the Confluent
-jmx-monitoring-stacks scrape config (job="kafka-controller", env), plus Lantern's own `cluster`.
+jmx-monitoring-stacks scrape config (job="kafka-controller", also "kafka-broker" when asked, env), plus Lantern's own `cluster`.
 None of these come from the broker. Processes are started in their own sessions and stopped by
 pid.
 """
@@ -59,12 +59,15 @@ def pod_name(node: Broker) -> str:
 class Prometheus:
     """Prometheus scraping `nodes` every SCRAPE_S seconds, with an HTTP API client."""
 
-    def __init__(self, workdir: Path, nodes: list[Broker]):
+    def __init__(self, workdir: Path, nodes: list[Broker], jobs: tuple[str, ...] = ("kafka-controller",)):
+        """`jobs`: one scrape job of every node per name. Confluent's dev-toolkit scrapes its
+        combined broker-and-controller nodes as both "kafka-broker" and "kafka-controller"."""
         if not PROMETHEUS.exists():
             raise AssertionError(f"{PROMETHEUS} missing (tests/run installs Debian's prometheus)")
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.jobs = jobs
         self.base = f"http://127.0.0.1:{self.port}"
         static = [{
             "targets": [f"127.0.0.1:{b.http_port}"],
@@ -76,7 +79,7 @@ class Prometheus:
         } for b in nodes]
         config = {
             "global": {"scrape_interval": f"{SCRAPE_S}s", "scrape_timeout": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
-            "scrape_configs": [{"job_name": "kafka-controller", "static_configs": static}],
+            "scrape_configs": [{"job_name": job, "static_configs": static} for job in jobs],
         }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = open(self.dir / "prometheus.log", "wb")
@@ -115,10 +118,12 @@ class Prometheus:
         return data["result"]
 
     def wait_scrapes(self, targets: int, scrapes: int = 3, timeout: float = 30) -> None:
-        """Until each of `targets` targets has been scraped successfully `scrapes` times."""
+        """Until each of `targets` targets has been scraped successfully `scrapes` times by
+        every job."""
         deadline = time.monotonic() + timeout
-        expr = f'count_over_time(up{{job="kafka-controller"}}[1m]) >= {scrapes} and up == 1'
-        while len(self.query(expr)) < targets:
+        jobs = "|".join(self.jobs)
+        expr = f'count_over_time(up{{job=~"{jobs}"}}[1m]) >= {scrapes} and up == 1'
+        while len(self.query(expr)) < targets * len(self.jobs):
             if time.monotonic() > deadline:
                 raise AssertionError(f"Prometheus has not scraped {targets} targets {scrapes} times: "
                                      f"{self.query('up')}, targets {self.api('/api/v1/targets')['activeTargets']}")

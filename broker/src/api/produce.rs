@@ -12,6 +12,7 @@ use crate::error_code;
 use crate::broker::Broker;
 use crate::cluster::partition::Appended;
 use crate::cluster::PartitionError;
+use crate::log::record_batch::BatchError;
 use crate::metrics::{BrokerMetrics, TopicStats};
 use crate::telemetry::kafka as spans;
 use std::sync::atomic::Ordering;
@@ -237,10 +238,14 @@ fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Ap
         Err(e) => {
             TopicStats::add(&stats.failed_produce, 1);
             TopicStats::add(&stats.bytes_rejected, bytes);
-            match e.code() {
-                error_code::CORRUPT_MESSAGE => TopicStats::add(&stats.invalid_crc, 1),
-                error_code::OUT_OF_ORDER_SEQUENCE_NUMBER => TopicStats::add(&stats.invalid_sequence, 1),
-                _ => {}
+            match e {
+                PartitionError::Batch(BatchError::UnsupportedMagic { .. }) => TopicStats::add(&stats.invalid_magic, 1),
+                PartitionError::Batch(BatchError::RecordWithoutKey { indexes }) => TopicStats::add(&stats.no_key_compacted, indexes.len() as u64),
+                _ => match e.code() {
+                    error_code::CORRUPT_MESSAGE => TopicStats::add(&stats.invalid_crc, 1),
+                    error_code::OUT_OF_ORDER_SEQUENCE_NUMBER => TopicStats::add(&stats.invalid_sequence, 1),
+                    _ => {}
+                },
             }
         }
     }
@@ -249,6 +254,22 @@ fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_batches_count_under_their_brokertopicmetrics_meter() {
+        let metrics = BrokerMetrics::new(true, crate::metrics::Profile::Confluent, 1);
+        let stats = metrics.topic("t");
+        let refuse = |e: BatchError| record_append(&metrics, &stats, &Err(PartitionError::Batch(e)), 100);
+        refuse(BatchError::RecordWithoutKey { indexes: vec![0, 2, 5] });
+        refuse(BatchError::UnsupportedMagic { magic: 3 });
+        refuse(BatchError::CrcMismatch { stored: 1, computed: 2 });
+        let n = |pair: &[Arc<crate::metrics::Counter>; 2]| (pair[0].load(Ordering::Relaxed), pair[1].load(Ordering::Relaxed));
+        assert_eq!(n(&stats.no_key_compacted), (3, 3), "per record, for the topic and all topics");
+        assert_eq!(n(&stats.invalid_magic), (1, 1));
+        assert_eq!(n(&stats.invalid_crc), (1, 1));
+        assert_eq!(n(&stats.failed_produce), (3, 3));
+        assert_eq!(n(&stats.bytes_rejected), (300, 300));
+    }
 
     #[test]
     fn a_partition_whose_append_never_reports_answers_an_error_not_success_at_offset_0() {

@@ -93,6 +93,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
     let mut delayed: HashMap<(String, i32), (tokio::time::Instant, i32)> = HashMap::new();
     let backoff = Duration::from_millis(broker.config.replica_fetch_backoff_ms);
     tracing::info!(target: "kafka.server.ReplicaFetcherThread", leader, "fetching from the leader");
+    let rate = broker.metrics.fetcher_rates.register(leader);
     loop {
         if *shutdown.borrow() {
             return;
@@ -184,6 +185,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             }
             let stream = conn.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
             correlation = correlation.wrapping_add(1);
+            rate.fetch_sent();
             call::<_, FetchResponse>(stream, ApiKey::Fetch, FETCH_VERSION, &request, correlation, response_cap(&broker)).await
         };
         let timeout = Duration::from_millis(broker.config.replica_fetch_wait_max_ms + broker.config.cluster.request_timeout_ms.max(1000));

@@ -472,6 +472,11 @@ impl ReplicaManager {
     }
 
     /// Offline log directories and why.
+    /// The log directories not taken offline.
+    pub fn online_log_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.logs.lock().online_dirs().into_iter().map(|(_, d)| d).collect()
+    }
+
     pub fn offline_log_dirs(&self) -> Vec<(std::path::PathBuf, String)> {
         self.logs.lock().offline_dirs()
     }

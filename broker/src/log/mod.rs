@@ -19,6 +19,7 @@
 //! - `log_manager`: the `log.dirs`: directory locks, discovery, placement, deletion.
 //! - `log_start`: the log start offset DeleteRecords moves, and its checkpoint file.
 //! - `log_mover`: moving a partition's log to another of the `log.dirs` while in use.
+//! - `stray_logs`: the `-stray` directories left in the `log.dirs`, for the stray partition metrics.
 
 pub mod batch_filter;
 pub mod checkpoint_file;
@@ -40,6 +41,7 @@ pub mod record_batch;
 pub mod records;
 pub mod retention;
 pub mod segment;
+pub mod stray_logs;
 pub mod segment_file;
 
 #[cfg(test)]

@@ -78,6 +78,8 @@ pub static FAILED_PRODUCE_REQUESTS: MetricDef = topic_meter("FailedProduceReques
 pub static FAILED_FETCH_REQUESTS: MetricDef = topic_meter("FailedFetchRequestsPerSec", "Fetch partitions answered with an error.");
 pub static INVALID_CRC: MetricDef = topic_meter("InvalidMessageCrcRecordsPerSec", "Batches refused because their CRC did not match.");
 pub static INVALID_OFFSET_OR_SEQUENCE: MetricDef = topic_meter("InvalidOffsetOrSequenceRecordsPerSec", "Batches refused for an out-of-order idempotent sequence.");
+pub static INVALID_MAGIC_NUMBER: MetricDef = topic_meter("InvalidMagicNumberRecordsPerSec", "Batches refused for their magic byte: not 2 in a Produce v3+ request (the formats before v2 come only in Produce v0-2, which are converted), or no format Kafka has.");
+pub static NO_KEY_COMPACTED: MetricDef = topic_meter("NoKeyCompactedTopicRecordsPerSec", "Records without a key refused by a compacted topic (cleanup.policy=compact).");
 pub static REPLICATION_BYTES_IN: MetricDef = topic_meter("ReplicationBytesInPerSec", "Bytes fetched from leaders by this follower.");
 pub static REPLICATION_BYTES_OUT: MetricDef = topic_meter("ReplicationBytesOutPerSec", "Bytes sent to followers (not counted in BytesOutPerSec).");
 pub static REASSIGNMENT_BYTES_IN: MetricDef = topic_meter("ReassignmentBytesInPerSec", "Bytes fetched by this broker into replicas a reassignment is adding (part of ReplicationBytesInPerSec).");
@@ -96,6 +98,7 @@ pub static RESPONSE_QUEUE_TIME: MetricDef = request_hist("ResponseQueueTimeMs", 
 pub static RESPONSE_SEND_TIME: MetricDef = request_hist("ResponseSendTimeMs", "Time to write the response to the socket, ms.");
 pub static REQUEST_BYTES: MetricDef = request_hist("RequestBytes", "Size of requests, bytes.");
 pub static REQUEST_QUEUE_SIZE: MetricDef = m("kafka.network", "RequestChannel", "RequestQueueSize", &[], Gauge, "Requests read from clients and waiting for a request handler slot (num.io.threads), new ones and ones resuming after a remote wait.");
+pub static RESPONSE_QUEUE_SIZE: MetricDef = m("kafka.network", "RequestChannel", "ResponseQueueSize", &[], Gauge, "Responses handled and not yet being written to their connection (ResponseQueueTimeMs is their wait). Each connection's task encodes and writes its own response as soon as it is handled, so this is the responses being encoded: near 0.");
 pub static NETWORK_IDLE: MetricDef = m("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent", &[], Gauge, "1 - (time the worker threads spent inside socket reads and writes and decoding requests) / (elapsed time x worker threads), over the time since the previous scrape (at least 1 s), 0..1.");
 pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent", &[], Gauge, "1 - (request handler slot time held by requests) / (elapsed time x num.io.threads), over the time since the previous scrape (at least 1 s), 0..1. A request holds a slot while it is handled, fsyncs and blocking reads included, not while it waits on others (RemoteTimeMs).");
 
@@ -103,6 +106,8 @@ pub static HANDLER_IDLE: MetricDef = m("kafka.server", "KafkaRequestHandlerPool"
 pub static CONNECTION_COUNT: MetricDef = m("kafka.server", "socket-server-metrics", "connection-count", &["listener", "networkProcessor"], Attribute, "Open client connections.");
 pub static CONNECTION_CREATION_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-creation-total", &["listener", "networkProcessor"], Attribute, "Connections accepted.");
 pub static CONNECTION_CLOSE_TOTAL: MetricDef = m("kafka.server", "socket-server-metrics", "connection-close-total", &["listener", "networkProcessor"], Attribute, "Connections closed.");
+pub static CONNECTION_CREATION_RATE: MetricDef = m("kafka.server", "socket-server-metrics", "connection-creation-rate", &["listener", "networkProcessor"], Attribute, "Connections accepted per second over the last 30-60 s.");
+pub static CONNECTION_CLOSE_RATE: MetricDef = m("kafka.server", "socket-server-metrics", "connection-close-rate", &["listener", "networkProcessor"], Attribute, "Connections closed per second over the last 30-60 s.");
 pub static ACCEPTOR_BLOCKED: MetricDef = m("kafka.network", "Acceptor", "AcceptorBlockedPercent", &["listener"], Gauge, "Share of time the listener's acceptor waited for a slot under max.connections, 0..1 (since the previous scrape, windows of at least 1 s).");
 pub static CONNECTIONS_BY_SOFTWARE: MetricDef = m("kafka.server", "socket-server-metrics", "connections", &["clientSoftwareName", "clientSoftwareVersion", "listener", "networkProcessor"], Attribute, "Open connections by the client software they announced (ApiVersions v3+).");
 
@@ -119,6 +124,9 @@ pub static REASSIGNING_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager
 pub static UNDER_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR is below min.insync.replicas.");
 pub static AT_MIN_ISR_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", &[], Gauge, "Led partitions whose ISR equals min.insync.replicas.");
 pub static OFFLINE_REPLICA_COUNT: MetricDef = m("kafka.server", "ReplicaManager", "OfflineReplicaCount", &[], Gauge, "Replicas whose log could not be opened.");
+pub static STRAY_PARTITIONS: MetricDef = m("kafka.server", "ReplicaManager", "StrayPartitionsCount", &[], Gauge, "Logs of partitions the metadata no longer had at start-up that held records: set aside as `-stray` directories in the log.dirs, never served, kept until an operator removes them.");
+pub static STRAY_PARTITIONS_SIZE: MetricDef = m("kafka.server", "ReplicaManager", "StrayPartitionsTotalSize", &[], Gauge, "Bytes of the `-stray` directories in the log.dirs.");
+pub static STRAY_PARTITIONS_MISCLASSIFIED: MetricDef = m("kafka.server", "ReplicaManager", "StrayPartitionsMisclassifiedCount", &[], Gauge, "`-stray` directories whose partition (same topic id, per their partition.metadata) the current metadata assigns to this broker after all: set aside wrongly (a bug), or since re-created under the same id.");
 pub static ISR_SHRINKS: MetricDef = m("kafka.server", "ReplicaManager", "IsrShrinksPerSec", &[], Meter, "ISR shrinks of partitions this broker leads.");
 pub static ISR_EXPANDS: MetricDef = m("kafka.server", "ReplicaManager", "IsrExpandsPerSec", &[], Meter, "ISR expansions of partitions this broker leads.");
 // As Kafka's Partition: every hosted replica has these, and only the leader's carry values
@@ -147,6 +155,11 @@ pub static LAST_APPLIED_RECORD_TIMESTAMP: MetricDef = m("kafka.controller", "Kaf
 pub static LAST_APPLIED_RECORD_LAG_MS: MetricDef = m("kafka.controller", "KafkaController", "LastAppliedRecordLagMs", &[], Gauge, "Now minus LastAppliedRecordTimestamp, ms. Lantern writes no no-op records (as Kafka with metadata.max.idle.interval.ms=0), so on an idle cluster this is the time since the last metadata change; compare LastAppliedRecordOffset across nodes for a node that falls behind.");
 pub static UNCLEAN_LEADER_ELECTIONS: MetricDef = m("kafka.controller", "ControllerStats", "UncleanLeaderElectionsPerSec", &[], Meter, "Leaders elected from outside the ISR: by the controller for topics with unclean.leader.election.enable, or asked for with ElectLeaders (the unclean type).");
 pub static FETCHER_MAX_LAG: MetricDef = m("kafka.server", "ReplicaFetcherManager", "MaxLag", &["clientId"], Gauge, "The largest lag, in messages, of a partition this broker follows: the leader's high watermark minus this replica's log end offset at its last fetch.");
+pub static FETCHER_MIN_FETCH_RATE: MetricDef = m("kafka.server", "ReplicaFetcherManager", "MinFetchRate", &["clientId"], Gauge, "The lowest rate, in fetch requests a second over the last 30-60 s, of this broker's replica fetchers (one per leader it follows partitions from); 0 when it follows none.");
+// Lantern answers every Fetch with session id 0 (full fetches, as a Kafka broker does when its
+// cache has no slot): it keeps no KIP-227 incremental fetch sessions, so these are truly 0.
+pub static FETCH_SESSIONS: MetricDef = m("kafka.server", "FetchSessionCache", "NumIncrementalFetchSessions", &[], Gauge, "Incremental fetch sessions cached: always 0, Lantern answers every Fetch with session id 0 (a full fetch, which clients handle as a broker without free session slots).");
+pub static FETCH_SESSION_EVICTIONS: MetricDef = m("kafka.server", "FetchSessionCache", "IncrementalFetchSessionEvictionsPerSec", &[], Meter, "Incremental fetch sessions evicted from the cache: always 0, Lantern caches none (see NumIncrementalFetchSessions).");
 pub static ALTER_LOG_DIRS_MAX_LAG: MetricDef = m("kafka.server", "ReplicaAlterLogDirsManager", "MaxLag", &["clientId"], Gauge, "The largest lag, in messages, of a replica being moved to another log directory (AlterReplicaLogDirs): the log end offset minus the copy's; 0 when no move is under way.");
 pub static LEADER_ELECTION_TIME: MetricDef = m("kafka.controller", "ControllerStats", "LeaderElectionRateAndTimeMs", &[], Histogram, "Partitions given a new leader by the active controller (Count), and the time from its decision to the commit of the change, ms.");
 pub static EVENT_QUEUE_TIME: MetricDef = m("kafka.controller", "ControllerEventManager", "EventQueueTimeMs", &[], Histogram, "Time a metadata decision waited for the active controller's write lock (its event queue), ms.");
@@ -250,23 +263,41 @@ pub static PROCESS_OPEN_FDS: MetricDef = m("", "", "process_open_fds", &[], Nati
 pub static PROCESS_MAX_FDS: MetricDef = m("", "", "process_max_fds", &[], NativeGauge, "File descriptor limit.");
 pub static PROCESS_START_TIME: MetricDef = m("", "", "process_start_time_seconds", &[], NativeGauge, "Start time of the process since the Unix epoch, seconds.");
 
+/// What Confluent's jmx-monitoring-stacks dashboards for KRaft clusters (kafka-cluster-kraft.json,
+/// kafka-topics-kraft.json, kraft.json, and their dashboards-old-exporter versions) query and Lantern does not serve, because the thing they
+/// measure does not exist here: (Prometheus name, why). docs/metrics.md lists them, and
+/// tests/test_confluent_dashboards.py reads its allow-list from there.
+pub static NOT_SERVED: &[(&str, &str)] = &[
+    ("kafka_log_log_tiersize", TIERED),
+    ("kafka_tier_tasks_archive_tierarchiver_bytespersec", TIERED),
+    ("kafka_tier_tasks_archive_tierarchiver_retriespersec", TIERED),
+    ("kafka_tier_tasks_archive_tierarchiver_totallag", TIERED),
+    ("kafka_tier_tasks_tiertasks_numpartitionsinerror", TIERED),
+    ("jvm_memory_used_bytes", JVM),
+    ("jvm_memory_bytes_used", JVM),
+    ("jvm_memory_bytes_max", JVM),
+    ("jvm_gc_collection_seconds_sum", JVM),
+];
+const TIERED: &str = "Confluent Server's Tiered Storage: Lantern keeps every segment on the broker's own disks, so there is no tiered size, archiver or tier task (`kafka_log_log_size` is the whole log).";
+const JVM: &str = "The JVM's heap and garbage collector: Lantern is a native process with neither (`process_resident_memory_bytes` and `process_cpu_seconds_total` are served).";
+
 /// Every metric, in the order /metrics renders them.
 pub static CATALOGUE: &[&MetricDef] = &[
     &MESSAGES_IN, &BYTES_IN, &BYTES_OUT, &BYTES_REJECTED, &TOTAL_PRODUCE_REQUESTS, &TOTAL_FETCH_REQUESTS,
-    &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE,
+    &FAILED_PRODUCE_REQUESTS, &FAILED_FETCH_REQUESTS, &INVALID_CRC, &INVALID_OFFSET_OR_SEQUENCE, &INVALID_MAGIC_NUMBER, &NO_KEY_COMPACTED,
     &REPLICATION_BYTES_IN, &REPLICATION_BYTES_OUT, &REASSIGNMENT_BYTES_IN, &REASSIGNMENT_BYTES_OUT,
     &PRODUCE_MESSAGE_CONVERSIONS, &FETCH_MESSAGE_CONVERSIONS,
     &REQUESTS, &ERRORS, &TOTAL_TIME, &REQUEST_QUEUE_TIME, &LOCAL_TIME, &REMOTE_TIME, &RESPONSE_QUEUE_TIME,
-    &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
-    &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
+    &RESPONSE_SEND_TIME, &REQUEST_BYTES, &REQUEST_QUEUE_SIZE, &RESPONSE_QUEUE_SIZE, &NETWORK_IDLE, &HANDLER_IDLE,
+    &CONNECTION_COUNT, &CONNECTION_CREATION_TOTAL, &CONNECTION_CLOSE_TOTAL, &CONNECTION_CREATION_RATE, &CONNECTION_CLOSE_RATE, &CONNECTIONS_BY_SOFTWARE, &ACCEPTOR_BLOCKED,
     &PARTITION_COUNT, &LEADER_COUNT, &UNDER_REPLICATED, &REASSIGNING_PARTITIONS, &SHARED_DOMAIN_PARTITIONS, &LEADER_REPLICATION_BYTE_RATE,
     &FOLLOWER_REPLICATION_BYTE_RATE, &LEADER_REPLICATION_THROTTLE, &FOLLOWER_REPLICATION_THROTTLE, &UNDER_MIN_ISR_COUNT, &AT_MIN_ISR_COUNT,
-    &OFFLINE_REPLICA_COUNT, &ISR_SHRINKS, &ISR_EXPANDS,
+    &OFFLINE_REPLICA_COUNT, &STRAY_PARTITIONS, &STRAY_PARTITIONS_SIZE, &STRAY_PARTITIONS_MISCLASSIFIED, &ISR_SHRINKS, &ISR_EXPANDS,
     &PARTITION_UNDER_MIN_ISR, &PARTITION_AT_MIN_ISR, &PARTITION_REPLICAS_COUNT, &PARTITION_IN_SYNC_COUNT, &PARTITION_UNDER_REPLICATED, &PARTITION_LSO_LAG,
     &ACTIVE_CONTROLLER_COUNT, &OFFLINE_PARTITIONS, &GLOBAL_TOPIC_COUNT, &GLOBAL_PARTITION_COUNT, &UNCLEAN_LEADER_ELECTIONS,
     &ACTIVE_BROKER_COUNT, &FENCED_BROKER_COUNT, &PREFERRED_REPLICA_IMBALANCE, &METADATA_ERROR_COUNT,
     &LAST_APPLIED_RECORD_OFFSET, &LAST_APPLIED_RECORD_TIMESTAMP, &LAST_APPLIED_RECORD_LAG_MS,
-    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME, &LEADER_ELECTION_TIME, &FETCHER_MAX_LAG, &ALTER_LOG_DIRS_MAX_LAG,
+    &EVENT_QUEUE_TIME, &EVENT_QUEUE_PROCESSING_TIME, &LEADER_ELECTION_TIME, &FETCHER_MAX_LAG, &FETCHER_MIN_FETCH_RATE, &FETCH_SESSIONS, &FETCH_SESSION_EVICTIONS, &ALTER_LOG_DIRS_MAX_LAG,
     &RAFT_CURRENT_LEADER, &RAFT_CURRENT_VOTE, &RAFT_CURRENT_EPOCH, &RAFT_CURRENT_STATE, &RAFT_HIGH_WATERMARK,
     &RAFT_LOG_END_OFFSET, &RAFT_COMMIT_LATENCY_AVG, &RAFT_COMMIT_LATENCY_MAX, &RAFT_ELECTION_LATENCY_AVG,
     &RAFT_ELECTION_LATENCY_MAX, &RAFT_APPEND_RECORDS_RATE, &RAFT_FETCH_RECORDS_RATE,

@@ -1,7 +1,7 @@
 //! The metric table of docs/metrics.md, generated from the catalogue; a test fails when the
 //! committed file drifts from it.
-use super::catalogue::{Shape, Status, CATALOGUE};
-use super::naming::{family, Profile};
+use super::catalogue::{Shape, Status, CATALOGUE, NOT_SERVED};
+use super::naming::{aliases, family, Profile};
 
 /// The whole docs/metrics.md.
 pub fn metrics_markdown() -> String {
@@ -45,14 +45,26 @@ pub fn metrics_markdown() -> String {
             Status::Exported => "exported".to_string(),
             Status::Planned(why) => format!("planned ({why})"),
         };
+        let confluent: Vec<String> = std::iter::once(c.name.as_str()).chain(aliases(def, Profile::Confluent).iter().copied()).map(|n| format!("`{n}`")).collect();
         out.push_str(&format!(
-            "| {mbean} | `{}` | `{}` | {} | {} | {status} | {} |\n",
+            "| {mbean} | `{}` | {} | {} | {} | {status} | {} |\n",
             s.name,
-            c.name,
+            confluent.join(" "),
             s.prom_type.as_str(),
             s.labels.join(", "),
             def.help
         ));
+    }
+    out.push_str(
+        "\n## Not served\n\n\
+         What Confluent's jmx-monitoring-stacks KRaft dashboards (`kafka-cluster-kraft.json`, `kafka-topics-kraft.json`, \
+         `kraft.json`, and their `dashboards-old-exporter` versions) query under `metrics.naming=confluent` and Lantern leaves out, because the thing measured does \
+         not exist here. Neither is ZooKeeper's (the `zookeeper` job and `SessionExpireListener` meters of the \
+         ZooKeeper-era dashboards): Lantern keeps its metadata in its own Raft quorum (KRaft) and runs no ZooKeeper.\n\n\
+         | name | why |\n|---|---|\n",
+    );
+    for (name, why) in NOT_SERVED {
+        out.push_str(&format!("| `{name}` | {why} |\n"));
     }
     out
 }

@@ -6,6 +6,7 @@ pub mod docs;
 pub mod histogram;
 pub mod naming;
 mod process;
+pub mod rates;
 pub mod render;
 pub mod requests;
 pub mod windowed;
@@ -83,6 +84,8 @@ pub struct TopicStats {
     /// Records converted from or to the message formats before v2 (Produce v0-2, Fetch v0-3).
     pub produce_conversions: [Arc<Counter>; 2],
     pub fetch_conversions: [Arc<Counter>; 2],
+    pub invalid_magic: [Arc<Counter>; 2],
+    pub no_key_compacted: [Arc<Counter>; 2],
 }
 
 impl TopicStats {
@@ -144,7 +147,7 @@ pub struct BrokerMetrics {
     pub enabled: bool,
     pub profile: Profile,
     /// One family per BrokerTopicMetrics meter, labelled by topic; "" is all topics.
-    pub topic_meters: [Family<Counter>; 16],
+    pub topic_meters: [Family<Counter>; 18],
     topics: RwLock<BTreeMap<String, Arc<TopicStats>>>,
     pub requests: Family<Counter>,
     pub errors: Family<Counter>,
@@ -158,6 +161,11 @@ pub struct BrokerMetrics {
     pub acceptor_blocked: Family<BlockedTime>,
     pub idle_closed: Family<Counter>,
     pub rejected_connections: Family<Counter>,
+    pub connection_rates: rates::ConnectionRates,
+    /// Per leader followed: the replica fetcher's fetch requests, for MinFetchRate.
+    pub fetcher_rates: rates::FetcherRates,
+    /// Responses handled and not yet being written (ResponseQueueSize).
+    pub responses_queued: Gauge,
     pub malformed_requests: Counter,
     pub oversized_requests: Counter,
     pub unsupported_requests: Counter,
@@ -194,6 +202,9 @@ impl BrokerMetrics {
             acceptor_blocked: Family::default(),
             idle_closed: Family::default(),
             rejected_connections: Family::default(),
+            connection_rates: Default::default(),
+            fetcher_rates: Default::default(),
+            responses_queued: Gauge::new(0),
             malformed_requests: Counter::new(0),
             oversized_requests: Counter::new(0),
             unsupported_requests: Counter::new(0),
@@ -232,6 +243,8 @@ impl BrokerMetrics {
             reassignment_bytes_out: pair(13),
             produce_conversions: pair(14),
             fetch_conversions: pair(15),
+            invalid_magic: pair(16),
+            no_key_compacted: pair(17),
         });
         self.topics.write().entry(topic.to_string()).or_insert(stats).clone()
     }

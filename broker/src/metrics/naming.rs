@@ -117,8 +117,9 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
         }
         (Shape::Meter | Shape::Gauge, Profile::Confluent) => {
             let name = if def.name == "RequestHandlerAvgIdlePercent" {
-                // Confluent reads this meter's OneMinuteRate under its own name.
-                "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_total".to_string()
+                // kafka_broker.yml reads this meter's OneMinuteRate (the idle share) under its
+                // own rule, as kafka-cluster-kraft.json selects it.
+                "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_oneminuterate".to_string()
             } else {
                 format!("kafka_{d}_{t}_{}", sanitize(def.name))
             };
@@ -140,6 +141,19 @@ pub fn family(def: &MetricDef, profile: Profile) -> Family {
             let t = attribute_type_part(def.bean_type, profile);
             Family { name: format!("kafka_{d}_{t}_{}", sanitize(def.name)), prom_type: PromType::Gauge, labels }
         }
+    }
+}
+
+/// Other names a family is also served under, the same series: the names of an older rule set
+/// that published dashboards still select. Confluent's dashboards-old-exporter
+/// (kafka-cluster-kraft.json among them) read RequestHandlerAvgIdlePercent's OneMinuteRate as
+/// `..._total`; its current kafka_broker.yml as `..._oneminuterate`.
+pub fn aliases(def: &MetricDef, profile: Profile) -> &'static [&'static str] {
+    match (profile, def.domain, def.bean_type, def.name) {
+        (Profile::Confluent, "kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent") => {
+            &["kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_total"]
+        }
+        _ => &[],
     }
 }
 
@@ -192,6 +206,28 @@ mod tests {
         assert_eq!(family(&RAFT_CHANNEL_REQUESTS, Profile::Confluent).name, "kafka_server_raft_channel_metrics_request_total");
         assert_eq!(family(&BROKER_LAST_APPLIED_LAG_MS, Profile::Confluent).name, "kafka_server_broker_metadata_metrics_last_applied_record_lag_ms");
         assert_eq!(family(&ACCEPTOR_BLOCKED, Profile::Confluent).name, "kafka_network_acceptor_acceptorblockedpercent");
+        // kafka-cluster-kraft.json's names
+        assert_eq!(family(&HANDLER_IDLE, Profile::Confluent).name, "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_oneminuterate");
+        assert_eq!(family(&RESPONSE_QUEUE_SIZE, Profile::Confluent).name, "kafka_network_requestchannel_responsequeuesize");
+        let rate = family(&CONNECTION_CREATION_RATE, Profile::Confluent);
+        assert_eq!((rate.name.as_str(), rate.labels.clone()), ("kafka_server_socketservermetrics_connection_creation_rate", vec!["listener".to_string(), "network_processor".to_string()]));
+        assert_eq!(family(&CONNECTION_CLOSE_RATE, Profile::Confluent).name, "kafka_server_socketservermetrics_connection_close_rate");
+        let min = family(&FETCHER_MIN_FETCH_RATE, Profile::Confluent);
+        assert_eq!((min.name.as_str(), min.labels.clone()), ("kafka_server_replicafetchermanager_minfetchrate", vec!["clientid".to_string()]));
+        assert_eq!(family(&FETCH_SESSIONS, Profile::Confluent).name, "kafka_server_fetchsessioncache_numincrementalfetchsessions");
+        assert_eq!(family(&FETCH_SESSION_EVICTIONS, Profile::Confluent).name, "kafka_server_fetchsessioncache_incrementalfetchsessionevictionspersec");
+        assert_eq!(family(&STRAY_PARTITIONS, Profile::Confluent).name, "kafka_server_replicamanager_straypartitionscount");
+        assert_eq!(family(&STRAY_PARTITIONS_SIZE, Profile::Confluent).name, "kafka_server_replicamanager_straypartitionstotalsize");
+        assert_eq!(family(&STRAY_PARTITIONS_MISCLASSIFIED, Profile::Confluent).name, "kafka_server_replicamanager_straypartitionsmisclassifiedcount");
+    }
+
+    #[test]
+    fn what_is_listed_as_not_served_is_not_served() {
+        let served: std::collections::HashSet<String> = CATALOGUE.iter().map(|d| family(d, Profile::Confluent).name).collect();
+        for (name, why) in NOT_SERVED {
+            assert!(!served.contains(*name), "{name} is served but listed as not served");
+            assert!(!why.is_empty());
+        }
     }
 
     #[test]
@@ -200,6 +236,11 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for def in CATALOGUE {
                 assert!(seen.insert(family(def, profile).name), "{} twice under {profile:?}", def.name);
+            }
+            for def in CATALOGUE {
+                for alias in aliases(def, profile) {
+                    assert!(seen.insert(alias.to_string()), "alias {alias} twice under {profile:?}");
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::catalogue::{self as c, MetricDef, Status, CATALOGUE};
 use super::histogram::{Histogram, QUANTILES};
-use super::naming::{family, PromType};
+use super::naming::{aliases, family, PromType};
 use super::process;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
@@ -49,6 +49,8 @@ struct Snapshot {
     quorum: QuorumView,
     raft: RaftStatsReading,
     now_ms: i64,
+    /// The `-stray` directories in the broker's online log dirs (one listing per scrape).
+    strays: Vec<crate::log::stray_logs::StrayLog>,
 }
 
 /// What a scrape reads: the controller part every node has, and the broker once it is up
@@ -87,7 +89,8 @@ fn snapshot(node: &Scrape) -> Snapshot {
     };
     let raft = controller.stats.raft.read(std::time::Instant::now());
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    Snapshot { partitions, groups, offsets, process: process::read(), quorum, raft, now_ms }
+    let strays = node.broker.map(|b| crate::log::stray_logs::scan(&b.replicas.online_log_dirs())).unwrap_or_default();
+    Snapshot { partitions, groups, offsets, process: process::read(), quorum, raft, now_ms, strays }
 }
 
 /// The series every node has: the controller's (on controllers), the quorum's and the
@@ -174,7 +177,8 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
         &c::MESSAGES_IN, &c::BYTES_IN, &c::BYTES_OUT, &c::BYTES_REJECTED, &c::TOTAL_PRODUCE_REQUESTS,
         &c::TOTAL_FETCH_REQUESTS, &c::FAILED_PRODUCE_REQUESTS, &c::FAILED_FETCH_REQUESTS, &c::INVALID_CRC,
         &c::INVALID_OFFSET_OR_SEQUENCE, &c::REPLICATION_BYTES_IN, &c::REPLICATION_BYTES_OUT, &c::REASSIGNMENT_BYTES_IN,
-        &c::REASSIGNMENT_BYTES_OUT, &c::PRODUCE_MESSAGE_CONVERSIONS, &c::FETCH_MESSAGE_CONVERSIONS,
+        &c::REASSIGNMENT_BYTES_OUT, &c::PRODUCE_MESSAGE_CONVERSIONS, &c::FETCH_MESSAGE_CONVERSIONS, &c::INVALID_MAGIC_NUMBER,
+        &c::NO_KEY_COMPACTED,
     ];
     if let Some(i) = topic_meters.iter().position(|d| is(d)) {
         return counters(&m.topic_meters[i]);
@@ -213,11 +217,16 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::RESPONSE_SEND_TIME) { hist(|t| &t.response_send, 1000.0) }
     else if is(&c::REQUEST_BYTES) { hist(|t| &t.request_bytes, 1.0) }
     else if is(&c::REQUEST_QUEUE_SIZE) { one(broker.handlers.queued() as f64) }
+    else if is(&c::RESPONSE_QUEUE_SIZE) { one(m.responses_queued.load(Ordering::Relaxed) as f64) }
     else if is(&c::NETWORK_IDLE) { one(m.network_idle_ratio()) }
     else if is(&c::HANDLER_IDLE) { one(broker.handlers.idle_ratio()) }
     else if is(&c::CONNECTION_COUNT) { gauges(&m.connections_open) }
     else if is(&c::CONNECTION_CREATION_TOTAL) { counters(&m.connections_created) }
     else if is(&c::CONNECTION_CLOSE_TOTAL) { counters(&m.connections_closed) }
+    else if is(&c::CONNECTION_CREATION_RATE) || is(&c::CONNECTION_CLOSE_RATE) {
+        let created = is(&c::CONNECTION_CREATION_RATE);
+        m.connection_rates.read(std::time::Instant::now()).into_iter().map(|(l, c, x)| (l, Value::Number(if created { c } else { x }))).collect()
+    }
     else if is(&c::CONNECTIONS_BY_SOFTWARE) { gauges(&m.connections_by_software) }
     else if is(&c::ACCEPTOR_BLOCKED) { m.acceptor_blocked.snapshot().into_iter().map(|(l, b)| (l, Value::Number(b.ratio()))).collect() }
     else if is(&c::PARTITION_COUNT) { one(s.partitions.len() as f64) }
@@ -253,6 +262,22 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::FETCHER_MAX_LAG) {
         let max = broker.replicas.all().iter().map(|p| p.follower_lag()).max().unwrap_or(0);
         vec![(vec!["Replica".to_string()], Value::Number(max as f64))]
+    }
+    else if is(&c::FETCHER_MIN_FETCH_RATE) {
+        vec![(vec!["Replica".to_string()], Value::Number(m.fetcher_rates.min_rate(std::time::Instant::now())))]
+    }
+    else if is(&c::FETCH_SESSIONS) || is(&c::FETCH_SESSION_EVICTIONS) { one(0.0) }
+    else if is(&c::STRAY_PARTITIONS) || is(&c::STRAY_PARTITIONS_SIZE) || is(&c::STRAY_PARTITIONS_MISCLASSIFIED) {
+        let strays = &s.strays;
+        if is(&c::STRAY_PARTITIONS) { one(strays.len() as f64) }
+        else if is(&c::STRAY_PARTITIONS_SIZE) { one(strays.iter().map(|x| x.bytes).sum::<u64>() as f64) }
+        else {
+            let assigned_here = |x: &crate::log::stray_logs::StrayLog| {
+                let (Some((t, p)), Some(id)) = (&x.topic_partition, x.topic_id) else { return false };
+                image.topic(t).is_some_and(|t| t.id == id && t.partitions.get(*p as usize).is_some_and(|pi| pi.replicas.contains(&node)))
+            };
+            one(strays.iter().filter(|x| assigned_here(x)).count() as f64)
+        }
     }
     else if is(&c::ALTER_LOG_DIRS_MAX_LAG) {
         let max = broker.replicas.log_dir_moves().into_iter().map(|m| m.3).max().unwrap_or(0);
@@ -380,24 +405,27 @@ pub fn render(node: &Scrape, openmetrics: bool) -> String {
             continue;
         }
         let fam = family(def, node.config.metrics_naming);
-        let (type_name, family_name) = match (openmetrics, fam.prom_type) {
-            (true, PromType::Counter) => ("counter", fam.name.strip_suffix("_total").unwrap_or(&fam.name).to_string()),
-            (true, PromType::Untyped) => ("unknown", fam.name.clone()),
-            (_, t) => (t.as_str(), fam.name.clone()),
-        };
-        let _ = writeln!(out, "# HELP {family_name} {}", def.help);
-        let _ = writeln!(out, "# TYPE {family_name} {type_name}");
-        for (values, value) in series {
-            match value {
-                Value::Number(v) => {
-                    let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, None), number(v));
-                }
-                Value::Summary(q, count, sum) => {
-                    for ((_, label), v) in QUANTILES.iter().zip(q) {
-                        let _ = writeln!(out, "{}{} {}", fam.name, labels(&fam.labels, &values, Some(("quantile", label))), number(v));
+        let names = std::iter::once(fam.name.clone()).chain(aliases(def, node.config.metrics_naming).iter().map(|a| a.to_string()));
+        for name in names {
+            let (type_name, family_name) = match (openmetrics, fam.prom_type) {
+                (true, PromType::Counter) => ("counter", name.strip_suffix("_total").unwrap_or(&name).to_string()),
+                (true, PromType::Untyped) => ("unknown", name.clone()),
+                (_, t) => (t.as_str(), name.clone()),
+            };
+            let _ = writeln!(out, "# HELP {family_name} {}", def.help);
+            let _ = writeln!(out, "# TYPE {family_name} {type_name}");
+            for (values, value) in &series {
+                match value {
+                    Value::Number(v) => {
+                        let _ = writeln!(out, "{name}{} {}", labels(&fam.labels, values, None), number(*v));
                     }
-                    let _ = writeln!(out, "{}_count{} {count}", fam.name, labels(&fam.labels, &values, None));
-                    let _ = writeln!(out, "{}_sum{} {}", fam.name, labels(&fam.labels, &values, None), number(sum));
+                    Value::Summary(q, count, sum) => {
+                        for ((_, label), v) in QUANTILES.iter().zip(q) {
+                            let _ = writeln!(out, "{name}{} {}", labels(&fam.labels, values, Some(("quantile", label))), number(*v));
+                        }
+                        let _ = writeln!(out, "{name}_count{} {count}", labels(&fam.labels, values, None));
+                        let _ = writeln!(out, "{name}_sum{} {}", labels(&fam.labels, values, None), number(*sum));
+                    }
                 }
             }
         }

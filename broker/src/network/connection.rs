@@ -58,6 +58,7 @@ const UNKNOWN: &str = "unknown";
 pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let m = &broker.metrics;
     m.connections_created.with(&[&listener, NETWORK_PROCESSOR]).fetch_add(1, Ordering::Relaxed);
+    m.connection_rates.created(&[&listener, NETWORK_PROCESSOR]);
     let open = m.connections_open.with(&[&listener, NETWORK_PROCESSOR]);
     open.fetch_add(1, Ordering::Relaxed);
     let max = broker.config.socket_request_max_bytes;
@@ -91,6 +92,7 @@ pub async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, listener:
         g.fetch_sub(1, Ordering::Relaxed);
     }
     m.connections_closed.with(&[&conn.listener, NETWORK_PROCESSOR]).fetch_add(1, Ordering::Relaxed);
+    m.connection_rates.closed(&[&conn.listener, NETWORK_PROCESSOR]);
     match close {
         Close::Eof | Close::Shutdown => tracing::debug!(target: "kafka.network.Processor", %peer, "connection closed"),
         Close::Idle => {
@@ -277,8 +279,12 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
                     first_error = Some(code);
                 }
             });
-            let bytes = encode_response(api_key, version, correlation_id, &response)
-                .map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
+            // Between handling and the start of the write the response is queued (Kafka's
+            // RequestChannel response queue): here that is its encoding.
+            m.responses_queued.fetch_add(1, Ordering::Relaxed);
+            let encoded = encode_response(api_key, version, correlation_id, &response);
+            m.responses_queued.fetch_sub(1, Ordering::Relaxed);
+            let bytes = encoded.map_err(|e| Close::Encode(format!("{api_key:?} v{version}: {e:#}")))?;
             let send_start = Instant::now();
             let network_busy = write_frame(stream, &bytes).await.map_err(Close::Io)?;
             let sent = send_start.elapsed();
