@@ -226,7 +226,7 @@ fn a_collector_on_a_broken_root_fails_alone() {
     ] {
         assert!(body.contains(&format!("node_scrape_collector_success{{collector=\"{c}\"}} 0\n")), "{c} should fail:\n{body}");
     }
-    for c in ["netclass", "time", "timex", "textfile"] {
+    for c in ["netclass", "time", "timex", "textfile", "hwmon", "thermal_zone"] {
         assert!(body.contains(&format!("node_scrape_collector_success{{collector=\"{c}\"}} 1\n")), "{c} should work:\n{body}");
     }
     assert!(body.contains("node_network_mtu_bytes{device=\"eth0\"} 9000\n"));

@@ -17,6 +17,7 @@ pub mod diskstats;
 pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
+pub mod hwmon;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netclass;
@@ -29,6 +30,7 @@ pub mod softnet;
 pub mod stat;
 pub mod textfile;
 pub mod textformat;
+pub mod thermal_zone;
 pub mod time;
 pub mod timex;
 pub mod udp_queues;
@@ -118,6 +120,7 @@ pub fn all_collectors(opts: &NodeOptions) -> Vec<(Box<dyn Collector>, bool)> {
         (Box::new(entropy::EntropyCollector), true),
         (Box::new(filefd::FilefdCollector), true),
         (Box::new(filesystem::FilesystemCollector::new(opts)), true),
+        (Box::new(hwmon::HwmonCollector), true),
         (Box::new(loadavg::LoadavgCollector), true),
         (Box::new(meminfo::MeminfoCollector), true),
         (Box::new(netclass::NetclassCollector::new(opts)), true),
@@ -128,6 +131,7 @@ pub fn all_collectors(opts: &NodeOptions) -> Vec<(Box<dyn Collector>, bool)> {
         (Box::new(softnet::SoftnetCollector), true),
         (Box::new(stat::StatCollector), true),
         (Box::new(textfile::TextfileCollector::new(opts.textfile_directory.clone())), true),
+        (Box::new(thermal_zone::ThermalZoneCollector), true),
         (Box::new(time::TimeCollector), true),
         (Box::new(timex::TimexCollector), true),
         (Box::new(udp_queues::UdpQueuesCollector), true),
