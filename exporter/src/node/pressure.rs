@@ -56,8 +56,9 @@ impl Collector for PressureCollector {
                 Line::Some => psi.some_us,
                 Line::Full => psi.full_us,
             };
-            // procfs reports a missing line as 0, so the family is there either way.
-            out.single(name, help, MetricType::Counter, us.unwrap_or(0.0) / 1e6);
+            // procfs reports a missing line as 0, so the family is there either way; divided
+            // twice as node_exporter does, so the float is the same to the last bit.
+            out.single(name, help, MetricType::Counter, us.unwrap_or(0.0) / 1000.0 / 1000.0);
         }
         Ok(())
     }
