@@ -226,6 +226,15 @@ mod tests {
         assert!(!o.fs_types_exclude.is_match("ext4"));
         assert!(!o.netdev_devices.ignored("lo"));
         assert_eq!(o.mount_timeout, Duration::from_secs(5));
+        assert!(o.netstat_fields.is_match("TcpExt_ListenDrops"));
+        assert!(o.netstat_fields.is_match("Tcp_RetransSegs"));
+        assert!(o.netstat_fields.is_match("Udp6_RcvbufErrors"));
+        assert!(!o.netstat_fields.is_match("Tcp_MaxConn"));
+        assert!(!o.netstat_fields.is_match("TcpExt_TCPOFOQueue"));
+        assert!(!o.arp_devices.ignored("eth0"));
+        assert_eq!(o.textfile_directory, "");
+        let both = flags(&[("collector.arp.device-include", "^eth"), ("collector.arp.device-exclude", "^lo$")]);
+        assert!(NodeOptions::from_flags(&both).is_err());
     }
 
     #[test]
