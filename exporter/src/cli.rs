@@ -158,7 +158,9 @@ Node flags (as node_exporter):
         --collector.filesystem.mount-points-exclude=REGEX  --collector.filesystem.fs-types-exclude=REGEX
         --collector.filesystem.mount-timeout=5s     --collector.netclass.ignored-devices=REGEX
         --[no-]collector.netclass.ignore-invalid-speed   --[no-]collector.cpu.guest
-        --collector.vmstat.fields=REGEX
+        --collector.vmstat.fields=REGEX   --collector.netstat.fields=REGEX
+        --collector.arp.device-include=REGEX   --collector.arp.device-exclude=REGEX
+        --collector.textfile.directory=DIR   (*.prom files; a glob of directories works)
   --log.format=logfmt|json";
 
 #[cfg(test)]

@@ -10,18 +10,30 @@ use std::time::Instant;
 
 use crate::exposition::{MetricType, MetricWriter};
 
+pub mod arp;
+pub mod conntrack;
 pub mod cpu;
 pub mod diskstats;
+pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
+pub mod hwmon;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
+pub mod netstat;
 pub mod options;
+pub mod pressure;
 pub mod sockstat;
+pub mod softnet;
 pub mod stat;
+pub mod textfile;
+pub mod textformat;
+pub mod thermal_zone;
 pub mod time;
+pub mod timex;
+pub mod udp_queues;
 pub mod uname;
 pub mod vmstat;
 
@@ -59,6 +71,10 @@ pub enum CollectError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("cannot parse {what}: {detail}")]
     Parse { what: String, detail: String },
+    /// The kernel has no such facility here (conntrack not loaded, PSI off): node_exporter's
+    /// `ErrNoData`. Reported as success 0 like a failure, but logged at debug, not error.
+    #[error("no data: {0}")]
+    NoData(String),
 }
 
 impl CollectError {
@@ -75,6 +91,16 @@ pub fn read_text(path: &Path) -> Result<String, CollectError> {
     std::fs::read_to_string(path).map_err(|e| CollectError::read(path, e))
 }
 
+/// Reads a whole kernel file as text, `Ok(None)` if it does not exist (a facility this
+/// kernel lacks: IPv6 off, a module not loaded).
+pub fn read_text_if_exists(path: &Path) -> Result<Option<String>, CollectError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CollectError::read(path, e)),
+    }
+}
+
 /// One node_exporter collector: a name (as in `--collector.<name>`) and an update that
 /// writes its families.
 pub trait Collector: Send + Sync {
@@ -87,17 +113,28 @@ pub trait Collector: Send + Sync {
 /// `--[no-]collector.<name>` flags.
 pub fn all_collectors(opts: &NodeOptions) -> Vec<(Box<dyn Collector>, bool)> {
     vec![
+        (Box::new(arp::ArpCollector::new(opts.arp_devices.clone())), true),
+        (Box::new(conntrack::ConntrackCollector), true),
         (Box::new(cpu::CpuCollector::new(opts.cpu_guest)), true),
         (Box::new(diskstats::DiskstatsCollector::new(opts.diskstats_devices.clone())), true),
+        (Box::new(entropy::EntropyCollector), true),
         (Box::new(filefd::FilefdCollector), true),
         (Box::new(filesystem::FilesystemCollector::new(opts)), true),
+        (Box::new(hwmon::HwmonCollector), true),
         (Box::new(loadavg::LoadavgCollector), true),
         (Box::new(meminfo::MeminfoCollector), true),
         (Box::new(netclass::NetclassCollector::new(opts)), true),
         (Box::new(netdev::NetdevCollector::new(opts.netdev_devices.clone())), true),
+        (Box::new(netstat::NetstatCollector::new(opts.netstat_fields.clone())), true),
+        (Box::new(pressure::PressureCollector), true),
         (Box::new(sockstat::SockstatCollector), true),
+        (Box::new(softnet::SoftnetCollector), true),
         (Box::new(stat::StatCollector), true),
+        (Box::new(textfile::TextfileCollector::new(opts.textfile_directory.clone())), true),
+        (Box::new(thermal_zone::ThermalZoneCollector), true),
         (Box::new(time::TimeCollector), true),
+        (Box::new(timex::TimexCollector), true),
+        (Box::new(udp_queues::UdpQueuesCollector), true),
         (Box::new(uname::UnameCollector), true),
         (Box::new(vmstat::VmstatCollector::new(opts.vmstat_fields.clone())), true),
     ]
@@ -154,6 +191,10 @@ pub fn scrape(collectors: &[Box<dyn Collector>], paths: &Paths, out: &mut Metric
             Ok(Ok(())) => {
                 out.append(w);
                 true
+            }
+            Ok(Err(e @ CollectError::NoData(_))) => {
+                tracing::debug!(target: "lantern.exporter.node", collector = c.name(), reason = %e, "collector returned no data");
+                false
             }
             Ok(Err(e)) => {
                 tracing::error!(target: "lantern.exporter.node", collector = c.name(), error = %e, "collector failed");

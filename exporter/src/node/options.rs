@@ -26,8 +26,11 @@ pub const MOUNT_POINTS_EXCLUDE_DEFAULT: &str =
     r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
 pub const FS_TYPES_EXCLUDE_DEFAULT: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 pub const VMSTAT_FIELDS_DEFAULT: &str = r"^(oom_kill|pgpg|pswp|pg.*fault).*";
+pub const NETSTAT_FIELDS_DEFAULT: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 
 pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec { flag: "collector.arp.device-include", kind: OptionKind::Value, default: "", help: "Regexp of arp devices to include (mutually exclusive to device-exclude)." },
+    OptionSpec { flag: "collector.arp.device-exclude", kind: OptionKind::Value, default: "", help: "Regexp of arp devices to exclude (mutually exclusive to device-include)." },
     OptionSpec { flag: "collector.cpu.guest", kind: OptionKind::Switch, default: "true", help: "Enables metric node_cpu_guest_seconds_total" },
     OptionSpec { flag: "collector.diskstats.device-exclude", kind: OptionKind::Value, default: DISKSTATS_EXCLUDE_DEFAULT, help: "Regexp of diskstats devices to exclude (mutually exclusive to device-include)." },
     OptionSpec { flag: "collector.diskstats.device-include", kind: OptionKind::Value, default: "", help: "Regexp of diskstats devices to include (mutually exclusive to device-exclude)." },
@@ -38,6 +41,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec { flag: "collector.netclass.ignore-invalid-speed", kind: OptionKind::Switch, default: "false", help: "Ignore devices where the speed is invalid." },
     OptionSpec { flag: "collector.netdev.device-exclude", kind: OptionKind::Value, default: "", help: "Regexp of net devices to exclude (mutually exclusive to device-include)." },
     OptionSpec { flag: "collector.netdev.device-include", kind: OptionKind::Value, default: "", help: "Regexp of net devices to include (mutually exclusive to device-exclude)." },
+    OptionSpec { flag: "collector.netstat.fields", kind: OptionKind::Value, default: NETSTAT_FIELDS_DEFAULT, help: "Regexp of fields to return for netstat collector." },
+    OptionSpec { flag: "collector.textfile.directory", kind: OptionKind::Value, default: "", help: "Directory to read text files with metrics from." },
     OptionSpec { flag: "collector.vmstat.fields", kind: OptionKind::Value, default: VMSTAT_FIELDS_DEFAULT, help: "Regexp of fields to return for vmstat collector." },
 ];
 
@@ -83,6 +88,7 @@ impl DeviceFilter {
 /// Every collector option, parsed and validated once at start-up.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
+    pub arp_devices: DeviceFilter,
     pub cpu_guest: bool,
     pub diskstats_devices: DeviceFilter,
     pub mount_points_exclude: Regex,
@@ -91,6 +97,9 @@ pub struct NodeOptions {
     pub netclass_ignored_devices: Regex,
     pub netclass_ignore_invalid_speed: bool,
     pub netdev_devices: DeviceFilter,
+    pub netstat_fields: Regex,
+    /// `--collector.textfile.directory`: a directory or a glob of directories; empty: none.
+    pub textfile_directory: String,
     pub vmstat_fields: Regex,
 }
 
@@ -147,6 +156,7 @@ impl NodeOptions {
         let timeout_flag = "collector.filesystem.mount-timeout";
         let mount_timeout = parse_duration(get(timeout_flag)).map_err(|d| bad(timeout_flag, d))?;
         Ok(NodeOptions {
+            arp_devices: filter("collector.arp.device-include", "collector.arp.device-exclude")?,
             cpu_guest: switch("collector.cpu.guest")?,
             diskstats_devices: filter("collector.diskstats.device-include", "collector.diskstats.device-exclude")?,
             mount_points_exclude: regex("collector.filesystem.mount-points-exclude")?,
@@ -155,6 +165,8 @@ impl NodeOptions {
             netclass_ignored_devices: regex("collector.netclass.ignored-devices")?,
             netclass_ignore_invalid_speed: switch("collector.netclass.ignore-invalid-speed")?,
             netdev_devices: filter("collector.netdev.device-include", "collector.netdev.device-exclude")?,
+            netstat_fields: regex("collector.netstat.fields")?,
+            textfile_directory: get("collector.textfile.directory").to_string(),
             vmstat_fields: regex("collector.vmstat.fields")?,
         })
     }
@@ -214,6 +226,15 @@ mod tests {
         assert!(!o.fs_types_exclude.is_match("ext4"));
         assert!(!o.netdev_devices.ignored("lo"));
         assert_eq!(o.mount_timeout, Duration::from_secs(5));
+        assert!(o.netstat_fields.is_match("TcpExt_ListenDrops"));
+        assert!(o.netstat_fields.is_match("Tcp_RetransSegs"));
+        assert!(o.netstat_fields.is_match("Udp6_RcvbufErrors"));
+        assert!(!o.netstat_fields.is_match("Tcp_MaxConn"));
+        assert!(!o.netstat_fields.is_match("TcpExt_TCPOFOQueue"));
+        assert!(!o.arp_devices.ignored("eth0"));
+        assert_eq!(o.textfile_directory, "");
+        let both = flags(&[("collector.arp.device-include", "^eth"), ("collector.arp.device-exclude", "^lo$")]);
+        assert!(NodeOptions::from_flags(&both).is_err());
     }
 
     #[test]
