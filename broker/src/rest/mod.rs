@@ -26,6 +26,10 @@ pub use error::RestError;
 use crate::broker::Broker;
 use crate::config::Origin;
 
+/// The OpenAPI 3 document of every route served, kept beside the code (and served at
+/// `/openapi.yaml`); tests/test_rest_proxy.py checks the two agree.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
+
 /// The proxy's part of the configuration (`rest.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestConfig {
@@ -79,7 +83,9 @@ pub type Shared = Arc<RestState>;
 
 /// Every route of the proxy.
 pub fn router(state: Shared) -> Router {
-    let api = v3::routes().merge(v3_records::routes());
+    let api = v3::routes()
+        .merge(v3_records::routes())
+        .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
