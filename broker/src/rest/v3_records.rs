@@ -26,6 +26,8 @@ use super::{body, Shared};
 /// Confluent's limit and code for `records:batch`.
 const MAX_BATCH_ENTRIES: usize = 10;
 const BATCH_ERROR: u32 = 42208;
+/// Delivery reports kept for a streaming client that has not read them yet.
+const REPORT_BUFFER: usize = 32 << 20;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -135,14 +137,24 @@ async fn produce_records(
 
 /// Streaming mode: a task reads and produces, the response body carries its reports.
 fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    // Reports wait here until the client reads them; many HTTP clients send the whole body
+    // before reading any of the answer, so up to REPORT_BUFFER bytes of reports are kept rather
+    // than stop reading the body (beyond that the stream waits for the client to read).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(REPORT_BUFFER));
+    let reader_room = room.clone();
     tokio::spawn(async move {
         let send = |v: Value| {
             let tx = tx.clone();
+            let room = room.clone();
             async move {
                 let mut line = v.to_string();
                 line.push('\n');
-                tx.send(Ok(Bytes::from(line))).await.is_ok()
+                match room.acquire_many(line.len().min(REPORT_BUFFER) as u32).await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return false,
+                }
+                tx.send(Bytes::from(line)).is_ok()
             }
         };
         let limit = state.config.max_request_bytes;
@@ -188,7 +200,7 @@ fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Re
             }
         }
     });
-    let body = Body::from_stream(tokio_stream(rx));
+    let body = Body::from_stream(report_stream(rx, reader_room));
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -210,8 +222,18 @@ fn take(chunk: Option<Result<Bytes, axum::Error>>, buf: &mut Vec<u8>) -> Got {
     }
 }
 
-fn tokio_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+fn report_stream(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    room: std::sync::Arc<tokio::sync::Semaphore>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|line| {
+            line.map(|l| {
+                room.add_permits(l.len().min(REPORT_BUFFER));
+                Ok(l)
+            })
+        })
+    })
 }
 
 async fn produce_batch(
