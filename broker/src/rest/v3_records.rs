@@ -160,6 +160,7 @@ fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Re
         let limit = state.config.max_request_bytes;
         let mut body = request.into_data_stream();
         let mut buf: Vec<u8> = Vec::new();
+        let mut inflight: Option<tokio::task::JoinHandle<Vec<(Option<ProducerRecord>, Report)>>> = None;
         loop {
             let first = tokio::time::timeout(state.config.request_timeout, body.next()).await;
             let mut got = match first {
@@ -180,14 +181,35 @@ fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Re
             };
             let (parsed, used, syntax) = parse_available(&buf, limit);
             buf.drain(..used);
-            if !parsed.is_empty() {
-                for (record, report) in produce_parsed(&state, &topic, parsed).await {
-                    if !send(report_json(&cluster_id, &topic, record.as_ref(), &report)).await {
-                        return;
+            let fatal = fatal.or(syntax).or_else(|| (buf.len() > limit).then(|| RestError::too_large(limit)));
+            // One round is produced while the next is read: the previous round's reports are
+            // written (in order) before the next round starts, and what arrived meanwhile all
+            // goes into that next round.
+            let done = fatal.is_some() || ended;
+            if !parsed.is_empty() || done {
+                if let Some(previous) = inflight.take() {
+                    let Ok(results) = previous.await else { return };
+                    for (record, report) in results {
+                        if !send(report_json(&cluster_id, &topic, record.as_ref(), &report)).await {
+                            return;
+                        }
                     }
                 }
             }
-            let fatal = fatal.or(syntax).or_else(|| (buf.len() > limit).then(|| RestError::too_large(limit)));
+            if !parsed.is_empty() {
+                let (round_state, round_topic) = (state.clone(), topic.clone());
+                let round = tokio::spawn(async move { produce_parsed(&round_state, &round_topic, parsed).await });
+                if done {
+                    let Ok(results) = round.await else { return };
+                    for (record, report) in results {
+                        if !send(report_json(&cluster_id, &topic, record.as_ref(), &report)).await {
+                            return;
+                        }
+                    }
+                } else {
+                    inflight = Some(round);
+                }
+            }
             if let Some(e) = fatal {
                 send(json!({ "error_code": e.error_code, "message": e.message })).await;
                 return;
