@@ -65,11 +65,13 @@ class ClusterNode(Broker):
             "listeners": f"PLAINTEXT://{self.host}:{self.port}{controller}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.advertised_port}",
             "http.listener": f"{self.host}:{self.http_port}",
+            "rest.listeners": f"http://{self.host}:{self.rest_port}",
             "controller.quorum.voters": self.cluster.voters,
         }
         if self.controller_only:
             props.update({"process.roles": "controller", "listeners": f"CONTROLLER://{self.controller_address}"})
             del props["advertised.listeners"]
+            del props["rest.listeners"]
         elif self.cluster.isolated:
             props["process.roles"] = "broker"
         props.update(self.cluster.props)

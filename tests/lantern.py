@@ -130,6 +130,9 @@ class Broker:
         self.name = name
         self.port = free_port()
         self.http_port = free_port()
+        # Every broker serves the REST proxy (docs/rest-proxy.md); the default port 8082 would be
+        # shared by every broker a test starts.
+        self.rest_port = free_port()
         self.advertised_port = advertised_port or self.port
         self.data_dirs = [self.workdir / f"data{i + 1}" for i in range(n_dirs)]
         self.props = dict(props or {})
@@ -159,6 +162,11 @@ class Broker:
     def http_base(self) -> str:
         return f"http://{self.host}:{self.http_port}"
 
+    @property
+    def rest_base(self) -> str:
+        """The REST proxy's address (rest.listeners)."""
+        return f"http://{self.host}:{self.rest_port}"
+
     def args(self) -> list[str]:
         base = {"node.id": "1"}
         if self.data_dirs:  # empty: leave log.dirs to the env var / config file
@@ -167,9 +175,11 @@ class Broker:
             "listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.advertised_port}",
             "http.listener": f"{self.host}:{self.http_port}",
+            "rest.listeners": f"http://{self.host}:{self.rest_port}",
         })
         base.update(self.props)
-        return [f"--{k}={v}" for k, v in base.items()] + self.extra_args
+        # A property set to None is left out (its default applies).
+        return [f"--{k}={v}" for k, v in base.items() if v is not None] + self.extra_args
 
     # -------------------------------------------------------------- lifecycle
     def start(self, wait: bool = True) -> "Broker":

@@ -305,6 +305,14 @@ def load(broker, topic: str) -> None:
     consume_with_group(broker.bootstrap, topic, f"g-{uuid.uuid4().hex[:6]}",
                        {p: clients.watermarks(broker.bootstrap, topic, p)[1] for p in range(3)})
     assert raw_produce(broker, topic, 99) == ERR_UNKNOWN_TOPIC_OR_PARTITION
+    # The REST proxy (docs/rest-proxy.md): a request that succeeds and one that fails.
+    for path, want in [("/v3/clusters", 200), ("/v3/clusters/none", 404)]:
+        try:
+            urllib.request.urlopen(broker.rest_base + path, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == want, (path, status)
 
 
 # ==================================================================== promtool

@@ -19,5 +19,6 @@ pub mod log;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod rest;
 pub mod server;
 pub mod telemetry;

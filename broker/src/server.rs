@@ -137,6 +137,8 @@ pub async fn run(config: BrokerConfig, telemetry: Option<(Tracer, Exporter)>, sh
         tracing::info!(target: "kafka.server.KafkaServer", listener = %l.name, address = %local, "Kafka listener ready");
         tasks.push(tokio::spawn(network::run_listener(listener, l.name.clone(), broker.clone(), broker_stop.clone())));
     }
+    // The REST proxy, a Kafka client of this cluster: after the Kafka listeners it sends to.
+    tasks.extend(crate::rest::start(broker.clone(), broker_stop.clone()).await?);
     tasks.push(tokio::spawn(background::flush_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::retention_loop(broker.clone(), broker_stop.clone())));
     tasks.push(tokio::spawn(background::producer_expiration_loop(broker.clone(), broker_stop.clone())));

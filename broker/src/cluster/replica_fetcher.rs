@@ -33,6 +33,7 @@ use crate::broker::Broker;
 use crate::error_code;
 
 const FETCH_VERSION: i16 = 12;
+const CLIENT_ID: &str = "lantern-replica-fetcher";
 /// The first version with the follower's replica id.
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
 /// Pause after an error before the next fetch from the same leader.
@@ -186,7 +187,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             let stream = conn.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
             correlation = correlation.wrapping_add(1);
             rate.fetch_sent();
-            call::<_, FetchResponse>(stream, ApiKey::Fetch, FETCH_VERSION, &request, correlation, response_cap(&broker)).await
+            call::<_, FetchResponse>(stream, CLIENT_ID, ApiKey::Fetch, FETCH_VERSION, &request, correlation, response_cap(&broker)).await
         };
         let timeout = Duration::from_millis(broker.config.replica_fetch_wait_max_ms + broker.config.cluster.request_timeout_ms.max(1000));
         enum Outcome {
@@ -283,7 +284,8 @@ fn fetch_request(broker: &Broker, local: i32, partitions: &[&Arc<Partition>]) ->
         )
 }
 
-async fn connect(broker: &Broker, leader: i32) -> std::io::Result<TcpStream> {
+/// A connection to `leader`'s inter-broker listener (also the REST proxy's, `rest::client`).
+pub(crate) async fn connect(broker: &Broker, leader: i32) -> std::io::Result<TcpStream> {
     let image = broker.image();
     let listener = &broker.config.cluster.inter_broker_listener_name;
     let endpoint = image
@@ -333,7 +335,7 @@ async fn truncate_to_leader(
             .collect(),
     );
     let response: OffsetForLeaderEpochResponse =
-        call(stream, ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &request, correlation, 1 << 20).await?;
+        call(stream, CLIENT_ID, ApiKey::OffsetForLeaderEpoch, OFFSET_FOR_LEADER_EPOCH_VERSION, &request, correlation, 1 << 20).await?;
     let now = now_ms();
     for t in response.topics {
         for r in t.partitions {
@@ -373,9 +375,10 @@ async fn truncate_to_leader(
     Ok((ready, failed))
 }
 
-/// Sends one request and reads its response (at most `cap` bytes).
-async fn call<Req: Encodable, Resp: Decodable>(
+/// Sends one request and reads its response (at most `cap` bytes), as `client_id`.
+pub(crate) async fn call<Req: Encodable, Resp: Decodable>(
     stream: &mut TcpStream,
+    client_id: &'static str,
     api_key: ApiKey,
     version: i16,
     request: &Req,
@@ -383,7 +386,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
     cap: usize,
 ) -> std::io::Result<Resp> {
     let invalid = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:#}"));
-    let buf = crate::protocol::encode_request(api_key, version, correlation, "lantern-replica-fetcher", request).map_err(invalid)?;
+    let buf = crate::protocol::encode_request(api_key, version, correlation, client_id, request).map_err(invalid)?;
     stream.write_all(&buf).await?;
 
     let len = stream.read_i32().await?;

@@ -114,6 +114,8 @@ pub struct BrokerConfig {
     pub metrics_naming: crate::metrics::Profile,
     pub metrics_enabled: bool,
     pub request_log_path: Option<PathBuf>,
+    /// `rest.*`: the REST proxy's listeners and limits.
+    pub rest: crate::rest::RestConfig,
     /// Roles, quorum and listener purposes.
     pub cluster: ClusterConfig,
     /// Every property with its effective value and where it came from (for DescribeConfigs).
@@ -207,7 +209,10 @@ impl BrokerConfig {
                 value,
                 reason,
             })?;
+        let rest = crate::rest::RestConfig::parse(&|n: &str| effective.get(n).map(|(v, o)| (v.as_str(), *o)))
+            .map_err(|(name, value, reason)| bad(name, &value, &reason))?;
         Ok(BrokerConfig {
+            rest,
             cluster,
             node_id,
             rack: get("broker.rack").map(str::to_string),

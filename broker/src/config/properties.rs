@@ -216,6 +216,9 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("metrics.enabled", Kind::Bool, Some("true"), None, "Record request and topic metrics (false only to measure what recording costs)."),
     p("metrics.naming", Kind::Choice(&["strimzi", "confluent"]), Some("strimzi"), None, "Prometheus names of broker metrics: as Strimzi's or Confluent's JMX exporter rules produce them."),
     p("request.log.path", Kind::Str, None, None, "Write the request log (one JSON line per request) to this file; off when unset. `--request-log` sets ./logs/kafka-request.log."),
+    p("rest.listeners", Kind::List, Some("http://0.0.0.0:8082"), None, "REST proxy listeners, http://host:port (docs/rest-proxy.md); empty turns the proxy off. When the default cannot bind, the broker runs without it and says so."),
+    p("rest.max.request.bytes", Kind::Long, Some("16777216"), Some(1024), "Largest REST request body (and, in streaming produce, largest single record) accepted; larger ones get 413 before they are read."),
+    p("rest.request.timeout.ms", Kind::Long, Some("30000"), Some(1), "A REST request body (in streaming produce: the next record) that takes longer to arrive is answered 408 and the connection closed."),
     p("cluster.id", Kind::Str, None, None, "Cluster id; generated and stored in meta.properties when unset."),
     p("process.roles", Kind::List, Some("broker,controller"), None, "broker, controller, or both: what this node does in the cluster."),
     p(

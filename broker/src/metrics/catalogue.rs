@@ -67,6 +67,13 @@ const fn request_hist(name: &'static str, help: &'static str) -> MetricDef {
 
 use Shape::*;
 
+// The REST proxy (docs/rest-proxy.md). `endpoint` is the method and route template.
+pub static REST_REQUESTS: MetricDef = m("kafka.rest", "RestMetrics", "RequestsPerSec", &["endpoint"], Meter, "REST proxy requests answered, by endpoint (METHOD /route template; `unmatched` for paths no route has).");
+pub static REST_ERRORS: MetricDef = m("kafka.rest", "RestMetrics", "ErrorsPerSec", &["endpoint", "status"], Meter, "REST proxy requests answered with an HTTP status of 400 or more, by endpoint and status.");
+pub static REST_LATENCY: MetricDef = m("kafka.rest", "RestMetrics", "RequestLatencyMs", &["endpoint"], Histogram, "REST proxy request time until the response head, ms (a streamed produce response goes on after it).");
+pub static REST_RECORDS_IN: MetricDef = m("kafka.rest", "RestMetrics", "RecordsInPerSec", &[], Meter, "Records the REST proxy produced (acknowledged by their leaders).");
+pub static REST_BYTES_IN: MetricDef = m("kafka.rest", "RestMetrics", "BytesInPerSec", &[], Meter, "Key and value bytes of the records the REST proxy produced.");
+
 // BrokerTopicMetrics
 pub static MESSAGES_IN: MetricDef = topic_meter("MessagesInPerSec", "Messages appended to logs.");
 pub static BYTES_IN: MetricDef = topic_meter("BytesInPerSec", "Record batch bytes received from producers.");
@@ -312,5 +319,6 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &KE_BROKERS, &KE_BROKER_INFO, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
     &KE_PARTITION_LEADER, &KE_PARTITION_REPLICAS, &KE_PARTITION_IN_SYNC, &KE_PARTITION_LEADER_PREFERRED, &KE_PARTITION_UNDER_REPLICATED,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_CURRENT_OFFSET_SUM, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
+    &REST_REQUESTS, &REST_ERRORS, &REST_LATENCY, &REST_RECORDS_IN, &REST_BYTES_IN,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,
 ];

@@ -183,6 +183,13 @@ pub struct BrokerMetrics {
     /// The runtime's worker threads: every connection's reads and writes run on them.
     pub worker_threads: usize,
     pub request_handles: requests::RequestMetrics,
+    /// The REST proxy's requests by endpoint (`METHOD /route`), its errors by endpoint and
+    /// status, its latency (µs) by endpoint, and the records and key+value bytes it produced.
+    pub rest_requests: Family<Counter>,
+    pub rest_errors: Family<Counter>,
+    pub rest_latency: Family<Histogram>,
+    pub rest_records_in: Counter,
+    pub rest_bytes_in: Counter,
 }
 
 impl BrokerMetrics {
@@ -217,6 +224,11 @@ impl BrokerMetrics {
             network_window: Mutex::new((Instant::now(), 0, 1.0)),
             worker_threads: worker_threads.max(1),
             request_handles: requests::RequestMetrics::default(),
+            rest_requests: Family::default(),
+            rest_errors: Family::default(),
+            rest_latency: Family::default(),
+            rest_records_in: Counter::new(0),
+            rest_bytes_in: Counter::new(0),
         }
     }
 

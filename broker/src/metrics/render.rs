@@ -317,6 +317,11 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::OVERSIZED_REQUESTS) { one(m.oversized_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::IDLE_CONNECTIONS_CLOSED) { counters(&m.idle_closed) }
+    else if is(&c::REST_REQUESTS) { counters(&m.rest_requests) }
+    else if is(&c::REST_ERRORS) { counters(&m.rest_errors) }
+    else if is(&c::REST_LATENCY) { m.rest_latency.snapshot().into_iter().map(|(l, h)| (l, summary(&h, 1000.0))).collect() }
+    else if is(&c::REST_RECORDS_IN) { one(m.rest_records_in.load(Ordering::Relaxed) as f64) }
+    else if is(&c::REST_BYTES_IN) { one(m.rest_bytes_in.load(Ordering::Relaxed) as f64) }
     else if is(&c::REJECTED_CONNECTIONS) { counters(&m.rejected_connections) }
     else if is(&c::KE_BROKERS) { if reports_cluster { one(image.live_brokers().count() as f64) } else { Vec::new() } }
     else if is(&c::KE_BROKER_INFO) {

@@ -81,12 +81,34 @@ impl RequestLog {
     }
 
     /// Queues one line; never blocks.
-    pub fn write(&self, entry: &CompletedRequest<'_>) {
+    /// Queues one line: a [`CompletedRequest`], or the REST proxy's [`CompletedHttpRequest`].
+    pub fn write<T: Serialize>(&self, entry: &T) {
         let Ok(line) = serde_json::to_string(entry) else { return };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// One completed REST proxy request: the HTTP route (the template, e.g.
+/// `/v3/clusters/{cluster_id}/topics/{topic_name}/records`) beside the path itself. The Kafka
+/// requests the proxy sent for it have their own lines (client id `lantern-rest-proxy`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedHttpRequest<'a> {
+    pub timestamp: String,
+    pub message: &'static str,
+    pub listener: &'static str,
+    pub method: &'a str,
+    pub route: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub principal: &'static str,
+    pub client_address: Option<String>,
+    /// Until the response head was ready (a streamed body goes on after it).
+    pub total_time_ms: f64,
+    /// Content-Length when the client sent one.
+    pub request_bytes: Option<u64>,
 }
 
 /// RFC 3339 UTC timestamp with milliseconds.
