@@ -181,49 +181,66 @@ pub fn write_fsync_us(dir: &Path, size: usize, secs: f64) -> (f64, f64) {
     (percentile(&lat, 50.0), percentile(&lat, 99.0))
 }
 
-/// The storage limit of one produce run, measured right after it under the same conditions:
-/// the same bytes (`total`) appended by `files` writers at once (one per partition, each to a
-/// new file that grows) in chunks of the run's mean batch (`chunk`), into the page cache the
-/// run's data dir freed a moment before (the caller deletes it first, as the next run's start
-/// does); with `fsync`, each append is followed by fdatasync, timed. Gives bytes/s over all
-/// writers: what the storage path alone does with the run's writes, so a broker that also
-/// parses, validates, indexes and answers over TCP cannot exceed it. Stops after `max_secs`.
+/// The storage limit of one produce run, measured right after it in the same conditions as
+/// far as the harness can make them: the same bytes (`total`), in chunks of the run's mean
+/// batch (`chunk`), appended to `files` new files that grow (one per partition), into the page
+/// cache the run's data dir freed (the caller deletes it first and waits as long as the run
+/// waited after the step before it freed its data); with `fsync`, each append is followed by
+/// fdatasync, timed, and every file has its own writer thread (the broker's appends to
+/// different partitions fsync concurrently); without, min(files, cores) writers take the
+/// files round-robin (the broker's page-cache writes run on its worker threads). Gives bytes/s
+/// over all writers. Stops after `max_secs`.
 pub fn append_limit(dir: &Path, files: usize, chunk: usize, total: u64, fsync: bool, max_secs: f64) -> f64 {
     let files = files.max(1);
     let chunk = chunk.max(1);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let writers = if fsync { files } else { files.min(cores) };
     let per_file = total.div_ceil(files as u64);
-    let start = std::sync::Arc::new(std::sync::Barrier::new(files + 1));
-    let writers: Vec<_> = (0..files)
-        .map(|i| {
-            let path = dir.join(format!("append-limit-{i}.bin"));
+    // Opened here, so that a failure panics before any writer waits at the barrier.
+    let paths: Vec<_> = (0..files).map(|i| dir.join(format!("append-limit-{i}.bin"))).collect();
+    let mut opened: Vec<Option<File>> = paths
+        .iter()
+        .map(|p| Some(OpenOptions::new().create(true).truncate(true).write(true).open(p).unwrap()))
+        .collect();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(writers + 1));
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let mine: Vec<File> = (w..files).step_by(writers).filter_map(|i| opened[i].take()).collect();
             let start = start.clone();
             thread::spawn(move || {
-                let buf = noise(chunk, 19 + i as u64);
-                let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).unwrap();
+                let buf = noise(chunk, 19 + w as u64);
+                let mut mine: Vec<(File, u64)> = mine.into_iter().map(|f| (f, 0)).collect();
                 start.wait();
                 let t0 = Instant::now();
                 let mut n = 0u64;
-                while n < per_file && t0.elapsed().as_secs_f64() < max_secs {
-                    f.write_all(&buf).unwrap();
-                    if fsync {
-                        f.sync_data().unwrap();
+                while mine.iter().any(|(_, k)| *k < per_file) && t0.elapsed().as_secs_f64() < max_secs {
+                    for (f, k) in mine.iter_mut().filter(|(_, k)| *k < per_file) {
+                        f.write_all(&buf).unwrap();
+                        if fsync {
+                            f.sync_data().unwrap();
+                        }
+                        *k += chunk as u64;
+                        n += chunk as u64;
                     }
-                    n += chunk as u64;
                 }
-                (n, path, f)
+                (n, mine)
             })
         })
         .collect();
     start.wait();
     let t0 = Instant::now();
-    let done: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let done: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
     let secs = t0.elapsed().as_secs_f64();
-    let bytes: u64 = done.iter().map(|d| d.0).sum();
-    for (_, path, f) in done {
-        // Untimed: write back now so it does not compete with what is measured next.
-        let _ = f.sync_data();
-        drop(f);
-        let _ = fs::remove_file(path);
+    let mut bytes = 0u64;
+    for (n, mine) in done.into_iter().flatten() {
+        bytes += n;
+        for (f, _) in mine {
+            // Untimed: write back now so it does not compete with what is measured next.
+            let _ = f.sync_data();
+        }
+    }
+    for p in &paths {
+        let _ = fs::remove_file(p);
     }
     bytes as f64 / secs
 }

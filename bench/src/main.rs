@@ -4,7 +4,7 @@
 //! description and the command into docs/benchmarks.md.
 //!
 //!   lantern-bench --broker target/release/lantern-broker --work target/bench-work \
-//!       --out results.md [--secs 5] [--latency-secs 10] [--pairs 20] [--pair-secs 3]
+//!       --out results.md [--secs 5] [--latency-secs 10] [--pairs 40] [--pair-secs 3]
 //!       [--only produce,limits,recompress,...]
 //!       [--quiet-cpu 15] [--wait-max 900]
 
@@ -114,8 +114,13 @@ struct ProduceRow {
     /// The run's bytes as stored (batches after compression) per second of the run.
     stored_bps: f64,
     /// The same bytes appended bare, right after the run, in the same page-cache state
-    /// ([`limits::append_limit`]), bytes/s.
+    /// ([`limits::append_limit`]), bytes/s...
     storage_limit_bps: f64,
+    /// ...the machine's busy CPU seconds meanwhile (the writers' own included)...
+    limit_busy_s: f64,
+    /// ...and how long after the previous step's deletion the run started (and the limit
+    /// after the run's own).
+    since_free_s: f64,
     consume: Option<(ConsumeResult, Usage)>,
     /// With 100 partitions: the same data consumed again with a consumer fetch.max.bytes of
     /// [`kafka::SMALL_FETCH_MAX_BYTES`].
@@ -151,6 +156,9 @@ struct Bench {
     /// Seconds waited for other work to finish before runs, and runs started busy anyway.
     waited_s: f64,
     busy_starts: Vec<String>,
+    /// When the last step ended (each ends by deleting what it wrote): a produce run's limit
+    /// waits as long after its own deletion as the run started after this.
+    last_step_end: Instant,
 }
 
 fn want(a: &Args, section: &str) -> bool {
@@ -214,7 +222,9 @@ impl Bench {
         self.wait_quiet(what);
         let t0 = Instant::now();
         eprintln!("[bench] {what} ...");
-        if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(self))) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.last_step_end = Instant::now();
+        if let Err(e) = outcome {
             let msg = e
                 .downcast_ref::<String>()
                 .cloned()
@@ -281,6 +291,7 @@ impl Bench {
                 },
             );
             let topic = "bench";
+            let since_free = b.last_step_end.elapsed();
             let m = Meter::start(broker.pid);
             let r = kafka::produce(&broker.bootstrap, topic, &spec);
             let u = m.stop();
@@ -320,7 +331,9 @@ impl Bench {
                 );
                 (c, u)
             });
-            broker.stop(); // deletes the data dir: the limit below gets the pages it freed
+            broker.stop(); // deletes the data dir: the limit below gets the pages it freed...
+            std::thread::sleep(since_free); // ...as long after that as the run started after the last deletion
+            let busy0 = sys::machine_busy_secs();
             let stored = r.stored_bytes();
             let chunk = if r.avg_batch_bytes >= 1.0 { r.avg_batch_bytes.round() as usize } else { 1 << 20 };
             let storage_limit_bps = limits::append_limit(
@@ -331,11 +344,13 @@ impl Bench {
                 fsync == Fsync::PerBatch,
                 4.0 * spec.secs,
             );
+            let limit_busy_s = sys::machine_busy_secs() - busy0;
             let stored_bps = stored / r.secs;
             eprintln!(
-                "[bench]   stored {:.1} MB/s; the same bytes appended bare: {:.1} MB/s",
+                "[bench]   stored {:.1} MB/s; the same bytes appended bare: {:.1} MB/s ({:.2} CPU s busy meanwhile)",
                 stored_bps / MB,
-                storage_limit_bps / MB
+                storage_limit_bps / MB,
+                limit_busy_s
             );
             b.produce.push(ProduceRow {
                 partitions_label: spec.partitions.to_string(),
@@ -345,6 +360,8 @@ impl Bench {
                 u,
                 stored_bps,
                 storage_limit_bps,
+                limit_busy_s,
+                since_free_s: since_free.as_secs_f64(),
                 consume,
                 consume_small_fetch,
             });
@@ -564,6 +581,7 @@ fn main() {
         recompress: vec![],
         failures: vec![],
         topic_seq: 0,
+        last_step_end: Instant::now(),
         waited_s: 0.0,
         busy_starts: vec![],
     };

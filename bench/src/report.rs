@@ -82,23 +82,23 @@ pub fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
     let mut pj = vec![];
     if !b.produce.is_empty() {
         let _ = writeln!(w, "### Produce throughput\n");
-        let _ = writeln!(w, "MB = 10^6 bytes of record values (keys are null). \"of limit\": the bytes the broker stored per second (batches as sent, after compression: batches x mean batch size), as a fraction of the smaller of loopback TCP and the **same bytes appended bare right after the run**: the run's data dir deleted, then one writer per partition appending chunks of the run's mean batch size to a new, growing file (each append followed by fdatasync in fsync-per-batch runs), into the pages the run just freed, as the run itself started on pages the previous run freed. CPU columns are seconds over the whole phase (broker: and per GB of values); \"other\" is CPU used by everything else on the machine meanwhile (noise).\n");
-        let _ = writeln!(w, "| record | partitions | acks | compression | fsync | msg/s | MB/s | stored MB/s | of limit | mean batch | broker CPU s (per GB) | broker peak RSS | client CPU s | other CPU s |");
-        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(w, "MB = 10^6 bytes of record values (keys are null). \"of limit\": the bytes the broker stored per second (batches as sent, after compression: batches x mean batch size), as a fraction of the smaller of loopback TCP (measured once, at the start) and the **same bytes appended bare right after the run**: the run's data dir deleted, then, after waiting as long as the run started after the step before it had deleted its data (\"wait\"), chunks of the run's mean batch size appended to one new, growing file per partition (fdatasync after each append and a writer per file in fsync-per-batch runs; min(partitions, cores) writers without), into the pages just freed. The page-cache state can still differ (the step before a run may have freed fewer bytes than the run writes): \"busy\" is the machine's busy CPU seconds while the limit was measured (its own writers included), and a result over 100% is marked. CPU columns are seconds over the whole phase (broker: and per GB of values); \"other\" is CPU used by everything else on the machine meanwhile (noise).\n");
+        let _ = writeln!(w, "| record | partitions | acks | compression | fsync | msg/s | MB/s | stored MB/s | of limit | limit: wait, busy | mean batch | broker CPU s (per GB) | broker peak RSS | client CPU s | other CPU s |");
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for p in &b.produce {
             let limit = p.limit_bps(l.as_ref());
             let of = p.of_limit(l.as_ref());
             let _ = writeln!(
                 w,
-                "| {} B | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} of {:.0} MB/s | {:.0} B / {:.0} msgs | {:.2} ({:.2}) | {:.0} MiB | {:.2} | {:.2} |",
+                "| {} B | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {}{} of {:.0} MB/s | {:.1} s, {:.2} CPU s | {:.0} B / {:.0} msgs | {:.2} ({:.2}) | {:.0} MiB | {:.2} | {:.2} |",
                 p.spec.size, p.partitions_label, p.spec.acks, p.spec.compression, fsync_label(p.fsync), p.r.msg_s(), p.r.mb_s(),
-                p.stored_bps / MB, pct(of), limit / MB, p.r.avg_batch_bytes, p.r.avg_batch_msgs, p.u.broker_cpu_s,
+                p.stored_bps / MB, pct(of), if of > 1.0 { " (**over its limit**)" } else { "" }, limit / MB, p.since_free_s, p.limit_busy_s, p.r.avg_batch_bytes, p.r.avg_batch_msgs, p.u.broker_cpu_s,
                 p.u.broker_cpu_s / (p.r.bytes as f64 / 1e9), p.u.broker_peak_rss_mib, p.u.client_cpu_s, p.u.other_cpu_s
             );
             pj.push(json!({"size": p.spec.size, "partitions": p.spec.partitions, "acks": p.spec.acks,
                 "compression": p.spec.compression, "fsync": fsync_label(p.fsync), "msgs": p.r.msgs, "bytes": p.r.bytes,
                 "secs": p.r.secs, "mb_s": p.r.mb_s(), "msg_s": p.r.msg_s(), "stored_bytes_s": p.stored_bps,
-                "storage_limit_bytes_s": p.storage_limit_bps, "limit_bytes_s": limit, "fraction_of_limit": of,
+                "storage_limit_bytes_s": p.storage_limit_bps, "limit_busy_cpu_s": p.limit_busy_s, "since_free_s": p.since_free_s, "limit_bytes_s": limit, "fraction_of_limit": of,
                 "avg_batch_bytes": p.r.avg_batch_bytes, "avg_batch_msgs": p.r.avg_batch_msgs,
                 "usage": usage_json(&p.u),
                 "consume": p.consume.as_ref().map(|(c, u)| json!({"msgs": c.msgs, "bytes": c.bytes, "secs": c.secs,
