@@ -63,7 +63,8 @@ def test_describe_log_dirs_naming_a_huge_topic_costs_nothing(broker_factory, top
     assert r.take(">h") == 0
     r.string()
     assert r.take(">i") == 0, "topics described for a topic this broker does not host"
-    assert took < 2, f"{took:.1f}s to answer"
+    print(f"answered in {took:.3f}s")
+    assert took < 0.5, f"{took:.1f}s to answer (it took 1.5 s while the topic name was hashed once per partition)"
     assert describe_log_dirs(broker)[str(broker.data_dirs[0])].keys() == {(topic_name, 0), (topic_name, 1)}
 
 
