@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ConfigEntry, Alte
 from clients import create_topic, wait_topic
 from mirror import Mirror, MirrorPrometheus, decode_checkpoint, decode_heartbeat, decode_offset_sync, run_mirror_expect_exit
 import test_stack_e2e
-from test_stack_e2e import check_dashboard
+from test_stack_e2e import check_dashboard, rule_selector_problems
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 N_RECORDS = 100_000
@@ -323,6 +323,10 @@ def test_mirror_groups_heartbeats_new_topics_configs_and_cycles(broker_factory, 
         monkeypatch.setitem(test_stack_e2e.PREFERRED, "target", "backup")
         checked, problems, values = check_dashboard({"prom": prom.address, "started": prom.started}, "lantern-mirroring.json")
         assert checked > 10 and not problems, problems
+        # every selector of the mirroring alert rules matches live series with the labels the
+        # rules group by (the process stack has no mirror: test_stack_e2e skips this group)
+        checked, problems = rule_selector_problems(prom.address, {}, only_groups={"lantern-mirroring"})
+        assert checked >= 4 and not problems, problems
     finally:
         mirror.stop()
         if prom:

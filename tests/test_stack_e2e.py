@@ -417,12 +417,20 @@ def test_promql_selectors_reads_the_rules_as_written():
 SELECTORS_ABSENT_WHEN_HEALTHY: dict[str, str] = {}
 
 
-def rule_selector_problems(prom: str, allowed_absent: dict[str, str]) -> tuple[int, list[str]]:
+# Rule groups whose sources this process stack does not run, and the test that checks them live
+# instead: the stack has no lantern-mirror yet (issue 17), tests/test_mirror.py scrapes one.
+GROUPS_CHECKED_ELSEWHERE = {"lantern-mirroring": "tests/test_mirror.py"}
+
+
+def rule_selector_problems(prom: str, allowed_absent: dict[str, str], only_groups: set[str] | None = None,
+                           skip_groups: set[str] = frozenset()) -> tuple[int, list[str]]:
     """Each alerting rule's selectors queried in the live Prometheus: every one must match at least
     one series (unless allowed), and every series it matches must carry the labels the rule groups
     or matches on (a series without `cluster` drops out of `sum by (cluster)` and of `on (cluster)`)."""
     problems, checked = [], 0
     for g in yaml.safe_load(RULES.read_text())["groups"]:
+        if g["name"] in skip_groups or (only_groups is not None and g["name"] not in only_groups):
+            continue
         for rule in g["rules"]:
             if "alert" not in rule:
                 continue
@@ -448,7 +456,8 @@ def test_every_alert_rule_selector_matches_live_series(stack):
     scrapes. An alert whose selector matches nothing (a renamed metric, a label value no one
     exports) can never fire, and promtool's unit tests, which write their own series, cannot
     see it. Each selector must match a live series carrying the labels the rule aggregates by."""
-    checked, problems = rule_selector_problems(stack["prom"], SELECTORS_ABSENT_WHEN_HEALTHY)
+    checked, problems = rule_selector_problems(stack["prom"], SELECTORS_ABSENT_WHEN_HEALTHY,
+                                               skip_groups=set(GROUPS_CHECKED_ELSEWHERE))
     print(f"{checked} alert rule selectors checked against the live stack")
     assert checked >= 20
     assert not problems, f"{len(problems)} alert rule selectors match nothing usable:\n" + "\n".join(problems)
