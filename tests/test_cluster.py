@@ -44,6 +44,12 @@ def cluster(module_cluster_factory):
     a = AdminClient({"bootstrap.servers": c.bootstrap})
     a.create_topics([NewTopic(TOPIC, PARTITIONS, 1)], request_timeout=15)[TOPIC].result(timeout=20)
     clients.wait_topic(c.bootstrap, TOPIC, PARTITIONS)
+    # Each broker learns the topic from the metadata log on its own schedule (as in Kafka,
+    # one broker may answer before another has applied the record): wait for every node.
+    for n in c.nodes.values():
+        wait_for(f"node {n.node_id} to serve {TOPIC} with a leader for each partition", lambda n=n: (
+            lambda t: t.error == 0 and len(t.partitions) == PARTITIONS and all(pm.leader >= 0 for pm in t.partitions.values()))(
+                metadata(n, [TOPIC]).topics[TOPIC]), timeout=15)
     return c
 
 

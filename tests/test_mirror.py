@@ -146,21 +146,32 @@ def test_mirror_copies_every_record_in_order_through_two_kill9(broker_factory, t
         producer_thread = threading.Thread(target=produce_all)
         producer_thread.start()
         kills = []
+        # The mirror's own progress: its consumer group on the source (lantern-mirror.<source>-><target>).
+        progress = Consumer({"bootstrap.servers": src.bootstrap, "group.id": "lantern-mirror.primary->backup",
+                             "enable.auto.commit": False})
+        progress_tps = [TopicPartition("orders", p) for p in range(PARTITIONS)]
+        committed_before_kill = [[0] * PARTITIONS]
         try:
             for _ in range(2):
                 # kill -9 while records keep coming, once this run has copied some and committed
+                # progress past the previous run's on every partition
                 def copying_and_committed():
                     text = mirror.metrics_text()
-                    commits = total_metric(text, "kafka_connect_connector_task_offset_commit_max_time_ms")
                     copied = total_metric(text, "kafka_connect_mirror_mirrorsourceconnector_record_count")
-                    return commits > 0 and copied >= 5000 and copied
+                    if copied < 5000:
+                        return False
+                    now = [tp.offset for tp in progress.committed(progress_tps, timeout=5)]
+                    return all(o > last for o, last in zip(now, committed_before_kill[-1])) and (copied, now)
 
-                copied = wait_for("the mirror to copy and commit", copying_and_committed, timeout=60, every=0.01)
+                copied, committed = wait_for("the mirror to copy and commit on every partition", copying_and_committed,
+                                             timeout=60, every=0.05)
                 mirror.kill9()
                 kills.append((int(copied), produced[0]))
+                committed_before_kill.append(committed)
                 mirror.start()
         finally:
             producer_thread.join()
+            progress.close()
         # every source record reaches the target
         remote = "primary.orders"
 
@@ -201,7 +212,11 @@ def test_mirror_copies_every_record_in_order_through_two_kill9(broker_factory, t
         resumes = [json.loads(l) for l in mirror.log_path.read_text().splitlines()
                    if l.startswith("{") and '"partition assigned"' in l]
         assert len(resumes) == 3 * PARTITIONS
-        assert all(r["resume"] > 0 for r in resumes[PARTITIONS:]), resumes
+        for run in (1, 2):
+            got = {r["partition"]: r["resume"] for r in resumes[run * PARTITIONS:(run + 1) * PARTITIONS]}
+            seen = committed_before_kill[run]
+            assert all(got[p] >= seen[p] > 0 for p in range(PARTITIONS)), (
+                f"restart {run} resumed at {got}; progress committed before the kill was {seen}")
         assert duplicates < N_RECORDS // 2, "a restart re-copied far more than its last commit interval"
         md = AdminClient({"bootstrap.servers": tgt.bootstrap}).list_topics(remote, timeout=10)
         assert len(md.topics[remote].partitions) == PARTITIONS
