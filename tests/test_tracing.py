@@ -33,6 +33,17 @@ def ca(tmp_path_factory):
     return make_ca(tmp_path_factory.mktemp("otlp-tls"))
 
 
+def span_counter(broker, which: str) -> float:
+    """lantern_tracing_spans_<which>_total from the broker's /metrics."""
+    import urllib.request
+    name = f"lantern_tracing_spans_{which}_total"
+    with urllib.request.urlopen(broker.http_base + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = [float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")]
+    assert len(values) == 1, f"/metrics has {len(values)} {name} lines"
+    return values[0]
+
+
 @pytest.fixture
 def no_otel_env(monkeypatch):
     """The broker inherits the test's environment: make sure no OTEL_* setting leaks in."""
@@ -153,6 +164,11 @@ def test_produce_spans_reach_the_receiver_linked_to_the_producer(broker_factory,
         # One span per request, not only for Produce.
         names = {s.name for s in spans if s.kind == SERVER}
         assert {"kafka.ApiVersions", "kafka.Metadata", "kafka.Produce"} <= names, names
+        # /metrics counts what the receiver accepted, once its answer is back
+        exported = wait_for(lambda: (lambda n: n if n >= len(spans) else None)(span_counter(b, "exported")),
+                            what=f"lantern_tracing_spans_exported_total to reach the {len(spans)} spans received")
+        assert exported <= len(receiver.spans()), (len(spans), exported)
+        assert span_counter(b, "dropped") == 0 and span_counter(b, "export_failed") == 0
     finally:
         receiver.close()
 
@@ -180,6 +196,8 @@ def test_nothing_is_sent_unless_tracing_is_configured(broker_factory, topic_name
             produce_one(b.bootstrap, topic_name, b"untraced", tp)
         time.sleep(1.5)  # 15x the schedule delay the first brokers would have used
         assert receiver.requests == 0 and receiver.bad == []
+        for b in (off, sampled_out, bare):
+            assert span_counter(b, "queued") == 0 and span_counter(b, "exported") == 0
         if default_port is not None:
             assert default_port.requests == 0 and default_port.bad == []
         assert "tracing: exporting spans over OTLP" in sampled_out.log_tail(200)
@@ -215,6 +233,7 @@ def test_spans_still_queued_are_exported_at_shutdown(broker_factory, topic_name,
         produce_one(b.bootstrap, topic_name, b"late", tp)
         time.sleep(0.3)
         assert receiver.requests == 0, "spans were exported before the schedule delay or shutdown"
+        assert span_counter(b, "queued") >= 2 and span_counter(b, "exported") == 0
         assert b.terminate() == 0
         links = [l for s in receiver.spans() if s.name == "log.append" for l in s.links]
         assert any(l[0] == trace_id for l in links), f"no log.append linked to {trace_id} after shutdown"
@@ -248,13 +267,16 @@ def test_a_stuck_receiver_drops_and_counts_spans_without_slowing_produce(broker_
         clients.create_topic(b.bootstrap, topic_name, 1)
         took = [produce_one(b.bootstrap, topic_name, b"x", new_traceparent()[0]) for _ in range(5)]
         assert max(took) < 2.0, f"produce waited for the stuck receiver: {took}"
+        # /metrics counts the drops as they happen (the shutdown line below may count a few more)
+        counted = {n: span_counter(b, n) for n in ("queued", "dropped", "exported", "export_failed")}
+        assert counted["dropped"] >= 10 and counted["exported"] == 0 and counted["queued"] >= 1, counted
         assert b.terminate() == 0
         log = re.sub(r"\x1b\[[0-9;]*m", "", b.log_tail(60))  # without the terminal colours
         stopped = [l for l in log.splitlines() if "span exporter stopped" in l]
         assert stopped, b.log_tail(60)
         dropped = int(re.search(r"dropped_queue_full=(\d+)", stopped[-1]).group(1))
         exported = int(re.search(r"exported=(\d+)", stopped[-1]).group(1))
-        assert dropped >= 10 and exported == 0, stopped[-1]
+        assert dropped >= counted["dropped"] and exported == 0, (stopped[-1], counted)
     finally:
         stop.set()
         silent.close()

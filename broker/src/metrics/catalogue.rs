@@ -242,6 +242,14 @@ pub static UNSUPPORTED_REQUESTS: MetricDef = m("", "", "lantern_network_unsuppor
 pub static IDLE_CONNECTIONS_CLOSED: MetricDef = m("", "", "lantern_network_idle_connections_closed_total", &["listener"], NativeCounter, "Connections closed after connections.max.idle.ms with nothing read or written; also in connection-close-total.");
 pub static REJECTED_CONNECTIONS: MetricDef = m("", "", "lantern_network_rejected_connections_total", &["listener"], NativeCounter, "Connections closed as soon as accepted because their address already had max.connections.per.ip open.");
 
+// Span export (docs/tracing.md); 0 while tracing is off. Kafka has no MBean for
+// this; the counts are the ones the OpenTelemetry SDK's own metrics keep
+// (otel.sdk.processor.span.processed, otel.sdk.exporter.span.exported).
+pub static SPANS_QUEUED: MetricDef = m("", "", "lantern_tracing_spans_queued_total", &[], NativeCounter, "Finished, sampled spans put on the export queue.");
+pub static SPANS_DROPPED: MetricDef = m("", "", "lantern_tracing_spans_dropped_total", &[], NativeCounter, "Sampled spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full: the receiver is slow or down, or spans finish faster than they are exported. The request path never waits for the queue.");
+pub static SPANS_EXPORTED: MetricDef = m("", "", "lantern_tracing_spans_exported_total", &[], NativeCounter, "Spans in batches the receiver accepted.");
+pub static SPANS_EXPORT_FAILED: MetricDef = m("", "", "lantern_tracing_spans_export_failed_total", &[], NativeCounter, "Spans in batches the receiver refused or that could not be delivered (each failure is logged at most once a minute).");
+
 // kafka_exporter's names. kafka_exporter is one process per cluster; here every broker serves
 // a share, so that summing over the cluster counts each thing once: the cluster-wide families
 // come from the live broker with the lowest id, a partition's from its leader, a group's from
@@ -316,6 +324,7 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &NUM_GROUPS_DEAD, &NUM_OFFSETS, &FAILED_GROUP_METADATA_WRITES,
     &BROKER_STATE, &DISK_READ_BYTES, &DISK_WRITE_BYTES,
     &MALFORMED_REQUESTS, &CONTROLLER_MALFORMED_REQUESTS, &OVERSIZED_REQUESTS, &UNSUPPORTED_REQUESTS, &IDLE_CONNECTIONS_CLOSED, &REJECTED_CONNECTIONS,
+    &SPANS_QUEUED, &SPANS_DROPPED, &SPANS_EXPORTED, &SPANS_EXPORT_FAILED,
     &KE_BROKERS, &KE_BROKER_INFO, &KE_TOPIC_PARTITIONS, &KE_PARTITION_CURRENT_OFFSET, &KE_PARTITION_OLDEST_OFFSET,
     &KE_PARTITION_LEADER, &KE_PARTITION_REPLICAS, &KE_PARTITION_IN_SYNC, &KE_PARTITION_LEADER_PREFERRED, &KE_PARTITION_UNDER_REPLICATED,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_CURRENT_OFFSET_SUM, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,

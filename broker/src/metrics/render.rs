@@ -317,6 +317,10 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::OVERSIZED_REQUESTS) { one(m.oversized_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::UNSUPPORTED_REQUESTS) { one(m.unsupported_requests.load(Ordering::Relaxed) as f64) }
     else if is(&c::IDLE_CONNECTIONS_CLOSED) { counters(&m.idle_closed) }
+    else if is(&c::SPANS_QUEUED) { broker.tracer.as_ref().map_or_else(|| one(0.0), |t| ctr(&t.stats().queued)) }
+    else if is(&c::SPANS_DROPPED) { broker.tracer.as_ref().map_or_else(|| one(0.0), |t| ctr(&t.stats().dropped)) }
+    else if is(&c::SPANS_EXPORTED) { broker.tracer.as_ref().map_or_else(|| one(0.0), |t| ctr(&t.stats().exported)) }
+    else if is(&c::SPANS_EXPORT_FAILED) { broker.tracer.as_ref().map_or_else(|| one(0.0), |t| ctr(&t.stats().failed)) }
     else if is(&c::REST_REQUESTS) { counters(&m.rest_requests) }
     else if is(&c::REST_ERRORS) { counters(&m.rest_errors) }
     else if is(&c::REST_LATENCY) { m.rest_latency.snapshot().into_iter().map(|(l, h)| (l, summary(&h, 1000.0))).collect() }
