@@ -189,6 +189,9 @@ pub struct ProduceSpec {
     pub acks: &'static str,
     pub compression: &'static str,
     pub secs: f64,
+    /// Value bytes per second to offer (a paced producer); None: as fast as the producer
+    /// queue accepts.
+    pub rate: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -260,6 +263,17 @@ pub fn produce(bootstrap: &str, topic: &str, spec: &ProduceSpec) -> ProduceResul
         producer.poll(Duration::ZERO);
         if Instant::now() >= deadline {
             break 'outer;
+        }
+        if let Some(rate) = spec.rate {
+            // Paced: wait (serving callbacks) until the bytes sent so far are due.
+            let due = t0 + Duration::from_secs_f64((i * spec.size) as f64 / rate);
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                producer.poll(due - now);
+            }
         }
     }
     producer.flush(Duration::from_secs(120)).expect("flush");

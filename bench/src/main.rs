@@ -10,10 +10,12 @@
 
 mod kafka;
 mod limits;
+mod otlp_sink;
 mod overhead;
 mod recompress;
 mod report;
 mod sys;
+mod tracing_cost;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -150,6 +152,10 @@ struct Bench {
     produce: Vec<ProduceRow>,
     latency: Vec<LatencyRow>,
     metrics: Vec<overhead::MetricsRun>,
+    /// Tracing on/off pairs (`metrics` in each run says whether tracing was on) and the
+    /// broker's span counters of each run.
+    tracing: Vec<overhead::MetricsRun>,
+    tracing_spans: Vec<tracing_cost::SpanCounts>,
     recompress: Vec<recompress::RecompressRow>,
     failures: Vec<String>,
     topic_seq: usize,
@@ -288,6 +294,7 @@ impl Bench {
                     fsync,
                     metrics: true,
                     extra: vec![],
+                    env: vec![],
                 },
             );
             let topic = "bench";
@@ -378,6 +385,7 @@ impl Bench {
                     fsync,
                     metrics: true,
                     extra: vec![],
+                    env: vec![],
                 },
             );
             let m = Meter::start(broker.pid);
@@ -422,7 +430,7 @@ impl Bench {
                 self.guarded(&what, |b| {
                     let mut broker = b.start_broker(
                         if metrics { "metrics-on" } else { "metrics-off" },
-                        &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics, extra: vec![] },
+                        &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics, extra: vec![], env: vec![] },
                     );
                     let m = Meter::start(broker.pid);
                     let r = kafka::produce(&broker.bootstrap, "bench", &spec);
@@ -435,6 +443,78 @@ impl Bench {
                         u.broker_user_cpu_s
                     );
                     b.metrics.push(overhead::MetricsRun { metrics, pair, r, u });
+                });
+            }
+        }
+    }
+}
+
+impl Bench {
+    /// Tracing on/off pairs for [`tracing_cost`], run and stopped as the metrics pairs are
+    /// (at most `--pairs`, and 20).
+    fn run_tracing(&mut self, spec: &ProduceSpec) {
+        let sink = match otlp_sink::OtlpSink::start() {
+            Ok(s) => s,
+            Err(e) => {
+                self.failures.push(format!("tracing: cannot start the OTLP sink: {e}"));
+                return;
+            }
+        };
+        let max_pairs = self.a.pairs.min(20);
+        for pair in 0..=max_pairs {
+            if pair > 0 && overhead::enough_pairs(&self.tracing, max_pairs) {
+                break;
+            }
+            let warmup = pair == 0;
+            let order = if pair % 2 == 0 { [true, false] } else { [false, true] };
+            for tracing in order {
+                let spec = spec.clone();
+                let what = format!(
+                    "tracing {} {}",
+                    if tracing { "on" } else { "off" },
+                    if warmup { "warm-up".to_string() } else { format!("pair {pair}") }
+                );
+                let env: Vec<(String, String)> = if tracing {
+                    [
+                        ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.as_str()),
+                        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                        ("OTEL_TRACES_SAMPLER", "always_on"),
+                        ("OTEL_SERVICE_NAME", "lantern-bench"),
+                    ]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+                } else {
+                    vec![]
+                };
+                let sink_stats = sink.stats.clone();
+                self.guarded(&what, |b| {
+                    let mut broker = b.start_broker(
+                        if tracing { "tracing-on" } else { "tracing-off" },
+                        &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics: true, extra: vec![], env },
+                    );
+                    let requests0 = sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+                    let m = Meter::start(broker.pid);
+                    let r = kafka::produce(&broker.bootstrap, "bench", &spec);
+                    let u = m.stop();
+                    let counter = |n: &str| broker.metric(&format!("lantern_tracing_spans_{n}_total")).unwrap_or(f64::NAN);
+                    let spans = tracing_cost::SpanCounts {
+                        queued: counter("queued"),
+                        exported: counter("exported"),
+                        dropped: counter("dropped"),
+                        sink_requests: sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed) - requests0,
+                    };
+                    broker.stop();
+                    eprintln!(
+                        "[bench]   {:.1} MB/s, broker {:.2} CPU s; spans queued {:.0}, exported {:.0}, dropped {:.0}",
+                        r.mb_s(),
+                        u.broker_cpu_s,
+                        spans.queued,
+                        spans.exported,
+                        spans.dropped
+                    );
+                    b.tracing.push(overhead::MetricsRun { metrics: tracing, pair, r, u });
+                    b.tracing_spans.push(spans);
                 });
             }
         }
@@ -519,6 +599,7 @@ impl Bench {
                     fsync: Fsync::Off,
                     metrics: true,
                     extra: vec![],
+                    env: vec![],
                 },
             );
             let data = b.a.work.join("perf.data");
@@ -578,6 +659,8 @@ fn main() {
         produce: vec![],
         latency: vec![],
         metrics: vec![],
+        tracing: vec![],
+        tracing_spans: vec![],
         recompress: vec![],
         failures: vec![],
         topic_seq: 0,
@@ -602,6 +685,7 @@ fn main() {
             acks: "1",
             compression: "none",
             secs,
+            rate: None,
         };
         b.run_produce(spec, Fsync::Off, true);
     }
@@ -616,6 +700,7 @@ fn main() {
                             acks,
                             compression,
                             secs,
+                            rate: None,
                         };
                         b.run_produce(spec, Fsync::Off, acks == "1");
                     }
@@ -632,6 +717,7 @@ fn main() {
                     acks: "all",
                     compression: "none",
                     secs,
+                    rate: None,
                 };
                 b.run_produce(spec, Fsync::PerBatch, false);
             }
@@ -648,6 +734,7 @@ fn main() {
             acks: "all",
             compression: "none",
             secs,
+            rate: None,
         };
         b.run_produce(spec, Fsync::Off, true);
         b.run_latency("100 partitions, fsync off", 100, Fsync::Off);
@@ -659,8 +746,20 @@ fn main() {
             acks: "1",
             compression: "none",
             secs: b.a.pair_secs,
+            rate: Some(overhead::PACED_BYTES_PER_S),
         };
         b.run_metrics(&spec);
+    }
+    if want(&b.a, "tracing") {
+        let spec = ProduceSpec {
+            size: 1024,
+            partitions: 8,
+            acks: "1",
+            compression: "none",
+            secs: b.a.pair_secs,
+            rate: Some(overhead::PACED_BYTES_PER_S),
+        };
+        b.run_tracing(&spec);
     }
     if want(&b.a, "recompress") {
         let spec = ProduceSpec {
@@ -669,6 +768,7 @@ fn main() {
             acks: "1",
             compression: "lz4",
             secs,
+            rate: None,
         };
         for codec in recompress::TOPIC_CODECS {
             b.run_recompress(spec.clone(), codec);
@@ -681,6 +781,7 @@ fn main() {
             acks: "1",
             compression: "none",
             secs,
+            rate: None,
         };
         b.run_profile(spec, true, true);
         let spec = ProduceSpec {
@@ -689,6 +790,7 @@ fn main() {
             acks: "all",
             compression: "none",
             secs,
+            rate: None,
         };
         b.run_profile(spec, false, true);
     }

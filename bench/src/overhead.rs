@@ -3,7 +3,12 @@
 //!
 //! - Runs come in pairs, one broker with metrics and one with `--metrics.enabled=false`, the
 //!   order alternating from pair to pair (on/off, off/on, ...), each run the same produce
-//!   config for the same time. One warm-up pair first is not counted (the first runs after a
+//!   config for the same time, at the same paced load ([`PACED_BYTES_PER_S`]). (Until
+//!   2026-12-07 the producer ran flat out. Broker and client then split 2 cores differently
+//!   in every run, the broker's CPU seconds stayed about the same while throughput moved, and
+//!   CPU per byte varied by 8-9% from pair to pair: 20 and 40 pairs gave intervals of +-6 and
+//!   +-3 points, both inconclusive. The pacing was chosen to cut that variance; the estimator,
+//!   the stopping rule and the verdict rule did not change.) One warm-up pair first is not counted (the first runs after a
 //!   build pay for cold files and page cache).
 //! - Estimator: the broker's CPU seconds (user + system) per byte acknowledged; per pair
 //!   d = on / off - 1. The kernel keeps a process's total CPU time exact (cputime_adjust
@@ -31,6 +36,11 @@ use crate::sys::Usage;
 
 /// The goal: metrics cost less than this fraction.
 pub const GOAL: f64 = 0.03;
+/// The load of every run: value bytes per second offered by a paced producer, well under
+/// what one producer reaches on this machine (about 800 MB/s at 1 KiB x 8 partitions), so
+/// that neither the broker nor the client runs out of CPU and the broker's CPU per byte
+/// measures its work rather than how the two shared the cores in that run.
+pub const PACED_BYTES_PER_S: f64 = 300e6;
 /// Pairs are added until the 95% half-width is at most this...
 pub const TARGET_HALF_WIDTH: f64 = 0.01;
 /// ...after at least this many.
@@ -145,7 +155,7 @@ fn pairs(runs: &[MetricsRun]) -> Vec<(&MetricsRun, &MetricsRun)> {
 }
 
 /// Relative differences per pair: (total CPU per byte, user CPU per byte, throughput loss).
-fn diffs(runs: &[MetricsRun]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub fn diffs(runs: &[MetricsRun]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let ps = pairs(runs);
     let total = ps.iter().map(|(on, off)| on.cpu_per_gb() / off.cpu_per_gb() - 1.0).collect();
     let user = ps.iter().map(|(on, off)| on.user_cpu_per_gb() / off.user_cpu_per_gb() - 1.0).collect();
@@ -161,7 +171,7 @@ pub fn enough_pairs(runs: &[MetricsRun], max_pairs: usize) -> bool {
         || (counted >= MIN_PAIRS && counted % 2 == 0 && t_interval(&total).half_width <= TARGET_HALF_WIDTH)
 }
 
-fn pm(ci: &Interval) -> String {
+pub fn pm(ci: &Interval) -> String {
     format!("{:+.1}% (95% CI {:+.1}% .. {:+.1}%)", ci.mean * 100.0, ci.low() * 100.0, ci.high() * 100.0)
 }
 

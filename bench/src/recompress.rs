@@ -32,6 +32,7 @@ impl Bench {
                 fsync: Fsync::Off,
                 metrics: true,
                 extra: vec![format!("--compression.type={topic_codec}")],
+                env: vec![],
             };
             let mut broker = b.start_broker("recompress", &opts);
             let m = Meter::start(broker.pid);

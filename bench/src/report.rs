@@ -167,6 +167,11 @@ pub fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         o
     });
 
+    if !b.tracing.is_empty() {
+        let tj = crate::tracing_cost::report(&b.tracing, &b.tracing_spans, "produce 1 KiB x 8 partitions, acks=1, none, fsync off", w);
+        js.insert("tracing", tj);
+    }
+
     if !b.recompress.is_empty() {
         let rj = crate::recompress::report(&b.recompress, w);
         js.insert("recompress", rj);

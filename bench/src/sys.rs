@@ -181,12 +181,16 @@ pub struct BrokerOpts {
     pub metrics: bool,
     /// More broker flags (`--<property>=<value>`).
     pub extra: Vec<String>,
+    /// Environment variables for the broker (the OTEL_* of the tracing runs).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Broker {
     child: Child,
     pub pid: u32,
     pub bootstrap: String,
+    /// The port of /metrics and /health.
+    pub http: u16,
     pub dir: PathBuf,
     pub args: Vec<String>,
 }
@@ -222,6 +226,7 @@ impl Broker {
         let log = fs::File::create(dir.join("broker.log")).expect("broker log");
         let child = Command::new(bin)
             .args(&args)
+            .envs(o.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -231,6 +236,7 @@ impl Broker {
             pid: child.id(),
             child,
             bootstrap: format!("127.0.0.1:{kafka}"),
+            http,
             dir,
             args,
         };
@@ -258,6 +264,12 @@ impl Broker {
             sleep(Duration::from_millis(50));
         }
         b
+    }
+
+    /// The value of an unlabelled series on the broker's /metrics, if it has one.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = http_get(self.http, "/metrics").ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// SIGTERM, wait (SIGKILL after 20 s), then delete the data dir.
