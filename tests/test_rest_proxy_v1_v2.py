@@ -156,7 +156,8 @@ def test_v1_topics_metadata_and_produce_10000_records_read_back_byte_exact(broke
                         "topic_properties": {"retention.ms": 7200000, "cleanup.policy": "delete"}}
     wait_topic(b.bootstrap, topic_name, 3)
     from confluent_kafka.admin import AdminClient, ConfigResource
-    cfg = list(AdminClient({"bootstrap.servers": b.bootstrap}).describe_configs([ConfigResource("topic", topic_name)]).values())[0].result(timeout=10)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    cfg = list(admin.describe_configs([ConfigResource("topic", topic_name)]).values())[0].result(timeout=10)
     assert cfg["retention.ms"].value == "7200000"
     error(requests.put(f"{base}/v1/topics/{topic_name}", json={"partition_count": 3}, timeout=30), 400, 40002)
     assert "partition_count" in error(requests.put(f"{base}/v1/topics/x-{topic_name}", json={"partition_count": 0}, timeout=30), 422, 422)
