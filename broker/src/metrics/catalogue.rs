@@ -73,6 +73,8 @@ pub static REST_ERRORS: MetricDef = m("kafka.rest", "RestMetrics", "ErrorsPerSec
 pub static REST_LATENCY: MetricDef = m("kafka.rest", "RestMetrics", "RequestLatencyMs", &["endpoint"], Histogram, "REST proxy request time until the response head, ms (a streamed produce response goes on after it).");
 pub static REST_RECORDS_IN: MetricDef = m("kafka.rest", "RestMetrics", "RecordsInPerSec", &[], Meter, "Records the REST proxy produced (acknowledged by their leaders).");
 pub static REST_BYTES_IN: MetricDef = m("kafka.rest", "RestMetrics", "BytesInPerSec", &[], Meter, "Key and value bytes of the records the REST proxy produced.");
+pub static REST_RECORDS_OUT: MetricDef = m("kafka.rest", "RestMetrics", "RecordsOutPerSec", &[], Meter, "Records the REST proxy returned to consumers (the v1 consume route).");
+pub static REST_BYTES_OUT: MetricDef = m("kafka.rest", "RestMetrics", "BytesOutPerSec", &[], Meter, "Key and value bytes of the records the REST proxy returned to consumers.");
 
 // BrokerTopicMetrics
 pub static MESSAGES_IN: MetricDef = topic_meter("MessagesInPerSec", "Messages appended to logs.");
@@ -329,5 +331,6 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &KE_PARTITION_LEADER, &KE_PARTITION_REPLICAS, &KE_PARTITION_IN_SYNC, &KE_PARTITION_LEADER_PREFERRED, &KE_PARTITION_UNDER_REPLICATED,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_CURRENT_OFFSET_SUM, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
     &REST_REQUESTS, &REST_ERRORS, &REST_LATENCY, &REST_RECORDS_IN, &REST_BYTES_IN,
+    &REST_RECORDS_OUT, &REST_BYTES_OUT,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,
 ];

@@ -190,6 +190,8 @@ pub struct BrokerMetrics {
     pub rest_latency: Family<Histogram>,
     pub rest_records_in: Counter,
     pub rest_bytes_in: Counter,
+    pub rest_records_out: Counter,
+    pub rest_bytes_out: Counter,
 }
 
 impl BrokerMetrics {
@@ -229,6 +231,8 @@ impl BrokerMetrics {
             rest_latency: Family::default(),
             rest_records_in: Counter::new(0),
             rest_bytes_in: Counter::new(0),
+            rest_records_out: Counter::new(0),
+            rest_bytes_out: Counter::new(0),
         }
     }
 

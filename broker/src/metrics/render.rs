@@ -326,6 +326,8 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::REST_LATENCY) { m.rest_latency.snapshot().into_iter().map(|(l, h)| (l, summary(&h, 1000.0))).collect() }
     else if is(&c::REST_RECORDS_IN) { one(m.rest_records_in.load(Ordering::Relaxed) as f64) }
     else if is(&c::REST_BYTES_IN) { one(m.rest_bytes_in.load(Ordering::Relaxed) as f64) }
+    else if is(&c::REST_RECORDS_OUT) { one(m.rest_records_out.load(Ordering::Relaxed) as f64) }
+    else if is(&c::REST_BYTES_OUT) { one(m.rest_bytes_out.load(Ordering::Relaxed) as f64) }
     else if is(&c::REJECTED_CONNECTIONS) { counters(&m.rejected_connections) }
     else if is(&c::KE_BROKERS) { if reports_cluster { one(image.live_brokers().count() as f64) } else { Vec::new() } }
     else if is(&c::KE_BROKER_INFO) {

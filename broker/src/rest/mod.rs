@@ -6,12 +6,15 @@
 mod body;
 mod client;
 mod error;
+mod fetch;
 mod observe;
 mod produce;
 mod records;
 mod time;
 mod v3;
 mod v3_records;
+mod v1;
+mod v2;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +88,8 @@ pub type Shared = Arc<RestState>;
 pub fn router(state: Shared) -> Router {
     let api = v3::routes()
         .merge(v3_records::routes())
+        .merge(v1::routes())
+        .merge(v2::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))

@@ -291,7 +291,7 @@ fn creatable_topic(v: &Value) -> Result<(CreatableTopic, bool), RestError> {
 }
 
 /// A Kafka admin error as Confluent answers it.
-fn admin_error(code: i16, message: Option<String>, topic: &str) -> RestError {
+pub(super) fn admin_error(code: i16, message: Option<String>, topic: &str) -> RestError {
     let detail = message.unwrap_or_else(|| crate::metrics::requests::error_name(code));
     match code {
         error_code::UNKNOWN_TOPIC_OR_PARTITION => RestError::unknown_topic(topic),
