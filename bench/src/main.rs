@@ -48,7 +48,7 @@ fn parse_args() -> Args {
         secs: 5.0,
         latency_secs: 10.0,
         pairs: 40,
-        pair_secs: 3.0,
+        pair_secs: 6.0,
         only: None,
         quiet: 0.15,
         wait_max: 900.0,
@@ -480,6 +480,8 @@ impl Bench {
                         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                         ("OTEL_TRACES_SAMPLER", "always_on"),
                         ("OTEL_SERVICE_NAME", "lantern-bench"),
+                        // export within the run, so the meter sees the cost of the last spans
+                        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
                     ]
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -496,8 +498,15 @@ impl Bench {
                     let requests0 = sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed);
                     let m = Meter::start(broker.pid);
                     let r = kafka::produce(&broker.bootstrap, "bench", &spec);
+                    let counter = |n: &str| {
+                        broker.metric(&format!("lantern_tracing_spans_{n}_total")).unwrap_or_else(|| panic!("no lantern_tracing_spans_{n}_total on /metrics"))
+                    };
+                    // the meter keeps running until every queued span has been exported
+                    let settle = Instant::now() + std::time::Duration::from_secs(5);
+                    while tracing && counter("exported") + counter("export_failed") < counter("queued") && Instant::now() < settle {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
                     let u = m.stop();
-                    let counter = |n: &str| broker.metric(&format!("lantern_tracing_spans_{n}_total")).unwrap_or(f64::NAN);
                     let spans = tracing_cost::SpanCounts {
                         queued: counter("queued"),
                         exported: counter("exported"),
@@ -505,6 +514,11 @@ impl Bench {
                         sink_requests: sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed) - requests0,
                     };
                     broker.stop();
+                    if tracing {
+                        assert!(spans.exported > 0.0 && spans.sink_requests > 0, "tracing on, yet nothing was exported: {spans:?}");
+                    } else {
+                        assert!(spans.queued == 0.0 && spans.sink_requests == 0, "tracing off, yet spans were made: {spans:?}");
+                    }
                     eprintln!(
                         "[bench]   {:.1} MB/s, broker {:.2} CPU s; spans queued {:.0}, exported {:.0}, dropped {:.0}",
                         r.mb_s(),

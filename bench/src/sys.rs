@@ -224,7 +224,12 @@ impl Broker {
         }
         args.extend(o.extra.iter().cloned());
         let log = fs::File::create(dir.join("broker.log")).expect("broker log");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        // no OTEL_* from the harness's shell: tracing is on only where a run asks for it
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")) {
+            command.env_remove(k);
+        }
+        let child = command
             .args(&args)
             .envs(o.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
