@@ -69,7 +69,8 @@ pub fn topic<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a TopicImage,
 /// 404 unless `cluster_id` is this cluster's and `topic_name` one of its topics (the check
 /// before a request that needs nothing else from the image).
 pub fn check_topic(state: &Shared, cluster_id: &str, topic_name: &str) -> Result<(), RestError> {
-    topic(&cluster(state, cluster_id)?, topic_name).map(|_| ())
+    let image = cluster(state, cluster_id)?;
+    topic(&image, topic_name).map(|_| ())
 }
 
 /// A path segment that must be a number (Confluent's proxy answers 404 for one that is not).
