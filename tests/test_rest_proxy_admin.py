@@ -35,7 +35,8 @@ def cluster_root(base: str) -> str:
 
 def described(bootstrap: str, kind: str, name: str) -> dict:
     """AdminClient.describe_configs of one resource: {name: ConfigEntry}."""
-    futures = AdminClient({"bootstrap.servers": bootstrap}).describe_configs([ConfigResource(kind, name)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the answer is in
+    futures = admin.describe_configs([ConfigResource(kind, name)])
     return list(futures.values())[0].result(timeout=10)
 
 
@@ -119,19 +120,19 @@ def test_v3_configs_altered_by_put_delete_and_alter(broker_factory, topic_name):
     rate = f"{root}/brokers/1/configs/leader.replication.throttled.rate"
     assert requests.put(rate, json={"value": "1048576"}, timeout=30).status_code == 204
     entry = described(b.bootstrap, "broker", "1")["leader.replication.throttled.rate"]
-    assert (entry.value, entry.source.name) == ("1048576", "DYNAMIC_BROKER_CONFIG"), entry
+    assert (entry.value, ConfigSource(entry.source).name) == ("1048576", "DYNAMIC_BROKER_CONFIG"), entry
     assert requests.get(rate, timeout=10).json()["source"] == "DYNAMIC_BROKER_CONFIG"
     r = requests.post(f"{root}/brokers/1/configs:alter",
                       json={"data": [{"name": "leader.replication.throttled.rate", "operation": "DELETE"}]}, timeout=30)
     assert r.status_code == 204, r.text
-    assert described(b.bootstrap, "broker", "1")["leader.replication.throttled.rate"].source.name != "DYNAMIC_BROKER_CONFIG"
+    assert ConfigSource(described(b.bootstrap, "broker", "1")["leader.replication.throttled.rate"].source).name != "DYNAMIC_BROKER_CONFIG"
     cluster_wide = f"{root}/broker-configs/follower.replication.throttled.rate"
     assert requests.put(cluster_wide, json={"value": "2048"}, timeout=30).status_code == 204
     entry = described(b.bootstrap, "broker", "1")["follower.replication.throttled.rate"]
-    assert (entry.value, entry.source.name) == ("2048", "DYNAMIC_DEFAULT_BROKER_CONFIG"), entry
+    assert (entry.value, ConfigSource(entry.source).name) == ("2048", "DYNAMIC_DEFAULT_BROKER_CONFIG"), entry
     assert requests.get(cluster_wide, timeout=10).json()["value"] == "2048"
     assert requests.delete(cluster_wide, timeout=30).status_code == 204
-    assert described(b.bootstrap, "broker", "1")["follower.replication.throttled.rate"].source.name != "DYNAMIC_DEFAULT_BROKER_CONFIG"
+    assert ConfigSource(described(b.bootstrap, "broker", "1")["follower.replication.throttled.rate"].source).name != "DYNAMIC_DEFAULT_BROKER_CONFIG"
 
     # Errors: an unknown name (nothing sent), a static broker config, a bad value, bad bodies.
     expect_error(requests.put(f"{configs}/no.such.config", json={"value": "1"}, timeout=10), 404, 404)
