@@ -242,6 +242,12 @@ def test_v3_consumer_groups_and_lags_agree_with_confluent_kafka(broker_factory, 
     for path in ("", "/consumers", "/lags", "/lag-summary", "/lags/t/partitions/0"):
         expect_error(requests.get(f"{root}/consumer-groups/no-such-group{path}", timeout=10), 404, 404)
     expect_error(requests.get(f"{b.rest_base}/v3/clusters/not-this-one/consumer-groups", timeout=10), 404, 404)
+    # The REST metrics count the new routes by their templates, as every other route.
+    with urllib.request.urlopen(f"{b.http_base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    lags_route = 'endpoint="GET /v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/lags"'
+    assert f"kafka_rest_restmetrics_requests_total{{{lags_route}}} 3" in text
+    assert f'kafka_rest_restmetrics_errors_total{{{lags_route},status="404"}} 1' in text
     assert clients.topic_partition_count(b.bootstrap, topic_name) == 3
 
 
