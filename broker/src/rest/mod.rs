@@ -3,6 +3,7 @@
 //! broker serves any topic. This module owns the configuration, the listener and the layer
 //! every request passes (body limits, metrics, the request log); one module per API family
 //! holds the handlers.
+mod admin;
 mod body;
 mod client;
 mod error;
@@ -12,6 +13,8 @@ mod produce;
 mod records;
 mod time;
 mod v3;
+mod v3_configs;
+mod v3_groups;
 mod v3_records;
 mod v1;
 mod v2;
@@ -90,6 +93,8 @@ pub fn router(state: Shared) -> Router {
         .merge(v3_records::routes())
         .merge(v1::routes())
         .merge(v2::routes())
+        .merge(v3_configs::routes())
+        .merge(v3_groups::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))

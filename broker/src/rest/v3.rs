@@ -10,9 +10,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
@@ -23,7 +23,7 @@ use crate::error_code;
 
 /// Confluent's code for a request Kafka refused as bad (an existing topic, a bad config).
 const KAFKA_BAD_REQUEST: u32 = 40002;
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -49,7 +49,7 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
-fn ok(v: Value) -> Response {
+pub fn ok(v: Value) -> Response {
     json_response(StatusCode::OK, &v)
 }
 
@@ -66,8 +66,15 @@ pub fn topic<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a TopicImage,
     image.topic(name).ok_or_else(|| RestError::unknown_topic(name))
 }
 
+/// 404 unless `cluster_id` is this cluster's and `topic_name` one of its topics (the check
+/// before a request that needs nothing else from the image).
+pub fn check_topic(state: &Shared, cluster_id: &str, topic_name: &str) -> Result<(), RestError> {
+    let image = cluster(state, cluster_id)?;
+    topic(&image, topic_name).map(|_| ())
+}
+
 /// A path segment that must be a number (Confluent's proxy answers 404 for one that is not).
-fn number(segment: &str) -> Result<i32, RestError> {
+pub fn number(segment: &str) -> Result<i32, RestError> {
     segment.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| RestError::not_found("HTTP 404 Not Found"))
 }
 
@@ -76,11 +83,11 @@ fn partition<'a>(t: &'a TopicImage, segment: &str) -> Result<(i32, &'a Partition
     t.partitions.get(p as usize).map(|pi| (p, pi)).ok_or_else(|| RestError::unknown_partition(&t.name, p))
 }
 
-fn related(url: String) -> Value {
+pub fn related(url: String) -> Value {
     json!({ "related": url })
 }
 
-fn list(kind: &str, self_url: String, data: Vec<Value>) -> Value {
+pub fn list(kind: &str, self_url: String, data: Vec<Value>) -> Value {
     json!({ "kind": kind, "metadata": { "self": self_url, "next": null }, "data": data })
 }
 
@@ -274,24 +281,48 @@ fn creatable_topic(v: &Value) -> Result<(CreatableTopic, bool), RestError> {
         }
         Some(_) => return Err(RestError::invalid("configs", "expected an array")),
     }
-    if obj.get("replicas_assignments").is_some_and(|v| !v.is_null()) {
-        return Err(RestError::invalid("replicas_assignments", "not supported here yet; use partitions_count and replication_factor"));
-    }
+    let assignments = replicas_assignments(obj.get("replicas_assignments"))?;
     let validate_only = match obj.get("validate_only") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(RestError::invalid("validate_only", "expected true or false")),
     };
+    // With explicit assignments the counts come from them, as Kafka's NewTopic has it.
+    let (partitions, replication) = if assignments.is_empty() { (partitions, replication) } else { (-1, -1) };
     let topic = CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(name.to_string())))
         .with_num_partitions(partitions)
         .with_replication_factor(replication)
+        .with_assignments(assignments)
         .with_configs(configs);
     Ok((topic, validate_only))
 }
 
+/// Confluent's `replicas_assignments`: `{"<partition>": [<broker id>, ...]}`. The broker checks
+/// that the partitions are 0..n and the lists alike in length and made of live brokers.
+fn replicas_assignments(v: Option<&Value>) -> Result<Vec<CreatableReplicaAssignment>, RestError> {
+    let map = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(RestError::invalid("replicas_assignments", "expected an object of partition id to broker ids")),
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (partition, brokers) in map {
+        let field = format!("replicas_assignments.{partition}");
+        let index = partition.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| RestError::invalid(&field, "the key is not a partition id"))?;
+        let ids = brokers.as_array().ok_or_else(|| RestError::invalid(&field, "expected an array of broker ids"))?;
+        let ids = ids
+            .iter()
+            .map(|b| b.as_i64().and_then(|b| i32::try_from(b).ok()).map(BrokerId).ok_or_else(|| RestError::invalid(&field, "expected broker ids")))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(CreatableReplicaAssignment::default().with_partition_index(index).with_broker_ids(ids));
+    }
+    out.sort_by_key(|a| a.partition_index);
+    Ok(out)
+}
+
 /// A Kafka admin error as Confluent answers it.
-pub(super) fn admin_error(code: i16, message: Option<String>, topic: &str) -> RestError {
+pub fn admin_error(code: i16, message: Option<String>, topic: &str) -> RestError {
     let detail = message.unwrap_or_else(|| crate::metrics::requests::error_name(code));
     match code {
         error_code::UNKNOWN_TOPIC_OR_PARTITION => RestError::unknown_topic(topic),
@@ -339,12 +370,12 @@ async fn create_topic(State(state): State<Shared>, headers: HeaderMap, Path(c): 
             "partition_reassignments": related(format!("{base}/v3/clusters/{c}/topics/{name}/partitions/-/reassignment")),
         }),
     };
-    Ok(json_response(StatusCode::CREATED, &body))
+    // As Confluent: 201 for a topic created, 200 for one only validated.
+    Ok(json_response(if validate_only { StatusCode::OK } else { StatusCode::CREATED }, &body))
 }
 
 async fn delete_topic(State(state): State<Shared>, Path((c, t)): Path<(String, String)>) -> Result<Response, RestError> {
-    let image = cluster(&state, &c)?;
-    topic(&image, &t)?;
+    check_topic(&state, &c, &t)?;
     let request = DeleteTopicsRequest::default()
         .with_topics(vec![DeleteTopicState::default().with_name(Some(TopicName(StrBytes::from_string(t.clone()))))])
         .with_timeout_ms(ADMIN_TIMEOUT.as_millis() as i32);

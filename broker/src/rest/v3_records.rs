@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::error::RestError;
 use super::produce::{self, Report};
 use super::records::{self, ProducerRecord};
-use super::v3::{cluster, json_response, topic};
+use super::v3::{check_topic, json_response};
 use super::{body, Shared};
 
 /// Confluent's limit and code for `records:batch`.
@@ -99,9 +99,7 @@ async fn produce_records(
     Path((c, t)): Path<(String, String)>,
     request: Body,
 ) -> Result<Response, RestError> {
-    let image = cluster(&state, &c)?;
-    topic(&image, &t)?;
-    drop(image);
+    check_topic(&state, &c, &t)?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         if !ct.starts_with("application/json") {
             return Err(RestError::status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "HTTP 415 Unsupported Media Type: expected application/json"));
@@ -264,9 +262,7 @@ async fn produce_batch(
     Path((c, t)): Path<(String, String)>,
     request: Body,
 ) -> Result<Response, RestError> {
-    let image = cluster(&state, &c)?;
-    topic(&image, &t)?;
-    drop(image);
+    check_topic(&state, &c, &t)?;
     let v = body::read_json(&headers, request, &state.config).await?;
     let entries = v.get("entries").and_then(Value::as_array).ok_or_else(|| RestError::invalid("entries", "expected an array"))?;
     let batch_error = |m: &str| RestError::new(StatusCode::BAD_REQUEST, BATCH_ERROR, m);
