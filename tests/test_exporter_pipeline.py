@@ -604,10 +604,11 @@ def test_otlp_export_delivers_every_event_after_the_receiver_appears(broker_fact
     print(f"OTLP: {len(records)} log records for {len(exp.ids)} events")
 
 
-def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory):
+def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory, monkeypatch):
     """OTLP/gRPC to a grpcio LogsService over TLS with a private CA: every event arrives with
-    its severity, body, attributes, resource and scope."""
+    its severity, body, attributes, resource (OTEL_RESOURCE_ATTRIBUTES included) and scope."""
     from otlp_receivers import GrpcLogsReceiver, make_ca, _value
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=e2e")
     ca, cert, key = make_ca(tmp_path_factory.mktemp("otlp-logs-tls"))
     receiver = GrpcLogsReceiver(tls=(cert, key))
     try:
@@ -631,7 +632,26 @@ def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory):
     assert set(by_id) == {f"g-{i}" for i in range(200)}, f"missing: {sorted({f'g-{i}' for i in range(200)} - set(by_id))[:5]}"
     res, scope, r, attrs = by_id["g-6"]
     assert res["service.name"] == "lantern-broker" and res["host.name"] == "test-host" and res["service.instance.id"] == "1", res
+    assert res["deployment.environment"] == "e2e", res
     assert scope == "lantern-exporter"
     assert (r.severity_text, r.severity_number) == ("WARN", 13) and r.body.string_value == "event 6"
     assert r.time_unix_nano == 1767323045678 * 1_000_000 and r.observed_time_unix_nano > r.time_unix_nano
     assert attrs["partition"] == 6 and attrs["target"] == "kafka.log.LogManager"
+
+
+@pytest.mark.parametrize("extra,env,expected", [
+    (["--pipeline.otlp-certificate=/nonexistent/ca.pem"], {}, "cannot read the CA certificate /nonexistent/ca.pem"),
+    (["--pipeline.otlp-protocol=grpc", "--pipeline.otlp-certificate=/nonexistent/ca.pem"], {}, "cannot read the CA certificate"),
+    ([], {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+    ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, "the OTLP log exporter"),
+])
+def test_bad_otlp_settings_stop_start_up(tmp_path, extra, env, expected):
+    """A setting the OTLP log exporter cannot use stops the process with a message naming it,
+    instead of leaving events to fill the spool for an exporter that never runs."""
+    blog = tmp_path / "broker.log"
+    blog.write_text("")
+    args = [str(EXPORTER_BIN), f"--web.listen-address=127.0.0.1:{free_port()}", "--collector.disable-defaults",
+            f"--pipeline.checkpoint={tmp_path / 'exporter.checkpoint'}", f"--pipeline.log-file={blog}",
+            "--pipeline.ship=false", "--pipeline.otlp-endpoint=http://127.0.0.1:9", *extra]
+    p = subprocess.run(args, env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and expected in p.stderr, (p.returncode, p.stderr[-2000:])

@@ -100,6 +100,12 @@ impl TraceConfig {
                 return Err(TraceConfigError::Invalid { var, value: value.to_string(), expected: "expected gzip, zstd or none" });
             }
         }
+        if let Some((var, value)) = first(["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"]) {
+            // key=value pairs, comma-separated (the exporter would drop a malformed pair silently)
+            if value.split(',').any(|kv| kv.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
+                return Err(TraceConfigError::Invalid { var, value: value.to_string(), expected: "expected key=value pairs separated by commas" });
+            }
+        }
         let timeout = match first(["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
             Some((var, value)) => Duration::from_millis(number(var, value, 1, 600_000)?),
             None => Duration::from_secs(10),
@@ -211,6 +217,11 @@ mod tests {
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).is_ok());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_SCHEDULE_DELAY", "soon")]).is_err());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).is_err());
+        for bad in ["x-api-key", "a=1,b", "=v"] {
+            let e = cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
+            assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"), "{bad:?}: {e}");
+        }
+        assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc,tenant=7")]).is_ok());
     }
 
     #[test]

@@ -100,7 +100,9 @@ impl SpanProcessor for QueueProcessor {
         }
         let counter = match self.queue.try_send(span) {
             Ok(()) => &self.stats.queued,
-            Err(_) => &self.stats.dropped,
+            Err(mpsc::error::TrySendError::Full(_)) => &self.stats.dropped,
+            // the export task has stopped (shutdown): never exported
+            Err(mpsc::error::TrySendError::Closed(_)) => &self.stats.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

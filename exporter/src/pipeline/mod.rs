@@ -162,6 +162,8 @@ pub enum PipelineError {
     Spool { path: PathBuf, source: std::io::Error },
     #[error("cannot start the pipeline reader thread: {0}")]
     Thread(std::io::Error),
+    #[error("the OTLP log exporter (--pipeline.otlp-*, OTEL_EXPORTER_OTLP_*): {0}")]
+    Otlp(String),
 }
 
 /// A running pipeline. Its metrics are appended to every /metrics scrape.
@@ -179,6 +181,23 @@ impl Pipeline {
     /// Loads the checkpoint, starts the reader thread and (inside the current tokio runtime)
     /// the shipper.
     pub fn start(args: &PipelineArgs, shutdown: watch::Receiver<bool>) -> Result<Arc<Pipeline>, PipelineError> {
+        // The OTLP exporter first: a setting it cannot use stops start-up, before any event
+        // waits in the spool for an exporter that will never run.
+        let host = args.host.clone().unwrap_or_else(hostname);
+        let otlp = match &args.otlp_endpoint {
+            Some(endpoint) => {
+                let cfg = OtlpConfig {
+                    endpoint: endpoint.clone(),
+                    protocol: args.otlp_protocol,
+                    certificate: args.otlp_certificate.clone(),
+                    host: host.clone(),
+                    broker_id: args.broker_id.clone(),
+                    timeout: otlp::export_timeout(&|n| std::env::var(n).ok()).map_err(PipelineError::Otlp)?,
+                };
+                Some((otlp::build_exporter(&cfg).map_err(PipelineError::Otlp)?, cfg))
+            }
+            None => None,
+        };
         let ck = Checkpoint::load(&args.checkpoint)?.unwrap_or_default();
         let spool_path = args.spool_path();
         let spool::Opened { writer, kafka: spool_reader, otlp: otlp_reader, lost } =
@@ -199,7 +218,7 @@ impl Pipeline {
             derived.watch_file(&s.name);
         }
         let derived = Arc::new(Mutex::new(derived));
-        let origin = Origin { host: args.host.clone().unwrap_or_else(hostname), broker_id: args.broker_id.clone() };
+        let origin = Origin { host, broker_id: args.broker_id.clone() };
         tracing::info!(target: "lantern.exporter.pipeline", files = sources.len(), checkpoint = %args.checkpoint.display(),
             resumed = !ck.files.is_empty(), topic = %args.topic, bootstrap = %args.bootstrap, shipping = args.ship, "log pipeline starting");
         let reader = Reader {
@@ -223,15 +242,8 @@ impl Pipeline {
             tokio::spawn(ship::run(cfg, spool_reader.clone(), stats.clone(), shutdown.clone()));
         }
         let otlp_stats = Arc::new(OtlpStats::default());
-        if let Some(endpoint) = &args.otlp_endpoint {
-            let cfg = OtlpConfig {
-                endpoint: endpoint.clone(),
-                protocol: args.otlp_protocol,
-                certificate: args.otlp_certificate.clone(),
-                host: origin.host.clone(),
-                broker_id: origin.broker_id.clone(),
-            };
-            tokio::spawn(otlp::run(cfg, otlp_reader.clone(), otlp_stats.clone(), shutdown));
+        if let Some((exporter, cfg)) = otlp {
+            tokio::spawn(otlp::run(exporter, cfg, otlp_reader.clone(), otlp_stats.clone(), shutdown));
         }
         Ok(Arc::new(Pipeline {
             derived,

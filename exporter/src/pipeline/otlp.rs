@@ -25,7 +25,8 @@ use super::timefmt;
 
 const MAX_BATCH_EVENTS: usize = 500;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// OTEL_EXPORTER_OTLP_TIMEOUT's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -78,6 +79,23 @@ pub struct OtlpConfig {
     pub certificate: Option<PathBuf>,
     pub host: String,
     pub broker_id: Option<String>,
+    /// Per export (OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else OTEL_EXPORTER_OTLP_TIMEOUT, in ms).
+    pub timeout: Duration,
+}
+
+/// The export timeout the environment sets: OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else
+/// OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds), else 10 s. A value that is not a positive whole
+/// number of milliseconds is an error naming the variable.
+pub fn export_timeout(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, String> {
+    for name in ["OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"] {
+        if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
+            return match v.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+                _ => Err(format!("{name}={v:?}: expected a positive number of milliseconds")),
+            };
+        }
+    }
+    Ok(DEFAULT_TIMEOUT)
 }
 
 /// The OTLP log exporter `cfg` asks for, its resource set. Needs a tokio runtime.
@@ -98,24 +116,40 @@ pub fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporte
         }
         Protocol::HttpProtobuf | Protocol::HttpJson => {
             let protocol = if cfg.protocol == Protocol::HttpJson { opentelemetry_otlp::Protocol::HttpJson } else { opentelemetry_otlp::Protocol::HttpBinary };
-            let client = https_client(ca_pem.as_deref())?;
+            let client = https_client(ca_pem.as_deref(), cfg.timeout)?;
             builder.with_http().with_protocol(protocol).with_endpoint(url).with_http_client(client).build()
         }
     };
     let mut exporter = built.map_err(|e| e.to_string())?;
-    let mut resource = Resource::builder_empty()
-        .with_service_name("lantern-broker")
-        .with_attribute(KeyValue::new("host.name", cfg.host.clone()));
-    if let Some(id) = &cfg.broker_id {
-        resource = resource.with_attribute(KeyValue::new("service.instance.id", id.clone()));
-    }
-    exporter.set_resource(&resource.build());
+    exporter.set_resource(&resource(cfg));
     Ok(exporter)
+}
+
+/// The resource of the log records: the SDK's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME,
+/// telemetry.sdk.*) with `lantern-broker` as the service when the environment names none (the
+/// broker's traces use the same default, so logs and traces correlate), the host and the
+/// broker id unless the environment sets them.
+fn resource(cfg: &OtlpConfig) -> Resource {
+    let from_env = Resource::builder().build();
+    let has = |key: &'static str| from_env.get(&opentelemetry::Key::from_static_str(key)).is_some();
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    let mut builder = Resource::builder();
+    if !named {
+        builder = builder.with_service_name("lantern-broker");
+    }
+    if !has("host.name") {
+        builder = builder.with_attribute(KeyValue::new("host.name", cfg.host.clone()));
+    }
+    if let (Some(id), false) = (&cfg.broker_id, has("service.instance.id")) {
+        builder = builder.with_attribute(KeyValue::new("service.instance.id", id.clone()));
+    }
+    builder.build()
 }
 
 /// An HTTP/1.1 client for http:// and https://: rustls (ring) trusting the system's CAs and
 /// the configured certificate.
-fn https_client(ca_pem: Option<&[u8]>) -> Result<impl opentelemetry_http::HttpClient, String> {
+fn https_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<impl opentelemetry_http::HttpClient, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -132,7 +166,7 @@ fn https_client(ca_pem: Option<&[u8]>) -> Result<impl opentelemetry_http::HttpCl
     // ring is the only rustls provider built in, so it is the default one.
     let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
-    Ok(opentelemetry_http::hyper::HyperClient::new(connector, TIMEOUT, None))
+    Ok(opentelemetry_http::hyper::HyperClient::new(connector, timeout, None))
 }
 
 /// OpenTelemetry severities for the level names logs use (static: the SDK keeps the text).
@@ -208,14 +242,15 @@ fn refused(message: &str) -> bool {
         .any(|c| message.contains(c))
 }
 
-pub async fn run(cfg: OtlpConfig, spool: SpoolReader, stats: Arc<OtlpStats>, mut shutdown: watch::Receiver<bool>) {
-    let exporter = match build_exporter(&cfg) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(target: "lantern.exporter.pipeline", error = %e, "cannot set up the OTLP log exporter; events wait in the spool");
-            return;
-        }
-    };
+/// Exports the spool's events with `exporter` (built at start-up by [`build_exporter`], so a
+/// bad setting stops the process instead of leaving events in the spool) until `shutdown`.
+pub async fn run(
+    exporter: opentelemetry_otlp::LogExporter,
+    cfg: OtlpConfig,
+    spool: SpoolReader,
+    stats: Arc<OtlpStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // A logger only to make records: it has no processor, records go to the exporter by hand.
     let provider = SdkLoggerProvider::builder().build();
     let logger = provider.logger_with_scope(InstrumentationScope::builder("lantern-exporter").with_version(env!("CARGO_PKG_VERSION")).build());
@@ -244,11 +279,13 @@ pub async fn run(cfg: OtlpConfig, spool: SpoolReader, stats: Arc<OtlpStats>, mut
         let now = timefmt::now_ms();
         let records: Vec<SdkLogRecord> = batch.events.iter().map(|e| log_record(&logger, e, now)).collect();
         let pairs: Vec<(&SdkLogRecord, &InstrumentationScope)> = records.iter().map(|r| (r, &scope)).collect();
-        let result = match tokio::time::timeout(TIMEOUT * 2, exporter.export(LogBatch::new(&pairs))).await {
+        // the crate retries within its timeout; one more second before giving up on it
+        let limit = cfg.timeout + Duration::from_secs(1);
+        let result = match tokio::time::timeout(limit, exporter.export(LogBatch::new(&pairs))).await {
             Ok(Ok(())) => Ok(Outcome::Accepted),
             Ok(Err(e)) if refused(&e.to_string()) => Ok(Outcome::Refused(e.to_string())),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", TIMEOUT * 2)),
+            Err(_) => Err(format!("no answer within {limit:?}")),
         };
         match result {
             Ok(Outcome::Accepted) => {
@@ -294,6 +331,21 @@ fn ack(spool: &SpoolReader, batch: &Batch, refused: bool, stats: &OtlpStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_timeout_comes_from_the_logs_variable_then_the_general_one() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string());
+        assert_eq!(export_timeout(&env(&[])).unwrap(), Duration::from_secs(10));
+        assert_eq!(export_timeout(&env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "30000")])).unwrap(), Duration::from_secs(30));
+        let both = env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"), ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "500")]);
+        assert_eq!(export_timeout(&both).unwrap(), Duration::from_millis(500));
+        for bad in ["0", "-1", "10s", "1.5"] {
+            let leaked: &'static str = Box::leak(bad.to_string().into_boxed_str());
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([("OTEL_EXPORTER_OTLP_TIMEOUT", leaked)]));
+            let e = export_timeout(&env(pairs)).unwrap_err();
+            assert!(e.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{e}");
+        }
+    }
 
     #[test]
     fn endpoints_get_the_logs_path_over_http_only() {
