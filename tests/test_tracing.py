@@ -214,6 +214,7 @@ def test_nothing_is_sent_unless_tracing_is_configured(broker_factory, topic_name
     ({"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, "expected gzip, zstd or none"),
     ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
     ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, "cannot read the CA certificate /nonexistent/ca.pem"),
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key"}, "OTEL_EXPORTER_OTLP_HEADERS"),
 ])
 def test_bad_tracing_settings_stop_start_up(tmp_path, no_otel_env, env, expected):
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:4318", **env}
