@@ -655,3 +655,27 @@ def test_bad_otlp_settings_stop_start_up(tmp_path, extra, env, expected):
             "--pipeline.ship=false", "--pipeline.otlp-endpoint=http://127.0.0.1:9", *extra]
     p = subprocess.run(args, env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and expected in p.stderr, (p.returncode, p.stderr[-2000:])
+
+
+def test_otlp_logs_over_http_json(tmp_path, exporters):
+    """The third OTLP protocol: every event arrives as a log record in OTLP/JSON."""
+    port = free_port()
+    receiver = OtlpLogsReceiver(port)
+    try:
+        blog, work = tmp_path / "broker.log", tmp_path / "exporter"
+        work.mkdir()
+        append(blog, "".join(json.dumps({"timestamp": "2026-01-02T03:04:05.678Z", "level": "WARN", "target": "kafka.log.LogManager",
+                                         "message": f"event {i}", "test_id": f"j-{i}"}) + "\n" for i in range(100)))
+        e = Exporter(work, [f"--pipeline.log-file={blog}", "--pipeline.ship=false",
+                            f"--pipeline.otlp-endpoint=http://127.0.0.1:{port}", "--pipeline.otlp-protocol=http/json"]).start()
+        exporters.append(e)
+        wait_for("100 events exported over http/json", lambda: value(e.metrics(), "lantern_pipeline_otlp_exported_total") >= 100)
+        with receiver.lock:
+            records, ctypes = list(receiver.records), set(receiver.content_types)
+    finally:
+        receiver.close()
+    got = {a["value"]["stringValue"] for _, r in records for a in r["attributes"] if a["key"] == "test_id"}
+    assert got == {f"j-{i}" for i in range(100)}, f"missing: {sorted({f'j-{i}' for i in range(100)} - got)[:5]}"
+    assert all(c.startswith("application/json") for c in ctypes) and ctypes, ctypes
+    res, r = records[0]
+    assert res["service.name"] == "lantern-broker" and r["severityText"] == "WARN" and int(r["severityNumber"]) == 13, (res, r)
