@@ -643,7 +643,7 @@ def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory, mon
     (["--pipeline.otlp-certificate=/nonexistent/ca.pem"], {}, "cannot read the CA certificate /nonexistent/ca.pem"),
     (["--pipeline.otlp-protocol=grpc", "--pipeline.otlp-certificate=/nonexistent/ca.pem"], {}, "cannot read the CA certificate"),
     ([], {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
-    ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, "the OTLP log exporter"),
+    ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, "OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\": expected gzip, zstd or none"),
 ])
 def test_bad_otlp_settings_stop_start_up(tmp_path, extra, env, expected):
     """A setting the OTLP log exporter cannot use stops the process with a message naming it,

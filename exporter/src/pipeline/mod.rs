@@ -186,6 +186,7 @@ impl Pipeline {
         let host = args.host.clone().unwrap_or_else(hostname);
         let otlp = match &args.otlp_endpoint {
             Some(endpoint) => {
+                otlp::check_compression(&|n| std::env::var(n).ok()).map_err(PipelineError::Otlp)?;
                 let cfg = OtlpConfig {
                     endpoint: endpoint.clone(),
                     protocol: args.otlp_protocol,

@@ -83,6 +83,20 @@ pub struct OtlpConfig {
     pub timeout: Duration,
 }
 
+/// Checks OTEL_EXPORTER_OTLP_LOGS_COMPRESSION, else OTEL_EXPORTER_OTLP_COMPRESSION (the crate
+/// reads them and would ignore a value it does not know): gzip, zstd or none.
+pub fn check_compression(get: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    for name in ["OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"] {
+        if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
+            return match v.trim().to_ascii_lowercase().as_str() {
+                "gzip" | "zstd" | "none" => Ok(()),
+                _ => Err(format!("{name}={v:?}: expected gzip, zstd or none")),
+            };
+        }
+    }
+    Ok(())
+}
+
 /// The export timeout the environment sets: OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else
 /// OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds), else 10 s. A value that is not a positive whole
 /// number of milliseconds is an error naming the variable.
@@ -331,6 +345,16 @@ fn ack(spool: &SpoolReader, batch: &Batch, refused: bool, stats: &OtlpStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_must_be_one_the_exporter_knows() {
+        let one = |k: &'static str, v: &'static str| move |n: &str| (n == k).then(|| v.to_string());
+        assert!(check_compression(&|_| None).is_ok());
+        assert!(check_compression(&one("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")).is_ok());
+        assert!(check_compression(&one("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd")).is_ok());
+        let e = check_compression(&one("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")).unwrap_err();
+        assert!(e.contains("OTEL_EXPORTER_OTLP_COMPRESSION") && e.contains("brotli"), "{e}");
+    }
 
     #[test]
     fn the_export_timeout_comes_from_the_logs_variable_then_the_general_one() {
