@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cmd.log_format);
-    if std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none")) {
+    if std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| !["", "none", "prometheus"].contains(&v.trim().to_ascii_lowercase().as_str())) {
         tracing::warn!("OTEL_METRICS_EXPORTER is set, but the broker does not push metrics over OTLP: scrape /metrics (docs/tracing.md)");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

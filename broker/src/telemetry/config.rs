@@ -102,8 +102,13 @@ impl TraceConfig {
         }
         if let Some((var, value)) = first(["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"]) {
             // key=value pairs, comma-separated (the exporter would drop a malformed pair silently)
-            if value.split(',').any(|kv| kv.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
-                return Err(TraceConfigError::Invalid { var, value: value.to_string(), expected: "expected key=value pairs separated by commas" });
+            if let Some(n) = value.split(',').position(|kv| kv.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
+                // never the value itself: headers carry credentials
+                return Err(TraceConfigError::Invalid {
+                    var,
+                    value: format!("<{} bytes, not shown>", value.len()),
+                    expected: if n == 0 { "expected key=value pairs separated by commas; the 1st is not" } else { "expected key=value pairs separated by commas; one after the 1st is not" },
+                });
             }
         }
         let timeout = match first(["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
@@ -217,9 +222,10 @@ mod tests {
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).is_ok());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_SCHEDULE_DELAY", "soon")]).is_err());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).is_err());
-        for bad in ["x-api-key", "a=1,b", "=v"] {
+        for bad in ["x-api-key", "a=1,b", "=v", "authorization=secret-token,tenant"] {
             let e = cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
             assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"), "{bad:?}: {e}");
+            assert!(!e.to_string().contains("secret"), "the error shows the headers: {e}");
         }
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc,tenant=7")]).is_ok());
     }

@@ -44,7 +44,12 @@ pub fn build_exporter(config: &TraceConfig) -> Result<opentelemetry_otlp::SpanEx
     let builder = opentelemetry_otlp::SpanExporter::builder();
     let exporter = match config.protocol {
         Protocol::Grpc => {
-            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new().with_native_roots();
+            // The system's CAs only when it has some: tonic refuses to build the channel over an
+            // empty native store (a distroless image), even for an http:// endpoint.
+            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new();
+            if !rustls_native_certs::load_native_certs().certs.is_empty() {
+                tls = tls.with_native_roots();
+            }
             if let Some(pem) = &ca_pem {
                 tls = tls.ca_certificate(opentelemetry_otlp::tonic_types::transport::Certificate::from_pem(pem));
             }

@@ -122,16 +122,21 @@ pub fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporte
     let builder = opentelemetry_otlp::LogExporter::builder();
     let built = match cfg.protocol {
         Protocol::Grpc => {
-            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new().with_native_roots();
+            // The system's CAs only when it has some: tonic refuses to build the channel over an
+            // empty native store (a distroless image), even for an http:// endpoint.
+            let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new();
+            if !rustls_native_certs::load_native_certs().certs.is_empty() {
+                tls = tls.with_native_roots();
+            }
             if let Some(pem) = &ca_pem {
                 tls = tls.ca_certificate(opentelemetry_otlp::tonic_types::transport::Certificate::from_pem(pem));
             }
-            builder.with_tonic().with_protocol(opentelemetry_otlp::Protocol::Grpc).with_endpoint(url).with_tls_config(tls).build()
+            builder.with_tonic().with_protocol(opentelemetry_otlp::Protocol::Grpc).with_endpoint(url).with_timeout(cfg.timeout).with_tls_config(tls).build()
         }
         Protocol::HttpProtobuf | Protocol::HttpJson => {
             let protocol = if cfg.protocol == Protocol::HttpJson { opentelemetry_otlp::Protocol::HttpJson } else { opentelemetry_otlp::Protocol::HttpBinary };
             let client = https_client(ca_pem.as_deref(), cfg.timeout)?;
-            builder.with_http().with_protocol(protocol).with_endpoint(url).with_http_client(client).build()
+            builder.with_http().with_protocol(protocol).with_endpoint(url).with_timeout(cfg.timeout).with_http_client(client).build()
         }
     };
     let mut exporter = built.map_err(|e| e.to_string())?;
@@ -293,8 +298,9 @@ pub async fn run(
         let now = timefmt::now_ms();
         let records: Vec<SdkLogRecord> = batch.events.iter().map(|e| log_record(&logger, e, now)).collect();
         let pairs: Vec<(&SdkLogRecord, &InstrumentationScope)> = records.iter().map(|r| (r, &scope)).collect();
-        // the crate retries within its timeout; one more second before giving up on it
-        let limit = cfg.timeout + Duration::from_secs(1);
+        // the crate retries until its timeout, and an attempt begun just before it may run a
+        // whole timeout more: twice the timeout and a second before giving up on it
+        let limit = cfg.timeout * 2 + Duration::from_secs(1);
         let result = match tokio::time::timeout(limit, exporter.export(LogBatch::new(&pairs))).await {
             Ok(Ok(())) => Ok(Outcome::Accepted),
             Ok(Err(e)) if refused(&e.to_string()) => Ok(Outcome::Refused(e.to_string())),
