@@ -410,42 +410,48 @@ impl Bench {
         });
     }
 
-    /// Metrics on/off pairs for [`overhead`]: one warm-up pair, then pairs until
-    /// [`overhead::enough_pairs`] (at most `--pairs`), the order alternating (on/off,
-    /// off/on, ...) so that a steady drift cancels out.
-    fn run_metrics(&mut self, spec: &ProduceSpec) {
-        for pair in 0..=self.a.pairs {
-            if pair > 0 && overhead::enough_pairs(&self.metrics, self.a.pairs) {
+    /// On/off pairs for [`overhead`]'s estimate: one warm-up pair, then pairs until
+    /// [`overhead::enough_pairs`] over the runs `runs` picks (at most `max_pairs`), the order
+    /// alternating (on/off, off/on, ...) so that a steady drift cancels out. `run` makes one run
+    /// (on or off, of a pair) and records it.
+    fn run_pairs(
+        &mut self,
+        name: &str,
+        max_pairs: usize,
+        runs: fn(&Bench) -> &[overhead::MetricsRun],
+        mut run: impl FnMut(&mut Bench, bool, usize),
+    ) {
+        for pair in 0..=max_pairs {
+            if pair > 0 && overhead::enough_pairs(runs(self), max_pairs) {
                 break;
             }
-            let warmup = pair == 0;
             let order = if pair % 2 == 0 { [true, false] } else { [false, true] };
-            for metrics in order {
-                let spec = spec.clone();
+            for on in order {
                 let what = format!(
-                    "metrics {} {}",
-                    if metrics { "on" } else { "off" },
-                    if warmup { "warm-up".to_string() } else { format!("pair {pair}") }
+                    "{name} {} {}",
+                    if on { "on" } else { "off" },
+                    if pair == 0 { "warm-up".to_string() } else { format!("pair {pair}") }
                 );
-                self.guarded(&what, |b| {
-                    let mut broker = b.start_broker(
-                        if metrics { "metrics-on" } else { "metrics-off" },
-                        &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics, extra: vec![], env: vec![] },
-                    );
-                    let m = Meter::start(broker.pid);
-                    let r = kafka::produce(&broker.bootstrap, "bench", &spec);
-                    let u = m.stop();
-                    broker.stop();
-                    eprintln!(
-                        "[bench]   {:.1} MB/s, broker {:.2} CPU s ({:.2} user)",
-                        r.mb_s(),
-                        u.broker_cpu_s,
-                        u.broker_user_cpu_s
-                    );
-                    b.metrics.push(overhead::MetricsRun { metrics, pair, r, u });
-                });
+                self.guarded(&what, |b| run(b, on, pair));
             }
         }
+    }
+
+    /// Metrics on/off pairs (at most `--pairs`).
+    fn run_metrics(&mut self, spec: &ProduceSpec) {
+        let max_pairs = self.a.pairs;
+        self.run_pairs("metrics", max_pairs, |b| &b.metrics, |b, metrics, pair| {
+            let mut broker = b.start_broker(
+                if metrics { "metrics-on" } else { "metrics-off" },
+                &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics, extra: vec![], env: vec![] },
+            );
+            let m = Meter::start(broker.pid);
+            let r = kafka::produce(&broker.bootstrap, "bench", spec);
+            let u = m.stop();
+            broker.stop();
+            eprintln!("[bench]   {:.1} MB/s, broker {:.2} CPU s ({:.2} user)", r.mb_s(), u.broker_cpu_s, u.broker_user_cpu_s);
+            b.metrics.push(overhead::MetricsRun { metrics, pair, r, u });
+        });
     }
 }
 
@@ -461,77 +467,61 @@ impl Bench {
             }
         };
         let max_pairs = self.a.pairs.min(20);
-        for pair in 0..=max_pairs {
-            if pair > 0 && overhead::enough_pairs(&self.tracing, max_pairs) {
-                break;
+        self.run_pairs("tracing", max_pairs, |b| &b.tracing, |b, tracing, pair| {
+            let env: Vec<(String, String)> = if tracing {
+                [
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.as_str()),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                    ("OTEL_TRACES_SAMPLER", "always_on"),
+                    ("OTEL_SERVICE_NAME", "lantern-bench"),
+                    // export within the run, so the meter sees the cost of the last spans
+                    ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+            } else {
+                vec![]
+            };
+            let mut broker = b.start_broker(
+                if tracing { "tracing-on" } else { "tracing-off" },
+                &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics: true, extra: vec![], env },
+            );
+            let requests0 = sink.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+            let m = Meter::start(broker.pid);
+            let r = kafka::produce(&broker.bootstrap, "bench", spec);
+            let counter = |n: &str| {
+                broker.metric(&format!("lantern_tracing_spans_{n}_total")).unwrap_or_else(|| panic!("no lantern_tracing_spans_{n}_total on /metrics"))
+            };
+            // the meter keeps running until every queued span has been exported
+            let settle = Instant::now() + std::time::Duration::from_secs(5);
+            while tracing && counter("exported") + counter("export_failed") < counter("queued") && Instant::now() < settle {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            let warmup = pair == 0;
-            let order = if pair % 2 == 0 { [true, false] } else { [false, true] };
-            for tracing in order {
-                let spec = spec.clone();
-                let what = format!(
-                    "tracing {} {}",
-                    if tracing { "on" } else { "off" },
-                    if warmup { "warm-up".to_string() } else { format!("pair {pair}") }
-                );
-                let env: Vec<(String, String)> = if tracing {
-                    [
-                        ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.as_str()),
-                        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-                        ("OTEL_TRACES_SAMPLER", "always_on"),
-                        ("OTEL_SERVICE_NAME", "lantern-bench"),
-                        // export within the run, so the meter sees the cost of the last spans
-                        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
-                    ]
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-                } else {
-                    vec![]
-                };
-                let sink_stats = sink.stats.clone();
-                self.guarded(&what, |b| {
-                    let mut broker = b.start_broker(
-                        if tracing { "tracing-on" } else { "tracing-off" },
-                        &BrokerOpts { partitions: spec.partitions, fsync: Fsync::Off, metrics: true, extra: vec![], env },
-                    );
-                    let requests0 = sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-                    let m = Meter::start(broker.pid);
-                    let r = kafka::produce(&broker.bootstrap, "bench", &spec);
-                    let counter = |n: &str| {
-                        broker.metric(&format!("lantern_tracing_spans_{n}_total")).unwrap_or_else(|| panic!("no lantern_tracing_spans_{n}_total on /metrics"))
-                    };
-                    // the meter keeps running until every queued span has been exported
-                    let settle = Instant::now() + std::time::Duration::from_secs(5);
-                    while tracing && counter("exported") + counter("export_failed") < counter("queued") && Instant::now() < settle {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    let u = m.stop();
-                    let spans = tracing_cost::SpanCounts {
-                        queued: counter("queued"),
-                        exported: counter("exported"),
-                        dropped: counter("dropped"),
-                        sink_requests: sink_stats.requests.load(std::sync::atomic::Ordering::Relaxed) - requests0,
-                    };
-                    broker.stop();
-                    if tracing {
-                        assert!(spans.exported > 0.0 && spans.sink_requests > 0, "tracing on, yet nothing was exported: {spans:?}");
-                    } else {
-                        assert!(spans.queued == 0.0 && spans.sink_requests == 0, "tracing off, yet spans were made: {spans:?}");
-                    }
-                    eprintln!(
-                        "[bench]   {:.1} MB/s, broker {:.2} CPU s; spans queued {:.0}, exported {:.0}, dropped {:.0}",
-                        r.mb_s(),
-                        u.broker_cpu_s,
-                        spans.queued,
-                        spans.exported,
-                        spans.dropped
-                    );
-                    b.tracing.push(overhead::MetricsRun { metrics: tracing, pair, r, u });
-                    b.tracing_spans.push(spans);
-                });
+            let u = m.stop();
+            let spans = tracing_cost::SpanCounts {
+                queued: counter("queued"),
+                exported: counter("exported"),
+                dropped: counter("dropped"),
+                sink_requests: sink.stats.requests.load(std::sync::atomic::Ordering::Relaxed) - requests0,
+            };
+            broker.stop();
+            if tracing {
+                assert!(spans.exported > 0.0 && spans.sink_requests > 0, "tracing on, yet nothing was exported: {spans:?}");
+            } else {
+                assert!(spans.queued == 0.0 && spans.sink_requests == 0, "tracing off, yet spans were made: {spans:?}");
             }
-        }
+            eprintln!(
+                "[bench]   {:.1} MB/s, broker {:.2} CPU s; spans queued {:.0}, exported {:.0}, dropped {:.0}",
+                r.mb_s(),
+                u.broker_cpu_s,
+                spans.queued,
+                spans.exported,
+                spans.dropped
+            );
+            b.tracing.push(overhead::MetricsRun { metrics: tracing, pair, r, u });
+            b.tracing_spans.push(spans);
+        });
     }
 }
 
