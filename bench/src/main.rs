@@ -743,27 +743,20 @@ fn main() {
         b.run_produce(spec, Fsync::Off, true);
         b.run_latency("100 partitions, fsync off", 100, Fsync::Off);
     }
+    // The metrics and tracing pairs run the same paced load (the reports say so).
+    let paced = ProduceSpec {
+        size: 1024,
+        partitions: 8,
+        acks: "1",
+        compression: "none",
+        secs: b.a.pair_secs,
+        rate: Some(overhead::PACED_BYTES_PER_S),
+    };
     if want(&b.a, "metrics") {
-        let spec = ProduceSpec {
-            size: 1024,
-            partitions: 8,
-            acks: "1",
-            compression: "none",
-            secs: b.a.pair_secs,
-            rate: Some(overhead::PACED_BYTES_PER_S),
-        };
-        b.run_metrics(&spec);
+        b.run_metrics(&paced);
     }
     if want(&b.a, "tracing") {
-        let spec = ProduceSpec {
-            size: 1024,
-            partitions: 8,
-            acks: "1",
-            compression: "none",
-            secs: b.a.pair_secs,
-            rate: Some(overhead::PACED_BYTES_PER_S),
-        };
-        b.run_tracing(&spec);
+        b.run_tracing(&paced);
     }
     if want(&b.a, "recompress") {
         let spec = ProduceSpec {
