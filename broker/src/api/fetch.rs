@@ -167,7 +167,7 @@ async fn down_convert_for_old_consumer(broker: &Broker, response: &mut FetchResp
         match result {
             Ok((set, records)) => {
                 p.records = Some(bytes::Bytes::from(set));
-                if let Some(stats) = broker.topic_stats(&t.topic.0).filter(|_| broker.metrics.enabled) {
+                if let Some(stats) = broker.metrics.enabled.then(|| broker.topic_stats(&t.topic.0)).flatten() {
                     TopicStats::add(&stats.fetch_conversions, records);
                 }
             }
@@ -210,6 +210,7 @@ fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Part
 /// BytesOut, TotalFetchRequests and FailedFetchRequests per topic (counted per partition, as
 /// Kafka does); for a follower's fetch ReplicationBytesOut, and ReassignmentBytesOut for the
 /// partitions it is being added to.
+#[inline(never)]
 fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: Option<i32>) {
     let image = follower.map(|_| broker.image());
     for t in &response.responses {

@@ -47,7 +47,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 }
                 (None, Ok(partition), Some(records)) => {
                     let trace = ctx.trace.clone();
-                    let conversions = broker.topic_stats(&name).filter(|_| broker.metrics.enabled);
+                    // Only Produce v0-2 can carry the old formats that are converted (and counted).
+                    let conversions = (broker.metrics.enabled && version < 3).then(|| broker.topic_stats(&name)).flatten();
                     appends.spawn(async move {
                         // Produce v0-2 may carry magic 0/1 message sets: stored as one v2 batch.
                         // BytesInPerSec counts what the producer sent, before any conversion.
@@ -92,13 +93,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
     let recording = broker.metrics.enabled;
-    // Kafka counts TotalProduceRequests per topic-partition a request addresses.
-    for t in responses.iter().filter(|_| recording) {
-        let Some(stats) = broker.topic_stats(&t.name.0) else { continue };
-        TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
-        // Refused up front; the appends started (awaiting_append) count when they end.
-        let refused = t.partition_responses.iter().filter(|p| p.error_code != 0 && !is_awaiting_append(p)).count() as u64;
-        TopicStats::add(&stats.failed_produce, refused);
+    if recording {
+        count_produce_requests(broker, &responses);
     }
     let waiting = appends.len() as i64;
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
@@ -129,9 +125,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     for (ti, pi, result, bytes, _) in outcomes {
         completed += 1;
         if recording {
-            if let Some(stats) = broker.topic_stats(&responses[ti].name.0) {
-                record_append(&broker.metrics, &stats, &result, bytes as u64);
-            }
+            record_outcome(broker, &responses[ti].name.0, &result, bytes as u64);
         }
         let topic = &mut responses[ti];
         let slot = &mut topic.partition_responses[pi];
@@ -224,6 +218,26 @@ fn is_awaiting_append(p: &PartitionProduceResponse) -> bool {
 }
 
 /// BrokerTopicMetrics and LogFlushStats for one partition append.
+/// Kafka counts TotalProduceRequests per topic-partition a request addresses; those refused
+/// up front count as failed here, the appends started (awaiting_append) when they end.
+#[inline(never)]
+fn count_produce_requests(broker: &Broker, responses: &[TopicProduceResponse]) {
+    for t in responses {
+        let Some(stats) = broker.topic_stats(&t.name.0) else { continue };
+        TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
+        let refused = t.partition_responses.iter().filter(|p| p.error_code != 0 && !is_awaiting_append(p)).count() as u64;
+        TopicStats::add(&stats.failed_produce, refused);
+    }
+}
+
+/// The topic's meters for one partition's append, done or failed.
+#[inline(never)]
+fn record_outcome(broker: &Broker, topic: &str, result: &Result<Appended, PartitionError>, bytes: u64) {
+    if let Some(stats) = broker.topic_stats(topic) {
+        record_append(&broker.metrics, &stats, result, bytes);
+    }
+}
+
 fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Appended, PartitionError>, bytes: u64) {
     match result {
         Ok(a) => {

@@ -113,6 +113,44 @@ impl RequestMetrics {
     }
 }
 
+/// How long one request spent in each of Kafka's RequestMetrics stages (µs), and its size.
+pub struct RequestTimings {
+    pub request_bytes: u64,
+    pub request_queue: u64,
+    pub local: u64,
+    pub remote: u64,
+    pub response_queue: u64,
+    pub response_send: u64,
+    pub total: u64,
+}
+
+impl RequestMetrics {
+    /// Records a request whose response was sent (or none was owed): its version, its times
+    /// and its error codes (`(code, partitions)`, NONE included, as Kafka's ErrorsPerSec).
+    /// A Fetch counts under FetchConsumer/FetchFollower and under Fetch, its errors under
+    /// Fetch only (Kafka's RequestChannel). Everything `metrics.enabled=false` leaves out of
+    /// a request is in here, kept out of line so a profile can attribute it.
+    #[inline(never)]
+    pub fn record_completed(&self, m: &BrokerMetrics, api: ApiKey, handles: &ApiHandles, version: i16, t: &RequestTimings, errors: &[(i16, u64)]) {
+        let fetch_all = self.fetch_all(m, api);
+        for h in std::iter::once(handles).chain(fetch_all) {
+            h.count_version(m, version);
+            let times = &h.times;
+            times.request_bytes.record(t.request_bytes);
+            times.request_queue.record(t.request_queue);
+            times.remote.record(t.remote);
+            times.local.record(t.local);
+            times.response_queue.record(t.response_queue);
+            times.response_send.record(t.response_send);
+            times.total.record(t.total);
+        }
+        let counted = fetch_all.unwrap_or(handles);
+        for &(code, n) in errors {
+            counted.count_error(m, code, n);
+        }
+    }
+}
+
 impl ApiHandles {
     pub fn count_version(&self, metrics: &BrokerMetrics, version: i16) {
         let idx = (version.max(0) as usize).min(MAX_VERSION - 1);

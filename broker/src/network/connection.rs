@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::api;
 use crate::broker::Broker;
+use crate::metrics::requests::RequestTimings;
 use crate::metrics::{self, BrokerMetrics, Gauge};
 use super::handler_pool::RequestSlot;
 use crate::protocol::{decode_request, encode_response, DecodeError, ResponseFrame};
@@ -296,24 +297,16 @@ async fn serve_request(broker: &Arc<Broker>, conn: &mut Conn, stream: &mut TcpSt
     let total = read_done.elapsed();
     let mut errors = std::collections::BTreeMap::new();
     if m.enabled {
-        // A Fetch counts under FetchConsumer/FetchFollower and under Fetch, its errors under
-        // Fetch only (Kafka's RequestChannel).
-        let fetch_all = m.request_handles.fetch_all(m, api_key);
-        for h in std::iter::once(handles).chain(fetch_all) {
-            h.count_version(m, version);
-            let times = &h.times;
-            times.request_bytes.record(request_bytes);
-            times.request_queue.record(micros(started - read_done));
-            times.remote.record(micros(remote));
-            times.local.record(micros(handling.saturating_sub(remote)));
-            times.response_queue.record(micros(queued));
-            times.response_send.record(micros(sent));
-            times.total.record(micros(total));
-        }
-        let counted = fetch_all.unwrap_or(handles);
-        for &(code, n) in &error_counts {
-            counted.count_error(m, code, n);
-        }
+        let timings = RequestTimings {
+            request_bytes,
+            request_queue: micros(started - read_done),
+            remote: micros(remote),
+            local: micros(handling.saturating_sub(remote)),
+            response_queue: micros(queued),
+            response_send: micros(sent),
+            total: micros(total),
+        };
+        m.request_handles.record_completed(m, api_key, handles, version, &timings, &error_counts);
     }
     if broker.request_log.is_some() {
         for (code, n) in error_counts {
