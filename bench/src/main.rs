@@ -10,6 +10,7 @@
 
 mod kafka;
 mod limits;
+mod metrics_profile;
 mod otlp_sink;
 mod overhead;
 mod recompress;
@@ -156,6 +157,8 @@ struct Bench {
     /// broker's span counters of each run.
     tracing: Vec<overhead::MetricsRun>,
     tracing_spans: Vec<tracing_cost::SpanCounts>,
+    /// The profiled runs ([`metrics_profile`]).
+    metrics_profiles: Vec<metrics_profile::Profiled>,
     recompress: Vec<recompress::RecompressRow>,
     failures: Vec<String>,
     topic_seq: usize,
@@ -456,6 +459,92 @@ impl Bench {
 }
 
 impl Bench {
+    /// Long runs with metrics on under `perf record --call-graph dwarf`, scraped as Prometheus
+    /// would, for [`metrics_profile`]: the pairs' paced load (few large requests), then many
+    /// small requests (10,000 records/s produced and consumed one partition at a time).
+    fn run_metrics_profiles(&mut self, paced: &ProduceSpec) {
+        let secs = metrics_profile::PROFILE_SECS;
+        let spec = ProduceSpec { secs, ..paced.clone() };
+        self.run_metrics_profile(
+            "produce 1 KiB x 8 partitions paced at 300 MB/s, acks=1, none, fsync off (the pairs' load)",
+            paced.partitions,
+            |bootstrap| {
+                let r = kafka::produce(bootstrap, "bench", &spec);
+                (r.mb_s(), r.msgs)
+            },
+        );
+        self.run_metrics_profile(
+            "10,000 msg/s x 1 KiB to 1 partition, acks=all, fsync off, read back by a consumer (the latency runs' load: many small requests)",
+            1,
+            move |bootstrap| {
+                let r = kafka::e2e_latency(bootstrap, "profile", 1, 1024, 10_000.0, secs);
+                (r.rate * 1024.0 / MB, r.received)
+            },
+        );
+    }
+
+    fn run_metrics_profile(&mut self, load: &str, partitions: i32, drive: impl FnOnce(&str) -> (f64, u64)) {
+        self.guarded(&format!("metrics profile: {load}"), |b| {
+            let mut broker = b.start_broker(
+                "metrics-profile",
+                &BrokerOpts { partitions, fsync: Fsync::Off, metrics: true, extra: vec![], env: vec![] },
+            );
+            let data = b.a.work.join("metrics-profile.perf");
+            let perf = std::process::Command::new("perf")
+                .args(["record", "-q", "-e", "cpu-clock", "-F", &metrics_profile::FREQUENCY.to_string(), "--call-graph", "dwarf,16384", "-p"])
+                .arg(broker.pid.to_string())
+                .arg("-o")
+                .arg(&data)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("perf record (Debian linux-perf)");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let scraper = {
+                let (stop, port) = (stop.clone(), broker.http);
+                std::thread::spawn(move || {
+                    let mut scrapes = 0u32;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if sys::http_get(port, "/metrics").is_ok() {
+                            scrapes += 1;
+                        }
+                        let until = Instant::now() + std::time::Duration::from_secs_f64(metrics_profile::SCRAPE_EVERY_S);
+                        while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    }
+                    scrapes
+                })
+            };
+            let requests_before = broker.requests_total();
+            let m = Meter::start(broker.pid);
+            let (mb_s, records) = drive(&broker.bootstrap);
+            let u = m.stop();
+            let requests = broker.requests_total() - requests_before;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let scrapes = scraper.join().unwrap_or(0);
+            perf_stop(perf);
+            broker.stop();
+            let script = std::process::Command::new("perf")
+                .args(["script", "-F", "comm,tid,time,event,ip,sym,dso", "--no-inline", "-i"])
+                .arg(&data)
+                .output()
+                .expect("perf script");
+            let a = metrics_profile::attribute(&String::from_utf8_lossy(&script.stdout));
+            let _ = std::fs::remove_file(&data);
+            eprintln!(
+                "[bench]   {mb_s:.1} MB/s, {records} records, {requests:.0} requests, broker {:.2} CPU s, {scrapes} scrapes; {} of {} samples in the metrics path",
+                u.broker_cpu_s, a.metrics, a.samples
+            );
+            assert!(a.samples > 0, "perf recorded no broker samples");
+            assert!(scrapes >= 2, "the broker was scraped {scrapes} times");
+            b.metrics_profiles.push(metrics_profile::Profiled { load: load.to_string(), a, mb_s, requests, broker_cpu_s: u.broker_cpu_s });
+        });
+    }
+}
+
+impl Bench {
     /// Tracing on/off pairs for [`tracing_cost`], run and stopped as the metrics pairs are
     /// (at most `--pairs`, and 20).
     fn run_tracing(&mut self, spec: &ProduceSpec) {
@@ -665,6 +754,7 @@ fn main() {
         metrics: vec![],
         tracing: vec![],
         tracing_spans: vec![],
+        metrics_profiles: vec![],
         recompress: vec![],
         failures: vec![],
         topic_seq: 0,
@@ -757,6 +847,9 @@ fn main() {
     }
     if want(&b.a, "tracing") {
         b.run_tracing(&paced);
+    }
+    if want(&b.a, "metrics-profile") {
+        b.run_metrics_profiles(&paced);
     }
     if want(&b.a, "recompress") {
         let spec = ProduceSpec {

@@ -167,6 +167,11 @@ pub fn report(b: &Bench, total_s: f64) -> (String, serde_json::Value) {
         o
     });
 
+    if !b.metrics_profiles.is_empty() {
+        let pj = crate::metrics_profile::report(&b.metrics_profiles, w);
+        js.insert("metrics_profile", pj);
+    }
+
     if !b.tracing.is_empty() {
         let tj = crate::tracing_cost::report(&b.tracing, &b.tracing_spans, "produce 1 KiB x 8 partitions paced at 300 MB/s, acks=1, none, fsync off", w);
         js.insert("tracing", tj);

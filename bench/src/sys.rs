@@ -272,6 +272,16 @@ impl Broker {
     }
 
     /// The value of an unlabelled series on the broker's /metrics, if it has one.
+    /// Every request the broker counted (`kafka_network_requestmetrics_requests_total`, all
+    /// APIs and versions).
+    pub fn requests_total(&self) -> f64 {
+        let text = http_get(self.http, "/metrics").unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("kafka_network_requestmetrics_requests_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+            .sum()
+    }
+
     pub fn metric(&self, name: &str) -> Option<f64> {
         let text = http_get(self.http, "/metrics").ok()?;
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -305,7 +315,7 @@ impl Drop for Broker {
     }
 }
 
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     write!(
