@@ -30,7 +30,7 @@ pub const FREQUENCY: u32 = 499;
 pub const METRICS_FRAMES: &[&str] = &[
     "lantern_broker::metrics::",
     "lantern_broker::api::produce::count_produce_requests",
-    "lantern_broker::api::produce::record_outcome",
+    "lantern_broker::api::produce::record_append",
     "lantern_broker::api::fetch::record_topic_stats",
     "lantern_broker::rest::observe::",
 ];
@@ -226,7 +226,7 @@ lantern-broker 1234 [001] 1.004: 2002002 cpu-clock:
 tokio-rt 1234 [000] 1.006: 2002002 cpu-clock:
 \t    3000 __vdso_clock_gettime+0x1 ([vdso])
 \t    3001 <lantern_broker::metrics::windowed::Meter as core::fmt::Debug>::fmt::h0123456789abcdef+0x1 (/b)
-\t    3002 lantern_broker::api::produce::record_outcome::h0123456789abcdef+0x1 (/b)
+\t    3002 lantern_broker::api::produce::record_append::h0123456789abcdef+0x1 (/b)
 \t    3003 lantern_broker::api::produce::handle::{{closure}}::h0123456789abcdef+0x1 (/b)
 ";
 
@@ -237,7 +237,7 @@ tokio-rt 1234 [000] 1.006: 2002002 cpu-clock:
         assert_eq!(a.metrics, 2);
         assert_eq!(a.without_broker_frame, 1);
         assert_eq!(a.by_entry.get("lantern_broker::metrics::requests::RequestMetrics::record_completed"), Some(&1));
-        assert_eq!(a.by_entry.get("lantern_broker::api::produce::record_outcome"), Some(&1));
+        assert_eq!(a.by_entry.get("lantern_broker::api::produce::record_append"), Some(&1));
     }
 
     #[test]

@@ -212,14 +212,14 @@ fn requested_partitions(broker: &Broker, request: &FetchRequest) -> Vec<Arc<Part
 /// partitions it is being added to.
 #[inline(never)]
 fn record_topic_stats(broker: &Broker, response: &FetchResponse, follower: Option<i32>) {
-    let image = follower.map(|_| broker.image());
+    let image = broker.image();
     for t in &response.responses {
-        let Some(stats) = broker.topic_stats(&t.topic.0) else { continue };
+        let Some(stats) = image.topic(&t.topic.0).is_some().then(|| broker.metrics.topic(&t.topic.0)) else { continue };
         let bytes: usize = t.partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
         let failed = t.partitions.iter().filter(|p| p.error_code != 0).count() as u64;
         // Kafka counts bytes sent to followers as ReplicationBytesOut, not BytesOut.
         TopicStats::add(if follower.is_some() { &stats.replication_bytes_out } else { &stats.bytes_out }, bytes as u64);
-        if let (Some(f), Some(image)) = (follower, &image) {
+        if let Some(f) = follower {
             let adding: usize = t
                 .partitions
                 .iter()

@@ -93,9 +93,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
     let recording = broker.metrics.enabled;
-    if recording {
-        count_produce_requests(broker, &responses);
-    }
+    // Each topic's meters, looked up once per request (empty with metrics off).
+    let stats = if recording { count_produce_requests(broker, &responses) } else { Vec::new() };
     let waiting = appends.len() as i64;
     broker.metrics.purgatory_produce.fetch_add(waiting, Ordering::Relaxed);
     let mut outcomes = joined(&mut appends).await;
@@ -124,8 +123,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     let mut completed = 0i64;
     for (ti, pi, result, bytes, _) in outcomes {
         completed += 1;
-        if recording {
-            record_outcome(broker, &responses[ti].name.0, &result, bytes as u64);
+        if let Some(Some(stats)) = stats.get(ti) {
+            record_append(&broker.metrics, stats, &result, bytes as u64);
         }
         let topic = &mut responses[ti];
         let slot = &mut topic.partition_responses[pi];
@@ -165,9 +164,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
     }
     broker.metrics.purgatory_produce.fetch_sub(waiting, Ordering::Relaxed);
     if completed < waiting && recording {
-        for t in &responses {
+        for (t, stats) in responses.iter().zip(&stats) {
             let lost = t.partition_responses.iter().filter(|p| is_awaiting_append(p)).count() as u64;
-            if let Some(stats) = broker.topic_stats(&t.name.0) {
+            if let Some(stats) = stats {
                 TopicStats::add(&stats.failed_produce, lost);
             }
         }
@@ -220,24 +219,24 @@ fn is_awaiting_append(p: &PartitionProduceResponse) -> bool {
 /// BrokerTopicMetrics and LogFlushStats for one partition append.
 /// Kafka counts TotalProduceRequests per topic-partition a request addresses; those refused
 /// up front count as failed here, the appends started (awaiting_append) when they end.
+/// Returns each topic's meters (None for a topic that does not exist), for those ends.
 #[inline(never)]
-fn count_produce_requests(broker: &Broker, responses: &[TopicProduceResponse]) {
-    for t in responses {
-        let Some(stats) = broker.topic_stats(&t.name.0) else { continue };
-        TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
-        let refused = t.partition_responses.iter().filter(|p| p.error_code != 0 && !is_awaiting_append(p)).count() as u64;
-        TopicStats::add(&stats.failed_produce, refused);
-    }
+fn count_produce_requests(broker: &Broker, responses: &[TopicProduceResponse]) -> Vec<Option<Arc<TopicStats>>> {
+    let image = broker.image();
+    responses
+        .iter()
+        .map(|t| {
+            let stats = image.topic(&t.name.0).is_some().then(|| broker.metrics.topic(&t.name.0))?;
+            TopicStats::add(&stats.produce_requests, t.partition_responses.len() as u64);
+            let refused = t.partition_responses.iter().filter(|p| p.error_code != 0 && !is_awaiting_append(p)).count() as u64;
+            TopicStats::add(&stats.failed_produce, refused);
+            Some(stats)
+        })
+        .collect()
 }
 
 /// The topic's meters for one partition's append, done or failed.
 #[inline(never)]
-fn record_outcome(broker: &Broker, topic: &str, result: &Result<Appended, PartitionError>, bytes: u64) {
-    if let Some(stats) = broker.topic_stats(topic) {
-        record_append(&broker.metrics, &stats, result, bytes);
-    }
-}
-
 fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Appended, PartitionError>, bytes: u64) {
     match result {
         Ok(a) => {

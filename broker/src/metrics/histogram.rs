@@ -29,7 +29,9 @@ impl Default for Histogram {
     }
 }
 
-fn window_now() -> u64 {
+/// The current window's number, for [`Histogram::record_in`]: a request recording several
+/// histograms reads the clock once.
+pub fn window_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / WINDOW_SECS).unwrap_or(0)
 }
 
@@ -59,8 +61,8 @@ impl Histogram {
         self.record_in(v, window_now())
     }
 
-    /// [`Histogram::record`] in window `now` (time passed in, for tests).
-    fn record_in(&self, v: u64, now: u64) {
+    /// [`Histogram::record`] in window `now` ([`window_now`]; time passed in).
+    pub fn record_in(&self, v: u64, now: u64) {
         let epoch = self.epoch.load(Ordering::Relaxed);
         // Only forward: a recorder preempted across a window boundary must not move the epoch
         // back (and clear the current window's set); its value lands in the set of its window.

@@ -12,12 +12,15 @@ use super::{BrokerMetrics, Counter, RequestTimes};
 
 const MAX_API: usize = 128;
 const MAX_VERSION: usize = 32;
+const MAX_ERROR: usize = 160;
 
 /// The handles of one API.
 pub struct ApiHandles {
     pub name: &'static str,
     pub times: Arc<RequestTimes>,
     versions: [OnceLock<Arc<Counter>>; MAX_VERSION],
+    /// Error codes 0..MAX_ERROR (every code Kafka defines) without a lock; others in `errors`.
+    known_errors: [OnceLock<Arc<Counter>>; MAX_ERROR],
     errors: RwLock<HashMap<i16, Arc<Counter>>>,
 }
 
@@ -92,6 +95,7 @@ impl RequestMetrics {
                 name,
                 times: metrics.request_times.with(&[name]),
                 versions: Default::default(),
+                known_errors: std::array::from_fn(|_| OnceLock::new()),
                 errors: RwLock::new(HashMap::new()),
             }
         })
@@ -107,6 +111,7 @@ impl RequestMetrics {
                 name: "Fetch",
                 times: metrics.request_times.with(&["Fetch"]),
                 versions: Default::default(),
+                known_errors: std::array::from_fn(|_| OnceLock::new()),
                 errors: RwLock::new(HashMap::new()),
             })
         })
@@ -133,16 +138,17 @@ impl RequestMetrics {
     #[inline(never)]
     pub fn record_completed(&self, m: &BrokerMetrics, api: ApiKey, handles: &ApiHandles, version: i16, t: &RequestTimings, errors: &[(i16, u64)]) {
         let fetch_all = self.fetch_all(m, api);
+        let window = super::histogram::window_now();
         for h in std::iter::once(handles).chain(fetch_all) {
             h.count_version(m, version);
             let times = &h.times;
-            times.request_bytes.record(t.request_bytes);
-            times.request_queue.record(t.request_queue);
-            times.remote.record(t.remote);
-            times.local.record(t.local);
-            times.response_queue.record(t.response_queue);
-            times.response_send.record(t.response_send);
-            times.total.record(t.total);
+            times.request_bytes.record_in(t.request_bytes, window);
+            times.request_queue.record_in(t.request_queue, window);
+            times.remote.record_in(t.remote, window);
+            times.local.record_in(t.local, window);
+            times.response_queue.record_in(t.response_queue, window);
+            times.response_send.record_in(t.response_send, window);
+            times.total.record_in(t.total, window);
         }
         let counted = fetch_all.unwrap_or(handles);
         for &(code, n) in errors {
@@ -159,6 +165,11 @@ impl ApiHandles {
     }
 
     pub fn count_error(&self, metrics: &BrokerMetrics, code: i16, n: u64) {
+        if let Some(slot) = usize::try_from(code).ok().and_then(|i| self.known_errors.get(i)) {
+            let c = slot.get_or_init(|| metrics.errors.with(&[self.name, &error_name(code)]));
+            c.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
         if let Some(c) = self.errors.read().get(&code) {
             c.fetch_add(n, Ordering::Relaxed);
             return;
