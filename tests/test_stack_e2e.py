@@ -2,7 +2,7 @@
 Debian's real Prometheus and Alertmanager, from the same prometheus.yml, rule file and
 alertmanager.yml as the compose stack: after real clients (confluent-kafka: producers, a
 consumer group that commits and is left behind, an admin request that fails) have used a
-cluster of three brokers, every scrape target is up and in the one cluster; every PromQL
+cluster of three brokers, every scrape target is up and in its cluster; every PromQL
 expression of every dashboard panel and template variable (variables set to values the live
 Prometheus returns for them, Grafana's $__rate_interval/$__interval/$__range substituted)
 returns at least one series; and `kill -9` of broker-1 makes LanternBrokerDown for broker-1,
@@ -16,7 +16,8 @@ Every broker has two log dirs (JBOD): broker-2's second becomes read-only (root 
 read-only tmpfs mounted over it, tests/mounts.py), the broker takes it offline and stays up,
 LanternOfflineLogDirectories for broker-2 reaches the webhook within its `for` plus two scrape
 intervals, LanternBrokerDown never fires for it, and once the dir is unmounted and broker-2
-restarted (an offline dir comes back only with a restart) every alert resolves. That test runs
+restarted (an offline dir comes back only with a restart) every alert resolves (one over a 5m
+rate window may stay pending once its cause has stopped: PENDING_AFTER_A_FAULT). That test runs
 last: the alerts of the failed dir's partitions are notified (no broker is down to inhibit them).
 Broker-1's JSON log is also rotated (copytruncate) and given a non-JSON line, so the log
 pipeline's rotation and invalid-line panels have something real to show.
