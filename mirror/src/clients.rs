@@ -54,6 +54,23 @@ pub enum StatsRole {
     TargetProducer,
 }
 
+/// The level a librdkafka log line is logged at. A broker connection failing (facility FAIL,
+/// which librdkafka logs at LOG_ERR) is also reported to `error` below and logged once there, as
+/// a warning: a broker of either cluster restarting pauses the flow, as the Java client's
+/// "Connection to node could not be established" warning says, and is the cluster's alert
+/// (LanternBrokerDown), not an ERROR of the mirror's (LanternErrorLogSpike). As lantern-exporter.
+fn log_level(level: RDKafkaLogLevel, facility: &str) -> tracing::Level {
+    if facility == "FAIL" {
+        return tracing::Level::DEBUG;
+    }
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => tracing::Level::ERROR,
+        RDKafkaLogLevel::Warning => tracing::Level::WARN,
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::Level::INFO,
+        RDKafkaLogLevel::Debug => tracing::Level::DEBUG,
+    }
+}
+
 #[derive(Clone)]
 pub struct Context {
     pub metrics: Arc<Metrics>,
@@ -64,13 +81,11 @@ pub struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "lantern.mirror.rdkafka", facility = fac, "{message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
+        match log_level(level, fac) {
+            tracing::Level::ERROR => tracing::error!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
+            _ => tracing::debug!(target: "lantern.mirror.rdkafka", facility = fac, "{message}"),
         }
     }
 
@@ -121,4 +136,18 @@ impl ConsumerContext for Context {}
 impl ProducerContext for Context {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_connection_failing_is_not_an_error_of_the_mirror() {
+        // "Connect to ipv4#127.0.0.1:9092 failed: Connection refused" arrives as FAIL at LOG_ERR
+        assert_eq!(log_level(RDKafkaLogLevel::Error, "FAIL"), tracing::Level::DEBUG);
+        assert_eq!(log_level(RDKafkaLogLevel::Error, "TOPICERR"), tracing::Level::ERROR);
+        assert_eq!(log_level(RDKafkaLogLevel::Warning, "CONFWARN"), tracing::Level::WARN);
+        assert_eq!(log_level(RDKafkaLogLevel::Notice, "MAXPOLL"), tracing::Level::INFO);
+    }
 }
