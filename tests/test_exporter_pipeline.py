@@ -703,7 +703,8 @@ def otlp_events(path: Path, prefix: str, n: int) -> set[str]:
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_otlp_logs_over_https_with_headers_gzip_and_the_spec_service_name(tmp_path, exporters, otlp_ca, monkeypatch, protocol):
-    """https with a private CA (--pipeline.otlp-certificate) for both HTTP encodings; the receiver
+    """https with a private CA (--pipeline.otlp-certificate for protobuf, OTEL_EXPORTER_OTLP_CERTIFICATE
+    for json) for both HTTP encodings; the receiver
     sees OTEL_EXPORTER_OTLP_HEADERS (percent-decoded) and gzip bodies, and the resource names the
     service by the SDK environment spec: OTEL_SERVICE_NAME over service.name in
     OTEL_RESOURCE_ATTRIBUTES."""
@@ -712,13 +713,18 @@ def test_otlp_logs_over_https_with_headers_gzip_and_the_spec_service_name(tmp_pa
     for k, v in {"OTEL_SERVICE_NAME": "logs-by-name", "OTEL_RESOURCE_ATTRIBUTES": "service.name=logs-by-attribute,deployment.environment=e2e",
                  "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=lantern-7,authorization=Bearer%20t0ken", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}.items():
         monkeypatch.setenv(k, v)
+    if protocol == "http/json":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca))
+        ca_flag = []
+    else:
+        ca_flag = [f"--pipeline.otlp-certificate={ca}"]
     receiver = HttpLogsReceiver(tls=(cert, key))
     try:
         blog, work = tmp_path / "broker.log", tmp_path / "exporter"
         work.mkdir()
         want = otlp_events(blog, "s", 50)
         e = Exporter(work, [f"--pipeline.log-file={blog}", "--pipeline.ship=false", f"--pipeline.otlp-endpoint={receiver.endpoint}",
-                            f"--pipeline.otlp-protocol={protocol}", f"--pipeline.otlp-certificate={ca}"]).start()
+                            f"--pipeline.otlp-protocol={protocol}", *ca_flag]).start()
         exporters.append(e)
         assert receiver.endpoint.startswith("https://")
         wait_for(f"50 events exported over https {protocol}", lambda: value(e.metrics(), "lantern_pipeline_otlp_exported_total") >= 50)

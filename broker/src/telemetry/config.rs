@@ -97,7 +97,7 @@ impl TraceConfig {
         otel_env::check_compression(env, &otel_env::TRACES)?;
         otel_env::check_headers(env, &otel_env::TRACES)?;
         let timeout = otel_env::export_timeout(env, &otel_env::TRACES)?;
-        let certificate = first(["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"]).map(|(_, path)| PathBuf::from(path));
+        let certificate = otel_env::first(env, otel_env::TRACES.certificate).map(|(_, path)| PathBuf::from(path));
         let service_name = otel_env::service_name(env, DEFAULT_SERVICE_NAME);
         let max_queue_size = match get("OTEL_BSP_MAX_QUEUE_SIZE") {
             Some(v) => number("OTEL_BSP_MAX_QUEUE_SIZE", v, 1, 1 << 20)? as usize,

@@ -43,6 +43,8 @@ pub struct SignalVars {
     pub headers: [&'static str; 2],
     pub compression: [&'static str; 2],
     pub timeout: [&'static str; 2],
+    /// A PEM file of CAs trusted besides the system's (read by Lantern, not by the crate).
+    pub certificate: [&'static str; 2],
 }
 
 pub const TRACES: SignalVars = SignalVars {
@@ -50,6 +52,7 @@ pub const TRACES: SignalVars = SignalVars {
     headers: ["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"],
     compression: ["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"],
     timeout: ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+    certificate: ["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
 };
 
 pub const LOGS: SignalVars = SignalVars {
@@ -57,6 +60,7 @@ pub const LOGS: SignalVars = SignalVars {
     headers: ["OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"],
     compression: ["OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"],
     timeout: ["OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+    certificate: ["OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
 };
 
 /// OTEL_EXPORTER_OTLP_TIMEOUT's default.

@@ -107,7 +107,8 @@ pub const USAGE: &str = "Log pipeline flags:
                                     (HTTP: to URL/v1/logs); http:// or https://
   --pipeline.otlp-protocol=P        grpc, http/protobuf (default) or http/json
   --pipeline.otlp-certificate=PATH  PEM CAs trusted for https besides the system's
-                                    (headers, compression, timeout: OTEL_EXPORTER_OTLP_[LOGS_]*)";
+                                    (else OTEL_EXPORTER_OTLP_[LOGS_]CERTIFICATE; headers,
+                                    compression, timeout: OTEL_EXPORTER_OTLP_[LOGS_]*)";
 
 impl PipelineArgs {
     /// Takes one `--pipeline.<name>=<value>` flag; an error names what is wrong with it.
@@ -197,7 +198,8 @@ impl Pipeline {
                 let cfg = OtlpConfig {
                     endpoint: endpoint.clone(),
                     protocol: args.otlp_protocol,
-                    certificate: args.otlp_certificate.clone(),
+                    // the flag, else OTEL_EXPORTER_OTLP_[LOGS_]CERTIFICATE
+                    certificate: args.otlp_certificate.clone().or_else(|| otel_env::first(env, otel_env::LOGS.certificate).map(|(_, p)| p.into())),
                     host: host.clone(),
                     broker_id: args.broker_id.clone(),
                     timeout: otel_env::export_timeout(env, &otel_env::LOGS).map_err(bad_env)?,
