@@ -2,8 +2,9 @@
 it receives with the OpenTelemetry project's own protobuf definitions (opentelemetry-proto):
 
 - `grpc`: a grpcio server implementing opentelemetry.proto.collector.trace.v1.TraceService;
-- `http/protobuf`: POST /v1/traces with an ExportTraceServiceRequest body (gzip or not);
-- `http/json`: POST /v1/traces with OTLP's JSON encoding (hex ids, enum numbers).
+- `http/protobuf`: POST /v1/traces with an ExportTraceServiceRequest body (gzip, zstd or not);
+- `http/json`: POST /v1/traces with OTLP's JSON encoding (hex ids, enum numbers);
+- logs over HTTP (`HttpLogsReceiver`) and gRPC (`GrpcLogsReceiver`) likewise.
 
 Each can listen over TLS with a certificate from `make_ca` (a CA and a 127.0.0.1/localhost
 server certificate written by the openssl command). Every receiver keeps the spans as plain
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zstandard
 import ssl
 import subprocess
 import threading
@@ -128,10 +130,21 @@ class _Base:
             return list(self._spans)
 
 
-class GrpcReceiver(_Base):
-    """opentelemetry.proto.collector.trace.v1.TraceService/Export on 127.0.0.1 (TLS with `tls=(cert, key)`)."""
+def _decompress(body: bytes, encoding: str | None) -> bytes:
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    return body
 
-    def __init__(self, tls: tuple[Path, Path] | None = None):
+
+class GrpcReceiver(_Base):
+    """opentelemetry.proto.collector.trace.v1.TraceService/Export on 127.0.0.1 (TLS with `tls=(cert, key)`).
+    With `accept_gzip=False` grpcio refuses gzip-compressed requests (UNIMPLEMENTED, "Compression
+    algorithm 'gzip' is disabled"): grpcio hides the grpc-encoding header from the handler, so
+    this is how a test sees, on the receiver's side, that a client compressed."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None, accept_gzip: bool = True):
         super().__init__()
         receiver = self
 
@@ -140,7 +153,9 @@ class GrpcReceiver(_Base):
                 receiver._keep(spans_from_proto(request), dict(context.invocation_metadata()))
                 return trace_service_pb2.ExportTraceServiceResponse()
 
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # bit 0: identity only; the default enables every algorithm grpcio knows
+        options = [] if accept_gzip else [("grpc.compression_enabled_algorithms_bitset", 1)]
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)
         if tls:
             creds = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
@@ -159,20 +174,22 @@ class GrpcReceiver(_Base):
 
 
 class HttpReceiver(_Base):
-    """POST /v1/traces as http/protobuf or http/json (by Content-Type), gzip accepted."""
+    """POST `path` (/v1/traces) as http/protobuf or http/json (by Content-Type), gzip and zstd
+    accepted; `paths` lists every path requested."""
 
-    def __init__(self, port: int = 0, tls: tuple[Path, Path] | None = None):
+    def __init__(self, port: int = 0, tls: tuple[Path, Path] | None = None, path: str = "/v1/traces"):
         super().__init__()
         receiver = self
+        self.paths: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
+                body = _decompress(self.rfile.read(int(self.headers.get("Content-Length", 0))), self.headers.get("Content-Encoding"))
                 ctype = self.headers.get("Content-Type", "")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                if self.path != "/v1/traces":
+                with receiver.lock:
+                    receiver.paths.append(self.path)
+                if self.path != path:
                     status, reply = 404, b""
                 elif ctype.startswith("application/x-protobuf"):
                     req = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
@@ -243,3 +260,61 @@ class GrpcLogsReceiver:
 
     def close(self):
         self.server.stop(0)
+
+
+class HttpLogsReceiver:
+    """POST /v1/logs as http/protobuf or http/json (TLS with `tls=(cert, key)`, gzip and zstd
+    accepted), answering `status`: 200 keeps the records as (resource attributes, LogRecord in
+    OTLP/JSON form); any other status refuses every request. Keeps each request's headers."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None, status: int = 200):
+        from google.protobuf.json_format import MessageToDict
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+        self.lock = threading.Lock()
+        self.records: list[tuple[dict, dict]] = []
+        self.headers: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = _decompress(self.rfile.read(int(self.headers.get("Content-Length", 0))), self.headers.get("Content-Encoding"))
+                ctype = self.headers.get("Content-Type", "")
+                with receiver.lock:
+                    receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if status == 200 and self.path == "/v1/logs":
+                    if ctype.startswith("application/x-protobuf"):
+                        req = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+                        parsed = MessageToDict(req, use_integers_for_enums=True)
+                        reply = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+                    else:
+                        parsed, reply = json.loads(body), b"{}"
+                    with receiver.lock:
+                        for rl in parsed["resourceLogs"]:
+                            res = {a["key"]: a["value"].get("stringValue") for a in rl["resource"]["attributes"]}
+                            for sl in rl["scopeLogs"]:
+                                receiver.records.extend((res, r) for r in sl["logRecords"])
+                    code = 200
+                else:
+                    code, reply = (status if status != 200 else 404), b"refused"
+                self.send_response(code)
+                self.send_header("Content-Type", ctype if code == 200 else "text/plain")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

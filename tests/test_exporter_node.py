@@ -262,6 +262,16 @@ def test_live_counters_agree_with_node_exporter(exporters):
             assert a1 <= b1 <= a2, f"{name}{dict(key)}: lantern {a1}, node_exporter {b1}, lantern {a2}"
     print(f"{len(disk)} node_disk_*_total families interleave exactly")
 
+    # PSI (/proc/pressure) and conntrack (the nf_conntrack module) depend on the host. Where
+    # node_exporter serves them, lantern must serve the same families, compared below; where it
+    # does not, lantern must not either: a check on both sides, never a silent skip.
+    for what, prefix in (("pressure", "node_pressure_"), ("conntrack", "node_nf_conntrack_")):
+        ours_f = {n for n in l1.node_families() if n.startswith(prefix)}
+        theirs_f = {n for n in r1.node_families() if n.startswith(prefix)}
+        assert ours_f == theirs_f, f"{what}: lantern serves {sorted(ours_f)}, node_exporter {sorted(theirs_f)}"
+        print(f"{what}: " + (f"{len(ours_f)} families on both, compared below" if ours_f
+                             else "absent on both (this host lacks it): checked absent, not compared"))
+
     # TCP/UDP/IP counters (netstat), PSI, softnet: monotonic, so they interleave exactly too;
     # the 64 MiB sent over a new TCP connection moves the TCP ones.
     gauges = {"node_netstat_Tcp_CurrEstab", "node_netstat_Ip_Forwarding"}

@@ -644,6 +644,13 @@ def test_otlp_logs_over_grpc_with_tls(tmp_path, exporters, tmp_path_factory, mon
     (["--pipeline.otlp-protocol=grpc", "--pipeline.otlp-certificate=/nonexistent/ca.pem"], {}, "cannot read the CA certificate"),
     ([], {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
     ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, "OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\": expected gzip, zstd or none"),
+    # the checks agree with opentelemetry-otlp, which does not trim: it would ignore " gzip"
+    ([], {"OTEL_EXPORTER_OTLP_LOGS_COMPRESSION": " gzip"}, "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION=\" gzip\""),
+    # headers the crate would drop silently; the message never shows them (credentials)
+    ([], {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=secret-token,tenant"}, "OTEL_EXPORTER_OTLP_HEADERS=<"),
+    ([], {"OTEL_EXPORTER_OTLP_LOGS_HEADERS": "bad key=secret-token"}, "OTEL_EXPORTER_OTLP_LOGS_HEADERS=<"),
+    ([], {"OTEL_EXPORTER_OTLP_LOGS_HEADERS": "", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=secret-token"},
+     "OTEL_EXPORTER_OTLP_LOGS_HEADERS"),
 ])
 def test_bad_otlp_settings_stop_start_up(tmp_path, extra, env, expected):
     """A setting the OTLP log exporter cannot use stops the process with a message naming it,
@@ -655,6 +662,7 @@ def test_bad_otlp_settings_stop_start_up(tmp_path, extra, env, expected):
             "--pipeline.ship=false", "--pipeline.otlp-endpoint=http://127.0.0.1:9", *extra]
     p = subprocess.run(args, env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and expected in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert "secret" not in p.stderr, f"the error shows the headers: {p.stderr[-2000:]}"
 
 
 def test_otlp_logs_over_http_json(tmp_path, exporters):
@@ -679,3 +687,85 @@ def test_otlp_logs_over_http_json(tmp_path, exporters):
     assert all(c.startswith("application/json") for c in ctypes) and ctypes, ctypes
     res, r = records[0]
     assert res["service.name"] == "lantern-broker" and r["severityText"] == "WARN", (res, r)
+
+
+@pytest.fixture(scope="module")
+def otlp_ca(tmp_path_factory):
+    from otlp_receivers import make_ca
+    return make_ca(tmp_path_factory.mktemp("otlp-logs-https"))
+
+
+def otlp_events(path: Path, prefix: str, n: int) -> set[str]:
+    append(path, "".join(json.dumps({"timestamp": "2026-01-02T03:04:05.678Z", "level": "INFO", "target": "kafka.log.LogManager",
+                                     "message": f"event {i}", "test_id": f"{prefix}-{i}"}) + "\n" for i in range(n)))
+    return {f"{prefix}-{i}" for i in range(n)}
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_otlp_logs_over_https_with_headers_gzip_and_the_spec_service_name(tmp_path, exporters, otlp_ca, monkeypatch, protocol):
+    """https with a private CA (--pipeline.otlp-certificate for protobuf, OTEL_EXPORTER_OTLP_CERTIFICATE
+    for json) for both HTTP encodings; the receiver
+    sees OTEL_EXPORTER_OTLP_HEADERS (percent-decoded) and gzip bodies, and the resource names the
+    service by the SDK environment spec: OTEL_SERVICE_NAME over service.name in
+    OTEL_RESOURCE_ATTRIBUTES."""
+    from otlp_receivers import HttpLogsReceiver
+    ca, cert, key = otlp_ca
+    for k, v in {"OTEL_SERVICE_NAME": "logs-by-name", "OTEL_RESOURCE_ATTRIBUTES": "service.name=logs-by-attribute,deployment.environment=e2e",
+                 "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=lantern-7,authorization=Bearer%20t0ken", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}.items():
+        monkeypatch.setenv(k, v)
+    if protocol == "http/json":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca))
+        ca_flag = []
+    else:
+        ca_flag = [f"--pipeline.otlp-certificate={ca}"]
+    receiver = HttpLogsReceiver(tls=(cert, key))
+    try:
+        blog, work = tmp_path / "broker.log", tmp_path / "exporter"
+        work.mkdir()
+        want = otlp_events(blog, "s", 50)
+        e = Exporter(work, [f"--pipeline.log-file={blog}", "--pipeline.ship=false", f"--pipeline.otlp-endpoint={receiver.endpoint}",
+                            f"--pipeline.otlp-protocol={protocol}", *ca_flag]).start()
+        exporters.append(e)
+        assert receiver.endpoint.startswith("https://")
+        wait_for(f"50 events exported over https {protocol}", lambda: value(e.metrics(), "lantern_pipeline_otlp_exported_total") >= 50)
+        with receiver.lock:
+            records, headers = list(receiver.records), list(receiver.headers)
+    finally:
+        receiver.close()
+    got = {a["value"]["stringValue"] for _, r in records for a in r["attributes"] if a["key"] == "test_id"}
+    assert got == want, f"missing: {sorted(want - got)[:5]}"
+    res = records[0][0]
+    assert res["service.name"] == "logs-by-name" and res["deployment.environment"] == "e2e", res
+    ctype = "application/x-protobuf" if protocol == "http/protobuf" else "application/json"
+    for h in headers:
+        assert h.get("x-tenant") == "lantern-7" and h.get("authorization") == "Bearer t0ken", h
+        assert h.get("content-encoding") == "gzip" and h.get("content-type", "").startswith(ctype), h
+
+
+def test_otlp_logs_refused_for_good_are_dropped_counted_and_leave_the_spool(tmp_path, exporters):
+    """A receiver that answers 400 to everything: the exporter splits the batch down to single
+    events, drops each (lantern_pipeline_events_dropped_total) and moves on, so the OTLP queue
+    empties instead of growing, also for events that come later; no error is counted (the
+    receiver answered) and nothing is counted as exported."""
+    from otlp_receivers import HttpLogsReceiver
+    receiver = HttpLogsReceiver(status=400)
+    try:
+        blog, work = tmp_path / "broker.log", tmp_path / "exporter"
+        work.mkdir()
+        otlp_events(blog, "r", 40)
+        e = Exporter(work, [f"--pipeline.log-file={blog}", "--pipeline.ship=false",
+                            f"--pipeline.otlp-endpoint={receiver.endpoint}"]).start()
+        exporters.append(e)
+        drained = lambda n: (lambda m: m if value(m, "lantern_pipeline_events_dropped_total") == n
+                             and value(m, "lantern_pipeline_otlp_queue_events") == 0 else None)(e.metrics())
+        wait_for("40 refused events dropped and the OTLP queue empty", lambda: drained(40), timeout=30)
+        otlp_events(blog, "later", 10)
+        m = wait_for("10 more refused events dropped", lambda: drained(50), timeout=30)
+        with receiver.lock:
+            requests = len(receiver.headers)
+    finally:
+        receiver.close()
+    assert value(m, "lantern_pipeline_otlp_exported_total") == 0 and value(m, "lantern_pipeline_otlp_errors_total") == 0, m
+    # 40 -> 20 -> 10 -> 5 -> 2 -> 1 (5 refused batches), then each event alone
+    assert 50 <= requests <= 70, requests
+    assert receiver.records == []

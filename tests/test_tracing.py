@@ -215,12 +215,20 @@ def test_nothing_is_sent_unless_tracing_is_configured(broker_factory, topic_name
     ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
     ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, "cannot read the CA certificate /nonexistent/ca.pem"),
     ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key"}, "OTEL_EXPORTER_OTLP_HEADERS"),
+    # a header name HTTP forbids: opentelemetry-otlp would drop it silently
+    ({"OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=7,bad key=secret-token"}, "OTEL_EXPORTER_OTLP_HEADERS=<"),
+    # set but empty: the crate would then ignore the general variable's headers
+    ({"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=secret-token"},
+     "OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+    # the crate does not trim, so it would ignore " gzip" and send uncompressed
+    ({"OTEL_EXPORTER_OTLP_COMPRESSION": " gzip"}, "OTEL_EXPORTER_OTLP_COMPRESSION=\" gzip\""),
 ])
 def test_bad_tracing_settings_stop_start_up(tmp_path, no_otel_env, env, expected):
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:4318", **env}
     rc, out = run_broker_expect_exit([f"--log.dirs={tmp_path / 'data'}", "--node.id=1"], env=env)
     assert rc == 2, out
     assert "tracing configuration error" in out and expected in out, out
+    assert "secret" not in out, f"the error shows the headers: {out}"
 
 
 def test_spans_still_queued_are_exported_at_shutdown(broker_factory, topic_name, no_otel_env):
@@ -243,26 +251,39 @@ def test_spans_still_queued_are_exported_at_shutdown(broker_factory, topic_name,
         receiver.close()
 
 
-def test_a_stuck_receiver_drops_and_counts_spans_without_slowing_produce(broker_factory, topic_name, no_otel_env):
-    # A receiver that accepts connections and never answers: the export task waits on its
-    # first batch for the whole timeout while the one-span queue overflows.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    held = []
-    stop = threading.Event()
+class SilentReceiver:
+    """Accepts connections and never answers (nor reads)."""
 
-    def accept():
-        silent.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
             try:
-                held.append(silent.accept()[0])
+                self.held.append(self.sock.accept()[0])
             except OSError:
                 pass
 
-    threading.Thread(target=accept, daemon=True).start()
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_a_stuck_receiver_drops_and_counts_spans_without_slowing_produce(broker_factory, topic_name, no_otel_env):
+    # A receiver that accepts connections and never answers: the export task waits on its
+    # first batch for the whole timeout while the one-span queue overflows.
+    silent = SilentReceiver()
     try:
-        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        endpoint = silent.endpoint
         b = broker_factory(props={"num.partitions": 1},
                            env=tracing_env(endpoint, "http/protobuf", OTEL_BSP_MAX_QUEUE_SIZE="1", OTEL_EXPORTER_OTLP_TIMEOUT="20000"))
         clients.create_topic(b.bootstrap, topic_name, 1)
@@ -279,7 +300,93 @@ def test_a_stuck_receiver_drops_and_counts_spans_without_slowing_produce(broker_
         exported = int(re.search(r"exported=(\d+)", stopped[-1]).group(1))
         assert dropped >= counted["dropped"] and exported == 0, (stopped[-1], counted)
     finally:
-        stop.set()
         silent.close()
-        for c in held:
-            c.close()
+
+
+def test_grpc_to_plain_http_under_the_service_name_the_spec_picks(broker_factory, topic_name, no_otel_env):
+    """OTLP/gRPC without TLS, and the resource's service.name by the SDK environment spec:
+    OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES (opentelemetry_sdk's own
+    Resource::builder() lets the attribute win)."""
+    receiver = GrpcReceiver()
+    try:
+        b = broker_factory(props={"num.partitions": 1},
+                           env=tracing_env(receiver.endpoint, "grpc", OTEL_SERVICE_NAME="lantern-by-name",
+                                           OTEL_RESOURCE_ATTRIBUTES="service.name=lantern-by-attribute,deployment.environment=e2e"))
+        assert receiver.endpoint.startswith("http://")
+        clients.create_topic(b.bootstrap, topic_name, 1)
+        produce_one(b.bootstrap, topic_name, b"plain grpc", new_traceparent()[0])
+        produce = wait_for(lambda: [s for s in receiver.spans() if s.name == "kafka.Produce"], what="a kafka.Produce span over gRPC")
+        res = produce[0].resource
+        assert res["service.name"] == "lantern-by-name", res
+        assert res["deployment.environment"] == "e2e" and res["service.instance.id"] == "1", res
+        assert all(h.get("x-tenant") == "lantern-7" for h in receiver.headers), receiver.headers
+    finally:
+        receiver.close()
+
+
+def test_grpc_gzip_is_what_the_receiver_gets(broker_factory, topic_name, no_otel_env):
+    """OTEL_EXPORTER_OTLP_COMPRESSION=gzip over gRPC, seen by the receiver: a grpcio server that
+    accepts only uncompressed requests refuses every export of a broker asked for gzip (gRPC
+    UNIMPLEMENTED) and takes those of a broker asked for none."""
+    refusing = GrpcReceiver(accept_gzip=False)
+    try:
+        gzipped = broker_factory(props={"num.partitions": 1},
+                                 env=tracing_env(refusing.endpoint, "grpc", OTEL_EXPORTER_OTLP_COMPRESSION="gzip"))
+        plain = broker_factory(props={"num.partitions": 1},
+                               env=tracing_env(refusing.endpoint, "grpc", OTEL_EXPORTER_OTLP_COMPRESSION="none",
+                                               OTEL_SERVICE_NAME="uncompressed"))
+        for b in (gzipped, plain):
+            clients.create_topic(b.bootstrap, topic_name, 1)
+            produce_one(b.bootstrap, topic_name, b"gzip", new_traceparent()[0])
+        wait_for(lambda: span_counter(gzipped, "export_failed") > 0, what="the gzip-compressed export to be refused")
+        wait_for(lambda: span_counter(plain, "exported") > 0, what="the uncompressed export to be accepted")
+        assert span_counter(gzipped, "exported") == 0 and span_counter(plain, "export_failed") == 0
+        assert {s.resource["service.name"] for s in refusing.spans()} == {"uncompressed"}
+        log = gzipped.log_tail(200)
+        assert "could not export spans" in log and "gRPC code: Unimplemented" in log, log
+    finally:
+        refusing.close()
+
+
+def test_zstd_over_http_to_the_traces_endpoint_as_given(broker_factory, topic_name, no_otel_env):
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is (no /v1/traces appended, the spec's
+    rule for signal-specific endpoints) and wins over OTEL_EXPORTER_OTLP_ENDPOINT; zstd bodies."""
+    receiver = HttpReceiver(path="/otlp/spans")
+    try:
+        b = broker_factory(props={"num.partitions": 1},
+                           env=tracing_env("http://127.0.0.1:9", "http/protobuf", OTEL_EXPORTER_OTLP_COMPRESSION="zstd",
+                                           OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint + "/otlp/spans"))
+        clients.create_topic(b.bootstrap, topic_name, 1)
+        produce_one(b.bootstrap, topic_name, b"zstd" * 100, new_traceparent()[0])
+        wait_for(lambda: [s for s in receiver.spans() if s.name == "kafka.Produce"], what="a kafka.Produce span over zstd")
+        assert set(receiver.paths) == {"/otlp/spans"} and not receiver.bad, (receiver.paths, receiver.bad)
+        assert all(h.get("content-encoding") == "zstd" for h in receiver.headers), receiver.headers
+    finally:
+        receiver.close()
+
+
+def test_a_short_timeout_fails_batches_to_a_silent_receiver_and_kafka_goes_on(broker_factory, topic_name, no_otel_env):
+    """OTEL_EXPORTER_OTLP_TIMEOUT=300 against a receiver that accepts and never answers: each
+    batch fails after the timeout and is counted, the broker keeps serving produce and fetch at
+    its usual latency, and shutdown does not wait for the receiver."""
+    silent = SilentReceiver()
+    try:
+        b = broker_factory(props={"num.partitions": 1},
+                           env=tracing_env(silent.endpoint, "grpc", OTEL_EXPORTER_OTLP_TIMEOUT="300",
+                                           OTEL_BSP_SCHEDULE_DELAY="50", OTEL_BSP_MAX_QUEUE_SIZE="8"))
+        clients.create_topic(b.bootstrap, topic_name, 1)
+        took = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            took.append(produce_one(b.bootstrap, topic_name, b"r%d" % len(took), new_traceparent()[0]))
+        assert max(took) < 1.0, f"produce waited for the silent receiver: {took}"
+        got = clients.consume_confluent(b.bootstrap, topic_name, [0], timeout=20)
+        assert [v for _, _, _, v, _ in got] == [b"r%d" % i for i in range(len(took))]
+        failed = wait_for(lambda: span_counter(b, "export_failed") or None, what="a batch to fail after the short timeout")
+        assert span_counter(b, "exported") == 0 and failed + span_counter(b, "dropped") > 0
+        assert silent.held, "the broker never connected to the receiver"
+        t = time.monotonic()
+        assert b.terminate() == 0
+        assert time.monotonic() - t < 5.0, "shutdown waited for the silent receiver"
+    finally:
+        silent.close()

@@ -8,13 +8,16 @@
 //! opentelemetry-otlp reads the endpoint, headers and compression variables itself; this
 //! module decides whether tracing is on and checks the values the crates would silently
 //! ignore or replace by a default (an unknown protocol, sampler or compression, a malformed
-//! ratio or number, an unreadable certificate): those stop start-up with a message naming
-//! the variable, rather than tracing differently from what was asked.
+//! header, ratio or number): those stop start-up with a message naming the variable, rather
+//! than tracing differently from what was asked. The variables the crate reads are checked
+//! by `otel_env`, shared with lantern-exporter, exactly as the crate parses them.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use thiserror::Error;
+
+use super::otel_env;
 
 pub const DEFAULT_SERVICE_NAME: &str = "lantern-broker";
 
@@ -26,6 +29,8 @@ pub enum TraceConfigError {
     Protocol { var: &'static str, value: String },
     #[error("{var}={value:?}: {expected}")]
     Invalid { var: &'static str, value: String, expected: &'static str },
+    #[error("{0}")]
+    Env(#[from] otel_env::EnvError),
 }
 
 /// How spans travel to the receiver (OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL).
@@ -51,9 +56,9 @@ pub struct TraceConfig {
     pub timeout: Duration,
     /// OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE: a PEM file of CAs trusted besides the system's.
     pub certificate: Option<PathBuf>,
-    /// `None` when OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names the service (the SDK
-    /// reads those); otherwise the broker's default name.
-    pub default_service_name: Option<&'static str>,
+    /// OTEL_SERVICE_NAME, else `service.name` in OTEL_RESOURCE_ATTRIBUTES, else the broker's
+    /// default name (the spec's precedence: see otel_env::service_name).
+    pub service_name: String,
     pub sampler: Sampler,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
@@ -63,18 +68,17 @@ pub struct TraceConfig {
 impl TraceConfig {
     /// Reads the OTEL_* variables from `vars`. `Ok(None)`: tracing is off.
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Option<TraceConfig>, TraceConfigError> {
-        // The spec treats an empty value as unset.
-        let env: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, v)| k.starts_with("OTEL_") && !v.trim().is_empty())
-            .map(|(k, v)| (k, v.trim().to_string()))
-            .collect();
-        let get = |k: &str| env.get(k).map(String::as_str);
+        let raw: HashMap<String, String> = vars.into_iter().filter(|(k, _)| k.starts_with("OTEL_")).collect();
+        let raw_get = |k: &str| raw.get(k).cloned();
+        let env: otel_env::Env = &raw_get;
+        // The spec treats an empty value as unset. The variables the broker reads itself are
+        // trimmed; those opentelemetry-otlp reads are checked as it parses them (otel_env).
+        let get = |k: &str| raw.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let first = |vars: [&'static str; 2]| vars.into_iter().find_map(|v| get(v).map(|s| (v, s)));
         if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Ok(None);
         }
-        let endpoint = first(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        let endpoint = otel_env::first(env, otel_env::TRACES.endpoint);
         match get("OTEL_TRACES_EXPORTER").map(str::to_ascii_lowercase).as_deref() {
             Some("none") => return Ok(None),
             Some("otlp") => {}
@@ -89,35 +93,12 @@ impl TraceConfig {
             Some((_, "http/json")) => Protocol::HttpJson,
             Some((var, value)) => return Err(TraceConfigError::Protocol { var, value: value.to_string() }),
         };
-        if let Some((var, value)) = endpoint {
-            let scheme = value.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-            if !matches!(scheme.as_deref(), Some("http" | "https")) {
-                return Err(TraceConfigError::Invalid { var, value: value.to_string(), expected: "expected an http:// or https:// URL" });
-            }
-        }
-        if let Some((var, value)) = first(["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"]) {
-            if !["gzip", "zstd", "none"].contains(&value.to_ascii_lowercase().as_str()) {
-                return Err(TraceConfigError::Invalid { var, value: value.to_string(), expected: "expected gzip, zstd or none" });
-            }
-        }
-        if let Some((var, value)) = first(["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"]) {
-            // key=value pairs, comma-separated (the exporter would drop a malformed pair silently)
-            if let Some(n) = value.split(',').position(|kv| kv.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
-                // never the value itself: headers carry credentials
-                return Err(TraceConfigError::Invalid {
-                    var,
-                    value: format!("<{} bytes, not shown>", value.len()),
-                    expected: if n == 0 { "expected key=value pairs separated by commas; the 1st is not" } else { "expected key=value pairs separated by commas; one after the 1st is not" },
-                });
-            }
-        }
-        let timeout = match first(["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
-            Some((var, value)) => Duration::from_millis(number(var, value, 1, 600_000)?),
-            None => Duration::from_secs(10),
-        };
-        let certificate = first(["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"]).map(|(_, path)| PathBuf::from(path));
-        let named_in_resource = get("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attrs| attrs.split(',').any(|kv| kv.split('=').next().map(str::trim) == Some("service.name")));
-        let default_service_name = (get("OTEL_SERVICE_NAME").is_none() && !named_in_resource).then_some(DEFAULT_SERVICE_NAME);
+        otel_env::check_endpoint(env, &otel_env::TRACES)?;
+        otel_env::check_compression(env, &otel_env::TRACES)?;
+        otel_env::check_headers(env, &otel_env::TRACES)?;
+        let timeout = otel_env::export_timeout(env, &otel_env::TRACES)?;
+        let certificate = otel_env::first(env, otel_env::TRACES.certificate).map(|(_, path)| PathBuf::from(path));
+        let service_name = otel_env::service_name(env, DEFAULT_SERVICE_NAME);
         let max_queue_size = match get("OTEL_BSP_MAX_QUEUE_SIZE") {
             Some(v) => number("OTEL_BSP_MAX_QUEUE_SIZE", v, 1, 1 << 20)? as usize,
             None => 2048,
@@ -135,7 +116,7 @@ impl TraceConfig {
             protocol,
             timeout,
             certificate,
-            default_service_name,
+            service_name,
             sampler: parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?,
             max_queue_size,
             max_export_batch_size,
@@ -187,13 +168,15 @@ mod tests {
         assert_eq!(cfg(&[("OTEL_SERVICE_NAME", "x"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]), Ok(None));
         assert_eq!(cfg(&[("OTEL_TRACES_EXPORTER", "none"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]), Ok(None));
         assert_eq!(cfg(&[("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "otlp")]), Ok(None));
-        assert_eq!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "  ")]), Ok(None));
+        assert_eq!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]), Ok(None));
+        // not empty: opentelemetry-otlp would try it as a URL
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "  ")]).is_err());
     }
 
     #[test]
     fn an_endpoint_or_otlp_turns_it_on_with_spec_defaults() {
         let c = cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")]).unwrap().unwrap();
-        assert_eq!((c.protocol, c.sampler, c.default_service_name), (Protocol::HttpProtobuf, Sampler::AlwaysOn, Some("lantern-broker")));
+        assert_eq!((c.protocol, c.sampler, c.service_name.as_str()), (Protocol::HttpProtobuf, Sampler::AlwaysOn, "lantern-broker"));
         assert_eq!((c.max_queue_size, c.max_export_batch_size), (2048, 512));
         assert_eq!((c.schedule_delay, c.timeout, c.certificate), (Duration::from_secs(5), Duration::from_secs(10), None));
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp")]).unwrap().is_some());
@@ -220,9 +203,11 @@ mod tests {
         }
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]).is_err());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]).is_ok());
+        // the crate does not trim: " gzip" would be ignored, not used
+        assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_COMPRESSION", " gzip")]).is_err());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_BSP_SCHEDULE_DELAY", "soon")]).is_err());
         assert!(cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).is_err());
-        for bad in ["x-api-key", "a=1,b", "=v", "authorization=secret-token,tenant"] {
+        for bad in ["x-api-key", "a=1,b", "=v", "authorization=secret-token,tenant", "bad key=secret"] {
             let e = cfg(&[("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
             assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"), "{bad:?}: {e}");
             assert!(!e.to_string().contains("secret"), "the error shows the headers: {e}");
@@ -246,11 +231,14 @@ mod tests {
     }
 
     #[test]
-    fn the_service_name_default_yields_to_the_environment() {
-        let name = |vars: &[(&str, &str)]| cfg(&[&[("OTEL_TRACES_EXPORTER", "otlp")], vars].concat()).unwrap().unwrap().default_service_name;
-        assert_eq!(name(&[]), Some("lantern-broker"));
-        assert_eq!(name(&[("OTEL_SERVICE_NAME", "mine")]), None);
-        assert_eq!(name(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod, service.name=r")]), None);
-        assert_eq!(name(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")]), Some("lantern-broker"));
+    fn the_service_name_follows_the_spec_precedence() {
+        let name = |vars: &[(&str, &str)]| cfg(&[&[("OTEL_TRACES_EXPORTER", "otlp")], vars].concat()).unwrap().unwrap().service_name;
+        assert_eq!(name(&[]), "lantern-broker");
+        assert_eq!(name(&[("OTEL_SERVICE_NAME", "mine")]), "mine");
+        assert_eq!(name(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod, service.name=r")]), "r");
+        assert_eq!(name(&[("OTEL_SERVICE_NAME", "mine"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=r")]), "mine");
+        assert_eq!(name(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")]), "lantern-broker");
+        // an entry without '=' names nothing (the SDK skips it)
+        assert_eq!(name(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name")]), "lantern-broker");
     }
 }

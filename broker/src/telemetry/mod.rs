@@ -15,6 +15,7 @@
 pub mod config;
 mod export;
 pub mod kafka;
+pub mod otel_env;
 pub mod traceparent;
 
 use std::borrow::Cow;
@@ -100,18 +101,11 @@ impl Tracer {
     }
 }
 
-/// The resource: the SDK's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME, telemetry.sdk.*),
-/// the broker's service name when none is set, and the node id.
+/// The resource: the SDK's (OTEL_RESOURCE_ATTRIBUTES, telemetry.sdk.*), the service name by
+/// the spec's precedence (OTEL_SERVICE_NAME first), and the node id as `service.instance.id`
+/// unless the environment's resource attributes give one.
 fn resource(config: &TraceConfig, node_id: i32) -> Resource {
-    let from_env = Resource::builder().build();
-    let mut builder = Resource::builder();
-    if let Some(name) = config.default_service_name {
-        builder = builder.with_service_name(name);
-    }
-    if from_env.get(&opentelemetry::Key::from_static_str("service.instance.id")).is_none() {
-        builder = builder.with_attribute(KeyValue::new("service.instance.id", node_id.to_string()));
-    }
-    builder.build()
+    otel_env::resource(config.service_name.clone(), vec![KeyValue::new("service.instance.id", node_id.to_string())])
 }
 
 /// What a child span needs from its parent: handed explicitly to spawned tasks.

@@ -5,12 +5,16 @@
 //! (disk queue) -> ship (librdkafka, acks=all) and otlp (OTLP logs), each with its own
 //! spool cursor; reader runs the first four on one thread and writes the checkpoint; kafka holds
 //! the librdkafka settings both Kafka clients share; query is the `lantern-exporter logs`
-//! command reading the topic back.
+//! command reading the topic back; otel_env (the broker's source file) checks the OTEL_*
+//! variables opentelemetry-otlp reads.
 pub mod checkpoint;
 pub mod derived;
 pub mod event;
 pub mod kafka;
 pub mod otlp;
+// The OTEL_* checks and service-name rule the broker's tracing uses: one source, two crates.
+#[path = "../../../broker/src/telemetry/otel_env.rs"]
+pub mod otel_env;
 pub mod query;
 pub mod reader;
 pub mod ship;
@@ -103,7 +107,8 @@ pub const USAGE: &str = "Log pipeline flags:
                                     (HTTP: to URL/v1/logs); http:// or https://
   --pipeline.otlp-protocol=P        grpc, http/protobuf (default) or http/json
   --pipeline.otlp-certificate=PATH  PEM CAs trusted for https besides the system's
-                                    (headers, compression, timeout: OTEL_EXPORTER_OTLP_[LOGS_]*)";
+                                    (else OTEL_EXPORTER_OTLP_[LOGS_]CERTIFICATE; headers,
+                                    compression, timeout: OTEL_EXPORTER_OTLP_[LOGS_]*)";
 
 impl PipelineArgs {
     /// Takes one `--pipeline.<name>=<value>` flag; an error names what is wrong with it.
@@ -186,14 +191,19 @@ impl Pipeline {
         let host = args.host.clone().unwrap_or_else(hostname);
         let otlp = match &args.otlp_endpoint {
             Some(endpoint) => {
-                otlp::check_compression(&|n| std::env::var(n).ok()).map_err(PipelineError::Otlp)?;
+                let env: otel_env::Env = &otel_env::process_env;
+                let bad_env = |e: otel_env::EnvError| PipelineError::Otlp(e.to_string());
+                otel_env::check_compression(env, &otel_env::LOGS).map_err(bad_env)?;
+                otel_env::check_headers(env, &otel_env::LOGS).map_err(bad_env)?;
                 let cfg = OtlpConfig {
                     endpoint: endpoint.clone(),
                     protocol: args.otlp_protocol,
-                    certificate: args.otlp_certificate.clone(),
+                    // the flag, else OTEL_EXPORTER_OTLP_[LOGS_]CERTIFICATE
+                    certificate: args.otlp_certificate.clone().or_else(|| otel_env::first(env, otel_env::LOGS.certificate).map(|(_, p)| p.into())),
                     host: host.clone(),
                     broker_id: args.broker_id.clone(),
-                    timeout: otlp::export_timeout(&|n| std::env::var(n).ok()).map_err(PipelineError::Otlp)?,
+                    timeout: otel_env::export_timeout(env, &otel_env::LOGS).map_err(bad_env)?,
+                    service_name: otel_env::service_name(env, otlp::DEFAULT_SERVICE_NAME),
                 };
                 Some((otlp::build_exporter(&cfg).map_err(PipelineError::Otlp)?, cfg))
             }

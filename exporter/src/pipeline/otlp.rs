@@ -2,7 +2,8 @@
 //! OpenTelemetry SDK's log records, sent by opentelemetry-otlp's log exporter over the
 //! protocol asked for (`--pipeline.otlp-protocol`: grpc, http/protobuf or http/json; https
 //! with rustls and `--pipeline.otlp-certificate`). Headers, compression and the timeout come
-//! from the standard `OTEL_EXPORTER_OTLP_[LOGS_]*` variables, which the crate reads.
+//! from the standard `OTEL_EXPORTER_OTLP_[LOGS_]*` variables, which the crate reads (checked at
+//! start-up by `otel_env`, the same checks as the broker's tracing).
 //!
 //! The exporter is called directly, batch by batch from the spool with its own cursor, rather
 //! than through the SDK's batch processor: an event leaves the spool only once the receiver
@@ -25,8 +26,9 @@ use super::timefmt;
 
 const MAX_BATCH_EVENTS: usize = 500;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
-/// OTEL_EXPORTER_OTLP_TIMEOUT's default.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The service of the log records when the environment names none: the broker's, whose logs
+/// these are (its traces use the same default, so logs and traces correlate).
+pub const DEFAULT_SERVICE_NAME: &str = "lantern-broker";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -48,10 +50,10 @@ impl Protocol {
 
 /// Checks an `http://` or `https://` URL (the crates parse it in full when the export starts).
 pub fn check_endpoint(url: &str) -> Result<String, String> {
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("http" | "https") if url.len() > scheme.as_deref().map_or(0, str::len) + 3 => Ok(url.to_string()),
-        _ => Err(format!("{url:?}: expected an http:// or https:// URL, e.g. http://127.0.0.1:4318")),
+    if super::otel_env::is_http_url(url) {
+        Ok(url.to_string())
+    } else {
+        Err(format!("{url:?}: expected an http:// or https:// URL, e.g. http://127.0.0.1:4318"))
     }
 }
 
@@ -81,35 +83,9 @@ pub struct OtlpConfig {
     pub broker_id: Option<String>,
     /// Per export (OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else OTEL_EXPORTER_OTLP_TIMEOUT, in ms).
     pub timeout: Duration,
-}
-
-/// Checks OTEL_EXPORTER_OTLP_LOGS_COMPRESSION, else OTEL_EXPORTER_OTLP_COMPRESSION (the crate
-/// reads them and would ignore a value it does not know): gzip, zstd or none.
-pub fn check_compression(get: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
-    for name in ["OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"] {
-        if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
-            return match v.trim().to_ascii_lowercase().as_str() {
-                "gzip" | "zstd" | "none" => Ok(()),
-                _ => Err(format!("{name}={v:?}: expected gzip, zstd or none")),
-            };
-        }
-    }
-    Ok(())
-}
-
-/// The export timeout the environment sets: OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else
-/// OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds), else 10 s. A value that is not a positive whole
-/// number of milliseconds is an error naming the variable.
-pub fn export_timeout(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, String> {
-    for name in ["OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"] {
-        if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
-            return match v.trim().parse::<u64>() {
-                Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-                _ => Err(format!("{name}={v:?}: expected a positive number of milliseconds")),
-            };
-        }
-    }
-    Ok(DEFAULT_TIMEOUT)
+    /// OTEL_SERVICE_NAME, else `service.name` in OTEL_RESOURCE_ATTRIBUTES, else
+    /// [`DEFAULT_SERVICE_NAME`] (otel_env::service_name).
+    pub service_name: String,
 }
 
 /// The OTLP log exporter `cfg` asks for, its resource set. Needs a tokio runtime.
@@ -144,26 +120,13 @@ pub fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::LogExporte
     Ok(exporter)
 }
 
-/// The resource of the log records: the SDK's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME,
-/// telemetry.sdk.*) with `lantern-broker` as the service when the environment names none (the
-/// broker's traces use the same default, so logs and traces correlate), the host and the
-/// broker id unless the environment sets them.
+/// The resource of the log records: the SDK's (OTEL_RESOURCE_ATTRIBUTES, telemetry.sdk.*), the
+/// service name by the spec's precedence, the host and the broker id unless the environment's
+/// resource attributes set them.
 fn resource(cfg: &OtlpConfig) -> Resource {
-    let from_env = Resource::builder().build();
-    let has = |key: &'static str| from_env.get(&opentelemetry::Key::from_static_str(key)).is_some();
-    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty())
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
-    let mut builder = Resource::builder();
-    if !named {
-        builder = builder.with_service_name("lantern-broker");
-    }
-    if !has("host.name") {
-        builder = builder.with_attribute(KeyValue::new("host.name", cfg.host.clone()));
-    }
-    if let (Some(id), false) = (&cfg.broker_id, has("service.instance.id")) {
-        builder = builder.with_attribute(KeyValue::new("service.instance.id", id.clone()));
-    }
-    builder.build()
+    let mut defaults = vec![KeyValue::new("host.name", cfg.host.clone())];
+    defaults.extend(cfg.broker_id.clone().map(|id| KeyValue::new("service.instance.id", id)));
+    super::otel_env::resource(cfg.service_name.clone(), defaults)
 }
 
 /// An HTTP/1.1 client for http:// and https://: rustls (ring) trusting the system's CAs and
@@ -351,31 +314,6 @@ fn ack(spool: &SpoolReader, batch: &Batch, refused: bool, stats: &OtlpStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compression_must_be_one_the_exporter_knows() {
-        let one = |k: &'static str, v: &'static str| move |n: &str| (n == k).then(|| v.to_string());
-        assert!(check_compression(&|_| None).is_ok());
-        assert!(check_compression(&one("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")).is_ok());
-        assert!(check_compression(&one("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd")).is_ok());
-        let e = check_compression(&one("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")).unwrap_err();
-        assert!(e.contains("OTEL_EXPORTER_OTLP_COMPRESSION") && e.contains("brotli"), "{e}");
-    }
-
-    #[test]
-    fn the_export_timeout_comes_from_the_logs_variable_then_the_general_one() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string());
-        assert_eq!(export_timeout(&env(&[])).unwrap(), Duration::from_secs(10));
-        assert_eq!(export_timeout(&env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "30000")])).unwrap(), Duration::from_secs(30));
-        let both = env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"), ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "500")]);
-        assert_eq!(export_timeout(&both).unwrap(), Duration::from_millis(500));
-        for bad in ["0", "-1", "10s", "1.5"] {
-            let leaked: &'static str = Box::leak(bad.to_string().into_boxed_str());
-            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([("OTEL_EXPORTER_OTLP_TIMEOUT", leaked)]));
-            let e = export_timeout(&env(pairs)).unwrap_err();
-            assert!(e.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{e}");
-        }
-    }
 
     #[test]
     fn endpoints_get_the_logs_path_over_http_only() {
