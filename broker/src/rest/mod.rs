@@ -137,6 +137,11 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
     }
     // Bad files stop start-up, naming the setting, before anything listens.
     let auth = auth::Authenticator::load(&config.auth)?;
+    if broker.metrics.enabled {
+        for reason in auth.reasons() {
+            broker.metrics.rest_auth_failures.with(&[auth.mode(), reason]);
+        }
+    }
     let tls = config.tls.as_ref().filter(|_| config.listeners.iter().any(|l| l.tls)).map(tls::server_config).transpose()?;
     let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone(), auth });
     for RestListener { address, tls: https } in &config.listeners {
@@ -151,12 +156,12 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
         };
         let local = listener.local_addr()?;
         tracing::info!(target: "kafka.rest", address = %local, tls = *https, "REST proxy listening");
-        match (https, &tls) {
-            (true, Some(tls)) => {
-                let app = router(state.clone()).layer(axum::middleware::map_request(tls::mark_https));
-                tasks.push(tokio::spawn(serve(tls::TlsListener::new(listener, tls.clone())?, app, shutdown.clone())));
-            }
-            _ => tasks.push(tokio::spawn(serve(listener, router(state.clone()), shutdown.clone()))),
+        if *https {
+            let Some(tls) = &tls else { anyhow::bail!("https://{address} (rest.listeners) needs rest.tls.cert and rest.tls.key") };
+            let app = router(state.clone()).layer(axum::middleware::map_request(tls::mark_https));
+            tasks.push(tokio::spawn(serve(tls::TlsListener::new(listener, tls.clone())?, app, shutdown.clone())));
+        } else {
+            tasks.push(tokio::spawn(serve(listener, router(state.clone()), shutdown.clone())));
         }
     }
     Ok(tasks)

@@ -170,7 +170,20 @@ impl Authenticator {
         })
     }
 
-    fn mode(&self) -> &'static str {
+    /// Every reason this mode can refuse for: their series are made at start-up, at 0, so that
+    /// a rate over them works before the first refusal.
+    pub fn reasons(&self) -> &'static [&'static str] {
+        match self {
+            Self::None => &[],
+            Self::Basic(_) => &["missing", "malformed", "bad_credentials"],
+            Self::Bearer(_) => &[
+                "missing", "malformed", "expired", "not_yet_valid", "bad_signature", "wrong_issuer", "wrong_audience",
+                "missing_claim", "bad_algorithm", "unknown_key", "group_not_allowed",
+            ],
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Basic(_) => "basic",
