@@ -297,6 +297,18 @@ def consume_with_group(bootstrap: str, topic: str, group: str, upto: dict[int, i
         c.close()
 
 
+def rest_auth_props(tmp_path) -> dict:
+    """rest.authentication=basic with one user, whose credentials `load` sends: the REST
+    proxy's authentication-failure family then has its series (docs/rest-proxy.md)."""
+    import bcrypt
+    users = tmp_path / "rest-users"
+    users.write_text("metrics:" + bcrypt.hashpw(b"scrape", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    return {"rest.authentication": "basic", "rest.authentication.basic.users.file": str(users)}
+
+
+REST_CREDENTIALS = {"Authorization": "Basic bWV0cmljczpzY3JhcGU="}  # metrics:scrape
+
+
 def load(broker, topic: str) -> None:
     """Some traffic of every kind: a 3-partition topic, produce, a consumer group that
     consumes and commits, an error response (produce to a partition that does not exist)."""
@@ -308,7 +320,7 @@ def load(broker, topic: str) -> None:
     # The REST proxy (docs/rest-proxy.md): a request that succeeds and one that fails.
     for path, want in [("/v3/clusters", 200), ("/v3/clusters/none", 404)]:
         try:
-            urllib.request.urlopen(broker.rest_base + path, timeout=10)
+            urllib.request.urlopen(urllib.request.Request(broker.rest_base + path, headers=REST_CREDENTIALS), timeout=10)
             status = 200
         except urllib.error.HTTPError as e:
             status = e.code
@@ -383,8 +395,8 @@ def unexpected_promtool_problems(s: Scrape, problems: list[str], *, openmetrics:
 
 
 @pytest.mark.parametrize("naming", ["strimzi", "confluent"])
-def test_promtool_accepts_scrape_after_load(broker_factory, topic_name, naming):
-    b = broker_factory(props={**FAST_PROPS, "metrics.naming": naming})
+def test_promtool_accepts_scrape_after_load(broker_factory, topic_name, naming, tmp_path):
+    b = broker_factory(props={**FAST_PROPS, **rest_auth_props(tmp_path), "metrics.naming": naming})
     load(b, topic_name)
 
     s = scrape(b)
@@ -852,8 +864,8 @@ def test_broker_state_while_logs_recover_then_running(broker_factory, topic_name
 
 # ==================================================================== docs
 @pytest.mark.parametrize("naming", ["strimzi", "confluent"])
-def test_docs_list_every_exported_family(broker_factory, topic_name, naming):
-    b = broker_factory(props={**FAST_PROPS, "metrics.naming": naming})
+def test_docs_list_every_exported_family(broker_factory, topic_name, naming, tmp_path):
+    b = broker_factory(props={**FAST_PROPS, **rest_auth_props(tmp_path), "metrics.naming": naming})
     load(b, topic_name)
     s = scrape(b)
     rows = docs_rows()

@@ -74,6 +74,7 @@ pub static REST_LATENCY: MetricDef = m("kafka.rest", "RestMetrics", "RequestLate
 pub static REST_RECORDS_IN: MetricDef = m("kafka.rest", "RestMetrics", "RecordsInPerSec", &[], Meter, "Records the REST proxy produced (acknowledged by their leaders).");
 pub static REST_BYTES_IN: MetricDef = m("kafka.rest", "RestMetrics", "BytesInPerSec", &[], Meter, "Key and value bytes of the records the REST proxy produced.");
 pub static REST_RECORDS_OUT: MetricDef = m("kafka.rest", "RestMetrics", "RecordsOutPerSec", &[], Meter, "Records the REST proxy returned to consumers (the v1 consume route).");
+pub static REST_AUTH_FAILURES: MetricDef = m("kafka.rest", "RestMetrics", "AuthenticationFailuresPerSec", &["mode", "reason"], Meter, "REST proxy requests refused by rest.authentication, by mode (basic, bearer) and reason (missing, malformed, bad_credentials, expired, not_yet_valid, bad_signature, wrong_issuer, wrong_audience, unknown_key, bad_algorithm, missing_claim: 401; group_not_allowed: 403).");
 pub static REST_BYTES_OUT: MetricDef = m("kafka.rest", "RestMetrics", "BytesOutPerSec", &[], Meter, "Key and value bytes of the records the REST proxy returned to consumers.");
 
 // BrokerTopicMetrics
@@ -331,6 +332,6 @@ pub static CATALOGUE: &[&MetricDef] = &[
     &KE_PARTITION_LEADER, &KE_PARTITION_REPLICAS, &KE_PARTITION_IN_SYNC, &KE_PARTITION_LEADER_PREFERRED, &KE_PARTITION_UNDER_REPLICATED,
     &KE_GROUP_CURRENT_OFFSET, &KE_GROUP_CURRENT_OFFSET_SUM, &KE_GROUP_LAG, &KE_GROUP_LAG_SUM, &KE_GROUP_MEMBERS,
     &REST_REQUESTS, &REST_ERRORS, &REST_LATENCY, &REST_RECORDS_IN, &REST_BYTES_IN,
-    &REST_RECORDS_OUT, &REST_BYTES_OUT,
+    &REST_RECORDS_OUT, &REST_BYTES_OUT, &REST_AUTH_FAILURES,
     &PROCESS_CPU, &PROCESS_RSS, &PROCESS_VMS, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_START_TIME,
 ];

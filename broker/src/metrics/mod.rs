@@ -187,6 +187,8 @@ pub struct BrokerMetrics {
     /// status, its latency (µs) by endpoint, and the records and key+value bytes it produced.
     pub rest_requests: Family<Counter>,
     pub rest_errors: Family<Counter>,
+    /// Requests refused by `rest.authentication`, by mode and reason.
+    pub rest_auth_failures: Family<Counter>,
     pub rest_latency: Family<Histogram>,
     pub rest_records_in: Counter,
     pub rest_bytes_in: Counter,
@@ -228,6 +230,7 @@ impl BrokerMetrics {
             request_handles: requests::RequestMetrics::default(),
             rest_requests: Family::default(),
             rest_errors: Family::default(),
+            rest_auth_failures: Family::default(),
             rest_latency: Family::default(),
             rest_records_in: Counter::new(0),
             rest_bytes_in: Counter::new(0),

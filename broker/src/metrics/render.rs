@@ -323,6 +323,7 @@ fn collect(def: &'static MetricDef, node: &Scrape, s: &Snapshot) -> Series {
     else if is(&c::SPANS_EXPORT_FAILED) { broker.tracer.as_ref().map_or_else(|| one(0.0), |t| ctr(&t.stats().failed)) }
     else if is(&c::REST_REQUESTS) { counters(&m.rest_requests) }
     else if is(&c::REST_ERRORS) { counters(&m.rest_errors) }
+    else if is(&c::REST_AUTH_FAILURES) { counters(&m.rest_auth_failures) }
     else if is(&c::REST_LATENCY) { m.rest_latency.snapshot().into_iter().map(|(l, h)| (l, summary(&h, 1000.0))).collect() }
     else if is(&c::REST_RECORDS_IN) { one(m.rest_records_in.load(Ordering::Relaxed) as f64) }
     else if is(&c::REST_BYTES_IN) { one(m.rest_bytes_in.load(Ordering::Relaxed) as f64) }

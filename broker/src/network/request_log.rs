@@ -103,7 +103,7 @@ pub struct CompletedHttpRequest<'a> {
     pub route: &'a str,
     pub path: &'a str,
     pub status: u16,
-    pub principal: &'static str,
+    pub principal: &'a str,
     pub client_address: Option<String>,
     /// Until the response head was ready (a streamed body goes on after it).
     pub total_time_ms: f64,

@@ -2,8 +2,9 @@
 //! API over HTTP, answered by a Kafka client of this broker's own cluster (`client`), so any
 //! broker serves any topic. This module owns the configuration, the listener and the layer
 //! every request passes (body limits, metrics, the request log); one module per API family
-//! holds the handlers.
+//! holds the handlers; `auth` and `tls` say who may use it and how it is reached.
 mod admin;
+pub mod auth;
 mod body;
 mod client;
 mod error;
@@ -12,6 +13,7 @@ mod observe;
 mod produce;
 mod records;
 mod time;
+pub mod tls;
 mod v3;
 mod v3_configs;
 mod v3_groups;
@@ -39,14 +41,25 @@ pub const OPENAPI: &str = include_str!("openapi.yaml");
 /// The proxy's part of the configuration (`rest.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestConfig {
-    /// `host:port` of each `http://` listener; empty: the proxy is off.
-    pub listeners: Vec<String>,
+    /// Each `http://` or `https://` listener; empty: the proxy is off.
+    pub listeners: Vec<RestListener>,
     /// Whether `rest.listeners` was set: a default listener that cannot bind (another broker on
     /// this machine has it) leaves the broker running without the proxy; a configured one stops
     /// start-up, as the Kafka listeners do.
     pub explicit: bool,
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
+    /// `rest.authentication*`.
+    pub auth: auth::AuthConfig,
+    /// `rest.tls.cert` and `rest.tls.key`: set whenever a listener is `https://`.
+    pub tls: Option<tls::TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestListener {
+    /// `host:port`.
+    pub address: String,
+    pub tls: bool,
 }
 
 impl RestConfig {
@@ -57,23 +70,33 @@ impl RestConfig {
         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let bad = |why: &str| ("rest.listeners", value.to_string(), why.to_string());
             let Some((scheme, address)) = item.split_once("://") else { return Err(bad("expected http://host:port")) };
-            match scheme {
-                "http" => {}
-                "https" => return Err(bad("https (TLS) is not built yet: docs/rest-proxy.md lists what is")),
-                _ => return Err(bad("expected http://host:port")),
-            }
+            let tls = match scheme {
+                "http" => false,
+                "https" => true,
+                _ => return Err(bad("expected http://host:port or https://host:port")),
+            };
             let Some((host, port)) = address.rsplit_once(':') else { return Err(bad("expected http://host:port")) };
             if host.is_empty() || port.parse::<u16>().is_err() {
                 return Err(bad("expected http://host:port"));
             }
-            listeners.push(address.to_string());
+            listeners.push(RestListener { address: address.to_string(), tls });
         }
+        let file = |n: &'static str| get(n).map(|(v, _)| v.trim()).filter(|v| !v.is_empty()).map(String::from);
+        let tls = match (file("rest.tls.cert"), file("rest.tls.key")) {
+            (Some(cert), Some(key)) => Some(tls::TlsFiles { cert, key }),
+            (None, _) if listeners.iter().any(|l| l.tls) => return Err(("rest.tls.cert", String::new(), "required by an https:// listener in rest.listeners".into())),
+            (_, None) if listeners.iter().any(|l| l.tls) => return Err(("rest.tls.key", String::new(), "required by an https:// listener in rest.listeners".into())),
+            _ => None,
+        };
+        let auth = auth::AuthConfig::parse(&|n| get(n).map(|(v, _)| v))?;
         let num = |n: &str| get(n).and_then(|(v, _)| v.trim().parse::<i64>().ok()).unwrap_or(0).max(1);
         Ok(Self {
             listeners,
             explicit: origin != Origin::Default,
             max_request_bytes: usize::try_from(num("rest.max.request.bytes")).unwrap_or(usize::MAX),
             request_timeout: Duration::from_millis(num("rest.request.timeout.ms") as u64),
+            auth,
+            tls,
         })
     }
 }
@@ -83,6 +106,7 @@ pub struct RestState {
     pub broker: Arc<Broker>,
     pub client: KafkaClient,
     pub config: RestConfig,
+    pub auth: auth::Authenticator,
 }
 
 pub type Shared = Arc<RestState>;
@@ -97,6 +121,7 @@ pub fn router(state: Shared) -> Router {
         .merge(v3_groups::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
@@ -110,8 +135,16 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
         tracing::info!(target: "kafka.rest", "REST proxy off (rest.listeners is empty)");
         return Ok(tasks);
     }
-    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone() });
-    for address in &config.listeners {
+    // Bad files stop start-up, naming the setting, before anything listens.
+    let auth = auth::Authenticator::load(&config.auth)?;
+    if broker.metrics.enabled {
+        for reason in auth.reasons() {
+            broker.metrics.rest_auth_failures.with(&[auth.mode(), reason]);
+        }
+    }
+    let tls = config.tls.as_ref().filter(|_| config.listeners.iter().any(|l| l.tls)).map(tls::server_config).transpose()?;
+    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone(), auth });
+    for RestListener { address, tls: https } in &config.listeners {
         let listener = match TcpListener::bind(address.as_str()).await {
             Ok(l) => l,
             Err(e) if !config.explicit => {
@@ -122,14 +155,26 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
             Err(e) => anyhow::bail!("cannot listen on {address} (rest.listeners): {e}"),
         };
         let local = listener.local_addr()?;
-        tracing::info!(target: "kafka.rest", address = %local, "REST proxy listening");
-        tasks.push(tokio::spawn(serve(listener, state.clone(), shutdown.clone())));
+        tracing::info!(target: "kafka.rest", address = %local, tls = *https, "REST proxy listening");
+        if *https {
+            let Some(tls) = &tls else { anyhow::bail!("https://{address} (rest.listeners) needs rest.tls.cert and rest.tls.key") };
+            let app = router(state.clone()).layer(axum::middleware::map_request(tls::mark_https));
+            tasks.push(tokio::spawn(serve(tls::TlsListener::new(listener, tls.clone())?, app, shutdown.clone())));
+        } else {
+            tasks.push(tokio::spawn(serve(listener, router(state.clone()), shutdown.clone())));
+        }
     }
     Ok(tasks)
 }
 
-async fn serve(listener: TcpListener, state: Shared, mut shutdown: watch::Receiver<bool>) {
-    let result = axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+async fn serve<L>(listener: L, app: Router, mut shutdown: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    // Through tap_io, axum gives any listener's address as ConnectInfo<SocketAddr>.
+    let listener = listener.tap_io(|_| ());
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -160,7 +205,8 @@ mod tests {
     #[test]
     fn the_default_listens_on_8082_and_may_give_way() {
         let c = parse(&[]).unwrap();
-        assert_eq!(c.listeners, vec!["0.0.0.0:8082"]);
+        assert_eq!(c.listeners, vec![RestListener { address: "0.0.0.0:8082".into(), tls: false }]);
+        assert_eq!((c.auth, c.tls), (auth::AuthConfig::None, None));
         assert!(!c.explicit);
         assert_eq!(c.max_request_bytes, 16 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
@@ -170,15 +216,27 @@ mod tests {
     fn empty_turns_the_proxy_off_and_a_set_listener_is_explicit() {
         assert!(parse(&[("rest.listeners", "")]).unwrap().listeners.is_empty());
         let c = parse(&[("rest.listeners", "http://127.0.0.1:1234,http://[::1]:99")]).unwrap();
-        assert_eq!(c.listeners, vec!["127.0.0.1:1234", "[::1]:99"]);
+        let addresses: Vec<_> = c.listeners.iter().map(|l| l.address.as_str()).collect();
+        assert_eq!(addresses, vec!["127.0.0.1:1234", "[::1]:99"]);
         assert!(c.explicit);
     }
 
     #[test]
     fn bad_listeners_are_refused_with_a_reason() {
-        for bad in ["127.0.0.1:8082", "ftp://x:1", "http://x", "http://:1", "http://x:99999", "https://x:1"] {
+        for bad in ["127.0.0.1:8082", "ftp://x:1", "http://x", "http://:1", "http://x:99999", "https://x"] {
             let (name, value, _) = parse(&[("rest.listeners", bad)]).unwrap_err();
             assert_eq!((name, value.as_str()), ("rest.listeners", bad));
         }
+    }
+
+    #[test]
+    fn an_https_listener_needs_a_certificate_and_a_key() {
+        let https = ("rest.listeners", "http://127.0.0.1:1,https://127.0.0.1:2");
+        assert_eq!(parse(&[https]).unwrap_err().0, "rest.tls.cert");
+        assert_eq!(parse(&[https, ("rest.tls.cert", "c.pem")]).unwrap_err().0, "rest.tls.key");
+        let c = parse(&[https, ("rest.tls.cert", "c.pem"), ("rest.tls.key", "k.pem")]).unwrap();
+        assert_eq!(c.listeners.iter().map(|l| l.tls).collect::<Vec<_>>(), vec![false, true]);
+        assert_eq!(c.tls, Some(tls::TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        assert_eq!(parse(&[("rest.authentication", "basic")]).unwrap_err().0, "rest.authentication.basic.users.file");
     }
 }

@@ -1,6 +1,7 @@
 //! What every REST request leaves behind: its count, error and latency by endpoint (the
 //! method and route template, so the series stay as few as the routes) and, when
-//! `request.log.path` is set, a request-log line with the route and the status.
+//! `request.log.path` is set, a request-log line with the route, the status and the principal
+//! `auth` found.
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -8,6 +9,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::auth::Principal;
 use super::Shared;
 use crate::network::request_log::{now_rfc3339, CompletedHttpRequest};
 
@@ -36,6 +38,7 @@ pub async fn observe(State(state): State<Shared>, request: Request, next: Next) 
         m.rest_latency.with(&[&endpoint]).record(elapsed.as_micros().min(u128::from(u64::MAX)) as u64);
     }
     if let Some(log) = &state.broker.request_log {
+        let principal = response.extensions().get::<Principal>().map_or(Principal::ANONYMOUS, |p| p.0.as_str()).to_string();
         log.write(&CompletedHttpRequest {
             timestamp: now_rfc3339(),
             message: "Completed HTTP request",
@@ -44,7 +47,7 @@ pub async fn observe(State(state): State<Shared>, request: Request, next: Next) 
             route: &route,
             path: &path,
             status,
-            principal: "User:ANONYMOUS",
+            principal: &principal,
             client_address,
             total_time_ms: elapsed.as_secs_f64() * 1000.0,
             request_bytes,

@@ -39,10 +39,13 @@ pub fn routes() -> Router<Shared> {
         .route("/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}/replicas/{broker_id}", get(get_replica))
 }
 
-/// `http://<Host>` as the client addressed this broker: the base of every `metadata.self`.
+/// `http://<Host>` as the client addressed this broker: the base of every `metadata.self`;
+/// `https://` on a TLS listener or behind a proxy that says so (`X-Forwarded-Proto: https`,
+/// which `tls::mark_https` sets on the https listeners).
 pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
-    format!("http://{}", host.unwrap_or("localhost"))
+    let https = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!("{}://{}", if https { "https" } else { "http" }, host.unwrap_or("localhost"))
 }
 
 pub fn json_response(status: StatusCode, v: &Value) -> Response {
