@@ -18,6 +18,11 @@ mod v3_groups;
 mod v3_records;
 mod v1;
 mod v2;
+mod v2_consumer_group;
+mod v2_consumer_records;
+mod v2_consumer_state;
+mod v2_consumers;
+mod forward;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +52,25 @@ pub struct RestConfig {
     pub explicit: bool,
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
+    /// `rest.consumer.instance.timeout.ms`: an idle v2 consumer instance is deleted after it.
+    pub consumer_instance_timeout: Duration,
+    /// `rest.consumer.max.instances`.
+    pub consumer_max_instances: usize,
+}
+
+/// The name of the endpoint a broker registers for its REST proxy (not a Kafka listener).
+pub const REST_ENDPOINT: &str = "__rest_proxy";
+
+/// The REST endpoint this broker registers: the first `rest.listeners` address, its host
+/// replaced by `fallback_host` (the first advertised Kafka listener's) when it is a wildcard.
+pub fn advertised_rest_endpoint(config: &RestConfig, fallback_host: Option<&str>) -> Option<crate::controller::Endpoint> {
+    let (host, port) = config.listeners.first()?.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = match host {
+        "0.0.0.0" | "[::]" | "::" | "" => fallback_host?.to_string(),
+        h => h.to_string(),
+    };
+    Some(crate::controller::Endpoint { name: REST_ENDPOINT.to_string(), host, port })
 }
 
 impl RestConfig {
@@ -74,6 +98,8 @@ impl RestConfig {
             explicit: origin != Origin::Default,
             max_request_bytes: usize::try_from(num("rest.max.request.bytes")).unwrap_or(usize::MAX),
             request_timeout: Duration::from_millis(num("rest.request.timeout.ms") as u64),
+            consumer_instance_timeout: Duration::from_millis(get("rest.consumer.instance.timeout.ms").and_then(|(v, _)| v.trim().parse::<u64>().ok()).unwrap_or(300_000).max(1000)),
+            consumer_max_instances: get("rest.consumer.max.instances").and_then(|(v, _)| v.trim().parse::<usize>().ok()).unwrap_or(1000),
         })
     }
 }
@@ -83,6 +109,8 @@ pub struct RestState {
     pub broker: Arc<Broker>,
     pub client: KafkaClient,
     pub config: RestConfig,
+    /// The v2 consumer instances this broker owns.
+    pub consumers: v2_consumers::Consumers,
 }
 
 pub type Shared = Arc<RestState>;
@@ -95,6 +123,7 @@ pub fn router(state: Shared) -> Router {
         .merge(v2::routes())
         .merge(v3_configs::routes())
         .merge(v3_groups::routes())
+        .merge(v2_consumers::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
@@ -110,7 +139,8 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
         tracing::info!(target: "kafka.rest", "REST proxy off (rest.listeners is empty)");
         return Ok(tasks);
     }
-    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone() });
+    let consumers = v2_consumers::Consumers::new(&config);
+    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone(), consumers });
     for address in &config.listeners {
         let listener = match TcpListener::bind(address.as_str()).await {
             Ok(l) => l,
@@ -148,6 +178,8 @@ mod tests {
             ("rest.listeners", ("http://0.0.0.0:8082", Origin::Default)),
             ("rest.max.request.bytes", ("16777216", Origin::Default)),
             ("rest.request.timeout.ms", ("30000", Origin::Default)),
+            ("rest.consumer.instance.timeout.ms", ("300000", Origin::Default)),
+            ("rest.consumer.max.instances", ("1000", Origin::Default)),
         ]
         .into_iter()
         .collect();
