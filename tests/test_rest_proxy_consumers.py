@@ -204,9 +204,11 @@ def test_json_instance_commits_where_a_confluent_consumer_resumes(broker_factory
 
 
 def test_instance_and_confluent_consumer_split_the_partitions_and_idle_expiry_frees_them(broker_factory, topic_name):
-    b = broker_factory(props={**FAST_GROUPS, "rest.consumer.instance.timeout.ms": "3000"})
+    b = broker_factory(props={**FAST_GROUPS, "rest.consumer.instance.timeout.ms": "3000", "rest.consumer.max.instances": "1"})
     create_topic(b.bootstrap, topic_name, 4)
     uri = create(b.rest_base, "g-split")["base_uri"]
+    r = requests.post(f"{b.rest_base}/consumers/g-other", json={}, headers=V2, timeout=10)
+    assert (r.status_code, r.json()["error_code"]) == (429, 429), r.text
     requests.post(f"{uri}/subscription", json={"topics": [topic_name]}, headers=V2, timeout=10)
     wait_assigned(uri, 4)
     held: set[int] = set()
@@ -237,6 +239,8 @@ def test_instance_and_confluent_consumer_split_the_partitions_and_idle_expiry_fr
         assert time.monotonic() - t0 < 3 + 6, "the group waited past the instance timeout and a rebalance"
         r = requests.get(f"{uri}/assignments", timeout=10)
         assert (r.status_code, r.json()["error_code"]) == (404, 40403), r.text
+        # The expired instance's place under rest.consumer.max.instances is free again.
+        create(b.rest_base, "g-other")
     finally:
         consumer.close()
 
