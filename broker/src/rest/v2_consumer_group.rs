@@ -131,7 +131,7 @@ pub fn assigned_partitions(mut bytes: &[u8]) -> Vec<Tp> {
 enum Joined {
     Member { generation: i32, assignment: Vec<Tp> },
     /// The coordinator handed out a member id to join with (MEMBER_ID_REQUIRED).
-    MemberId(String),
+    MemberId,
     Rebalance,
     Lost,
     Failed,
@@ -154,7 +154,7 @@ async fn join_once(state: &RestState, group: &str, instance: &str, member_id: &s
     let me = r.member_id.to_string();
     match r.error_code {
         0 => {}
-        error_code::MEMBER_ID_REQUIRED => return (me.clone(), Joined::MemberId(me)),
+        error_code::MEMBER_ID_REQUIRED => return (me, Joined::MemberId),
         error_code::UNKNOWN_MEMBER_ID | error_code::ILLEGAL_GENERATION | error_code::FENCED_INSTANCE_ID => return (String::new(), Joined::Lost),
         error_code::REBALANCE_IN_PROGRESS => return (me, Joined::Rebalance),
         _ => return (member_id.to_string(), Joined::Failed),
@@ -397,7 +397,7 @@ pub async fn drive(state: Arc<RestState>, entry: Arc<Entry>) {
                                     i.on_rebalance();
                                 }
                             }
-                            Joined::MemberId(_) => {}
+                            Joined::MemberId => {}
                             Joined::Rebalance => i.on_rebalance(),
                             Joined::Lost => i.on_membership_lost(),
                             Joined::Failed => i.on_failure(now),

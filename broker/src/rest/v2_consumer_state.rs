@@ -167,7 +167,6 @@ pub const RETRY_BACKOFF_MS: u64 = 200;
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub group: String,
-    pub id: String,
     pub config: InstanceConfig,
     pub target: Target,
     /// Kafka member id ("" before the coordinator gave one) and generation (-1: none).
@@ -192,10 +191,9 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn new(group: String, id: String, config: InstanceConfig, idle_timeout: Duration, now_ms: u64) -> Self {
+    pub fn new(group: String, config: InstanceConfig, idle_timeout: Duration, now_ms: u64) -> Self {
         Self {
             group,
-            id,
             config,
             target: Target::Nothing,
             member_id: String::new(),
@@ -451,10 +449,6 @@ impl Instance {
     pub fn consumed(&self) -> Vec<(Tp, i64)> {
         self.readable()
     }
-
-    pub fn is_member(&self) -> bool {
-        self.joined
-    }
 }
 
 /// Kafka's RangeAssignor: for each topic, its members (sorted by member id) get consecutive
@@ -495,7 +489,7 @@ mod tests {
     }
 
     fn instance(now: u64) -> Instance {
-        Instance::new("g".into(), "i".into(), config(), Duration::from_millis(60_000), now)
+        Instance::new("g".into(), config(), Duration::from_millis(60_000), now)
     }
 
     fn tp(t: &str, p: i32) -> Tp {
@@ -653,7 +647,7 @@ mod tests {
         assert!(matches!(i.next_action(2 * AUTO_COMMIT_INTERVAL_MS), Action::Wait(_)));
         i.on_read(&tp("a", 0), 3, 4);
         assert_eq!(i.next_action(60_000), Action::Expire { commit: vec![(tp("a", 0), 4)] });
-        let mut off = Instance::new("g".into(), "i".into(), InstanceConfig { auto_commit: false, ..config() }, Duration::from_millis(60_000), 0);
+        let mut off = Instance::new("g".into(), InstanceConfig { auto_commit: false, ..config() }, Duration::from_millis(60_000), 0);
         off.assign(vec![tp("a", 0)]).unwrap();
         off.set_position(&tp("a", 0), 3);
         assert!(matches!(off.next_action(AUTO_COMMIT_INTERVAL_MS), Action::Wait(_)));

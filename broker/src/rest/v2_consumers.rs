@@ -265,7 +265,7 @@ async fn create(State(state): State<Shared>, Path(group): Path<String>, headers:
         let clock = state.consumers.clock;
         let now = clock.elapsed().as_millis() as u64;
         let entry = Arc::new(Entry {
-            instance: Mutex::new(Instance::new(group.clone(), id.clone(), config, state.consumers.idle_timeout, now)),
+            instance: Mutex::new(Instance::new(group.clone(), config, state.consumers.idle_timeout, now)),
             wake: Notify::new(),
             deleted: Notify::new(),
             deleted_flag: AtomicBool::new(false),
