@@ -390,6 +390,9 @@ def test_openapi_document_matches_the_routes_and_the_answers(broker_factory, top
     # The v3 admin routes' parameters (tests/test_rest_proxy_admin.py covers them with real groups).
     values.update({"name": "retention.ms", "consumer_group_id": "no-group", "consumer_id": "no-member"})
     wrong.update({"name": "no.such.config", "consumer_group_id": "missing", "consumer_id": "missing"})
+    # The v2 consumer instances' (tests/test_rest_proxy_consumers.py covers live ones).
+    values.update({"group_name": "g", "instance": "rest-consumer-1-none"})
+    wrong.update({"group_name": "missing", "instance": "missing"})
     components = doc["components"]["schemas"]
     checked = 0
     for path, item in doc["paths"].items():

@@ -51,14 +51,22 @@ pub async fn controlled_shutdown(state: &LifecycleState, patience: Duration) -> 
     false
 }
 
-/// The endpoints this broker registers: its advertised listeners, controller ones excluded.
+/// The endpoints this broker registers: its advertised listeners, controller ones excluded,
+/// then its REST proxy's first listener (named [`crate::rest::REST_ENDPOINT`], last so that it
+/// is never a client's fallback endpoint), which the other brokers' proxies forward a consumer
+/// instance's requests to.
 pub fn endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
-    config
+    let mut out: Vec<Endpoint> = config
         .advertised_listeners
         .iter()
         .filter(|l| !config.cluster.controller_listener_names.contains(&l.name))
         .map(|l| Endpoint { name: l.name.clone(), host: l.host.clone(), port: l.port })
-        .collect()
+        .collect();
+    let fallback_host = out.first().map(|e| e.host.clone());
+    if let Some(rest) = crate::rest::advertised_rest_endpoint(&config.rest, fallback_host.as_deref()) {
+        out.push(rest);
+    }
+    out
 }
 
 /// How long a registration refused as a duplicate is retried before start-up stops: two

@@ -229,6 +229,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     p("rest.tls.key", Kind::Str, None, None, "PEM private key (PKCS#8, PKCS#1 or SEC1) of rest.tls.cert."),
     p("rest.max.request.bytes", Kind::Long, Some("16777216"), Some(1024), "Largest REST request body (and, in streaming produce, largest single record) accepted; larger ones get 413 before they are read."),
     p("rest.request.timeout.ms", Kind::Long, Some("30000"), Some(1), "A REST request body (in streaming produce: the next record) that takes longer to arrive is answered 408 and the connection closed."),
+    p("rest.consumer.instance.timeout.ms", Kind::Long, Some("300000"), Some(1000), "A v2 REST consumer instance not used for this long is deleted and leaves its consumer group (Confluent's consumer.instance.timeout.ms)."),
+    p("rest.consumer.max.instances", Kind::Int, Some("1000"), Some(0), "v2 REST consumer instances this broker's proxy keeps at once; creating one more answers 429."),
     p("cluster.id", Kind::Str, None, None, "Cluster id; generated and stored in meta.properties when unset."),
     p("process.roles", Kind::List, Some("broker,controller"), None, "broker, controller, or both: what this node does in the cluster."),
     p(

@@ -20,6 +20,11 @@ mod v3_groups;
 mod v3_records;
 mod v1;
 mod v2;
+mod v2_consumer_group;
+mod v2_consumer_records;
+mod v2_consumer_state;
+mod v2_consumers;
+mod forward;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +58,27 @@ pub struct RestConfig {
     pub auth: auth::AuthConfig,
     /// `rest.tls.cert` and `rest.tls.key`: set whenever a listener is `https://`.
     pub tls: Option<tls::TlsFiles>,
+    /// `rest.consumer.instance.timeout.ms`: an idle v2 consumer instance is deleted after it.
+    pub consumer_instance_timeout: Duration,
+    /// `rest.consumer.max.instances`.
+    pub consumer_max_instances: usize,
+}
+
+/// The name of the endpoint a broker registers for its REST proxy (not a Kafka listener).
+pub const REST_ENDPOINT: &str = "__rest_proxy";
+
+/// The REST endpoint this broker registers: the first plain `http://` address of
+/// `rest.listeners` (forwarding speaks plain HTTP; a broker with only `https://` listeners
+/// registers none, and its v2 consumer instances are reachable only through it), its host
+/// replaced by `fallback_host` (the first advertised Kafka listener's) when it is a wildcard.
+pub fn advertised_rest_endpoint(config: &RestConfig, fallback_host: Option<&str>) -> Option<crate::controller::Endpoint> {
+    let (host, port) = config.listeners.iter().find(|l| !l.tls)?.address.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = match host {
+        "0.0.0.0" | "[::]" | "::" | "" => fallback_host?.to_string(),
+        h => h.to_string(),
+    };
+    Some(crate::controller::Endpoint { name: REST_ENDPOINT.to_string(), host, port })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +123,8 @@ impl RestConfig {
             request_timeout: Duration::from_millis(num("rest.request.timeout.ms") as u64),
             auth,
             tls,
+            consumer_instance_timeout: Duration::from_millis(get("rest.consumer.instance.timeout.ms").and_then(|(v, _)| v.trim().parse::<u64>().ok()).unwrap_or(300_000).max(1000)),
+            consumer_max_instances: get("rest.consumer.max.instances").and_then(|(v, _)| v.trim().parse::<usize>().ok()).unwrap_or(1000),
         })
     }
 }
@@ -107,6 +135,8 @@ pub struct RestState {
     pub client: KafkaClient,
     pub config: RestConfig,
     pub auth: auth::Authenticator,
+    /// The v2 consumer instances this broker owns.
+    pub consumers: v2_consumers::Consumers,
 }
 
 pub type Shared = Arc<RestState>;
@@ -119,6 +149,7 @@ pub fn router(state: Shared) -> Router {
         .merge(v2::routes())
         .merge(v3_configs::routes())
         .merge(v3_groups::routes())
+        .merge(v2_consumers::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
@@ -143,7 +174,8 @@ pub async fn start(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> anyh
         }
     }
     let tls = config.tls.as_ref().filter(|_| config.listeners.iter().any(|l| l.tls)).map(tls::server_config).transpose()?;
-    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone(), auth });
+    let consumers = v2_consumers::Consumers::new(&config);
+    let state = Arc::new(RestState { client: KafkaClient::new(broker.clone()), broker, config: config.clone(), auth, consumers });
     for RestListener { address, tls: https } in &config.listeners {
         let listener = match TcpListener::bind(address.as_str()).await {
             Ok(l) => l,
@@ -193,6 +225,8 @@ mod tests {
             ("rest.listeners", ("http://0.0.0.0:8082", Origin::Default)),
             ("rest.max.request.bytes", ("16777216", Origin::Default)),
             ("rest.request.timeout.ms", ("30000", Origin::Default)),
+            ("rest.consumer.instance.timeout.ms", ("300000", Origin::Default)),
+            ("rest.consumer.max.instances", ("1000", Origin::Default)),
         ]
         .into_iter()
         .collect();
