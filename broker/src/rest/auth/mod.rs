@@ -55,7 +55,8 @@ impl AuthConfig {
         let list = |n: &str| set(n).map_or_else(Vec::new, |v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
         let mode = set("rest.authentication").unwrap_or("none");
         let required = |n: &'static str| set(n).map(String::from).ok_or((n, String::new(), format!("required with rest.authentication={mode}")));
-        match mode {
+        // Confluent's proxy writes the modes in capitals (BASIC); either spelling is taken.
+        match mode.to_ascii_lowercase().as_str() {
             "none" => Ok(Self::None),
             "basic" => Ok(Self::Basic { users_file: required("rest.authentication.basic.users.file")? }),
             "bearer" => {
@@ -262,6 +263,7 @@ mod tests {
     fn none_is_the_default_and_each_mode_needs_its_settings() {
         assert_eq!(parse(&[]).unwrap(), AuthConfig::None);
         assert_eq!(parse(&[("rest.authentication", "basic")]).unwrap_err().0, "rest.authentication.basic.users.file");
+        assert_eq!(parse(&[("rest.authentication", "BASIC")]).unwrap_err().0, "rest.authentication.basic.users.file");
         assert_eq!(parse(&[("rest.authentication", "bearer")]).unwrap_err().0, "rest.authentication.bearer.jwks.file");
         let keys = ("rest.authentication.bearer.public.key.file", "a.pem, b.pem");
         assert_eq!(parse(&[("rest.authentication", "bearer"), keys]).unwrap_err().0, "rest.authentication.bearer.issuer");
