@@ -216,7 +216,6 @@ fn is_awaiting_append(p: &PartitionProduceResponse) -> bool {
     p.error_code == error_code::UNKNOWN_SERVER_ERROR && p.error_message.as_deref() == Some(APPEND_DID_NOT_COMPLETE)
 }
 
-/// BrokerTopicMetrics and LogFlushStats for one partition append.
 /// Kafka counts TotalProduceRequests per topic-partition a request addresses; those refused
 /// up front count as failed here, the appends started (awaiting_append) when they end.
 /// Returns each topic's meters (None for a topic that does not exist), for those ends.
@@ -235,7 +234,7 @@ fn count_produce_requests(broker: &Broker, responses: &[TopicProduceResponse]) -
         .collect()
 }
 
-/// The topic's meters for one partition's append, done or failed.
+/// BrokerTopicMetrics and LogFlushStats for one partition's append, done or failed.
 #[inline(never)]
 fn record_append(metrics: &BrokerMetrics, stats: &TopicStats, result: &Result<Appended, PartitionError>, bytes: u64) {
     match result {

@@ -19,7 +19,8 @@ pub struct ApiHandles {
     pub name: &'static str,
     pub times: Arc<RequestTimes>,
     versions: [OnceLock<Arc<Counter>>; MAX_VERSION],
-    /// Error codes 0..MAX_ERROR (every code Kafka defines) without a lock; others in `errors`.
+    /// Error codes -1..MAX_ERROR-1 (every code Kafka defines, UNKNOWN_SERVER_ERROR included),
+    /// at index code + 1, without a lock; others in `errors`.
     known_errors: [OnceLock<Arc<Counter>>; MAX_ERROR],
     errors: RwLock<HashMap<i16, Arc<Counter>>>,
 }
@@ -165,7 +166,7 @@ impl ApiHandles {
     }
 
     pub fn count_error(&self, metrics: &BrokerMetrics, code: i16, n: u64) {
-        if let Some(slot) = usize::try_from(code).ok().and_then(|i| self.known_errors.get(i)) {
+        if let Some(slot) = usize::try_from(i32::from(code) + 1).ok().and_then(|i| self.known_errors.get(i)) {
             let c = slot.get_or_init(|| metrics.errors.with(&[self.name, &error_name(code)]));
             c.fetch_add(n, Ordering::Relaxed);
             return;

@@ -53,6 +53,12 @@ pub async fn mark_https(mut request: axum::extract::Request) -> axum::extract::R
     request
 }
 
+/// Whether the request came over https: from an `https://` listener ([`mark_https`]), or
+/// through a TLS-terminating proxy that said so in `X-Forwarded-Proto`.
+pub fn came_over_https(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
 /// An `axum::serve` listener of TLS connections whose handshake has finished.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,

@@ -116,7 +116,11 @@ pub async fn read(state: &RestState, entry: &Entry, timeout: Duration, max_bytes
     let mut bytes = 0usize;
     let mut bad: Option<RestError> = None;
     loop {
-        position(state, entry).await?;
+        // Once records are in `out` their positions have moved: answer with them rather than
+        // an error, or a later commit would pass records the client never got.
+        if let Err(e) = position(state, entry).await {
+            return if out.is_empty() { Err(e) } else { Ok(out) };
+        }
         let readable = entry.instance.lock().readable();
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if readable.is_empty() {
@@ -136,7 +140,9 @@ pub async fn read(state: &RestState, entry: &Entry, timeout: Duration, max_bytes
         }
         drop(image);
         let budget = max_bytes.saturating_sub(bytes).max(1);
-        let wait = if out.is_empty() { remaining.min(ROUND_WAIT) } else { Duration::ZERO };
+        // The leaders wait for the bytes still wanted (fetch.min.bytes), as a Kafka consumer's
+        // fetches do; a round that asked without waiting would spin while they are short.
+        let wait = remaining.min(ROUND_WAIT);
         let want = min_bytes.saturating_sub(bytes).max(1);
         let answers = futures_util::future::join_all(by_leader.iter().map(|(l, ps)| fetch_from(state, *l, ps, budget, wait, want))).await;
         for ((_, asked), answer) in by_leader.iter().zip(answers) {
@@ -151,7 +157,11 @@ pub async fn read(state: &RestState, entry: &Entry, timeout: Duration, max_bytes
                             let seek = match reset {
                                 Reset::Earliest => Seek::Beginning,
                                 Reset::Latest => Seek::End,
-                                Reset::None => return Err(no_offset(&tp)),
+                                Reset::None => {
+                                    // Answered once nothing else was read (see above).
+                                    bad.get_or_insert_with(|| no_offset(&tp));
+                                    continue;
+                                }
                             };
                             entry.instance.lock().seek_to(&tp, seek);
                             continue;
@@ -169,7 +179,8 @@ pub async fn read(state: &RestState, entry: &Entry, timeout: Duration, max_bytes
                     for r in &fetched.records {
                         match record_json(format, &tp, r) {
                             Some(v) => {
-                                bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+                                // At least 1 a record, so that tombstones count toward fetch.min.bytes.
+                                bytes += (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)).max(1);
                                 kept.push(v);
                             }
                             None => {

@@ -213,6 +213,16 @@ async fn locate(state: &Shared, group: &str, instance: &str, request: Request) -
     if peers.is_empty() {
         return Err(instance_not_found().into_response());
     }
+    // Forwarding speaks plain HTTP: a request that came over https (with its credentials) is
+    // not sent on in clear; the client uses the instance's base_uri, on its owner.
+    if super::tls::came_over_https(request.headers()) {
+        return Err(RestError::new(
+            StatusCode::NOT_FOUND,
+            40403,
+            "Consumer instance not found on this broker: it is owned by another broker, and requests that came over https are not forwarded (use the base_uri its creation answered)".to_string(),
+        )
+        .into_response());
+    }
     let (parts, body) = request.into_parts();
     let bytes = match body::read_all(&parts.headers, body, &state.config).await {
         Ok(b) => b,
@@ -278,8 +288,12 @@ async fn create(State(state): State<Shared>, Path(group): Path<String>, headers:
         entry
     };
     tokio::spawn(super::v2_consumer_group::drive(state.clone(), entry));
-    // base_uri names this broker's own REST address, as registered, so it reaches the owner.
-    let base = {
+    // base_uri names this broker's own REST address, as registered, so it reaches the owner;
+    // a client that came over https keeps the https address it used (the registered one is
+    // plain http, and its credentials must not go in clear).
+    let base = if super::tls::came_over_https(&headers) {
+        super::v3::base_url(&headers)
+    } else {
         let image = state.broker.image();
         image.brokers.get(&me).and_then(|b| b.endpoint(REST_ENDPOINT)).map(|e| format!("http://{}:{}", e.host, e.port)).unwrap_or_else(|| super::v3::base_url(&headers))
     };

@@ -44,7 +44,7 @@ pub fn routes() -> Router<Shared> {
 /// which `tls::mark_https` sets on the https listeners).
 pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
-    let https = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = super::tls::came_over_https(headers);
     format!("{}://{}", if https { "https" } else { "http" }, host.unwrap_or("localhost"))
 }
 
