@@ -309,6 +309,8 @@ pub async fn list_offsets(state: &RestState, partitions: &[Tp], timestamp: i64) 
 /// The background task of one instance: keeps its group membership (join, heartbeat, leave),
 /// auto-commits, and removes it once idle past `rest.consumer.instance.timeout.ms`.
 pub async fn drive(state: Arc<RestState>, entry: Arc<Entry>) {
+    // The subscription pattern, compiled once per pattern rather than once a round.
+    let mut compiled: Option<(String, regex::Regex)> = None;
     loop {
         if entry.is_deleted() {
             let (group, member) = {
@@ -325,7 +327,10 @@ pub async fn drive(state: Arc<RestState>, entry: Arc<Entry>) {
             (i.next_action(now), i.group.clone(), i.member_id.clone(), i.generation, i.expires_at(), pattern)
         };
         if let Some(p) = pattern {
-            let matched = super::v2_consumers::matching_topics(&state, &p);
+            if compiled.as_ref().is_none_or(|(was, _)| *was != p) {
+                compiled = super::v2_consumers::compile(&p).ok().map(|re| (p, re));
+            }
+            let matched = compiled.as_ref().map(|(_, re)| super::v2_consumers::topics_matching(&state, re)).unwrap_or_default();
             entry.instance.lock().pattern_matches(matched);
         }
         match action {

@@ -63,9 +63,11 @@ async fn position(state: &RestState, entry: &Entry) -> Result<(), RestError> {
         }
         let offsets = list_offsets(state, &tps, timestamp).await;
         let mut i = entry.instance.lock();
+        // Only where nothing else set the position meanwhile.
+        let (seeks, fresh) = i.unpositioned();
+        let open: std::collections::HashSet<Tp> = seeks.into_iter().map(|(t, _)| t).chain(fresh).collect();
         for (tp, o) in offsets {
-            // Only where nothing else set the position meanwhile.
-            if i.unpositioned().0.iter().any(|(t, _)| *t == tp) || i.unpositioned().1.contains(&tp) {
+            if open.contains(&tp) {
                 i.set_position(&tp, o);
             }
         }
@@ -147,10 +149,11 @@ pub async fn read(state: &RestState, entry: &Entry, timeout: Duration, max_bytes
         let answers = futures_util::future::join_all(by_leader.iter().map(|(l, ps)| fetch_from(state, *l, ps, budget, wait, want))).await;
         for ((_, asked), answer) in by_leader.iter().zip(answers) {
             let Some(answer) = answer else { continue };
+            let asked: std::collections::HashMap<&Tp, i64> = asked.iter().map(|(tp, o)| (tp, *o)).collect();
             for t in &answer.responses {
                 for p in &t.partitions {
                     let tp = (t.topic.0.to_string(), p.partition_index);
-                    let Some(from) = asked.iter().find(|(x, _)| *x == tp).map(|(_, o)| *o) else { continue };
+                    let Some(&from) = asked.get(&tp) else { continue };
                     match p.error_code {
                         error_code::NONE => {}
                         error_code::OFFSET_OUT_OF_RANGE => {

@@ -294,7 +294,10 @@ impl Instance {
     }
 
     /// A new assignment: positions and seeks of partitions no longer assigned are forgotten.
-    fn set_assignment(&mut self, partitions: Vec<Tp>) {
+    fn set_assignment(&mut self, mut partitions: Vec<Tp>) {
+        // Kept sorted, so that membership is a binary search (a client may name 10,000).
+        partitions.sort();
+        partitions.dedup();
         let keep: BTreeSet<&Tp> = partitions.iter().collect();
         self.positions.retain(|tp, _| keep.contains(tp));
         self.seeks.retain(|tp, _| keep.contains(tp));
@@ -408,9 +411,13 @@ impl Instance {
         (seeks, fresh)
     }
 
+    pub fn is_assigned(&self, tp: &Tp) -> bool {
+        self.assignment.binary_search(tp).is_ok()
+    }
+
     /// Sets a partition's position; only an assigned partition has one.
     pub fn set_position(&mut self, tp: &Tp, offset: i64) -> bool {
-        if !self.assignment.contains(tp) {
+        if !self.is_assigned(tp) {
             return false;
         }
         self.seeks.remove(tp);
@@ -420,7 +427,7 @@ impl Instance {
 
     /// A seek to the beginning or end, resolved before the next read.
     pub fn seek_to(&mut self, tp: &Tp, seek: Seek) -> bool {
-        if !self.assignment.contains(tp) {
+        if !self.is_assigned(tp) {
             return false;
         }
         self.positions.remove(tp);

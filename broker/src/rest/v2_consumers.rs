@@ -181,11 +181,16 @@ pub fn owner_of(instance: &str) -> Option<i32> {
 /// `Pattern.matcher(name).matches()`), internal topics excepted.
 pub fn matching_topics(state: &RestState, pattern: &str) -> Vec<String> {
     let Ok(re) = compile(pattern) else { return Vec::new() };
+    topics_matching(state, &re)
+}
+
+/// The topics (not internal ones) a compiled subscription pattern matches.
+pub fn topics_matching(state: &RestState, re: &regex::Regex) -> Vec<String> {
     let image = state.broker.image();
     image.topics.keys().filter(|t| !t.starts_with("__") && re.is_match(t)).cloned().collect()
 }
 
-fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
+pub fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build()
 }
 
@@ -416,7 +421,7 @@ async fn seek(State(state): State<Shared>, Path((group, instance)): Path<(String
         wanted.push((tp, offset));
     }
     let mut i = entry.instance.lock();
-    if let Some((tp, _)) = wanted.iter().find(|(tp, _)| !i.assignment.contains(tp)) {
+    if let Some((tp, _)) = wanted.iter().find(|(tp, _)| !i.is_assigned(tp)) {
         return Err(not_assigned(tp));
     }
     for (tp, o) in &wanted {
@@ -430,7 +435,7 @@ async fn seek_to(state: Shared, group: String, instance: String, request: Reques
     let v = json_body(&headers, body, &state).await?.ok_or_else(|| payload("body", "Request body is empty. Data is required."))?;
     let partitions = partitions_field(&v, "partitions")?;
     let mut i = entry.instance.lock();
-    if let Some(tp) = partitions.iter().find(|tp| !i.assignment.contains(tp)) {
+    if let Some(tp) = partitions.iter().find(|tp| !i.is_assigned(tp)) {
         return Err(not_assigned(tp));
     }
     for tp in &partitions {
