@@ -407,19 +407,25 @@ fn not_assigned(tp: &Tp) -> RestError {
     illegal_state(&format!("No current assignment for partition {}-{}", tp.0, tp.1))
 }
 
-async fn seek(State(state): State<Shared>, Path((group, instance)): Path<(String, String)>, request: Request) -> Result<Response, RestError> {
-    let (entry, headers, body) = located!(state, group, instance, request);
-    let v = json_body(&headers, body, &state).await?.ok_or_else(|| payload("body", "Request body is empty. Data is required."))?;
-    let list = v.get("offsets").and_then(Value::as_array).ok_or_else(|| payload("offsets", "expected an array of {\"topic\", \"partition\", \"offset\"}"))?;
+/// A body's `offsets`: `[{"topic", "partition", "offset"}]`, at most MAX_PARTITIONS of them.
+fn offsets_list(list: &Value) -> Result<Vec<(Tp, i64)>, RestError> {
+    let list = list.as_array().ok_or_else(|| payload("offsets", "expected an array of {\"topic\", \"partition\", \"offset\"}"))?;
     if list.len() > MAX_PARTITIONS {
         return Err(payload("offsets", format!("at most {MAX_PARTITIONS} partitions")));
     }
-    let mut wanted = Vec::with_capacity(list.len());
+    let mut out = Vec::with_capacity(list.len());
     for (n, o) in list.iter().enumerate() {
         let tp = topic_partition(o, &format!("offsets[{n}]"))?;
         let offset = o.get("offset").and_then(Value::as_i64).filter(|x| *x >= 0).ok_or_else(|| payload(&format!("offsets[{n}].offset"), "expected an offset of 0 or more"))?;
-        wanted.push((tp, offset));
+        out.push((tp, offset));
     }
+    Ok(out)
+}
+
+async fn seek(State(state): State<Shared>, Path((group, instance)): Path<(String, String)>, request: Request) -> Result<Response, RestError> {
+    let (entry, headers, body) = located!(state, group, instance, request);
+    let v = json_body(&headers, body, &state).await?.ok_or_else(|| payload("body", "Request body is empty. Data is required."))?;
+    let wanted = offsets_list(v.get("offsets").unwrap_or(&Value::Null))?;
     let mut i = entry.instance.lock();
     if let Some((tp, _)) = wanted.iter().find(|(tp, _)| !i.is_assigned(tp)) {
         return Err(not_assigned(tp));
@@ -520,19 +526,7 @@ async fn commit_offsets(State(state): State<Shared>, Path((group, instance)): Pa
     let v = json_body(&headers, body, &state).await?;
     let given = match v.as_ref().and_then(|v| v.get("offsets")).filter(|o| !o.is_null()) {
         None => None,
-        Some(list) => {
-            let list = list.as_array().ok_or_else(|| payload("offsets", "expected an array of {\"topic\", \"partition\", \"offset\"}"))?;
-            if list.len() > MAX_PARTITIONS {
-                return Err(payload("offsets", format!("at most {MAX_PARTITIONS} partitions")));
-            }
-            let mut out = Vec::with_capacity(list.len());
-            for (n, o) in list.iter().enumerate() {
-                let tp = topic_partition(o, &format!("offsets[{n}]"))?;
-                let offset = o.get("offset").and_then(Value::as_i64).filter(|x| *x >= 0).ok_or_else(|| payload(&format!("offsets[{n}].offset"), "expected an offset of 0 or more"))?;
-                out.push((tp, offset));
-            }
-            Some(out)
-        }
+        Some(list) => Some(offsets_list(list)?),
     };
     let (member, generation, consumed) = {
         let i = entry.instance.lock();
