@@ -80,7 +80,30 @@ class ClusterNode(Broker):
 
     # ------------------------------------------------------------- signals
     def sigstop(self) -> None:
+        """SIGSTOP, returning once every thread of the broker is stopped. The signal is
+        asynchronous: a thread busy on the other core can still answer a fetch for a moment
+        after os.kill returns, and a test that resumes another broker in that moment races
+        it (seen in CI: a leader paused this way still served its unreplicated tail)."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not self.all_threads_stopped():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"broker {self.pid} not stopped 5 s after SIGSTOP")
+            time.sleep(0.005)
+
+    def all_threads_stopped(self) -> bool:
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+        except FileNotFoundError:
+            return True  # gone: nothing of it runs
+        for task in tasks:
+            try:
+                state = Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # that thread has exited
+            if state not in ("T", "t", "Z", "X"):
+                return False
+        return True
 
     def sigcont(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
