@@ -42,7 +42,7 @@ def test_no_acknowledged_write_is_lost_under_a_short_fault_schedule(tmp_path):
     from the quorum, majority/minority and bridge partitions, a split with a restart inside
     it) under acks=all idempotent producers, RF 3, min.insync.replicas=2: no lost,
     duplicated, reordered or inconsistent record, identical replicas, no panic."""
-    code, result, output = run_suite(tmp_path, "--duration", "100", "--seed", "20261207", "--every", "3,6", "--hold", "4,7")
+    code, result, output = run_suite(tmp_path, "--duration", "70", "--seed", "20261207", "--every", "2,4", "--hold", "3,5")
     print(output)
     assert result, f"the suite wrote no result:\n{output}"
     assert sum(result["faults"].values()) >= 8, result["faults"]
