@@ -1,7 +1,7 @@
 //! Forwarding one REST request to another broker's proxy (the owner of a v2 consumer
 //! instance), over plain HTTP/1.1 with `Connection: close`: the request line, the headers the
-//! consumer routes read (Content-Type, Accept) and the client's Authorization, the body; the answer's status, Content-Type and
-//! body come back as they are. The answer is capped before it is read whole, and the whole
+//! consumer routes read (Content-Type, Accept) and the client's Authorization, the body; the answer's status, Content-Type,
+//! WWW-Authenticate (the owner's challenge on a 401) and body come back as they are. The answer is capped before it is read whole, and the whole
 //! exchange is bounded in time. A forwarded request carries [`FORWARDED`] so that it is never
 //! forwarded again.
 use std::time::Duration;
@@ -23,12 +23,19 @@ const ANSWER_CAP: usize = 64 << 20;
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: String,
+    /// The owner's authentication challenge, kept so a client refused by the owner is told how
+    /// to authenticate, as when it asks the owner directly.
+    pub www_authenticate: Option<String>,
     pub body: Vec<u8>,
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        (self.status, [(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+        let mut response = (self.status, [(header::CONTENT_TYPE, self.content_type)], self.body).into_response();
+        if let Some(value) = self.www_authenticate.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
     }
 }
 
@@ -54,7 +61,7 @@ pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let (mut content_type, mut chunked, mut length) = (String::from("application/json"), false, None);
+    let (mut content_type, mut chunked, mut length, mut www_authenticate) = (String::from("application/json"), false, None, None);
     for line in lines {
         let Some((k, v)) = line.split_once(':') else { continue };
         let v = v.trim();
@@ -62,6 +69,7 @@ pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
             "content-type" => content_type = v.to_string(),
             "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
             "content-length" => length = v.parse::<usize>().ok(),
+            "www-authenticate" => www_authenticate = Some(v.to_string()),
             _ => {}
         }
     }
@@ -86,7 +94,7 @@ pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
             None => rest.to_vec(),
         }
     };
-    Some(Answer { status: StatusCode::from_u16(status).ok()?, content_type, body })
+    Some(Answer { status: StatusCode::from_u16(status).ok()?, content_type, www_authenticate, body })
 }
 
 /// Sends the request to `host:port` and returns its answer; an owner that cannot be reached
@@ -130,6 +138,11 @@ mod tests {
         let a = parse_answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(a.body, b"abcde");
         assert_eq!(parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().body, b"");
+        let refused = parse_answer(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"lantern\"\r\ncontent-length: 2\r\n\r\n{}").unwrap();
+        assert_eq!(refused.www_authenticate.as_deref(), Some("Basic realm=\"lantern\""));
+        let response = refused.into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"lantern\"");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         for bad in [&b"garbage"[..], b"HTTP/1.1 abc\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"] {
             assert_eq!(parse_answer(bad), None, "{}", String::from_utf8_lossy(bad));
         }
