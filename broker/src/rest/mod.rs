@@ -18,6 +18,7 @@ mod v3;
 mod v3_configs;
 mod v3_groups;
 mod v3_records;
+mod v3_stream;
 mod v1;
 mod v2;
 mod v2_consumer_group;

@@ -2,32 +2,24 @@
 //!
 //! `records` takes concatenated JSON records. A body with a Content-Length holding one record
 //! is answered with its delivery report, or its error with the error's status; several records
-//! get one report each, in order, with 200. A chunked body is a stream: records are produced as
-//! they arrive (all those that have arrived go out together, one batch per partition) and each
-//! report is written back as soon as its record is acknowledged, while the client keeps sending.
-//! A record over `rest.max.request.bytes`, a body that stops arriving for
-//! `rest.request.timeout.ms` or that stops being JSON ends the stream with one last report
-//! saying why.
-use axum::body::{Body, Bytes};
+//! get one report each, in order, with 200. A chunked body is a stream (`v3_stream`).
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 use super::error::RestError;
 use super::produce::{self, Report};
 use super::records::{self, ProducerRecord};
 use super::v3::{check_topic, json_response};
-use super::{body, Shared};
+use super::{body, v3_stream, Shared};
 
 /// Confluent's limit and code for `records:batch`.
 const MAX_BATCH_ENTRIES: usize = 10;
 const BATCH_ERROR: u32 = 42208;
-/// Delivery reports kept for a streaming client that has not read them yet.
-const REPORT_BUFFER: usize = 32 << 20;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -62,9 +54,66 @@ fn report_json(cluster_id: &str, topic: &str, record: Option<&ProducerRecord>, r
     }
 }
 
+/// Delivery reports as JSON lines, written straight into text (the text `report_json` makes,
+/// without building a JSON tree per record); the cluster and topic are quoted once.
+pub(super) struct ReportWriter {
+    cluster_id: String,
+    topic: String,
+    last_time: Option<(i64, String)>,
+}
+
+impl ReportWriter {
+    pub fn new(cluster_id: &str, topic: &str) -> Self {
+        Self { cluster_id: quoted(cluster_id), topic: quoted(topic), last_time: None }
+    }
+
+    /// One line per report, in order.
+    pub fn write_all(&mut self, out: &mut String, results: &[(Option<ProducerRecord>, Report)]) {
+        for (record, report) in results {
+            self.write(out, record.as_ref(), report);
+        }
+    }
+
+    fn write(&mut self, out: &mut String, record: Option<&ProducerRecord>, report: &Report) {
+        use std::fmt::Write;
+        match (report, record) {
+            (Ok(d), Some(r)) => {
+                // Records of one round mostly share their millisecond.
+                if self.last_time.as_ref().is_none_or(|(ms, _)| *ms != d.timestamp) {
+                    self.last_time = Some((d.timestamp, super::time::format_ms(d.timestamp)));
+                }
+                let time = self.last_time.as_ref().map_or("", |(_, t)| t.as_str());
+                let _ = write!(out, "{{\"cluster_id\":{},\"error_code\":200,\"key\":", self.cluster_id);
+                data_text(out, r.key.as_deref(), r.key_type);
+                let _ = write!(out, ",\"offset\":{},\"partition_id\":{},\"timestamp\":\"{time}\",\"topic_name\":{},\"value\":", d.offset, d.partition, self.topic);
+                data_text(out, r.value.as_deref(), r.value_type);
+                out.push_str("}\n");
+            }
+            (Err(e), _) => {
+                let _ = writeln!(out, "{{\"error_code\":{},\"message\":{}}}", e.error_code, quoted(&e.message));
+            }
+            (Ok(_), None) => out.push_str("{\"error_code\":500,\"message\":\"no record\"}\n"),
+        }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn data_text(out: &mut String, bytes: Option<&[u8]>, t: Option<records::DataType>) {
+    use std::fmt::Write;
+    match t {
+        Some(t) => {
+            let _ = write!(out, "{{\"size\":{},\"type\":\"{}\"}}", bytes.map_or(0, <[u8]>::len), t.name());
+        }
+        None => out.push_str("null"),
+    }
+}
+
 /// Parses what of `buf` is complete: the records (or an error each: a bad field, a record of
 /// more than `limit` bytes), how many bytes they took, and a syntax error that ends the stream.
-fn parse_available(buf: &[u8], limit: usize) -> (Vec<Result<ProducerRecord, RestError>>, usize, Option<RestError>) {
+pub(super) fn parse_available(buf: &[u8], limit: usize) -> (Vec<Result<ProducerRecord, RestError>>, usize, Option<RestError>) {
     let mut out = Vec::new();
     let mut values = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
     loop {
@@ -80,15 +129,25 @@ fn parse_available(buf: &[u8], limit: usize) -> (Vec<Result<ProducerRecord, Rest
 }
 
 /// Produces the good records of `parsed` and merges their reports with the bad ones', in order.
-async fn produce_parsed(state: &Shared, topic: &str, parsed: Vec<Result<ProducerRecord, RestError>>) -> Vec<(Option<ProducerRecord>, Report)> {
-    let good: Vec<ProducerRecord> = parsed.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-    let mut reports = produce::produce(state, topic, &good).await.into_iter();
-    let mut good = good.into_iter();
-    parsed
+pub(super) async fn produce_parsed(state: &Shared, topic: &str, parsed: Vec<Result<ProducerRecord, RestError>>) -> Vec<(Option<ProducerRecord>, Report)> {
+    let mut good = Vec::with_capacity(parsed.len());
+    let slots: Vec<Option<RestError>> = parsed
         .into_iter()
         .map(|r| match r {
-            Ok(_) => (good.next(), reports.next().unwrap_or_else(|| Err(RestError::bad_request("no report")))),
-            Err(e) => (None, Err(e)),
+            Ok(record) => {
+                good.push(record);
+                None
+            }
+            Err(e) => Some(e),
+        })
+        .collect();
+    let mut reports = produce::produce(state, topic, &good).await.into_iter();
+    let mut good = good.into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            None => (good.next(), reports.next().unwrap_or_else(|| Err(RestError::bad_request("no report")))),
+            Some(e) => (None, Err(e)),
         })
         .collect()
 }
@@ -106,7 +165,7 @@ async fn produce_records(
         }
     }
     if body::declared_length(&headers).is_none() {
-        return Ok(stream(state, c, t, request));
+        return Ok(v3_stream::stream(state, c, t, request));
     }
     let bytes = body::read_all(&headers, request, &state.config).await?;
     let (parsed, _, syntax) = parse_available(&bytes, state.config.max_request_bytes);
@@ -126,134 +185,8 @@ async fn produce_records(
         };
     }
     let mut out = String::new();
-    for (record, report) in &results {
-        out.push_str(&report_json(&c, &t, record.as_ref(), report).to_string());
-        out.push('\n');
-    }
+    ReportWriter::new(&c, &t).write_all(&mut out, &results);
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], out).into_response())
-}
-
-/// Streaming mode: a task reads and produces, the response body carries its reports.
-fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Response {
-    // Reports wait here until the client reads them; many HTTP clients send the whole body
-    // before reading any of the answer, so up to REPORT_BUFFER bytes of reports are kept rather
-    // than stop reading the body (beyond that the stream waits for the client to read).
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(REPORT_BUFFER));
-    let reader_room = room.clone();
-    tokio::spawn(async move {
-        let send = |v: Value| {
-            let tx = tx.clone();
-            let room = room.clone();
-            async move {
-                let mut line = v.to_string();
-                line.push('\n');
-                match room.acquire_many(line.len().min(REPORT_BUFFER) as u32).await {
-                    Ok(p) => p.forget(),
-                    Err(_) => return false,
-                }
-                tx.send(Bytes::from(line)).is_ok()
-            }
-        };
-        let limit = state.config.max_request_bytes;
-        let mut body = request.into_data_stream();
-        let mut buf: Vec<u8> = Vec::new();
-        let mut inflight: Option<tokio::task::JoinHandle<Vec<(Option<ProducerRecord>, Report)>>> = None;
-        loop {
-            let first = tokio::time::timeout(state.config.request_timeout, body.next()).await;
-            let mut got = match first {
-                Err(_) => Got::Fatal(RestError::timed_out("The next record")),
-                Ok(chunk) => take(chunk, &mut buf),
-            };
-            // Whatever else has already arrived goes into the same round.
-            while matches!(got, Got::More) && buf.len() < limit {
-                match body.next().now_or_never() {
-                    Some(chunk) => got = take(chunk, &mut buf),
-                    None => break,
-                }
-            }
-            let (ended, fatal) = match got {
-                Got::More => (false, None),
-                Got::Ended => (true, None),
-                Got::Fatal(e) => (false, Some(e)),
-            };
-            let (parsed, used, syntax) = parse_available(&buf, limit);
-            buf.drain(..used);
-            let fatal = fatal.or(syntax).or_else(|| (buf.len() > limit).then(|| RestError::too_large(limit)));
-            // One round is produced while the next is read: the previous round's reports are
-            // written (in order) before the next round starts, and what arrived meanwhile all
-            // goes into that next round.
-            let done = fatal.is_some() || ended;
-            if !parsed.is_empty() || done {
-                if let Some(previous) = inflight.take() {
-                    let Ok(results) = previous.await else { return };
-                    for (record, report) in results {
-                        if !send(report_json(&cluster_id, &topic, record.as_ref(), &report)).await {
-                            return;
-                        }
-                    }
-                }
-            }
-            if !parsed.is_empty() {
-                let (round_state, round_topic) = (state.clone(), topic.clone());
-                let round = tokio::spawn(async move { produce_parsed(&round_state, &round_topic, parsed).await });
-                if done {
-                    let Ok(results) = round.await else { return };
-                    for (record, report) in results {
-                        if !send(report_json(&cluster_id, &topic, record.as_ref(), &report)).await {
-                            return;
-                        }
-                    }
-                } else {
-                    inflight = Some(round);
-                }
-            }
-            if let Some(e) = fatal {
-                send(json!({ "error_code": e.error_code, "message": e.message })).await;
-                return;
-            }
-            if ended {
-                if !buf.iter().all(u8::is_ascii_whitespace) {
-                    send(json!({ "error_code": 422, "message": "Payload error. body: the stream ended inside a record" })).await;
-                }
-                return;
-            }
-        }
-    });
-    let body = Body::from_stream(report_stream(rx, reader_room));
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// What reading the body came to.
-enum Got {
-    More,
-    Ended,
-    Fatal(RestError),
-}
-
-fn take(chunk: Option<Result<Bytes, axum::Error>>, buf: &mut Vec<u8>) -> Got {
-    match chunk {
-        None => Got::Ended,
-        Some(Ok(b)) => {
-            buf.extend_from_slice(&b);
-            Got::More
-        }
-        Some(Err(e)) => Got::Fatal(RestError::bad_request(format!("could not read the request body: {e}"))),
-    }
-}
-
-fn report_stream(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-    room: std::sync::Arc<tokio::sync::Semaphore>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|line| {
-            line.map(|l| {
-                room.add_permits(l.len().min(REPORT_BUFFER));
-                Ok(l)
-            })
-        })
-    })
 }
 
 async fn produce_batch(
@@ -300,4 +233,28 @@ async fn produce_batch(
         }
     }
     Ok(json_response(StatusCode::MULTI_STATUS, &json!({ "successes": successes, "failures": failures })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::produce::Delivery;
+    use crate::rest::records::DataType;
+
+    #[test]
+    fn written_reports_are_the_json_reports_text() {
+        let keyed = ProducerRecord { partition: None, key: Some(vec![1, 2]), value: Some(b"{}".to_vec()), key_type: Some(DataType::Binary), value_type: Some(DataType::Json), headers: vec![], timestamp: None };
+        let bare = ProducerRecord { key: None, key_type: None, value: None, value_type: Some(DataType::String), ..keyed.clone() };
+        let cases: Vec<(Option<ProducerRecord>, Report)> = vec![
+            (Some(keyed.clone()), Ok(Delivery { partition: 3, offset: 41, timestamp: 1_612_552_482_123 })),
+            (Some(bare), Ok(Delivery { partition: 0, offset: 0, timestamp: 1_612_552_482_000 })),
+            (None, Err(RestError::invalid("value.data", "a \"quoted\" reason"))),
+            (None, Ok(Delivery { partition: 0, offset: 0, timestamp: 0 })),
+        ];
+        let (cluster, topic) = ("c\"1", "t\\x");
+        let mut text = String::new();
+        ReportWriter::new(cluster, topic).write_all(&mut text, &cases);
+        let want: String = cases.iter().map(|(r, rep)| format!("{}\n", report_json(cluster, topic, r.as_ref(), rep))).collect();
+        assert_eq!(text, want);
+    }
 }
