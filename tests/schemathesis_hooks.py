@@ -7,6 +7,7 @@ schemathesis's workers are threads, so a run reported a spurious "Runtime Error"
 with a nested body schema. A lambda described as `lambda ...` changes no generated request and
 no check."""
 
+import schemathesis
 from hypothesis.internal import lambda_sources
 
 _describe = lambda_sources.lambda_description
@@ -20,9 +21,6 @@ def _lambda_description(f):
 
 
 lambda_sources.lambda_description = _lambda_description
-
-
-import schemathesis
 
 
 @schemathesis.hook
