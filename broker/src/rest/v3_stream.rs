@@ -25,6 +25,10 @@ const REPORT_BUFFER: usize = 32 << 20;
 /// Parsed records (by their JSON size) waiting for the round in flight; beyond this the body
 /// is not read until that round is done.
 const READ_AHEAD: usize = 4 << 20;
+/// What a parsed record counts against READ_AHEAD at least: a record costs a few hundred bytes
+/// of memory (the record, its result, its report) however short its JSON (`{}` is a record),
+/// so 4 MiB of tiny records must not make a round of millions.
+const RECORD_CHARGE: usize = 300;
 
 /// Streaming mode: a task reads and produces, the response body carries its reports.
 pub fn stream(state: Shared, cluster_id: String, topic: String, request: Body) -> Response {
@@ -46,14 +50,18 @@ struct Reports {
 }
 
 impl Reports {
-    /// False once the client is gone.
+    /// False once the client is gone (also while waiting for it to read: a client that
+    /// stopped reading and then disconnected must not hold the task forever).
     async fn send(&self, text: String) -> bool {
         if text.is_empty() {
             return true;
         }
-        match self.room.acquire_many(text.len().min(REPORT_BUFFER) as u32).await {
-            Ok(p) => p.forget(),
-            Err(_) => return false,
+        tokio::select! {
+            permit = self.room.acquire_many(text.len().min(REPORT_BUFFER) as u32) => match permit {
+                Ok(p) => p.forget(),
+                Err(_) => return false,
+            },
+            () = self.tx.closed() => return false,
         }
         self.tx.send(Bytes::from(text)).is_ok()
     }
@@ -74,8 +82,10 @@ impl Intake {
         Self { limit, buf: Vec::new(), parsed: Vec::new(), parsed_bytes: 0, end: None }
     }
 
+    /// Whether to read more of the body. With nothing parsed it always is (else, with no round
+    /// in flight, nothing would ever wake the stream).
     fn reading(&self) -> bool {
-        self.end.is_none() && self.parsed_bytes < READ_AHEAD
+        self.end.is_none() && (self.parsed.is_empty() || self.parsed_bytes < READ_AHEAD)
     }
 
     /// Takes a chunk (or the end of the body, or a failure to read it).
@@ -89,6 +99,10 @@ impl Intake {
             None if self.buf.iter().all(u8::is_ascii_whitespace) => self.end = Some(None),
             None => {
                 self.parse();
+                if self.end.is_some() {
+                    // The last bytes were not JSON or too large: that is what ends the stream.
+                    return;
+                }
                 if !self.buf.iter().all(u8::is_ascii_whitespace) {
                     self.fail(RestError::invalid("body", "the stream ended inside a record"));
                 } else {
@@ -109,7 +123,9 @@ impl Intake {
     fn parse(&mut self) {
         let (records, used, syntax) = parse_available(&self.buf, self.limit);
         self.buf.drain(..used);
-        self.parsed_bytes += used;
+        if !records.is_empty() {
+            self.parsed_bytes += used.max(records.len() * RECORD_CHARGE);
+        }
         self.parsed.extend(records);
         if let Some(e) = syntax {
             self.fail(e);
@@ -128,9 +144,12 @@ async fn run(state: Shared, cluster_id: String, topic: String, mut body: impl St
     let timeout = state.config.request_timeout;
     let mut intake = Intake::new(state.config.max_request_bytes);
     let mut inflight: Option<JoinHandle<String>> = None;
+    // Records in the round in flight: a round that fails as a whole still owes each a report.
+    let mut inflight_records = 0;
     loop {
         if inflight.is_none() && !intake.parsed.is_empty() {
             let (round, state, c, t) = (intake.round(), state.clone(), cluster_id.clone(), topic.clone());
+            inflight_records = round.len();
             inflight = Some(tokio::spawn(async move {
                 let results = produce_parsed(&state, &t, round).await;
                 let mut text = String::with_capacity(results.len() * 200);
@@ -142,10 +161,11 @@ async fn run(state: Shared, cluster_id: String, topic: String, mut body: impl St
             break;
         }
         let reading = intake.reading();
+        debug_assert!(reading || inflight.is_some(), "a stream waiting on nothing never ends");
         tokio::select! {
             done = join(&mut inflight) => {
                 inflight = None;
-                let Ok(text) = done else { return };
+                let text = done.unwrap_or_else(|e| round_failed(inflight_records, &e));
                 if !out.send(text).await {
                     return;
                 }
@@ -157,7 +177,7 @@ async fn run(state: Shared, cluster_id: String, topic: String, mut body: impl St
                         let more = chunk.is_some();
                         intake.take(chunk);
                         // Whatever else has already arrived is parsed with it.
-                        while more && intake.end.is_none() && intake.buf.len() <= intake.limit {
+                        while more && intake.end.is_none() && intake.buf.len() <= intake.limit.min(READ_AHEAD) {
                             match body.next().now_or_never() {
                                 Some(chunk @ Some(_)) => intake.take(chunk),
                                 Some(None) => intake.take(None),
@@ -175,6 +195,14 @@ async fn run(state: Shared, cluster_id: String, topic: String, mut body: impl St
     if let Some(Some(e)) = intake.end {
         let _ = out.send(format!("{}\n", serde_json::json!({ "error_code": e.error_code, "message": e.message }))).await;
     }
+}
+
+/// The reports of a round whose task failed (a panic): one error per record, so the client
+/// still gets a report for every record it sent.
+fn round_failed(records: usize, e: &JoinError) -> String {
+    tracing::error!(target: "kafka.rest", error = %e, records, "a REST streaming produce round failed");
+    let line = format!("{}\n", serde_json::json!({ "error_code": 500, "message": "The broker failed while producing this record; it may or may not have been written." }));
+    line.repeat(records)
 }
 
 /// The round in flight's answer; never ready when there is none.
@@ -244,6 +272,56 @@ mod tests {
         intake.parse();
         assert!(matches!(&intake.end, Some(Some(e)) if e.error_code == 413));
         assert!(intake.buf.is_empty());
+    }
+
+    #[test]
+    fn whitespace_alone_never_stops_the_reading() {
+        // 4 MiB of whitespace parses to no record: reading must go on (it stopped, and with no
+        // round in flight the stream waited on nothing forever).
+        let mut intake = Intake::new(16 << 20);
+        intake.take(chunk(&" ".repeat(READ_AHEAD + 10)));
+        intake.parse();
+        assert!(intake.parsed.is_empty() && intake.reading());
+    }
+
+    #[test]
+    fn tiny_records_are_charged_what_they_cost() {
+        let mut intake = Intake::new(16 << 20);
+        while intake.reading() {
+            intake.take(chunk(&"{}".repeat(4096)));
+            intake.parse();
+        }
+        let round = intake.round().len();
+        assert!(round <= READ_AHEAD / RECORD_CHARGE + 4096, "a round of {round} records of 2 bytes");
+    }
+
+    #[test]
+    fn a_bad_last_chunk_ending_the_body_keeps_its_error() {
+        let mut intake = Intake::new(1 << 20);
+        intake.take(chunk(r#"{"value":null} ] {"value":null}"#));
+        intake.take(None);
+        assert_eq!(intake.parsed.len(), 1);
+        assert!(matches!(&intake.end, Some(Some(e)) if e.error_code == 422), "{:?}", intake.end.as_ref().map(|e| e.as_ref().map(|e| &e.message)));
+    }
+
+    #[test]
+    fn a_failed_round_reports_every_record() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let e = rt.block_on(async { tokio::spawn(async { panic!("planted") }).await.unwrap_err() });
+        let text = round_failed(3, &e);
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["error_code"] == 500));
+    }
+
+    #[tokio::test]
+    async fn a_client_gone_while_reports_wait_frees_the_stream() {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let out = Reports { tx, room: Arc::new(Semaphore::new(4)) };
+        assert!(out.send("abcd".into()).await);
+        drop(rx);
+        // No room left and nobody reading: send must give up rather than wait forever.
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(5), out.send("more".into())).await;
+        assert_eq!(sent, Ok(false));
     }
 
     #[test]
