@@ -208,6 +208,11 @@ def test_v3_consumer_groups_and_lags_agree_with_confluent_kafka(broker_factory, 
         assignments = requests.get(one["assignments"]["related"], timeout=10).json()
         assert sorted((a["topic_name"], a["partition_id"]) for a in assignments["data"]) == [(topic_name, p) for p in assigned]
         assert assigned == [0, 1, 2]
+        # Each one by its own URL; a partition the member is not assigned (or not a number) is 404.
+        for a in assignments["data"]:
+            assert requests.get(a["metadata"]["self"], timeout=10).json() == a
+        for p in ("3", "x"):
+            expect_error(requests.get(f"{root}/consumer-groups/{group}/consumers/{member}/assignments/{topic_name}/partitions/{p}", timeout=10), 404, 404)
 
         lags = requests.get(f"{root}/consumer-groups/{group}/lags", timeout=10).json()
         assert lags["kind"] == "KafkaConsumerLagList"

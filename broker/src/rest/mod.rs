@@ -7,6 +7,7 @@ mod admin;
 pub mod auth;
 mod body;
 mod client;
+mod confluent_v1;
 mod error;
 mod fetch;
 mod observe;
@@ -16,6 +17,7 @@ mod time;
 pub mod tls;
 mod v3;
 mod v3_configs;
+mod v3_configs_all;
 mod v3_groups;
 mod v3_records;
 mod v3_stream;
@@ -149,8 +151,10 @@ pub fn router(state: Shared) -> Router {
         .merge(v1::routes())
         .merge(v2::routes())
         .merge(v3_configs::routes())
+        .merge(v3_configs_all::routes())
         .merge(v3_groups::routes())
         .merge(v2_consumers::routes())
+        .merge(confluent_v1::routes())
         .route("/openapi.yaml", axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI) }));
     api.fallback(|| async { RestError::not_found("HTTP 404 Not Found") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))

@@ -60,8 +60,10 @@ pub fn embedded_format(headers: &HeaderMap) -> Result<Embedded, RestError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "application/vnd.kafka.binary.v2+json" => Ok(Embedded::Binary),
-        "application/vnd.kafka.json.v2+json" => Ok(Embedded::Json),
+        // v1's types (Confluent's v1 API, `confluent_v1`) take the same bodies; v1's generic
+        // type is binary, as Confluent's v1 took it (its Node.js client sends it).
+        "application/vnd.kafka.binary.v2+json" | "application/vnd.kafka.binary.v1+json" | "application/vnd.kafka.v1+json" => Ok(Embedded::Binary),
+        "application/vnd.kafka.json.v2+json" | "application/vnd.kafka.json.v1+json" => Ok(Embedded::Json),
         "application/vnd.kafka.avro.v2+json" | "application/vnd.kafka.jsonschema.v2+json" | "application/vnd.kafka.protobuf.v2+json" => Err(RestError::status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("HTTP 415 Unsupported Media Type: {essence} needs a schema registry, which Lantern does not have"),
@@ -219,7 +221,11 @@ async fn produce_v2(state: &Shared, headers: HeaderMap, topic: &str, partition: 
             other => other,
         })
         .collect();
-    Ok(v2_response(StatusCode::OK, &json!({ "key_schema_id": null, "value_schema_id": null, "offsets": offsets_json(&reports) })))
+    let answer = json!({ "key_schema_id": null, "value_schema_id": null, "offsets": offsets_json(&reports) });
+    if super::confluent_v1::is_v1(&headers) {
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, super::confluent_v1::V1_JSON)], answer.to_string()).into_response());
+    }
+    Ok(v2_response(StatusCode::OK, &answer))
 }
 
 async fn produce_to_topic(State(state): State<Shared>, headers: HeaderMap, Path(t): Path<String>, request: Body) -> Result<Response, RestError> {
@@ -249,7 +255,10 @@ mod tests {
     fn content_types_choose_the_embedded_format_or_415() {
         assert_eq!(embedded_format(&ct("application/vnd.kafka.binary.v2+json")), Ok(Embedded::Binary));
         assert_eq!(embedded_format(&ct("application/vnd.kafka.json.v2+json; charset=utf-8")), Ok(Embedded::Json));
-        for bad in ["application/json", "application/vnd.kafka.avro.v2+json", "text/plain", "application/vnd.kafka.binary.v1+json"] {
+        assert_eq!(embedded_format(&ct("application/vnd.kafka.binary.v1+json")), Ok(Embedded::Binary));
+        assert_eq!(embedded_format(&ct("application/vnd.kafka.v1+json")), Ok(Embedded::Binary));
+        assert_eq!(embedded_format(&ct("application/vnd.kafka.json.v1+json")), Ok(Embedded::Json));
+        for bad in ["application/json", "application/vnd.kafka.avro.v2+json", "text/plain", "application/vnd.kafka.avro.v1+json", "application/vnd.kafka.v2+json"] {
             assert_eq!(embedded_format(&ct(bad)).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
         }
         assert_eq!(embedded_format(&HeaderMap::new()).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);

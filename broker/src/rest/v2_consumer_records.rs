@@ -76,7 +76,7 @@ async fn position(state: &RestState, entry: &Entry) -> Result<(), RestError> {
 }
 
 /// One record as the format embeds it; `None` when a JSON instance meets bytes that are not JSON.
-fn record_json(format: Format, tp: &Tp, r: &FetchedRecord) -> Option<Value> {
+pub(super) fn record_json(format: Format, tp: &Tp, r: &FetchedRecord) -> Option<Value> {
     let embed = |b: &Option<Vec<u8>>| -> Option<Value> {
         match (b, format) {
             (None, _) => Some(Value::Null),

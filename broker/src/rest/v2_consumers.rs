@@ -33,7 +33,7 @@ const V2_JSON: &str = "application/vnd.kafka.v2+json";
 /// Confluent's codes.
 const INSTANCE_NOT_FOUND: u32 = 40403;
 const INSTANCE_EXISTS: u32 = 40902;
-const ILLEGAL_STATE: u32 = 40903;
+pub(super) const ILLEGAL_STATE: u32 = 40903;
 const FORMAT_MISMATCH: u32 = 40601;
 const INVALID_PAYLOAD: u32 = 42206;
 /// Partitions one assign, seek or offsets body may name.
@@ -139,8 +139,8 @@ fn payload(field: &str, why: impl std::fmt::Display) -> RestError {
     RestError::new(StatusCode::UNPROCESSABLE_ENTITY, INVALID_PAYLOAD, format!("Payload error. {field}: {why}"))
 }
 
-/// The request's content type must be one of v2's (Confluent refuses others with 415); a
-/// request without a body may have none.
+/// The request's content type must be one of v2's (Confluent refuses others with 415), or v1's
+/// (`confluent_v1`); a request without a body may have none.
 fn check_content_type(headers: &HeaderMap, body_expected: bool) -> Result<(), RestError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -152,7 +152,8 @@ fn check_content_type(headers: &HeaderMap, body_expected: bool) -> Result<(), Re
             | "application/vnd.kafka.avro.v2+json"
             | "application/vnd.kafka.jsonschema.v2+json"
             | "application/vnd.kafka.protobuf.v2+json"
-    ) || (essence.is_empty() && !body_expected);
+    ) || super::confluent_v1::is_v1(headers)
+        || (essence.is_empty() && !body_expected);
     if ok {
         Ok(())
     } else {
@@ -196,7 +197,7 @@ pub fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
 
 /// The instance's entry when this broker owns it; otherwise the owner's answer to the same
 /// request (forwarded once), or 40403.
-async fn locate(state: &Shared, group: &str, instance: &str, request: Request) -> Result<(Arc<Entry>, HeaderMap, Body), Response> {
+pub(super) async fn locate(state: &Shared, group: &str, instance: &str, request: Request) -> Result<(Arc<Entry>, HeaderMap, Body), Response> {
     if let Some(entry) = state.consumers.get(group, instance) {
         let (parts, body) = request.into_parts();
         return Ok((entry, parts.headers, body));
@@ -258,7 +259,10 @@ macro_rules! located {
 
 async fn create(State(state): State<Shared>, Path(group): Path<String>, headers: HeaderMap, request: Body) -> Result<Response, RestError> {
     check_content_type(&headers, false)?;
-    let body = json_body(&headers, request, &state).await?.unwrap_or_else(|| json!({}));
+    let mut body = json_body(&headers, request, &state).await?.unwrap_or_else(|| json!({}));
+    if super::confluent_v1::is_v1(&headers) {
+        body = super::confluent_v1::translate_create(body);
+    }
     if group.is_empty() || group.len() > 255 {
         return Err(RestError::new(StatusCode::UNPROCESSABLE_ENTITY, 42204, "Invalid consumer configuration: the group name must have 1 to 255 characters"));
     }
@@ -479,7 +483,7 @@ fn accepted(headers: &HeaderMap) -> Result<Option<Format>, ()> {
 }
 
 /// A query parameter's value (the last one given; numbers need no percent-decoding).
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()).last()
 }
 
@@ -500,25 +504,32 @@ async fn records(State(state): State<Shared>, Path((group, instance)): Path<(Str
             ))
         }
     }
-    let number = |name: &str, v: &Option<String>| -> Result<i64, RestError> {
-        match v.as_deref() {
+    let out = read_records(&state, &entry, q_timeout.as_deref(), q_max_bytes.as_deref()).await?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], Value::Array(out).to_string()).into_response())
+}
+
+/// One read of the instance's records, with the `timeout` and `max_bytes` query parameters
+/// (absent: the instance's `consumer.request.timeout.ms` and the cap), one at a time.
+pub(super) async fn read_records(state: &Shared, entry: &Entry, q_timeout: Option<&str>, q_max_bytes: Option<&str>) -> Result<Vec<Value>, RestError> {
+    let number = |name: &str, v: Option<&str>| -> Result<i64, RestError> {
+        match v {
             None => Ok(-1),
             Some(s) => s.trim().parse::<i64>().map_err(|_| RestError::bad_request(format!("{name} must be a number, not {s:?}"))),
         }
     };
-    let timeout = match number("timeout", &q_timeout)? {
+    let timeout = match number("timeout", q_timeout)? {
         t if t < 0 => entry.instance.lock().config.request_timeout,
         t => Duration::from_millis(t as u64),
     }
     .min(state.config.request_timeout);
-    let max_bytes = match number("max_bytes", &q_max_bytes)? {
+    let max_bytes = match number("max_bytes", q_max_bytes)? {
         b if b <= 0 => MAX_BYTES_CAP,
         b => (b as usize).min(MAX_BYTES_CAP),
     };
     let _one_at_a_time = entry.reading.lock().await;
-    let out = read(&state, &entry, timeout, max_bytes).await?;
+    let out = read(state, entry, timeout, max_bytes).await?;
     entry.instance.lock().touch(entry.now_ms());
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], Value::Array(out).to_string()).into_response())
+    Ok(out)
 }
 
 async fn commit_offsets(State(state): State<Shared>, Path((group, instance)): Path<(String, String)>, request: Request) -> Result<Response, RestError> {
@@ -539,6 +550,10 @@ async fn commit_offsets(State(state): State<Shared>, Path((group, instance)): Pa
         .iter()
         .map(|(tp, o)| json!({ "topic": tp.0, "partition": tp.1, "consumed": consumed.iter().find(|(c, _)| c == tp).map(|(_, c)| *c), "committed": o }))
         .collect();
+    if super::confluent_v1::is_v1(&headers) {
+        // v1 answers the list itself.
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, super::confluent_v1::V1_JSON)], Value::Array(body).to_string()).into_response());
+    }
     Ok(v2_response(StatusCode::OK, &json!({ "offsets": body })))
 }
 

@@ -25,8 +25,8 @@ use crate::error_code;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
+pub(super) const OP_SET: i8 = 0;
+pub(super) const OP_DELETE: i8 = 1;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -49,14 +49,14 @@ pub fn routes() -> Router<Shared> {
 /// Whose configs: a topic's, a broker's, or the cluster-wide broker defaults (Kafka's broker
 /// resource named "").
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Resource {
+pub(super) enum Resource {
     Topic(String),
     Broker(i32),
     ClusterBrokerDefaults,
 }
 
 impl Resource {
-    fn kafka(&self) -> (i8, String) {
+    pub(super) fn kafka(&self) -> (i8, String) {
         match self {
             Resource::Topic(t) => (RESOURCE_TOPIC, t.clone()),
             Resource::Broker(b) => (RESOURCE_BROKER, b.to_string()),
@@ -89,7 +89,7 @@ impl Resource {
         }
     }
 
-    fn kinds(&self) -> (&'static str, &'static str) {
+    pub(super) fn kinds(&self) -> (&'static str, &'static str) {
         match self {
             Resource::Topic(_) => ("KafkaTopicConfig", "KafkaTopicConfigList"),
             Resource::Broker(_) => ("KafkaBrokerConfig", "KafkaBrokerConfigList"),
@@ -128,7 +128,7 @@ fn source_name(source: i8) -> &'static str {
     }
 }
 
-fn config_json(base: &str, cluster_id: &str, res: &Resource, c: &DescribeConfigsResourceResult) -> Value {
+pub(super) fn config_json(base: &str, cluster_id: &str, res: &Resource, c: &DescribeConfigsResourceResult) -> Value {
     let name = c.name.to_string();
     let mut v = json!({
         "kind": res.kinds().0,
@@ -161,7 +161,7 @@ fn config_json(base: &str, cluster_id: &str, res: &Resource, c: &DescribeConfigs
 }
 
 /// The resource's configs, sorted by name (as Confluent lists them).
-async fn describe(state: &Shared, cluster_id: &str, res: &Resource) -> Result<Vec<DescribeConfigsResourceResult>, RestError> {
+pub(super) async fn describe(state: &Shared, cluster_id: &str, res: &Resource) -> Result<Vec<DescribeConfigsResourceResult>, RestError> {
     let image = cluster(state, cluster_id)?;
     match res {
         Resource::Topic(t) if image.topic(t).is_none() => return Err(RestError::unknown_topic(t)),
@@ -190,16 +190,16 @@ async fn describe(state: &Shared, cluster_id: &str, res: &Resource) -> Result<Ve
     Ok(configs)
 }
 
-fn not_found(cluster_id: &str, res: &Resource, name: &str) -> RestError {
+pub(super) fn not_found(cluster_id: &str, res: &Resource, name: &str) -> RestError {
     RestError::not_found(format!("Config {name} cannot be found for {} in cluster {cluster_id}.", res.describe()))
 }
 
 /// One change of a batch: SET with a value (None: Kafka's null) or DELETE.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Change {
-    name: String,
-    operation: i8,
-    value: Option<String>,
+pub(super) struct Change {
+    pub name: String,
+    pub operation: i8,
+    pub value: Option<String>,
 }
 
 /// Applies `changes` together (IncrementalAlterConfigs), after checking that the resource has
@@ -242,10 +242,25 @@ fn update_body(v: &Value) -> Result<Option<String>, RestError> {
 /// the operation defaults to SET.
 fn alter_body(v: &Value) -> Result<(Vec<Change>, bool), RestError> {
     let obj = v.as_object().ok_or_else(|| RestError::invalid("body", "expected a JSON object"))?;
-    let data = obj.get("data").and_then(Value::as_array).ok_or_else(|| RestError::invalid("data", "expected an array"))?;
+    let changes = changes_of(obj.get("data"), "data")?;
+    Ok((changes, validate_only_of(obj)?))
+}
+
+/// `validate_only`: absent is false.
+pub(super) fn validate_only_of(obj: &serde_json::Map<String, Value>) -> Result<bool, RestError> {
+    match obj.get("validate_only") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RestError::invalid("validate_only", "expected true or false")),
+    }
+}
+
+/// `[{"name", "value", "operation"}]` at `at` (for the errors' field names).
+pub(super) fn changes_of(list: Option<&Value>, at: &str) -> Result<Vec<Change>, RestError> {
+    let data = list.and_then(Value::as_array).ok_or_else(|| RestError::invalid(at, "expected an array"))?;
     let mut changes = Vec::with_capacity(data.len());
     for (i, entry) in data.iter().enumerate() {
-        let field = |f: &str| format!("data[{i}].{f}");
+        let field = |f: &str| format!("{at}[{i}].{f}");
         let name = entry.get("name").and_then(Value::as_str).ok_or_else(|| RestError::invalid(&field("name"), "expected a string"))?;
         let value = match entry.get("value") {
             None | Some(Value::Null) => None,
@@ -260,12 +275,7 @@ fn alter_body(v: &Value) -> Result<(Vec<Change>, bool), RestError> {
         };
         changes.push(Change { name: name.to_string(), operation, value });
     }
-    let validate_only = match obj.get("validate_only") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(RestError::invalid("validate_only", "expected true or false")),
-    };
-    Ok((changes, validate_only))
+    Ok(changes)
 }
 
 async fn list_configs(state: &Shared, headers: &HeaderMap, cluster_id: &str, res: Resource) -> Result<Response, RestError> {

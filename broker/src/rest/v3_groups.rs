@@ -36,6 +36,10 @@ pub fn routes() -> Router<Shared> {
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/consumers", get(list_consumers))
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/consumers/{consumer_id}", get(get_consumer))
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/consumers/{consumer_id}/assignments", get(list_assignments))
+        .route(
+            "/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/consumers/{consumer_id}/assignments/{topic_name}/partitions/{partition_id}",
+            get(get_assignment),
+        )
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/lag-summary", get(get_lag_summary))
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/lags", get(list_lags))
         .route("/v3/clusters/{cluster_id}/consumer-groups/{consumer_group_id}/lags/{topic_name}/partitions/{partition_id}", get(get_lag))
@@ -429,6 +433,18 @@ async fn list_assignments(State(state): State<Shared>, headers: HeaderMap, Path(
     let base = base_url(&headers);
     let data = m.assignments.iter().map(|(t, p)| assignment_json(&base, &c, &g, &m, t, *p)).collect();
     Ok(ok(list("KafkaConsumerAssignmentList", format!("{}/consumers/{}/assignments", group_url(&base, &c, &g), m.consumer_id), data)))
+}
+
+/// One partition of the member's assignment (404 when it is not assigned that partition).
+async fn get_assignment(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((c, g, m, t, p)): Path<(String, String, String, String, String)>,
+) -> Result<Response, RestError> {
+    let m = member(group(&state, &c, &g).await?, &m)?;
+    let p = p.parse::<i32>().ok().filter(|p| m.assignments.iter().any(|(at, ap)| *at == t && ap == p));
+    let p = p.ok_or_else(|| RestError::not_found(format!("Consumer assignment cannot be found: {} is not assigned that partition of {t}.", m.consumer_id)))?;
+    Ok(ok(assignment_json(&base_url(&headers), &c, &g, &m, &t, p)))
 }
 
 async fn get_lag_summary(State(state): State<Shared>, headers: HeaderMap, Path((c, g)): Path<(String, String)>) -> Result<Response, RestError> {
