@@ -9,6 +9,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::policy::ReplicationPolicy;
+use crate::resume::ExactlyOnceSupport;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -60,6 +61,7 @@ pub struct FlowSettings {
     pub checkpoints_topic_replication_factor: i32,
     pub heartbeats_topic_replication_factor: i32,
     pub policy: ReplicationPolicy,
+    pub exactly_once_support: ExactlyOnceSupport,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,7 @@ enum Kind {
     Regexes,
     Policy,
     Text,
+    ExactlyOnce,
 }
 
 /// Every flow-level setting: name, kind, MM2's default (`None`: no default, ignored if absent).
@@ -120,6 +123,8 @@ const FLOW_SETTINGS: &[(&str, Kind, &str)] = &[
     ("replication.policy.separator", Kind::Text, "."),
     // Accepted for MM2 configs' sake: one task per flow copies every partition.
     ("tasks.max", Kind::Int, "1"),
+    // KIP-618's connector-level name and values (plus `disabled`): see resume.rs.
+    ("exactly.once.support", Kind::ExactlyOnce, "requested"),
 ];
 
 /// Legacy MM2 names still accepted.
@@ -201,6 +206,7 @@ fn validate(key: &str, kind: Kind, v: &str) -> Result<(), ConfigError> {
         Kind::Regexes => parse_regexes(key, v).map(|_| ()),
         Kind::Policy => ReplicationPolicy::from_class(v, ".").map(|_| ()).map_err(|message| ConfigError::BadValue { key: key.into(), message }),
         Kind::Text => Ok(()),
+        Kind::ExactlyOnce => ExactlyOnceSupport::parse(v).map(|_| ()).map_err(|message| ConfigError::BadValue { key: key.into(), message }),
     }
 }
 
@@ -337,6 +343,7 @@ fn flow_settings(get: &dyn Fn(&str) -> String, flow: &str) -> Result<FlowSetting
         checkpoints_topic_replication_factor: rf("checkpoints.topic.replication.factor")?,
         heartbeats_topic_replication_factor: rf("heartbeats.topic.replication.factor")?,
         policy,
+        exactly_once_support: ExactlyOnceSupport::parse(&get("exactly.once.support")).map_err(|message| ConfigError::BadValue { key: key("exactly.once.support"), message })?,
     })
 }
 
@@ -375,6 +382,7 @@ primary.security.protocol = PLAINTEXT
         assert_eq!(s.emit_heartbeats_interval, Duration::from_secs(1), "MM2's default");
         assert!(s.sync_topic_configs_enabled && !s.sync_group_offsets_enabled);
         assert_eq!(s.offset_lag_max, 100);
+        assert_eq!(s.exactly_once_support, ExactlyOnceSupport::Requested, "exact resume by default");
         let p = &c.clusters["primary"];
         assert_eq!(p.bootstrap_servers, "p1:9092,p2:9092");
         assert_eq!(p.consumer["fetch.min.bytes"], "1");
@@ -410,6 +418,8 @@ primary.security.protocol = PLAINTEXT
         assert!(err("topics=orders[").contains("topics"));
         assert!(err("replication.policy.class=com.example.Mine").contains("replication.policy.class"));
         assert!(err("emit.checkpoints.interval.seconds=-1").contains("emit.checkpoints.interval.seconds"));
+        assert!(err("exactly.once.support=enabled").contains("exactly.once.support"));
+        assert!(err("a->b.exactly.once.support=yes").contains("a->b.exactly.once.support"));
         let missing = MirrorConfig::from_text("clusters=a,b\na.bootstrap.servers=x:1\na->b.enabled=true").unwrap_err();
         assert_eq!(missing, ConfigError::Missing("b.bootstrap.servers".into()));
         assert!(MirrorConfig::from_text("clusters=a,b\na.bootstrap.servers=x:1\nb.bootstrap.servers=y:1").unwrap_err().to_string().contains("no flow"));

@@ -3,9 +3,12 @@
 //! topics, reads every partition from its committed progress and writes each record to the same
 //! partition of the remote topic with its key, value, headers and timestamp. Progress is
 //! committed to the source cluster (group `lantern-mirror.<source>-><target>`) only for records
-//! the target acknowledged, so a crash re-copies (never skips) what was in flight: at least once.
+//! the target acknowledged; each commit also names the target offset of the record at the
+//! committed source offset, so that a restart skips what was copied after it (resume.rs decides
+//! where each partition resumes and which records are already on the target; where its
+//! preconditions do not hold, a crash re-copies what was in flight: at least once).
 //! Each acknowledgement feeds the offset syncs the checkpoint loop translates groups with.
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ use crate::formats::OffsetSync;
 use crate::metrics::{self, now_ms, Metrics};
 use crate::offset_sync::{OffsetSyncStore, PartitionState};
 use crate::policy::{should_replicate_topic, ReplicationPolicy};
+use crate::resume::{self, Action, ExactlyOnceSupport, Observed, PartitionProgress, Resume};
 use crate::topics;
 
 pub fn progress_group(flow: &Flow) -> String {
@@ -99,14 +103,7 @@ impl ProducerContext for TargetContext {
 
 /// Writes one source record to the same partition of its remote topic. Ok(false): not sent
 /// (stopping, or the target already refused a record).
-fn send_record(
-    producer: &BaseProducer<TargetContext>,
-    slots: &mut [Slot],
-    index: &HashMap<(String, i32), usize>,
-    m: &rdkafka::message::BorrowedMessage<'_>,
-    stop: &AtomicBool,
-) -> Result<bool, String> {
-    let Some(&slot) = index.get(&(m.topic().to_string(), m.partition())) else { return Ok(false) };
+fn send_record(producer: &BaseProducer<TargetContext>, slots: &mut [Slot], slot: usize, m: &rdkafka::message::BorrowedMessage<'_>, stop: &AtomicBool) -> Result<bool, String> {
     let headers = m.headers().map(|hs| {
         let mut out = OwnedHeaders::new_with_capacity(hs.count());
         for h in hs.iter() {
@@ -137,39 +134,33 @@ fn send_record(
             Err((e, _)) => return Err(format!("cannot send offset {} of {}-{}: {e}", m.offset(), m.topic(), m.partition())),
         }
     }
-    slots[slot].next_send = m.offset() + 1;
-    slots[slot].in_flight.push_back((m.offset(), false));
+    slots[slot].progress.sent(m.offset());
     Ok(true)
 }
 
 struct Slot {
     copied: Copied,
-    /// Next source offset to hand to the producer / acknowledged by the target / committed.
-    next_send: i64,
-    acked_next: i64,
-    committed: i64,
+    /// Records skipped, sent and acknowledged, and the progress to commit.
+    progress: PartitionProgress,
     sync_state: PartitionState,
     delayed_sync: Option<(i64, i64)>,
-    /// Source offsets sent and not yet part of the acknowledged prefix, in send order, with
-    /// whether each was acknowledged: progress only moves past a record once every record sent
-    /// before it is acknowledged too, whatever order the producer reports them in.
-    in_flight: VecDeque<(i64, bool)>,
+    /// Whether records of another writer were seen among this run's (logged once).
+    interleaving_logged: bool,
 }
 
-impl Slot {
-    fn acknowledge(&mut self, offset: i64) {
-        match self.in_flight.front_mut() {
-            Some(front) if front.0 == offset => front.1 = true,
-            _ => {
-                if let Some(e) = self.in_flight.iter_mut().find(|e| e.0 == offset) {
-                    e.1 = true;
-                }
-            }
-        }
-        while let Some(&(o, true)) = self.in_flight.front() {
-            self.acked_next = self.acked_next.max(o + 1);
-            self.in_flight.pop_front();
-        }
+fn message_fingerprint(m: &rdkafka::message::BorrowedMessage<'_>) -> u64 {
+    let headers = m.headers();
+    let pairs = headers.into_iter().flat_map(|hs| hs.iter().map(|h| (h.key, h.value)));
+    resume::fingerprint(m.key(), m.payload(), pairs)
+}
+
+/// One partition's progress in a commit: the source offset, and in the metadata the target
+/// offset of the record at it (resume.rs).
+fn add_progress(tpl: &mut TopicPartitionList, c: &Copied, source_offset: i64, target_offset: Option<i64>) {
+    let mut e = tpl.add_partition(&c.source_topic, c.partition);
+    let _ = e.set_offset(Offset::Offset(source_offset));
+    if let Some(t) = target_offset {
+        e.set_metadata(resume::encode_metadata(&c.remote_topic, c.partition, t));
     }
 }
 
@@ -181,6 +172,8 @@ pub struct CopyLoop {
     consumer: BaseConsumer<Context>,
     producer: BaseProducer<TargetContext>,
     sync_producer: BaseProducer<Context>,
+    /// Reads a target partition's last record when a partition resumes (never commits).
+    tail_reader: BaseConsumer<Context>,
     source_admin: AdminClient<Context>,
     target_admin: AdminClient<Context>,
     slots: Vec<Slot>,
@@ -188,6 +181,8 @@ pub struct CopyLoop {
     topic_configs: BTreeMap<String, Vec<(String, String)>>,
     failure: Option<String>,
     in_flight: i64,
+    /// Whether the target producer's effective settings are acks=all and idempotent.
+    producer_exact: Result<(), String>,
 }
 
 impl CopyLoop {
@@ -212,19 +207,29 @@ impl CopyLoop {
         .create_with_context(ctx(StatsRole::SourceConsumer))
         .with_context(|| format!("{} consumer settings", flow.source))?;
         let producer_id = metrics::producer_client_id(&flow.source, &flow.target).trim_matches('"').to_string();
-        let producer: BaseProducer<TargetContext> = client_config(
+        let producer_config = client_config(
             &target,
             Kind::Producer,
             &producer_id,
             // Idempotence keeps each partition's order through retries; no timeout: an
             // unreachable target pauses the flow instead of failing records.
             &[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "0"), ("linger.ms", "5"), ("statistics.interval.ms", "5000")],
-        )
+        );
+        let producer_exact = resume::producer_preconditions(|k| producer_config.get(k).map(str::to_string));
+        let producer: BaseProducer<TargetContext> = producer_config
         .create_with_context(TargetContext { inner: ctx(StatsRole::TargetProducer), acks: Mutex::new(Vec::new()), refused: AtomicBool::new(false) })
         .with_context(|| format!("{} producer settings", flow.target))?;
         let sync_producer: BaseProducer<Context> = client_config(&source, Kind::Producer, &format!("{producer_id}-offset-syncs"), &[("acks", "all"), ("linger.ms", "5")])
             .create_with_context(ctx(StatsRole::None))
             .with_context(|| format!("{} producer settings", flow.source))?;
+        let tail_reader: BaseConsumer<Context> = client_config(
+            &target,
+            Kind::Consumer,
+            &format!("{consumer_id}-tail"),
+            &[("group.id", &format!("{group}-tail-reader")), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"), ("fetch.wait.max.ms", "100")],
+        )
+        .create_with_context(ctx(StatsRole::None))
+        .with_context(|| format!("{} consumer settings", flow.target))?;
         let source_admin = client_config(&source, Kind::Admin, &format!("{producer_id}-admin"), &[])
             .create_with_context(ctx(StatsRole::None))
             .with_context(|| format!("{} admin settings", flow.source))?;
@@ -242,6 +247,7 @@ impl CopyLoop {
             consumer,
             producer,
             sync_producer,
+            tail_reader,
             source_admin,
             target_admin,
             slots: Vec::new(),
@@ -249,6 +255,7 @@ impl CopyLoop {
             topic_configs: BTreeMap::new(),
             failure: None,
             in_flight: 0,
+            producer_exact,
         })
     }
 
@@ -271,10 +278,17 @@ impl CopyLoop {
         while !stop.load(Ordering::Relaxed) {
             if let Some(msg) = self.consumer.poll(Duration::from_millis(50)) {
                 match msg {
-                    Ok(m) => match send_record(&self.producer, &mut self.slots, &self.index, &m, &stop) {
-                        Ok(true) => self.in_flight += 1,
-                        Ok(false) => {}
-                        Err(e) => self.failure = Some(e),
+                    Ok(m) => match self.index.get(&(m.topic().to_string(), m.partition())).copied() {
+                        None => {}
+                        Some(slot) => match self.slots[slot].progress.on_record(m.offset(), || message_fingerprint(&m)) {
+                            Action::Skip { target_offset } => self.skipped(slot, m.offset(), target_offset),
+                            Action::Rewind { source_offset, reason } => self.rewind(slot, source_offset, &reason)?,
+                            Action::Copy => match send_record(&self.producer, &mut self.slots, slot, &m, &stop) {
+                                Ok(true) => self.in_flight += 1,
+                                Ok(false) => {}
+                                Err(e) => self.failure = Some(e),
+                            },
+                        },
                     },
                     Err(e) => tracing::warn!(target: "lantern.mirror", flow = %self.flow.name(), error = %e, "fetch failed; retrying"),
                 }
@@ -357,7 +371,7 @@ impl CopyLoop {
                 for a in run {
                     match &a.result {
                         Ok(downstream) => {
-                            slot.acknowledge(a.source_offset);
+                            slot.progress.acknowledge(a.source_offset, *downstream);
                             if slot.sync_state.update(a.source_offset, *downstream) {
                                 slot.delayed_sync = None;
                                 syncs.push((a.slot, a.source_offset, *downstream));
@@ -380,8 +394,15 @@ impl CopyLoop {
                         }
                     }
                 }
-                p.acked_next_offset = slot.acked_next;
-                p.high_watermark = p.high_watermark.max(slot.acked_next);
+                p.acked_next_offset = slot.progress.acked_next;
+                p.high_watermark = p.high_watermark.max(slot.progress.acked_next);
+                if slot.progress.interleaved > 0 && !slot.interleaving_logged {
+                    // Records this run did not write sit between its own: another writer of
+                    // the target, or a killed run's last request arriving after the restart
+                    // read the target's end (its records are then on the target twice).
+                    tracing::warn!(target: "lantern.mirror", flow = %format!("{}->{}", key.0, key.1), topic = %slot.copied.remote_topic, partition = slot.copied.partition, "records of another writer on the target partition, between this flow's own");
+                    slot.interleaving_logged = true;
+                }
             }
             if let Some(f) = ms.flows.get_mut(&key) {
                 f.active_records = self.in_flight;
@@ -413,11 +434,16 @@ impl CopyLoop {
             self.slots[slot].sync_state.update(up, down);
             self.send_offset_sync(slot, up, down);
         }
+        let exact = self.flow.settings.exactly_once_support != ExactlyOnceSupport::Disabled;
         let mut tpl = TopicPartitionList::new();
-        for s in self.slots.iter().filter(|s| s.acked_next > s.committed) {
-            let _ = tpl.add_partition_offset(&s.copied.source_topic, s.copied.partition, Offset::Offset(s.acked_next));
+        let mut moved = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some((source_offset, target_offset)) = s.progress.to_commit() {
+                add_progress(&mut tpl, &s.copied, source_offset, target_offset.filter(|_| exact));
+                moved.push((i, source_offset));
+            }
         }
-        if tpl.count() == 0 {
+        if moved.is_empty() {
             return;
         }
         let t0 = Instant::now();
@@ -434,8 +460,8 @@ impl CopyLoop {
         });
         match result {
             Ok(()) => {
-                for s in self.slots.iter_mut() {
-                    s.committed = s.committed.max(s.acked_next);
+                for (i, source_offset) in moved {
+                    self.slots[i].progress.on_committed(source_offset);
                 }
             }
             Err(e) => tracing::warn!(target: "lantern.mirror", flow = %self.flow.name(), error = %e, "progress commit failed; will retry"),
@@ -450,6 +476,7 @@ impl CopyLoop {
         let wanted: Vec<(String, i32)> = listed.into_iter().filter(|(t, n)| *n > 0 && should_replicate_topic(s, t, &self.flow.target)).collect();
         let mut added = TopicPartitionList::new();
         let mut added_slots = Vec::new();
+        let mut created_now = HashSet::new();
         for (topic, partitions) in &wanted {
             let remote = s.policy.format_remote_topic(&self.flow.source, topic);
             let known = self.slots.iter().filter(|x| &x.copied.source_topic == topic).count() as i32;
@@ -460,6 +487,7 @@ impl CopyLoop {
             if known == 0 {
                 let created = topics::create_topic(&self.target_admin, &remote, *partitions, s.replication_factor, &configs).map_err(|e| anyhow!(e))?;
                 if created {
+                    created_now.insert(remote.clone());
                     tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %remote, partitions, "created target topic");
                 }
                 self.topic_configs.insert(topic.clone(), configs);
@@ -478,27 +506,68 @@ impl CopyLoop {
         if added_slots.is_empty() && !first {
             return Ok(());
         }
-        // Where each new partition resumes: its committed progress, else the beginning.
+        // Where each new partition resumes, and which records read from there are on the target
+        // already (resume.rs).
         let committed = if added.count() > 0 { self.consumer.committed_offsets(added, topics::TIMEOUT).context("reading committed progress")? } else { TopicPartitionList::new() };
+        let mut fresh = TopicPartitionList::new();
+        let mut fallbacks = 0;
+        let mut decided = Vec::new();
         for c in added_slots {
-            let start = match committed.find_partition(&c.source_topic, c.partition).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                _ => -1,
+            let (committed_offset, metadata) = match committed.find_partition(&c.source_topic, c.partition) {
+                Some(e) => (if let Offset::Offset(o) = e.offset() { Some(o) } else { None }, e.metadata().to_string()),
+                None => (None, String::new()),
             };
-            tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, resume = start, "partition assigned");
+            let resume = self.resume_of(&c, committed_offset, &metadata, created_now.contains(&c.remote_topic));
+            if let (Resume::AtLeastOnce { reason, .. }, ExactlyOnceSupport::Required) = (&resume, s.exactly_once_support) {
+                return Err(anyhow!("{}-{}: exactly.once.support=required, but {reason}", c.source_topic, c.partition));
+            }
+            decided.push((c, resume));
+        }
+        for (c, resume) in decided {
+            let start = resume.source_offset().unwrap_or(-1);
+            match &resume {
+                Resume::Exact { target_offset, skip, .. } => {
+                    tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, resume = start, delivery = "exactly once", target_offset, skip, "partition assigned")
+                }
+                Resume::Fresh { source_offset, target_offset } => {
+                    tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, resume = start, delivery = "exactly once", target_offset, skip = 0, "partition assigned");
+                    add_progress(&mut fresh, &c, *source_offset, Some(*target_offset));
+                }
+                Resume::AtLeastOnce { reason, .. } => {
+                    fallbacks += 1;
+                    tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, resume = start, delivery = "at least once", reason = %reason, "partition assigned");
+                    if *reason != resume::Fallback::Disabled {
+                        tracing::warn!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, reason = %reason, "resuming at least once: records copied since the last progress commit are copied again");
+                    }
+                }
+            }
             self.index.insert((c.source_topic.clone(), c.partition), self.slots.len());
-            let committed_at = start.max(0);
+            let progress = PartitionProgress::new(&resume);
+            let committed_at = progress.acked_next;
             self.metrics.with(|m| {
                 let p = m.partitions.entry((self.flow.source.clone(), self.flow.target.clone(), c.remote_topic.clone(), c.partition)).or_default();
                 p.source_topic.clone_from(&c.source_topic);
                 p.acked_next_offset = committed_at;
                 p.high_watermark = p.high_watermark.max(committed_at);
             });
-            self.slots.push(Slot { copied: c, next_send: start, acked_next: committed_at, committed: committed_at, sync_state: PartitionState::new(s.offset_lag_max), delayed_sync: None, in_flight: VecDeque::new() });
+            self.slots.push(Slot { copied: c, progress, sync_state: PartitionState::new(s.offset_lag_max), delayed_sync: None, interleaving_logged: false });
         }
+        // Progress for partitions never committed: (log start, target end), so that a crash
+        // before their first regular commit resumes exactly too.
+        if fresh.count() > 0 {
+            if let Err(e) = self.consumer.commit(&fresh, CommitMode::Sync) {
+                tracing::warn!(target: "lantern.mirror", flow = %self.flow.name(), error = %e, "first progress commit failed; a crash before the next one resumes at least once");
+            }
+        }
+        let key = self.key();
+        self.metrics.with(|m| {
+            if let Some(f) = m.flows.get_mut(&key) {
+                f.exactly_once_fallbacks += fallbacks;
+            }
+        });
         let mut tpl = TopicPartitionList::new();
         for slot in &self.slots {
-            let offset = if slot.next_send >= 0 { Offset::Offset(slot.next_send) } else { Offset::Beginning };
+            let offset = if slot.progress.next_send >= 0 { Offset::Offset(slot.progress.next_send) } else { Offset::Beginning };
             tpl.add_partition_offset(&slot.copied.source_topic, slot.copied.partition, offset).context("assignment")?;
         }
         self.consumer.assign(&tpl).context("assigning source partitions")?;
@@ -511,6 +580,108 @@ impl CopyLoop {
             }
         });
         Ok(())
+    }
+
+    /// Reads what the resume decision needs: the target offset in the commit's metadata, the
+    /// source's log start and the target partition's high watermark (ListOffsets latest; a
+    /// target topic this run just created is empty).
+    fn resume_of(&self, c: &Copied, committed: Option<i64>, metadata: &str, created_now: bool) -> Resume {
+        let mode = self.flow.settings.exactly_once_support;
+        let target_offset = resume::decode_metadata(metadata, &c.remote_topic, c.partition);
+        let mut observed = Observed { committed: committed.map(|s| (s, target_offset)), source_log_start: None, source_end: None, target_end: None };
+        if mode != ExactlyOnceSupport::Disabled {
+            if let Ok((low, high)) = self.consumer.fetch_watermarks(&c.source_topic, c.partition, topics::TIMEOUT) {
+                (observed.source_log_start, observed.source_end) = (Some(low), Some(high));
+            }
+            observed.target_end = if created_now { Some(0) } else { self.target_end(&c.remote_topic, c.partition) };
+        }
+        let resume = resume::decide(mode, &self.producer_exact, &observed);
+        match resume.needs_tail() {
+            Some(at) => resume.with_tail(self.target_record(&c.remote_topic, c.partition, at)),
+            None => resume,
+        }
+    }
+
+    /// The fingerprint of the target's record at `offset` (None: not read within the timeout,
+    /// or gone).
+    fn target_record(&self, topic: &str, partition: i32, offset: i64) -> Option<u64> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).ok()?;
+        self.tail_reader.assign(&tpl).ok()?;
+        let deadline = Instant::now() + topics::TIMEOUT;
+        let mut found = None;
+        while Instant::now() < deadline {
+            match self.tail_reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                    found = (m.offset() == offset).then(|| message_fingerprint(&m));
+                    break;
+                }
+                Some(Err(e)) => tracing::debug!(target: "lantern.mirror", topic, partition, error = %e, "reading the target's last record"),
+                _ => {}
+            }
+        }
+        let _ = self.tail_reader.unassign();
+        found
+    }
+
+    /// The last record to skip is not the target's last record: the count is wrong, and the
+    /// partition is read again from where it resumed and copied at least once (or, with
+    /// `required`, the flow stops).
+    fn rewind(&mut self, slot: usize, source_offset: i64, reason: &resume::Fallback) -> anyhow::Result<()> {
+        let c = self.slots[slot].copied.clone();
+        if self.flow.settings.exactly_once_support == ExactlyOnceSupport::Required {
+            return Err(anyhow!("{}-{}: exactly.once.support=required, but {reason}", c.source_topic, c.partition));
+        }
+        tracing::warn!(target: "lantern.mirror", flow = %self.flow.name(), topic = %c.source_topic, partition = c.partition, resume = source_offset, reason = %reason, "resuming at least once: records copied since the last progress commit are copied again");
+        self.slots[slot].delayed_sync = None;
+        let key = self.key();
+        self.metrics.with(|m| {
+            if let Some(f) = m.flows.get_mut(&key) {
+                f.exactly_once_fallbacks += 1;
+            }
+        });
+        self.consumer.seek(&c.source_topic, c.partition, Offset::Offset(source_offset), topics::TIMEOUT).context("reading a partition again")?;
+        Ok(())
+    }
+
+    fn target_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        // A partition added a moment ago may not be in the target's metadata yet.
+        for attempt in 0..5 {
+            match self.target_admin.inner().fetch_watermarks(topic, partition, topics::TIMEOUT) {
+                Ok((_, high)) if high >= 0 => return Some(high),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(target: "lantern.mirror", topic, partition, attempt, error = %e, "target end offset"),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+
+    /// A record already on the target: not sent; fed to the offset syncs as if acknowledged at
+    /// its target offset.
+    fn skipped(&mut self, slot: usize, offset: i64, target_offset: i64) {
+        let s = &mut self.slots[slot];
+        if s.sync_state.update(offset, target_offset) {
+            s.delayed_sync = None;
+            self.send_offset_sync(slot, offset, target_offset);
+        } else {
+            s.delayed_sync = Some((offset, target_offset));
+        }
+        let s = &self.slots[slot];
+        let (acked_next, done) = (s.progress.acked_next, s.progress.skipping() == 0);
+        let key = self.key();
+        let remote = (key.0.clone(), key.1.clone(), s.copied.remote_topic.clone(), s.copied.partition);
+        self.metrics.with(|m| {
+            if let Some(f) = m.flows.get_mut(&key) {
+                f.resume_skipped_records += 1;
+            }
+            if let Some(p) = m.partitions.get_mut(&remote) {
+                p.acked_next_offset = acked_next;
+            }
+        });
+        if done {
+            tracing::info!(target: "lantern.mirror", flow = %self.flow.name(), topic = %s.copied.source_topic, partition = s.copied.partition, next = offset + 1, target_offset = target_offset + 1, "skipped the records already on the target; copying");
+        }
     }
 
     fn sync_configs(&mut self) {
@@ -531,33 +702,5 @@ impl CopyLoop {
             }
             self.topic_configs.insert(topic, configs);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn slot() -> Slot {
-        let copied = Copied { source_topic: "t".into(), remote_topic: "a.t".into(), partition: 0 };
-        Slot { copied, next_send: 0, acked_next: 0, committed: 0, sync_state: PartitionState::new(100), delayed_sync: None, in_flight: VecDeque::new() }
-    }
-
-    #[test]
-    fn progress_is_the_acknowledged_prefix() {
-        let mut s = slot();
-        // offsets as sent (a gap: 12 was compacted away on the source)
-        for o in [10, 11, 13, 14] {
-            s.in_flight.push_back((o, false));
-        }
-        s.acknowledge(11);
-        assert_eq!(s.acked_next, 0, "11 is acknowledged but 10 is not: nothing is safe to commit");
-        s.acknowledge(10);
-        assert_eq!(s.acked_next, 12);
-        s.acknowledge(14);
-        assert_eq!(s.acked_next, 12);
-        s.acknowledge(13);
-        assert_eq!(s.acked_next, 15);
-        assert!(s.in_flight.is_empty());
     }
 }

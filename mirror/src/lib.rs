@@ -11,4 +11,5 @@ pub mod http;
 pub mod metrics;
 pub mod offset_sync;
 pub mod policy;
+pub mod resume;
 pub mod topics;

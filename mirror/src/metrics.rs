@@ -114,6 +114,8 @@ pub struct FlowMetrics {
     pub last_checkpoint_ms: u64,
     pub checkpoints: u64,
     pub topics: u64,
+    pub resume_skipped_records: u64,
+    pub exactly_once_fallbacks: u64,
 }
 
 type PartKey = (String, String, String, i32);
@@ -296,6 +298,8 @@ fn render(s: &State, now: u64, started: u64) -> String {
         ("lantern_mirror_checkpoints_total", "Checkpoints acknowledged by the target.", |f| f.checkpoints as f64),
         ("lantern_mirror_last_checkpoint_timestamp_seconds", "When the last checkpoint round finished (0: none yet).", |f| f.last_checkpoint_ms as f64 / 1000.0),
         ("lantern_mirror_topics", "Source topics this flow copies.", |f| f.topics as f64),
+        ("lantern_mirror_resume_skipped_records_total", "Records read again after a restart and not copied, because the target held them already (duplicates avoided).", |f| f.resume_skipped_records as f64),
+        ("lantern_mirror_exactly_once_fallbacks_total", "Partitions assigned that resume at least once (exactly.once.support disabled, or a precondition not met; the reason is logged).", |f| f.exactly_once_fallbacks as f64),
     ];
     for (name, help, get) in counters {
         w.family(name, help, if name.ends_with("_total") { "counter" } else { "gauge" });
