@@ -172,7 +172,7 @@ pub struct CopyLoop {
     consumer: BaseConsumer<Context>,
     producer: BaseProducer<TargetContext>,
     sync_producer: BaseProducer<Context>,
-    /// Reads a target partition's last record when a partition resumes (never commits).
+    /// Reads a target partition's records after the committed one when a partition resumes (never commits).
     tail_reader: BaseConsumer<Context>,
     source_admin: AdminClient<Context>,
     target_admin: AdminClient<Context>,
@@ -434,7 +434,9 @@ impl CopyLoop {
             self.slots[slot].sync_state.update(up, down);
             self.send_offset_sync(slot, up, down);
         }
-        let exact = self.flow.settings.exactly_once_support != ExactlyOnceSupport::Disabled;
+        // A target offset only from a run whose producer keeps one record per offset: another
+        // run must not trust the count of one that did not.
+        let exact = self.flow.settings.exactly_once_support != ExactlyOnceSupport::Disabled && self.producer_exact.is_ok();
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
@@ -514,6 +516,11 @@ impl CopyLoop {
         let mut decided = Vec::new();
         for c in added_slots {
             let (committed_offset, metadata) = match committed.find_partition(&c.source_topic, c.partition) {
+                // Unknown is not "never committed": resuming fresh would overwrite the real
+                // progress. The partition is assigned at the next refresh instead.
+                Some(e) if e.error().is_err() => {
+                    return Err(anyhow!("reading the committed progress of {}-{}: {:?}", c.source_topic, c.partition, e.error()));
+                }
                 Some(e) => (if let Offset::Offset(o) = e.offset() { Some(o) } else { None }, e.metadata().to_string()),
                 None => (None, String::new()),
             };
@@ -597,34 +604,39 @@ impl CopyLoop {
         }
         let resume = resume::decide(mode, &self.producer_exact, &observed);
         match resume.needs_tail() {
-            Some(at) => resume.with_tail(self.target_record(&c.remote_topic, c.partition, at)),
+            Some((from, to)) => resume.with_tail(self.target_records(&c.remote_topic, c.partition, from, to)),
             None => resume,
         }
     }
 
-    /// The fingerprint of the target's record at `offset` (None: not read within the timeout,
-    /// or gone).
-    fn target_record(&self, topic: &str, partition: i32, offset: i64) -> Option<u64> {
+    /// The fingerprints of the target's records at offsets `from..to`, in order (None: not all
+    /// read, one at each offset, within the timeout; a gap means the count cannot be trusted).
+    fn target_records(&self, topic: &str, partition: i32, from: i64, to: i64) -> Option<Vec<u64>> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).ok()?;
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from)).ok()?;
         self.tail_reader.assign(&tpl).ok()?;
-        let deadline = Instant::now() + topics::TIMEOUT;
-        let mut found = None;
-        while Instant::now() < deadline {
+        // The timeout again for every 100,000 records read.
+        let deadline = Instant::now() + topics::TIMEOUT * (1 + ((to - from) / 100_000) as u32);
+        let mut found = Vec::with_capacity((to - from) as usize);
+        let mut next = from;
+        while next < to && Instant::now() < deadline {
             match self.tail_reader.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
-                    found = (m.offset() == offset).then(|| message_fingerprint(&m));
-                    break;
+                    if m.offset() != next {
+                        break;
+                    }
+                    found.push(message_fingerprint(&m));
+                    next += 1;
                 }
-                Some(Err(e)) => tracing::debug!(target: "lantern.mirror", topic, partition, error = %e, "reading the target's last record"),
+                Some(Err(e)) => tracing::debug!(target: "lantern.mirror", topic, partition, error = %e, "reading the target's records after the commit"),
                 _ => {}
             }
         }
         let _ = self.tail_reader.unassign();
-        found
+        (next == to).then_some(found)
     }
 
-    /// The last record to skip is not the target's last record: the count is wrong, and the
+    /// A record to skip is not the target's record at its position: the count is wrong, and the
     /// partition is read again from where it resumed and copied at least once (or, with
     /// `required`, the flow stops).
     fn rewind(&mut self, slot: usize, source_offset: i64, reason: &resume::Fallback) -> anyhow::Result<()> {

@@ -9,10 +9,12 @@
 //! skipped, and the copy goes on from the k+1st. That is exact when the mirror is the only writer
 //! of the target partition and each record it wrote went to the next offset (acks=all,
 //! idempotent producer); otherwise the partition falls back to at least once (`Fallback`).
-//! Before it trusts the count, the mirror reads the target's last record (offset E - 1) and
-//! compares it with the kth record it skips (key, value and headers): another writer's records,
-//! or a killed run's request that arrived late, make them differ, and the partition is read
-//! again from S and copied at least once instead of losing records.
+//! Before it trusts the count, the mirror reads the target's records T..E-1 and compares each
+//! record it skips with the target record at the same position (key, value and headers):
+//! another writer's records, a killed run's request that arrived late, a gap a refused batch
+//! left, source records compacted away or deleted by retention since the killed run make them
+//! differ, and the partition is read again from S and copied at least once instead of losing
+//! records. Only a run of records identical in key, value and headers can hide such a change.
 //!
 //! Everything here is plain data: `decide` turns what was read on assignment into a `Resume`,
 //! and `PartitionProgress` follows one partition's records (skipped, sent, acknowledged) to the
@@ -20,6 +22,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// Most records after a commit the resume reads back from the target to check (8 bytes of
+/// memory each; one offset.flush.interval.ms of traffic is normally far less). Beyond it the
+/// partition resumes at least once.
+pub const MAX_VERIFIED: u64 = 2_000_000;
 
 /// `exactly.once.support`: the connector-level name and values of KIP-618, plus `disabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +99,11 @@ pub enum Fallback {
     SourceTruncated { committed: i64, log_start: i64 },
     /// The target holds more records after the commit than the source has offsets after it.
     TargetAhead { to_skip: u64, source_offsets: i64 },
-    /// The target's last record could not be read to check the count against.
+    /// The target's records after the commit could not be read to check the count against
+    /// (or there are more than MAX_VERIFIED of them).
     TargetTailUnreadable,
-    /// The kth record read from the source is not the target's last record: records the flow
-    /// did not write are on the target after the commit.
+    /// A record read from the source is not the target's record at its position: the target's
+    /// records after the commit are not the source's records from S.
     TargetTailMismatch { source_offset: i64 },
 }
 
@@ -116,10 +124,10 @@ impl fmt::Display for Fallback {
             Fallback::TargetAhead { to_skip, source_offsets } => {
                 write!(f, "the target holds {to_skip} records after the committed one, the source only {source_offsets} offsets (another writer of the target)")
             }
-            Fallback::TargetTailUnreadable => write!(f, "the target partition's last record could not be read"),
+            Fallback::TargetTailUnreadable => write!(f, "the target partition's records after the committed one could not be read (or are more than {MAX_VERIFIED})"),
             Fallback::TargetTailMismatch { source_offset } => write!(
                 f,
-                "the target partition's last record is not the source record at {source_offset} it should be (another writer of the target, or a killed run's request that arrived late)"
+                "the target partition's record at the position of source record {source_offset} is another record (another writer of the target, a killed run's request that arrived late, or source records compacted or deleted since)"
             ),
         }
     }
@@ -133,9 +141,10 @@ pub enum Resume {
     /// makes the next restart exact.
     Fresh { source_offset: i64, target_offset: i64 },
     /// Resume at `source_offset`; its first `skip` records are on the target already (at
-    /// `target_offset`..); the next record copied goes to `target_offset + skip`. `last`: the
-    /// fingerprint of the target's last record, which the last record skipped must have.
-    Exact { source_offset: i64, target_offset: i64, skip: u64, last: Option<u64> },
+    /// `target_offset`..); the next record copied goes to `target_offset + skip`. `expected`: the
+    /// fingerprints of the target's records `target_offset..target_offset + skip`, which the
+    /// records skipped must have, in order (None: not read yet).
+    Exact { source_offset: i64, target_offset: i64, skip: u64, expected: Option<Vec<u64>> },
     /// Resume at the committed offset (None: the source's beginning) and copy everything read.
     AtLeastOnce { source_offset: Option<i64>, reason: Fallback },
 }
@@ -174,25 +183,32 @@ pub fn decide(mode: ExactlyOnceSupport, producer: &Result<(), String>, o: &Obser
             if let Some(end) = o.source_end.filter(|end| skip as i64 > end - s) {
                 return fallback(Fallback::TargetAhead { to_skip: skip, source_offsets: end - s });
             }
-            Resume::Exact { source_offset: s, target_offset: t, skip, last: None }
+            if skip > MAX_VERIFIED {
+                return fallback(Fallback::TargetTailUnreadable);
+            }
+            Resume::Exact { source_offset: s, target_offset: t, skip, expected: None }
         }
     }
 }
 
 impl Resume {
-    /// Whether the target's last record (at `target_offset + skip - 1`) is needed.
-    pub fn needs_tail(&self) -> Option<i64> {
+    /// The target records to read to check the count: offsets `from..to` (none when nothing
+    /// is skipped).
+    pub fn needs_tail(&self) -> Option<(i64, i64)> {
         match self {
-            Resume::Exact { target_offset, skip, last: None, .. } if *skip > 0 => Some(target_offset + *skip as i64 - 1),
+            Resume::Exact { target_offset, skip, expected: None, .. } if *skip > 0 => Some((*target_offset, target_offset + *skip as i64)),
             _ => None,
         }
     }
 
-    /// The target's last record's fingerprint, or None: it could not be read.
-    pub fn with_tail(self, tail: Option<u64>) -> Resume {
+    /// The fingerprints of those target records in offset order, or None: they could not all
+    /// be read.
+    pub fn with_tail(self, tail: Option<Vec<u64>>) -> Resume {
         match (self, tail) {
-            (Resume::Exact { source_offset, target_offset, skip, .. }, Some(fp)) => Resume::Exact { source_offset, target_offset, skip, last: Some(fp) },
-            (Resume::Exact { source_offset, .. }, None) => Resume::AtLeastOnce { source_offset: Some(source_offset), reason: Fallback::TargetTailUnreadable },
+            (Resume::Exact { source_offset, target_offset, skip, .. }, Some(fps)) if fps.len() as u64 == skip => {
+                Resume::Exact { source_offset, target_offset, skip, expected: Some(fps) }
+            }
+            (Resume::Exact { source_offset, .. }, _) => Resume::AtLeastOnce { source_offset: Some(source_offset), reason: Fallback::TargetTailUnreadable },
             (other, _) => other,
         }
     }
@@ -254,9 +270,11 @@ pub struct PartitionProgress {
     pub interleaved: u64,
     skip_left: u64,
     skip_target: i64,
-    /// The source offset resumed at, and the fingerprint the last record skipped must have.
+    /// The source offset resumed at, and the fingerprints the records skipped must have, in
+    /// order (None: not checked).
     resumed_at: i64,
-    last: Option<u64>,
+    expected: Option<Vec<u64>>,
+    skipped: usize,
     /// Source offsets skipped or sent, not yet part of the acknowledged prefix, in read order,
     /// with the target offset once acknowledged: progress only moves past a record once every
     /// record read before it is acknowledged, whatever order the producer reports them in.
@@ -266,9 +284,9 @@ pub struct PartitionProgress {
 impl PartitionProgress {
     pub fn new(resume: &Resume) -> Self {
         let start = resume.source_offset().unwrap_or(-1);
-        let (target_next, skip_left, skip_target, last) = match *resume {
-            Resume::Fresh { target_offset, .. } => (Some(target_offset), 0, target_offset, None),
-            Resume::Exact { target_offset, skip, last, .. } => (Some(target_offset), skip, target_offset, last),
+        let (target_next, skip_left, skip_target, expected) = match resume {
+            Resume::Fresh { target_offset, .. } => (Some(*target_offset), 0, *target_offset, None),
+            Resume::Exact { target_offset, skip, expected, .. } => (Some(*target_offset), *skip, *target_offset, expected.clone()),
             Resume::AtLeastOnce { .. } => (None, 0, 0, None),
         };
         let committed = start.max(0);
@@ -281,7 +299,8 @@ impl PartitionProgress {
             skip_left,
             skip_target,
             resumed_at: start,
-            last,
+            expected,
+            skipped: 0,
             in_flight: VecDeque::new(),
         }
     }
@@ -292,19 +311,21 @@ impl PartitionProgress {
     }
 
     /// A record read at `offset`: skip it (it counts as acknowledged at once) or copy it; or,
-    /// when the last record to skip is not the target's last record (`fingerprint`), start over
-    /// at least once.
+    /// when a record to skip is not the target's record at its position (`fingerprint`), start
+    /// over at least once.
     pub fn on_record(&mut self, offset: i64, fingerprint: impl FnOnce() -> u64) -> Action {
         if self.skip_left == 0 {
             return Action::Copy;
         }
-        if self.skip_left == 1 && self.last.is_some_and(|want| want != fingerprint()) {
+        let want = self.expected.as_ref().map(|e| e.get(self.skipped).copied());
+        if want.is_some_and(|w| w != Some(fingerprint())) {
             let reason = Fallback::TargetTailMismatch { source_offset: offset };
             let source_offset = self.resumed_at;
             *self = PartitionProgress::new(&Resume::AtLeastOnce { source_offset: Some(source_offset), reason: reason.clone() });
             return Action::Rewind { source_offset, reason };
         }
         self.skip_left -= 1;
+        self.skipped += 1;
         let target_offset = self.skip_target;
         self.skip_target += 1;
         self.next_send = offset + 1;

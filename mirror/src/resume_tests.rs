@@ -25,8 +25,8 @@ fn metadata_round_trips_and_names_its_partition() {
 fn decisions() {
     use ExactlyOnceSupport::*;
     // 10 records written since the commit (S=500, T=200)
-    assert_eq!(decide(Requested, &OK, &observed(Some((500, Some(200))), 0, 210)), Resume::Exact { source_offset: 500, target_offset: 200, skip: 10, last: None });
-    assert_eq!(decide(Required, &OK, &observed(Some((500, Some(200))), 0, 200)), Resume::Exact { source_offset: 500, target_offset: 200, skip: 0, last: None });
+    assert_eq!(decide(Requested, &OK, &observed(Some((500, Some(200))), 0, 210)), Resume::Exact { source_offset: 500, target_offset: 200, skip: 10, expected: None });
+    assert_eq!(decide(Required, &OK, &observed(Some((500, Some(200))), 0, 200)), Resume::Exact { source_offset: 500, target_offset: 200, skip: 0, expected: None });
     // nothing committed: from the log start; what the target holds is not this flow's
     assert_eq!(decide(Requested, &OK, &observed(None, 40, 7)), Resume::Fresh { source_offset: 40, target_offset: 7 });
     let fb = |r: Resume| match r {
@@ -49,11 +49,16 @@ fn decisions() {
     // more records on the target since the commit than offsets on the source since it
     let ahead = Observed { source_end: Some(505), ..observed(Some((500, Some(200))), 0, 210) };
     assert_eq!(fb(decide(Requested, &OK, &ahead)).1, Fallback::TargetAhead { to_skip: 10, source_offsets: 5 });
-    // the target's last record: read, or the partition resumes at least once
+    // the target's records after the commit: all read, or the partition resumes at least once
     let exact = decide(Requested, &OK, &observed(Some((500, Some(200))), 0, 210));
-    assert_eq!(exact.needs_tail(), Some(209));
-    assert_eq!(exact.clone().with_tail(Some(7)), Resume::Exact { source_offset: 500, target_offset: 200, skip: 10, last: Some(7) });
+    assert_eq!(exact.needs_tail(), Some((200, 210)));
+    let fps: Vec<u64> = (0..10).collect();
+    assert_eq!(exact.clone().with_tail(Some(fps.clone())), Resume::Exact { source_offset: 500, target_offset: 200, skip: 10, expected: Some(fps) });
+    assert_eq!(exact.clone().with_tail(Some(vec![1, 2])), Resume::AtLeastOnce { source_offset: Some(500), reason: Fallback::TargetTailUnreadable }, "some read");
     assert_eq!(exact.with_tail(None), Resume::AtLeastOnce { source_offset: Some(500), reason: Fallback::TargetTailUnreadable });
+    // too many to read back
+    let many = decide(Requested, &OK, &observed(Some((0, Some(0))), 0, MAX_VERIFIED as i64 + 1));
+    assert_eq!(fb(many).1, Fallback::TargetTailUnreadable);
     assert_eq!(decide(Requested, &OK, &observed(Some((500, Some(200))), 0, 200)).needs_tail(), None, "nothing to skip");
     let unknown = Observed { committed: Some((5, Some(5))), source_log_start: Some(0), source_end: None, target_end: None };
     assert_eq!(fb(decide(Requested, &OK, &unknown)).1, Fallback::TargetEndUnknown);
@@ -71,10 +76,10 @@ fn producer_settings() {
 
 #[test]
 fn skipped_records_are_the_acknowledged_prefix_and_move_the_target_offset() {
-    let mut p = PartitionProgress::new(&Resume::Exact { source_offset: 100, target_offset: 50, skip: 2, last: Some(102) });
+    let mut p = PartitionProgress::new(&Resume::Exact { source_offset: 100, target_offset: 50, skip: 2, expected: Some(vec![100, 102]) });
     assert_eq!(p.to_commit(), None);
     // offsets 101 and 103 are gone upstream (compaction, a control record): counts are in records
-    assert_eq!(p.on_record(100, || unreachable!("only the last record skipped is compared")), Action::Skip { target_offset: 50 });
+    assert_eq!(p.on_record(100, || 100), Action::Skip { target_offset: 50 });
     assert_eq!(p.to_commit(), None, "not while skipping: the count is confirmed at its last record");
     assert_eq!(p.on_record(102, || 102), Action::Skip { target_offset: 51 });
     assert_eq!(p.skipping(), 0);
@@ -97,12 +102,23 @@ fn skipped_records_are_the_acknowledged_prefix_and_move_the_target_offset() {
 
 #[test]
 fn a_last_record_that_differs_starts_over_at_least_once() {
-    let mut p = PartitionProgress::new(&Resume::Exact { source_offset: 100, target_offset: 50, skip: 2, last: Some(999) });
+    let mut p = PartitionProgress::new(&Resume::Exact { source_offset: 100, target_offset: 50, skip: 2, expected: Some(vec![100, 999]) });
     assert_eq!(p.on_record(100, || 100), Action::Skip { target_offset: 50 });
     let reason = Fallback::TargetTailMismatch { source_offset: 101 };
     assert_eq!(p.on_record(101, || 101), Action::Rewind { source_offset: 100, reason });
     assert_eq!((p.next_send, p.acked_next, p.skipping(), p.to_commit()), (100, 100, 0, None));
     assert_eq!(p.on_record(100, || 100), Action::Copy);
+}
+
+#[test]
+fn a_first_record_that_differs_starts_over_before_skipping_anything_more() {
+    // The source lost record 100 to compaction since the killed run copied it: the first record
+    // read (101) is not the target's record at 50, although the last one would match (101 = the
+    // target's record at 51 only by coincidence of identical contents).
+    let mut p = PartitionProgress::new(&Resume::Exact { source_offset: 100, target_offset: 50, skip: 2, expected: Some(vec![100, 101]) });
+    let reason = Fallback::TargetTailMismatch { source_offset: 101 };
+    assert_eq!(p.on_record(101, || 101), Action::Rewind { source_offset: 100, reason });
+    assert_eq!(p.skipping(), 0);
 }
 
 #[test]
@@ -150,8 +166,8 @@ impl Sim {
     fn start(&mut self, mode: ExactlyOnceSupport) -> Run {
         let o = Observed { source_end: self.source.last().map(|l| l + 1), ..observed(self.commit, self.source[0], self.hw as i64) };
         let mut resume = decide(mode, &OK, &o);
-        if let Some(at) = resume.needs_tail() {
-            resume = resume.with_tail(Some(self.target[at as usize] as u64));
+        if let Some((from, to)) = resume.needs_tail() {
+            resume = resume.with_tail(Some((from..to).map(|at| self.target[at as usize] as u64).collect()));
         }
         if let Resume::Fresh { source_offset, target_offset } = resume {
             self.commit = Some((source_offset, Some(target_offset)));
@@ -297,7 +313,7 @@ proptest! {
 
     /// Records the flow did not write (another producer; a killed run's request arriving after
     /// the restart read the target's end, at any later point): duplicates, never a loss, as long
-    /// as no two records are alike (the check compares the target's last record).
+    /// as no two records are alike (the check compares every record skipped with the target).
     #[test]
     fn records_of_other_writers_never_cause_a_loss(
         gaps in proptest::collection::vec(any::<u8>(), 1..60),
