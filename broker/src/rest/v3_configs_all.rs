@@ -56,12 +56,21 @@ async fn list_all_brokers_configs(State(state): State<Shared>, headers: HeaderMa
 /// One topic's describe result: its configs sorted by name, or Kafka's error.
 type Described = (String, Result<Vec<DescribeConfigsResourceResult>, (i16, Option<String>)>);
 
-/// The configs of `topics`, in one DescribeConfigs to this broker (which answers for every
-/// topic from its metadata image).
+/// Topics per DescribeConfigs: a topic's configs with synonyms are a few KiB, so a request
+/// for thousands of topics would answer more than the proxy's client reads in one response.
+const TOPICS_PER_DESCRIBE: usize = 200;
+
+/// The configs of `topics`, in DescribeConfigs requests to this broker (which answers for every
+/// topic from its metadata image) of at most TOPICS_PER_DESCRIBE topics each.
 async fn describe_topics(state: &Shared, topics: &[String]) -> Result<Vec<Described>, RestError> {
-    if topics.is_empty() {
-        return Ok(Vec::new());
+    let mut all = Vec::with_capacity(topics.len());
+    for chunk in topics.chunks(TOPICS_PER_DESCRIBE) {
+        all.extend(describe_topic_chunk(state, chunk).await?);
     }
+    Ok(all)
+}
+
+async fn describe_topic_chunk(state: &Shared, topics: &[String]) -> Result<Vec<Described>, RestError> {
     let request = DescribeConfigsRequest::default()
         .with_resources(
             topics
